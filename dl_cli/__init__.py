@@ -1,0 +1,3 @@
+"""dl: a deep-learning lab in NumPy alone, driven from YAML configs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Data: built-in and file datasets, splits, preprocessing and augmentation."""

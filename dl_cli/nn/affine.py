@@ -1,0 +1,74 @@
+"""Fully connected layer and flatten."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..registry import LAYERS
+from .layer import Example, Layer, ShapeError
+
+
+@LAYERS.register("affine")
+class Affine(Layer):
+    """Fully connected: ``out = x @ W + b``, trailing axes of x flattened.
+
+    Shapes: x ``(N, d_1, ..., d_k)`` with ``D = d_1·...·d_k``; W ``(D, units)``;
+    b ``(units,)``; out ``(N, units)``.
+    Backward: ``dW = xᵀ @ dout``, ``db = Σ_N dout``, ``dx = dout @ Wᵀ`` (reshaped to x).
+    Parameters: ``(D + 1)·units``; multiply-adds ``D·units`` per sample.
+    """
+
+    examples = (
+        Example({"type": "affine", "units": 4}, (5,)),
+        Example({"type": "affine", "units": 3, "init": "xavier_normal"}, (2, 3, 2)),
+    )
+
+    def __init__(self, units: int, init=None):
+        super().__init__()
+        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}")
+        self.units = units
+        self.init = init
+        self.decay = {"W"}
+
+    def build(self, in_shape, rng):
+        if len(in_shape) == 0:
+            raise ShapeError("affine needs at least one feature axis")
+        fan_in = math.prod(in_shape)
+        self.params = {
+            "W": self.new_weight((fan_in, self.units), rng, self.init),
+            "b": self.new_zeros((self.units,)),
+        }
+        return (self.units,)
+
+    def forward(self, x, train=True):
+        x2 = x.reshape(x.shape[0], -1)
+        self.cache = (x2, x.shape)
+        return x2 @ self.params["W"] + self.params["b"]
+
+    def backward(self, dout):
+        x2, x_shape = self.cache
+        self.grads = {"W": x2.T @ dout, "b": dout.sum(axis=0)}
+        return (dout @ self.params["W"].T).reshape(x_shape)
+
+    def macs(self, in_shape, out_shape):
+        return math.prod(in_shape) * self.units
+
+
+@LAYERS.register("flatten")
+class Flatten(Layer):
+    """Reshape ``(N, d_1, ..., d_k)`` to ``(N, d_1·...·d_k)``; backward reshapes back."""
+
+    examples = (Example("flatten", (2, 3, 4)),)
+
+    def build(self, in_shape, rng):
+        return (math.prod(in_shape),)
+
+    def forward(self, x, train=True):
+        self.cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self.cache)

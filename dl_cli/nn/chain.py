@@ -1,0 +1,64 @@
+"""A chain of layers applied one after the other: the body of a model or a block."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layer import Layer, ShapeError
+
+
+def format_shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+class Chain(Layer):
+    """``out = layers[-1](... layers[1](layers[0](x)))``; backward runs in reverse.
+
+    Not registered: models and blocks hold chains; configs name the layers inside.
+    A layer that cannot take its input shape fails ``build`` with its position, type
+    and input shape in the message.
+    """
+
+    def __init__(self, layers: list[Layer]):
+        super().__init__()
+        self.layers = list(layers)
+        self.shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+
+    def config(self) -> list[dict]:
+        return [layer.config() for layer in self.layers]
+
+    def configure(self, dtype, default_init) -> None:
+        super().configure(dtype, default_init)
+        for layer in self.layers:
+            layer.configure(dtype, default_init)
+
+    def children(self):
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def build(self, in_shape, rng):
+        shape = tuple(in_shape)
+        self.shapes = []
+        for i, layer in enumerate(self.layers):
+            try:
+                out_shape = tuple(layer.build(shape, rng))
+            except ShapeError as error:
+                raise ShapeError(
+                    f"layer {i} ({layer.registered_name}) with input shape "
+                    f"{format_shape(shape)}: {error}"
+                ) from None
+            self.shapes.append((shape, out_shape))
+            shape = out_shape
+        return shape
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, train)
+        return x
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def macs(self, in_shape, out_shape) -> int:
+        return sum(layer.macs(i, o) for layer, (i, o) in zip(self.layers, self.shapes))

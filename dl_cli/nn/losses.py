@@ -1,0 +1,106 @@
+"""Losses: ``loss, dscores = LOSS(scores, y)``, the mean over the batch.
+
+``task`` tells the Solver how to score predictions: ``classification`` (accuracy of
+the arg-max), ``binary`` (accuracy of ``score > 0``) or ``regression`` (MSE and R²).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import LOSSES
+from .activations import sigmoid
+
+
+class Loss:
+    task = "classification"
+
+    def __call__(self, scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        """What the model outputs for people: class indices or values."""
+        return scores.argmax(axis=1)
+
+    def config(self) -> dict:
+        return {"type": self.registered_name, **vars(self)}
+
+
+@LOSSES.register("softmax_cross_entropy")
+class SoftmaxCrossEntropy(Loss):
+    """Softmax then negative log-likelihood, fused and stable.
+
+    ``L = mean_i[ log Σ_j e^(s_ij) − s_i,y_i ]`` via log-sum-exp after subtracting the
+    row maximum; ``dscores = (softmax(s) − onehot(y)) / N``. Scores ``(N, C)``, y ``(N,)``.
+    """
+
+    def __call__(self, scores, y):
+        n = scores.shape[0]
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_probs = shifted - log_sum
+        rows = np.arange(n)
+        loss = -log_probs[rows, y].mean()
+        dscores = np.exp(log_probs)
+        dscores[rows, y] -= 1
+        dscores /= n
+        return float(loss), dscores
+
+
+@LOSSES.register("svm")
+class MulticlassSVM(Loss):
+    """Multiclass hinge loss with margin 1.
+
+    ``L = mean_i Σ_{j≠y_i} max(0, s_ij − s_i,y_i + 1)``; each positive margin adds +1 to
+    its class's gradient and −1 to the true class's, divided by N.
+    """
+
+    def __call__(self, scores, y):
+        n = scores.shape[0]
+        rows = np.arange(n)
+        margins = np.maximum(0, scores - scores[rows, y][:, None] + 1.0)
+        margins[rows, y] = 0
+        loss = margins.sum() / n
+        positive = (margins > 0).astype(scores.dtype)
+        positive[rows, y] = -positive.sum(axis=1)
+        return float(loss), positive / n
+
+
+@LOSSES.register("mse")
+class MeanSquaredError(Loss):
+    """The quadratic cost ``L = mean_i ½‖y_i − s_i‖²``; ``dscores = (s − y) / N``.
+
+    Targets ``(N,)`` are compared with scores ``(N, 1)``.
+    """
+
+    task = "regression"
+
+    def __call__(self, scores, y):
+        y = y.reshape(scores.shape).astype(scores.dtype, copy=False)
+        n = scores.shape[0]
+        diff = scores - y
+        return float(0.5 * np.sum(diff * diff) / n), diff / n
+
+    def predict(self, scores):
+        return scores[:, 0] if scores.ndim == 2 and scores.shape[1] == 1 else scores
+
+
+@LOSSES.register("binary_cross_entropy")
+class BinaryCrossEntropy(Loss):
+    """Logistic loss on logits z with labels y in {0, 1}, stable for large |z|.
+
+    ``L = mean[ max(z, 0) − z·y + log(1 + e^(−|z|)) ]``; ``dz = (σ(z) − y) / N``.
+    Scores ``(N, 1)`` or ``(N,)``.
+    """
+
+    task = "binary"
+
+    def __call__(self, scores, y):
+        z = scores
+        y = y.reshape(z.shape).astype(z.dtype, copy=False)
+        n = z.shape[0]
+        loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+        return float(loss.sum() / n), (sigmoid(z) - y) / n
+
+    def predict(self, scores):
+        return (scores.reshape(scores.shape[0], -1)[:, 0] > 0).astype(np.int64)

@@ -1,0 +1,72 @@
+"""The train config as typed dataclasses, with the defaults a run falls back to.
+
+A YAML file fills these (``config.load``); every other module reads only these.
+Components are always a registered name or ``{type: name, **options}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+Spec = Union[str, dict]  # a registry entry: "relu" or {"type": "affine", "units": 10}
+
+@dataclass
+class SplitConfig:
+    val: float = 0.2         # fraction of the data held out to choose hyperparameters
+    test: float = 0.2        # fraction scored once, with the best parameters, at the end
+    stratify: bool = True    # keep class proportions equal across splits (classification)
+
+@dataclass
+class DataConfig:
+    dataset: Spec = "spiral"                           # DATASETS name, e.g. {type: npz, path: x.npz}
+    split: SplitConfig = field(default_factory=SplitConfig)
+    preprocess: list[Spec] = field(default_factory=list)  # fitted on train only: standardize, pca...
+    augment: list[Spec] = field(default_factory=list)     # training batches only: flip, crop...
+
+@dataclass
+class ModelConfig:
+    layers: list[Spec] = field(default_factory=list)   # LAYERS specs; input sizes are inferred
+    init: Spec = "he_normal"                            # model-wide initializer; layers may override
+    loss: Spec = "softmax_cross_entropy"                # LOSSES name
+
+@dataclass
+class RegularizationConfig:
+    l1: float = 0.0          # adds l1·Σ|w| over the layers' decay parameters (weights only)
+    l2: float = 0.0          # adds (l2/2)·Σw²
+
+@dataclass
+class EarlyStoppingConfig:
+    monitor: str = "auto"    # a metric name such as val/acc; auto: val/acc, or val/loss for regression
+    mode: str = "auto"       # max | min | auto (max for accuracies and R², min for losses)
+    patience: int = 10       # epochs without improvement before stopping
+    min_delta: float = 0.0   # smallest change that counts as an improvement
+
+@dataclass
+class TrainConfig:
+    epochs: int = 20
+    batch_size: Union[int, str] = 64        # an int, or "full" for full-batch gradient descent
+    clip_grad_norm: float | None = None     # rescale gradients whose global L2 norm exceeds this
+    clip_grad_value: float | None = None    # clamp every gradient entry to ±this
+    early_stopping: EarlyStoppingConfig | None = None
+    eval_train_samples: int = 1000          # training subsample scored each epoch for train/acc
+    log_every: int = 0                      # also log the loss every k iterations (0: epochs only)
+    dtype: str = "float32"                  # float32 trains fast; float64 for exact checks
+
+@dataclass
+class CheckpointConfig:
+    monitor: str = "auto"    # metric that picks checkpoints/best.npz (auto as for early stopping)
+    mode: str = "auto"       # max | min | auto
+
+@dataclass
+class Config:
+    name: str = "run"        # runs/<name>/<timestamp>-<id>/
+    seed: int = 0            # seeds the split, the initial weights, the batch order and dropout
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
+    optimizer: Spec = field(default_factory=lambda: {"type": "sgd", "lr": 0.01})  # OPTIMIZERS
+    schedule: Spec | None = None            # SCHEDULES spec, or none for a constant rate
+    train: TrainConfig = field(default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    runs_dir: str = "runs"                  # where run folders are made
