@@ -129,6 +129,16 @@ def check_layer(layer: Layer, x: np.ndarray, rng: np.random.Generator | None = N
     return checks
 
 
+def check_loss(loss, scores: np.ndarray, y: np.ndarray, eps: float = 1e-6,
+               tolerance: float = TOLERANCE) -> Check:
+    """Check ``dscores`` of a loss against centered differences of the loss value."""
+    scores = np.array(scores, dtype=np.float64)
+    _, dscores = loss(scores, y)
+    numeric = numeric_grad(lambda: loss(scores, y)[0], scores, np.arange(scores.size), eps)
+    return Check(loss.registered_name, "scores", scores.shape, rel_error(dscores, numeric),
+                 tolerance)
+
+
 def check_model(model: Model, x: np.ndarray, y: np.ndarray,
                 rng: np.random.Generator | None = None, eps: float = 1e-6,
                 max_coords: int | None = 50, tolerance: float = TOLERANCE) -> list[Check]:

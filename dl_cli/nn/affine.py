@@ -15,7 +15,7 @@ class Affine(Layer):
     """Fully connected: ``out = x @ W + b``, trailing axes of x flattened.
 
     Shapes: x ``(N, d_1, ..., d_k)`` with ``D = d_1·...·d_k``; W ``(D, units)``;
-    b ``(units,)``; out ``(N, units)``.
+    b ``(units,)`` (absent with ``bias: false``); out ``(N, units)``.
     Backward: ``dW = xᵀ @ dout``, ``db = Σ_N dout``, ``dx = dout @ Wᵀ`` (reshaped to x).
     Parameters: ``(D + 1)·units``; multiply-adds ``D·units`` per sample.
     """
@@ -23,34 +23,42 @@ class Affine(Layer):
     examples = (
         Example({"type": "affine", "units": 4}, (5,)),
         Example({"type": "affine", "units": 3, "init": "xavier_normal"}, (2, 3, 2)),
+        Example({"type": "affine", "units": 2, "bias": False}, (4,)),
     )
 
-    def __init__(self, units: int, init=None):
+    def __init__(self, units: int, init=None, bias: bool = True):
         super().__init__()
         if not isinstance(units, int) or isinstance(units, bool) or units < 1:
             raise ValueError(f"units must be a positive integer, got {units!r}")
+        if not isinstance(bias, bool):
+            raise ValueError(f"bias must be true or false, got {bias!r}")
         self.units = units
         self.init = init
+        self.bias = bias
         self.decay = {"W"}
 
     def build(self, in_shape, rng):
         if len(in_shape) == 0:
             raise ShapeError("affine needs at least one feature axis")
         fan_in = math.prod(in_shape)
-        self.params = {
-            "W": self.new_weight((fan_in, self.units), rng, self.init),
-            "b": self.new_zeros((self.units,)),
-        }
+        self.params = {"W": self.new_weight((fan_in, self.units), rng, self.init)}
+        if self.bias:
+            self.params["b"] = self.new_zeros((self.units,))
         return (self.units,)
 
     def forward(self, x, train=True):
         x2 = x.reshape(x.shape[0], -1)
         self.cache = (x2, x.shape)
-        return x2 @ self.params["W"] + self.params["b"]
+        out = x2 @ self.params["W"]
+        if self.bias:
+            out += self.params["b"]
+        return out
 
     def backward(self, dout):
         x2, x_shape = self.cache
-        self.grads = {"W": x2.T @ dout, "b": dout.sum(axis=0)}
+        self.grads = {"W": x2.T @ dout}
+        if self.bias:
+            self.grads["b"] = dout.sum(axis=0)
         return (dout @ self.params["W"].T).reshape(x_shape)
 
     def macs(self, in_shape, out_shape):

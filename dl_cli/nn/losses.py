@@ -22,6 +22,10 @@ class Loss:
         """What the model outputs for people: class indices or values."""
         return scores.argmax(axis=1)
 
+    def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Small float64 scores and matching targets, to test and gradient-check the loss."""
+        return rng.standard_normal((6, 4)), rng.integers(0, 4, size=6)
+
     def config(self) -> dict:
         return {"type": self.registered_name, **vars(self)}
 
@@ -84,6 +88,9 @@ class MeanSquaredError(Loss):
     def predict(self, scores):
         return scores[:, 0] if scores.ndim == 2 and scores.shape[1] == 1 else scores
 
+    def example(self, rng):
+        return rng.standard_normal((6, 2)), rng.standard_normal((6, 2))
+
 
 @LOSSES.register("binary_cross_entropy")
 class BinaryCrossEntropy(Loss):
@@ -104,3 +111,6 @@ class BinaryCrossEntropy(Loss):
 
     def predict(self, scores):
         return (scores.reshape(scores.shape[0], -1)[:, 0] > 0).astype(np.int64)
+
+    def example(self, rng):
+        return 3 * rng.standard_normal((6, 1)), rng.integers(0, 2, size=6)
