@@ -1,0 +1,40 @@
+"""Scores of a model on a split: loss, and accuracy or MSE and R².
+
+The metric names are the ones configs monitor: ``val/acc``, ``val/loss``, ``val/mse``,
+``val/r2`` (and the same with ``train/`` and ``test/``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .nn.model import Model
+
+MAXIMIZED = ("acc", "r2")  # every other metric is minimized
+
+
+def mode_of(metric: str) -> str:
+    """``max`` for accuracies and R², ``min`` for losses and errors."""
+    return "max" if metric.rsplit("/", 1)[-1] in MAXIMIZED else "min"
+
+
+def evaluate(model: Model, X: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
+    """Eval-mode scores of ``model`` on ``(X, y)``: the data loss (no penalty), plus
+    accuracy for classifiers, or MSE (``mean (ŷ − y)²``) and
+    R² (``1 − Σ(ŷ − y)² / Σ(y − ȳ)²``) for regression."""
+    if len(X) == 0:
+        return {}
+    scores = model.scores(X)
+    loss, _ = model.loss_fn(scores, y)
+    out = {f"{prefix}/loss": float(loss)}
+    predicted = model.loss_fn.predict(scores)
+    if model.loss_fn.task == "regression":
+        target = y.reshape(predicted.shape).astype(np.float64)
+        residual = float(np.sum((predicted - target) ** 2))
+        total = float(np.sum((target - target.mean(axis=0)) ** 2))
+        out[f"{prefix}/mse"] = residual / target.size
+        out[f"{prefix}/r2"] = 1.0 - residual / total if total > 0 else float("nan")
+    else:
+        keep = y != getattr(model.loss_fn, "ignore_index", None)
+        out[f"{prefix}/acc"] = float(np.mean(predicted[keep] == y[keep]))
+    return out

@@ -1,0 +1,317 @@
+"""The Solver: minibatch training with validation, checkpoints and early stopping.
+
+The model must provide ``loss(X, y) -> (loss, grads)`` (grads keyed like
+``model.params``), ``params``/``buffers``/``decay`` dicts, ``scores(X)`` in eval mode and
+``rngs()`` (its layers' run-time generators). Use:
+
+```python
+model = Model(layers, splits.in_shape, loss="softmax_cross_entropy", seed=0)
+optimizer = OPTIMIZERS.create({"type": "adam", "lr": 1e-3})
+solver = Solver(model, splits, optimizer, TrainConfig(epochs=10, batch_size=64))
+summary = solver.train()          # keeps the parameters with the best validation metric
+solver.best_value, solver.history # best val/acc, one record per epoch
+```
+
+Each epoch: a fresh permutation of the training set, ``ceil(N / batch_size)`` calls to
+``step`` (the last batch may be smaller), the learning rate from the schedule, then
+``check_accuracy`` on the validation set and a training subsample. The test split is
+scored once, at the end, with the best parameters, and never used for any choice.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from . import __version__
+from .data import Splits
+from .metrics import evaluate, mode_of
+from .nn.model import Model
+from .optim import clip_grad_norm, clip_grad_value, global_norm
+from .runs import Run, copy_into, pack_checkpoint
+from .schema import CheckpointConfig, TrainConfig
+
+
+class Diverged(RuntimeError):
+    """The loss or a gradient became NaN or infinite."""
+
+
+class Interrupted(RuntimeError):
+    """SIGINT or SIGTERM asked training to stop; ``last.npz`` holds the state."""
+
+
+def resolve_monitor(monitor: str, mode: str, task: str) -> tuple[str, str]:
+    """``auto`` monitors val/acc for classifiers and val/loss for regression."""
+    if monitor == "auto":
+        monitor = "val/loss" if task == "regression" else "val/acc"
+    return monitor, mode_of(monitor) if mode == "auto" else mode
+
+
+def improves(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    """Whether ``value`` beats ``best`` by more than ``min_delta``; NaN never does."""
+    if value is None or not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value > best + min_delta if mode == "max" else value < best - min_delta
+
+
+class Solver:
+    def __init__(self, model: Model, splits: Splits, optimizer, train: TrainConfig,
+                 schedule=None, checkpoint: CheckpointConfig | None = None, augment=None,
+                 seed: int = 0, run: Run | None = None, progress: bool = True):
+        self.model, self.splits, self.optimizer = model, splits, optimizer
+        self.schedule, self.augment, self.run = schedule, augment, run
+        self.cfg, self.progress = train, progress
+        n = len(splits.train.X)
+        if n == 0:
+            raise ValueError("the training split is empty")
+        self.batch_size = n if train.batch_size == "full" else min(int(train.batch_size), n)
+        self.iters_per_epoch = math.ceil(n / self.batch_size)
+        task = model.loss_fn.task
+        checkpoint = checkpoint or CheckpointConfig()
+        self.monitor, self.mode = resolve_monitor(checkpoint.monitor, checkpoint.mode, task)
+        stopping = train.early_stopping
+        if stopping is not None:
+            self.stop_monitor, self.stop_mode = resolve_monitor(stopping.monitor, stopping.mode, task)
+        subset_rng = np.random.default_rng([seed, 2])
+        self.train_subset = np.sort(subset_rng.choice(
+            n, size=min(train.eval_train_samples, n), replace=False))
+
+        self.rng = np.random.default_rng([seed, 1])  # batch order and augmentation
+        self.epoch = 0               # completed epochs
+        self.iteration = 0           # completed iterations of the current epoch
+        self.step_count = 0          # completed iterations in all
+        self.perm: np.ndarray | None = None
+        self.loss_sum = 0.0          # sum of this epoch's minibatch losses
+        self.last_finite_loss: float | None = None
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.best_params: dict | None = None
+        self.best_buffers: dict | None = None
+        self.stop_best: float | None = None
+        self.stale_epochs = 0
+        self.history: list[dict] = []
+        self.status = "new"
+        self.elapsed = 0.0
+        self._stop_signal: int | None = None
+
+    # -- one iteration ---------------------------------------------------------------
+    def step(self, idx: np.ndarray) -> float:
+        """One update on the training samples ``idx``; raises Diverged on NaN/inf."""
+        X, y = self.splits.train.X[idx], self.splits.train.y[idx]
+        if self.augment is not None:
+            X = self.augment(X, self.rng)
+        loss, grads = self.model.loss(X, y)
+        norm = global_norm(grads)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            what = "loss" if not math.isfinite(loss) else "gradient norm"
+            value = loss if not math.isfinite(loss) else norm
+            raise Diverged(f"{what} became {value} at epoch {self.epoch + 1}, iteration "
+                           f"{self.iteration + 1}; last finite loss: {self.last_finite_loss}")
+        if self.cfg.clip_grad_value is not None:
+            clip_grad_value(grads, self.cfg.clip_grad_value)
+        if self.cfg.clip_grad_norm is not None:
+            clip_grad_norm(grads, self.cfg.clip_grad_norm)
+        self.optimizer.step(self.model.params, grads, self.model.decay)
+        self.last_finite_loss = loss
+        return loss
+
+    def check_accuracy(self, split: str) -> dict[str, float]:
+        """Eval-mode metrics on ``train`` (the fixed subsample), ``val`` or ``test``."""
+        data = getattr(self.splits, split)
+        if split == "train":
+            return evaluate(self.model, data.X[self.train_subset], data.y[self.train_subset],
+                            "train")
+        return evaluate(self.model, data.X, data.y, split)
+
+    # -- the loop --------------------------------------------------------------------
+    def train(self) -> dict:
+        """Train until the last epoch or early stopping; return the summary."""
+        self.status = "running"
+        started = time.perf_counter() - self.elapsed
+        try:
+            with self._signals():
+                while self.epoch < self.cfg.epochs and self.status == "running":
+                    self._run_epoch(started)
+        except Diverged as error:
+            self.status = "diverged"
+            self.elapsed = time.perf_counter() - started
+            self._log({"epoch": self.epoch + 1, "step": self.step_count, "status": "diverged",
+                       "error": str(error)})
+            raise
+        except Interrupted:
+            self.status = "interrupted"
+            self.elapsed = time.perf_counter() - started
+            self._save_last()
+            raise
+        if self.status == "running":
+            self.status = "completed"
+        self.elapsed = time.perf_counter() - started
+        return self.finish()
+
+    def _run_epoch(self, started: float) -> None:
+        n, bs = len(self.splits.train.X), self.batch_size
+        if self.iteration == 0:
+            self.perm = self.rng.permutation(n)
+            self.loss_sum = 0.0
+        base_lr = self.optimizer.base_lr
+        self.optimizer.lr = (self.schedule.lr_at(self.epoch, base_lr, self.cfg.epochs)
+                             if self.schedule is not None else base_lr)
+        bar = self._progress_bar()
+        for it in range(self.iteration, self.iters_per_epoch):
+            loss = self.step(self.perm[it * bs:(it + 1) * bs])
+            self.loss_sum += loss
+            self.iteration, self.step_count = it + 1, self.step_count + 1
+            if self.cfg.log_every and self.step_count % self.cfg.log_every == 0:
+                self._log({"step": self.step_count, "epoch": self.epoch + 1, "train/batch_loss": loss})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{self.loss_sum / (it + 1):.4f}", refresh=False)
+            if self._stop_signal is not None:
+                if bar is not None:
+                    bar.close()
+                raise Interrupted(f"stopped by signal {self._stop_signal} at epoch "
+                                  f"{self.epoch + 1}, iteration {self.iteration}")
+        if bar is not None:
+            bar.close()
+        self._end_epoch(started)
+
+    def _end_epoch(self, started: float) -> None:
+        self.epoch += 1
+        self.iteration = 0
+        record = {"epoch": self.epoch, "step": self.step_count, "lr": self.optimizer.lr,
+                  "train/loss": self.loss_sum / self.iters_per_epoch}
+        record.update(self.check_accuracy("train"))
+        record.update(self.check_accuracy("val"))
+        self.elapsed = time.perf_counter() - started
+        record["time"] = round(self.elapsed, 3)
+        value = record.get(self.monitor)
+        if self.schedule is not None:
+            self.schedule.observe(value)
+        if improves(value, self.best_value, self.mode):
+            self.best_value, self.best_epoch = value, self.epoch
+            self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+            self.best_buffers = {k: v.copy() for k, v in self.model.buffers.items()}
+            if self.run is not None:
+                self.run.save_checkpoint("best", self._checkpoint())
+        if self.cfg.early_stopping is not None:
+            stop_value = record.get(self.stop_monitor)
+            if improves(stop_value, self.stop_best, self.stop_mode, self.cfg.early_stopping.min_delta):
+                self.stop_best, self.stale_epochs = stop_value, 0
+            else:
+                self.stale_epochs += 1
+            if self.stale_epochs >= self.cfg.early_stopping.patience:
+                self.status = "early_stopped"
+                record["status"] = "early_stopped"
+        self.history.append(record)
+        self._log(record)
+        self._save_last()
+
+    def finish(self, score_test: bool = True) -> dict:
+        """Load the best parameters, score the test split once with them (only for a
+        run that ended normally) and build the summary."""
+        if self.best_params is not None:
+            copy_into(self.model.params, self.best_params)
+            copy_into(self.model.buffers, self.best_buffers)
+        test = self.check_accuracy("test") if score_test and self.best_params is not None else {}
+        best_record = next((r for r in self.history if r["epoch"] == self.best_epoch), None)
+        return {
+            "status": self.status,
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+            "best": best_record,
+            "final": self.history[-1] if self.history else None,
+            "test": test,
+            "epochs": self.epoch,
+            "steps": self.step_count,
+            "time_s": round(self.elapsed, 3),
+        }
+
+    # -- checkpoints and resume ------------------------------------------------------
+    def _meta(self) -> dict:
+        return {
+            "epoch": self.epoch, "iteration": self.iteration, "step": self.step_count,
+            "loss_sum": self.loss_sum, "last_finite_loss": self.last_finite_loss,
+            "best_value": self.best_value, "best_epoch": self.best_epoch,
+            "stop_best": self.stop_best, "stale_epochs": self.stale_epochs,
+            "monitor": self.monitor,
+            "rng": self.rng.bit_generator.state,
+            "layer_rngs": {k: g.bit_generator.state for k, g in self.model.rngs().items()},
+            "version": __version__,
+        }
+
+    def _checkpoint(self) -> dict[str, np.ndarray]:
+        arrays = pack_checkpoint(self.model.params, self.model.buffers,
+                                 self.optimizer.state_dict(),
+                                 self.schedule.state_dict() if self.schedule else {},
+                                 self._meta())
+        if self.iteration:
+            arrays["perm"] = self.perm
+        return arrays
+
+    def _save_last(self) -> None:
+        if self.run is not None:
+            self.run.save_checkpoint("last", self._checkpoint())
+
+    def restore(self, state: dict, best: dict | None) -> None:
+        """Continue from an unpacked ``last`` checkpoint (and the ``best`` one)."""
+        copy_into(self.model.params, state["params"])
+        copy_into(self.model.buffers, state["buffers"])
+        self.optimizer.load_state_dict(state["optim"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        meta = state["meta"]
+        self.epoch, self.iteration, self.step_count = meta["epoch"], meta["iteration"], meta["step"]
+        self.loss_sum, self.last_finite_loss = meta["loss_sum"], meta["last_finite_loss"]
+        self.best_value, self.best_epoch = meta["best_value"], meta["best_epoch"]
+        self.stop_best, self.stale_epochs = meta["stop_best"], meta["stale_epochs"]
+        self.rng.bit_generator.state = meta["rng"]
+        for path, generator in self.model.rngs().items():
+            generator.bit_generator.state = meta["layer_rngs"][path]
+        self.perm = state.get("perm")
+        if best is not None:
+            self.best_params, self.best_buffers = best["params"], best["buffers"]
+        if self.run is not None:
+            self.history = [r for r in self.run.read_metrics()
+                            if "train/loss" in r and r["epoch"] <= self.epoch]
+
+    # -- plumbing --------------------------------------------------------------------
+    def _log(self, record: dict) -> None:
+        if self.run is not None:
+            self.run.log_metrics(record)
+
+    def _progress_bar(self):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.iters_per_epoch, initial=self.iteration, leave=False,
+                    desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch")
+
+    @contextmanager
+    def _signals(self):
+        """SIGINT/SIGTERM ask to stop after the current iteration (never mid-update);
+        a second SIGINT interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum, frame):
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+
+        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)

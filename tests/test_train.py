@@ -1,0 +1,229 @@
+"""`dl train` end to end: run folder, determinism, resume, early stopping, divergence."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dl_cli import training
+from dl_cli.cli import app
+from dl_cli.config import load_config
+from dl_cli.runs import load_npz
+from dl_cli.solver import Diverged, Solver
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+SPIRAL = {
+    "name": "spiral-test",
+    "seed": 3,
+    "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 60, "noise": 0.2},
+             "split": {"val": 0.25, "test": 0.25}, "preprocess": ["standardize"]},
+    "model": {"layers": [{"type": "affine", "units": 16}, {"type": "batchnorm"}, "relu",
+                         {"type": "dropout", "drop_rate": 0.2}, {"type": "affine", "units": 3}]},
+    "regularization": {"l2": 1.0e-3},
+    "optimizer": {"type": "adam", "lr": 1.0e-2},
+    "schedule": {"type": "step", "every": 2, "gamma": 0.5},
+    "train": {"epochs": 6, "batch_size": 16},
+}
+
+
+def write_config(tmp_path, cfg=SPIRAL, name="cfg.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({**cfg, "runs_dir": str(tmp_path / "runs")}))
+    return path
+
+
+def run_dir_of(tmp_path, name="spiral-test"):
+    (found,) = list((tmp_path / "runs" / name).iterdir())
+    return found
+
+
+def metric_lines(run_dir):
+    lines = [json.loads(s) for s in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for line in lines:
+        line.pop("time", None)
+    return lines
+
+
+def test_train_writes_the_run_folder(tmp_path):
+    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--quiet"])
+    assert result.exit_code == 0, result.output
+    run = run_dir_of(tmp_path)
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "train.log",
+                 "checkpoints/best.npz", "checkpoints/last.npz"):
+        assert (run / name).exists(), name
+    assert not (run / "run.lock").exists()
+    lines = metric_lines(run)
+    assert [r["epoch"] for r in lines] == [1, 2, 3, 4, 5, 6]
+    assert {"epoch", "step", "lr", "train/loss", "train/acc", "val/loss", "val/acc"} <= set(lines[0])
+    assert [r["lr"] for r in lines] == pytest.approx([1e-2, 1e-2, 5e-3, 5e-3, 2.5e-3, 2.5e-3])
+    assert lines[-1]["step"] == 6 * 6  # ceil(90 / 16) iterations per epoch
+    summary = json.loads((run / "summary.json").read_text())
+    best = max(lines, key=lambda r: r["val/acc"])
+    assert summary["best_epoch"] == best["epoch"] and summary["best_value"] == best["val/acc"]
+    assert summary["status"] == "completed" and "test/acc" in summary["test"]
+    assert summary["environment"]["numpy"] == np.__version__
+    # The resolved config reruns as it is.
+    assert load_config(run / "config.yaml") == load_config(write_config(tmp_path))
+
+
+def test_best_checkpoint_holds_the_best_epoch_parameters(tmp_path):
+    cfg = load_config(write_config(tmp_path))
+    run = training.start(cfg)
+    summary = training.train(cfg, run, progress=False)
+    best = run.load_checkpoint("best")
+    assert best["meta"]["epoch"] == summary["best_epoch"]
+    assert best["meta"]["best_value"] == summary["best_value"]
+    # Evaluating the best checkpoint reproduces the recorded validation accuracy.
+    result = runner.invoke(app, ["eval", str(run.path), "--split", "val"])
+    assert result.exit_code == 0, result.output
+    assert f"{summary['best_value']:.4g}" in result.output
+
+
+def test_same_seed_gives_identical_metrics_and_checkpoints(tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        assert runner.invoke(app, ["train", str(write_config(tmp_path / sub)), "-q"]).exit_code == 0
+    a, b = run_dir_of(tmp_path / "a"), run_dir_of(tmp_path / "b")
+    assert metric_lines(a) == metric_lines(b)
+    assert (a / "checkpoints/best.npz").read_bytes() == (b / "checkpoints/best.npz").read_bytes()
+
+
+def test_overrides_and_print_config(tmp_path):
+    path = write_config(tmp_path)
+    result = runner.invoke(app, ["train", str(path), "optimizer.lr=1e-3",
+                                 "model.layers.0.units=8", "--print-config"])
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.output)
+    assert printed["optimizer"]["lr"] == 0.001
+    assert printed["model"]["layers"][0]["units"] == 8
+    assert not (tmp_path / "runs").exists()  # nothing trained
+
+
+def test_bad_config_exits_2_before_loading_anything(tmp_path):
+    bad = {**SPIRAL, "optimizer": {"type": "adma", "lr": -1}, "train": {"epochs": 2, "batchsize": 4}}
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, bad))])
+    assert result.exit_code == 2
+    assert "adma" in result.output and "did you mean 'adam'" in result.output
+    assert "train.batchsize" in result.output and "batch_size" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def interrupt_at(monkeypatch, step_count):
+    """Make the Solver receive SIGINT after ``step_count`` iterations."""
+    original = Solver.step
+
+    def step(self, idx):
+        loss = original(self, idx)
+        if self.step_count + 1 == step_count:
+            self._stop_signal = signal.SIGINT
+        return loss
+
+    monkeypatch.setattr(Solver, "step", step)
+
+
+def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, monkeypatch):
+    (tmp_path / "straight").mkdir()
+    (tmp_path / "resumed").mkdir()
+    assert runner.invoke(app, ["train", str(write_config(tmp_path / "straight")), "-q"]).exit_code == 0
+    straight = run_dir_of(tmp_path / "straight")
+
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 15)  # mid-epoch 3
+        result = runner.invoke(app, ["train", str(write_config(tmp_path / "resumed")), "-q"])
+    assert result.exit_code == 130
+    resumed = run_dir_of(tmp_path / "resumed")
+    assert "dl train --resume" in result.output
+    assert len(metric_lines(resumed)) == 2
+    result = runner.invoke(app, ["train", "--resume", str(resumed), "-q"])
+    assert result.exit_code == 0, result.output
+    assert metric_lines(resumed) == metric_lines(straight)
+    for kind in ("best", "last"):
+        a = load_npz(straight / f"checkpoints/{kind}.npz")
+        b = load_npz(resumed / f"checkpoints/{kind}.npz")
+        for key in a:
+            if key.startswith("param/"):
+                np.testing.assert_array_equal(a[key], b[key])
+    s1 = json.loads((straight / "summary.json").read_text())
+    s2 = json.loads((resumed / "summary.json").read_text())
+    assert (s1["best_epoch"], s1["best_value"], s1["test"]) == (s2["best_epoch"], s2["best_value"], s2["test"])
+
+
+def test_early_stopping_stops_after_patience(tmp_path):
+    cfg = {**SPIRAL, "optimizer": {"type": "sgd", "lr": 1.0e-6},
+           "train": {"epochs": 30, "batch_size": 16,
+                     "early_stopping": {"monitor": "val/loss", "patience": 2, "min_delta": 1.0}}}
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, cfg)), "-q"])
+    assert result.exit_code == 0, result.output
+    lines = metric_lines(run_dir_of(tmp_path))
+    # The first epoch sets the reference; two more without a 1.0 improvement stop it.
+    assert len(lines) == 3 and lines[-1]["status"] == "early_stopped"
+
+
+def test_divergence_stops_with_exit_3_and_keeps_the_best_checkpoint(tmp_path):
+    cfg = {**SPIRAL, "optimizer": {"type": "sgd", "lr": 1.0e12},
+           "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
+           "train": {"epochs": 5, "batch_size": 16}}
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, cfg)), "-q"])
+    assert result.exit_code == 3
+    assert "diverged" in result.output and "epoch" in result.output and "iteration" in result.output
+    run = run_dir_of(tmp_path)
+    assert metric_lines(run)[-1]["status"] == "diverged"
+    assert json.loads((run / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_full_batch_and_batch_size_one(tmp_path):
+    for batch_size, steps in (("full", 1), (1, 90)):
+        cfg = load_config(write_config(tmp_path), [f"train.batch_size={batch_size}", "train.epochs=1"])
+        parts = training.assemble(cfg)
+        solver = training.make_solver(cfg, parts, None, progress=False)
+        solver.train()
+        assert solver.step_count == steps
+
+
+def test_regression_reports_mse_and_r2(tmp_path):
+    cfg = load_config(ROOT / "configs/polynomial_fit.yaml", ["train.epochs=5", f"runs_dir={tmp_path}"])
+    run = training.start(cfg)
+    summary = training.train(cfg, run, progress=False)
+    assert {"test/mse", "test/r2", "test/loss"} <= set(summary["test"])
+
+
+def test_second_process_on_the_same_run_folder_is_refused(tmp_path):
+    cfg = load_config(write_config(tmp_path))
+    run = training.start(cfg)
+    result = runner.invoke(app, ["train", "--resume", str(run.path)])
+    assert result.exit_code == 2
+    assert f"in use by process {os.getpid()}" in result.output
+    run.release()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_real_process_saves_last_and_exits_130(tmp_path):
+    cfg = {**SPIRAL, "train": {"epochs": 100000, "batch_size": 16}}
+    path = write_config(tmp_path, cfg)
+    proc = subprocess.Popen([sys.executable, "-m", "dl_cli", "train", str(path), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    metrics = None
+    for _ in range(300):  # wait until an epoch has been logged
+        runs = list((tmp_path / "runs").glob("*/*/metrics.jsonl"))
+        if runs and runs[0].read_text().strip():
+            metrics = runs[0]
+            break
+        proc.poll()
+        assert proc.returncode is None, proc.stdout.read()
+        time.sleep(0.1)
+    assert metrics is not None
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "dl train --resume" in output
+    assert (metrics.parent / "checkpoints/last.npz").exists()
