@@ -1,0 +1,132 @@
+"""Data augmentation: random label-preserving changes to training batches, never to the
+validation or test data. Each works on the whole batch at once.
+
+```python
+augment = build_augment(["flip", {"type": "crop", "pad": 4}], in_shape=(3, 32, 32))
+X_batch = augment(X_batch, rng)          # a new array; the training set is untouched
+```
+
+``flip``, ``crop`` and ``translate`` need images ``(N, C, H, W)``; ``noise`` works on
+any shape. ``build_augment`` calls each step's ``check(in_shape)`` so a wrong pairing
+fails when the run starts, not in the first batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..registry import AUGMENTATIONS
+from .base import check_choice, check_float, check_int
+
+
+class Augmentation:
+    """``check(in_shape)`` refuses samples it cannot change (shape without the batch
+    axis); ``__call__(X, rng)`` returns a changed copy of the batch X."""
+
+    def check(self, in_shape: tuple[int, ...]) -> None:
+        pass
+
+    def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ImageAugmentation(Augmentation):
+    """An augmentation of images ``(C, H, W)``."""
+
+    def check(self, in_shape):
+        if len(in_shape) != 3:
+            raise ValueError(f"augmentation '{self.registered_name}' needs image samples "
+                             f"(C, H, W), but this data set's samples have shape {tuple(in_shape)}")
+
+
+def shifted_crops(X: np.ndarray, pad: int, rng: np.random.Generator, mode: str = "constant") -> np.ndarray:
+    """Pad every image of X ``(N, C, H, W)`` by ``pad`` on each side, then cut each back
+    to ``H × W`` at its own random offset ``(dy, dx) ∈ [0, 2·pad]²``: a translation by
+    ``(pad − dy, pad − dx)`` pixels.
+
+    The ``(2·pad + 1)²`` windows of each padded image are a strided view
+    ``(N, C, 2·pad + 1, 2·pad + 1, H, W)``; one fancy index picks each image's window.
+    """
+    N, C, H, W = X.shape
+    padded = np.pad(X, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode=mode)
+    windows = sliding_window_view(padded, (H, W), axis=(2, 3))
+    dy, dx = rng.integers(0, 2 * pad + 1, size=(2, N))
+    return windows[np.arange(N), :, dy, dx]
+
+
+@AUGMENTATIONS.register("flip")
+class Flip(ImageAugmentation):
+    """Mirror each image left-right with probability ``probability``."""
+
+    def __init__(self, probability: float = 0.5):
+        self.probability = check_float("probability", probability, 0.0, 1.0)
+
+    def __call__(self, X, rng):
+        flipped = rng.random(len(X)) < self.probability
+        out = X.copy()
+        out[flipped] = X[flipped, ..., ::-1]
+        return out
+
+
+@AUGMENTATIONS.register("crop")
+class Crop(ImageAugmentation):
+    """Pad by ``pad`` pixels (``mode``: constant zeros, reflect or edge), then crop a
+    random window of the original size. ``pad: 0`` changes nothing."""
+
+    def __init__(self, pad: int = 2, mode: str = "constant"):
+        self.pad = check_int("pad", pad, 0)
+        self.mode = check_choice("mode", mode, ("constant", "reflect", "edge"))
+
+    def __call__(self, X, rng):
+        return shifted_crops(X, self.pad, rng, self.mode)
+
+
+@AUGMENTATIONS.register("translate")
+class Translate(ImageAugmentation):
+    """Shift each image by up to ``max_shift`` pixels in each direction, filling with 0."""
+
+    def __init__(self, max_shift: int = 2):
+        self.max_shift = check_int("max_shift", max_shift, 0)
+
+    def check(self, in_shape):
+        super().check(in_shape)
+        if self.max_shift >= min(in_shape[1:]):
+            raise ValueError(f"max_shift must be smaller than the image "
+                             f"({in_shape[1]}×{in_shape[2]}), got {self.max_shift}")
+
+    def __call__(self, X, rng):
+        return shifted_crops(X, self.max_shift, rng)
+
+
+@AUGMENTATIONS.register("noise")
+class Noise(Augmentation):
+    """Add Gaussian noise of standard deviation ``std`` to every input value."""
+
+    def __init__(self, std: float = 0.1):
+        self.std = check_float("std", std)
+
+    def __call__(self, X, rng):
+        return X + X.dtype.type(self.std) * rng.standard_normal(X.shape, dtype=X.dtype)
+
+
+class Pipeline:
+    """Augmentations applied one after another to a training batch."""
+
+    def __init__(self, steps: list[Augmentation]):
+        self.steps = steps
+
+    def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        for step in self.steps:
+            X = step(X, rng)
+        return X
+
+
+def build_augment(specs: list, in_shape: tuple[int, ...]) -> Pipeline | None:
+    """The augmentations a config lists, checked against the sample shape; None if none."""
+    if not specs:
+        return None
+    steps = [AUGMENTATIONS.create(spec) for spec in specs]
+    for step in steps:
+        step.check(tuple(in_shape))
+    return Pipeline(steps)

@@ -1,0 +1,97 @@
+"""What a dataset is: a registered class whose options are checked in ``__init__`` and
+whose ``load(rng)`` returns the arrays as ``RawData``.
+
+```python
+dataset = DATASETS.create({"type": "spiral", "classes": 3})
+raw = dataset.load(np.random.default_rng(0))     # RawData: X, y, task, classes, ...
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TASKS = ("classification", "regression")
+
+
+class DataError(ValueError):
+    """A data file is malformed; the message names the file and where it goes wrong."""
+
+
+@dataclass
+class RawData:
+    """The arrays a dataset provides, before splitting and preprocessing.
+
+    X: ``(N, D)`` features or ``(N, C, H, W)`` images, floating point (float64; 8-bit
+    image files give float32 to halve their memory).
+    y: ``(N,)`` int64 class labels in ``[0, classes)``, or float64 regression targets.
+    X_test, y_test: an explicit test set, when the source comes with one.
+    names: class names, when the source has them.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    task: str = "classification"
+    classes: int | None = None
+    names: list[str] | None = None
+    X_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if (self.X_test is None) != (self.y_test is None):
+            raise ValueError("X_test and y_test come together")
+        pairs = [(self.X, self.y)] + ([(self.X_test, self.y_test)] if self.X_test is not None else [])
+        for X, y in pairs:
+            if X.ndim < 2 or len(X) != len(y):
+                raise ValueError(f"X {X.shape} and y {y.shape} must both have one row per sample")
+        if self.task == "classification":
+            if self.classes is None:
+                raise ValueError("a classification dataset states its number of classes")
+            for _, y in pairs:
+                if y.ndim != 1 or y.dtype.kind not in "iu":
+                    raise ValueError(f"class labels must be a 1-D integer array, got {y.dtype} {y.shape}")
+                if len(y) and (y.min() < 0 or y.max() >= self.classes):
+                    raise ValueError(f"class labels must lie in [0, {self.classes}), "
+                                     f"got {y.min()}..{y.max()}")
+
+
+class Dataset:
+    """A registered source of samples: options in ``__init__``, arrays from ``load``."""
+
+    registered_name = "dataset"
+
+    def load(self, rng: np.random.Generator) -> RawData:
+        raise NotImplementedError
+
+
+# -- option checks: each returns the value or raises a ValueError naming option, value and rule
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_float(name: str, value, minimum: float = 0.0, maximum: float | None = None) -> float:
+    allowed = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
+    if not minimum <= value or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
+    return float(value)
+
+
+def check_choice(name: str, value, choices: tuple) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value
+
+
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value

@@ -1,0 +1,228 @@
+"""Tabular datasets read from files: NumPy ``.npz`` archives and CSV tables.
+
+Nothing a user loads can run code: ``.npz`` arrays are read with ``allow_pickle=False``,
+so an archive holding Python objects is refused. Malformed files raise ``DataError``
+naming the file and the line, column or array where the problem is.
+
+``task: auto`` decides from the labels: integer labels (npz) or whole numbers >= 0 (csv)
+mean classification with ``max label + 1`` classes; anything else means regression.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..registry import DATASETS
+from .base import TASKS, DataError, Dataset, RawData, check_bool, check_choice
+
+
+def check_path(value) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise ValueError(f"path must be a file or folder name, got {value!r}")
+    return str(value)
+
+
+def existing(path: Path) -> Path:
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    return path
+
+
+def class_labels(path: Path, y: np.ndarray, where) -> np.ndarray:
+    """Labels as int64, refusing negatives and fractions; ``where(i)`` names sample i."""
+    bad = np.flatnonzero((y < 0) | (y != np.round(y)))
+    if bad.size:
+        raise DataError(f"{path}: {where(bad[0])}: label {y[bad[0]]} is not a class index "
+                        f"(a whole number >= 0)")
+    return y.astype(np.int64)
+
+
+def check_finite(path: Path, X: np.ndarray, where) -> None:
+    bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
+    if bad.size:
+        raise DataError(f"{path}: {where(bad[0])}: holds NaN or infinity")
+
+
+@DATASETS.register("npz")
+class Npz(Dataset):
+    """Arrays from a NumPy ``.npz`` archive: ``X (N, ...)`` and ``y (N,)``, optionally
+    ``X_test``/``y_test`` (an explicit test set) and ``names`` (class names)."""
+
+    def __init__(self, path: str, task: str = "auto"):
+        self.path = check_path(path)
+        self.task = check_choice("task", task, ("auto", *TASKS))
+
+    def read(self, path: Path) -> dict[str, np.ndarray]:
+        existing(path)
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise DataError(f"{path}: not a readable .npz archive ({err})") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(f"{path}: holds a single array; save X and y with np.savez")
+        arrays = {}
+        with archive:
+            for key in ("X", "y", "X_test", "y_test", "names"):
+                if key in archive.files:
+                    try:
+                        arrays[key] = archive[key]
+                    except ValueError as err:
+                        raise DataError(f"{path}: array '{key}' cannot be read without pickle "
+                                        f"({err}); save plain numeric arrays") from None
+            missing = [key for key in ("X", "y") if key not in arrays]
+            if missing:
+                raise DataError(f"{path}: no array named {' or '.join(missing)}; "
+                                f"found {', '.join(archive.files) or 'none'}")
+        return arrays
+
+    @staticmethod
+    def check_pairs(path: Path, arrays: dict[str, np.ndarray]) -> list[tuple[str, str]]:
+        """The ``(inputs, targets)`` key pairs present, each checked: numeric, finite, one
+        row per sample; test samples shaped like training samples."""
+        if ("X_test" in arrays) != ("y_test" in arrays):
+            raise DataError(f"{path}: X_test and y_test come together; found only one")
+        pairs = [("X", "y")] + ([("X_test", "y_test")] if "X_test" in arrays else [])
+        for x_key, y_key in pairs:
+            X, y = arrays[x_key], arrays[y_key]
+            if X.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+                raise DataError(f"{path}: {x_key} ({X.dtype}) and {y_key} ({y.dtype}) must be numeric")
+            if X.ndim < 2 or y.ndim < 1 or len(X) != len(y):
+                raise DataError(f"{path}: {x_key} {X.shape} and {y_key} {y.shape} must both "
+                                f"have one row per sample (X at least 2-D)")
+            for key in (x_key, y_key):
+                check_finite(path, arrays[key], lambda i, key=key: f"{key}[{i}]")
+        if "X_test" in arrays and arrays["X_test"].shape[1:] != arrays["X"].shape[1:]:
+            raise DataError(f"{path}: X_test samples {arrays['X_test'].shape[1:]} differ from "
+                            f"X samples {arrays['X'].shape[1:]}")
+        return pairs
+
+    def load(self, rng):
+        path = Path(self.path)
+        arrays = self.read(path)
+        pairs = self.check_pairs(path, arrays)
+        X = arrays["X"].astype(np.float64)
+        X_test = arrays["X_test"].astype(np.float64) if "X_test" in arrays else None
+        task = self.task
+        if task == "auto":
+            task = "classification" if arrays["y"].dtype.kind in "biu" else "regression"
+        if task == "regression":
+            y_test = arrays["y_test"].astype(np.float64) if X_test is not None else None
+            return RawData(X, arrays["y"].astype(np.float64), task="regression",
+                           X_test=X_test, y_test=y_test)
+        labels = {}
+        for _, key in pairs:
+            if arrays[key].ndim != 1:
+                raise DataError(f"{path}: class labels {key} must be 1-D, got shape {arrays[key].shape}")
+            labels[key] = class_labels(path, arrays[key], lambda i, key=key: f"{key}[{i}]")
+        classes = 1 + max(int(y.max(initial=0)) for y in labels.values())
+        names = None
+        if "names" in arrays:
+            names = [str(name) for name in arrays["names"].ravel()]
+            if len(names) < classes:
+                raise DataError(f"{path}: {len(names)} class names for labels up to {classes - 1}")
+            classes = len(names)
+        return RawData(X, labels["y"], classes=classes, names=names,
+                       X_test=X_test, y_test=labels.get("y_test"))
+
+
+@DATASETS.register("csv")
+class Csv(Dataset):
+    """A table of numbers, one sample per line; ``label`` (a header name, or a column index)
+    is the target and every other column a feature."""
+
+    def __init__(self, path: str, label: str | int = "label", header: bool = True,
+                 delimiter: str = ",", task: str = "auto"):
+        self.path = check_path(path)
+        self.header = check_bool("header", header)
+        if isinstance(label, bool) or not isinstance(label, (str, int)):
+            raise ValueError(f"label must be a column name or index, got {label!r}")
+        if isinstance(label, str) and not header:
+            raise ValueError(f"label must be a column index when header is false, got {label!r}")
+        self.label = label
+        if not isinstance(delimiter, str) or len(delimiter) != 1:
+            raise ValueError(f"delimiter must be one character, got {delimiter!r}")
+        self.delimiter = delimiter
+        self.task = check_choice("task", task, ("auto", *TASKS))
+
+    def header_names(self, path: Path) -> list[str]:
+        with open(path, newline="", encoding="utf-8") as file:
+            return [name.strip() for name in next(csv.reader(file, delimiter=self.delimiter), [])]
+
+    def label_column(self, path: Path, names: list[str], width: int) -> int:
+        if isinstance(self.label, str):
+            if self.label not in names:
+                raise DataError(f"{path}: line 1: no column named '{self.label}'; "
+                                f"columns: {', '.join(names)}")
+            return names.index(self.label)
+        if not -width <= self.label < width:
+            raise DataError(f"{path}: label column {self.label} is out of range for {width} columns")
+        return self.label % width
+
+    def locate_error(self, path: Path, names: list[str]) -> str | None:
+        """The first ragged row or non-numeric cell, as ``"line L, column C: ..."``."""
+        width = len(names) if self.header else None
+        with open(path, newline="", encoding="utf-8") as file:
+            reader = csv.reader(file, delimiter=self.delimiter)
+            for row in reader:
+                if not row or (self.header and reader.line_num == 1):
+                    continue
+                if width is None:
+                    width = len(row)
+                if len(row) != width:
+                    return f"line {reader.line_num}: {len(row)} cells where the table has {width}"
+                for column, cell in enumerate(row, start=1):
+                    try:
+                        float(cell)
+                    except ValueError:
+                        return f"line {reader.line_num}, column {column}: {cell!r} is not a number"
+        return None
+
+    def line_of(self, path: Path, row: int) -> int:
+        """The line number of data row ``row`` (blank lines and the header skipped)."""
+        with open(path, newline="", encoding="utf-8") as file:
+            reader = csv.reader(file, delimiter=self.delimiter)
+            rows = (reader.line_num for line in reader
+                    if line and not (self.header and reader.line_num == 1))
+            return next(itertools.islice(rows, row, None))
+
+    def read_table(self, path: Path, names: list[str]) -> np.ndarray:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # empty files are reported below
+                table = np.loadtxt(path, delimiter=self.delimiter, skiprows=int(self.header),
+                                   comments=None, ndmin=2, encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        except ValueError as err:
+            raise DataError(f"{path}: {self.locate_error(path, names) or err}") from None
+        if table.size == 0:
+            raise DataError(f"{path}: no data rows")
+        if self.header and table.shape[1] != len(names):
+            raise DataError(f"{path}: line 2: {table.shape[1]} cells where the header on line 1 "
+                            f"names {len(names)}")
+        return table
+
+    def load(self, rng):
+        path = existing(Path(self.path))
+        names = self.header_names(path) if self.header else []
+        table = self.read_table(path, names)
+
+        def where(row: int) -> str:
+            return f"line {self.line_of(path, row)}"
+
+        check_finite(path, table, where)
+        column = self.label_column(path, names, table.shape[1])
+        X, y = np.delete(table, column, axis=1), table[:, column]
+        task = self.task
+        if task == "auto":
+            task = "classification" if np.all((y >= 0) & (y == np.round(y))) else "regression"
+        if task == "regression":
+            return RawData(X, y, task="regression")
+        labels = class_labels(path, y, where)
+        return RawData(X, labels, classes=int(labels.max()) + 1)

@@ -1,0 +1,96 @@
+"""From a data config to the three splits a run trains, validates and tests on.
+
+dataset → shuffle and split (seeded; stratified by class) → cast to the run's dtype →
+preprocessing fitted on the training split, applied to all three.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..registry import DATASETS, PREPROCESSORS, Registry
+from ..schema import DataConfig
+from .base import RawData
+from .split import split_indices
+
+
+@dataclass
+class Split:
+    """One split: inputs X ``(N, *in_shape)`` and targets y ``(N,)``."""
+
+    X: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+
+@dataclass
+class Splits:
+    """Train, validation and test splits with what the model and the run summary need.
+
+    X is in the run's dtype; y is int64 class labels (classification) or targets in the
+    run's dtype (regression). ``info`` is JSON-ready: dataset, sizes, class names.
+    """
+
+    train: Split
+    val: Split
+    test: Split
+    task: str
+    num_classes: int | None
+    info: dict
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        """Shape of one sample, without the batch axis: ``(64,)`` or ``(1, 8, 8)``."""
+        return tuple(int(d) for d in self.train.X.shape[1:])
+
+
+def split_raw(raw: RawData, data: DataConfig, seed) -> tuple[tuple, tuple, tuple]:
+    """``((X, y), (X, y), (X, y))`` for train, val and test; a given test set is kept and
+    the validation split comes out of the training data."""
+    fractions = data.split
+    if raw.X_test is None:
+        train, val, test = split_indices(raw.y, fractions.val, fractions.test, seed, fractions.stratify)
+        return (raw.X[train], raw.y[train]), (raw.X[val], raw.y[val]), (raw.X[test], raw.y[test])
+    train, val, _ = split_indices(raw.y, fractions.val, 0.0, seed, fractions.stratify)
+    return (raw.X[train], raw.y[train]), (raw.X[val], raw.y[val]), (raw.X_test, raw.y_test)
+
+
+def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
+    """Load the configured dataset and return its preprocessed splits.
+
+    ``seed`` fixes the synthetic data and the split (two independent streams).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating-point type, got {dtype}")
+    name, options = Registry.split_spec(data.dataset)
+    dataset = DATASETS.create(data.dataset)
+    steps = [PREPROCESSORS.create(spec) for spec in data.preprocess]
+    data_seed, split_seed = np.random.SeedSequence(seed).spawn(2)
+
+    raw = dataset.load(np.random.default_rng(data_seed))
+    target_dtype = np.int64 if raw.task == "classification" else dtype
+    splits = [Split(X.astype(dtype, copy=False), y.astype(target_dtype, copy=False))
+              for X, y in split_raw(raw, data, split_seed)]
+    for step in steps:
+        step.fit(splits[0].X)
+        for split in splits:
+            split.X = step.transform(split.X)
+
+    train, val, test = splits
+    info = {
+        "dataset": name,
+        "options": options,
+        "task": raw.task,
+        "num_classes": raw.classes,
+        "class_names": raw.names,
+        "sizes": {"train": len(train), "val": len(val), "test": len(test)},
+        "test_set": "split" if raw.X_test is None else "given",
+        "in_shape": list(train.X.shape[1:]),
+        "preprocess": [Registry.split_spec(spec)[0] for spec in data.preprocess],
+    }
+    return Splits(train, val, test, task=raw.task, num_classes=raw.classes, info=info)
