@@ -105,7 +105,8 @@ def pack_checkpoint(params: dict, buffers: dict, optimizer_state: dict,
 
 
 def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
-    """Split a checkpoint into ``params``, ``buffers``, ``optim``, ``schedule``, ``meta``."""
+    """Split a checkpoint into ``params``, ``buffers``, ``optim``, ``schedule``, ``meta``
+    and ``perm`` (the batch order of an epoch stopped midway, else None)."""
     parts: dict = {"param": {}, "buffer": {}, "optim": {}, "schedule": {}}
     for key, value in arrays.items():
         group, _, name = key.partition("/")
@@ -114,7 +115,8 @@ def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
     if "meta" not in arrays:
         raise RunError("checkpoint has no 'meta' entry")
     return {"params": parts["param"], "buffers": parts["buffer"], "optim": parts["optim"],
-            "schedule": parts["schedule"], "meta": json.loads(str(arrays["meta"]))}
+            "schedule": parts["schedule"], "meta": json.loads(str(arrays["meta"])),
+            "perm": arrays.get("perm")}
 
 
 def check_compatible(expected: dict[str, np.ndarray], found: dict[str, np.ndarray],

@@ -13,7 +13,8 @@ solver.best_value, solver.history # best val/acc, one record per epoch
 ```
 
 Each epoch: a fresh permutation of the training set, ``ceil(N / batch_size)`` calls to
-``step`` (the last batch may be smaller), the learning rate from the schedule, then
+``step`` (the last batch may be smaller; a lone last sample joins the batch before
+it), the learning rate from the schedule, then
 ``check_accuracy`` on the validation set and a training subsample. The test split is
 scored once, at the end, with the best parameters, and never used for any choice.
 """
@@ -72,7 +73,9 @@ class Solver:
         if n == 0:
             raise ValueError("the training split is empty")
         self.batch_size = n if train.batch_size == "full" else min(int(train.batch_size), n)
-        self.iters_per_epoch = math.ceil(n / self.batch_size)
+        # A lone last sample joins the batch before it (batchnorm needs two per batch).
+        lone_last = n % self.batch_size == 1 and n > self.batch_size
+        self.iters_per_epoch = n // self.batch_size if lone_last else math.ceil(n / self.batch_size)
         task = model.loss_fn.task
         checkpoint = checkpoint or CheckpointConfig()
         self.monitor, self.mode = resolve_monitor(checkpoint.monitor, checkpoint.mode, task)
@@ -107,8 +110,9 @@ class Solver:
         X, y = self.splits.train.X[idx], self.splits.train.y[idx]
         if self.augment is not None:
             X = self.augment(X, self.rng)
-        loss, grads = self.model.loss(X, y)
-        norm = global_norm(grads)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
+            loss, grads = self.model.loss(X, y)
+            norm = global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             what = "loss" if not math.isfinite(loss) else "gradient norm"
             value = loss if not math.isfinite(loss) else norm
@@ -165,7 +169,8 @@ class Solver:
                              if self.schedule is not None else base_lr)
         bar = self._progress_bar()
         for it in range(self.iteration, self.iters_per_epoch):
-            loss = self.step(self.perm[it * bs:(it + 1) * bs])
+            end = n if it == self.iters_per_epoch - 1 else (it + 1) * bs
+            loss = self.step(self.perm[it * bs:end])
             self.loss_sum += loss
             self.iteration, self.step_count = it + 1, self.step_count + 1
             if self.cfg.log_every and self.step_count % self.cfg.log_every == 0:

@@ -182,12 +182,25 @@ def test_divergence_stops_with_exit_3_and_keeps_the_best_checkpoint(tmp_path):
 
 
 def test_full_batch_and_batch_size_one(tmp_path):
+    plain = {**SPIRAL, "model": {"layers": [{"type": "affine", "units": 8}, "relu",
+                                            {"type": "affine", "units": 3}]}}
     for batch_size, steps in (("full", 1), (1, 90)):
-        cfg = load_config(write_config(tmp_path), [f"train.batch_size={batch_size}", "train.epochs=1"])
+        cfg = load_config(write_config(tmp_path, plain),
+                          [f"train.batch_size={batch_size}", "train.epochs=1"])
         parts = training.assemble(cfg)
         solver = training.make_solver(cfg, parts, None, progress=False)
         solver.train()
         assert solver.step_count == steps
+
+
+def test_a_lone_last_sample_joins_the_previous_batch(tmp_path):
+    cfg = load_config(write_config(tmp_path), ["train.batch_size=89", "train.epochs=1"])
+    solver = training.make_solver(cfg, training.assemble(cfg), None, progress=False)
+    sizes = []
+    original = solver.step
+    solver.step = lambda idx: sizes.append(len(idx)) or original(idx)
+    solver.train()
+    assert sizes == [90]
 
 
 def test_regression_reports_mse_and_r2(tmp_path):
