@@ -1,0 +1,366 @@
+"""Loading train configs: YAML rules, overrides, and one report of every mistake."""
+
+import pickle
+
+import pytest
+
+from dl_cli.config import (
+    ConfigError,
+    apply_overrides,
+    config_to_dict,
+    dump_config,
+    load_config,
+    read_yaml,
+    validate,
+)
+from dl_cli.registry import LAYERS
+from dl_cli.schema import (
+    CheckpointConfig,
+    Config,
+    DataConfig,
+    EarlyStoppingConfig,
+    ModelConfig,
+    SplitConfig,
+    TrainConfig,
+)
+
+EXAMPLE = """\
+name: digits-mlp
+seed: 0
+data:
+  dataset: digits
+  split: {val: 0.2, test: 0.2, stratify: true}
+  preprocess: [standardize]
+model:
+  init: he_normal
+  layers:
+    - {type: affine, units: 128}
+    - {type: batchnorm}
+    - relu
+    - {type: dropout, drop_rate: 0.3}
+    - {type: affine, units: 10}
+  loss: softmax_cross_entropy
+regularization: {l2: 1.0e-4}
+optimizer: {type: adam, lr: 1.0e-3}
+schedule: {type: step, every: 10, gamma: 0.5}
+train: {epochs: 30, batch_size: 64, clip_grad_norm: null,
+        early_stopping: {monitor: val/acc, patience: 8}}
+checkpoint: {monitor: val/acc, mode: max}
+"""
+
+
+@pytest.fixture
+def example(tmp_path):
+    path = tmp_path / "example.yaml"
+    path.write_text(EXAMPLE)
+    return path
+
+
+def write(tmp_path, text, name="config.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def errors_of(path, overrides=()):
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, overrides)
+    return caught.value.errors
+
+
+def error_at(errors, key_path):
+    """The one error reported under ``key_path``."""
+    found = [e for e in errors if e.startswith(f"{key_path}: ")]
+    assert len(found) == 1, f"no single error at {key_path} in:\n" + "\n".join(errors)
+    return found[0]
+
+
+# -- the example config -----------------------------------------------------------------
+def test_example_loads_into_nested_dataclasses(example):
+    cfg = load_config(example)
+    assert isinstance(cfg, Config)
+    assert cfg.name == "digits-mlp" and cfg.seed == 0
+    assert isinstance(cfg.data, DataConfig) and cfg.data.dataset == "digits"
+    assert cfg.data.split == SplitConfig(val=0.2, test=0.2, stratify=True)
+    assert cfg.data.preprocess == ["standardize"] and cfg.data.augment == []
+    assert isinstance(cfg.model, ModelConfig)
+    assert cfg.model.layers == [
+        {"type": "affine", "units": 128}, {"type": "batchnorm"}, "relu",
+        {"type": "dropout", "drop_rate": 0.3}, {"type": "affine", "units": 10},
+    ]
+    assert cfg.regularization.l2 == 1e-4 and cfg.regularization.l1 == 0.0
+    assert cfg.optimizer == {"type": "adam", "lr": 1e-3}
+    assert cfg.schedule == {"type": "step", "every": 10, "gamma": 0.5}
+    assert isinstance(cfg.train, TrainConfig)
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.clip_grad_norm) == (30, 64, None)
+    assert cfg.train.early_stopping == EarlyStoppingConfig(monitor="val/acc", patience=8)
+    assert cfg.checkpoint == CheckpointConfig(monitor="val/acc", mode="max")
+
+
+def test_dump_round_trips_to_an_equal_config(example, tmp_path):
+    cfg = load_config(example)
+    again = load_config(write(tmp_path, dump_config(cfg), "dumped.yaml"))
+    assert again == cfg
+    assert config_to_dict(again) == config_to_dict(cfg)
+
+
+def test_config_to_dict_fills_every_default(example):
+    d = config_to_dict(load_config(example))
+    assert d["train"]["dtype"] == "float32" and d["train"]["log_every"] == 0
+    assert d["train"]["early_stopping"] == {"monitor": "val/acc", "mode": "auto",
+                                            "patience": 8, "min_delta": 0.0}
+    assert d["runs_dir"] == "runs" and d["data"]["augment"] == []
+    assert isinstance(d["model"], dict) and isinstance(d["model"]["layers"], list)
+
+
+def test_strings_that_look_like_floats_survive_the_round_trip(example, tmp_path):
+    cfg = load_config(example, ["name='1e-3'"])
+    assert cfg.name == "1e-3"
+    assert load_config(write(tmp_path, dump_config(cfg), "dumped.yaml")).name == "1e-3"
+
+
+# -- YAML rules -------------------------------------------------------------------------
+@pytest.mark.parametrize("text,value", [("1e-3", 1e-3), ("1.0e-4", 1e-4), ("-2E5", -2e5),
+                                        (".5e1", 5.0), ("+3e2", 300.0)])
+def test_yaml12_floats_in_files(tmp_path, text, value):
+    raw = read_yaml(write(tmp_path, f"x: {text}\n"))
+    assert raw["x"] == value and isinstance(raw["x"], float)
+
+
+def test_yaml12_float_in_an_override_and_ints_for_floats(example):
+    cfg = load_config(example, ["optimizer.lr=1e-3", "regularization.l1=1"])
+    assert cfg.optimizer["lr"] == 1e-3 and isinstance(cfg.optimizer["lr"], float)
+    assert cfg.regularization.l1 == 1.0 and isinstance(cfg.regularization.l1, float)
+
+
+def test_quoted_numbers_stay_strings(tmp_path):
+    assert read_yaml(write(tmp_path, "x: '1e-3'\ny: 7\n")) == {"x": "1e-3", "y": 7}
+
+
+def test_duplicate_keys_name_the_path_and_both_lines(tmp_path):
+    path = write(tmp_path, "seed: 0\ndata:\n  split:\n    val: 0.1\n    val: 0.3\nseed: 1\n")
+    errors = errors_of(path)
+    assert "lines 4 and 5" in error_at(errors, "data.split.val")
+    assert "lines 1 and 6" in error_at(errors, "seed")
+
+
+def test_python_tag_is_refused_with_its_line_and_runs_nothing(tmp_path):
+    target = tmp_path / "pwned"
+    path = write(tmp_path, f"name: x\nseed: !!python/object/apply:os.system ['touch {target}']\n")
+    message = error_at(errors_of(path), "seed")
+    assert "python/object/apply:os.system" in message and "line 2" in message
+    assert not target.exists()
+
+
+def test_python_tag_in_an_override_is_refused(example, tmp_path):
+    target = tmp_path / "pwned"
+    errors = errors_of(example, [f"name=!!python/object/apply:os.system ['touch {target}']"])
+    assert "tag !!python/object/apply:os.system" in error_at(errors, "name")
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("- a\n- b\n", "expected a mapping"),
+    ("just text\n", "expected a mapping"),
+    ("", "expected a mapping"),
+    ("a: [1, 2\nb: 3\n", "line 2"),
+])
+def test_files_that_are_not_a_mapping_or_not_yaml(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    (message,) = errors_of(path)
+    assert message.startswith(str(path)) and expected in message
+
+
+def test_missing_file_and_directory(tmp_path):
+    (missing,) = errors_of(tmp_path / "nope.yaml")
+    assert "nope.yaml" in missing and "no such file" in missing
+    (directory,) = errors_of(tmp_path)
+    assert "directory" in directory
+
+
+# -- overrides --------------------------------------------------------------------------
+def test_overrides_on_list_indices_and_bare_layer_names(example):
+    cfg = load_config(example, ["model.layers.0.units=256", "model.layers.2.type=tanh",
+                                "data.preprocess=[]", "schedule=null"])
+    assert cfg.model.layers[0] == {"type": "affine", "units": 256}
+    assert cfg.model.layers[2] == {"type": "tanh"}
+    assert cfg.data.preprocess == [] and cfg.schedule is None
+
+
+def test_override_under_a_bare_name_turns_it_into_a_spec():
+    raw = {"model": {"layers": ["relu", "leaky_relu"]}}
+    out = apply_overrides(raw, ["model.layers.1.alpha=0.2"])
+    assert out["model"]["layers"] == ["relu", {"type": "leaky_relu", "alpha": 0.2}]
+    assert raw == {"model": {"layers": ["relu", "leaky_relu"]}}  # the input is not changed
+
+
+def test_override_values_use_yaml_rules():
+    out = apply_overrides({}, ["a.b=[64, 32]", "c=null", "d=true", "e=relu", "f={x: 1}"])
+    assert out == {"a": {"b": [64, 32]}, "c": None, "d": True, "e": "relu", "f": {"x": 1}}
+
+
+def test_override_creates_missing_and_null_sections(example):
+    cfg = load_config(example, ["train.early_stopping=null", "train.early_stopping.patience=2"])
+    assert cfg.train.early_stopping == EarlyStoppingConfig(patience=2)
+
+
+@pytest.mark.parametrize("override,key_path,expected", [
+    ("optimizer.lr", "optimizer.lr", "key=value"),
+    ("a..b=1", "a..b", "malformed key"),
+    ("model.layers.9.units=3", "model.layers.9", "out of range; the list has 5 items"),
+    ("model.layers.x.units=3", "model.layers.x", "not a list index"),
+    ("seed.value=3", "seed", "cannot set 'value'"),
+    ("model.layers.2.type.x=3", "model.layers.2.type", "cannot set 'x'"),
+    ("model.layers=[relu,", "model.layers", "override 'model.layers=[relu,', line 1"),
+    ("optimizer={lr: 1, lr: 2}", "optimizer.lr", "duplicate key"),
+])
+def test_bad_overrides(example, override, key_path, expected):
+    assert expected in error_at(errors_of(example, [override]), key_path)
+
+
+def test_bad_overrides_and_bad_values_make_one_report(example):
+    errors = errors_of(example, ["optimizer.lr", "model.layers.7.units=1", "train.epochs=0"])
+    assert [e.split(":")[0] for e in errors] == ["optimizer.lr", "model.layers.7", "train.epochs"]
+
+
+def test_apply_overrides_raises_for_bad_syntax():
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides({}, ["seed"])
+
+
+# -- validation: every mistake names its key path ---------------------------------------
+@pytest.mark.parametrize("override,key_path,expected", [
+    # unknown keys: did-you-mean and the allowed keys
+    ("trian.epochs=3", "trian", "unknown key (did you mean 'train'?); allowed: name, seed"),
+    ("train.epoch=3", "train.epoch", "(did you mean 'epochs'?)"),
+    ("data.split.vall=0.1", "data.split.vall", "allowed: val, test, stratify"),
+    # wrong types: bool is never an int, strings are not numbers
+    ("train.epochs=ten", "train.epochs", "expected an integer, got 'ten'"),
+    ("train.epochs=3.5", "train.epochs", "expected an integer"),
+    ("train.epochs=true", "train.epochs", "expected an integer, got True"),
+    ("seed=null", "seed", "expected an integer, got null"),
+    ("regularization.l2=true", "regularization.l2", "expected a number"),
+    ("data.split.stratify=1", "data.split.stratify", "expected true or false"),
+    ("train.batch_size=64.0", "train.batch_size", "expected an integer or a string"),
+    ("train.early_stopping=5", "train.early_stopping", "expected a mapping"),
+    ("model=[1]", "model", "expected a mapping"),
+    ("name=[a]", "name", "expected a string"),
+    # out of range
+    ("train.batch_size=0", "train.batch_size", 'integer >= 1 or "full"'),
+    ("train.batch_size=fulll", "train.batch_size", "(did you mean 'full'?)"),
+    ("train.epochs=0", "train.epochs", "must be >= 1"),
+    ("data.split.val=1.0", "data.split.val", "[0, 1)"),
+    ("data.split.test=-0.1", "data.split.test", "[0, 1)"),
+    ("regularization.l1=-1e-3", "regularization.l1", "must be >= 0"),
+    ("regularization.l2=.nan", "regularization.l2", "must be >= 0"),
+    ("train.early_stopping.patience=-1", "train.early_stopping.patience", "must be >= 0"),
+    ("train.clip_grad_norm=0", "train.clip_grad_norm", "must be > 0"),
+    ("train.clip_grad_value=-1", "train.clip_grad_value", "must be > 0"),
+    ("train.dtype=float16", "train.dtype", "allowed: float32, float64"),
+    ("checkpoint.mode=maximum", "checkpoint.mode",
+     "(did you mean 'max'?); allowed: max, min, auto"),
+    ("checkpoint.monitor=val/accuracy", "checkpoint.monitor", "(did you mean 'val/acc'?)"),
+    ("train.early_stopping.monitor=val/f1", "train.early_stopping.monitor",
+     "allowed: auto, val/acc, val/loss, val/mse, val/r2, train/loss, train/acc"),
+    ("name=a/b", "name", "without '/'"),
+    # registry specs: names, options, constructor checks
+    ("model.layers.2=rellu", "model.layers.2",
+     "unknown layer 'rellu' (did you mean 'relu'?); known:"),
+    ("model.layers.0.type=afine", "model.layers.0.type", "(did you mean 'affine'?)"),
+    ("model.layers.0.unitz=3", "model.layers.0.unitz",
+     "layer 'affine' has no option 'unitz' (did you mean 'units'?); options: units, init"),
+    ("model.layers.0={type: affine}", "model.layers.0", "needs option(s): units"),
+    ("model.layers.0.units=0", "model.layers.0.units", "units must be a positive integer"),
+    ("model.layers.3.drop_rate=1.5", "model.layers.3.drop_rate", "drop_rate"),
+    ("model.layers.1=5", "model.layers.1", "expected a layer name or a mapping with a 'type' key"),
+    ("model.layers.1={units: 3}", "model.layers.1", "mapping with a 'type' key"),
+    ("model.layers=relu", "model.layers", "expected a list of layer specs"),
+    ("model.init=glorot", "model.init", "unknown initializer 'glorot'; known:"),
+    ("model.layers.0.init=glorot", "model.layers.0.init", "unknown initializer 'glorot'"),
+    ("model.layers.0.init={type: normal, std: -1}", "model.layers.0.init.std", "std must be"),
+    ("model.init.std=-1", "model.init.std", "initializer 'he_normal' has no option 'std'"),
+    ("model.loss=cross_entropy", "model.loss", "unknown loss 'cross_entropy'"),
+    ("optimizer.type=adamm", "optimizer.type", "unknown optimizer 'adamm' (did you mean 'adam'?)"),
+    ("optimizer.lr=-1", "optimizer.lr", "lr must be"),
+    ("optimizer.betas=[0.9, 0.99]", "optimizer.betas", "has no option 'betas'"),
+    ("schedule.type=stepp", "schedule.type", "(did you mean 'step'?)"),
+    ("schedule.every=0", "schedule.every", "every"),
+    ("data.dataset=digit", "data.dataset", "unknown dataset 'digit' (did you mean 'digits'?)"),
+    ("data.dataset=null", "data.dataset", "expected a dataset name"),
+    ("data.preprocess.0=standardise", "data.preprocess.0", "(did you mean 'standardize'?)"),
+    ("data.augment=[flipp]", "data.augment.0", "unknown augmentation 'flipp'"),
+    # an import path or _target_ is just an unknown name or key
+    ("model.layers.2=torch.nn.ReLU", "model.layers.2", "unknown layer 'torch.nn.ReLU'; known: "),
+    ("optimizer={_target_: torch.optim.SGD, lr: 0.1}", "optimizer", "known optimizers: adagrad"),
+    ("model.layers.0._target_=torch.nn.Linear", "model.layers.0._target_",
+     "has no option '_target_'"),
+])
+def test_each_mistake_is_reported_at_its_key_path(example, override, key_path, expected):
+    errors = errors_of(example, [override])
+    assert len(errors) == 1, "\n".join(errors)
+    assert expected in error_at(errors, key_path)
+
+
+def test_val_plus_test_must_leave_training_data(example):
+    errors = errors_of(example, ["data.split.val=0.5", "data.split.test=0.5"])
+    assert "val + test must be < 1" in error_at(errors, "data.split")
+
+
+def test_unknown_names_list_the_known_ones(example):
+    message = error_at(errors_of(example, ["model.layers.2=swish"]), "model.layers.2")
+    for name in LAYERS.names():
+        assert name in message
+
+
+def test_nested_layers_inside_blocks_are_checked(example):
+    good = load_config(example, ["model.layers.2={type: residual, layers: [relu, "
+                                 "{type: affine, units: 128}]}"])
+    assert good.model.layers[2]["type"] == "residual"
+    errors = errors_of(example, ["model.layers.2={type: residual, layers: [rellu]}"])
+    assert "unknown layer 'rellu'" in error_at(errors, "model.layers.2")
+    errors = errors_of(example, ["model.layers.2={type: concat, branches: [[{type: affine, "
+                                 "units: -1}]]}"])
+    assert "units must be a positive integer" in errors[0]
+    assert errors[0].startswith("model.layers.2")
+
+
+def test_optional_sections_may_be_null(example):
+    cfg = load_config(example, ["schedule=null", "train.early_stopping=null",
+                                "train.clip_grad_value=0.5", "train.batch_size=full"])
+    assert cfg.schedule is None and cfg.train.early_stopping is None
+    assert cfg.train.clip_grad_value == 0.5 and cfg.train.batch_size == "full"
+
+
+def test_many_mistakes_in_one_file_are_all_reported(tmp_path):
+    path = write(tmp_path, EXAMPLE.replace("seed: 0", "seed: 0\nseeed: 1")
+                 .replace("units: 128", "units: 0")
+                 .replace("- relu", "- rellu")
+                 .replace("lr: 1.0e-3", "lr: -1.0e-3")
+                 .replace("epochs: 30", "epochs: 0")
+                 .replace("mode: max", "mode: maxx")
+                 .replace("dataset: digits", "dataset: digitz"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    error = caught.value
+    paths = sorted(e.split(":")[0] for e in error.errors)
+    assert paths == sorted(["seeed", "model.layers.0.units", "model.layers.2", "optimizer.lr",
+                            "train.epochs", "checkpoint.mode", "data.dataset"])
+    assert str(error) == "\n".join(error.errors)
+
+
+def test_validate_takes_a_raw_dict_and_fills_defaults():
+    cfg = validate({"name": "tiny", "data": {"dataset": "digits"}})
+    assert cfg.train == TrainConfig() and cfg.model == ModelConfig()
+    with pytest.raises(ConfigError, match="config: expected a mapping"):
+        validate([1, 2])
+
+
+def test_validation_loads_no_data(example, tmp_path):
+    missing = tmp_path / "absent.npz"
+    cfg = load_config(example, [f"data.dataset={{type: npz, path: '{missing}'}}"])
+    assert cfg.data.dataset["type"] == "npz" and not missing.exists()
+
+
+def test_config_error_pickles_with_its_errors():
+    error = pickle.loads(pickle.dumps(ConfigError(["a: one", "b: two"])))
+    assert error.errors == ["a: one", "b: two"] and str(error) == "a: one\nb: two"
