@@ -1,0 +1,54 @@
+"""Inverted dropout: a cheap approximation of training an ensemble of thinned networks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import LAYERS
+from .layer import Example, Layer
+
+
+@LAYERS.register("dropout")
+class Dropout(Layer):
+    """Zero each unit with probability ``drop_rate`` at training time; identity at eval.
+
+    Shapes: x, out and dout any ``(N, ...)``.
+    Forward (train): ``keep_prob = 1 − drop_rate``, ``mask ~ Bernoulli(keep_prob)`` per unit,
+    ``out = x ⊙ mask / keep_prob``. Scaling the kept units up at training time keeps the
+    expected activation equal to ``x``, so nothing changes at test time (equivalently, the
+    weight-scaling rule: multiply by keep_prob at test time instead).
+    Backward: ``dx = dout ⊙ mask / keep_prob``, the same scaled mask.
+    The masks come from the layer's own generator (``self.rng``, seeded in ``build``), so a
+    run is reproducible from its seed and gradcheck can replay a mask by restoring its state.
+    Typical drop rates: 0.5 for hidden units, 0.2 for inputs; mostly after affine layers.
+    """
+
+    examples = (
+        Example("dropout", (6,)),
+        Example({"type": "dropout", "drop_rate": 0.2}, (2, 3, 3)),
+    )
+
+    def __init__(self, drop_rate: float = 0.5):
+        super().__init__()
+        if (isinstance(drop_rate, bool) or not isinstance(drop_rate, (int, float))
+                or not 0 <= drop_rate < 1):
+            raise ValueError(f"drop_rate must be a number in [0, 1), got {drop_rate!r}")
+        self.drop_rate = drop_rate
+
+    def build(self, in_shape, rng):
+        self.rng = self.new_rng(rng)
+        return tuple(in_shape)
+
+    def forward(self, x, train=True):
+        if not train or self.drop_rate == 0:
+            self.cache = None
+            return x
+        keep_prob = 1.0 - self.drop_rate
+        keep = self.rng.random(x.shape) < keep_prob
+        scaled_mask = keep.astype(x.dtype) * x.dtype.type(1.0 / keep_prob)
+        self.cache = scaled_mask
+        return x * scaled_mask
+
+    def backward(self, dout):
+        scaled_mask = self.cache
+        return dout if scaled_mask is None else dout * scaled_mask

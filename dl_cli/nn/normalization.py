@@ -1,0 +1,117 @@
+"""Batch normalization, per feature for ``(N, D)`` inputs and per channel for ``(N, C, H, W)``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import LAYERS
+from .layer import Example, Layer, ShapeError
+
+
+@LAYERS.register("batchnorm")
+class BatchNorm(Layer):
+    """Normalize each feature (or channel) with batch statistics, then scale and shift.
+
+    Shapes: x and out ``(N, D)`` or ``(N, C, H, W)``; gamma, beta, running_mean and
+    running_var ``(D,)`` or ``(C,)``. The statistics of a channel run over N, H and W, so
+    each feature or channel pools ``m = N`` or ``m = N·H·W`` values.
+
+    Forward (train), per feature:
+        ``μ = Σx / m``, ``σ² = Σ(x − μ)² / m``, ``σ = √(σ² + eps)``,
+        ``x̂ = (x − μ) / σ``, ``out = γ·x̂ + β``;
+        ``running_mean ← momentum·running_mean + (1 − momentum)·μ``,
+        ``running_var ← momentum·running_var + (1 − momentum)·m/(m − 1)·σ²``
+        (the unbiased variance: the population estimate used at inference).
+    Forward (eval): the same with ``running_mean`` and ``running_var`` in place of μ and σ²;
+    deterministic, and the buffers do not change.
+
+    Backward (train), sums over the m values of a feature:
+        ``dβ = Σ dout``, ``dγ = Σ dout·x̂``,
+        ``dx = (γ/σ)/m · (m·dout − Σ dout − x̂·Σ(dout·x̂))``, that is
+        ``dx = γ/(m·σ) · (m·dout − dβ − x̂·dγ)``
+    (the mean and variance depend on every x, hence the two correction terms).
+    Backward (eval): μ and σ are constants, so ``dx = γ/σ · dout``.
+    γ and β are not under weight decay.
+    """
+
+    examples = (
+        Example("batchnorm", (5,)),
+        Example({"type": "batchnorm", "momentum": 0.8, "eps": 1e-3}, (3, 4, 4)),
+    )
+
+    def __init__(self, momentum: float = 0.9, eps: float = 1e-5):
+        super().__init__()
+        if (isinstance(momentum, bool) or not isinstance(momentum, (int, float))
+                or not 0 <= momentum < 1):
+            raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ValueError(f"eps must be a number > 0, got {eps!r}")
+        self.momentum = momentum
+        self.eps = eps
+
+    def build(self, in_shape, rng):
+        if len(in_shape) not in (1, 3):
+            raise ShapeError(
+                f"batchnorm takes (D,) features or (C, H, W) images, got {len(in_shape)} axes "
+                f"{tuple(in_shape)}"
+            )
+        size = in_shape[0]
+        self.params = {"gamma": np.ones(size, dtype=self.dtype), "beta": self.new_zeros((size,))}
+        self.buffers = {"running_mean": self.new_zeros((size,)),
+                        "running_var": np.ones(size, dtype=self.dtype)}
+        return tuple(in_shape)
+
+    @staticmethod
+    def _axes(x: np.ndarray) -> tuple[int, ...]:
+        """Axes the statistics run over: all but the feature/channel axis 1."""
+        return (0,) if x.ndim == 2 else (0, 2, 3)
+
+    @staticmethod
+    def _per_feature(v: np.ndarray, ndim: int) -> np.ndarray:
+        """``(D,)`` reshaped to broadcast along axis 1 of an ``ndim`` array."""
+        return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+    def forward(self, x, train=True):
+        axes = self._axes(x)
+        m = x.size // x.shape[1]
+        gamma = self._per_feature(self.params["gamma"], x.ndim)
+        beta = self._per_feature(self.params["beta"], x.ndim)
+        if train:
+            if m < 2:
+                raise ValueError(
+                    "batchnorm needs at least 2 values per feature in training mode "
+                    f"(got a batch of shape {x.shape})"
+                )
+            mean = x.mean(axis=axes, keepdims=True)
+            centered = x - mean
+            var = (centered * centered).mean(axis=axes, keepdims=True)
+            self._update_running(mean.reshape(-1), var.reshape(-1) * (m / (m - 1)))
+        else:
+            mean = self._per_feature(self.buffers["running_mean"], x.ndim)
+            var = self._per_feature(self.buffers["running_var"], x.ndim)
+            centered = x - mean
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        x_hat = centered * inv_std
+        self.cache = (x_hat, inv_std, train)
+        return gamma * x_hat + beta
+
+    def _update_running(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
+        """Exponential moving averages, updated in place (the model holds these arrays)."""
+        for name, batch_value in (("running_mean", mean), ("running_var", unbiased_var)):
+            running = self.buffers[name]
+            running *= self.momentum
+            running += (1 - self.momentum) * batch_value.astype(running.dtype, copy=False)
+
+    def backward(self, dout):
+        x_hat, inv_std, train = self.cache
+        axes = self._axes(dout)
+        dbeta = dout.sum(axis=axes)
+        dgamma = (dout * x_hat).sum(axis=axes)
+        self.grads = {"gamma": dgamma, "beta": dbeta}
+        scale = self._per_feature(self.params["gamma"], dout.ndim) * inv_std
+        if not train:
+            return scale * dout
+        m = dout.size // dout.shape[1]
+        return (scale / m) * (m * dout
+                              - self._per_feature(dbeta, dout.ndim)
+                              - x_hat * self._per_feature(dgamma, dout.ndim))
