@@ -186,9 +186,11 @@ def read_yaml(path: str | Path) -> dict:
 def apply_overrides(raw: dict, overrides: Iterable[str]) -> dict:
     """A copy of ``raw`` with every ``dotted.key=value`` applied in order.
 
-    List items are addressed by index (``model.layers.0.units=256``); a missing or null
-    mapping on the way is created, and a spec written as a bare name ("relu") becomes
-    ``{type: relu}`` when a key under it is set.
+    List items are addressed by index (``model.layers.0.units=256``); a key the file
+    leaves out starts from its default (``optimizer.lr=0.1`` on a config without an
+    optimizer tunes the default one), any other missing or null mapping on the way is
+    created, and a spec written as a bare name ("relu") becomes ``{type: relu}`` when a
+    key under it is set.
     """
     result, errors = overridden(raw, overrides)
     if errors:
@@ -227,6 +229,8 @@ def apply_override(root: dict, override: str) -> None:
             container[slot] = value
             return
         child = container.get(slot) if isinstance(container, dict) else container[slot]
+        if child is None and isinstance(container, dict) and slot not in container:
+            child = copy.deepcopy(default_at(segments[: depth + 1]))
         if child is None:
             child = {}
         elif isinstance(child, str) and slot != "type":
@@ -236,6 +240,16 @@ def apply_override(root: dict, override: str) -> None:
                                f"{describe(child)} (override {override!r})"])
         container[slot] = child
         container = child
+
+
+def default_at(segments: list[str]) -> Any:
+    """The schema default at a dotted path (None where the schema has none)."""
+    value: Any = config_to_dict(Config())
+    for segment in segments:
+        if not isinstance(value, dict) or segment not in value:
+            return None
+        value = value[segment]
+    return value
 
 
 def list_index(items: list, segment: str, path: str) -> int:

@@ -194,6 +194,13 @@ def test_override_under_a_bare_name_turns_it_into_a_spec():
     assert raw == {"model": {"layers": ["relu", "leaky_relu"]}}  # the input is not changed
 
 
+def test_override_of_a_key_the_file_leaves_out_starts_from_its_default(tmp_path):
+    path = write(tmp_path, "name: x\n")
+    cfg = load_config(path, ["optimizer.lr=0.1", "data.dataset.classes=4"])
+    assert cfg.optimizer == {"type": "sgd", "lr": 0.1}
+    assert cfg.data.dataset == {"type": "spiral", "classes": 4}
+
+
 def test_override_values_use_yaml_rules():
     out = apply_overrides({}, ["a.b=[64, 32]", "c=null", "d=true", "e=relu", "f={x: 1}"])
     assert out == {"a": {"b": [64, 32]}, "c": None, "d": True, "e": "relu", "f": {"x": 1}}
