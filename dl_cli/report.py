@@ -79,23 +79,27 @@ def metrics_table(title: str, metrics: dict) -> Table:
 
 
 def summary_table(summary: dict) -> Table:
-    table = Table(title=f"{summary.get('name', 'run')}: {summary.get('status')}")
-    table.add_column("")
-    table.add_column("epoch", justify="right")
-    metric_names = sorted({k for part in ("best", "final") for k in (summary.get(part) or {})
-                           if "/" in k})
-    for name in metric_names:
-        table.add_column(name, justify="right")
-    for part in ("best", "final"):
-        record = summary.get(part)
-        if record:
-            table.add_row(part, str(record.get("epoch")), *(number(record.get(n)) for n in metric_names))
-    if summary.get("test"):
-        table.add_section()
-        test = summary["test"]
-        table.add_row("test (best params)", str(summary.get("best_epoch")),
-                      *(number(test.get(n.replace("val/", "test/"))) if n.startswith("val/") else ""
-                        for n in metric_names))
+    """Rows train / val / test; columns each measure at the best epoch and at the last."""
+    best, final, test = summary.get("best") or {}, summary.get("final") or {}, summary.get("test") or {}
+    measures = sorted({key.split("/", 1)[1] for key in (*best, *test)
+                       if "/" in key and not key.endswith("/objective")},
+                      key=lambda m: (m != "loss", m))
+    title = (f"{summary.get('name', 'run')}: {summary.get('status')}; best "
+             f"{summary.get('monitor')} {number(summary.get('best_value'))} at epoch "
+             f"{summary.get('best_epoch')} of {summary.get('epochs')}")
+    table = Table(title=title)
+    table.add_column("split")
+    for measure in measures:
+        table.add_column(f"{measure} (best)", justify="right")
+    for measure in measures:
+        table.add_column(f"{measure} (last)", justify="right")
+    for split, at_best, at_last in (("train", best, final), ("val", best, final),
+                                    ("test", test, {})):
+        values = [at_best.get(f"{split}/{m}") for m in measures]
+        if all(v is None for v in values):
+            continue
+        table.add_row(split, *(number(v) for v in values),
+                      *(number(at_last.get(f"{split}/{m}")) if at_last else "" for m in measures))
     return table
 
 
