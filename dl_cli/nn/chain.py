@@ -23,6 +23,7 @@ class Chain(Layer):
         super().__init__()
         self.layers = list(layers)
         self.shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+        self.observer = None  # observer(index, out, train) sees each output (diagnostics)
 
     def config(self) -> list[dict]:
         return [layer.config() for layer in self.layers]
@@ -51,8 +52,10 @@ class Chain(Layer):
         return shape
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             x = layer.forward(x, train)
+            if self.observer is not None:
+                self.observer(i, x, train)
         return x
 
     def backward(self, dout: np.ndarray) -> np.ndarray:

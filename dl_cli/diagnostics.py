@@ -1,0 +1,124 @@
+"""Per-layer statistics of a training epoch: what the notes teach to look at.
+
+For every top-level layer, over the epoch's training batches:
+
+- activation mean and std of its output (vanishing signal: the std shrinks with depth;
+  exploding: it grows);
+- ``dead``: for ReLU-family layers, the fraction of units never positive over the whole
+  epoch (a dead unit passes no gradient, so it stays dead);
+- ``saturated``: for sigmoid and tanh layers, the fraction of outputs where the
+  derivative is nearly zero (sigmoid within 0.02 of 0 or 1, |tanh| above 0.98);
+- ``grad_norm``: the mean L2 norm of the layer's parameter gradient per iteration;
+- ``update_ratio``: ‖Δw‖ / ‖w‖ of one optimizer step, measured on sampled iterations
+  (about 1e-3 is healthy; far below, the rate is too low; far above, too high).
+
+Cheap enough to leave on: activations are reduced with a few passes over each
+layer's output, and parameters are copied only on the sampled iterations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .nn.model import Model
+
+RECTIFIERS = ("relu", "leaky_relu", "prelu", "elu")
+SATURATION = {"sigmoid": lambda out: (out < 0.02) | (out > 0.98),
+              "tanh": lambda out: np.abs(out) > 0.98}
+
+
+class LayerStats:
+    """Running sums for one layer over one epoch."""
+
+    def __init__(self):
+        self.total = self.total_sq = 0.0
+        self.count = 0
+        self.ever_positive: np.ndarray | None = None
+        self.saturated = 0
+        self.grad_norm_sum = 0.0
+        self.grad_steps = 0
+        self.ratio_sum = 0.0
+        self.ratio_steps = 0
+
+
+class Diagnostics:
+    """Collects per-layer statistics while a Solver trains; one summary per epoch.
+
+    ```python
+    diagnostics = Diagnostics(model)      # hooks the model's layer outputs
+    ...                                   # training steps call before_step / after_step
+    record["layers"] = diagnostics.summary()   # then starts a fresh epoch
+    ```
+    """
+
+    def __init__(self, model: Model, sample_every: int = 10):
+        self.model = model
+        self.sample_every = sample_every
+        self.names = [layer.registered_name for layer in model.layers]
+        self.params_of = [[f"{i}.{key}" for key in layer.named("params")]
+                          for i, layer in enumerate(model.layers)]
+        model.chain.observer = self.observe
+        self.steps = 0
+        self.snapshot: dict[str, np.ndarray] | None = None
+        self.stats = [LayerStats() for _ in model.layers]
+
+    def observe(self, index: int, out: np.ndarray, train: bool) -> None:
+        """Called by the model's chain with each layer's output."""
+        if not train or out.dtype.kind != "f":
+            return
+        stats, name = self.stats[index], self.names[index]
+        stats.total += float(out.sum())
+        stats.total_sq += float(np.vdot(out, out))
+        stats.count += out.size
+        if name in RECTIFIERS:
+            positive = (out > 0).any(axis=0)
+            stats.ever_positive = positive if stats.ever_positive is None else stats.ever_positive | positive
+        elif name in SATURATION:
+            stats.saturated += int(np.count_nonzero(SATURATION[name](out)))
+
+    def before_step(self) -> None:
+        """Snapshot the weights on sampled iterations, to measure the update."""
+        self.steps += 1
+        if self.steps % self.sample_every == 1 or self.sample_every == 1:
+            self.snapshot = {k: v.copy() for k, v in self.model.params.items()}
+
+    def after_step(self, grads: dict[str, np.ndarray]) -> None:
+        for stats, names in zip(self.stats, self.params_of):
+            if names:
+                stats.grad_norm_sum += math.sqrt(sum(float(np.vdot(grads[n], grads[n])) for n in names))
+                stats.grad_steps += 1
+        if self.snapshot is None:
+            return
+        for stats, names in zip(self.stats, self.params_of):
+            if names:
+                update = sum(float(np.sum((self.model.params[n] - self.snapshot[n]) ** 2)) for n in names)
+                weight = sum(float(np.vdot(self.snapshot[n], self.snapshot[n])) for n in names)
+                stats.ratio_sum += math.sqrt(update) / max(math.sqrt(weight), 1e-12)
+                stats.ratio_steps += 1
+        self.snapshot = None
+
+    def summary(self) -> list[dict]:
+        """One dict per layer for the epoch; resets the sums."""
+        rows = []
+        for i, (name, stats) in enumerate(zip(self.names, self.stats)):
+            row: dict = {"index": i, "layer": name}
+            if stats.count:
+                mean = stats.total / stats.count
+                row["act_mean"] = mean
+                row["act_std"] = math.sqrt(max(stats.total_sq / stats.count - mean * mean, 0.0))
+            if stats.ever_positive is not None:
+                row["dead"] = float(1.0 - stats.ever_positive.mean())
+            if name in SATURATION and stats.count:
+                row["saturated"] = stats.saturated / stats.count
+            if stats.grad_steps:
+                row["grad_norm"] = stats.grad_norm_sum / stats.grad_steps
+            if stats.ratio_steps:
+                row["update_ratio"] = stats.ratio_sum / stats.ratio_steps
+            rows.append(row)
+        self.stats = [LayerStats() for _ in self.model.layers]
+        return rows
+
+    def detach(self) -> None:
+        self.model.chain.observer = None
