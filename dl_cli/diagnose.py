@@ -1,0 +1,143 @@
+"""Read a finished run and say, in the notes' terms, what went wrong and what to try.
+
+Each finding cites the figures it rests on. The rules:
+
+- high variance: train accuracy above validation accuracy by more than 0.1 (regression:
+  validation loss over twice the training loss) → more data, L2, dropout, augmentation,
+  early stopping;
+- high bias: both accuracies poor and close (train below 0.9, gap under 0.05; regression:
+  train R² below 0.8) → a bigger network, longer training;
+- vanishing / exploding gradients: the first weighted layer's gradient norm over 1000×
+  below (above) the last one's (needs ``train.diagnostics``), or a non-finite loss → ReLU,
+  He init, batchnorm, residual connections, clipping;
+- dead units: a ReLU layer with more than half its units never positive in an epoch;
+- learning rate too high: the run diverged, or the training objective rose in at least
+  40% of the epochs; too low: the objective moved less than 1% from first to last epoch,
+  or updates below 1e-5 of the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+VARIANCE_GAP = 0.1
+BIAS_ACCURACY, BIAS_GAP, BIAS_R2 = 0.9, 0.05, 0.8
+GRADIENT_SPREAD = 1e3
+DEAD_FRACTION = 0.5
+RISING_SHARE, FLAT_CHANGE, TINY_UPDATE = 0.4, 0.01, 1e-5
+
+
+@dataclass
+class Finding:
+    title: str
+    evidence: str
+    advice: str
+
+
+def read_run(run_dir: Path) -> tuple[list[dict], dict]:
+    run_dir = Path(run_dir)
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    return records, summary
+
+
+def diagnose(records: list[dict], summary: dict) -> list[Finding]:
+    epochs = [r for r in records if "train/loss" in r]
+    findings: list[Finding] = []
+    if not epochs:
+        return findings
+    last = epochs[-1]
+    findings += _fit(last)
+    findings += _gradients(epochs, records, summary)
+    findings += _dead_units(last)
+    findings += _learning_rate(epochs, summary)
+    return findings
+
+
+def _fit(last: dict) -> list[Finding]:
+    if "train/acc" in last and "val/acc" in last:
+        train, val = last["train/acc"], last["val/acc"]
+        if train - val > VARIANCE_GAP:
+            return [Finding("high variance (overfitting)",
+                            f"train accuracy {train:.3f} vs validation {val:.3f} at epoch {last['epoch']}",
+                            "more data, L2 or L1 regularization, dropout, data augmentation, early stopping")]
+        if train < BIAS_ACCURACY and abs(train - val) < BIAS_GAP:
+            return [Finding("high bias (underfitting)",
+                            f"train accuracy {train:.3f} and validation {val:.3f} are both low and close",
+                            "a bigger network (more units or layers), longer training, less regularization")]
+    elif "train/loss" in last and "val/loss" in last:
+        train, val = last["train/loss"], last["val/loss"]
+        if val > 2 * train and val - train > 1e-6:
+            return [Finding("high variance (overfitting)",
+                            f"validation loss {val:.4g} is {val / max(train, 1e-12):.1f}× the training loss {train:.4g}",
+                            "more data, L2 regularization (weight decay), early stopping")]
+        if last.get("train/r2", 1.0) < BIAS_R2:
+            return [Finding("high bias (underfitting)",
+                            f"training R² is only {last['train/r2']:.3f}",
+                            "a richer model (more features, units or layers), longer training")]
+    return []
+
+
+def _gradients(epochs: list[dict], records: list[dict], summary: dict) -> list[Finding]:
+    diverged = summary.get("status") == "diverged" or any(r.get("status") == "diverged" for r in records)
+    if diverged:
+        message = next((r.get("error", "") for r in records if r.get("status") == "diverged"), "")
+        return [Finding("exploding gradients or divergence",
+                        f"training stopped on a non-finite value: {message}".rstrip(": "),
+                        "a lower learning rate, gradient clipping (train.clip_grad_norm), batchnorm, "
+                        "careful initialization (He for ReLU)")]
+    layers = epochs[-1].get("layers")
+    if not layers:
+        return []
+    norms = [(row["index"], row["layer"], row["grad_norm"]) for row in layers if "grad_norm" in row]
+    if len(norms) < 2:
+        return []
+    (i0, name0, first), (i1, name1, final) = norms[0], norms[-1]
+    evidence = (f"gradient norm {first:.2e} at layer {i0} ({name0}) vs {final:.2e} at layer "
+                f"{i1} ({name1}), epoch {epochs[-1]['epoch']}")
+    if first * GRADIENT_SPREAD < final:
+        return [Finding("vanishing gradients", evidence,
+                        "ReLU-family activations, He initialization, batchnorm, residual connections")]
+    if first > final * GRADIENT_SPREAD:
+        return [Finding("exploding gradients", evidence,
+                        "gradient clipping (train.clip_grad_norm), a lower learning rate, "
+                        "batchnorm, careful initialization")]
+    return []
+
+
+def _dead_units(last: dict) -> list[Finding]:
+    found = []
+    for row in last.get("layers") or []:
+        if row.get("dead", 0.0) > DEAD_FRACTION:
+            found.append(Finding("dead ReLU units",
+                                 f"{row['dead']:.0%} of the units after layer {row['index']} never "
+                                 f"fired in epoch {last['epoch']}",
+                                 "a lower learning rate, leaky ReLU or ELU, He initialization, batchnorm"))
+    return found
+
+
+def _learning_rate(epochs: list[dict], summary: dict) -> list[Finding]:
+    key = "train/objective" if "train/objective" in epochs[0] else "train/loss"
+    losses = [r[key] for r in epochs if math.isfinite(r.get(key, math.nan))]
+    if len(losses) < 3:
+        return []
+    rises = sum(b > a for a, b in zip(losses, losses[1:]))
+    if rises >= RISING_SHARE * (len(losses) - 1) and losses[-1] >= 0.9 * losses[0]:
+        return [Finding("learning rate too high",
+                        f"the training loss rose in {rises} of {len(losses) - 1} epochs "
+                        f"({losses[0]:.4g} → {losses[-1]:.4g})",
+                        "divide the learning rate by 3 to 10, or use a schedule or Adam")]
+    change = abs(losses[0] - losses[-1]) / max(abs(losses[0]), 1e-12)
+    ratios = [row["update_ratio"] for row in epochs[-1].get("layers") or [] if "update_ratio" in row]
+    if change < FLAT_CHANGE or (ratios and max(ratios) < TINY_UPDATE):
+        evidence = f"the training loss moved {change:.2%} in {len(losses)} epochs"
+        if ratios:
+            evidence += f"; largest update/weight ratio {max(ratios):.1e}"
+        return [Finding("learning rate too low", evidence,
+                        "multiply the learning rate by 3 to 10, or use Adam")]
+    return []

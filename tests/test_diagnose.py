@@ -1,0 +1,73 @@
+"""`diagnose` on hand-made metric records: each rule fires on its symptom, cites its
+figures, and stays quiet on a healthy run."""
+
+from dl_cli.diagnose import diagnose
+
+
+def epochs(n, **series):
+    return [{"epoch": i + 1, **{k.replace("_", "/", 1): v[i] for k, v in series.items()}}
+            for i in range(n)]
+
+
+def titles(findings):
+    return [f.title for f in findings]
+
+
+def test_healthy_run_has_no_findings():
+    records = epochs(4, train_loss=[1.0, 0.5, 0.3, 0.2], train_objective=[1.1, 0.6, 0.35, 0.25],
+                     train_acc=[0.6, 0.8, 0.9, 0.95], val_acc=[0.6, 0.78, 0.88, 0.93])
+    assert diagnose(records, {"status": "completed"}) == []
+
+
+def test_high_variance_cites_both_accuracies():
+    records = epochs(3, train_loss=[0.5, 0.1, 0.01], train_acc=[0.8, 0.95, 1.0],
+                     val_acc=[0.7, 0.72, 0.71])
+    (finding,) = [f for f in diagnose(records, {}) if "variance" in f.title]
+    assert "1.000" in finding.evidence and "0.710" in finding.evidence
+    assert "dropout" in finding.advice
+
+
+def test_high_bias_when_both_are_poor_and_close():
+    records = epochs(3, train_loss=[1.0, 0.9, 0.85], train_objective=[1.0, 0.8, 0.6],
+                     train_acc=[0.5, 0.55, 0.6], val_acc=[0.5, 0.56, 0.58])
+    assert "high bias (underfitting)" in titles(diagnose(records, {}))
+
+
+def test_regression_variance_from_losses():
+    records = epochs(3, train_loss=[1.0, 0.1, 0.001], val_loss=[1.0, 0.5, 0.4])
+    assert "high variance (overfitting)" in titles(diagnose(records, {}))
+
+
+def test_vanishing_and_exploding_gradients_across_depth():
+    layers = [{"index": 0, "layer": "affine", "grad_norm": 1e-7},
+              {"index": 1, "layer": "sigmoid"},
+              {"index": 2, "layer": "affine", "grad_norm": 1e-2}]
+    records = epochs(3, train_loss=[1.0, 0.9, 0.8])
+    records[-1]["layers"] = layers
+    (finding,) = [f for f in diagnose(records, {}) if "gradients" in f.title]
+    assert finding.title == "vanishing gradients"
+    assert "1.00e-07" in finding.evidence and "layer 0" in finding.evidence
+    layers[0]["grad_norm"], layers[2]["grad_norm"] = 1e4, 1e-1
+    assert "exploding gradients" in titles(diagnose(records, {}))
+
+
+def test_divergence_points_at_the_learning_rate_and_clipping():
+    records = epochs(2, train_loss=[1.0, 2.0]) + [
+        {"epoch": 3, "status": "diverged", "error": "loss became nan at epoch 3, iteration 4"}]
+    (finding,) = diagnose(records, {"status": "diverged"})
+    assert "nan" in finding.evidence and "clipping" in finding.advice
+
+
+def test_dead_units():
+    records = epochs(3, train_loss=[1.0, 0.9, 0.8])
+    records[-1]["layers"] = [{"index": 1, "layer": "relu", "dead": 0.75}]
+    (finding,) = [f for f in diagnose(records, {}) if "dead" in f.title]
+    assert "75%" in finding.evidence
+
+
+def test_learning_rate_too_high_or_too_low():
+    rising = epochs(6, train_objective=[1.0, 1.3, 0.9, 1.4, 1.2, 1.5], train_loss=[1.0] * 6)
+    assert "learning rate too high" in titles(diagnose(rising, {}))
+    flat = epochs(5, train_objective=[1.0, 0.999, 0.998, 0.997, 0.996], train_loss=[1.0] * 5)
+    (finding,) = [f for f in diagnose(flat, {}) if "too low" in f.title]
+    assert "0.40%" in finding.evidence
