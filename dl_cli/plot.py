@@ -1,0 +1,164 @@
+"""PNG plots of runs and sweeps, drawn with matplotlib's Agg canvas (no display needed).
+
+```python
+plot_path("runs/quickstart/20250101-120000-ab12cd", "plots")   # curves.png
+plot_path("runs/lr-vs-width/20250101-130000-ef34ab", "plots")  # metric_vs_params.png, top_curves.png
+```
+
+Figures are ``matplotlib.figure.Figure`` objects saved directly: pyplot and its global
+state are never touched, so plotting works the same in a terminal, a notebook or a worker.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import yaml
+from matplotlib.figure import Figure
+
+from .report import read_summary
+from .runs import Run
+from .sweep.ledger import Ledger, TrialState
+from .sweep.results import configurations, show
+from .sweep.spec import SpecError, SweepSpec, parse_spec
+
+STATUS_COLORS = {"completed": "tab:green", "pruned": "tab:orange", "paused": "tab:blue",
+                 "diverged": "tab:purple", "running": "tab:blue", "interrupted": "tab:gray"}
+
+
+class PlotError(RuntimeError):
+    """The folder holds nothing to plot."""
+
+
+def epoch_records(run_dir: Path) -> list[dict]:
+    """The per-epoch lines of metrics.jsonl (iteration lines have no learning rate)."""
+    return [r for r in Run(run_dir).read_metrics() if "lr" in r]
+
+
+def metric_names(records: list[dict]) -> list[str]:
+    """The per-epoch scores other than losses: acc, or mse and r2."""
+    names = {k.split("/", 1)[1] for r in records for k in r
+             if k.startswith(("train/", "val/")) and not k.endswith(("loss", "objective"))}
+    return sorted(names)
+
+
+def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
+    """``curves.png``: train and validation loss, and each score, against the epoch."""
+    records = epoch_records(run_dir)
+    if not records:
+        raise PlotError(f"{run_dir}: metrics.jsonl holds no epoch yet")
+    scores = metric_names(records)
+    fig = Figure(figsize=(5 * (1 + len(scores)), 4), layout="constrained")
+    axes = fig.subplots(1, 1 + len(scores), squeeze=False)[0]
+    epochs = [r["epoch"] for r in records]
+    if any("train/objective" in r for r in records):
+        objective = [r.get("train/objective", math.nan) for r in records]
+        axes[0].plot(epochs, objective, ":", color="gray", label="train/objective (batches, with penalty)")
+    for ax, name in zip(axes, ["loss", *scores]):
+        for split, style in (("train", "-"), ("val", "--")):
+            values = [r.get(f"{split}/{name}", math.nan) for r in records]
+            ax.plot(epochs, values, style, marker=".", label=f"{split}/{name}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    summary = read_summary(run_dir)
+    if summary.get("best_epoch"):
+        for ax in axes:
+            ax.axvline(summary["best_epoch"], color="gray", lw=0.8, ls=":")
+    fig.suptitle(f"{Path(run_dir).name}: {summary.get('status', '')}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "curves.png"
+    fig.savefig(path, dpi=100)
+    return [path]
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def plot_metric_vs_params(spec: SweepSpec, table: dict[int, TrialState], path: Path) -> None:
+    """One panel per varied parameter: each trial's metric at its value (log axis for log
+    domains, one position per value for non-numeric ones), colored by status."""
+    params = list(spec.params)
+    fig = Figure(figsize=(4.5 * len(params), 4), layout="constrained")
+    axes = fig.subplots(1, len(params), squeeze=False)[0]
+    scored = [s for s in table.values() if s.metric is not None and math.isfinite(s.metric)]
+    for ax, param in zip(axes, params):
+        domain = spec.params[param]
+        values = [s.params[param] for s in scored]
+        numeric = all(is_number(v) for v in values)
+        labels = sorted({show(v) for v in values}) if not numeric else []
+        for status in sorted({s.status for s in scored}):
+            group = [s for s in scored if s.status == status]
+            xs = [s.params[param] if numeric else labels.index(show(s.params[param])) for s in group]
+            ax.scatter(xs, [s.metric for s in group], label=status, alpha=0.8,
+                       color=STATUS_COLORS.get(status, "tab:gray"))
+        if numeric and domain.log:
+            ax.set_xscale("log")
+        if labels:
+            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        ax.set_xlabel(param)
+        ax.set_ylabel(spec.metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"{spec.name}: {spec.metric} ({spec.goal}) against each parameter")
+    fig.savefig(path, dpi=100)
+
+
+def plot_top_curves(spec: SweepSpec, table: dict[int, TrialState], folder: Path, top: int,
+                    path: Path) -> None:
+    """The validation metric and the training loss per epoch of the ``top`` best
+    configurations (their first trial; fold 0 of a k-fold trial)."""
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    metric_ax, loss_ax = fig.subplots(1, 2)
+    best = configurations(table, spec)[:top]
+    for result in best:
+        trial = result.trials[0]
+        run_dir = folder / trial.dirname
+        if not (run_dir / "metrics.jsonl").exists():
+            run_dir = run_dir / "fold-0"
+        records = epoch_records(run_dir)
+        if not records:
+            continue
+        label = f"trial {trial.index}: " + ", ".join(
+            f"{p.rsplit('.', 1)[-1]}={show(v)}" for p, v in trial.params.items())
+        epochs = [r["epoch"] for r in records]
+        metric_ax.plot(epochs, [r.get(spec.metric, math.nan) for r in records], marker=".", label=label)
+        loss_ax.plot(epochs, [r.get("train/loss", math.nan) for r in records], marker=".", label=label)
+    for ax, name in ((metric_ax, spec.metric), (loss_ax, "train/loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    loss_ax.set_yscale("log")
+    metric_ax.legend(fontsize="small")
+    fig.suptitle(f"{spec.name}: learning curves of the best {len(best)} configurations")
+    fig.savefig(path, dpi=100)
+
+
+def plot_sweep(folder: Path, out_dir: Path, top: int = 5) -> list[Path]:
+    spec = parse_spec(yaml.safe_load((folder / "spec.yaml").read_text()))
+    if spec.metric is None:
+        raise PlotError(f"{folder}/spec.yaml names no metric")
+    table = Ledger(folder / "ledger.jsonl").table()
+    if not any(s.metric is not None for s in table.values()):
+        raise PlotError(f"{folder}: no trial has reported {spec.metric} yet")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "metric_vs_params.png", out_dir / "top_curves.png"]
+    plot_metric_vs_params(spec, table, paths[0])
+    plot_top_curves(spec, table, folder, top, paths[1])
+    return paths
+
+
+def plot_path(path: Path, out_dir: Path, top: int = 5) -> list[Path]:
+    """Plot a sweep folder (it has ledger.jsonl) or a run folder (metrics.jsonl)."""
+    path, out_dir = Path(path), Path(out_dir)
+    try:
+        if (path / "ledger.jsonl").exists():
+            return plot_sweep(path, out_dir, top)
+        if (path / "metrics.jsonl").exists():
+            return plot_run(path, out_dir)
+    except (OSError, ValueError, KeyError, yaml.YAMLError, SpecError) as error:
+        raise PlotError(f"{path}: cannot plot ({type(error).__name__}: {error})") from None
+    raise PlotError(f"{path}: neither a run folder (metrics.jsonl) nor a sweep folder (ledger.jsonl)")

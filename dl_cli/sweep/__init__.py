@@ -1,0 +1,16 @@
+"""Hyperparameter sweeps: grid and random search over any key of a train config.
+
+```
+spec.py       the sweep spec: base config, params, metric, seeds, refine, prune, k-fold
+domains.py    values, range, uniform, loguniform, int_uniform, int_loguniform; grid: N
+sampling.py   trial parameters from (sweep seed, configuration index) alone
+trial.py      run_trial(config, folder, until=...): one trial, any executor, never raises
+kfold.py      a configuration scored as the mean over K folds
+asha.py       successive halving on the sweep's own table
+ledger.py     the append-only JSON-lines record of every trial's state
+executors.py  in-process, local processes, Dask or Ray behind concurrent.futures
+folder.py     the sweep folder: create, check before a resume, lock
+runner.py     the driver: submit, record, prune, refine, drain on Ctrl-C, resume
+results.py    ranking, leaderboard, results.csv, best.yaml
+```
+"""

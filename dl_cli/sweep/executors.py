@@ -1,0 +1,205 @@
+"""Where trials run: one ``concurrent.futures.Executor`` interface, four backends.
+
+| backend | executor | notes |
+|---|---|---|
+| ``local``, 1 worker | ``InProcessExecutor`` | one thread of the driver's process |
+| ``local``, N workers | ``ProcessPoolExecutor`` (spawn) | BLAS threads pinned per worker |
+| ``dask`` | ``distributed.Client(...).get_executor()`` | a scheduler address or file, else a LocalCluster |
+| ``ray`` | ``RayExecutor`` (``ray.remote(fn).remote(...).future()``) | ``ray.init(address)`` |
+
+The driver only calls ``submit`` and waits on the futures, so the sweep is one code path
+whatever runs the trials. A cluster's workers must see the sweep folder (a shared file
+system) and have ``dl-cli`` installed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+BACKENDS = ("local", "dask", "ray")
+BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                  "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+class BackendError(RuntimeError):
+    """A backend cannot be used: not installed, or its cluster cannot be reached."""
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class InProcessExecutor(Executor):
+    """Runs each submitted call on its own daemon thread of this process, one at a time
+    when the driver submits one at a time. Daemon threads: a second Ctrl-C can leave at
+    once, and the abandoned trial continues from its last checkpoint on resume."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_running_or_notify_cancel()
+
+        def call():
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as error:
+                future.set_exception(error)
+
+        threading.Thread(target=call, daemon=True, name="dl-trial").start()
+        return future
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        pass
+
+
+def init_worker(threads: int) -> None:
+    """Initializer of a local worker process: its own process group, so a Ctrl-C at the
+    terminal reaches the driver alone (which then decides); ``threads`` BLAS threads; and
+    a watch on the driver, so a worker never outlives a driver killed outright."""
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()
+    for name in BLAS_VARIABLES:
+        os.environ[name] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)
+    except ImportError:
+        pass
+    driver = os.getppid()
+
+    def watch():
+        while os.getppid() == driver:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="dl-driver-watch").start()
+
+
+class RayExecutor(Executor):
+    """``submit`` as a Ray task of one CPU; Ray's object references give the futures."""
+
+    def __init__(self, ray):
+        self.ray = ray
+        self.remote: dict = {}  # fn → its Ray task, made once
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        if fn not in self.remote:
+            self.remote[fn] = self.ray.remote(num_cpus=1)(fn)
+        return self.remote[fn].remote(*args, **kwargs).future()
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self.ray.shutdown()
+
+
+@dataclass
+class Backend:
+    """An executor, how many trials it runs at once, and how to stop its running trials."""
+
+    name: str
+    executor: Executor
+    slots: int
+    description: str
+    can_terminate: bool = False          # running trials are local processes we may SIGTERM
+    closers: list[Callable] = field(default_factory=list)
+    renew: Callable[[], Executor] | None = None  # a fresh pool after a worker process died
+
+    def replace_broken(self) -> None:
+        if self.renew is None:
+            raise BackendError(f"the {self.name} executor broke and cannot be renewed")
+        self.executor.shutdown(wait=False)
+        self.executor = self.renew()
+
+    def terminate(self, trial_dirs: list[Path]) -> None:
+        """Ask the processes training in ``trial_dirs`` to stop: SIGTERM makes the Solver
+        save ``last.npz`` and return ``interrupted`` after the current iteration."""
+        if not self.can_terminate:
+            return
+        for lock in (p for d in trial_dirs for p in Path(d).rglob("run.lock")):
+            try:
+                os.kill(int(lock.read_text().strip()), signal.SIGTERM)
+            except (OSError, ValueError):
+                continue
+
+    def close(self, wait: bool = True) -> None:
+        """Release the workers; ``wait=False`` leaves abandoned trials behind at once."""
+        self.executor.shutdown(wait=wait)
+        for close in self.closers:
+            close()
+
+
+def local_backend(workers: int, threads: int) -> Backend:
+    if workers == 1:
+        return Backend("local", InProcessExecutor(), 1,
+                       f"1 worker, in process, {threads} BLAS thread{'s' * (threads > 1)}")
+    import multiprocessing
+
+    def pool() -> Executor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=init_worker, initargs=(threads,))
+
+    return Backend("local", pool(), workers,
+                   f"{workers} worker processes × {threads} BLAS thread{'s' * (threads > 1)}",
+                   can_terminate=True, renew=pool)
+
+
+def dask_backend(workers: int, address: str | None) -> Backend:
+    try:
+        import distributed
+    except ImportError:
+        raise BackendError("the dask backend needs dask.distributed: "
+                           "pip install 'dl-cli[dask]'") from None
+    closers = []
+    try:
+        if address is None:
+            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                               processes=True, dashboard_address=None)
+            client = distributed.Client(cluster)
+            closers = [client.close, cluster.close]
+            where = f"a LocalCluster of {workers} processes"
+        elif Path(address).is_file():
+            client = distributed.Client(scheduler_file=address, timeout=30)
+            closers, where = [client.close], f"the scheduler of {address}"
+        else:
+            client = distributed.Client(address, timeout=30)
+            closers, where = [client.close], address
+    except (OSError, TimeoutError, ValueError) as error:
+        raise BackendError(f"cannot reach the Dask scheduler {address}: {error}") from None
+    slots = sum(client.nthreads().values()) or workers
+    # pure=False: a call with the same arguments is a new task, never a cached result.
+    return Backend("dask", client.get_executor(pure=False), slots,
+                   f"Dask, {slots} worker threads at {where}", closers=closers)
+
+
+def ray_backend(workers: int, address: str | None) -> Backend:
+    try:
+        import ray
+    except ImportError:
+        raise BackendError("the ray backend needs Ray: pip install 'dl-cli[ray]'") from None
+    try:
+        ray.init(address=address, num_cpus=None if address else workers,
+                 ignore_reinit_error=True, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise BackendError(f"cannot start or reach Ray at {address or 'this machine'}: {error}") from None
+    slots = int(ray.cluster_resources().get("CPU", workers))
+    return Backend("ray", RayExecutor(ray), slots,
+                   f"Ray, {slots} CPUs at {address or 'a local instance'}")
+
+
+def make_backend(name: str, workers: int, address: str | None = None, threads: int = 1) -> Backend:
+    """The executor for ``--backend name``; ``threads`` BLAS threads per local worker
+    (each trial also pins its own, on every backend)."""
+    if name == "local":
+        return local_backend(workers, threads)
+    if name == "dask":
+        return dask_backend(workers, address)
+    return ray_backend(workers, address)

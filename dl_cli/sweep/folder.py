@@ -1,0 +1,115 @@
+"""The sweep folder: what it holds, how a resume checks it, and one driver at a time.
+
+```
+runs/<sweep name>/<YYYYmmdd-HHMMSS>-<id>/
+  spec.yaml      the effective spec (overrides applied, base as an absolute path)
+  base.yaml      the resolved base config every trial starts from
+  ledger.jsonl   every trial's state, append-only
+  results.csv    one row per trial          best.yaml   the winning config
+  trial-0000/    an ordinary run folder per trial (fold-0/ ... with k-fold)
+  driver.lock    while a driver runs the sweep
+```
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+from .. import __version__
+from ..config import ConfigDumper, config_to_dict, dump_config, validate
+from ..report import flatten
+from ..runs import safe_name, write_atomic
+from ..training import config_hash
+from .ledger import Ledger
+from .results import show
+from .spec import SweepSpec
+
+
+class SweepError(RuntimeError):
+    """A sweep folder cannot be used as asked (in use, or its spec or base changed)."""
+
+
+def dump_yaml(data) -> str:
+    return yaml.dump(data, Dumper=ConfigDumper, sort_keys=False, default_flow_style=None,
+                     allow_unicode=True)
+
+
+def changed_keys(old: dict, new: dict) -> str:
+    a, b = flatten(old), flatten(new)
+    keys = [k for k in sorted(set(a) | set(b)) if json.dumps(a.get(k)) != json.dumps(b.get(k))]
+    shown = ", ".join(f"{k}: {show(a.get(k))} → {show(b.get(k))}" for k in keys[:5])
+    return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+
+def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
+               resume: Path | None = None, note: str = "") -> Path:
+    """A new sweep folder holding spec.yaml and base.yaml, or the folder to resume after
+    checking that neither the spec nor the base config changed."""
+    base_cfg = validate(base)
+    header = {"spec_hash": spec.spec_hash(), "base_hash": config_hash(base_cfg),
+              "version": __version__, "backend": note}
+    if resume is not None:
+        folder = Path(resume)
+        ledger = Ledger(folder / "ledger.jsonl")
+        recorded = ledger.header()
+        if recorded is None:
+            raise SweepError(f"{folder} is not a sweep folder (no ledger.jsonl with a header)")
+        if recorded["spec_hash"] != header["spec_hash"]:
+            saved = yaml.safe_load((folder / "spec.yaml").read_text())
+            saved.pop("base", None)
+            raise SweepError(f"refusing to resume {folder}: the spec changed since the sweep "
+                             f"started ({changed_keys(saved, {k: v for k, v in spec.raw.items() if k != 'base'})}); "
+                             f"start a new sweep, or restore the spec")
+        if recorded["base_hash"] != header["base_hash"]:
+            saved = yaml.safe_load((folder / "base.yaml").read_text())
+            raise SweepError(f"refusing to resume {folder}: the base config {spec.base} changed "
+                             f"since the sweep started ({changed_keys(saved, config_to_dict(base_cfg))}); "
+                             f"trials would not be comparable")
+        ledger.append("sweep", resumed=True, **header)
+        return folder
+    if sweep_dir is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        sweep_dir = Path(base_cfg.runs_dir) / safe_name(spec.name) / f"{stamp}-{secrets.token_hex(3)}"
+    folder = Path(sweep_dir)
+    if (folder / "ledger.jsonl").exists():
+        raise SweepError(f"{folder} already holds a sweep; continue it with --resume {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / "spec.yaml", lambda f: f.write(dump_yaml(spec.raw).encode()))
+    write_atomic(folder / "base.yaml", lambda f: f.write(dump_config(base_cfg).encode()))
+    Ledger(folder / "ledger.jsonl").append("sweep", **header)
+    return folder
+
+
+@contextmanager
+def sweep_lock(folder: Path):
+    """One driver per sweep folder; a lock whose process is gone is taken over."""
+    lock = Path(folder) / "driver.lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text().strip())
+                os.kill(holder, 0)
+            except PermissionError:
+                pass  # alive, owned by another user
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: its holder is gone
+                continue
+            raise SweepError(f"{folder} is being run by process {holder} (lock {lock})") from None
+    else:
+        raise SweepError(f"could not take the lock {lock}")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)

@@ -1,0 +1,129 @@
+"""The sweep's memory: an append-only JSON-lines file of events, and the table it implies.
+
+```
+{"event": "sweep",  "spec_hash": ..., "base_hash": ..., "time": ...}      once per start or resume
+{"event": "round",  "round": 1, "domains": {...}}                        refined ranges of a round
+{"event": "trial",  "trial": 3, "round": 0, "config": 3, "seed": null, "params": {...}}
+{"event": "start",  "trial": 3, "until": 9}                              submitted (until: rung epochs)
+{"event": "result", "trial": 3, "status": "paused", "metric": 0.91, "epochs": 9, ...}
+{"event": "prune",  "trial": 3, "rung": 9}                               successive halving's verdict
+{"event": "retry",  "trial": 3}                                          a failed trial run again
+```
+
+Lines are only ever appended, each with one ``write`` and an ``fsync``; a line cut short by
+a crash is the only one that can be malformed, and reading skips it. Replaying the events
+in order gives every trial's state, so the driver can stop at any moment and resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FINAL = ("completed", "pruned", "diverged", "failed")  # a trial in one of these is done
+
+
+@dataclass
+class TrialState:
+    index: int
+    round: int
+    config: int
+    seed: int | None
+    params: dict
+    status: str = "pending"     # pending | running | paused | interrupted | one of FINAL
+    metric: float | None = None
+    epochs: int = 0
+    time_s: float = 0.0
+    error: str | None = None
+    fold_metrics: list | None = None
+    rungs: dict[int, float | None] = field(default_factory=dict)  # until → metric reported
+    started: float | None = None  # when the running attempt was submitted (epoch seconds)
+
+    @property
+    def dirname(self) -> str:
+        return f"trial-{self.index:04d}"
+
+    def reached(self, epochs: int) -> bool:
+        """Whether the trial takes part in the rung of ``epochs``: it reported there, or it
+        had completed before (early stopping, fewer epochs). A trial pruned at an earlier
+        rung, or diverged or failed on the way, does not."""
+        return epochs in self.rungs or self.status == "completed"
+
+    def metric_at(self, epochs: int) -> float | None:
+        """The metric the rung of ``epochs`` compares."""
+        return self.rungs[epochs] if epochs in self.rungs else self.metric
+
+
+def apply(trials: dict[int, TrialState], e: dict) -> None:
+    """Update the trials' states with one event."""
+    kind, state = e["event"], trials.get(e.get("trial"))
+    if kind == "trial":
+        trials[e["trial"]] = TrialState(e["trial"], e["round"], e["config"], e["seed"], e["params"])
+    elif state is None:
+        return
+    elif kind == "start":
+        state.status, state.started = "running", e["time"]
+    elif kind == "result":
+        state.status, state.metric = e["status"], e.get("metric")
+        state.epochs, state.error = e.get("epochs", 0), e.get("error")
+        state.fold_metrics = e.get("fold_metrics")
+        state.time_s += e.get("time_s", 0.0)
+        if e.get("until") is not None and e["status"] in ("paused", "completed"):
+            state.rungs[e["until"]] = e.get("metric")
+    elif kind == "prune":
+        state.status = "pruned"
+    elif kind == "retry":
+        trials[e["trial"]] = TrialState(state.index, state.round, state.config, state.seed,
+                                        state.params)
+
+
+class Ledger:
+    """The file and, once read, the table of trial states it implies, kept up to date
+    by ``append``."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._table: dict[int, TrialState] | None = None
+
+    def append(self, event: str, **fields) -> None:
+        self.extend([{"event": event, **fields}])
+
+    def extend(self, events: list[dict]) -> None:
+        """Append events with one write and one fsync."""
+        stamp = round(time.time(), 3)
+        events = [{**e, "time": stamp} for e in events]
+        with open(self.path, "a") as f:
+            f.write("".join(json.dumps(e) + "\n" for e in events))
+            f.flush()
+            os.fsync(f.fileno())
+        if self._table is not None:
+            for e in events:
+                apply(self._table, e)
+
+    def events(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        events = []
+        for line in self.path.read_text().splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # the tail of a write cut short by a crash
+        return events
+
+    def header(self) -> dict | None:
+        return next((e for e in self.events() if e["event"] == "sweep"), None)
+
+    def rounds(self) -> dict[int, dict]:
+        return {e["round"]: e["domains"] for e in self.events() if e["event"] == "round"}
+
+    def table(self) -> dict[int, TrialState]:
+        """Every declared trial's state: the events replayed once, then kept current."""
+        if self._table is None:
+            self._table = {}
+            for e in self.events():
+                apply(self._table, e)
+        return self._table

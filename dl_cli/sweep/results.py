@@ -1,0 +1,210 @@
+"""What a sweep found: configurations ranked, the leaderboard, results.csv and best.yaml.
+
+A configuration is ranked by the mean of its trials' metric (over ``seeds``), with the
+sample standard deviation shown. Configurations trained to the end come first, then those
+pruned (later rungs before earlier ones), then unfinished, diverged and failed ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.table import Table
+
+from ..report import number
+from .ledger import TrialState
+from .spec import SweepSpec
+
+STATUS_ORDER = {"completed": 0, "pruned": 1, "paused": 2, "running": 2, "interrupted": 2,
+                "pending": 2, "diverged": 3, "failed": 4}
+STATUS_STYLE = {"completed": "green", "pruned": "yellow", "running": "cyan", "paused": "cyan",
+                "diverged": "magenta", "failed": "red", "interrupted": "yellow", "pending": "dim"}
+
+
+@dataclass
+class ConfigResult:
+    config: int
+    params: dict
+    trials: list[TrialState]
+    status: str
+    mean: float | None
+    std: float | None
+
+    @property
+    def epochs(self) -> int:
+        return max(t.epochs for t in self.trials)
+
+
+def config_status(trials: list[TrialState]) -> str:
+    """Completed only when every repeat completed; else the most telling state."""
+    return max((t.status for t in trials), key=lambda s: (STATUS_ORDER.get(s, 2), s))
+
+
+def configurations(table: dict[int, TrialState], spec: SweepSpec) -> list[ConfigResult]:
+    """Every configuration, best first."""
+    groups: dict[int, list[TrialState]] = {}
+    for state in sorted(table.values(), key=lambda s: s.index):
+        groups.setdefault(state.config, []).append(state)
+    results = []
+    for config, trials in groups.items():
+        values = [t.metric for t in trials if t.metric is not None and math.isfinite(t.metric)]
+        mean = statistics.fmean(values) if values else None
+        std = statistics.stdev(values) if len(values) > 1 else None
+        results.append(ConfigResult(config, trials[0].params, trials, config_status(trials), mean, std))
+    sign = -1.0 if spec.goal == "max" else 1.0
+    return sorted(results, key=lambda r: (STATUS_ORDER.get(r.status, 2),
+                                          -r.epochs if r.status == "pruned" else 0,
+                                          r.mean is None, sign * (r.mean or 0.0), r.config))
+
+
+def best_configuration(table: dict[int, TrialState], spec: SweepSpec) -> ConfigResult | None:
+    ranked = configurations(table, spec)
+    if ranked and ranked[0].status == "completed" and ranked[0].mean is not None:
+        return ranked[0]
+    return None
+
+
+def show(value) -> str:
+    """A parameter value in a cell: numbers to 4 significant digits, structures as JSON."""
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, separators=(",", ":"))
+        return text if len(text) <= 40 else text[:37] + "..."
+    return number(value)
+
+
+def metric_text(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+
+
+def styled(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def leaderboard(table: dict[int, TrialState], spec: SweepSpec, top: int = 10) -> Table:
+    ranked = configurations(table, spec)
+    repeats = len(spec.repeats)
+    what = f"mean ± std over {repeats} seeds" if repeats > 1 else "one trial each"
+    if spec.kfold:
+        what += f", each the mean over {spec.kfold} folds"
+    grid = Table(title=f"{spec.name}: best {min(top, len(ranked))} of {len(ranked)} "
+                       f"configurations by {spec.metric} ({spec.goal})", caption=what)
+    grid.add_column("rank", justify="right")
+    grid.add_column("config", justify="right")
+    for path in spec.params:
+        grid.add_column(path, justify="right")
+    grid.add_column(spec.metric, justify="right", no_wrap=True)
+    grid.add_column("status")
+    grid.add_column("epochs", justify="right")
+    for rank, result in enumerate(ranked[:top], 1):
+        grid.add_row(str(rank), str(result.config), *(show(result.params[p]) for p in spec.params),
+                     metric_text(result.mean, result.std), styled(result.status), str(result.epochs))
+    return grid
+
+
+def counts(table: dict[int, TrialState]) -> str:
+    tally: dict[str, int] = {}
+    for state in table.values():
+        tally[state.status] = tally.get(state.status, 0) + 1
+    order = sorted(tally, key=lambda s: (STATUS_ORDER.get(s, 2), s))
+    return ", ".join(f"{tally[s]} {s}" for s in order)
+
+
+def trials_table(table: dict[int, TrialState], spec: SweepSpec, limit: int = 25) -> Table:
+    """The live view: running trials first, then the best finished, then the rest."""
+    states = sorted(table.values(), key=lambda s: s.index)
+    sign = -1.0 if spec.goal == "max" else 1.0
+
+    def priority(s: TrialState):
+        return (s.status != "running", STATUS_ORDER.get(s.status, 2),
+                s.metric is None, sign * (s.metric or 0.0), s.index)
+
+    shown = sorted(states, key=priority)[:limit]
+    grid = Table(title=f"{spec.name}: {counts(table)}", caption=(
+        f"{len(states) - len(shown)} more trials not shown" if len(states) > len(shown) else None))
+    for column in ("trial", "status", *(["seed"] if spec.seeds else []), *spec.params,
+                   spec.metric, "epochs", "time"):
+        grid.add_column(column, justify="left" if column == "status" else "right")
+    now = time.time()
+    for s in sorted(shown, key=lambda s: s.index):
+        seconds = s.time_s + (now - s.started if s.status == "running" and s.started else 0.0)
+        grid.add_row(str(s.index), styled(s.status), *([str(s.seed)] if spec.seeds else []),
+                     *(show(s.params[p]) for p in spec.params),
+                     metric_text(s.metric, None), str(s.epochs or "-"), f"{seconds:.1f}s")
+    return grid
+
+
+def results_csv(table: dict[int, TrialState], spec: SweepSpec) -> str:
+    """One row per trial: varied params, seed, metric, status, epochs, time."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    header = ["trial", "round", "config", "seed", *spec.params, spec.metric]
+    if spec.kfold:
+        header.append(f"{spec.metric}_fold_std")
+    header += ["status", "epochs", "time_s", "dir", "error"]
+    writer.writerow(header)
+    for s in sorted(table.values(), key=lambda s: s.index):
+        params = [json.dumps(v) if isinstance(v, (dict, list)) else v for v in
+                  (s.params[p] for p in spec.params)]
+        row = [s.index, s.round, s.config, s.seed, *params, s.metric]
+        if spec.kfold:
+            folds = [m for m in (s.fold_metrics or []) if m is not None]
+            row.append(statistics.stdev(folds) if len(folds) > 1 else None)
+        row += [s.status, s.epochs, round(s.time_s, 3), s.dirname, s.error or ""]
+        writer.writerow(["" if v is None else v for v in row])
+    return out.getvalue()
+
+
+def best_yaml(config_text: str, best: ConfigResult, spec: SweepSpec, sweep_dir: Path) -> str:
+    """The best configuration's resolved config, with a header saying where it came from."""
+    params = ", ".join(f"{p}={show(best.params[p])}" for p in spec.params)
+    lines = [f"# Best of sweep {spec.name} ({sweep_dir}): configuration {best.config},",
+             f"# {spec.metric} {metric_text(best.mean, best.std)} ({spec.goal}).",
+             f"# {params}",
+             "# Train it on the full training split: dl train best.yaml"]
+    return "\n".join(lines) + "\n" + config_text
+
+
+def plan_table(plans: list, spec: SweepSpec) -> Table:
+    """The trials a dry run would start."""
+    grid = Table(title=f"{spec.name}: {len(plans)} trials")
+    for column in ("trial", "config", *(["seed"] if spec.seeds else []), *spec.params):
+        grid.add_column(column, justify="right")
+    for plan in plans:
+        grid.add_row(str(plan.index), str(plan.config), *([str(plan.seed)] if spec.seeds else []),
+                     *(show(plan.params[p]) for p in spec.params))
+    return grid
+
+
+def plan_lines(spec: SweepSpec, trials: int, max_epochs: int) -> list[str]:
+    """How a sweep will run, in a few sentences."""
+    from .asha import rungs
+
+    configs = spec.configurations_per_round()
+    if spec.method == "grid":
+        sizes = " × ".join(str(len(d.points())) for d in spec.params.values())
+        lines = [f"grid of {sizes} = {configs} configurations"]
+    else:
+        lines = [f"random search: {configs} configurations drawn from seed {spec.seed}"]
+    if spec.seeds:
+        lines.append(f"each trained with seeds {spec.seeds}: {trials} trials, ranked by the mean")
+    if spec.kfold:
+        lines.append(f"each trial scored as the mean {spec.metric} over {spec.kfold} folds")
+    if spec.prune:
+        schedule = rungs(spec.prune.min_epochs, spec.prune.eta, max_epochs)
+        lines.append(f"successive halving at epochs {schedule}: the best 1/{spec.prune.eta} "
+                     f"of each rung go on")
+    if spec.refine:
+        lines.append(f"then {spec.refine.rounds} refined round(s) of {configs} configurations, "
+                     f"ranges narrowed around the best {spec.refine.top} (drawn once the "
+                     f"previous round is done)")
+    lines.append(f"metric: {spec.metric} ({spec.goal}); checkpoints kept: {spec.keep_checkpoints}")
+    return lines

@@ -1,0 +1,372 @@
+"""The sweep driver: plan trials, hand them to an executor, record everything in the ledger.
+
+```python
+spec, base = prepare("configs/sweep_digits.yaml")      # every mistake before any trial
+folder = open_sweep(spec, base)                          # folder.py; or resume=DIR
+outcome = SweepRunner(spec, base, folder, make_backend("local", workers=2)).run()
+```
+
+The driver alone samples parameters, submits ``run_trial`` calls (at most one per
+executor slot), and appends each start, result and pruning verdict to the ledger. A
+resumed sweep replays the ledger and submits only what is not done. Ctrl-C once: no new
+trials, the running ones finish (drain); twice: local worker processes get SIGTERM and
+save their state; three times (or a backend whose trials cannot be signalled): leave
+at once. Whatever happened, the ledger holds every completed result.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import threading
+import traceback
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+
+from ..config import ConfigError, config_to_dict, dump_config, validate
+from ..runs import write_atomic
+from ..schema import Config
+from .asha import promote, rungs
+from .executors import Backend
+from .folder import SweepError, sweep_lock
+from .ledger import FINAL, Ledger, TrialState
+from .results import (best_configuration, best_yaml, configurations, counts, results_csv, show,
+                      trials_table)
+from .sampling import TrialPlan, plan_round
+from .spec import Domain, SpecError, SweepSpec, resolve
+from .trial import run_trial
+
+
+# -- planning -------------------------------------------------------------------------
+def trial_name(spec: SweepSpec, index: int) -> str:
+    return f"{spec.name}-{index:04d}"
+
+
+def resolve_plans(spec: SweepSpec, base: dict, plans: list[TrialPlan]) -> dict[int, Config]:
+    """Each trial's validated config; one SpecError names the trials whose values the
+    schema or a registry refuses (at most ten, then how many more)."""
+    configs, errors, bad = {}, [], 0
+    for plan in plans:
+        try:
+            configs[plan.index] = resolve(base, plan.params, plan.seed, trial_name(spec, plan.index))
+        except ConfigError as error:
+            bad += 1
+            if bad <= 10:
+                values = ", ".join(f"{p}={show(v)}" for p, v in plan.params.items())
+                errors += [f"trial {plan.index} ({values}): {line}" for line in error.errors]
+    if bad > 10:
+        errors.append(f"... and {bad - 10} more trials")
+    if errors:
+        raise SpecError(errors)
+    return configs
+
+
+def build_errors(configs: dict[int, Config]) -> list[str]:
+    """Load each distinct data config once and build every trial's model on it: the
+    shape mistakes that a schema check cannot see (a dry run's second check)."""
+    from ..data import DataError, load
+    from ..nn import ShapeError
+    from ..training import build_model
+
+    shapes: dict[str, tuple] = {}
+    errors = []
+    for index, cfg in configs.items():
+        key = json.dumps([config_to_dict(cfg)["data"], cfg.train.dtype], sort_keys=True)
+        try:
+            if key not in shapes:
+                shapes[key] = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype).in_shape
+            build_model(cfg, shapes[key])
+        except (DataError, ShapeError, OSError, ValueError) as error:
+            errors.append(f"trial {index}: {error}")
+    return errors
+
+
+def refined(spec: SweepSpec, domains: dict[str, Domain], table: dict[int, TrialState],
+            round_index: int) -> dict[str, Domain] | None:
+    """The next round's domains: each continuous one narrowed around the values of the
+    previous round's ``top`` best configurations (None when none of them completed)."""
+    previous = {i: s for i, s in table.items() if s.round == round_index - 1}
+    ranked = [r for r in configurations(previous, spec) if r.status in ("completed", "pruned")
+              and r.mean is not None][:spec.refine.top]
+    if not ranked:
+        return None
+    return {path: domain.narrowed([r.params[path] for r in ranked]) if domain.continuous else domain
+            for path, domain in domains.items()}
+
+
+# -- the driver -----------------------------------------------------------------------
+@dataclass
+class Outcome:
+    exit_code: int          # 0: a trial completed; 1: none did, or --fail-fast; 130: Ctrl-C
+    table: dict[int, TrialState]
+    interrupted: bool
+    failed_fast: bool
+    complete: bool          # every trial reached a final state
+
+
+class SweepRunner:
+    def __init__(self, spec: SweepSpec, base: dict, folder: Path, backend: Backend,
+                 console: Console | None = None, retry_failed: bool = False,
+                 fail_fast: bool = False):
+        self.spec, self.base, self.folder, self.backend = spec, base, Path(folder), backend
+        self.console = console or Console(stderr=True)
+        self.retry_failed, self.fail_fast = retry_failed, fail_fast
+        self.ledger = Ledger(self.folder / "ledger.jsonl")
+        self.table = self.ledger.table()  # kept current by every append
+        self.configs: dict[int, Config] = {}
+        self.interrupts = 0
+        self.failed_fast = False
+        self.live: Live | None = None
+
+    @property
+    def draining(self) -> bool:
+        return self.interrupts > 0 or self.failed_fast
+
+    def run(self) -> Outcome:
+        with sweep_lock(self.folder), self._signals(), self._display():
+            self._reset_failed()
+            domains: dict[str, Domain] | None = self.spec.params
+            for round_index in range(self.spec.rounds):
+                if round_index > 0:
+                    domains = self._next_domains(domains, round_index)
+                    if domains is None:
+                        break
+                plans = plan_round(self.spec, domains, round_index)
+                self._declare(plans)
+                if self.spec.prune:
+                    self._run_rungs(plans)
+                else:
+                    self._run_batch([(p.index, None) for p in plans if self._needs(p.index, None)])
+                if self.draining:
+                    break
+        return self._finish()
+
+    # -- bookkeeping ------------------------------------------------------------------
+    def _log(self, event: str, **fields) -> None:
+        self.ledger.append(event, **fields)
+
+    def _reset_failed(self) -> None:
+        if not self.retry_failed:
+            return
+        for state in [s for s in self.table.values() if s.status == "failed"]:
+            shutil.rmtree(self.folder / state.dirname, ignore_errors=True)
+            self._log("retry", trial=state.index)
+
+    def _next_domains(self, domains: dict[str, Domain], round_index: int) -> dict[str, Domain] | None:
+        narrowed = refined(self.spec, domains, self.table, round_index)
+        if narrowed is None:
+            self._say(f"round {round_index}: no completed configuration to refine around; stopping")
+            return None
+        recorded = self.ledger.rounds()
+        as_yaml = {path: d.to_yaml() for path, d in narrowed.items()}
+        if round_index not in recorded:
+            self._log("round", round=round_index, domains=as_yaml)
+            self._say(f"round {round_index}: " + ", ".join(
+                f"{p} {d.describe()}" for p, d in narrowed.items() if d.continuous))
+        return narrowed
+
+    def _declare(self, plans: list[TrialPlan]) -> None:
+        """Record the round's trials in the ledger (checking those already there) and
+        resolve their configs; a config the schema refuses is a failed trial."""
+        new = []
+        for plan in plans:
+            known = self.table.get(plan.index)
+            if known is None:
+                new.append({"event": "trial", "trial": plan.index, "round": plan.round,
+                            "config": plan.config, "seed": plan.seed, "params": plan.params})
+            elif json.dumps(known.params, sort_keys=True) != json.dumps(plan.params, sort_keys=True):
+                raise SweepError(f"the ledger's trial {plan.index} has parameters {known.params}, "
+                                 f"the spec now gives {plan.params}")
+        if new:
+            self.ledger.extend(new)
+        for plan in plans:
+            try:
+                self.configs[plan.index] = resolve(self.base, plan.params, plan.seed,
+                                                   trial_name(self.spec, plan.index))
+            except ConfigError as error:
+                if self.table[plan.index].status not in FINAL:
+                    self._log("result", trial=plan.index, status="failed", metric=None,
+                              epochs=0, error=f"invalid config: {error}", time_s=0.0)
+
+    def _needs(self, index: int, until: int | None) -> bool:
+        state = self.table[index]
+        if state.status in FINAL:
+            return False
+        if state.status == "paused" and until is not None:
+            return state.epochs < min(until, self.configs[index].train.epochs)
+        return True
+
+    # -- successive halving -----------------------------------------------------------
+    def _run_rungs(self, plans: list[TrialPlan]) -> None:
+        prune = self.spec.prune
+        longest = max((self.configs[p.index].train.epochs for p in plans if p.index in self.configs),
+                      default=0)
+        if longest == 0:
+            return
+        schedule = rungs(prune.min_epochs, prune.eta, longest)
+        for epochs in schedule:
+            self._run_batch([(p.index, epochs) for p in plans if self._needs(p.index, epochs)])
+            if self.draining or epochs == schedule[-1]:
+                return
+            self._prune(plans, epochs)
+
+    def _prune(self, plans: list[TrialPlan], epochs: int) -> None:
+        """Keep the best configurations of this rung, prune the others' paused trials.
+        Decided from the ledger alone, so a resumed sweep reaches the same verdicts."""
+        groups: dict[int, list[TrialState]] = {}
+        for plan in plans:
+            groups.setdefault(plan.config, []).append(self.table[plan.index])
+        scores = {}
+        for config, trials in groups.items():
+            if all(t.reached(epochs) for t in trials):
+                values = [t.metric_at(epochs) for t in trials]
+                scores[config] = None if None in values else sum(values) / len(values)
+        keep = promote(scores, self.spec.prune.eta, self.spec.goal)
+        for config in scores:
+            for trial in groups[config]:
+                if config not in keep and trial.status == "paused":
+                    self._log("prune", trial=trial.index, rung=epochs)
+        pruned = [c for c in scores if c not in keep]
+        if pruned:
+            self._say(f"rung {epochs} epochs: {len(keep)} of {len(scores)} configurations go on; "
+                      f"pruned {', '.join(map(str, sorted(pruned)))}")
+
+    # -- running ----------------------------------------------------------------------
+    def _submit(self, index: int, until: int | None) -> Future:
+        self._log("start", trial=index, until=until)
+        args = (run_trial, config_to_dict(self.configs[index]), str(self.folder / self.table[index].dirname))
+        options = {"until": until, "kfold": self.spec.kfold, "metric": self.spec.metric,
+                   "goal": self.spec.goal, "threads": self.spec.threads}
+        try:
+            return self.backend.executor.submit(*args, **options)
+        except BrokenProcessPool:
+            self.backend.replace_broken()
+            return self.backend.executor.submit(*args, **options)
+
+    def _run_batch(self, items: list[tuple[int, int | None]]) -> None:
+        queue = deque(items)
+        running: dict[Future, tuple[int, int | None]] = {}
+        terminated = False
+        while running or (queue and not self.draining):
+            while queue and not self.draining and len(running) < self.backend.slots:
+                index, until = queue.popleft()
+                running[self._submit(index, until)] = (index, until)
+            done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
+            for future in done:
+                index, until = running.pop(future)
+                self._record(index, until, self._outcome(future, index, until))
+            if self.interrupts >= 2 and running and not terminated:
+                terminated = True
+                self.backend.terminate([self.folder / self.table[i].dirname for i, _ in running.values()])
+            if self.interrupts >= 3 or self.interrupts >= 2 and not self.backend.can_terminate:
+                return  # abandon: the ledger says running, a resume continues them
+            self._refresh()
+
+    def _outcome(self, future: Future, index: int, until: int | None) -> dict:
+        try:
+            return future.result()
+        except CancelledError:
+            return {"status": "interrupted", "error": "cancelled", "until": until}
+        except BrokenProcessPool:
+            status = "interrupted" if self.interrupts >= 2 else "failed"
+            return {"status": status, "until": until,
+                    "error": "the worker process died (killed, or out of memory)"}
+        except Exception as error:
+            folder = self.folder / self.table[index].dirname
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "error.txt").write_text(
+                "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+            return {"status": "failed", "until": until, "error": f"{type(error).__name__}: {error}"}
+
+    def _record(self, index: int, until: int | None, result: dict) -> None:
+        fields = {"metric": None, "epochs": 0, "time_s": 0.0, "error": None, **result}
+        self._log("result", trial=index, **{**fields, "until": until})
+        state = self.table[index]
+        if state.status == "failed":
+            self._say(f"[red]trial {index} failed[/]: {escape(str(state.error))} "
+                      f"(traceback in {self.folder / state.dirname / 'error.txt'})")
+            if self.fail_fast and not self.failed_fast:
+                self.failed_fast = True
+                self._say("--fail-fast: no new trials; waiting for the running ones")
+        elif self.live is None and state.status != "interrupted":
+            values = ", ".join(f"{p}={show(v)}" for p, v in state.params.items())
+            metric = "-" if state.metric is None else f"{state.metric:.4f}"
+            self._say(f"trial {index} {state.status}: {self.spec.metric} {metric} "
+                      f"({state.epochs} epochs, {state.time_s:.1f} s) {escape(values)}")
+
+    def _finish(self) -> Outcome:
+        text = results_csv(self.table, self.spec)
+        write_atomic(self.folder / "results.csv", lambda f: f.write(text.encode()))
+        best = best_configuration(self.table, self.spec)
+        if best is not None:
+            cfg = self.configs.get(best.trials[0].index) or resolve(
+                self.base, best.params, best.trials[0].seed, trial_name(self.spec, best.trials[0].index))
+            config = validate({**config_to_dict(cfg), "name": f"{self.spec.name}-best"})
+            text = best_yaml(dump_config(config), best, self.spec, self.folder)
+            write_atomic(self.folder / "best.yaml", lambda f: f.write(text.encode()))
+        complete = not self.draining and all(s.status in FINAL for s in self.table.values())
+        if complete and self.spec.keep_checkpoints == "best":
+            kept = {t.index for t in best.trials} if best else set()
+            for state in self.table.values():
+                if state.index not in kept:
+                    for npz in (self.folder / state.dirname).rglob("checkpoints/*.npz"):
+                        npz.unlink()
+        interrupted = self.interrupts > 0
+        completed = any(s.status == "completed" for s in self.table.values())
+        code = 1 if self.failed_fast else 130 if interrupted else 0 if completed else 1
+        return Outcome(code, self.table, interrupted, self.failed_fast, complete)
+
+    # -- terminal ---------------------------------------------------------------------
+    def _say(self, message: str) -> None:
+        self.console.print(message, highlight=False, soft_wrap=True)
+
+    def _refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(trials_table(self.table, self.spec))
+
+    @contextmanager
+    def _display(self):
+        if not self.console.is_terminal:
+            yield
+            return
+        with Live(trials_table(self.table, self.spec), console=self.console,
+                  refresh_per_second=4, transient=True) as live:
+            self.live = live
+            try:
+                yield
+            finally:
+                self.live = None
+        self._say(f"{self.spec.name}: {counts(self.table)}")
+
+    @contextmanager
+    def _signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_interrupt(signum, frame):
+            self.interrupts += 1
+            if self.interrupts == 1:
+                self._say("[yellow]Ctrl-C: no new trials; waiting for the running ones to "
+                          "finish (Ctrl-C again to stop them)[/]")
+            elif self.interrupts == 2 and self.backend.can_terminate:
+                self._say("[yellow]Ctrl-C: stopping the running trials (they save their state; "
+                          "Ctrl-C again to leave at once)[/]")
+            else:
+                self._say("[yellow]Ctrl-C: leaving now; running trials continue from their "
+                          "last checkpoint on resume[/]")
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,348 @@
+"""The sweep spec: which base config, which keys to vary over which domains, how to score.
+
+```yaml
+base: configs/digits_mlp.yaml      # a train config; relative paths: from here, else the spec's folder
+name: lr-vs-width                  # default: the spec file's name
+method: random                     # grid | random
+trials: 24                         # random only; a grid's size is the product of its points
+seed: 0                            # trial parameters depend on (seed, configuration index) only
+metric: {name: val/acc, goal: max} # default: the base's checkpoint monitor; goal: max for acc, R²
+params:                            # dotted keys of the train config, list items by index
+  optimizer.lr: {loguniform: [1.0e-4, 1.0e-1]}
+  model.layers.0.units: {values: [64, 128, 256]}
+seeds: [0, 1, 2]                   # repeat every configuration; rank by the mean
+refine: {rounds: 1, top: 5}        # random only: refined rounds after the first
+prune: {rule: asha, min_epochs: 3, eta: 3}
+validation: {kfold: 5}             # score each trial as the mean over 5 folds
+keep_checkpoints: best             # best | all
+overrides: [train.epochs=10]       # fixed changes to the base config, as for dl train
+threads: 1                         # BLAS threads per trial, whatever the number of workers
+```
+
+``threads`` is part of the spec because a trial's numbers depend on it: BLAS sums in a
+different order on 1 and on 2 threads. Fixing it per trial is what makes a sweep give
+the same metrics on one worker, on many, and on a cluster.
+
+Domains are described in ``domains.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import MONITORS, ConfigError, apply_overrides, describe, read_yaml, validate
+from ..metrics import mode_of
+from ..registry import LOSSES, did_you_mean
+from ..runs import safe_name
+from ..schema import Config
+from ..solver import resolve_monitor
+from .domains import Domain, is_int, parse_domain
+
+METHODS = ("grid", "random")
+METRICS = tuple(m for m in MONITORS if m != "auto")
+KEYS = ("base", "name", "method", "trials", "seed", "metric", "params", "seeds", "refine",
+        "prune", "validation", "keep_checkpoints", "overrides", "threads")
+RULES = ("asha",)
+
+
+class SpecError(ConfigError):
+    """Every mistake found in a sweep spec, one line each, starting with its key path."""
+
+
+@dataclass(frozen=True)
+class Prune:
+    """Successive halving: train every configuration ``min_epochs``, keep the best 1/eta,
+    train those ``eta`` times longer, and so on up to the configured epochs."""
+
+    min_epochs: int
+    eta: int
+
+
+@dataclass(frozen=True)
+class Refine:
+    rounds: int   # refined rounds after the first
+    top: int      # best configurations whose values bound the next round's ranges
+
+
+@dataclass
+class SweepSpec:
+    base: Path
+    name: str
+    method: str
+    trials: int | None
+    seed: int
+    metric: str | None          # None until ``settle_metric`` reads the base config
+    goal: str | None
+    params: dict[str, Domain]
+    seeds: list[int] | None = None
+    refine: Refine | None = None
+    prune: Prune | None = None
+    kfold: int | None = None
+    keep_checkpoints: str = "best"
+    overrides: list[str] = field(default_factory=list)
+    threads: int = 1
+    raw: dict = field(default_factory=dict)   # the effective spec: saved as spec.yaml, hashed
+
+    @property
+    def rounds(self) -> int:
+        return 1 + (self.refine.rounds if self.refine else 0)
+
+    @property
+    def repeats(self) -> list[int | None]:
+        """The seed of each repeat of a configuration (None: the base config's seed)."""
+        return list(self.seeds) if self.seeds else [None]
+
+    def configurations_per_round(self, domains: dict[str, Domain] | None = None) -> int:
+        if self.method == "random":
+            return self.trials
+        return math.prod(len(d.points()) for d in (domains or self.params).values())
+
+    def spec_hash(self) -> str:
+        """What a resume must find unchanged: the spec without the base's location (the
+        base config is compared by content)."""
+        text = json.dumps({k: v for k, v in self.raw.items() if k != "base"}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- reading a spec -------------------------------------------------------------------
+def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """``sweep.trials=8`` sets a key of the spec; every other override changes the base
+    config, as for dl train."""
+    spec, base = [], []
+    for item in overrides:
+        (spec if item.strip().startswith("sweep.") else base).append(item.strip())
+    return [item[len("sweep."):] for item in spec], base
+
+
+def find_base(base: str, spec_path: Path) -> Path:
+    given = Path(base).expanduser()
+    candidates = [given] if given.is_absolute() else [Path.cwd() / given, spec_path.parent / given]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    raise SpecError([f"base: no such train config {base!r} (looked in "
+                     f"{' and '.join(str(c.parent) for c in candidates)})"])
+
+
+def prepare(path: str | Path, overrides: list[str] = ()) -> tuple[SweepSpec, dict]:
+    """Everything checked before any trial starts: the spec, the base config with the
+    spec's overrides, the metric against the model's task, every parameter path and value.
+    Returns the spec and the base config as raw data."""
+    spec = load_spec(path, overrides)
+    base = base_raw(spec)
+    settle_metric(spec, base)
+    check_paths(spec, base)
+    return spec, base
+
+
+def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
+    """Read, override and check a sweep spec on its own (``prepare`` also checks it
+    against the base config)."""
+    path = Path(path)
+    spec_overrides, base_overrides = split_overrides(list(overrides))
+    raw = apply_overrides(read_yaml(path), spec_overrides)
+    if base_overrides:
+        raw["overrides"] = list(raw.get("overrides") or []) + base_overrides
+    if not isinstance(raw.get("base"), str):
+        raise SpecError([f"base: the train config to sweep over is required "
+                         f"(base: configs/x.yaml), got {describe(raw.get('base'))}"])
+    raw["base"] = str(find_base(raw["base"], path))
+    raw.setdefault("name", safe_name(path.stem))
+    return parse_spec(raw)
+
+
+def parse_spec(raw: dict) -> SweepSpec:
+    """A SweepSpec from the effective raw spec (``base`` already an existing file)."""
+    errors: list[str] = []
+    for key in raw:
+        if key not in KEYS:
+            errors.append(f"{key}: unknown key{did_you_mean(key, KEYS)}; allowed: {', '.join(KEYS)}")
+
+    def expect(key, check, message, default=None):
+        value = raw.get(key, default)
+        if value is not None and not check(value):
+            errors.append(f"{key}: {message}, got {describe(value)}")
+            return None
+        return value
+
+    name = expect("name", lambda v: isinstance(v, str) and v and safe_name(v) == v,
+                  "must be a name of letters, digits and ._- (it names the sweep folder)")
+    method = expect("method", lambda v: v in METHODS,
+                    f"must be one of {', '.join(METHODS)}{did_you_mean(raw.get('method'), METHODS)}",
+                    "grid")
+    trials = expect("trials", lambda v: is_int(v) and v >= 1, "must be an integer >= 1")
+    seed = expect("seed", lambda v: is_int(v) and v >= 0, "must be an integer >= 0", 0)
+    threads = expect("threads", lambda v: is_int(v) and v >= 1, "must be an integer >= 1", 1)
+    keep = expect("keep_checkpoints", lambda v: v in ("best", "all"), "must be best or all", "best")
+    overrides = expect("overrides", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v),
+                       "must be a list of key=value strings", [])
+    seeds = expect("seeds", lambda v: isinstance(v, list) and v and all(is_int(s) and s >= 0 for s in v)
+                   and len(set(v)) == len(v), "must be a non-empty list of distinct integers >= 0")
+    metric, goal = parse_metric(raw.get("metric"), errors)
+    params = parse_params(raw.get("params"), errors)
+    sections = {
+        "prune": parse_section(raw, "prune", {"rule": "asha", "min_epochs": 1, "eta": 3}, errors),
+        "refine": parse_section(raw, "refine", {"rounds": 1, "top": 5}, errors),
+        "validation": parse_section(raw, "validation", {"kfold": 5}, errors),
+    }
+    prune, refine, validation = sections["prune"], sections["refine"], sections["validation"]
+    if prune and prune["rule"] not in RULES:
+        errors.append(f"prune.rule: unknown rule {prune['rule']!r}{did_you_mean(prune['rule'], RULES)}; "
+                      f"allowed: {', '.join(RULES)}")
+    for section, key, minimum in (("prune", "min_epochs", 1), ("prune", "eta", 2),
+                                  ("refine", "rounds", 1), ("refine", "top", 1),
+                                  ("validation", "kfold", 2)):
+        value = (sections[section] or {}).get(key)
+        if value is not None and not (is_int(value) and value >= minimum):
+            errors.append(f"{section}.{key}: must be an integer >= {minimum}, got {describe(value)}")
+    if method == "random" and trials is None:
+        errors.append("trials: a random sweep needs the number of trials (trials: 20)")
+    if method == "grid" and raw.get("trials") is not None and params:
+        size = " × ".join(str(len(d.points() or [])) for d in params.values())
+        errors.append(f"trials: only for method random; a grid's size is the product of its "
+                      f"points ({size})")
+    if method == "grid" and params:
+        for path, domain in params.items():
+            if domain.points() is None:
+                errors.append(f"params.{path}: a grid needs finite points: add grid: N to "
+                              f"{domain.kind}, or use values or range")
+    if refine and method != "random":
+        errors.append("refine: coarse-to-fine refinement follows a random round (method: random)")
+    if refine and params and not any(d.continuous for d in params.values()):
+        errors.append("refine: narrows continuous domains (uniform, loguniform, int_uniform, "
+                      "int_loguniform); params has none")
+    if errors:
+        raise SpecError(errors)
+    return SweepSpec(
+        base=Path(raw["base"]), name=name, method=method, trials=trials, seed=seed,
+        metric=metric, goal=goal, params=params, seeds=seeds,
+        refine=Refine(refine["rounds"], refine["top"]) if refine else None,
+        prune=Prune(prune["min_epochs"], prune["eta"]) if prune else None,
+        kfold=validation["kfold"] if validation else None,
+        keep_checkpoints=keep, overrides=list(overrides), threads=threads, raw=copy.deepcopy(raw))
+
+
+def parse_metric(raw: Any, errors: list[str]) -> tuple[str | None, str | None]:
+    if raw is None:
+        return None, None
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        errors.append(f"metric: expected {{name: val/acc, goal: max}}, got {describe(raw)}")
+        return "val/acc", "max"
+    for key in raw:
+        if key not in ("name", "goal"):
+            errors.append(f"metric.{key}: unknown key{did_you_mean(key, ('name', 'goal'))}; "
+                          f"allowed: name, goal")
+    name = raw.get("name", "val/acc")
+    if name not in METRICS:
+        errors.append(f"metric.name: unknown metric {name!r}{did_you_mean(name, METRICS)}; "
+                      f"allowed: {', '.join(METRICS)}")
+        return "val/acc", "max"
+    goal = raw.get("goal", mode_of(name))
+    if goal not in ("max", "min"):
+        errors.append(f"metric.goal: must be max or min, got {describe(goal)}")
+    return name, goal
+
+
+def parse_params(raw: Any, errors: list[str]) -> dict[str, Domain]:
+    if not isinstance(raw, dict) or not raw:
+        errors.append(f"params: expected a mapping of dotted config keys to domains "
+                      f"(optimizer.lr: {{loguniform: [1.0e-4, 1.0e-1]}}), got {describe(raw)}")
+        return {}
+    params = {}
+    for path, domain_raw in raw.items():
+        if not isinstance(path, str) or not path or "" in path.split("."):
+            errors.append(f"params: {path!r} is not a dotted key such as model.layers.0.units")
+            continue
+        domain = parse_domain(domain_raw, f"params.{path}", errors)
+        if domain is not None:
+            params[path] = domain
+    return params
+
+
+def parse_section(raw: dict, key: str, defaults: dict, errors: list[str]) -> dict | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        errors.append(f"{key}: expected a mapping such as {json.dumps(defaults)}, got {describe(value)}")
+        return None
+    for name in value:
+        if name not in defaults:
+            errors.append(f"{key}.{name}: unknown key{did_you_mean(name, defaults)}; "
+                          f"allowed: {', '.join(defaults)}")
+    return {**defaults, **value}
+
+
+# -- the base config and the trial configs --------------------------------------------
+def base_raw(spec: SweepSpec) -> dict:
+    """The base config as raw data with the spec's fixed overrides; errors name the file."""
+    try:
+        raw = apply_overrides(read_yaml(spec.base), spec.overrides)
+        validate(raw)
+    except ConfigError as error:
+        raise SpecError([f"base {spec.base}: {line}" for line in error.errors]) from None
+    return raw
+
+
+def as_override(path: str, value) -> str:
+    """``path=value`` with the value as JSON, which the config's YAML reader parses back."""
+    return f"{path}={json.dumps(value)}"
+
+
+def resolve(base: dict, params: dict, seed: int | None, name: str) -> Config:
+    """The validated config of one trial."""
+    raw = apply_overrides(base, [as_override(p, v) for p, v in params.items()])
+    if seed is not None:
+        raw["seed"] = seed
+    raw["name"] = name
+    return validate(raw)
+
+
+def settle_metric(spec: SweepSpec, base: dict) -> None:
+    """Without a ``metric`` in the spec, score by what the base config's checkpoint
+    monitors (auto: val/acc, val/loss for regression), recorded in ``spec.raw``; refuse a
+    metric the model's task never reports (val/acc of a regression), or a validation
+    metric without validation data."""
+    cfg = validate(base)
+    task = LOSSES.create(cfg.model.loss).task
+    if spec.metric is None:
+        spec.metric, spec.goal = resolve_monitor(cfg.checkpoint.monitor, cfg.checkpoint.mode, task)
+        spec.raw["metric"] = {"name": spec.metric, "goal": spec.goal}
+    reported = ("loss", "mse", "r2") if task == "regression" else ("loss", "acc")
+    if spec.metric.split("/", 1)[1] not in reported:
+        choices = ", ".join(f"val/{m}" for m in reported)
+        raise SpecError([f"metric.name: a {task} model does not report {spec.metric}; "
+                         f"choose one of {choices}"])
+    if spec.metric.startswith("val/") and cfg.data.split.val == 0 and spec.kfold is None:
+        raise SpecError([f"metric.name: {spec.metric} needs a validation split and the base config "
+                         f"has data.split.val: 0; set one (overrides: [data.split.val=0.2]) "
+                         f"or score by k-fold (validation: {{kfold: 5}})"])
+
+
+def check_paths(spec: SweepSpec, base: dict) -> None:
+    """Check every parameter path, and each listed value, against the config schema;
+    one SpecError lists every mistake, with a did-you-mean for misspelled keys."""
+    errors: list[str] = []
+    for path, domain in spec.params.items():
+        points = domain.points()
+        candidates = points if points is not None and len(points) <= 50 else list(domain.args[:2])
+        for value in candidates:
+            try:
+                validate(apply_overrides(base, [as_override(path, value)]))
+            except ConfigError as error:
+                for line in error.errors:
+                    key = line.split(":", 1)[0]
+                    related = path.startswith(key) or key.startswith(path)
+                    entry = f"params.{line}" if related else f"params.{path}: {line}"
+                    if entry not in errors:
+                        errors.append(entry)
+    if errors:
+        raise SpecError(errors)

@@ -1,0 +1,146 @@
+"""One trial: a pure function of a resolved config and a folder, run by any executor.
+
+``run_trial`` is importable at module level, takes and returns plain data, and never
+raises: an exception becomes a ``failed`` result with the traceback in the trial folder's
+``error.txt``, a non-finite loss a ``diverged`` result. Given ``until`` it trains only up
+to that many epochs (a rung of successive halving) and reports ``paused``; called again
+with a larger ``until`` it continues from ``checkpoints/last.npz``, with the learning-rate
+schedule still spanning the configured epochs, so the run ends as an uninterrupted one.
+It trains with ``threads`` BLAS threads wherever it runs, so its numbers are the same in
+process, in a pool or on a cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import training
+from ..config import validate
+from ..optim import Schedule
+from ..runs import Run
+from ..schema import Config
+from ..solver import Diverged, Interrupted
+from .kfold import assemble_fold
+
+
+class FixedHorizon(Schedule):
+    """A schedule that keeps the configured run length as its horizon while a rung trains
+    only the first epochs: ``lr_at(t, lr₀, rung) = schedule.lr_at(t, lr₀, total)``."""
+
+    def __init__(self, schedule: Schedule, total_epochs: int):
+        self.schedule, self.total_epochs = schedule, total_epochs
+
+    def lr_at(self, epoch, base_lr, total_epochs):
+        return self.schedule.lr_at(epoch, base_lr, self.total_epochs)
+
+    def observe(self, value):
+        self.schedule.observe(value)
+
+    def state_dict(self):
+        return self.schedule.state_dict()
+
+    def load_state_dict(self, state):
+        self.schedule.load_state_dict(state)
+
+
+def finished(summary: dict, cfg: Config) -> bool:
+    """Trained to the end: every epoch, stopped early, or diverged."""
+    status = summary.get("status")
+    return status in ("early_stopped", "diverged") or (
+        status == "completed" and summary.get("epochs", 0) >= cfg.train.epochs)
+
+
+def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, int] | None) -> dict:
+    """Train the run in ``run_dir`` for ``until`` epochs in all (every epoch when None),
+    continuing from its last checkpoint when it has one; return its summary."""
+    target = min(until or cfg.train.epochs, cfg.train.epochs)
+    summary = Run(run_dir).read_summary()
+    status = summary.get("status")
+    if status in ("early_stopped", "diverged") or status == "completed" and summary["epochs"] >= target:
+        return summary
+    parts = assemble_fold(cfg, *fold) if fold else training.assemble(cfg)
+    resuming = (run_dir / "checkpoints" / "last.npz").exists()
+    if resuming:
+        _, run = training.resume(run_dir)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)  # what a trial killed in its first epoch left
+        run = training.start(cfg, run_dir)
+    if fold:
+        run.log(f"fold {fold[1] + 1} of {fold[0]}: {parts.splits.info['sizes']}")
+    if target < cfg.train.epochs:
+        if parts.schedule is not None:
+            parts.schedule = FixedHorizon(parts.schedule, cfg.train.epochs)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=target))
+    try:
+        return training.train(cfg, run, parts, resuming=resuming, progress=False)
+    except Diverged:
+        return run.read_summary()
+
+
+@contextmanager
+def blas_threads(count: int):
+    """Limit BLAS to ``count`` threads inside the block (threadpoolctl comes with scikit-learn)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=count, user_api="blas"):
+        yield
+
+
+def best_metric(records: list[dict], metric: str, goal: str) -> float | None:
+    """The best finite value of ``metric`` over the epochs logged, None when there is none."""
+    values = [r[metric] for r in records if isinstance(r.get(metric), (int, float))
+              and math.isfinite(r[metric])]
+    if not values:
+        return None
+    return max(values) if goal == "max" else min(values)
+
+
+def run_trial(config: dict, trial_dir: str, until: int | None = None, kfold: int | None = None,
+              metric: str = "val/acc", goal: str = "max", threads: int = 1) -> dict:
+    """Train one trial into ``trial_dir`` (``fold-i/`` subfolders with ``kfold``) and return
+    ``{status, metric, epochs, until, time_s, error, fold_metrics}``.
+
+    status: ``completed`` (every epoch, or early stopping), ``paused`` (reached ``until``),
+    ``diverged``, ``failed`` or ``interrupted`` (SIGTERM; continue by calling again).
+    metric: the best value of ``metric`` over the epochs trained, the mean over folds.
+    """
+    started = time.perf_counter()
+    trial_dir = Path(trial_dir)
+    result = {"status": "failed", "metric": None, "epochs": 0, "until": until, "error": None}
+    try:
+        cfg = validate(config)
+        folds = [None] if kfold is None else [(kfold, i) for i in range(kfold)]
+        summaries, scores = [], []
+        for fold in folds:
+            run_dir = trial_dir if fold is None else trial_dir / f"fold-{fold[1]}"
+            with blas_threads(threads):
+                summaries.append(train_run(cfg, run_dir, until, fold))
+            scores.append(best_metric(Run(run_dir).read_metrics(), metric, goal))
+            if summaries[-1].get("status") == "diverged":
+                break
+        if any(s.get("status") == "diverged" for s in summaries):
+            result["status"] = "diverged"
+        else:
+            result["status"] = "completed" if all(finished(s, cfg) for s in summaries) else "paused"
+        result["epochs"] = max(s.get("epochs", 0) for s in summaries)
+        if all(score is not None for score in scores):
+            result["metric"] = sum(scores) / len(scores)
+        if kfold is not None:
+            result["fold_metrics"] = scores
+    except Interrupted as error:
+        result.update(status="interrupted", error=str(error))
+    except Exception as error:
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        (trial_dir / "error.txt").write_text(traceback.format_exc())
+        result.update(status="failed", error=f"{type(error).__name__}: {error}")
+    result["time_s"] = round(time.perf_counter() - started, 3)
+    return result

@@ -1,0 +1,488 @@
+"""`dl sweep` and `dl plot`: domains, sampling, faults, resume, k-fold, pruning, backends."""
+
+import csv
+import dataclasses
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dl_cli.cli import app
+from dl_cli.config import load_config
+from dl_cli.data import load
+from dl_cli.report import find_runs
+from dl_cli.sweep.asha import promote, rungs
+from dl_cli.sweep.kfold import fold_splits
+from dl_cli.sweep.ledger import Ledger
+from dl_cli.sweep.sampling import (grid_configuration, grid_configurations, plan_round,
+                                   sample_configuration)
+from dl_cli.sweep.runner import SweepRunner
+from dl_cli.sweep.spec import Domain, SpecError, load_spec, prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+BASE = {
+    "name": "spiral",
+    "seed": 3,
+    "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40, "noise": 0.2},
+             "split": {"val": 0.25, "test": 0.25}, "preprocess": ["standardize"]},
+    "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "train": {"epochs": 3, "batch_size": 16},
+}
+RANDOM = {"method": "random", "trials": 4, "seed": 0,
+          "params": {"optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]},
+                     "model.layers.0.units": {"values": [4, 16]}}}
+
+
+def write_sweep(folder: Path, spec: dict, base: dict = BASE) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "base.yaml").write_text(yaml.safe_dump({**base, "runs_dir": str(folder / "runs")}))
+    path = folder / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"base": str(folder / "base.yaml"), "name": "t", **spec}))
+    return path
+
+
+def sweep(spec: Path, folder: Path, *args: str):
+    return runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(folder), *args])
+
+
+def rows(folder: Path) -> list[dict]:
+    with open(folder / "results.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def outcomes(folder: Path) -> list[tuple]:
+    """What must not depend on scheduling: each trial's params, metric, status, epochs."""
+    return [(r["trial"], r["optimizer.lr"], r["val/acc"], r["status"], r["epochs"]) for r in rows(folder)]
+
+
+def metric_lines(run_dir: Path) -> list[dict]:
+    lines = [json.loads(s) for s in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for line in lines:
+        line.pop("time", None)
+    return lines
+
+
+def events(folder: Path, kind: str) -> list[dict]:
+    return [e for e in Ledger(folder / "ledger.jsonl").events() if e["event"] == kind]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A finished 4-trial random sweep run in process (workers 1)."""
+    tmp = tmp_path_factory.mktemp("reference")
+    spec = write_sweep(tmp, RANDOM)
+    result = sweep(spec, tmp / "sweep")
+    assert result.exit_code == 0, result.output
+    return tmp / "sweep"
+
+
+# -- domains, grids, sampling ---------------------------------------------------------
+def test_grid_sizes_and_log_spaced_points():
+    domains = {"a": Domain("values", ("x", "y", "z")), "b": Domain("range", (0.0, 1.0, 0.25)),
+               "c": Domain("int_uniform", (1, 4)), "d": Domain("loguniform", (1e-4, 1e-1), grid=4)}
+    assert domains["b"].points() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert domains["d"].points() == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1], rel=1e-12)
+    assert Domain("int_loguniform", (1, 1000), grid=4).points() == [1, 10, 100, 1000]
+    assert Domain("uniform", (0.0, 1.0), grid=3).points() == [0.0, 0.5, 1.0]
+    assert Domain("range", (32, 128, 32)).points() == [32, 64, 96, 128]
+    everything = grid_configurations(domains)
+    assert len(everything) == 3 * 5 * 4 * 4
+    assert all(grid_configuration(domains, i) == c for i, c in enumerate(everything))
+    assert len({json.dumps(c, sort_keys=True) for c in everything}) == len(everything)
+
+
+def test_dry_run_lists_the_grid_and_refuses_trials_on_a_grid(tmp_path):
+    spec = write_sweep(tmp_path, {"method": "grid", "params": {
+        "model.layers.0.units": {"values": [4, 8, 16]},
+        "optimizer.lr": {"loguniform": [1.0e-4, 1.0e-1], "grid": 4}}})
+    result = runner.invoke(app, ["sweep", str(spec), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "grid of 3 × 4 = 12 configurations" in result.output
+    assert "all 12 trial configs are valid" in result.output
+    assert not (tmp_path / "runs").exists()
+    result = runner.invoke(app, ["sweep", str(spec), "--dry-run", "sweep.trials=5"])
+    assert result.exit_code == 2
+    assert "a grid's size is the product of its points (3 × 4)" in result.output
+
+
+def test_random_parameters_depend_only_on_seed_and_index():
+    domains = {"lr": Domain("loguniform", (1e-4, 1e-1)), "units": Domain("values", (64, 128)),
+               "n": Domain("int_loguniform", (1, 64))}
+    draws = [sample_configuration(domains, 0, i) for i in range(300)]
+    assert sample_configuration(domains, 0, 17) == draws[17]
+    assert [sample_configuration(domains, 1, i) for i in range(300)] != draws
+    lrs = np.array([d["lr"] for d in draws])
+    assert lrs.min() >= 1e-4 and lrs.max() <= 1e-1
+    per_decade = np.histogram(np.log10(lrs), bins=[-4, -3, -2, -1])[0]
+    assert per_decade.min() > 70  # each decade about a third of 300 draws
+    assert {d["units"] for d in draws} == {64, 128}
+    assert all(1 <= d["n"] <= 64 and isinstance(d["n"], int) for d in draws)
+
+
+def test_repeat_seeds_share_a_configuration(tmp_path):
+    spec = load_spec(write_sweep(tmp_path, {**RANDOM, "seeds": [5, 6]}))
+    plans = plan_round(spec, spec.params, 0)
+    assert [(p.index, p.config, p.seed) for p in plans[:4]] == [(0, 0, 5), (1, 0, 6), (2, 1, 5), (3, 1, 6)]
+    assert plans[0].params == plans[1].params != plans[2].params
+
+
+# -- mistakes found before anything runs ----------------------------------------------
+def test_typo_in_a_parameter_path_fails_before_any_trial(tmp_path):
+    spec = write_sweep(tmp_path, {"method": "grid", "params": {
+        "train.batchsize": {"values": [8, 16]}, "optimizer.lrr": {"values": [0.1]},
+        "model.layers.5.units": {"values": [3]}}})
+    result = sweep(spec, tmp_path / "sweep")
+    assert result.exit_code == 2
+    assert "params.train.batchsize: unknown key (did you mean 'batch_size'?)" in result.output
+    assert "did you mean 'lr'?" in result.output
+    assert "params.model.layers.5: index 5 is out of range" in result.output
+    assert not (tmp_path / "sweep").exists() and not (tmp_path / "runs").exists()
+
+
+def test_spec_mistakes_are_reported_together(tmp_path):
+    path = write_sweep(tmp_path, {"trails": 3, "method": "random", "params": {
+        "optimizer.lr": {"logunifrm": [0, 1]}, "regularization.l2": {"loguniform": [0.0, 1.0]},
+        "train.epochs": {"int_uniform": [5, 2]}}, "prune": {"rule": "asah"}})
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    text = str(caught.value)
+    for expected in ("trails: unknown key (did you mean 'trials'?)",
+                     "params.optimizer.lr.logunifrm: unknown domain (did you mean 'loguniform'?)",
+                     "params.regularization.l2.loguniform: a log domain needs lo > 0",
+                     "params.train.epochs.int_uniform: lo must be below hi",
+                     "prune.rule: unknown rule 'asah' (did you mean 'asha'?)",
+                     "trials: a random sweep needs the number of trials"):
+        assert expected in text
+
+
+def test_overrides_reach_the_base_and_sweep_keys_the_spec(tmp_path):
+    spec, base = prepare(write_sweep(tmp_path, RANDOM), ["train.epochs=2", "sweep.trials=7"])
+    assert spec.trials == 7 and base["train"]["epochs"] == 2
+    assert spec.raw["overrides"] == ["train.epochs=2"]
+    assert (spec.metric, spec.goal) == ("val/acc", "max")  # the base's checkpoint monitor (auto)
+
+
+def test_the_metric_must_be_one_the_model_reports(tmp_path):
+    regression = {**BASE, "data": {"dataset": {"type": "polynomial"}, "split": {"val": 0.2}},
+                  "model": {"layers": [{"type": "affine", "units": 1}], "loss": "mse"}}
+    spec, _ = prepare(write_sweep(tmp_path, RANDOM | {"params": {"optimizer.lr": {"values": [0.1]}}},
+                                  regression))
+    assert (spec.metric, spec.goal) == ("val/loss", "min")
+    with pytest.raises(SpecError, match="a regression model does not report val/acc"):
+        prepare(tmp_path / "sweep.yaml", ["sweep.metric=val/acc"])
+    with pytest.raises(SpecError, match="needs a validation split"):
+        prepare(tmp_path / "sweep.yaml", ["data.split.val=0.0"])
+
+
+# -- faults ---------------------------------------------------------------------------
+FAILING = {"method": "grid", "params": {"model.layers.0": {"values": [
+    {"type": "affine", "units": 8}, {"type": "conv2d", "filters": 2, "kernel": 3},
+    {"type": "affine", "units": 4}]}}}
+
+
+def test_a_trial_that_raises_is_failed_and_the_sweep_goes_on(tmp_path):
+    dry = runner.invoke(app, ["sweep", str(write_sweep(tmp_path, FAILING)), "--dry-run"])
+    assert dry.exit_code == 2 and "trial 1: " in dry.output and "conv2d" in dry.output
+    result = sweep(write_sweep(tmp_path, FAILING), tmp_path / "sweep")
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in rows(tmp_path / "sweep")] == ["completed", "failed", "completed"]
+    error = (tmp_path / "sweep" / "trial-0001" / "error.txt").read_text()
+    assert error.startswith("Traceback") and "ShapeError" in error
+    assert "trial 1 failed" in result.output
+
+
+def test_fail_fast_starts_nothing_after_a_failure(tmp_path):
+    result = sweep(write_sweep(tmp_path, FAILING), tmp_path / "sweep", "--fail-fast")
+    assert result.exit_code == 1
+    assert [e["trial"] for e in events(tmp_path / "sweep", "start")] == [0, 1]
+
+
+def test_a_diverged_trial_is_a_result(tmp_path):
+    spec = write_sweep(tmp_path, {"method": "grid", "params": {"optimizer": {"values": [
+        {"type": "sgd", "lr": 1.0e+12}, {"type": "adam", "lr": 0.01}]}}})
+    result = sweep(spec, tmp_path / "sweep")
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in rows(tmp_path / "sweep")] == ["diverged", "completed"]
+    best = load_config(tmp_path / "sweep" / "best.yaml")
+    assert best.optimizer == {"type": "adam", "lr": 0.01}
+
+
+def test_retry_failed_reruns_only_the_failed_trials(tmp_path):
+    data = tmp_path / "data.npz"
+    spec = write_sweep(tmp_path, {"method": "grid", "params": {"data.dataset": {"values": [
+        BASE["data"]["dataset"], {"type": "npz", "path": str(data)}]}}})
+    folder = tmp_path / "sweep"
+    assert sweep(spec, folder).exit_code == 0
+    assert [r["status"] for r in rows(folder)] == ["completed", "failed"]
+    result = runner.invoke(app, ["sweep", "--resume", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert len(events(folder, "start")) == 2  # nothing re-run
+    rng = np.random.default_rng(0)
+    np.savez(data, X=rng.normal(size=(60, 2)), y=np.arange(60) % 3)
+    result = runner.invoke(app, ["sweep", "--resume", str(folder), "--retry-failed"])
+    assert result.exit_code == 0, result.output
+    assert [e["trial"] for e in events(folder, "start")] == [0, 1, 1]
+    assert [r["status"] for r in rows(folder)] == ["completed", "completed"]
+
+
+def test_killed_sweep_resumes_without_touching_completed_trials(tmp_path):
+    slow = {**BASE, "data": {**BASE["data"], "dataset": {"type": "spiral", "samples": 100}},
+            "train": {"epochs": 30, "batch_size": 16}}
+    spec = write_sweep(tmp_path, {**RANDOM, "keep_checkpoints": "all"}, slow)
+    folder = tmp_path / "sweep"
+    process = subprocess.Popen([sys.executable, "-m", "dl_cli", "sweep", str(spec), "--sweep-dir",
+                                str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(events(folder, "result")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = {e["trial"] for e in events(folder, "result") if e["status"] == "completed"}
+    assert 2 <= len(done) < 4
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes())
+              for t in done for p in (folder / f"trial-{t:04d}").rglob("*") if p.is_file()}
+
+    result = runner.invoke(app, ["sweep", "--resume", str(folder)])
+    assert result.exit_code == 0, result.output
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes())
+             for t in done for p in (folder / f"trial-{t:04d}").rglob("*") if p.is_file()}
+    assert after == before
+    resumed_at = max(i for i, e in enumerate(Ledger(folder / "ledger.jsonl").events())
+                     if e["event"] == "sweep")
+    restarted = {e["trial"] for e in Ledger(folder / "ledger.jsonl").events()[resumed_at:]
+                 if e["event"] == "start"}
+    assert restarted == set(range(4)) - done
+    assert all(r["status"] == "completed" for r in rows(folder))
+
+    straight = tmp_path / "straight"
+    assert sweep(spec, straight).exit_code == 0
+    assert outcomes(straight) == outcomes(folder)
+    for t in range(4):
+        assert metric_lines(straight / f"trial-{t:04d}") == metric_lines(folder / f"trial-{t:04d}")
+
+
+def test_resume_refuses_a_changed_spec_or_base(tmp_path):
+    spec = write_sweep(tmp_path, RANDOM)
+    folder = tmp_path / "sweep"
+    assert sweep(spec, folder).exit_code == 0
+    result = runner.invoke(app, ["sweep", str(spec), "--resume", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert len(events(folder, "start")) == 4  # all done already
+
+    result = runner.invoke(app, ["sweep", str(spec), "--resume", str(folder), "sweep.trials=5"])
+    assert result.exit_code == 2
+    assert "the spec changed" in result.output and "trials: 4 → 5" in result.output
+    write_sweep(tmp_path, RANDOM, {**BASE, "optimizer": {"type": "sgd", "lr": 0.01}})
+    result = runner.invoke(app, ["sweep", "--resume", str(folder)])
+    assert result.exit_code == 2
+    assert "base config" in result.output and "optimizer.type: adam → sgd" in result.output
+    assert len(events(folder, "start")) == 4
+
+
+# -- scoring: seeds, k-fold, pruning, refinement ---------------------------------------
+def test_seeds_rank_by_the_mean_and_only_the_best_keeps_checkpoints(tmp_path):
+    spec = write_sweep(tmp_path, {"method": "grid", "seeds": [0, 1],
+                                  "params": {"model.layers.0.units": {"values": [2, 16]}}})
+    folder = tmp_path / "sweep"
+    result = sweep(spec, folder)
+    assert result.exit_code == 0, result.output
+    table = rows(folder)
+    assert [(r["config"], r["seed"]) for r in table] == [("0", "0"), ("0", "1"), ("1", "0"), ("1", "1")]
+    means = [np.mean([float(r["val/acc"]) for r in table if r["config"] == c]) for c in "01"]
+    best_config = int(np.argmax(means))
+    best = load_config(folder / "best.yaml")
+    assert best.model.layers[0]["units"] == [2, 16][best_config]
+    assert best.name == "t-best" and best.seed == 0
+    with_checkpoints = {p.parent.parent.name for p in folder.rglob("checkpoints/*.npz")}
+    assert with_checkpoints == {f"trial-{2 * best_config:04d}", f"trial-{2 * best_config + 1:04d}"}
+    assert len(find_runs(folder)) == 4  # dl runs / dl compare see the trial folders
+
+
+def test_kfold_scores_the_mean_over_folds(tmp_path):
+    spec = write_sweep(tmp_path, {"method": "grid", "validation": {"kfold": 3},
+                                  "params": {"model.layers.0.units": {"values": [8]}}})
+    folder = tmp_path / "sweep"
+    assert sweep(spec, folder).exit_code == 0
+    trial = folder / "trial-0000"
+    best = [max(r["val/acc"] for r in metric_lines(trial / f"fold-{i}")) for i in range(3)]
+    (result,) = events(folder, "result")
+    assert result["fold_metrics"] == pytest.approx(best)
+    assert result["metric"] == pytest.approx(np.mean(best))
+
+
+def test_folds_partition_train_and_val_and_fit_preprocessing_on_the_fold(tmp_path):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(BASE))
+    cfg = load_config(tmp_path / "c.yaml")
+    bare = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, preprocess=[]))
+    normal = load(bare.data, cfg.seed)
+    pooled = np.concatenate([normal.train.X, normal.val.X])
+    validated = []
+    for i in range(3):
+        raw, scaled = fold_splits(bare, 3, i), fold_splits(cfg, 3, i)
+        assert len(raw.train) + len(raw.val) == len(pooled)
+        assert np.array_equal(rows_sorted(np.concatenate([raw.train.X, raw.val.X])), rows_sorted(pooled))
+        assert np.array_equal(raw.test.X, normal.test.X)  # the test split is set aside as always
+        validated.append(raw.val.X)
+        # standardize is fitted on the fold's training part, applied to its validation part
+        mean, std = raw.train.X.mean(axis=0), raw.train.X.std(axis=0)
+        np.testing.assert_allclose(scaled.train.X.mean(axis=0), 0, atol=1e-5)
+        np.testing.assert_allclose(scaled.val.X, (raw.val.X - mean) / std, atol=1e-5)
+    # the validation folds are disjoint and cover the pooled train + val samples
+    assert np.array_equal(rows_sorted(np.concatenate(validated)), rows_sorted(pooled))
+
+
+def rows_sorted(X: np.ndarray) -> np.ndarray:
+    return X[np.lexsort(X.T[::-1])]
+
+
+ASHA_BASE = {**BASE, "schedule": {"type": "cosine"}, "train": {"epochs": 4, "batch_size": 16}}
+ASHA = {"method": "grid", "prune": {"rule": "asha", "min_epochs": 1, "eta": 2},
+        "params": {"optimizer.lr": {"values": [1.0e-7, 0.01, 0.03, 0.1]}}}
+
+
+def test_asha_stops_a_clearly_bad_trial_early(tmp_path):
+    base = ASHA_BASE
+    spec = write_sweep(tmp_path, ASHA, base)
+    folder = tmp_path / "sweep"
+    result = sweep(spec, folder)
+    assert result.exit_code == 0, result.output
+    table = rows(folder)
+    assert table[0]["status"] == "pruned" and table[0]["epochs"] == "1"
+    assert len(metric_lines(folder / "trial-0000")) == 1
+    assert [e["rung"] for e in events(folder, "prune")] == [1, 1, 2]
+    (winner,) = [r for r in table if r["status"] == "completed"]
+    assert winner["epochs"] == "4"
+    # The winner, trained rung by rung, ends exactly as one uninterrupted run.
+    straight = write_sweep(tmp_path / "straight", {"method": "grid", "params": {
+        "optimizer.lr": {"values": [float(winner["optimizer.lr"])]}}}, base)
+    assert sweep(straight, tmp_path / "straight" / "sweep").exit_code == 0
+    assert metric_lines(folder / f"trial-{int(winner['trial']):04d}") == \
+        metric_lines(tmp_path / "straight" / "sweep" / "trial-0000")
+
+
+def test_asha_verdicts_survive_an_interruption(tmp_path, monkeypatch):
+    spec = write_sweep(tmp_path, ASHA, ASHA_BASE)
+    assert sweep(spec, tmp_path / "straight").exit_code == 0
+    original = SweepRunner._prune
+
+    def prune_then_interrupt(self, plans, epochs):
+        original(self, plans, epochs)
+        self.interrupts = 1  # as a Ctrl-C right after the first verdict: drain and stop
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SweepRunner, "_prune", prune_then_interrupt)
+        assert sweep(spec, tmp_path / "resumed").exit_code == 130
+    assert {r["status"] for r in rows(tmp_path / "resumed")} == {"paused", "pruned"}
+    result = runner.invoke(app, ["sweep", "--resume", str(tmp_path / "resumed")])
+    assert result.exit_code == 0, result.output
+    assert outcomes(tmp_path / "resumed") == outcomes(tmp_path / "straight")
+    assert events(tmp_path / "resumed", "prune") == [
+        {**e, "time": e2["time"]} for e, e2 in zip(events(tmp_path / "straight", "prune"),
+                                                    events(tmp_path / "resumed", "prune"))]
+
+
+def test_rungs_and_promotion():
+    assert rungs(3, 3, 30) == [3, 9, 27, 30]
+    assert rungs(1, 2, 4) == [1, 2, 4]
+    assert rungs(5, 3, 5) == [5]
+    assert promote({0: 0.3, 1: 0.9, 2: 0.8, 3: 0.1}, eta=2, goal="max") == {1, 2}
+    assert promote({0: 0.3, 1: 0.9, 2: 0.8, 3: 0.1}, eta=2, goal="min") == {0, 3}
+    assert promote({0: float("nan"), 1: None, 2: 0.5}, eta=3, goal="max") == {2}
+    assert promote({0: 0.5, 1: 0.5}, eta=3, goal="max") == {0}  # ties: lower index
+
+
+def test_refine_narrows_continuous_ranges_around_the_best(tmp_path):
+    spec = write_sweep(tmp_path, {**RANDOM, "refine": {"rounds": 1, "top": 2}})
+    folder = tmp_path / "sweep"
+    assert sweep(spec, folder).exit_code == 0
+    table = rows(folder)
+    assert len(table) == 8 and {r["round"] for r in table} == {"0", "1"}
+    (round_event,) = events(folder, "round")
+    lo, hi = round_event["domains"]["optimizer.lr"]["loguniform"]
+    assert round_event["domains"]["model.layers.0.units"] == {"values": [4, 16]}
+    first = sorted(table[:4], key=lambda r: -float(r["val/acc"]))
+    top = [float(r["optimizer.lr"]) for r in first[:2]]
+    assert 1e-3 <= lo <= min(top) and max(top) <= hi <= 1e-1
+    assert hi / lo < 100  # narrower than the two decades searched first
+    assert all(lo <= float(r["optimizer.lr"]) <= hi for r in table[4:])
+
+
+# -- backends -------------------------------------------------------------------------
+def test_two_workers_give_the_same_results(reference, tmp_path):
+    spec = write_sweep(tmp_path, RANDOM)
+    result = sweep(spec, tmp_path / "sweep", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert outcomes(tmp_path / "sweep") == outcomes(reference)
+    for t in range(4):
+        assert metric_lines(tmp_path / "sweep" / f"trial-{t:04d}") == metric_lines(reference / f"trial-{t:04d}")
+
+
+def test_dask_backend_gives_the_same_results(reference, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    spec = write_sweep(tmp_path, RANDOM)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        result = sweep(spec, tmp_path / "sweep", "--backend", "dask", "--address",
+                       cluster.scheduler_address)
+    assert result.exit_code == 0, result.output
+    assert "Dask, 2 worker threads" in result.output
+    assert outcomes(tmp_path / "sweep") == outcomes(reference)
+    for t in range(4):
+        assert metric_lines(tmp_path / "sweep" / f"trial-{t:04d}") == metric_lines(reference / f"trial-{t:04d}")
+
+
+def test_bad_backend_options_exit_2(tmp_path):
+    spec = write_sweep(tmp_path, RANDOM)
+    for args, message in ((["--backend", "daks"], "did you mean 'dask'"),
+                          (["--address", "tcp://x:1"], "add --backend dask"),
+                          (["--workers", "0"], "--workers"),
+                          (["--retry-failed"], "goes with --resume")):
+        result = sweep(spec, tmp_path / "sweep", *args)
+        assert result.exit_code == 2 and message in result.output, args
+    assert not (tmp_path / "sweep").exists()
+
+
+# -- plots ----------------------------------------------------------------------------
+def test_plot_writes_pngs_for_a_sweep_and_a_run(reference, tmp_path):
+    pytest.importorskip("matplotlib")
+    result = runner.invoke(app, ["plot", str(reference), "--out", str(tmp_path / "sweep")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["plot", str(reference / "trial-0001"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    pngs = sorted(p.name for p in tmp_path.rglob("*.png"))
+    assert pngs == ["curves.png", "metric_vs_params.png", "top_curves.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in tmp_path.rglob("*.png"))
+    assert runner.invoke(app, ["plot", str(tmp_path)]).exit_code == 2
+
+
+@pytest.mark.slow
+def test_digits_sweep_is_the_same_on_one_and_two_workers(tmp_path):
+    spec = ROOT / "configs" / "sweep_digits.yaml"
+    args = ["sweep.trials=12", "train.epochs=2", f"runs_dir={tmp_path}"]
+    one = runner.invoke(app, ["sweep", str(spec), *args, "--sweep-dir", str(tmp_path / "one")])
+    assert one.exit_code == 0, one.output
+    two = runner.invoke(app, ["sweep", str(spec), *args, "--sweep-dir", str(tmp_path / "two"),
+                              "--workers", "2"])
+    assert two.exit_code == 0, two.output
+    assert outcomes(tmp_path / "one") == outcomes(tmp_path / "two")
+    assert math.isfinite(float(rows(tmp_path / "one")[0]["val/acc"]))
+
+
+@pytest.mark.slow
+def test_ray_backend_gives_the_same_results(reference, tmp_path):
+    pytest.importorskip("ray")
+    spec = write_sweep(tmp_path, RANDOM)
+    result = sweep(spec, tmp_path / "sweep", "--backend", "ray", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert outcomes(tmp_path / "sweep") == outcomes(reference)
