@@ -8,25 +8,38 @@ runs/<name>/<YYYYmmdd-HHMMSS>-<short id>/
 
 Checkpoints are ``.npz`` files of plain arrays: ``param/<name>``, ``buffer/<name>``,
 ``optim/<key>``, ``schedule/<key>`` and ``meta`` (a JSON string with the epoch, step,
-generator states and the best metric). They are written atomically (a temp file in the
-same folder, flush, fsync, ``os.replace``) and read with ``allow_pickle=False``, so a
-crash never leaves a half-written checkpoint and loading one never runs code.
+generator states, the best metric and the versions of Python, NumPy and ``dl``). They
+are written atomically (a temp file in the same folder, flush, fsync, ``os.replace``), so
+a crash never leaves a half-written checkpoint. They are read member by member: each
+``.npy`` header is checked against the bytes the archive really holds before an array
+is allocated, and Python objects are refused, so loading one never runs code and a
+forged header cannot claim gigabytes.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
+import platform
 import re
 import secrets
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from . import __version__
+
 
 class RunError(RuntimeError):
     """A run folder or checkpoint cannot be used as asked."""
+
+
+def versions() -> dict[str, str]:
+    """What a run records about the software that wrote it."""
+    return {"python": platform.python_version(), "numpy": np.__version__, "dl": __version__}
 
 
 def safe_name(name: str) -> str:
@@ -56,7 +69,8 @@ def write_atomic(path: Path, write) -> None:
     """Call ``write(file)`` on a temp file beside ``path``, then rename it over ``path``.
 
     The temp name ends in ``.tmp`` (``np.savez`` given a file object appends nothing).
-    A failure removes the temp file and leaves ``path`` as it was.
+    A failure removes the temp file and leaves ``path`` as it was; an OSError (a full
+    disk, a read-only folder) is raised again naming ``path``.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -67,8 +81,10 @@ def write_atomic(path: Path, write) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
 
 
@@ -77,19 +93,56 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file, refusing pickled objects."""
+    """Every array of an ``.npz`` file written by ``save_npz``; anything else (a pickle,
+    a truncated file, an object array, a header promising more bytes than the file
+    holds) is a RunError naming the file."""
+    path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as archive:
+            return {info.filename.removesuffix(".npy"): read_member(archive, info, size)
+                    for info in archive.infolist()}
     except FileNotFoundError:
         raise RunError(f"{path}: no such checkpoint") from None
-    except (ValueError, OSError, EOFError) as error:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
         raise RunError(f"{path}: not a readable checkpoint ({error})") from None
 
 
+NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: int) -> np.ndarray:
+    """One ``.npy`` member, allocated only once its header's shape × itemsize equals the
+    bytes stored for it, and those bytes lie inside the file (``archive_size``)."""
+    name = info.filename.removesuffix(".npy")
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+        raise ValueError(f"member '{name}' is compressed; checkpoints store arrays as they are")
+    if info.header_offset + info.compress_size > archive_size:
+        raise ValueError(f"member '{name}' claims {info.file_size:,} bytes, more than the "
+                         f"file holds")
+    with archive.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version not in NPY_HEADERS:
+            raise ValueError(f"member '{name}': unsupported .npy format version {version}")
+        shape, fortran_order, dtype = NPY_HEADERS[version](f)
+        if dtype.hasobject or dtype.kind not in "biufcSU":
+            raise ValueError(f"member '{name}' holds {dtype} values; a checkpoint holds "
+                             f"plain numbers only and nothing in it is unpickled")
+        claimed = math.prod(shape) * dtype.itemsize
+        stored = info.file_size - f.tell()
+        if claimed != stored:
+            raise ValueError(f"member '{name}': its header claims shape {shape} of {dtype} "
+                             f"({claimed:,} bytes), but {stored:,} bytes are stored")
+        data = bytearray(claimed)
+        if f.readinto(data) != claimed:
+            raise EOFError(f"member '{name}' ends early")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+
+
 def remove_stale_temps(folder: Path) -> None:
-    """Temp files left by a process killed mid-write."""
-    for tmp in Path(folder).glob(".*.tmp"):
+    """Temp files left by a process killed mid-write, in ``folder`` and its subfolders."""
+    for tmp in Path(folder).rglob(".*.tmp"):
         tmp.unlink(missing_ok=True)
 
 
@@ -104,6 +157,10 @@ def pack_checkpoint(params: dict, buffers: dict, optimizer_state: dict,
     return arrays
 
 
+META_KEYS = {"epoch", "iteration", "step", "loss_sum", "last_finite_loss", "best_value",
+             "best_epoch", "stop_best", "stale_epochs", "rng", "layer_rngs"}
+
+
 def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
     """Split a checkpoint into ``params``, ``buffers``, ``optim``, ``schedule``, ``meta``
     and ``perm`` (the batch order of an epoch stopped midway, else None)."""
@@ -114,9 +171,15 @@ def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
             parts[group][name] = value
     if "meta" not in arrays:
         raise RunError("checkpoint has no 'meta' entry")
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except ValueError as error:
+        raise RunError(f"checkpoint 'meta' is not JSON ({error})") from None
+    if not isinstance(meta, dict) or not META_KEYS <= set(meta):
+        missing = sorted(META_KEYS - set(meta)) if isinstance(meta, dict) else sorted(META_KEYS)
+        raise RunError(f"checkpoint 'meta' lacks {', '.join(missing)}")
     return {"params": parts["param"], "buffers": parts["buffer"], "optim": parts["optim"],
-            "schedule": parts["schedule"], "meta": json.loads(str(arrays["meta"])),
-            "perm": arrays.get("perm")}
+            "schedule": parts["schedule"], "meta": meta, "perm": arrays.get("perm")}
 
 
 def check_compatible(expected: dict[str, np.ndarray], found: dict[str, np.ndarray],
@@ -152,8 +215,13 @@ class Run:
         self.lock_path = self.path / "run.lock"
 
     def acquire(self) -> None:
-        """Take the folder's lock; refuse when a live process holds it."""
-        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        """Take the folder's lock (refused while a live process holds it), then remove
+        the temp files of a process killed mid-write."""
+        try:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunError(f"cannot make the checkpoint folder {self.checkpoints} "
+                           f"({error.strerror})") from None
         for _ in range(2):
             try:
                 fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -166,7 +234,7 @@ class Run:
                 continue
             with os.fdopen(fd, "w") as f:
                 f.write(str(os.getpid()))
-            remove_stale_temps(self.checkpoints)
+            remove_stale_temps(self.path)
             return
         raise RunError(f"could not take the lock {self.lock_path}")
 
@@ -185,10 +253,22 @@ class Run:
             f.write(json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict]:
+        """The metric records; a last line cut short by a killed process is left out."""
         path = self.path / "metrics.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = path.read_text().split("\n")
+        records = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError as error:
+                if number == len(lines):  # no newline after it: its writer was killed
+                    break
+                raise RunError(f"{path}: line {number} is not JSON ({error})") from None
+        return records
 
     def truncate_metrics(self, epochs: int) -> None:
         """Keep the metric lines of the first ``epochs`` epochs (for a resume)."""
@@ -204,7 +284,12 @@ class Run:
         save_npz(self.checkpoints / f"{kind}.npz", arrays)
 
     def load_checkpoint(self, kind: str) -> dict:
-        return unpack_checkpoint(load_npz(self.checkpoints / f"{kind}.npz"))
+        path = self.checkpoints / f"{kind}.npz"
+        arrays = load_npz(path)
+        try:
+            return unpack_checkpoint(arrays)
+        except RunError as error:
+            raise RunError(f"{path}: {error}") from None
 
     def write_summary(self, summary: dict) -> None:
         text = json.dumps(summary, indent=2) + "\n"

@@ -29,12 +29,12 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import __version__
 from .data import Splits
 from .metrics import evaluate, mode_of
+from .nn import ShapeError
 from .nn.model import Model
 from .optim import clip_grad_norm, clip_grad_value, global_norm
-from .runs import Run, copy_into, pack_checkpoint
+from .runs import Run, copy_into, pack_checkpoint, versions
 from .schema import CheckpointConfig, TrainConfig
 
 
@@ -106,12 +106,18 @@ class Solver:
 
     # -- one iteration ---------------------------------------------------------------
     def step(self, idx: np.ndarray) -> float:
-        """One update on the training samples ``idx``; raises Diverged on NaN/inf."""
+        """One update on the training samples ``idx``; raises Diverged on NaN/inf, and
+        ShapeError when a layer refuses the batch (batchnorm given a single sample)."""
         X, y = self.splits.train.X[idx], self.splits.train.y[idx]
         if self.augment is not None:
             X = self.augment(X, self.rng)
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
-            loss, grads = self.model.loss(X, y)
+            try:
+                loss, grads = self.model.loss(X, y)
+            except ValueError as error:
+                raise ShapeError(f"epoch {self.epoch + 1}, iteration {self.iteration + 1}: "
+                                 f"the model cannot train on a batch of shape {X.shape}: "
+                                 f"{error}") from error
             norm = global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             what = "loss" if not math.isfinite(loss) else "gradient norm"
@@ -154,6 +160,10 @@ class Solver:
             self.elapsed = time.perf_counter() - started
             self._save_last()
             raise
+        except Exception:  # a checkpoint that cannot be written, for one
+            self.status = "failed"
+            self.elapsed = time.perf_counter() - started
+            raise
         if self.status == "running":
             self.status = "completed"
         self.elapsed = time.perf_counter() - started
@@ -191,7 +201,7 @@ class Solver:
         self.epoch += 1
         self.iteration = 0
         record = {"epoch": self.epoch, "step": self.step_count, "lr": self.optimizer.lr,
-                  "train/loss": self.loss_sum / self.iters_per_epoch}
+                  "train/objective": self.loss_sum / self.iters_per_epoch}
         record.update(self.check_accuracy("train"))
         record.update(self.check_accuracy("val"))
         self.elapsed = time.perf_counter() - started
@@ -250,7 +260,7 @@ class Solver:
             "monitor": self.monitor,
             "rng": self.rng.bit_generator.state,
             "layer_rngs": {k: g.bit_generator.state for k, g in self.model.rngs().items()},
-            "version": __version__,
+            "versions": versions(),
         }
 
     def _checkpoint(self) -> dict[str, np.ndarray]:
@@ -285,8 +295,8 @@ class Solver:
         if best is not None:
             self.best_params, self.best_buffers = best["params"], best["buffers"]
         if self.run is not None:
-            self.history = [r for r in self.run.read_metrics()
-                            if "train/loss" in r and r["epoch"] <= self.epoch]
+            self.history = [r for r in self.run.read_metrics()  # epoch records carry lr
+                            if "lr" in r and r["epoch"] <= self.epoch]
 
     # -- plumbing --------------------------------------------------------------------
     def _log(self, record: dict) -> None:

@@ -10,19 +10,20 @@ all of them      ─► Solver.train() ─► run folder
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import platform
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from . import __version__
 from .config import dump_config, load_config
 from .data import Splits, build_augment, load
+from .nn import ShapeError
 from .nn.model import Model
 from .registry import OPTIMIZERS, SCHEDULES
-from .runs import Run, RunError, new_run_dir
+from .runs import Run, RunError, check_compatible, new_run_dir, versions
 from .schema import Config
 from .solver import Solver
 
@@ -44,11 +45,45 @@ class Assembled:
     augment: object | None
 
 
+def check_fits(model: Model, splits: Splits) -> None:
+    """Refuse (ShapeError) a model whose output the loss cannot compare with the targets:
+    a regression loss needs one output per target value; a class loss needs labels and
+    a score per class on the last axis (one logit for binary_cross_entropy)."""
+    loss, out = model.loss_fn, model.out_shape
+    target = splits.train.y.shape[1:]
+    name = f"model.loss '{loss.registered_name}'"
+    if loss.task == "regression":
+        values = math.prod(target)
+        if math.prod(out) != values:
+            raise ShapeError(f"{name}: the model gives {math.prod(out)} values per sample, the "
+                             f"targets have {values}; set the last layer's units to {values}")
+        return
+    if splits.task != "classification":
+        raise ShapeError(f"{name} needs class labels, but the data has real-valued targets; "
+                         f"use mse")
+    classes = splits.num_classes
+    if loss.task == "binary":
+        if classes > 2:
+            raise ShapeError(f"{name} takes labels 0 and 1, but the data has {classes} "
+                             f"classes; use softmax_cross_entropy")
+        wanted = (*target, 1)
+        fits = out == wanted
+    else:
+        wanted = (*target, classes)
+        fits = out[:-1] == target and out[-1] >= classes
+    if not fits:
+        raise ShapeError(f"{name}: the model gives scores of shape {out} per sample, but "
+                         f"{classes} classes need {wanted}; set the last layer's units to "
+                         f"{wanted[-1]}")
+
+
 def assemble(cfg: Config) -> Assembled:
     splits = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
+    model = build_model(cfg, splits.in_shape)
+    check_fits(model, splits)
     return Assembled(
         splits=splits,
-        model=build_model(cfg, splits.in_shape),
+        model=model,
         optimizer=OPTIMIZERS.create(cfg.optimizer),
         schedule=SCHEDULES.create(cfg.schedule) if cfg.schedule is not None else None,
         augment=build_augment(cfg.data.augment, splits.in_shape),
@@ -59,10 +94,6 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
 
 
-def environment() -> dict:
-    return {"python": platform.python_version(), "numpy": np.__version__, "dl": __version__}
-
-
 def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool) -> Solver:
     return Solver(parts.model, parts.splits, parts.optimizer, cfg.train,
                   schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
@@ -70,10 +101,15 @@ def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool) 
 
 
 def start(cfg: Config, run_dir: Path | None = None) -> Run:
-    """A new run folder holding the resolved config."""
+    """A new run folder holding the resolved config; a folder that already holds a run
+    is refused, so its checkpoints are never overwritten by another run."""
     path = Path(run_dir) if run_dir is not None else new_run_dir(cfg.runs_dir, cfg.name)
     run = Run(path)
     run.acquire()
+    if (path / "config.yaml").exists():
+        run.release()
+        raise RunError(f"{path} already holds a run; continue it with "
+                       f"dl train --resume {path}, or choose another folder")
     run.write_text("config.yaml", dump_config(cfg))
     return run
 
@@ -89,33 +125,63 @@ def resume(run_dir: Path) -> tuple[Config, Run]:
     return cfg, run
 
 
+def resume_state(run: Run, model: Model) -> tuple[dict, dict | None]:
+    """The run's last and best checkpoints, refused (RunError naming the file) when one
+    is unreadable or its names, shapes or values do not fit ``model``."""
+    states = {}
+    for kind in ("last", "best"):
+        path = run.checkpoints / f"{kind}.npz"
+        if kind == "best" and not path.exists():
+            continue
+        try:
+            states[kind] = state = run.load_checkpoint(kind)
+            check_compatible(model.params, state["params"], "parameters", path)
+            check_compatible(model.buffers, state["buffers"], "buffers", path)
+        except RunError as error:
+            raise RunError(f"{error}; nothing was resumed and the run folder is "
+                           f"unchanged") from None
+    return states["last"], states.get("best")
+
+
+def version_changes(meta: dict) -> list[str]:
+    """How the software resuming a checkpoint differs from the software that wrote it."""
+    written, now = meta.get("versions", {}), versions()
+    return [f"resuming a checkpoint written with {name} {written.get(name, 'unknown')} "
+            f"under {name} {now[name]}; results may differ from an uninterrupted run"
+            for name in now if written.get(name) != now[name]]
+
+
 def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool = False,
-          progress: bool = True) -> dict:
+          progress: bool = True, warn=None) -> dict:
     """Train into ``run`` (new or resumed) and write ``summary.json``.
 
     Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state;
-    the run's lock is released whatever happens.
+    the run's lock is released whatever happens. Warnings go to ``train.log`` and to
+    ``warn(message)`` when given.
     """
     try:
         parts = parts or assemble(cfg)
         solver = make_solver(cfg, parts, run, progress)
         if resuming:
-            last = run.load_checkpoint("last")
-            best = run.load_checkpoint("best") if (run.checkpoints / "best.npz").exists() else None
-            recorded = last["meta"].get("version")
-            if recorded != __version__:
-                run.log(f"warning: resuming a run written by dl {recorded} with dl {__version__}")
+            last, best = resume_state(run, parts.model)
+            for message in version_changes(last["meta"]):
+                run.log(f"warning: {message}")
+                if warn is not None:
+                    warn(message)
             run.truncate_metrics(last["meta"]["epoch"])
             solver.restore(last, best)
         else:
             run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
+            if parts.splits.info["vocab"] is not None:
+                run.write_text("vocab.json", json.dumps(parts.splits.info["vocab"]) + "\n")
         base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
-                "environment": environment(), "data": parts.splits.info,
+                "environment": versions(), "data": parts.splits.info,
                 "params": parts.model.num_params()}
         try:
             summary = solver.train()
         except Exception:
-            run.write_summary({**base, **solver.finish(score_test=False)})
+            with contextlib.suppress(OSError):  # the error being raised says more
+                run.write_summary({**base, **solver.finish(score_test=False)})
             raise
         summary = {**base, **summary}
         run.write_summary(summary)
