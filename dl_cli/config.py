@@ -345,6 +345,7 @@ RULES = {
     (EarlyStoppingConfig, "min_delta"): at_least(0),
     (CheckpointConfig, "monitor"): one_of(MONITORS),
     (CheckpointConfig, "mode"): one_of(MODES),
+    (CheckpointConfig, "every_seconds"): at_least(0),
 }
 
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}

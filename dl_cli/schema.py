@@ -11,11 +11,13 @@ from typing import Union
 
 Spec = Union[str, dict]  # a registry entry: "relu" or {"type": "affine", "units": 10}
 
+
 @dataclass
 class SplitConfig:
     val: float = 0.2         # fraction of the data held out to choose hyperparameters
     test: float = 0.2        # fraction scored once, with the best parameters, at the end
     stratify: bool = True    # keep class proportions equal across splits (classification)
+
 
 @dataclass
 class DataConfig:
@@ -24,16 +26,19 @@ class DataConfig:
     preprocess: list[Spec] = field(default_factory=list)  # fitted on train only: standardize, pca...
     augment: list[Spec] = field(default_factory=list)     # training batches only: flip, crop...
 
+
 @dataclass
 class ModelConfig:
     layers: list[Spec] = field(default_factory=list)   # LAYERS specs; input sizes are inferred
     init: Spec = "he_normal"                            # model-wide initializer; layers may override
     loss: Spec = "softmax_cross_entropy"                # LOSSES name
 
+
 @dataclass
 class RegularizationConfig:
     l1: float = 0.0          # adds l1·Σ|w| over the layers' decay parameters (weights only)
     l2: float = 0.0          # adds (l2/2)·Σw²
+
 
 @dataclass
 class EarlyStoppingConfig:
@@ -41,6 +46,7 @@ class EarlyStoppingConfig:
     mode: str = "auto"       # max | min | auto (max for accuracies and R², min for losses)
     patience: int = 10       # epochs without improvement before stopping
     min_delta: float = 0.0   # smallest change that counts as an improvement
+
 
 @dataclass
 class TrainConfig:
@@ -51,12 +57,17 @@ class TrainConfig:
     early_stopping: EarlyStoppingConfig | None = None
     eval_train_samples: int = 1000          # training subsample scored each epoch for train/acc
     log_every: int = 0                      # also log the loss every k iterations (0: epochs only)
+    diagnostics: bool = False               # per-layer activation, dead-unit and gradient statistics
     dtype: str = "float32"                  # float32 trains fast; float64 for exact checks
+
 
 @dataclass
 class CheckpointConfig:
     monitor: str = "auto"    # metric that picks checkpoints/best.npz (auto as for early stopping)
     mode: str = "auto"       # max | min | auto
+    every_seconds: float = 10.0  # write checkpoints at most this often (always at the end
+                                 # and on a stop); 0 writes them every epoch
+
 
 @dataclass
 class Config:

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .data import Splits
+from .diagnostics import Diagnostics
 from .metrics import evaluate, mode_of
 from .nn import ShapeError
 from .nn.model import Model
@@ -103,6 +104,10 @@ class Solver:
         self.status = "new"
         self.elapsed = 0.0
         self._stop_signal: int | None = None
+        self.diagnostics = Diagnostics(model) if train.diagnostics else None
+        self.save_every = checkpoint.every_seconds
+        self._pending_best: dict[str, np.ndarray] | None = None  # best not yet on disk
+        self._last_saved = -math.inf
 
     # -- one iteration ---------------------------------------------------------------
     def step(self, idx: np.ndarray) -> float:
@@ -111,6 +116,8 @@ class Solver:
         X, y = self.splits.train.X[idx], self.splits.train.y[idx]
         if self.augment is not None:
             X = self.augment(X, self.rng)
+        if self.diagnostics is not None:
+            self.diagnostics.before_step()
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
             try:
                 loss, grads = self.model.loss(X, y)
@@ -129,6 +136,8 @@ class Solver:
         if self.cfg.clip_grad_norm is not None:
             clip_grad_norm(grads, self.cfg.clip_grad_norm)
         self.optimizer.step(self.model.params, grads, self.model.decay)
+        if self.diagnostics is not None:
+            self.diagnostics.after_step(grads)
         self.last_finite_loss = loss
         return loss
 
@@ -149,16 +158,18 @@ class Solver:
             with self._signals():
                 while self.epoch < self.cfg.epochs and self.status == "running":
                     self._run_epoch(started)
+            self._save(force=True)
         except Diverged as error:
             self.status = "diverged"
             self.elapsed = time.perf_counter() - started
             self._log({"epoch": self.epoch + 1, "step": self.step_count, "status": "diverged",
                        "error": str(error)})
+            self._save(force=True)  # the failing update was not applied
             raise
         except Interrupted:
             self.status = "interrupted"
             self.elapsed = time.perf_counter() - started
-            self._save_last()
+            self._save(force=True)
             raise
         except Exception:  # a checkpoint that cannot be written, for one
             self.status = "failed"
@@ -206,6 +217,8 @@ class Solver:
         record.update(self.check_accuracy("val"))
         self.elapsed = time.perf_counter() - started
         record["time"] = round(self.elapsed, 3)
+        if self.diagnostics is not None:
+            record["layers"] = self.diagnostics.summary()
         value = record.get(self.monitor)
         if self.schedule is not None:
             self.schedule.observe(value)
@@ -214,7 +227,7 @@ class Solver:
             self.best_params = {k: v.copy() for k, v in self.model.params.items()}
             self.best_buffers = {k: v.copy() for k, v in self.model.buffers.items()}
             if self.run is not None:
-                self.run.save_checkpoint("best", self._checkpoint())
+                self._pending_best = {k: np.array(v) for k, v in self._checkpoint().items()}
         if self.cfg.early_stopping is not None:
             stop_value = record.get(self.stop_monitor)
             if improves(stop_value, self.stop_best, self.stop_mode, self.cfg.early_stopping.min_delta):
@@ -226,7 +239,7 @@ class Solver:
                 record["status"] = "early_stopped"
         self.history.append(record)
         self._log(record)
-        self._save_last()
+        self._save(force=False)
 
     def finish(self, score_test: bool = True) -> dict:
         """Load the best parameters, score the test split once with them (only for a
@@ -272,9 +285,20 @@ class Solver:
             arrays["perm"] = self.perm
         return arrays
 
-    def _save_last(self) -> None:
-        if self.run is not None:
-            self.run.save_checkpoint("last", self._checkpoint())
+    def _save(self, force: bool) -> None:
+        """Write a pending best checkpoint, then ``last.npz``: at the end of training, on
+        a stop, and otherwise at most every ``checkpoint.every_seconds`` (each write is
+        fsynced, which costs more than a small model's epoch). Written in this order, the
+        best metric recorded in ``last.npz`` always belongs to the ``best.npz`` on disk."""
+        if self.run is None:
+            return
+        if not force and time.monotonic() - self._last_saved < self.save_every:
+            return
+        if self._pending_best is not None:
+            self.run.save_checkpoint("best", self._pending_best)
+            self._pending_best = None
+        self.run.save_checkpoint("last", self._checkpoint())
+        self._last_saved = time.monotonic()
 
     def restore(self, state: dict, best: dict | None) -> None:
         """Continue from an unpacked ``last`` checkpoint (and the ``best`` one)."""

@@ -71,3 +71,47 @@ def test_learning_rate_too_high_or_too_low():
     flat = epochs(5, train_objective=[1.0, 0.999, 0.998, 0.997, 0.996], train_loss=[1.0] * 5)
     (finding,) = [f for f in diagnose(flat, {}) if "too low" in f.title]
     assert "0.40%" in finding.evidence
+
+
+# -- on real runs, through `dl diagnose` ------------------------------------------------
+def train_and_diagnose(tmp_path, cfg):
+    import yaml
+    from typer.testing import CliRunner
+
+    from dl_cli.cli import app
+
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump({"name": "diag", "runs_dir": str(tmp_path / "runs"), **cfg}))
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", str(path), "-q"])
+    assert trained.exit_code == 0, trained.output
+    (run_dir,) = (tmp_path / "runs" / "diag").iterdir()
+    result = runner.invoke(app, ["diagnose", str(run_dir)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_diagnose_names_high_variance_on_a_tiny_training_set(tmp_path):
+    output = train_and_diagnose(tmp_path, {
+        "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40, "noise": 0.4},
+                 "split": {"val": 0.7, "test": 0.1}},
+        "model": {"layers": [{"type": "affine", "units": 256}, "relu",
+                             {"type": "affine", "units": 256}, "relu", {"type": "affine", "units": 3}]},
+        "optimizer": {"type": "adam", "lr": 0.01},
+        "train": {"epochs": 150, "batch_size": 32, "diagnostics": True},
+    })
+    assert "high variance" in output and "dropout" in output
+
+
+def test_diagnose_names_vanishing_gradients_in_a_20_layer_sigmoid_network(tmp_path):
+    layers = []
+    for _ in range(20):
+        layers += [{"type": "affine", "units": 16}, "sigmoid"]
+    output = train_and_diagnose(tmp_path, {
+        "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 30}},
+        "model": {"init": "xavier_normal", "layers": layers + [{"type": "affine", "units": 3}]},
+        "optimizer": {"type": "sgd", "lr": 0.1},
+        "train": {"epochs": 3, "batch_size": 16, "diagnostics": True},
+    })
+    assert "vanishing gradients" in output and "layer 0 (affine)" in output
+    assert "residual" in output

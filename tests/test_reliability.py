@@ -149,7 +149,7 @@ KILL = {**TINY,
                              {"type": "affine", "units": 3}]},
         "optimizer": {"type": "adam", "lr": 1.0e-4},
         "train": {"epochs": 1000000, "batch_size": "full"},
-        "checkpoint": {"monitor": "val/loss"}}
+        "checkpoint": {"monitor": "val/loss", "every_seconds": 0}}
 
 
 def fork_dl(args: list[str], log: Path) -> int:
