@@ -95,9 +95,12 @@ def join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def node_errors(root: yaml.Node, source: str, root_path: str = "") -> list[str]:
-    """Duplicate keys and tags without a safe constructor, found before anything is built."""
+def node_errors(root: yaml.Node, source: str, root_path: str = "") -> tuple[list[str], list[str]]:
+    """Tags without a safe constructor (nothing may be built from such a document) and
+    duplicate keys (the document can still be read, to report its other mistakes too),
+    found before anything is built."""
     errors: list[str] = []
+    duplicates: list[str] = []
     seen: set[int] = set()
 
     def visit(node: yaml.Node, path: str) -> None:
@@ -126,29 +129,38 @@ def node_errors(root: yaml.Node, source: str, root_path: str = "") -> list[str]:
                     first = first_lines[identity]
                     lines = (f"twice on line {first}" if first == key_line
                              else f"on lines {first} and {key_line}")
-                    errors.append(f"{key_path}: duplicate key {lines} of {source}")
+                    duplicates.append(f"{key_path}: duplicate key {lines} of {source}")
                 else:
                     first_lines[identity] = key_line
                 visit(value_node, key_path)
 
     visit(root, root_path)
-    return errors
+    return errors, duplicates
 
 
 def parse_yaml(text: str, source: str, root_path: str = "") -> Any:
     """Parse one YAML document with ``ConfigLoader``; every problem becomes a ConfigError
     naming ``source`` (a file name, or the override being parsed) and the line, after
     ``root_path``, the key the document is the value of (an override's key)."""
+    value, duplicates = parse_yaml_reporting(text, source, root_path)
+    if duplicates:
+        raise ConfigError(duplicates)
+    return value
+
+
+def parse_yaml_reporting(text: str, source: str, root_path: str = "") -> tuple[Any, list[str]]:
+    """Like ``parse_yaml``, but duplicate keys are returned as errors beside the value
+    (the last one wins) instead of stopping the parse."""
     prefix = f"{root_path}: " if root_path else ""
     loader = ConfigLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            return None
-        errors = node_errors(node, source, root_path)
+            return None, []
+        errors, duplicates = node_errors(node, source, root_path)
         if errors:
-            raise ConfigError(errors)
-        return loader.construct_document(node)
+            raise ConfigError(errors + duplicates)
+        return loader.construct_document(node), duplicates
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source
@@ -162,8 +174,16 @@ def parse_yaml(text: str, source: str, root_path: str = "") -> Any:
 
 
 def read_yaml(path: str | Path) -> dict:
-    """The top-level mapping of a YAML file; a missing, unreadable or malformed file, or
-    one that is not a mapping, is a ConfigError."""
+    """The top-level mapping of a YAML file; a missing, unreadable or malformed file, one
+    with duplicate keys, or one that is not a mapping, is a ConfigError."""
+    raw, duplicates = read_yaml_reporting(path)
+    if duplicates:
+        raise ConfigError(duplicates)
+    return raw
+
+
+def read_yaml_reporting(path: str | Path) -> tuple[dict, list[str]]:
+    """``read_yaml`` that returns duplicate keys as errors beside the mapping."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -175,11 +195,11 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
     except OSError as error:
         raise ConfigError([f"{path}: cannot be read ({error.strerror})"]) from None
-    raw = parse_yaml(text, str(path))
+    raw, duplicates = parse_yaml_reporting(text, str(path))
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: expected a mapping of config keys at the top "
                            f"(name: ..., model: ...), got {describe(raw)}"])
-    return raw
+    return raw, duplicates
 
 
 # -- overrides ------------------------------------------------------------------------
@@ -500,7 +520,9 @@ def option_path(path: str, message: str, options: dict) -> str:
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     """Read, override and validate a train config; one ConfigError reports every mistake
     of the overrides and of the resulting config together."""
-    raw, errors = overridden(read_yaml(path), overrides)
+    raw, duplicates = read_yaml_reporting(path)
+    raw, errors = overridden(raw, overrides)
+    errors = duplicates + errors
     try:
         config = validate(raw)
     except ConfigError as error:

@@ -558,8 +558,6 @@ def test_every_config_mistake_is_in_one_report_and_nothing_is_loaded(tmp_path, m
     assert not (tmp_path / "runs").exists() and not Path("runs/mistakes").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="config.read_yaml raises on duplicate keys before "
-                   "validating, so the other mistakes of the file are not reported with them")
 def test_duplicate_keys_are_reported_with_every_other_mistake(tmp_path, monkeypatch):
     calls = spy_on_data(monkeypatch)
     path = tmp_path / "mistakes.yaml"
