@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a gradient check failed, 2 bad input (config, path, opt
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
 
@@ -29,7 +30,10 @@ EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``message`` (taken literally, never as Rich markup) to stderr and exit."""
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -69,27 +73,35 @@ def train(
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of "
                                            "runs/<name>/<time>-<id>/."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="BLAS threads for matrix "
+                                          "products (default: the library's own choice). Small "
+                                          "models and recurrent layers often run faster on 1."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
 
     The run folder gets config.yaml (resolved), metrics.jsonl, summary.json, train.log
     and checkpoints/{best,last}.npz. Ctrl-C saves last.npz and prints how to resume.
+    With validation.kfold=K it trains one run per fold (fold-0/ ... fold-K-1/) and
+    scores the config by the mean over folds.
     """
+    from threadpoolctl import threadpool_limits
+
     from . import training
-    from .config import dump_config
-    from .data import DataError
-    from .nn import ShapeError
+    from .config import ConfigError, dump_config
     from .runs import RunError
-    from .solver import Diverged, Interrupted
 
     if resume is not None:
         if config is not None:
             fail("give either a config or --resume RUN_DIR, not both")
         try:
             cfg, run = training.resume(resume)
-        except RunError as error:
+        except (RunError, ConfigError) as error:
             fail(str(error))
+        if cfg.validation.kfold:
+            run.release()
+            fail(f"{resume} is a k-fold run; its folds cannot be resumed one by one yet: "
+                 f"train the config again")
     else:
         if config is None:
             fail("missing CONFIG: dl train CONFIG.yaml [key=value ...] (or --resume RUN_DIR)")
@@ -99,6 +111,55 @@ def train(
             raise typer.Exit()
         run = None
     progress = not quiet and sys.stderr.isatty()
+    with threadpool_limits(limits=threads, user_api="blas"):
+        if cfg.validation.kfold:
+            _train_folds(cfg, run_dir, progress)
+        else:
+            _train_one(cfg, run, run_dir, resume is not None, progress)
+
+
+def _warn(message: str) -> None:
+    from rich.markup import escape
+
+    err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _training_errors(run_path: Optional[Path]):
+    """Turn the ways training stops into messages and exit codes (``run_path`` None:
+    a k-fold run, which is not resumable)."""
+    from .data import DataError
+    from .nn import ShapeError
+    from .runs import RunError
+    from .solver import Diverged, Interrupted
+
+    try:
+        yield
+    except Diverged as error:
+        fail(f"training diverged: {error}. The best checkpoint is unchanged; try a lower "
+             f"learning rate or gradient clipping.", EXIT_DIVERGED)
+    except Interrupted as error:
+        if run_path is None:  # k-fold: each fold keeps its last.npz, the whole is rerun
+            err.print(f"{error}; a k-fold run is not resumable: train the config again",
+                      highlight=False)
+        else:
+            err.print(f"{error}; state saved in {run_path}/checkpoints/last.npz.\n"
+                      f"Resume with: dl train --resume {run_path}", highlight=False)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except (DataError, RunError, ShapeError) as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"cannot write {error.filename or run_path}: {error.strerror or error}; "
+             f"the checkpoints already written are unchanged", 1)
+
+
+def _train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool) -> None:
+    from . import training
+    from .data import DataError
+    from .nn import ShapeError
+    from .report import summary_table
+    from .runs import RunError
+
     try:
         parts = training.assemble(cfg)
         if run is None:
@@ -110,23 +171,20 @@ def train(
     err.print(f"[bold]{cfg.name}[/]: {parts.model.num_params():,} parameters, "
               f"{len(parts.splits.train.X)} train / {len(parts.splits.val.X)} val / "
               f"{len(parts.splits.test.X)} test samples → {run.path}", highlight=False)
-    try:
-        summary = training.train(cfg, run, parts, resuming=resume is not None, progress=progress)
-    except Diverged as error:
-        fail(f"training diverged: {error}. The best checkpoint is unchanged; try a lower "
-             f"learning rate or gradient clipping.", EXIT_DIVERGED)
-    except Interrupted as error:
-        err.print(f"{error}; state saved in {run.path / 'checkpoints' / 'last.npz'}.\n"
-                  f"Resume with: dl train --resume {run.path}", highlight=False)
-        raise typer.Exit(EXIT_INTERRUPTED)
-    except RunError as error:
-        fail(str(error))
-    except OSError as error:
-        fail(f"cannot write to the run folder {run.path}: {error}", 1)
-    from .report import summary_table
-
+    with _training_errors(run.path):
+        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=_warn)
     out.print(summary_table(summary))
     out.print(f"run folder: {run.path}", highlight=False)
+
+
+def _train_folds(cfg, run_dir: Optional[Path], progress: bool) -> None:
+    from .crossval import train_folds
+    from .report import folds_table
+
+    with _training_errors(None):
+        summary = train_folds(cfg, run_dir, progress=progress, warn=_warn)
+    out.print(folds_table(summary))
+    out.print(f"run folder: {summary['run_dir']}", highlight=False)
 
 
 @app.command()
@@ -259,6 +317,7 @@ def evaluate_run(
     """Score a run's checkpoint on one split of its data."""
     from .data import DataError, load
     from .metrics import evaluate
+    from .nn import ShapeError
     from .report import metrics_table
     from .runs import RunError, check_compatible, copy_into
     from .training import build_model
@@ -279,7 +338,7 @@ def evaluate_run(
         source = run_dir / "checkpoints" / f"{checkpoint}.npz"
         check_compatible(model.params, state["params"], "parameters", source)
         check_compatible(model.buffers, state["buffers"], "buffers", source)
-    except (RunError, DataError, OSError) as error:
+    except (RunError, DataError, ShapeError, OSError) as error:
         fail(str(error))
     copy_into(model.params, state["params"])
     copy_into(model.buffers, state["buffers"])
@@ -288,6 +347,59 @@ def evaluate_run(
     out.print(metrics_table(f"{run_dir.name}: {checkpoint} checkpoint (epoch "
                             f"{state['meta']['epoch']}) on {split} ({len(data.X)} samples)",
                             metrics))
+
+
+@app.command()
+def sample(
+    run_dir: Path = typer.Argument(..., help="A run folder of a character model (data: text)."),
+    length: int = typer.Option(200, help="Characters to generate after the prime."),
+    temperature: float = typer.Option(0.8, help="Divides the scores before the softmax: "
+                                      "below 1 safer text, above 1 more varied."),
+    prime: str = typer.Option("The ", help="Text the model reads before it generates."),
+    seed: Optional[int] = typer.Option(None, help="Seed for a repeatable sample."),
+    checkpoint: str = typer.Option("best", help="best | last"),
+):
+    """Generate text from a trained character model, one character at a time."""
+    from .config import ConfigError
+    from .runs import RunError
+    from .sample import SampleError, generate, load_char_model
+
+    if length < 0:
+        fail(f"--length: expected a number >= 0, got {length}")
+    if checkpoint not in ("best", "last"):
+        fail(f"--checkpoint: expected best or last, got {checkpoint!r}")
+    try:
+        char_model = load_char_model(run_dir, checkpoint)
+        text = generate(char_model, prime, length, temperature, np.random.default_rng(seed))
+    except (SampleError, RunError, OSError) as error:
+        fail(str(error))
+    except ConfigError as error:
+        fail(f"{run_dir / 'config.yaml'}: {error}")
+    typer.echo(prime + text)
+
+
+@app.command()
+def diagnose(run_dir: Path = typer.Argument(..., help="A run folder (train with "
+                                          "train.diagnostics=true for gradient findings).")):
+    """Say what a run shows, in the notes' terms, and what to try: high bias or variance,
+    vanishing or exploding gradients, dead units, a learning rate too high or too low."""
+    from rich.markup import escape
+
+    from .diagnose import diagnose as find, read_run
+
+    if not (run_dir / "metrics.jsonl").exists():
+        fail(f"{run_dir} is not a run folder (no metrics.jsonl)")
+    records, summary = read_run(run_dir)
+    findings = find(records, summary)
+    if not any("layers" in r for r in records):
+        out.print("(no per-layer statistics: rerun with train.diagnostics=true to check "
+                  "gradients and dead units)", highlight=False)
+    if not findings:
+        out.print("nothing stands out: training and validation agree and the loss went down.")
+        return
+    for finding in findings:
+        out.print(f"[bold]{escape(finding.title)}[/]: {escape(finding.evidence)}\n"
+                  f"  try: {escape(finding.advice)}", highlight=False)
 
 
 @app.command()
@@ -318,3 +430,135 @@ def compare(run_dirs: List[Path] = typer.Argument(..., help="Two or more run fol
             fail(f"{run_dir} is not a run folder (no config.yaml)")
         configs.append(yaml.safe_load(path.read_text()))
     out.print(compare_table(run_dirs, configs))
+
+
+@app.command()
+def sweep(
+    spec: Optional[Path] = typer.Argument(None, help="Sweep spec YAML (see configs/sweep_digits.yaml); "
+                                          "not needed with --resume."),
+    overrides: Optional[List[str]] = typer.Argument(
+        None, help="key=value overrides of the base config for every trial (train.epochs=5); "
+                   "sweep.KEY=VALUE sets a key of the spec (sweep.trials=8 sweep.seed=1)."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Trials at once. 1 runs them in this "
+                                "process; N starts N worker processes (with --backend dask and no "
+                                "--address: a LocalCluster of N). Each trial uses the spec's "
+                                "threads: BLAS threads (default 1), so results do not depend on N."),
+    backend: str = typer.Option("local", help="local | dask | ray. dask and ray are extras: "
+                                "pip install 'dl-cli\\[dask]'."),
+    address: Optional[str] = typer.Option(None, help="dask: the scheduler (tcp://host:8786) or its "
+                                          "scheduler JSON file; ray: the cluster address."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the sweep in this folder: "
+                                          "only trials not completed run; refused if the spec or "
+                                          "the base config changed."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="With --resume: run the failed "
+                                      "trials again, from scratch."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the trials and validate each one's "
+                                 "config; train nothing."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Start no trial after the first "
+                                   "failure and exit 1."),
+    sweep_dir: Optional[Path] = typer.Option(None, "--sweep-dir", help="Write the sweep here instead "
+                                             "of runs/<name>/<time>-<id>/."),
+):
+    """Grid or random search over any config keys, in parallel, resumable.
+
+    Each trial is an ordinary run folder (trial-0007/) inside the sweep folder, which also
+    holds ledger.jsonl (every trial's state), results.csv (one row per trial) and
+    best.yaml (the winning config: dl train best.yaml). Exit 0 when a trial completed.
+    Ctrl-C once lets the running trials finish, twice stops them; resume with
+    dl sweep --resume SWEEP_DIR.
+    """
+    from .config import ConfigError
+    from .registry import did_you_mean
+    from .sweep.executors import BACKENDS, BackendError, available_cores, make_backend
+    from .sweep.folder import SweepError, open_sweep
+    from .sweep.results import leaderboard, plan_lines, plan_table
+    from .sweep.runner import SweepRunner, build_errors, resolve_plans
+    from .sweep.sampling import plan_round
+    from .sweep.spec import prepare
+
+    if workers < 1:
+        fail(f"--workers: expected an integer >= 1, got {workers}")
+    if backend not in BACKENDS:
+        fail(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}"
+             f"{did_you_mean(backend, BACKENDS)}")
+    if address is not None and backend == "local":
+        fail("--address names a dask scheduler or a ray cluster: add --backend dask or --backend ray")
+    if retry_failed and resume is None:
+        fail("--retry-failed goes with --resume SWEEP_DIR")
+    if resume is not None and sweep_dir is not None:
+        fail("give either --resume SWEEP_DIR or --sweep-dir, not both")
+    if spec is None:
+        if resume is None:
+            fail("missing SPEC: dl sweep SPEC.yaml [key=value ...] (or --resume SWEEP_DIR)")
+        spec = resume / "spec.yaml"
+        if not spec.exists():
+            fail(f"{resume} is not a sweep folder (no spec.yaml)")
+    try:
+        sweep_spec, base = prepare(spec, overrides or [])
+        first = plan_round(sweep_spec, sweep_spec.params, 0)
+        configs = resolve_plans(sweep_spec, base, first)
+    except ConfigError as error:
+        fail(str(error))
+    if dry_run:
+        out.print(plan_table(first, sweep_spec))
+        for line in plan_lines(sweep_spec, len(first), max(c.train.epochs for c in configs.values())):
+            out.print(line, highlight=False)
+        problems = build_errors(configs)
+        if problems:
+            fail("\n".join(problems))
+        out.print(f"all {len(first)} trial configs are valid and their models build", highlight=False)
+        raise typer.Exit()
+    cores = available_cores()
+    if backend == "local" and workers * sweep_spec.threads > cores:
+        err.print(f"[yellow]warning:[/] {workers} workers × {sweep_spec.threads} BLAS threads "
+                  f"exceed the {cores} cores: trials will compete for them", highlight=False)
+    try:
+        runner_backend = make_backend(backend, workers, address, sweep_spec.threads)
+    except BackendError as error:
+        fail(str(error))
+    try:
+        folder = open_sweep(sweep_spec, base, sweep_dir, resume, note=f"{backend} × {workers}")
+    except (SweepError, OSError) as error:
+        runner_backend.close()
+        fail(str(error))
+    err.print(f"[bold]{sweep_spec.name}[/]: {len(first)} trials on {runner_backend.description} "
+              f"→ {folder}", highlight=False)
+    outcome = None
+    try:
+        outcome = SweepRunner(sweep_spec, base, folder, runner_backend, console=err,
+                              retry_failed=retry_failed, fail_fast=fail_fast).run()
+    except SweepError as error:
+        fail(str(error))
+    finally:
+        runner_backend.close(wait=outcome is not None and not outcome.interrupted)
+    out.print(leaderboard(outcome.table, sweep_spec))
+    out.print(f"sweep folder: {folder}  (results.csv, ledger.jsonl, trial-*/)", highlight=False)
+    if (folder / "best.yaml").exists():
+        out.print(f"best config: dl train {folder / 'best.yaml'}", highlight=False)
+    if outcome.interrupted or not outcome.complete:
+        err.print(f"continue with: dl sweep --resume {folder}", highlight=False)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def plot(
+    path: Path = typer.Argument(..., help="A run folder (its learning curves) or a sweep folder "
+                                "(the metric against each varied parameter, and the learning "
+                                "curves of the best trials)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG files "
+                                           "(default: PATH/plots)."),
+    top: int = typer.Option(5, help="Sweeps: how many of the best trials get learning curves."),
+):
+    """Draw curves as PNG files (matplotlib, no display needed) and print their paths."""
+    if top < 1:
+        fail(f"--top: expected an integer >= 1, got {top}")
+    try:
+        from .plot import PlotError, plot_path
+    except ImportError:
+        fail("dl plot needs matplotlib: pip install 'dl-cli\\[plot]'")
+    try:
+        written = plot_path(path, out_dir or path / "plots", top=top)
+    except PlotError as error:
+        fail(str(error))
+    for png in written:
+        out.print(str(png), highlight=False)

@@ -53,6 +53,7 @@ from .schema import (
     RegularizationConfig,
     SplitConfig,
     TrainConfig,
+    ValidationConfig,
 )
 
 
@@ -366,6 +367,7 @@ RULES = {
     (CheckpointConfig, "monitor"): one_of(MONITORS),
     (CheckpointConfig, "mode"): one_of(MODES),
     (CheckpointConfig, "every_seconds"): at_least(0),
+    (ValidationConfig, "kfold"): at_least(2),
 }
 
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}

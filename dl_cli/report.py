@@ -103,6 +103,24 @@ def summary_table(summary: dict) -> Table:
     return table
 
 
+def folds_table(summary: dict) -> Table:
+    """One row per fold, then the mean ± std that scores the config."""
+    monitor = summary["monitor"]
+    test_key = monitor.replace("val/", "test/")
+    title = (f"{summary['name']}: {summary['kfold']}-fold cross-validation, {monitor} "
+             f"{number(summary['best_value'])} ± {number(summary['best_std'])}")
+    table = Table(title=title)
+    for column in ("fold", "status", "best epoch", f"best {monitor}", test_key):
+        table.add_column(column, justify="right" if column != "status" else "left")
+    for fold in summary["folds"]:
+        table.add_row(str(fold["fold"]), fold["status"], number(fold["best_epoch"]),
+                      number(fold["best_value"]), number((fold["test"] or {}).get(test_key)))
+    table.add_section()
+    table.add_row("mean", summary["status"], "", number(summary["best_value"]),
+                  number(summary["test"].get(test_key)))
+    return table
+
+
 def find_runs(root: Path) -> list[Path]:
     """Run folders under ``root`` (any depth): those holding a config.yaml and a
     metrics or summary file."""

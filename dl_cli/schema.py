@@ -70,6 +70,12 @@ class CheckpointConfig:
 
 
 @dataclass
+class ValidationConfig:
+    kfold: int | None = None  # K >= 2: pool train and val, train K runs (one per fold) and
+                              # score the config as the mean of their best val metric
+
+
+@dataclass
 class Config:
     name: str = "run"        # runs/<name>/<timestamp>-<id>/
     seed: int = 0            # seeds the split, the initial weights, the batch order and dropout
@@ -80,4 +86,5 @@ class Config:
     schedule: Spec | None = None            # SCHEDULES spec, or none for a constant rate
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     runs_dir: str = "runs"                  # where run folders are made

@@ -119,3 +119,11 @@ def test_help_teaches_the_commands():
     for command in ("train", "gradcheck", "summary", "layers", "eval", "runs", "compare"):
         assert command in result.output
     assert "key=value" in runner.invoke(app, ["train", "--help"]).output
+
+
+def test_a_gradient_that_is_zero_on_both_sides_passes_but_a_wrong_one_does_not():
+    from dl_cli.gradcheck import check
+
+    assert check("affine", "b", (3,), [0.0, 0.0, 0.0], [1e-10, -2e-10, 0.0], 1e-6).passed
+    assert not check("affine", "b", (3,), [0.0, 0.0, 0.0], [1e-3, 0.0, 0.0], 1e-6).passed
+    assert not check("affine", "b", (3,), [1.0, 2.0, 3.0], [1.0, 2.0, 3.1], 1e-6).passed

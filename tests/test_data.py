@@ -60,8 +60,9 @@ def test_built_in_datasets_load_with_right_shapes_and_types(spec, shape, classes
 
 def test_every_registered_dataset_is_covered():
     files = {"npz", "csv", "mnist", "cifar10"}  # tested below on files written here
+    sequences = {"sine", "adding", "text", "hello"}  # tested in tests/test_sequences.py
     covered = {spec if isinstance(spec, str) else spec["type"] for spec, *_ in BUILT_IN}
-    assert covered | files == set(DATASETS.names())
+    assert covered | files | sequences == set(DATASETS.names())
 
 
 def test_sklearn_sets_have_class_names():

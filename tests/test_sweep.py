@@ -20,7 +20,7 @@ from dl_cli.config import load_config
 from dl_cli.data import load
 from dl_cli.report import find_runs
 from dl_cli.sweep.asha import promote, rungs
-from dl_cli.sweep.kfold import fold_splits
+from dl_cli.crossval import fold_splits
 from dl_cli.sweep.ledger import Ledger
 from dl_cli.sweep.sampling import (grid_configuration, grid_configurations, plan_round,
                                    sample_configuration)

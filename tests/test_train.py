@@ -240,3 +240,38 @@ def test_ctrl_c_in_a_real_process_saves_last_and_exits_130(tmp_path):
     assert proc.returncode == 130, output
     assert "dl train --resume" in output
     assert (metrics.parent / "checkpoints/last.npz").exists()
+
+
+def test_kfold_scores_the_config_by_the_mean_over_folds(tmp_path):
+    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "validation.kfold=3",
+                                 "train.epochs=2", "-q"])
+    assert result.exit_code == 0, result.output
+    root = run_dir_of(tmp_path)
+    summary = json.loads((root / "summary.json").read_text())
+    fold_best = []
+    for fold in range(3):
+        lines = metric_lines(root / f"fold-{fold}")
+        fold_best.append(max(r["val/acc"] for r in lines))
+        # each fold validates on a third of the pooled train + val samples
+        assert json.loads((root / f"fold-{fold}" / "summary.json").read_text())["data"]["sizes"]["val"] == 45
+    assert summary["fold_values"] == fold_best
+    assert summary["best_value"] == pytest.approx(np.mean(fold_best))
+    assert summary["best_std"] == pytest.approx(np.std(fold_best, ddof=1))
+    assert "3-fold cross-validation" in result.output
+
+
+def test_threads_option_limits_blas(tmp_path, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    original = training.train
+
+    def spy(*args, **kwargs):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", spy)
+    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--threads", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    assert seen and set(seen) == {1}
+    assert runner.invoke(app, ["train", str(write_config(tmp_path)), "--threads", "0"]).exit_code == 2

@@ -24,11 +24,14 @@ class DataError(ValueError):
 class RawData:
     """The arrays a dataset provides, before splitting and preprocessing.
 
-    X: ``(N, D)`` features or ``(N, C, H, W)`` images, floating point (float64; 8-bit
-    image files give float32 to halve their memory).
-    y: ``(N,)`` int64 class labels in ``[0, classes)``, or float64 regression targets.
+    X: ``(N, D)`` features, ``(N, C, H, W)`` images or ``(N, T, D)`` sequences, floating
+    point (float64; 8-bit image files give float32 to halve their memory), or ``(N, T)``
+    int64 token sequences.
+    y: ``(N,)`` int64 class labels in ``[0, classes)``, ``(N, T)`` int64 labels of every
+    step, or float64 regression targets.
     X_test, y_test: an explicit test set, when the source comes with one.
     names: class names, when the source has them.
+    vocab: for token sequences, the string each token stands for (token i is ``vocab[i]``).
     """
 
     X: np.ndarray
@@ -38,6 +41,7 @@ class RawData:
     names: list[str] | None = None
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    vocab: list[str] | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -52,8 +56,9 @@ class RawData:
             if self.classes is None:
                 raise ValueError("a classification dataset states its number of classes")
             for _, y in pairs:
-                if y.ndim != 1 or y.dtype.kind not in "iu":
-                    raise ValueError(f"class labels must be a 1-D integer array, got {y.dtype} {y.shape}")
+                if y.ndim not in (1, 2) or y.dtype.kind not in "iu":
+                    raise ValueError(f"class labels must be an integer array (N,) or, one per "
+                                     f"step, (N, T), got {y.dtype} {y.shape}")
                 if len(y) and (y.min() < 0 or y.max() >= self.classes):
                     raise ValueError(f"class labels must lie in [0, {self.classes}), "
                                      f"got {y.min()}..{y.max()}")

@@ -18,7 +18,7 @@ from .split import split_indices
 
 @dataclass
 class Split:
-    """One split: inputs X ``(N, *in_shape)`` and targets y ``(N,)``."""
+    """One split: inputs X ``(N, *in_shape)`` and targets y ``(N,)`` (or ``(N, T)``)."""
 
     X: np.ndarray
     y: np.ndarray
@@ -31,8 +31,9 @@ class Split:
 class Splits:
     """Train, validation and test splits with what the model and the run summary need.
 
-    X is in the run's dtype; y is int64 class labels (classification) or targets in the
-    run's dtype (regression). ``info`` is JSON-ready: dataset, sizes, class names.
+    X is in the run's dtype (token sequences stay int64); y is int64 class labels
+    (classification) or targets in the run's dtype (regression). ``info`` is JSON-ready:
+    dataset, sizes, class names, the vocabulary of token sequences.
     """
 
     train: Split
@@ -74,7 +75,8 @@ def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
 
     raw = dataset.load(np.random.default_rng(data_seed))
     target_dtype = np.int64 if raw.task == "classification" else dtype
-    splits = [Split(X.astype(dtype, copy=False), y.astype(target_dtype, copy=False))
+    input_dtype = np.int64 if raw.X.dtype.kind in "iu" else dtype
+    splits = [Split(X.astype(input_dtype, copy=False), y.astype(target_dtype, copy=False))
               for X, y in split_raw(raw, data, split_seed)]
     for step in steps:
         step.fit(splits[0].X)
@@ -88,6 +90,7 @@ def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
         "task": raw.task,
         "num_classes": raw.classes,
         "class_names": raw.names,
+        "vocab": raw.vocab,
         "sizes": {"train": len(train), "val": len(val), "test": len(test)},
         "test_set": "split" if raw.X_test is None else "given",
         "in_shape": list(train.X.shape[1:]),

@@ -37,8 +37,8 @@ def check_fractions(val: float, test: float) -> None:
 
 
 def strata(y: np.ndarray, stratify: bool) -> list[np.ndarray]:
-    """Index groups to split separately: one per class when stratifying integer labels,
-    else everything together."""
+    """Index groups to split separately: one per class when stratifying integer labels
+    ``(N,)``, else (regression targets, per-step labels ``(N, T)``) everything together."""
     y = np.asarray(y)
     if stratify and y.ndim == 1 and y.dtype.kind in "iub":
         _, inverse = np.unique(y, return_inverse=True)

@@ -26,7 +26,7 @@ from ..optim import Schedule
 from ..runs import Run
 from ..schema import Config
 from ..solver import Diverged, Interrupted
-from .kfold import assemble_fold
+from ..crossval import assemble_fold
 
 
 class FixedHorizon(Schedule):

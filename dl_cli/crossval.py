@@ -1,0 +1,107 @@
+"""K-fold cross-validation for small data sets: a configuration's score is the mean of its
+validation metric over K folds.
+
+The test split is set aside exactly as for a normal run (same seed, same samples) and
+never scored for a choice. The training and validation splits are pooled and dealt into
+K folds (stratified by class); fold i trains on the other K − 1 folds and validates on
+fold i. Preprocessing is fitted on each fold's training part only, as ``data.load`` does
+for a normal run, so no statistic leaks from the fold being validated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .data import Split, Splits, build_augment, kfold_indices, load
+from .registry import OPTIMIZERS, PREPROCESSORS, SCHEDULES, Registry
+from .schema import Config
+from .training import Assembled, build_model, check_fits, start, train
+
+
+def fold_splits(cfg: Config, k: int, fold: int) -> Splits:
+    """Train/val of fold ``fold`` of ``k``, and the usual test split, preprocessed."""
+    raw_data = dataclasses.replace(cfg.data, preprocess=[])
+    splits = load(raw_data, seed=cfg.seed, dtype=cfg.train.dtype)
+    X = np.concatenate([splits.train.X, splits.val.X])
+    y = np.concatenate([splits.train.y, splits.val.y])
+    train_idx, val_idx = kfold_indices(y, k, seed=cfg.seed, stratify=cfg.data.split.stratify)[fold]
+    parts = [Split(X[train_idx], y[train_idx]), Split(X[val_idx], y[val_idx]),
+             Split(splits.test.X, splits.test.y)]
+    for spec in cfg.data.preprocess:
+        step = PREPROCESSORS.create(spec)
+        step.fit(parts[0].X)
+        for part in parts:
+            part.X = step.transform(part.X)
+    info = {**splits.info, "fold": fold, "folds": k,
+            "preprocess": [Registry.split_spec(spec)[0] for spec in cfg.data.preprocess],
+            "sizes": {"train": len(parts[0]), "val": len(parts[1]), "test": len(parts[2])},
+            "in_shape": list(parts[0].X.shape[1:])}
+    return Splits(*parts, task=splits.task, num_classes=splits.num_classes, info=info)
+
+
+def assemble_fold(cfg: Config, k: int, fold: int) -> Assembled:
+    """What ``training.assemble`` builds, on the data of one fold."""
+    splits = fold_splits(cfg, k, fold)
+    model = build_model(cfg, splits.in_shape)
+    check_fits(model, splits)
+    return Assembled(
+        splits=splits,
+        model=model,
+        optimizer=OPTIMIZERS.create(cfg.optimizer),
+        schedule=SCHEDULES.create(cfg.schedule) if cfg.schedule is not None else None,
+        augment=build_augment(cfg.data.augment, splits.in_shape),
+    )
+
+
+def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None) -> dict:
+    """``dl train`` with ``validation: {kfold: K}``: one run per fold in ``RUN/fold-i/``,
+    and ``RUN/summary.json`` scoring the config as the mean (± sample std) of each fold's
+    best monitored metric. The test split is scored by each fold's best parameters and
+    averaged the same way; it still chooses nothing."""
+    k = cfg.validation.kfold
+    root = start(cfg, run_dir)
+    try:
+        folds = []
+        for fold in range(k):
+            parts = assemble_fold(cfg, k, fold)
+            run = start(cfg, root.path / f"fold-{fold}")
+            folds.append(train(cfg, run, parts, progress=progress, warn=warn))
+        summary = fold_summary(cfg, folds)
+        summary["run_dir"] = str(root.path)
+        root.write_summary(summary)
+        return summary
+    finally:
+        root.release()
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    if len(finite) < len(values) or not finite:
+        return None, None
+    return float(np.mean(finite)), float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+
+
+def fold_summary(cfg: Config, folds: list[dict]) -> dict:
+    values = [f["best_value"] for f in folds]
+    mean, std = mean_std(values)
+    test_keys = sorted({key for f in folds for key in f.get("test") or {}})
+    test = {key: mean_std([(f.get("test") or {}).get(key) for f in folds])[0] for key in test_keys}
+    statuses = {f["status"] for f in folds}
+    return {
+        "name": cfg.name,
+        "status": statuses.pop() if len(statuses) == 1 else "mixed",
+        "kfold": len(folds),
+        "monitor": folds[0]["monitor"],
+        "mode": folds[0]["mode"],
+        "best_value": mean,
+        "best_std": std,
+        "fold_values": values,
+        "test": test,
+        "epochs": max(f["epochs"] for f in folds),
+        "folds": [{"fold": i, "run_dir": f["run_dir"], "status": f["status"],
+                   "best_epoch": f["best_epoch"], "best_value": f["best_value"],
+                   "test": f["test"]} for i, f in enumerate(folds)],
+        "time_s": round(sum(f["time_s"] for f in folds), 3),
+    }

@@ -1,0 +1,111 @@
+"""Text from a trained character model (``dl sample RUN_DIR``).
+
+```python
+char_model = load_char_model(run_dir, checkpoint="best")   # model, vocabulary, context T
+text = generate(char_model, prime="The ", length=200, temperature=0.8,
+                rng=np.random.default_rng(0))               # the characters after the prime
+```
+
+The model was trained on windows of T characters, each read from its initial state, so
+it generates the same way: at every step it reads the last (at most T) characters, takes
+the scores ``s`` of the last step and draws the next character from
+``softmax(s / temperature)``. A temperature below 1 sharpens the distribution (safer,
+more repetitive text), above 1 flattens it (more varied, more mistakes).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import load_config
+from .data.sequences import decode, encode
+from .nn.model import Model
+from .registry import DATASETS, Registry
+from .runs import Run, check_compatible, copy_into
+from .training import build_model
+
+
+class SampleError(ValueError):
+    """The run cannot be sampled from as asked; the message says why."""
+
+
+@dataclass
+class CharModel:
+    """A character model restored from a run: ``model`` maps tokens ``(N, T)`` to scores
+    ``(N, T, V)``; token i is the character ``vocab[i]``; ``context`` is the training
+    window length T."""
+
+    model: Model
+    vocab: list[str]
+    context: int
+
+    def encode(self, text: str) -> np.ndarray:
+        unknown = sorted(set(text) - set(self.vocab))
+        if unknown:
+            raise SampleError(f"the prime has characters outside the model's vocabulary: "
+                              f"{', '.join(map(repr, unknown))}")
+        return encode(text, self.vocab)
+
+
+def read_vocab(run_dir: Path) -> list[str]:
+    path = run_dir / "vocab.json"
+    try:
+        vocab = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SampleError(f"{run_dir} has no vocab.json (written when a text model starts "
+                          f"training)") from None
+    except json.JSONDecodeError as error:
+        raise SampleError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(vocab, list) or not vocab or not all(isinstance(c, str) for c in vocab):
+        raise SampleError(f"{path}: expected a non-empty list of characters")
+    return vocab
+
+
+def load_char_model(run_dir: str | Path, checkpoint: str = "best") -> CharModel:
+    """Rebuild a run's model from its ``config.yaml`` and load its checkpoint.
+
+    Raises SampleError when the folder is not a run of a ``text`` model, RunError when
+    the checkpoint is missing or does not fit the model, ConfigError for a bad config.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise SampleError(f"{run_dir} is not a run folder (no config.yaml)")
+    cfg = load_config(run_dir / "config.yaml")
+    name, _ = Registry.split_spec(cfg.data.dataset)
+    if name != "text":
+        raise SampleError(f"{run_dir} trained on '{name}' data; dl sample needs a character "
+                          f"model trained on 'text' data")
+    vocab = read_vocab(run_dir)
+    steps = DATASETS.create(cfg.data.dataset).steps
+    model = build_model(cfg, (steps,))
+    if model.out_shape != (steps, len(vocab)):
+        raise SampleError(f"{run_dir}: the model outputs {model.out_shape} per sequence, "
+                          f"expected scores ({steps}, {len(vocab)}) over the vocabulary")
+    state = Run(run_dir).load_checkpoint(checkpoint)
+    source = run_dir / "checkpoints" / f"{checkpoint}.npz"
+    check_compatible(model.params, state["params"], "parameters", source)
+    check_compatible(model.buffers, state["buffers"], "buffers", source)
+    copy_into(model.params, state["params"])
+    copy_into(model.buffers, state["buffers"])
+    return CharModel(model, vocab, steps)
+
+
+def generate(char_model: CharModel, prime: str, length: int, temperature: float,
+             rng: np.random.Generator) -> str:
+    """``length`` characters drawn one at a time after reading ``prime``."""
+    if not prime:
+        raise SampleError("the prime must hold at least one character")
+    if temperature <= 0:
+        raise SampleError(f"temperature must be > 0, got {temperature}")
+    tokens = list(char_model.encode(prime))
+    for _ in range(length):
+        window = np.array(tokens[-char_model.context:], dtype=np.int64)[None]
+        scores = char_model.model.forward(window, train=False)[0, -1].astype(np.float64)
+        logits = scores / temperature
+        probs = np.exp(logits - logits.max())
+        tokens.append(int(rng.choice(len(probs), p=probs / probs.sum())))
+    return decode(tokens[len(prime):], char_model.vocab)
