@@ -14,10 +14,10 @@ import dataclasses
 
 import numpy as np
 
-from .data import Split, Splits, build_augment, kfold_indices, load
-from .registry import OPTIMIZERS, PREPROCESSORS, SCHEDULES, Registry
+from .data import Split, Splits, kfold_indices, load
+from .registry import PREPROCESSORS, Registry
 from .schema import Config
-from .training import Assembled, build_model, check_fits, start, train
+from .training import Assembled, assemble, start, train
 
 
 def fold_splits(cfg: Config, k: int, fold: int) -> Splits:
@@ -43,16 +43,7 @@ def fold_splits(cfg: Config, k: int, fold: int) -> Splits:
 
 def assemble_fold(cfg: Config, k: int, fold: int) -> Assembled:
     """What ``training.assemble`` builds, on the data of one fold."""
-    splits = fold_splits(cfg, k, fold)
-    model = build_model(cfg, splits.in_shape)
-    check_fits(model, splits)
-    return Assembled(
-        splits=splits,
-        model=model,
-        optimizer=OPTIMIZERS.create(cfg.optimizer),
-        schedule=SCHEDULES.create(cfg.schedule) if cfg.schedule is not None else None,
-        augment=build_augment(cfg.data.augment, splits.in_shape),
-    )
+    return assemble(cfg, fold_splits(cfg, k, fold))
 
 
 def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None) -> dict:

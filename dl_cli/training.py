@@ -77,8 +77,10 @@ def check_fits(model: Model, splits: Splits) -> None:
                          f"{wanted[-1]}")
 
 
-def assemble(cfg: Config) -> Assembled:
-    splits = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
+def assemble(cfg: Config, splits: Splits | None = None) -> Assembled:
+    """Data (loaded from the config unless given), model, optimizer, schedule, augmentation."""
+    if splits is None:
+        splits = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
     model = build_model(cfg, splits.in_shape)
     check_fits(model, splits)
     return Assembled(
