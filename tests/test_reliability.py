@@ -297,7 +297,9 @@ SIGNALLED = {**TINY, "data": {**TINY["data"], "dataset": {"type": "spiral", "cla
                                   {"type": "dropout", "drop_rate": 0.2},
                                   {"type": "affine", "units": 3}]},
              "schedule": {"type": "step", "every": 5, "gamma": 0.5},
-             "train": {"epochs": 12, "batch_size": 4}}  # 15 iterations per epoch
+             # 15 iterations per epoch; enough epochs that both signals land in training
+             # even when a loaded machine lets the child run ahead of the test's polling
+             "train": {"epochs": 60, "batch_size": 4}}
 
 
 def start_dl(*args) -> subprocess.Popen:
@@ -335,6 +337,7 @@ def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path):
     output = signal_after_epochs(proc, run_dir, 1, signal.SIGINT)
     assert f"dl train --resume {run_dir}" in " ".join(output.split())
     first_stop = Run(run_dir).load_checkpoint("last")["meta"]
+    assert first_stop["epoch"] + 2 < SIGNALLED["train"]["epochs"]
 
     proc = start_dl("train", "--resume", run_dir)
     signal_after_epochs(proc, run_dir, first_stop["epoch"] + 2, signal.SIGTERM)
