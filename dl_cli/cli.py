@@ -562,3 +562,27 @@ def plot(
         fail(str(error))
     for png in written:
         out.print(str(png), highlight=False)
+
+
+@app.command()
+def report(
+    sweep_dir: Path = typer.Argument(..., help="A sweep folder, such as one of a study in "
+                                     "experiments/ (dl sweep prints where it is)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for report.md and its "
+                                           "PNG figures (default: SWEEP_DIR/report)."),
+):
+    """Write a study's report: its claim, a table of mean ± std per configuration,
+    learning curves per variant and the study's own figures (report.md beside PNGs)."""
+    from rich.markup import escape
+
+    try:
+        from .study_report import ReportError, write_report
+    except ImportError:
+        fail("dl report needs matplotlib: pip install 'dl-cli\\[plot]'")
+    try:
+        path = write_report(sweep_dir, out_dir)
+    except ReportError as error:
+        fail(escape(str(error)))
+    out.print(str(path), highlight=False, soft_wrap=True)
+    for png in sorted(path.parent.glob("*.png")):
+        out.print(str(png), highlight=False, soft_wrap=True)

@@ -79,23 +79,30 @@ def is_number(value) -> bool:
 
 
 def plot_metric_vs_params(spec: SweepSpec, table: dict[int, TrialState], path: Path) -> None:
-    """One panel per varied parameter: each trial's metric at its value (log axis for log
-    domains, one position per value for non-numeric ones), colored by status."""
-    params = list(spec.params)
+    """One panel per varied parameter (and one for the variants): each trial's metric at
+    its value (log axis for log domains, one position per value for non-numeric ones),
+    colored by status."""
+    params = (["variant"] if spec.variants else []) + list(spec.params)
     fig = Figure(figsize=(4.5 * len(params), 4), layout="constrained")
     axes = fig.subplots(1, len(params), squeeze=False)[0]
     scored = [s for s in table.values() if s.metric is not None and math.isfinite(s.metric)]
+
+    def value_of(state: TrialState, param: str):
+        return state.variant if param == "variant" else state.params[param]
+
     for ax, param in zip(axes, params):
-        domain = spec.params[param]
-        values = [s.params[param] for s in scored]
+        values = [value_of(s, param) for s in scored]
         numeric = all(is_number(v) for v in values)
         labels = sorted({show(v) for v in values}) if not numeric else []
+        if param == "variant":
+            labels = [v for v in spec.variants if v in values]
         for status in sorted({s.status for s in scored}):
             group = [s for s in scored if s.status == status]
-            xs = [s.params[param] if numeric else labels.index(show(s.params[param])) for s in group]
+            xs = [value_of(s, param) if numeric else labels.index(show(value_of(s, param)))
+                  for s in group]
             ax.scatter(xs, [s.metric for s in group], label=status, alpha=0.8,
                        color=STATUS_COLORS.get(status, "tab:gray"))
-        if numeric and domain.log:
+        if numeric and spec.params[param].log:
             ax.set_xscale("log")
         if labels:
             ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
@@ -123,7 +130,8 @@ def plot_top_curves(spec: SweepSpec, table: dict[int, TrialState], folder: Path,
         if not records:
             continue
         label = f"trial {trial.index}: " + ", ".join(
-            f"{p.rsplit('.', 1)[-1]}={show(v)}" for p, v in trial.params.items())
+            ([trial.variant] if trial.variant is not None else [])
+            + [f"{p.rsplit('.', 1)[-1]}={show(v)}" for p, v in trial.params.items()])
         epochs = [r["epoch"] for r in records]
         metric_ax.plot(epochs, [r.get(spec.metric, math.nan) for r in records], marker=".", label=label)
         loss_ax.plot(epochs, [r.get("train/loss", math.nan) for r in records], marker=".", label=label)

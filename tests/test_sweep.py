@@ -137,6 +137,78 @@ def test_repeat_seeds_share_a_configuration(tmp_path):
     assert plans[0].params == plans[1].params != plans[2].params
 
 
+# -- variants -------------------------------------------------------------------------
+VARIANTS = {"relu": {"model.layers.1": "relu"},
+            "tanh": {"model.layers.1": "tanh", "model.init": "xavier_normal"}}
+
+
+def test_variants_cross_the_params_and_the_seeds(tmp_path):
+    spec = load_spec(write_sweep(tmp_path, {"method": "grid", "variants": VARIANTS, "seeds": [0, 1],
+                                            "params": {"optimizer.lr": {"values": [0.01, 0.1]}}}))
+    plans = plan_round(spec, spec.params, 0)
+    assert [(p.index, p.config, p.variant, p.params["optimizer.lr"], p.seed) for p in plans] == [
+        (0, 0, "relu", 0.01, 0), (1, 0, "relu", 0.01, 1), (2, 1, "relu", 0.1, 0), (3, 1, "relu", 0.1, 1),
+        (4, 2, "tanh", 0.01, 0), (5, 2, "tanh", 0.01, 1), (6, 3, "tanh", 0.1, 0), (7, 3, "tanh", 0.1, 1)]
+    drawn = load_spec(write_sweep(tmp_path / "random", {**RANDOM, "variants": VARIANTS}))
+    plans = plan_round(drawn, drawn.params, 0)
+    assert len(plans) == 2 * RANDOM["trials"]
+    assert [p.params for p in plans[:4]] == [p.params for p in plans[4:]]  # the same draws
+    assert [p.params for p in plans[:4]] == [sample_configuration(drawn.params, 0, i) for i in range(4)]
+    second = plan_round(drawn, drawn.params, 1)  # a refined round continues the numbering
+    assert [p.config for p in second] == list(range(8, 16))
+    assert second[0].params == second[4].params == sample_configuration(drawn.params, 0, 4)
+
+
+def test_a_variant_sweep_records_each_trials_variant(tmp_path):
+    spec = write_sweep(tmp_path, {"method": "grid", "variants": VARIANTS})  # no params needed
+    folder = tmp_path / "sweep"
+    result = sweep(spec, folder)
+    assert result.exit_code == 0, result.output
+    assert "variant relu" in result.output and "variant tanh" in result.output
+    assert [(r["trial"], r["variant"]) for r in rows(folder)] == [("0", "relu"), ("1", "tanh")]
+    assert [e["variant"] for e in events(folder, "trial")] == ["relu", "tanh"]
+    relu, tanh = (load_config(folder / f"trial-{i:04d}" / "config.yaml") for i in (0, 1))
+    assert (relu.model.layers[1], relu.model.init) == ("relu", BASE["model"].get("init", "he_normal"))
+    assert (tanh.model.layers[1], tanh.model.init) == ("tanh", "xavier_normal")
+    best = (folder / "best.yaml").read_text()
+    assert "# variant " in best.splitlines()[2]
+    assert Ledger(folder / "ledger.jsonl").table()[1].variant == "tanh"
+    result = runner.invoke(app, ["sweep", "--resume", str(folder)])
+    assert result.exit_code == 0 and len(events(folder, "start")) == 2  # nothing re-run
+    pytest.importorskip("matplotlib")
+    result = runner.invoke(app, ["plot", str(folder), "--out", str(tmp_path / "plots")])
+    assert result.exit_code == 0, result.output  # the metric against the variants
+    assert (tmp_path / "plots" / "metric_vs_params.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_variant_mistakes_are_found_before_any_trial(tmp_path):
+    spec = write_sweep(tmp_path, {"method": "grid", "variants": {
+        "ok": {"model.layers.1": "tanh"},
+        "typo": {"model.layers.1": "tahn", "optimizer.lrr": 0.1},
+        "bad name!": {"seed": 1},
+        "empty": {},
+        "twice": {"optimizer.lr": 0.1}},
+        "params": {"optimizer.lr": {"values": [0.01]}}})
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec)
+    text = str(caught.value)
+    assert "variants: 'bad name!' is not a name of letters, digits and ._-" in text
+    assert "variants.empty: expected a mapping of dotted config keys to values" in text
+    assert "variants.twice.optimizer.lr: also swept in params" in text
+    spec = write_sweep(tmp_path, {"method": "grid", "variants": {
+        "ok": {"model.layers.1": "tanh"}, "typo": {"model.layers.1": "tahn", "optimizer.lrr": 0.1}}})
+    result = sweep(spec, tmp_path / "sweep")
+    assert result.exit_code == 2
+    assert "variants.typo.model.layers.1" in result.output and "did you mean 'tanh'?" in result.output
+    assert "variants.typo.optimizer.lrr" in result.output and "did you mean 'lr'?" in result.output
+    assert not (tmp_path / "sweep").exists()
+    with pytest.raises(SpecError, match="a random sweep draws from params, and there are none"):
+        load_spec(write_sweep(tmp_path, {"method": "random", "trials": 2, "variants": VARIANTS}))
+    with pytest.raises(SpecError, match="report.studdy: unknown key"):
+        load_spec(write_sweep(tmp_path, {"method": "grid", "variants": VARIANTS,
+                                         "report": {"studdy": "init"}}))
+
+
 # -- mistakes found before anything runs ----------------------------------------------
 def test_typo_in_a_parameter_path_fails_before_any_trial(tmp_path):
     spec = write_sweep(tmp_path, {"method": "grid", "params": {

@@ -3,7 +3,8 @@
 ```
 {"event": "sweep",  "spec_hash": ..., "base_hash": ..., "time": ...}      once per start or resume
 {"event": "round",  "round": 1, "domains": {...}}                        refined ranges of a round
-{"event": "trial",  "trial": 3, "round": 0, "config": 3, "seed": null, "params": {...}}
+{"event": "trial",  "trial": 3, "round": 0, "config": 3, "seed": null, "params": {...},
+                   "variant": "tanh"}                                    (variant: with variants only)
 {"event": "start",  "trial": 3, "until": 9}                              submitted (until: rung epochs)
 {"event": "result", "trial": 3, "status": "paused", "metric": 0.91, "epochs": 9, ...}
 {"event": "prune",  "trial": 3, "rung": 9}                               successive halving's verdict
@@ -41,6 +42,7 @@ class TrialState:
     fold_metrics: list | None = None
     rungs: dict[int, float | None] = field(default_factory=dict)  # until → metric reported
     started: float | None = None  # when the running attempt was submitted (epoch seconds)
+    variant: str | None = None    # the spec's variant this trial trains
 
     @property
     def dirname(self) -> str:
@@ -61,7 +63,8 @@ def apply(trials: dict[int, TrialState], e: dict) -> None:
     """Update the trials' states with one event."""
     kind, state = e["event"], trials.get(e.get("trial"))
     if kind == "trial":
-        trials[e["trial"]] = TrialState(e["trial"], e["round"], e["config"], e["seed"], e["params"])
+        trials[e["trial"]] = TrialState(e["trial"], e["round"], e["config"], e["seed"], e["params"],
+                                        variant=e.get("variant"))
     elif state is None:
         return
     elif kind == "start":
@@ -77,7 +80,7 @@ def apply(trials: dict[int, TrialState], e: dict) -> None:
         state.status = "pruned"
     elif kind == "retry":
         trials[e["trial"]] = TrialState(state.index, state.round, state.config, state.seed,
-                                        state.params)
+                                        state.params, variant=state.variant)
 
 
 class Ledger:

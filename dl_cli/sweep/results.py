@@ -41,6 +41,10 @@ class ConfigResult:
     def epochs(self) -> int:
         return max(t.epochs for t in self.trials)
 
+    @property
+    def variant(self) -> str | None:
+        return self.trials[0].variant
+
 
 def config_status(trials: list[TrialState]) -> str:
     """Completed only when every repeat completed; else the most telling state."""
@@ -79,6 +83,16 @@ def show(value) -> str:
     return number(value)
 
 
+def describe_trial(params: dict, variant: str | None) -> str:
+    """``variant tanh, optimizer.lr=0.01``: what sets a trial apart, for messages."""
+    values = [f"{p}={show(v)}" for p, v in params.items()]
+    return ", ".join(([f"variant {variant}"] if variant is not None else []) + values)
+
+
+def variant_columns(spec: SweepSpec) -> list[str]:
+    return ["variant"] if spec.variants else []
+
+
 def metric_text(mean: float | None, std: float | None) -> str:
     if mean is None:
         return "-"
@@ -99,13 +113,15 @@ def leaderboard(table: dict[int, TrialState], spec: SweepSpec, top: int = 10) ->
                        f"configurations by {spec.metric} ({spec.goal})", caption=what)
     grid.add_column("rank", justify="right")
     grid.add_column("config", justify="right")
-    for path in spec.params:
+    for path in [*variant_columns(spec), *spec.params]:
         grid.add_column(path, justify="right")
     grid.add_column(spec.metric, justify="right", no_wrap=True)
     grid.add_column("status")
     grid.add_column("epochs", justify="right")
     for rank, result in enumerate(ranked[:top], 1):
-        grid.add_row(str(rank), str(result.config), *(show(result.params[p]) for p in spec.params),
+        variant = [result.variant] if spec.variants else []
+        grid.add_row(str(rank), str(result.config), *variant,
+                     *(show(result.params[p]) for p in spec.params),
                      metric_text(result.mean, result.std), styled(result.status), str(result.epochs))
     return grid
 
@@ -130,23 +146,23 @@ def trials_table(table: dict[int, TrialState], spec: SweepSpec, limit: int = 25)
     shown = sorted(states, key=priority)[:limit]
     grid = Table(title=f"{spec.name}: {counts(table)}", caption=(
         f"{len(states) - len(shown)} more trials not shown" if len(states) > len(shown) else None))
-    for column in ("trial", "status", *(["seed"] if spec.seeds else []), *spec.params,
-                   spec.metric, "epochs", "time"):
+    for column in ("trial", "status", *(["seed"] if spec.seeds else []), *variant_columns(spec),
+                   *spec.params, spec.metric, "epochs", "time"):
         grid.add_column(column, justify="left" if column == "status" else "right")
     now = time.time()
     for s in sorted(shown, key=lambda s: s.index):
         seconds = s.time_s + (now - s.started if s.status == "running" and s.started else 0.0)
         grid.add_row(str(s.index), styled(s.status), *([str(s.seed)] if spec.seeds else []),
-                     *(show(s.params[p]) for p in spec.params),
+                     *([s.variant] if spec.variants else []), *(show(s.params[p]) for p in spec.params),
                      metric_text(s.metric, None), str(s.epochs or "-"), f"{seconds:.1f}s")
     return grid
 
 
 def results_csv(table: dict[int, TrialState], spec: SweepSpec) -> str:
-    """One row per trial: varied params, seed, metric, status, epochs, time."""
+    """One row per trial: variant, varied params, seed, metric, status, epochs, time."""
     out = io.StringIO()
     writer = csv.writer(out)
-    header = ["trial", "round", "config", "seed", *spec.params, spec.metric]
+    header = ["trial", "round", "config", "seed", *variant_columns(spec), *spec.params, spec.metric]
     if spec.kfold:
         header.append(f"{spec.metric}_fold_std")
     header += ["status", "epochs", "time_s", "dir", "error"]
@@ -154,7 +170,8 @@ def results_csv(table: dict[int, TrialState], spec: SweepSpec) -> str:
     for s in sorted(table.values(), key=lambda s: s.index):
         params = [json.dumps(v) if isinstance(v, (dict, list)) else v for v in
                   (s.params[p] for p in spec.params)]
-        row = [s.index, s.round, s.config, s.seed, *params, s.metric]
+        variant = [s.variant] if spec.variants else []
+        row = [s.index, s.round, s.config, s.seed, *variant, *params, s.metric]
         if spec.kfold:
             folds = [m for m in (s.fold_metrics or []) if m is not None]
             row.append(statistics.stdev(folds) if len(folds) > 1 else None)
@@ -165,10 +182,9 @@ def results_csv(table: dict[int, TrialState], spec: SweepSpec) -> str:
 
 def best_yaml(config_text: str, best: ConfigResult, spec: SweepSpec, sweep_dir: Path) -> str:
     """The best configuration's resolved config, with a header saying where it came from."""
-    params = ", ".join(f"{p}={show(best.params[p])}" for p in spec.params)
     lines = [f"# Best of sweep {spec.name} ({sweep_dir}): configuration {best.config},",
              f"# {spec.metric} {metric_text(best.mean, best.std)} ({spec.goal}).",
-             f"# {params}",
+             f"# {describe_trial(best.params, best.variant)}",
              "# Train it on the full training split: dl train best.yaml"]
     return "\n".join(lines) + "\n" + config_text
 
@@ -176,10 +192,12 @@ def best_yaml(config_text: str, best: ConfigResult, spec: SweepSpec, sweep_dir: 
 def plan_table(plans: list, spec: SweepSpec) -> Table:
     """The trials a dry run would start."""
     grid = Table(title=f"{spec.name}: {len(plans)} trials")
-    for column in ("trial", "config", *(["seed"] if spec.seeds else []), *spec.params):
+    for column in ("trial", "config", *(["seed"] if spec.seeds else []), *variant_columns(spec),
+                   *spec.params):
         grid.add_column(column, justify="right")
     for plan in plans:
         grid.add_row(str(plan.index), str(plan.config), *([str(plan.seed)] if spec.seeds else []),
+                     *([plan.variant] if spec.variants else []),
                      *(show(plan.params[p]) for p in spec.params))
     return grid
 
@@ -190,10 +208,17 @@ def plan_lines(spec: SweepSpec, trials: int, max_epochs: int) -> list[str]:
 
     configs = spec.configurations_per_round()
     if spec.method == "grid":
-        sizes = " × ".join(str(len(d.points())) for d in spec.params.values())
-        lines = [f"grid of {sizes} = {configs} configurations"]
+        sizes = [str(len(spec.variant_names))] if spec.variants else []
+        sizes += [str(len(d.points())) for d in spec.params.values()]
+        lines = [f"grid of {' × '.join(sizes)} = {configs} configurations"]
     else:
-        lines = [f"random search: {configs} configurations drawn from seed {spec.seed}"]
+        lines = [f"random search: {spec.trials} configurations drawn from seed {spec.seed}"]
+    if spec.variants and spec.params:
+        lines.append(f"{len(spec.variants)} variants ({', '.join(spec.variants)}), each crossed "
+                     f"with the same {spec.configurations_per_variant()} configuration(s) of params")
+    elif spec.variants:
+        lines.append(f"{len(spec.variants)} variants ({', '.join(spec.variants)}), one "
+                     f"configuration each")
     if spec.seeds:
         lines.append(f"each trained with seeds {spec.seeds}: {trials} trials, ranked by the mean")
     if spec.kfold:

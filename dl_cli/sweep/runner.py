@@ -39,8 +39,8 @@ from .asha import promote, rungs
 from .executors import Backend
 from .folder import SweepError, sweep_lock
 from .ledger import FINAL, Ledger, TrialState
-from .results import (best_configuration, best_yaml, configurations, counts, results_csv, show,
-                      trials_table)
+from .results import (best_configuration, best_yaml, configurations, counts, describe_trial,
+                      results_csv, trials_table)
 from .sampling import TrialPlan, plan_round
 from .spec import Domain, SpecError, SweepSpec, resolve
 from .trial import run_trial
@@ -51,17 +51,22 @@ def trial_name(spec: SweepSpec, index: int) -> str:
     return f"{spec.name}-{index:04d}"
 
 
+def resolve_plan(spec: SweepSpec, base: dict, plan: TrialPlan) -> Config:
+    return resolve(base, plan.params, plan.seed, trial_name(spec, plan.index),
+                   spec.changes(plan.variant))
+
+
 def resolve_plans(spec: SweepSpec, base: dict, plans: list[TrialPlan]) -> dict[int, Config]:
     """Each trial's validated config; one SpecError names the trials whose values the
     schema or a registry refuses (at most ten, then how many more)."""
     configs, errors, bad = {}, [], 0
     for plan in plans:
         try:
-            configs[plan.index] = resolve(base, plan.params, plan.seed, trial_name(spec, plan.index))
+            configs[plan.index] = resolve_plan(spec, base, plan)
         except ConfigError as error:
             bad += 1
             if bad <= 10:
-                values = ", ".join(f"{p}={show(v)}" for p, v in plan.params.items())
+                values = describe_trial(plan.params, plan.variant)
                 errors += [f"trial {plan.index} ({values}): {line}" for line in error.errors]
     if bad > 10:
         errors.append(f"... and {bad - 10} more trials")
@@ -181,17 +186,19 @@ class SweepRunner:
         for plan in plans:
             known = self.table.get(plan.index)
             if known is None:
-                new.append({"event": "trial", "trial": plan.index, "round": plan.round,
-                            "config": plan.config, "seed": plan.seed, "params": plan.params})
-            elif json.dumps(known.params, sort_keys=True) != json.dumps(plan.params, sort_keys=True):
-                raise SweepError(f"the ledger's trial {plan.index} has parameters {known.params}, "
-                                 f"the spec now gives {plan.params}")
+                event = {"event": "trial", "trial": plan.index, "round": plan.round,
+                         "config": plan.config, "seed": plan.seed, "params": plan.params}
+                new.append(event if plan.variant is None else {**event, "variant": plan.variant})
+            elif (json.dumps([known.params, known.variant], sort_keys=True)
+                  != json.dumps([plan.params, plan.variant], sort_keys=True)):
+                raise SweepError(f"the ledger's trial {plan.index} has "
+                                 f"{describe_trial(known.params, known.variant)}, the spec now "
+                                 f"gives {describe_trial(plan.params, plan.variant)}")
         if new:
             self.ledger.extend(new)
         for plan in plans:
             try:
-                self.configs[plan.index] = resolve(self.base, plan.params, plan.seed,
-                                                   trial_name(self.spec, plan.index))
+                self.configs[plan.index] = resolve_plan(self.spec, self.base, plan)
             except ConfigError as error:
                 if self.table[plan.index].status not in FINAL:
                     self._log("result", trial=plan.index, status="failed", metric=None,
@@ -298,7 +305,7 @@ class SweepRunner:
                 self.failed_fast = True
                 self._say("--fail-fast: no new trials; waiting for the running ones")
         elif self.live is None and state.status != "interrupted":
-            values = ", ".join(f"{p}={show(v)}" for p, v in state.params.items())
+            values = describe_trial(state.params, state.variant)
             metric = "-" if state.metric is None else f"{state.metric:.4f}"
             self._say(f"trial {index} {state.status}: {self.spec.metric} {metric} "
                       f"({state.epochs} epochs, {state.time_s:.1f} s) {escape(values)}")
@@ -308,8 +315,10 @@ class SweepRunner:
         write_atomic(self.folder / "results.csv", lambda f: f.write(text.encode()))
         best = best_configuration(self.table, self.spec)
         if best is not None:
-            cfg = self.configs.get(best.trials[0].index) or resolve(
-                self.base, best.params, best.trials[0].seed, trial_name(self.spec, best.trials[0].index))
+            first = best.trials[0]
+            cfg = self.configs.get(first.index) or resolve(
+                self.base, best.params, first.seed, trial_name(self.spec, first.index),
+                self.spec.changes(first.variant))
             config = validate({**config_to_dict(cfg), "name": f"{self.spec.name}-best"})
             text = best_yaml(dump_config(config), best, self.spec, self.folder)
             write_atomic(self.folder / "best.yaml", lambda f: f.write(text.encode()))

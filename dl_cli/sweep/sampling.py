@@ -5,6 +5,12 @@ the spec's order, from ``np.random.default_rng([seed, c])``; configuration ``c``
 is entry ``c`` of the product of the points, first parameter slowest. Neither depends on
 how many workers run, in which order trials finish, or whether the sweep was resumed.
 
+With ``variants`` every draw or grid entry is trained under each variant, variants
+slowest: with P configurations of ``params`` per variant, configuration ``c = v·P + k``
+of a round is entry ``k`` under variant ``v``, and all variants share entry ``k``'s
+values (a random draw ``k`` of round r comes from ``[seed, r·P + k]``, which is ``c``
+itself without variants).
+
 With ``seeds: [s0, s1, ...]`` every configuration is trained once per seed: trial
 ``t = c·S + j`` is configuration ``c`` with seed ``s_j`` (S seeds).
 """
@@ -21,13 +27,14 @@ from .spec import Domain, SweepSpec
 
 @dataclass(frozen=True)
 class TrialPlan:
-    """One trial: which configuration, which repeat seed, which parameters, which folder."""
+    """One trial: which configuration, which repeat seed, which parameters, which variant."""
 
     index: int
     round: int
     config: int
     seed: int | None
     params: dict
+    variant: str | None = None
 
 
 def sample_configuration(domains: dict[str, Domain], seed: int, index: int) -> dict:
@@ -54,13 +61,17 @@ def grid_configurations(domains: dict[str, Domain]) -> list[dict]:
 
 def plan_round(spec: SweepSpec, domains: dict[str, Domain], round_index: int) -> list[TrialPlan]:
     """The trials of one round; configuration indices continue across rounds."""
-    per_round = spec.configurations_per_round(domains)
-    first = round_index * per_round
+    per_variant = spec.configurations_per_variant(domains)
+    variants = spec.variant_names
+    first = round_index * per_variant * len(variants)
     repeats = spec.repeats
     plans = []
-    for config in range(first, first + per_round):
-        params = (grid_configuration(domains, config - first) if spec.method == "grid"
-                  else sample_configuration(domains, spec.seed, config))
-        for j, seed in enumerate(repeats):
-            plans.append(TrialPlan(config * len(repeats) + j, round_index, config, seed, params))
+    for v, variant in enumerate(variants):
+        for k in range(per_variant):
+            config = first + v * per_variant + k
+            params = (grid_configuration(domains, k) if spec.method == "grid"
+                      else sample_configuration(domains, spec.seed, round_index * per_variant + k))
+            for j, seed in enumerate(repeats):
+                plans.append(TrialPlan(config * len(repeats) + j, round_index, config, seed,
+                                       params, variant))
     return plans

@@ -10,6 +10,9 @@ metric: {name: val/acc, goal: max} # default: the base's checkpoint monitor; goa
 params:                            # dotted keys of the train config, list items by index
   optimizer.lr: {loguniform: [1.0e-4, 1.0e-1]}
   model.layers.0.units: {values: [64, 128, 256]}
+variants:                          # named sets of changes, each crossed with params and seeds
+  relu: {model.layers.2: relu}
+  tanh: {model.layers.2: tanh, model.init: xavier_normal}
 seeds: [0, 1, 2]                   # repeat every configuration; rank by the mean
 refine: {rounds: 1, top: 5}        # random only: refined rounds after the first
 prune: {rule: asha, min_epochs: 3, eta: 3}
@@ -17,7 +20,16 @@ validation: {kfold: 5}             # score each trial as the mean over 5 folds
 keep_checkpoints: best             # best | all
 overrides: [train.epochs=10]       # fixed changes to the base config, as for dl train
 threads: 1                         # BLAS threads per trial, whatever the number of workers
+claim: ReLU learns faster than tanh.  # what the sweep sets out to show (dl report prints it)
+report: {study: activations}       # dl report's study figures; also target, near_zero
 ```
+
+``variants`` compare named designs: each variant's changes (dotted keys, as in
+``overrides``, any YAML value) are applied to the base config, then each configuration of
+``params`` on top, so every variant meets the same parameter values (the same random draws
+too). A spec with variants may leave ``params`` out: one configuration per variant. With
+``method: random``, ``trials`` configurations are drawn and each is trained under every
+variant. The variant's name is recorded in the ledger, results.csv and the leaderboards.
 
 ``threads`` is part of the spec because a trial's numbers depend on it: BLAS sums in a
 different order on 1 and on 2 threads. Fixing it per trial is what makes a sweep give
@@ -42,12 +54,15 @@ from ..registry import LOSSES, did_you_mean
 from ..runs import safe_name
 from ..schema import Config
 from ..solver import resolve_monitor
-from .domains import Domain, is_int, parse_domain
+from .domains import Domain, is_int, is_number, parse_domain
 
 METHODS = ("grid", "random")
 METRICS = tuple(m for m in MONITORS if m != "auto")
-KEYS = ("base", "name", "method", "trials", "seed", "metric", "params", "seeds", "refine",
-        "prune", "validation", "keep_checkpoints", "overrides", "threads")
+KEYS = ("base", "name", "method", "trials", "seed", "metric", "params", "variants", "seeds",
+        "refine", "prune", "validation", "keep_checkpoints", "overrides", "threads", "claim",
+        "report")
+REPORT_KEYS = {"study": "a study name such as init", "target": "a number",
+               "near_zero": "a number > 0"}
 RULES = ("asha",)
 
 
@@ -80,6 +95,7 @@ class SweepSpec:
     metric: str | None          # None until ``settle_metric`` reads the base config
     goal: str | None
     params: dict[str, Domain]
+    variants: dict[str, dict] | None = None   # variant name → {dotted key: value}
     seeds: list[int] | None = None
     refine: Refine | None = None
     prune: Prune | None = None
@@ -87,6 +103,8 @@ class SweepSpec:
     keep_checkpoints: str = "best"
     overrides: list[str] = field(default_factory=list)
     threads: int = 1
+    claim: str | None = None
+    report: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)   # the effective spec: saved as spec.yaml, hashed
 
     @property
@@ -98,10 +116,23 @@ class SweepSpec:
         """The seed of each repeat of a configuration (None: the base config's seed)."""
         return list(self.seeds) if self.seeds else [None]
 
-    def configurations_per_round(self, domains: dict[str, Domain] | None = None) -> int:
+    @property
+    def variant_names(self) -> list[str | None]:
+        """The variants in the spec's order ([None] for a spec without variants)."""
+        return list(self.variants) if self.variants else [None]
+
+    def changes(self, variant: str | None) -> dict:
+        """The dotted keys a variant sets (nothing for None)."""
+        return dict(self.variants[variant]) if variant is not None else {}
+
+    def configurations_per_variant(self, domains: dict[str, Domain] | None = None) -> int:
         if self.method == "random":
             return self.trials
-        return math.prod(len(d.points()) for d in (domains or self.params).values())
+        domains = self.params if domains is None else domains
+        return math.prod(len(d.points()) for d in domains.values())
+
+    def configurations_per_round(self, domains: dict[str, Domain] | None = None) -> int:
+        return self.configurations_per_variant(domains) * len(self.variant_names)
 
     def spec_hash(self) -> str:
         """What a resume must find unchanged: the spec without the base's location (the
@@ -185,7 +216,10 @@ def parse_spec(raw: dict) -> SweepSpec:
     seeds = expect("seeds", lambda v: isinstance(v, list) and v and all(is_int(s) and s >= 0 for s in v)
                    and len(set(v)) == len(v), "must be a non-empty list of distinct integers >= 0")
     metric, goal = parse_metric(raw.get("metric"), errors)
-    params = parse_params(raw.get("params"), errors)
+    variants = parse_variants(raw.get("variants"), errors)
+    params = parse_params(raw.get("params"), errors, required=not variants)
+    claim = expect("claim", lambda v: isinstance(v, str) and v.strip(), "must be a sentence")
+    report = parse_report(raw.get("report"), errors)
     sections = {
         "prune": parse_section(raw, "prune", {"rule": "asha", "min_epochs": 1, "eta": 3}, errors),
         "refine": parse_section(raw, "refine", {"rounds": 1, "top": 5}, errors),
@@ -203,8 +237,17 @@ def parse_spec(raw: dict) -> SweepSpec:
             errors.append(f"{section}.{key}: must be an integer >= {minimum}, got {describe(value)}")
     if method == "random" and trials is None:
         errors.append("trials: a random sweep needs the number of trials (trials: 20)")
-    if method == "grid" and raw.get("trials") is not None and params:
-        size = " × ".join(str(len(d.points() or [])) for d in params.values())
+    if method == "random" and not params and variants:
+        errors.append("method: a random sweep draws from params, and there are none; "
+                      "use method: grid to train each variant once")
+    for variant, changes in (variants or {}).items():
+        for path in changes:
+            if path in params:
+                errors.append(f"variants.{variant}.{path}: also swept in params; "
+                              f"set it in one place")
+    if method == "grid" and raw.get("trials") is not None and (params or variants):
+        sizes = [f"{len(variants)} variants"] if variants else []
+        size = " × ".join(sizes + [str(len(d.points() or [])) for d in params.values()])
         errors.append(f"trials: only for method random; a grid's size is the product of its "
                       f"points ({size})")
     if method == "grid" and params:
@@ -221,11 +264,12 @@ def parse_spec(raw: dict) -> SweepSpec:
         raise SpecError(errors)
     return SweepSpec(
         base=Path(raw["base"]), name=name, method=method, trials=trials, seed=seed,
-        metric=metric, goal=goal, params=params, seeds=seeds,
+        metric=metric, goal=goal, params=params, variants=variants, seeds=seeds,
         refine=Refine(refine["rounds"], refine["top"]) if refine else None,
         prune=Prune(prune["min_epochs"], prune["eta"]) if prune else None,
         kfold=validation["kfold"] if validation else None,
-        keep_checkpoints=keep, overrides=list(overrides), threads=threads, raw=copy.deepcopy(raw))
+        keep_checkpoints=keep, overrides=list(overrides), threads=threads,
+        claim=claim.strip() if claim else None, report=report, raw=copy.deepcopy(raw))
 
 
 def parse_metric(raw: Any, errors: list[str]) -> tuple[str | None, str | None]:
@@ -251,20 +295,69 @@ def parse_metric(raw: Any, errors: list[str]) -> tuple[str | None, str | None]:
     return name, goal
 
 
-def parse_params(raw: Any, errors: list[str]) -> dict[str, Domain]:
-    if not isinstance(raw, dict) or not raw:
+def is_dotted(path: Any) -> bool:
+    return isinstance(path, str) and bool(path) and "" not in path.split(".")
+
+
+def parse_params(raw: Any, errors: list[str], required: bool = True) -> dict[str, Domain]:
+    if raw is None and not required:
+        return {}
+    if not isinstance(raw, dict) or (required and not raw):
         errors.append(f"params: expected a mapping of dotted config keys to domains "
                       f"(optimizer.lr: {{loguniform: [1.0e-4, 1.0e-1]}}), got {describe(raw)}")
         return {}
     params = {}
     for path, domain_raw in raw.items():
-        if not isinstance(path, str) or not path or "" in path.split("."):
+        if not is_dotted(path):
             errors.append(f"params: {path!r} is not a dotted key such as model.layers.0.units")
             continue
         domain = parse_domain(domain_raw, f"params.{path}", errors)
         if domain is not None:
             params[path] = domain
     return params
+
+
+def parse_variants(raw: Any, errors: list[str]) -> dict[str, dict] | None:
+    """``{name: {dotted.key: value}}``, names usable in folder and file names."""
+    if raw is None:
+        return None
+    example = "(relu: {model.layers.1: relu}, tanh: {model.layers.1: tanh})"
+    if not isinstance(raw, dict) or not raw:
+        errors.append(f"variants: expected a mapping of variant names to changes {example}, "
+                      f"got {describe(raw)}")
+        return None
+    variants = {}
+    for name, changes in raw.items():
+        if not isinstance(name, str) or not name or safe_name(name) != name:
+            errors.append(f"variants: {name!r} is not a name of letters, digits and ._-")
+        elif not isinstance(changes, dict) or not changes:
+            errors.append(f"variants.{name}: expected a mapping of dotted config keys to values "
+                          f"{example}, got {describe(changes)}")
+        elif bad := [p for p in changes if not is_dotted(p)]:
+            errors.append(f"variants.{name}: {bad[0]!r} is not a dotted key such as "
+                          f"model.layers.0.units")
+        else:
+            variants[name] = dict(changes)
+    return variants
+
+
+def parse_report(raw: Any, errors: list[str]) -> dict:
+    """The options of ``dl report``: which study's figures, a target metric, the size
+    below which a weight counts as zero."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        errors.append(f"report: expected a mapping such as {{study: init}}, got {describe(raw)}")
+        return {}
+    for key, value in raw.items():
+        if key not in REPORT_KEYS:
+            errors.append(f"report.{key}: unknown key{did_you_mean(key, REPORT_KEYS)}; "
+                          f"allowed: {', '.join(REPORT_KEYS)}")
+        elif key == "study" and not (isinstance(value, str) and value):
+            errors.append(f"report.study: must be {REPORT_KEYS[key]}, got {describe(value)}")
+        elif key != "study" and not (is_number(value) and (key != "near_zero" or value > 0)):
+            errors.append(f"report.{key}: must be {REPORT_KEYS[key]}, got {describe(value)}")
+    return dict(raw)
 
 
 def parse_section(raw: dict, key: str, defaults: dict, errors: list[str]) -> dict | None:
@@ -297,9 +390,11 @@ def as_override(path: str, value) -> str:
     return f"{path}={json.dumps(value)}"
 
 
-def resolve(base: dict, params: dict, seed: int | None, name: str) -> Config:
-    """The validated config of one trial."""
-    raw = apply_overrides(base, [as_override(p, v) for p, v in params.items()])
+def resolve(base: dict, params: dict, seed: int | None, name: str,
+            changes: dict | None = None) -> Config:
+    """The validated config of one trial: the variant's ``changes``, then ``params``."""
+    settings = {**(changes or {}), **params}
+    raw = apply_overrides(base, [as_override(p, v) for p, v in settings.items()])
     if seed is not None:
         raw["seed"] = seed
     raw["name"] = name
@@ -328,21 +423,36 @@ def settle_metric(spec: SweepSpec, base: dict) -> None:
 
 
 def check_paths(spec: SweepSpec, base: dict) -> None:
-    """Check every parameter path, and each listed value, against the config schema;
-    one SpecError lists every mistake, with a did-you-mean for misspelled keys."""
+    """Check every variant's changes, every parameter path and each listed value against
+    the config schema (parameters on the first variant); one SpecError lists every
+    mistake, with a did-you-mean for misspelled keys."""
     errors: list[str] = []
+
+    def check(raw: dict, settings: dict, where: str) -> None:
+        try:
+            validate(apply_overrides(raw, [as_override(p, v) for p, v in settings.items()]))
+        except ConfigError as error:
+            for line in error.errors:
+                key = line.split(":", 1)[0]
+                if any(path.startswith(key) or key.startswith(path) for path in settings):
+                    entry = f"{where}.{line}"
+                elif len(settings) == 1:
+                    entry = f"{where}.{next(iter(settings))}: {line}"
+                else:
+                    entry = f"{where}: {line}"
+                if entry not in errors:
+                    errors.append(entry)
+
+    for name in spec.variants or {}:
+        check(base, spec.changes(name), f"variants.{name}")
+    if errors:
+        raise SpecError(errors)
+    first = spec.changes(spec.variant_names[0])
+    varied = apply_overrides(base, [as_override(p, v) for p, v in first.items()])
     for path, domain in spec.params.items():
         points = domain.points()
         candidates = points if points is not None and len(points) <= 50 else list(domain.args[:2])
         for value in candidates:
-            try:
-                validate(apply_overrides(base, [as_override(path, value)]))
-            except ConfigError as error:
-                for line in error.errors:
-                    key = line.split(":", 1)[0]
-                    related = path.startswith(key) or key.startswith(path)
-                    entry = f"params.{line}" if related else f"params.{path}: {line}"
-                    if entry not in errors:
-                        errors.append(entry)
+            check(varied, {path: value}, "params")
     if errors:
         raise SpecError(errors)
