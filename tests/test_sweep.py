@@ -393,6 +393,16 @@ def test_kfold_scores_the_mean_over_folds(tmp_path):
     assert result["metric"] == pytest.approx(np.mean(best))
 
 
+def test_kfold_of_the_base_config_applies_to_the_sweep(tmp_path):
+    spec = write_sweep(tmp_path, {"method": "grid", "params": {"model.layers.0.units": {"values": [8]}}},
+                       base={**BASE, "validation": {"kfold": 2}})
+    folder = tmp_path / "sweep"
+    assert sweep(spec, folder).exit_code == 0
+    assert sorted(p.name for p in (folder / "trial-0000").glob("fold-*")) == ["fold-0", "fold-1"]
+    (result,) = events(folder, "result")
+    assert len(result["fold_metrics"]) == 2
+
+
 def test_folds_partition_train_and_val_and_fit_preprocessing_on_the_fold(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(BASE))
     cfg = load_config(tmp_path / "c.yaml")

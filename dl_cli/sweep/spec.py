@@ -167,6 +167,7 @@ def prepare(path: str | Path, overrides: list[str] = ()) -> tuple[SweepSpec, dic
     Returns the spec and the base config as raw data."""
     spec = load_spec(path, overrides)
     base = base_raw(spec)
+    settle_kfold(spec, base)
     settle_metric(spec, base)
     check_paths(spec, base)
     return spec, base
@@ -399,6 +400,15 @@ def resolve(base: dict, params: dict, seed: int | None, name: str,
         raw["seed"] = seed
     raw["name"] = name
     return validate(raw)
+
+
+def settle_kfold(spec: SweepSpec, base: dict) -> None:
+    """Without ``validation`` in the spec, score by k-fold when the base config asks for
+    it (``validation: {kfold: K}`` in a train config), recorded in ``spec.raw``."""
+    kfold = validate(base).validation.kfold
+    if spec.kfold is None and kfold:
+        spec.kfold = kfold
+        spec.raw["validation"] = {"kfold": kfold}
 
 
 def settle_metric(spec: SweepSpec, base: dict) -> None:
