@@ -576,7 +576,7 @@ def report(
     from rich.markup import escape
 
     try:
-        from .study_report import ReportError, write_report
+        from .studies.report import ReportError, write_report
     except ImportError:
         fail("dl report needs matplotlib: pip install 'dl-cli\\[plot]'")
     try:

@@ -2,7 +2,7 @@
 
 Every test runs its study's own spec in process through the sweep API, with a few
 changes that keep it to seconds: fewer variants, parameter values and seeds, fewer
-epochs. The numbers it checks are the ones ``dl report`` prints (dl_cli/study_report.py).
+epochs. The numbers it checks are the ones ``dl report`` prints (dl_cli/studies/).
 """
 
 import io
@@ -23,9 +23,10 @@ from dl_cli.sweep.runner import SweepRunner
 from dl_cli.sweep.spec import prepare
 
 pytest.importorskip("matplotlib")
-from dl_cli.study_report import (activation_std_at_init, epochs_to_target,  # noqa: E402
-                                 gradient_norms, learned_weights, load_study, model_costs,
-                                 near_zero_fraction, spread_across, weight_norms)
+from dl_cli.studies.measures import (activation_std_at_init, epochs_to_target,  # noqa: E402
+                                     gradient_norms, learned_weights, model_costs,
+                                     near_zero_fraction, spread_across, weight_norms)
+from dl_cli.studies.study import load_study  # noqa: E402
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 runner = CliRunner()
@@ -65,7 +66,7 @@ def mean_metric(group) -> float:
 
 
 def test_every_study_has_a_claim_a_report_section_and_a_valid_plan():
-    from dl_cli.study_report import SECTIONS
+    from dl_cli.studies.report import SECTIONS
 
     names = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))
     assert names == sorted(SECTIONS)
