@@ -221,19 +221,30 @@ class Adam(Optimizer):
         self.eps = positive("eps", eps)
 
     def direction(self, name: str, w: np.ndarray, dw: np.ndarray) -> np.ndarray:
-        """Update the moments of ``name`` and return ``m̂/(√v̂ + ε)``."""
+        """Update the moments of ``name`` and return ``m̂/(√v̂ + ε)`` in a new array.
+
+        With ``c₁ = 1 − β₁ᵗ`` and ``c₂ = 1 − β₂ᵗ`` it equals ``(√c₂/c₁)·m/(√v + ε√c₂)``:
+        the corrections fold into two scalars, so m̂ and v̂ are never materialized.
+        """
         m = self.slot("m", name, w)
         v = self.slot("v", name, w)
         m *= self.beta1
         m += (1 - self.beta1) * dw
         v *= self.beta2
-        v += (1 - self.beta2) * dw * dw
-        m_hat = m / (1 - self.beta1 ** self.t)
-        v_hat = v / (1 - self.beta2 ** self.t)
-        return m_hat / (np.sqrt(v_hat) + self.eps)
+        squared = dw * dw
+        squared *= 1 - self.beta2
+        v += squared
+        root_c2 = math.sqrt(1 - self.beta2 ** self.t)
+        denominator = np.sqrt(v)
+        denominator += self.eps * root_c2
+        step = np.divide(m, denominator, out=denominator)
+        step *= root_c2 / (1 - self.beta1 ** self.t)
+        return step
 
     def update(self, name, w, dw, decayed):
-        w -= self.lr * self.direction(name, w, dw)
+        step = self.direction(name, w, dw)
+        step *= self.lr
+        w -= step
 
 
 @OPTIMIZERS.register("adamw")
@@ -254,7 +265,8 @@ class AdamW(Adam):
         step = self.direction(name, w, dw)
         if decayed:
             w *= 1 - self.lr * self.weight_decay
-        w -= self.lr * step
+        step *= self.lr
+        w -= step
 
 
 # -- learning-rate schedules -----------------------------------------------------------

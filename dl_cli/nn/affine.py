@@ -18,7 +18,11 @@ class Affine(Layer):
     b ``(units,)`` (absent with ``bias: false``); out ``(N, units)``.
     Backward: ``dW = xᵀ @ dout``, ``db = Σ_N dout``, ``dx = dout @ Wᵀ`` (reshaped to x).
     Parameters: ``(D + 1)·units``; multiply-adds ``D·units`` per sample.
+    ``input_grad = False`` (set by a model whose first layer this is: its input is the
+    data) skips ``dx``; ``backward`` then returns None.
     """
+
+    input_grad = True
 
     examples = (
         Example({"type": "affine", "units": 4}, (5,)),
@@ -59,6 +63,8 @@ class Affine(Layer):
         self.grads = {"W": x2.T @ dout}
         if self.bias:
             self.grads["b"] = dout.sum(axis=0)
+        if not self.input_grad:
+            return None
         return (dout @ self.params["W"].T).reshape(x_shape)
 
     def macs(self, in_shape, out_shape):

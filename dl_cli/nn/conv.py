@@ -3,8 +3,18 @@
 im2col copies every receptive field of the input into one column of a matrix, so the
 whole convolution is one matrix product with the flattened filters; col2im is its
 adjoint and carries the column gradients back to the pixels they came from.
-Columns are laid out ``(C·KH·KW, N·Ho·Wo)``: both products then read contiguous rows,
-which ``benchmarks/bench_conv.py`` measured faster than ``(N·Ho·Wo, C·KH·KW)``.
+
+Columns are laid out ``(KH·KW·C, N·Ho·Wv)``: rows over the kernel offset ``(u, v)`` and
+then the channel, columns over the sample, the output row and ``Wv`` output columns.
+With stride 1, ``Wv`` is the padded width ``Wp`` rather than ``Wo``: the fields of
+output row i at kernel offset ``(u, v)`` are then one contiguous run of the flattened
+padded image, starting at ``(i + u)·Wp + v``, and so are those of a whole image, so
+im2col copies and col2im adds runs of ``Ho·Wp`` values, one block of rows per offset.
+The ``Wp − Wo`` extra columns of each row read pixels that wrap around into the next
+row: their outputs are dropped and their gradients are zero. Other strides use
+``Wv = Wo`` and strided windows. ``benchmarks/bench_conv.py`` measured this layout
+against the channel-first ``(C·KH·KW, N·Ho·Wo)`` one, whose copies run over only
+``Wo`` values at a time, and against the rows layout ``(N·Ho·Wo, C·KH·KW)``.
 """
 
 from __future__ import annotations
@@ -66,41 +76,89 @@ def output_length(axis: str, size: int, window: str, kernel: int, stride: int,
     return (padded - kernel) // stride + 1
 
 
-def im2col(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair) -> np.ndarray:
-    """Every receptive field of x ``(N, C, H, W)`` as a column: ``(C·KH·KW, N·Ho·Wo)``.
+def wide_width(W: int, kernel: Pair, stride: Pair, pad: Pair) -> int:
+    """``Wv``, the columns per output row in im2col's layout: ``Wp`` with stride 1, else ``Wo``."""
+    (_, KW), (_, SW), (_, PW) = kernel, stride, pad
+    if stride == (1, 1):
+        return W + 2 * PW
+    return (W + 2 * PW - KW) // SW + 1
 
-    Rows run over ``(c, u, v)`` (channel, kernel row, kernel column), columns over
-    ``(n, i, j)`` (sample, output row, output column). The fields are a strided view of
-    the padded input; the final reshape copies them once.
+
+def flat_padded(C: int, N: int, H: int, W: int, kernel: Pair, pad: Pair, dtype) -> np.ndarray:
+    """Zeros ``(C, N, Hp·Wp + KW − 1)``: room for padded images, channel first and
+    flattened, and for the last field's run, which reads ``KW − 1`` values past the end."""
+    (_, KW), (PH, PW) = kernel, pad
+    return np.zeros((C, N, (H + 2 * PH) * (W + 2 * PW) + KW - 1), dtype)
+
+
+def image_of(flat: np.ndarray, H: int, W: int, pad: Pair) -> np.ndarray:
+    """The ``(C, N, H, W)`` view of the unpadded images inside a ``flat_padded`` array."""
+    C, N, _ = flat.shape
+    PH, PW = pad
+    Hp, Wp = H + 2 * PH, W + 2 * PW
+    return flat[:, :, :Hp * Wp].reshape(C, N, Hp, Wp)[:, :, PH:PH + H, PW:PW + W]
+
+
+def run_starts(kernel: Pair, Wp: int) -> list[int]:
+    """Where the run of kernel offset ``(u, v)`` starts in a flattened padded image,
+    offsets row by row."""
+    KH, KW = kernel
+    return [u * Wp + v for u in range(KH) for v in range(KW)]
+
+
+def im2col(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair) -> np.ndarray:
+    """Every receptive field of x ``(N, C, H, W)`` as a column: ``(KH·KW·C, N·Ho·Wv)``.
+
+    Rows run over ``(u, v, c)`` (kernel row, kernel column, channel), columns over
+    ``(n, i, j)`` (sample, output row, output column up to ``Wv``; see the module doc).
     """
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x.shape
+    if stride == (1, 1):
+        flat = flat_padded(C, N, H, W, kernel, pad, x.dtype)
+        image_of(flat, H, W, pad)[...] = x.transpose(1, 0, 2, 3)
+        Wp = W + 2 * PW
+        length = (H + 2 * PH - KH + 1) * Wp
+        cols = np.empty((KH * KW, C, N, length), x.dtype)
+        for k, start in enumerate(run_starts(kernel, Wp)):
+            cols[k] = flat[:, :, start:start + length]
+        return cols.reshape(KH * KW * C, N * length)
     if PH or PW:
         padded = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
         padded[:, :, PH:PH + H, PW:PW + W] = x
         x = padded
     windows = sliding_window_view(x, (KH, KW), axis=(2, 3))  # (N, C, Hp−KH+1, Wp−KW+1, KH, KW)
     fields = windows[:, :, ::SH, ::SW]  # (N, C, Ho, Wo, KH, KW)
-    return fields.transpose(1, 4, 5, 0, 2, 3).reshape(C * KH * KW, -1)
+    return fields.transpose(4, 5, 1, 0, 2, 3).reshape(KH * KW * C, -1)
 
 
 def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
            pad: Pair) -> np.ndarray:
     """The adjoint of im2col: add each column entry onto the input pixel it was read from.
 
-    One pass per kernel offset ``(u, v)``: the entries of that offset form a strided
-    slice of the padded input, added at once. The sum is accumulated channel-major
-    ``(C, N, H, W)``, the layout of the columns, and transposed once at the end.
+    One pass per kernel offset ``(u, v)``: with stride 1 the entries of that offset are
+    added as one run per image of the flattened padded images; otherwise they form a
+    strided slice of the padded input. The sum is accumulated channel first, the
+    layout of the columns, and transposed once at the end to ``(N, C, H, W)``.
     """
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x_shape
-    Ho, Wo = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
-    dcols = dcols.reshape(C, KH, KW, N, Ho, Wo)
-    dpadded = np.zeros((C, N, H + 2 * PH, W + 2 * PW), dtype=dcols.dtype)
-    for u in range(KH):
-        for v in range(KW):
-            dpadded[:, :, u:u + SH * Ho:SH, v:v + SW * Wo:SW] += dcols[:, u, v]
-    return np.ascontiguousarray(dpadded[:, :, PH:PH + H, PW:PW + W].transpose(1, 0, 2, 3))
+    if stride == (1, 1):
+        dflat = flat_padded(C, N, H, W, kernel, pad, dcols.dtype)
+        by_offset = dcols.reshape(KH * KW, C, N, -1)
+        length = by_offset.shape[3]
+        for k, start in enumerate(run_starts(kernel, W + 2 * PW)):
+            dflat[:, :, start:start + length] += by_offset[k]
+        dx = image_of(dflat, H, W, pad)
+    else:
+        Ho, Wo = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
+        dcols = dcols.reshape(KH, KW, C, N, Ho, Wo)
+        dpadded = np.zeros((C, N, H + 2 * PH, W + 2 * PW), dtype=dcols.dtype)
+        for u in range(KH):
+            for v in range(KW):
+                dpadded[:, :, u:u + SH * Ho:SH, v:v + SW * Wo:SW] += dcols[u, v]
+        dx = dpadded[:, :, PH:PH + H, PW:PW + W]
+    return np.ascontiguousarray(dx.transpose(1, 0, 2, 3))
 
 
 @LAYERS.register("conv2d")
@@ -112,13 +170,16 @@ class Conv2D(Layer):
     ``kernel``, ``stride`` and ``pad`` are an int or a pair ``[height, width]``.
 
     Forward: ``out[n, f, i, j] = b[f] + Σ_{c,u,v} W[f, c, u, v]·xpad[n, c, S·i + u, S·j + v]``,
-    computed as ``W.reshape(F, C·KH·KW) @ cols`` with ``cols = im2col(x)``.
-    Backward, with ``dout`` as ``D (F, N·Ho·Wo)``:
+    computed as ``filter_rows() @ cols`` with ``cols = im2col(x)``, one product.
+    Backward, with ``dout`` as ``D (F, N·Ho·Wv)`` (zeros in the extra columns):
     ``dW = D @ colsᵀ`` (the input correlated with the output gradient),
     ``db = Σ_{n,i,j} dout``, and ``dx = col2im(Wᵀ @ D)``, which is the full convolution
-    of dout with the 180°-rotated kernel.
+    of dout with the 180°-rotated kernel (skipped, and None returned, with
+    ``input_grad = False``, which a model sets on its first layer).
     Parameters ``(KH·KW·C + 1)·F``; multiply-adds ``Ho·Wo·F·KH·KW·C`` per sample.
     """
+
+    input_grad = True
 
     examples = (
         Example({"type": "conv2d", "filters": 2, "kernel": 3}, (2, 5, 7)),
@@ -156,24 +217,38 @@ class Conv2D(Layer):
         }
         return (self.filters, Ho, Wo)
 
+    def filter_rows(self) -> np.ndarray:
+        """The filters as ``(F, KH·KW·C)``, columns in im2col's row order ``(u, v, c)``."""
+        return self.params["W"].transpose(0, 2, 3, 1).reshape(self.filters, -1)
+
     def forward(self, x, train=True):
         N, _, H, W = x.shape
         Ho, Wo = self.output_hw(H, W)
         F = self.filters
         cols = im2col(x, self.kernel_hw, self.stride_hw, self.pad_hw)
-        product = self.params["W"].reshape(F, -1) @ cols  # (F, N·Ho·Wo)
+        product = self.filter_rows() @ cols  # (F, N·Ho·Wv)
+        product += self.params["b"][:, None]
         out = np.empty((N, F, Ho, Wo), dtype=product.dtype)
-        np.add(product.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3),
-               self.params["b"].reshape(F, 1, 1), out=out)
+        np.copyto(out, product.reshape(F, N, Ho, -1)[..., :Wo].transpose(1, 0, 2, 3))
         self.cache = (x.shape, cols)
         return out
 
     def backward(self, dout):
         x_shape, cols = self.cache
-        W = self.params["W"]
-        dout2 = dout.transpose(1, 0, 2, 3).reshape(self.filters, -1)  # (F, N·Ho·Wo)
-        self.grads = {"W": (dout2 @ cols.T).reshape(W.shape), "b": dout2.sum(axis=1)}
-        dcols = W.reshape(self.filters, -1).T @ dout2
+        N, F, Ho, Wo = dout.shape
+        KH, KW = self.kernel_hw
+        wide = cols.shape[1] // (N * Ho)
+        dwide = np.zeros((F, N, Ho, wide), dout.dtype)  # zeros in the wrapped-around columns
+        dwide[..., :Wo] = dout.transpose(1, 0, 2, 3)
+        dwide = dwide.reshape(F, -1)
+        dW_rows = dwide @ cols.T  # (F, KH·KW·C)
+        self.grads = {
+            "W": np.ascontiguousarray(dW_rows.reshape(F, KH, KW, -1).transpose(0, 3, 1, 2)),
+            "b": dwide.sum(axis=1),
+        }
+        if not self.input_grad:
+            return None
+        dcols = self.filter_rows().T @ dwide  # (KH·KW·C, N·Ho·Wv)
         return col2im(dcols, x_shape, self.kernel_hw, self.stride_hw, self.pad_hw)
 
     def macs(self, in_shape, out_shape):

@@ -36,19 +36,21 @@ class SoftmaxCrossEntropy(Loss):
 
     ``L = mean_i[ log Σ_j e^(s_ij) − s_i,y_i ]`` via log-sum-exp after subtracting the
     row maximum; ``dscores = (softmax(s) − onehot(y)) / N``. Scores ``(N, C)``, y ``(N,)``.
+    One exponential serves both: ``e = e^(s − max)`` gives the log-sum-exp and, divided
+    by its row sums, the softmax that becomes ``dscores`` in place.
     """
 
     def __call__(self, scores, y):
         n = scores.shape[0]
-        shifted = scores - scores.max(axis=1, keepdims=True)
-        log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        log_probs = shifted - log_sum
         rows = np.arange(n)
-        loss = -log_probs[rows, y].mean()
-        dscores = np.exp(log_probs)
+        shifted = scores - scores.max(axis=1, keepdims=True)
+        dscores = np.exp(shifted)
+        sums = dscores.sum(axis=1, keepdims=True)
+        loss = (float(np.log(sums).sum()) - float(shifted[rows, y].sum())) / n
+        dscores /= sums
         dscores[rows, y] -= 1
-        dscores /= n
-        return float(loss), dscores
+        dscores *= 1.0 / n
+        return loss, dscores
 
 
 @LOSSES.register("svm")

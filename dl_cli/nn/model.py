@@ -26,7 +26,9 @@ class Model:
 
     The penalty covers the parameters in each layer's ``decay`` set (weights, never
     biases or batchnorm's gamma/beta): ``R = l1·Σ|w| + (l2/2)·Σw²``, whose gradient
-    ``l1·sign(w) + l2·w`` is added to the data gradient.
+    ``l1·sign(w) + l2·w`` is added to the data gradient. The first layer's input is
+    the data, which needs no gradient: the model sets its ``input_grad`` to False, and
+    layers with an input product (affine, conv2d, rnn, lstm, ...) then skip it.
     """
 
     def __init__(self, layers: list, in_shape, loss="softmax_cross_entropy", init="he_normal",
@@ -39,9 +41,15 @@ class Model:
         self.dtype = np.dtype(dtype)
         self.chain.configure(self.dtype.type, init)
         self.out_shape = self.chain.build(self.in_shape, np.random.default_rng(seed))
+        if self.layers:  # the data need no gradient: the layer reading them skips dx
+            self.layers[0].input_grad = False
         self.params = self.chain.named("params")
         self.buffers = self.chain.named("buffers")
         self.decay = self.chain.named_decay()
+        # (name, layer, key) of every parameter, in the order of ``params``: where
+        # ``backward`` collects the gradients each step without walking the layers again
+        self.param_slots = [(f"{path}.{key}" if path else key, layer, key)
+                            for path, layer in self.chain.walk("") for key in layer.params]
 
     @property
     def layers(self) -> list[Layer]:
@@ -55,7 +63,7 @@ class Model:
     def backward(self, dscores: np.ndarray) -> dict[str, np.ndarray]:
         """Backpropagate ``dscores`` and return the gradients of every parameter."""
         self.chain.backward(dscores)
-        return self.chain.named("grads")
+        return {name: layer.grads[key] for name, layer, key in self.param_slots}
 
     def penalty(self) -> float:
         total = 0.0

@@ -1,9 +1,12 @@
 """Max and average pooling over ``pool`` windows of each channel.
 
-Both loop over the ``PH·PW`` offsets of a window, never over positions: the values at
-offset ``(u, v)`` of every window form one strided slice of the input,
-``x[:, :, u::SH, v::SW]`` (cut to ``Ho × Wo``). Elementwise maximum or sum over these
-slices was measured faster than reshaping into windows and reducing.
+Both loop over the offsets inside a window, never over positions. Forward, maximum and
+sum are separable: first over the ``PH`` rows of every window, each a slice of whole
+input rows ``x[:, :, u::SH]``, then over the ``PW`` columns of that, ``[..., v::SW]``
+(both cut to the output size). This was measured faster than reducing over the
+``PH·PW`` offset slices ``x[:, :, u::SH, v::SW]``, strided along both axes, and several
+times faster than reshaping into windows and reducing. Training max pooling and
+every backward go through the offset slices.
 When the windows tile the input (stride equal to pool), the input gradient is the
 reshape ``(N, C, Ho, PH, Wo, PW)`` whose offset slices are written once each; when
 windows overlap or leave gaps, each offset's share is added onto a zeroed gradient.
@@ -16,6 +19,17 @@ import numpy as np
 from ..registry import LAYERS
 from .conv import Pair, as_pair, image_shape, output_length
 from .layer import Example, Layer
+
+
+def combined(combine, parts: list[np.ndarray]) -> np.ndarray:
+    """``combine(...combine(parts[0], parts[1])..., parts[-1])`` in a new array."""
+    first, *rest = parts
+    if not rest:
+        return first.copy()
+    out = combine(first, rest[0])
+    for part in rest[1:]:
+        combine(out, part, out=out)
+    return out
 
 
 class Pool2D(Layer):
@@ -48,6 +62,13 @@ class Pool2D(Layer):
         """Windows neither overlap nor leave gaps (with a stride that fits the input)."""
         return self.stride_hw == self.pool_hw
 
+    def reduce_windows(self, x: np.ndarray, out_hw: Pair, combine) -> np.ndarray:
+        """``combine`` (``np.maximum`` or ``np.add``) over every window, in a new
+        ``(N, C, Ho, Wo)`` array: over the window rows, then over the window columns."""
+        (PH, PW), (SH, SW), (Ho, Wo) = self.pool_hw, self.stride_hw, out_hw
+        rows = combined(combine, [x[:, :, u:u + SH * Ho:SH] for u in range(PH)])
+        return combined(combine, [rows[..., v:v + SW * Wo:SW] for v in range(PW)])
+
     def offsets(self) -> list[Pair]:
         """The ``(u, v)`` positions inside a window, row by row."""
         PH, PW = self.pool_hw
@@ -58,13 +79,25 @@ class Pool2D(Layer):
         (SH, SW), (Ho, Wo) = self.stride_hw, out_hw
         return x[:, :, u:u + SH * Ho:SH, v:v + SW * Wo:SW]
 
-    def empty_windows(self, x_shape: tuple[int, ...], out_hw: Pair, dtype) -> np.ndarray:
-        """An unfilled input gradient seen as tiling windows ``(N, C, Ho, PH, Wo, PW)``:
-        its ``[:, :, :, u, :, v]`` is the offset-``(u, v)`` slice of the ``(N, C, H, W)``
-        reshape."""
+    def new_input_grad(self, x_shape: tuple[int, ...], out_hw: Pair, dtype) -> np.ndarray:
+        """The input gradient to fill with ``route``. Tiling windows: unfilled, seen as
+        ``(N, C, Ho, PH, Wo, PW)``, whose ``[:, :, :, u, :, v]`` is the offset-``(u, v)``
+        slice of the ``(N, C, H, W)`` reshape (each entry is written once). Otherwise
+        zeros ``(N, C, H, W)`` (entries collect from several windows, or none)."""
+        if not self.tiles:
+            return np.zeros(x_shape, dtype=dtype)
         N, C, _, _ = x_shape
         (PH, PW), (Ho, Wo) = self.pool_hw, out_hw
         return np.empty((N, C, Ho, PH, Wo, PW), dtype=dtype)
+
+    def route(self, dx: np.ndarray, u: int, v: int, share: np.ndarray, out_hw: Pair) -> None:
+        """Write (tiling windows) or add (others) ``share`` at offset ``(u, v)`` of every
+        window of ``dx`` from ``new_input_grad``."""
+        if self.tiles:
+            dx[:, :, :, u, :, v] = share
+        else:
+            target = self.window_slice(dx, u, v, out_hw)
+            target += share
 
 
 @LAYERS.register("maxpool")
@@ -74,6 +107,15 @@ class MaxPool(Pool2D):
     Backward routes ``dout`` to the position of the maximum, zeros elsewhere; on ties
     the first maximum (row by row) takes it all, so exactly one position per window
     gets the gradient. Where windows overlap, a pixel collects from every window it wins.
+
+    No argmax: training forward goes through the offsets row by row, keeping a running
+    maximum and, for every offset after the first, the mask of windows where it takes
+    over (is strictly greater than all earlier offsets, so a tie stays with the earlier).
+    A window's maximum sits at the last offset that took over there, or at the first
+    offset. Backward goes through the offsets from last to first: each takes
+    ``share = takes_over · remaining`` and leaves ``remaining − share`` (exactly 0 where
+    it took); the first offset takes what remains. The comparisons are made while the
+    input is read anyway, and backward never reads the input again.
     """
 
     examples = (
@@ -84,30 +126,29 @@ class MaxPool(Pool2D):
 
     def forward(self, x, train=True):
         out_hw = self.output_hw(*x.shape[2:])
-        (u0, v0), *rest = self.offsets()
-        out = self.window_slice(x, u0, v0, out_hw).copy()
-        for u, v in rest:
-            np.maximum(out, self.window_slice(x, u, v, out_hw), out=out)
-        self.cache = (x, out)
+        if not train:
+            return self.reduce_windows(x, out_hw, np.maximum)
+        first, *later = [self.window_slice(x, u, v, out_hw) for u, v in self.offsets()]
+        out = first.copy()
+        takes_over = []
+        for part in later:
+            takes_over.append(part > out)
+            np.maximum(out, part, out=out)
+        self.cache = (x.shape, takes_over)
         return out
 
     def backward(self, dout):
-        x, out = self.cache
-        out_hw = out.shape[2:]
-        unrouted = np.ones(out.shape, dtype=bool)  # windows whose maximum is still to find
-        if self.tiles:
-            dx = self.empty_windows(x.shape, out_hw, dout.dtype)
-        else:
-            dx = np.zeros(x.shape, dtype=dout.dtype)
-        for u, v in self.offsets():
-            is_max = (self.window_slice(x, u, v, out_hw) == out) & unrouted
-            unrouted &= ~is_max
-            if self.tiles:
-                dx[:, :, :, u, :, v] = is_max * dout
-            else:
-                target = self.window_slice(dx, u, v, out_hw)
-                target += is_max * dout
-        return dx.reshape(x.shape)
+        x_shape, takes_over = self.cache
+        out_hw = dout.shape[2:]
+        dx = self.new_input_grad(x_shape, out_hw, dout.dtype)
+        first, *later = self.offsets()
+        remaining = dout  # the gradient of the windows whose maximum is still to be found
+        for (u, v), took in zip(reversed(later), reversed(takes_over)):
+            share = took * remaining
+            remaining = remaining - share  # exactly 0 in the windows that just routed theirs
+            self.route(dx, u, v, share, out_hw)
+        self.route(dx, *first, remaining, out_hw)
+        return dx.reshape(x_shape)
 
 
 @LAYERS.register("avgpool")
@@ -125,11 +166,7 @@ class AvgPool(Pool2D):
     )
 
     def forward(self, x, train=True):
-        out_hw = self.output_hw(*x.shape[2:])
-        (u0, v0), *rest = self.offsets()
-        out = self.window_slice(x, u0, v0, out_hw).copy()
-        for u, v in rest:
-            out += self.window_slice(x, u, v, out_hw)
+        out = self.reduce_windows(x, self.output_hw(*x.shape[2:]), np.add)
         out *= 1.0 / len(self.offsets())
         self.cache = x.shape
         return out
@@ -138,13 +175,7 @@ class AvgPool(Pool2D):
         x_shape = self.cache
         out_hw = dout.shape[2:]
         share = dout * (1.0 / len(self.offsets()))
-        if self.tiles:
-            dx = self.empty_windows(x_shape, out_hw, dout.dtype)
-            for u, v in self.offsets():
-                dx[:, :, :, u, :, v] = share
-            return dx.reshape(x_shape)
-        dx = np.zeros(x_shape, dtype=dout.dtype)
+        dx = self.new_input_grad(x_shape, out_hw, dout.dtype)
         for u, v in self.offsets():
-            target = self.window_slice(dx, u, v, out_hw)
-            target += share
-        return dx
+            self.route(dx, u, v, share, out_hw)
+        return dx.reshape(x_shape)

@@ -2,15 +2,18 @@
 
 Both follow one plan, so the time loop is the only Python loop:
 
+- the steps are laid out time-major inside the layer, ``(T, N, ·)``, so that each
+  step's slab of every array is one contiguous block;
 - forward: the input projection of every step, ``x Wx + b``, is one product
-  ``(N·T, D) @ Wx`` before the loop; each step adds one product ``h_{t−1} @ Wh`` and
+  ``(T·N, D) @ Wx`` before the loop; each step adds one product ``h_{t−1} @ Wh`` and
   applies the nonlinearities to the whole ``(N, G·H)`` block at once (G = 1 for the RNN,
-  4 for the LSTM's gates);
-- backward (backpropagation through time): the loop runs from the last step to the
-  first and stores each step's pre-activation gradient ``da_t`` in one ``(N, T, G·H)``
-  array. BPTT sums each step's weight gradients, ``dWx = Σ_t x_tᵀ da_t`` and
-  ``dWh = Σ_t h_{t−1}ᵀ da_t``; with the steps stacked into ``N·T`` rows each sum is one
-  product, and so is ``dx = da Wxᵀ``.
+  4 for the LSTM's gates), writing into arrays allocated once per call;
+- backward (backpropagation through time): every factor of the local derivatives that
+  does not depend on the gradient is computed for all steps at once before the loop;
+  the loop runs from the last step to the first and stores each step's pre-activation
+  gradient ``da_t`` in one ``(T, N, G·H)`` array. BPTT sums each step's weight
+  gradients, ``dWx = Σ_t x_tᵀ da_t`` and ``dWh = Σ_t h_{t−1}ᵀ da_t``; with the steps
+  stacked into ``T·N`` rows each sum is one product, and so is ``dx = da Wxᵀ``.
 
 ``initial_state="learned"`` adds parameters for the state before the first step (``h0``,
 and ``c0`` for the LSTM), shared by every sequence of the batch: its gradient is the sum
@@ -22,7 +25,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import LAYERS
-from .activations import sigmoid
 from .layer import Example, Layer, ShapeError
 
 INITIAL_STATES = ("zero", "learned")
@@ -34,14 +36,27 @@ def check_positive_int(name: str, value) -> int:
     return value
 
 
+def sigmoid_of_negated(z: np.ndarray) -> np.ndarray:
+    """``σ(a) = 1/(1 + e^(−a))`` in place, given ``z = −a``. A huge ``z`` overflows
+    ``e^z`` to inf and gives exactly 0 (callers silence the overflow warning)."""
+    np.exp(z, out=z)
+    z += 1
+    return np.reciprocal(z, out=z)
+
+
 class Recurrent(Layer):
     """What the RNN and the LSTM share: options, weights, initial states, the stacked
     weight gradients and the cost. ``gates`` is the number of H-wide blocks in ``Wx``,
     ``Wh`` and ``b``; ``states`` names the initial states learned with
-    ``initial_state="learned"``."""
+    ``initial_state="learned"``.
+
+    ``input_grad = False`` (set by a model whose first layer this is: its input is the
+    data) skips the input gradient; ``backward`` then returns None.
+    """
 
     gates = 1
     states: tuple[str, ...] = ("h0",)
+    input_grad = True
 
     def __init__(self, hidden: int, return_sequences: bool = True,
                  initial_state: str = "zero", init=None):
@@ -76,49 +91,65 @@ class Recurrent(Layer):
     def initial_bias(self) -> np.ndarray:
         return self.new_zeros((self.gates * self.hidden,))
 
-    def initial(self, name: str, n: int, dtype) -> np.ndarray:
-        """The ``(N, H)`` state before the first step: zeros or the learned vector."""
-        if self.initial_state == "learned":
-            return np.broadcast_to(self.params[name].astype(dtype, copy=False), (n, self.hidden))
-        return np.zeros((n, self.hidden), dtype)
+    def state_slots(self, name: str, steps: int, n: int, dtype) -> np.ndarray:
+        """``(T + 1, N, H)`` for a state at every step, slot 0 holding the state before
+        the first step: zeros or the learned vector."""
+        slots = np.empty((steps + 1, n, self.hidden), dtype)
+        slots[0] = self.params[name] if self.initial_state == "learned" else 0
+        return slots
 
-    def project(self, x: np.ndarray) -> np.ndarray:
-        """``x_t Wx + b`` for every step at once: ``(N, T, D) → (N, T, G·H)``."""
+    def project(self, x: np.ndarray, scale: np.ndarray | None = None):
+        """``x_t Wx + b`` for every step at once, time-major ``(T, N, G·H)``, each column
+        multiplied by ``scale`` when given (folded into ``Wx`` and ``b``); and the inputs
+        as ``(T·N, D)`` rows."""
         n, steps, features = x.shape
-        xa = x.reshape(n * steps, features) @ self.params["Wx"] + self.params["b"]
-        return xa.reshape(n, steps, -1)
+        x_rows = x.transpose(1, 0, 2).reshape(steps * n, features)  # one copy
+        Wx, b = self.params["Wx"], self.params["b"]
+        if scale is not None:
+            Wx, b = Wx * scale, b * scale
+        xa = x_rows @ Wx
+        xa += b
+        return xa.reshape(steps, n, -1), x_rows
 
-    def output(self, out: np.ndarray) -> np.ndarray:
-        return out if self.return_sequences else out[:, -1]
-
-    def step_gradients(self, dout: np.ndarray, out_shape: tuple[int, ...]) -> np.ndarray:
-        """The loss gradient arriving at each step's state from above, ``(N, T, H)``:
-        ``dout`` itself, or zeros but for the last step without ``return_sequences``."""
+    def output(self, hs: np.ndarray) -> np.ndarray:
+        """Every ``h_t`` as ``(N, T, H)``, or the last ``(N, H)``, from the slots
+        ``(T + 1, N, H)``."""
         if self.return_sequences:
-            return dout
-        dhs = np.zeros(out_shape, dout.dtype)
-        dhs[:, -1] = dout
-        return dhs
+            return np.ascontiguousarray(hs[1:].transpose(1, 0, 2))
+        return hs[-1]
 
-    def assign_grads(self, x: np.ndarray, prev_h: np.ndarray, da: np.ndarray,
-                     initial_grads: dict[str, np.ndarray]) -> np.ndarray:
+    def add_gradient_from_above(self, dh: np.ndarray, dout: np.ndarray, t: int,
+                                steps: int) -> None:
+        """Add to ``dh`` (in place) the loss gradient reaching ``h_t`` directly:
+        ``dout[:, t]`` for sequences, else ``dout`` at the last step only."""
+        if self.return_sequences:
+            dh += dout[:, t]
+        elif t == steps - 1:
+            dh += dout
+
+    def assign_grads(self, x_rows: np.ndarray, prev_h: np.ndarray, da: np.ndarray,
+                     initial_grads: dict[str, np.ndarray]) -> np.ndarray | None:
         """Sum every step's weight gradients with one product each; return ``dx``.
 
-        ``prev_h`` stacks ``h_{t−1}`` for every step ``(N, T, H)``; ``da`` the
-        pre-activation gradients ``(N, T, G·H)``; ``initial_grads`` the ``(N, H)``
-        gradients of the initial states, summed over the batch when they are learned.
+        ``x_rows`` are the inputs ``(T·N, D)``; ``prev_h`` stacks ``h_{t−1}`` for every
+        step ``(T, N, H)``; ``da`` the pre-activation gradients ``(T, N, G·H)``;
+        ``initial_grads`` the ``(N, H)`` gradients of the initial states, summed over
+        the batch when they are learned.
         """
-        n, steps, features = x.shape
-        da2 = da.reshape(n * steps, -1)
+        steps, n, width = da.shape
+        da2 = da.reshape(steps * n, width)
         self.grads = {
-            "Wx": x.reshape(n * steps, features).T @ da2,
-            "Wh": prev_h.reshape(n * steps, self.hidden).T @ da2,
+            "Wx": x_rows.T @ da2,
+            "Wh": prev_h.reshape(steps * n, self.hidden).T @ da2,
             "b": da2.sum(axis=0),
         }
         if self.initial_state == "learned":
             for name in self.states:
                 self.grads[name] = initial_grads[name].sum(axis=0)
-        return (da2 @ self.params["Wx"].T).reshape(n, steps, features)
+        if not self.input_grad:
+            return None
+        dx = (da2 @ self.params["Wx"].T).reshape(steps, n, -1)
+        return np.ascontiguousarray(dx.transpose(1, 0, 2))
 
     def macs(self, in_shape, out_shape):
         steps, features = in_shape
@@ -154,28 +185,29 @@ class RNN(Recurrent):
     def forward(self, x, train=True):
         n, steps, _ = x.shape
         Wh = self.params["Wh"]
-        xa = self.project(x)
-        out = np.empty((n, steps, self.hidden), xa.dtype)
-        h0 = self.initial("h0", n, xa.dtype)
-        h = h0
+        acts, x_rows = self.project(x)
+        hs = self.state_slots("h0", steps, n, acts.dtype)
+        product = np.empty_like(hs[0])
         for t in range(steps):
-            h = np.tanh(xa[:, t] + h @ Wh)
-            out[:, t] = h
-        prev_h = np.concatenate([h0[:, None], out[:, :-1]], axis=1)
-        self.cache = (x, prev_h, out)
-        return self.output(out)
+            np.matmul(hs[t], Wh, out=product)
+            product += acts[t]
+            np.tanh(product, out=hs[t + 1])
+        self.cache = (x_rows, hs)
+        return self.output(hs)
 
     def backward(self, dout):
-        x, prev_h, out = self.cache
+        x_rows, hs = self.cache
         Wh = self.params["Wh"]
-        dhs = self.step_gradients(dout, out.shape)
-        da = np.empty_like(out)
-        dh = np.zeros_like(out[:, 0])
-        for t in reversed(range(out.shape[1])):
-            h = out[:, t]
-            da[:, t] = (dhs[:, t] + dh) * (1 - h * h)
-            dh = da[:, t] @ Wh.T
-        return self.assign_grads(x, prev_h, da, {"h0": dh})
+        steps = len(hs) - 1
+        da = hs[1:] * hs[1:]
+        np.subtract(1, da, out=da)  # tanh' = 1 − h_t² of every step; times dh_t in the loop
+        dh = np.zeros_like(hs[0])
+        for t in reversed(range(steps)):
+            self.add_gradient_from_above(dh, dout, t, steps)
+            da[t] *= dh
+            if t > 0 or self.initial_state == "learned":  # a zero h_0 needs no gradient
+                dh = da[t] @ Wh.T
+        return self.assign_grads(x_rows, hs[:-1], da, {"h0": dh})
 
 
 @LAYERS.register("lstm")
@@ -209,6 +241,11 @@ class LSTM(Recurrent):
     of 0.5, a fresh cell keeps most of its content from step to step, so gradients reach
     early steps before the gates have learned anything (Gers et al., 2000; Jozefowicz
     et al., 2015).
+
+    Computed with one exponential per step for all four gates: the pre-activations are
+    negated (and the block input's doubled) through ``Wx``, ``Wh`` and ``b`` once per
+    call (``gate_scale``), so ``1/(1 + e^z)`` gives i, f, o and ``σ(2a_g)``, and
+    ``g = 2σ(2a_g) − 1 = tanh(a_g)`` (NumPy's float32 ``tanh`` costs more than ``exp``).
     Parameters ``4(D + H + 1)·H`` (+ 2H for h0, c0); multiply-adds ``4T·(D + H)·H``.
     """
 
@@ -228,51 +265,74 @@ class LSTM(Recurrent):
         b[self.hidden:2 * self.hidden] = self.forget_bias
         return b
 
+    def gate_scale(self, dtype) -> np.ndarray:
+        """−1 on the columns of i, f, o and −2 on those of g: pre-activations times this
+        give every gate through one sigmoid of the negated value, ``tanh(a) = 2σ(2a) − 1``."""
+        H = self.hidden
+        return np.repeat(np.array([-1, -1, -1, -2], dtype), H)
+
     def forward(self, x, train=True):
         n, steps, _ = x.shape
         H = self.hidden
-        Wh = self.params["Wh"]
-        xa = self.project(x)
-        gates = np.empty_like(xa)  # σ(i), σ(f), σ(o), tanh(g) of every step
-        cells = np.empty((n, steps, H), xa.dtype)
-        tanh_cells = np.empty_like(cells)
-        out = np.empty_like(cells)
-        h0, c0 = self.initial("h0", n, xa.dtype), self.initial("c0", n, xa.dtype)
-        h, c = h0, c0
-        for t in range(steps):
-            a = xa[:, t] + h @ Wh
-            gate = gates[:, t]
-            gate[:, :3 * H] = sigmoid(a[:, :3 * H])
-            gate[:, 3 * H:] = np.tanh(a[:, 3 * H:])
-            i, f, o, g = np.split(gate, 4, axis=1)
-            c = f * c + i * g
-            cells[:, t] = c
-            tanh_cells[:, t] = np.tanh(c)
-            h = o * tanh_cells[:, t]
-            out[:, t] = h
-        prev_h = np.concatenate([h0[:, None], out[:, :-1]], axis=1)
-        prev_c = np.concatenate([c0[:, None], cells[:, :-1]], axis=1)
-        self.cache = (x, prev_h, prev_c, gates, tanh_cells)
-        return self.output(out)
+        scale = self.gate_scale(x.dtype)
+        gates, x_rows = self.project(x, scale)  # (T, N, 4H): scaled pre-activations, then gates
+        Wh = self.params["Wh"] * scale
+        hs = self.state_slots("h0", steps, n, gates.dtype)
+        cs = self.state_slots("c0", steps, n, gates.dtype)
+        tanh_cs = np.empty((steps, n, H), gates.dtype)
+        product = np.empty((n, 4 * H), gates.dtype)
+        block = np.empty((n, H), gates.dtype)
+        with np.errstate(over="ignore"):  # e^z = inf for huge z gives a gate of exactly 0
+            for t in range(steps):
+                gate = gates[t]
+                np.matmul(hs[t], Wh, out=product)
+                gate += product
+                sigmoid_of_negated(gate)  # i, f, o, and σ(2a) in the block input's place
+                i, f, o, g = gate[:, :H], gate[:, H:2 * H], gate[:, 2 * H:3 * H], gate[:, 3 * H:]
+                g *= 2
+                g -= 1
+                np.multiply(f, cs[t], out=cs[t + 1])
+                np.multiply(i, g, out=block)
+                cs[t + 1] += block
+                np.tanh(cs[t + 1], out=tanh_cs[t])
+                np.multiply(o, tanh_cs[t], out=hs[t + 1])
+        self.cache = (x_rows, hs, cs, gates, tanh_cs)
+        return self.output(hs)
 
     def backward(self, dout):
-        x, prev_h, prev_c, gates, tanh_cells = self.cache
-        H = self.hidden
+        x_rows, hs, cs, gates, tanh_cs = self.cache
+        steps, n, width = gates.shape
         Wh = self.params["Wh"]
-        dhs = self.step_gradients(dout, prev_h.shape)
+        by_gate = gates.reshape(steps, n, 4, self.hidden)
+        i, f, o, g = (by_gate[:, :, k] for k in range(4))
+        # Every factor of da that does not depend on the gradient, for all steps at once:
+        # da = [dc ⊙ g ⊙ i(1−i), dc ⊙ c_{t−1} ⊙ f(1−f), dh ⊙ tanh(c_t) ⊙ o(1−o), dc ⊙ i ⊙ (1−g²)]
         da = np.empty_like(gates)
-        dh = np.zeros_like(prev_h[:, 0])
+        local = da.reshape(steps, n, 4, self.hidden)
+        sigmoids = by_gate[:, :, :3]
+        np.subtract(1, sigmoids, out=local[:, :, :3])
+        local[:, :, :3] *= sigmoids
+        local[:, :, 0] *= g
+        local[:, :, 1] *= cs[:-1]
+        local[:, :, 2] *= tanh_cs
+        np.multiply(g, g, out=local[:, :, 3])
+        np.subtract(1, local[:, :, 3], out=local[:, :, 3])
+        local[:, :, 3] *= i
+        via_h = tanh_cs * tanh_cs  # dc_t gets dh_t ⊙ o ⊙ (1 − tanh²(c_t))
+        np.subtract(1, via_h, out=via_h)
+        via_h *= o
+        dh = np.zeros_like(hs[0])
         dc = np.zeros_like(dh)
-        for t in reversed(range(gates.shape[1])):
-            i, f, o, g = np.split(gates[:, t], 4, axis=1)
-            tanh_c = tanh_cells[:, t]
-            dh = dhs[:, t] + dh
-            dc = dc + dh * o * (1 - tanh_c * tanh_c)
-            step = da[:, t]
-            step[:, :H] = dc * g * i * (1 - i)
-            step[:, H:2 * H] = dc * prev_c[:, t] * f * (1 - f)
-            step[:, 2 * H:3 * H] = dh * tanh_c * o * (1 - o)
-            step[:, 3 * H:] = dc * i * (1 - g * g)
-            dc = dc * f
-            dh = step @ Wh.T
-        return self.assign_grads(x, prev_h, da, {"h0": dh, "c0": dc})
+        block = np.empty_like(dh)
+        for t in reversed(range(steps)):
+            self.add_gradient_from_above(dh, dout, t, steps)
+            np.multiply(dh, via_h[t], out=block)
+            dc += block
+            step = local[t]
+            step[:, :2] *= dc[:, None]
+            step[:, 2] *= dh
+            step[:, 3] *= dc
+            dc *= f[t]
+            if t > 0 or self.initial_state == "learned":  # zero initial states need no gradient
+                dh = da[t] @ Wh.T
+        return self.assign_grads(x_rows, hs[:-1], da, {"h0": dh, "c0": dc})

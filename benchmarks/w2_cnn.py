@@ -1,0 +1,48 @@
+"""W2: a small CNN on 10,000 images 1×28×28, batch 64, SGD (lr 0.01); one timed unit is
+one epoch:
+
+    conv 3×3·32 pad 1 → relu → maxpool 2 → conv 3×3·64 pad 1 → relu → maxpool 2 → affine 10
+
+    python -m benchmarks.w2_cnn [--size tiny] [--repeats 7] [--frameworks dl,torch]
+
+Against PyTorch CPU (float32). Synthetic images, one random centre per class plus noise.
+"""
+
+from __future__ import annotations
+
+from . import harness
+from .trainers import DLTrainer, TorchTrainer
+
+SAMPLES = {"full": 10_000, "tiny": 128}
+IN_SHAPE, CLASSES = (1, 28, 28), 10
+BATCH = 64
+OPTIMIZER = {"type": "sgd", "lr": 0.01}
+LAYERS = [{"type": "conv2d", "filters": 32, "kernel": 3, "pad": 1}, "relu", "maxpool",
+          {"type": "conv2d", "filters": 64, "kernel": 3, "pad": 1}, "relu", "maxpool",
+          {"type": "affine", "units": CLASSES}]
+
+
+def torch_module():
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(64 * 7 * 7, CLASSES))
+
+
+def workload(size: str = "full") -> harness.Workload:
+    n = SAMPLES[size]
+    X, y = harness.synthetic_classes(n, IN_SHAPE, CLASSES)
+    return harness.Workload(
+        name="W2",
+        title=f"CNN conv32-pool-conv64-pool-affine, 1×28×28, batch {BATCH}, {n:,} samples, SGD",
+        module=__name__, size=size, unit="s/epoch",
+        flops=n * harness.training_flops(LAYERS, IN_SHAPE),
+        trainers={
+            "dl": lambda: DLTrainer(LAYERS, X, y, OPTIMIZER, BATCH),
+            "torch": lambda: TorchTrainer(torch_module, X, y, OPTIMIZER, BATCH),
+        })
+
+
+if __name__ == "__main__":
+    harness.main([__name__], description=__doc__.splitlines()[0])
