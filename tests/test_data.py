@@ -65,6 +65,18 @@ def test_every_registered_dataset_is_covered():
     assert covered | files | sequences == set(DATASETS.names())
 
 
+@pytest.mark.parametrize("name,loader", [("digits", "load_digits"), ("iris", "load_iris"),
+                                         ("wine", "load_wine"), ("breast_cancer", "load_breast_cancer")])
+def test_bundled_sets_equal_what_scikit_learn_loads(name, loader):
+    import sklearn.datasets
+
+    bunch = getattr(sklearn.datasets, loader)()
+    data = raw(name)
+    np.testing.assert_array_equal(data.X, bunch.data)
+    np.testing.assert_array_equal(data.y, bunch.target)
+    assert data.names == [str(n) for n in bunch.target_names]
+
+
 def test_sklearn_sets_have_class_names():
     assert raw("iris").names == ["setosa", "versicolor", "virginica"]
     np.testing.assert_array_equal(raw({"type": "digits", "images": True}).X.reshape(-1, 64),
