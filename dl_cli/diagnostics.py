@@ -8,12 +8,14 @@ For every top-level layer, over the epoch's training batches:
   epoch (a dead unit passes no gradient, so it stays dead);
 - ``saturated``: for sigmoid and tanh layers, the fraction of outputs where the
   derivative is nearly zero (sigmoid within 0.02 of 0 or 1, |tanh| above 0.98);
-- ``grad_norm``: the mean L2 norm of the layer's parameter gradient per iteration;
+- ``grad_norm``: the mean L2 norm of the layer's parameter gradient per sampled iteration;
 - ``update_ratio``: ‖Δw‖ / ‖w‖ of one optimizer step, measured on sampled iterations
   (about 1e-3 is healthy; far below, the rate is too low; far above, too high).
 
-Cheap enough to leave on: activations are reduced with a few passes over each
-layer's output, and parameters are copied only on the sampled iterations.
+Cheap enough to leave on (``python -m benchmarks.diagnostics_overhead``): every
+iteration only ORs the ReLU masks into the dead-unit count; activation statistics,
+gradient norms and update ratios are taken on sampled iterations (the first of every
+``sample_every``), where the weights are also copied to measure the update.
 """
 
 from __future__ import annotations
@@ -38,9 +40,8 @@ class LayerStats:
         self.ever_positive: np.ndarray | None = None
         self.saturated = 0
         self.grad_norm_sum = 0.0
-        self.grad_steps = 0
         self.ratio_sum = 0.0
-        self.ratio_steps = 0
+        self.sampled_steps = 0
 
 
 class Diagnostics:
@@ -61,6 +62,7 @@ class Diagnostics:
                           for i, layer in enumerate(model.layers)]
         model.chain.observer = self.observe
         self.steps = 0
+        self.sampling = True  # whether the current iteration is a sampled one
         self.snapshot: dict[str, np.ndarray] | None = None
         self.stats = [LayerStats() for _ in model.layers]
 
@@ -69,34 +71,34 @@ class Diagnostics:
         if not train or out.dtype.kind != "f":
             return
         stats, name = self.stats[index], self.names[index]
-        stats.total += float(out.sum())
-        stats.total_sq += float(np.vdot(out, out))
-        stats.count += out.size
         if name in RECTIFIERS:
             positive = (out > 0).any(axis=0)
             stats.ever_positive = positive if stats.ever_positive is None else stats.ever_positive | positive
-        elif name in SATURATION:
+        if not self.sampling:
+            return
+        stats.total += float(out.sum())
+        stats.total_sq += float(np.vdot(out, out))
+        stats.count += out.size
+        if name in SATURATION:
             stats.saturated += int(np.count_nonzero(SATURATION[name](out)))
 
     def before_step(self) -> None:
-        """Snapshot the weights on sampled iterations, to measure the update."""
+        """Decide whether this iteration is sampled; if so, snapshot the weights."""
         self.steps += 1
-        if self.steps % self.sample_every == 1 or self.sample_every == 1:
+        self.sampling = self.sample_every == 1 or self.steps % self.sample_every == 1
+        if self.sampling:
             self.snapshot = {k: v.copy() for k, v in self.model.params.items()}
 
     def after_step(self, grads: dict[str, np.ndarray]) -> None:
-        for stats, names in zip(self.stats, self.params_of):
-            if names:
-                stats.grad_norm_sum += math.sqrt(sum(float(np.vdot(grads[n], grads[n])) for n in names))
-                stats.grad_steps += 1
-        if self.snapshot is None:
+        if not self.sampling:
             return
         for stats, names in zip(self.stats, self.params_of):
             if names:
+                stats.grad_norm_sum += math.sqrt(sum(float(np.vdot(grads[n], grads[n])) for n in names))
                 update = sum(float(np.sum((self.model.params[n] - self.snapshot[n]) ** 2)) for n in names)
                 weight = sum(float(np.vdot(self.snapshot[n], self.snapshot[n])) for n in names)
                 stats.ratio_sum += math.sqrt(update) / max(math.sqrt(weight), 1e-12)
-                stats.ratio_steps += 1
+                stats.sampled_steps += 1
         self.snapshot = None
 
     def summary(self) -> list[dict]:
@@ -112,10 +114,9 @@ class Diagnostics:
                 row["dead"] = float(1.0 - stats.ever_positive.mean())
             if name in SATURATION and stats.count:
                 row["saturated"] = stats.saturated / stats.count
-            if stats.grad_steps:
-                row["grad_norm"] = stats.grad_norm_sum / stats.grad_steps
-            if stats.ratio_steps:
-                row["update_ratio"] = stats.ratio_sum / stats.ratio_steps
+            if stats.sampled_steps:
+                row["grad_norm"] = stats.grad_norm_sum / stats.sampled_steps
+                row["update_ratio"] = stats.ratio_sum / stats.sampled_steps
             rows.append(row)
         self.stats = [LayerStats() for _ in self.model.layers]
         return rows

@@ -82,3 +82,16 @@ def test_deep_sigmoid_stack_shows_vanishing_gradients_across_depth():
     sgd_step(model, rng.standard_normal((64, 4)), rng.integers(0, 3, 64), 0.0, diagnostics)
     norms = [row["grad_norm"] for row in diagnostics.summary() if "grad_norm" in row]
     assert norms[0] < 1e-3 * norms[-1]
+
+
+def test_a_unit_firing_only_on_an_unsampled_iteration_is_not_dead():
+    model = model_with([{"type": "affine", "units": 2}, "relu", {"type": "affine", "units": 3}])
+    model.params["0.W"][...] = 0.0
+    model.params["0.W"][0, 0] = 1.0  # unit 0 copies input feature 0; unit 1 never fires
+    diagnostics = Diagnostics(model, sample_every=10)
+    y = np.zeros(4, dtype=np.int64)
+    sgd_step(model, np.full((4, 4), -1.0), y, 0.0, diagnostics)  # sampled: unit 0 silent
+    sgd_step(model, np.full((4, 4), 1.0), y, 0.0, diagnostics)   # not sampled: unit 0 fires
+    row = diagnostics.summary()[1]
+    assert row["dead"] == pytest.approx(0.5)
+    assert row["act_mean"] == 0.0  # statistics come from the sampled iteration only
