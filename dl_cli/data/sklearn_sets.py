@@ -10,7 +10,7 @@ file has no header and 64 pixels then the class on each line.
 from __future__ import annotations
 
 import gzip
-import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +20,14 @@ from .base import DataError, Dataset, RawData, check_bool
 
 
 def data_folder() -> Path:
-    """scikit-learn's bundled data folder, found without importing the package."""
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError("the digits, iris, wine and breast_cancer data sets are read from "
-                        "scikit-learn's package files: pip install scikit-learn")
-    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    """scikit-learn's bundled data folder, found on the import path without importing
+    the package."""
+    for entry in sys.path:
+        folder = Path(entry or ".") / "sklearn" / "datasets" / "data"
+        if (folder / "digits.csv.gz").is_file():
+            return folder
+    raise DataError("the digits, iris, wine and breast_cancer data sets are read from "
+                    "scikit-learn's package files: pip install scikit-learn")
 
 
 def read_table(path: Path, rows) -> np.ndarray:
