@@ -227,7 +227,7 @@ class Run:
                 fd = os.open(self.lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
                 holder = self._lock_holder()
-                if holder is not None and _alive(holder):
+                if holder is not None and process_alive(holder):
                     raise RunError(f"{self.path} is in use by process {holder} "
                                    f"(lock file {self.lock_path})") from None
                 self.lock_path.unlink(missing_ok=True)  # stale: its holder is gone
@@ -303,7 +303,7 @@ class Run:
         write_atomic(self.path / name, lambda f: f.write(text.encode()))
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

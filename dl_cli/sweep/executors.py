@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..solver import Interrupted
+
 BACKENDS = ("local", "dask", "ray")
 BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                   "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -61,12 +63,20 @@ class InProcessExecutor(Executor):
         pass
 
 
+def stop_worker(signum, frame) -> None:
+    """SIGTERM outside training (inside it, the Solver's own handler stops cleanly)."""
+    raise Interrupted(f"stopped by signal {signum}")
+
+
 def init_worker(threads: int) -> None:
     """Initializer of a local worker process: its own process group, so a Ctrl-C at the
-    terminal reaches the driver alone (which then decides); ``threads`` BLAS threads; and
-    a watch on the driver, so a worker never outlives a driver killed outright."""
+    terminal reaches the driver alone (which then decides); SIGTERM unwinds the trial
+    (releasing its run's lock) instead of killing the process outright, so the driver
+    can tell a stopped worker from a killed one; ``threads`` BLAS threads; and a watch
+    on the driver, so a worker never outlives a driver killed outright."""
     if hasattr(os, "setpgrp"):
         os.setpgrp()
+    signal.signal(signal.SIGTERM, stop_worker)
     for name in BLAS_VARIABLES:
         os.environ[name] = str(threads)
     try:

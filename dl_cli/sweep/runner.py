@@ -20,6 +20,7 @@ import json
 import shutil
 import signal
 import threading
+import time
 import traceback
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
@@ -33,7 +34,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from ..config import ConfigError, config_to_dict, dump_config, validate
-from ..runs import write_atomic
+from ..runs import process_alive, write_atomic
 from ..schema import Config
 from .asha import promote, rungs
 from .executors import Backend
@@ -106,6 +107,27 @@ def refined(spec: SweepSpec, domains: dict[str, Domain], table: dict[int, TrialS
         return None
     return {path: domain.narrowed([r.params[path] for r in ranked]) if domain.continuous else domain
             for path, domain in domains.items()}
+
+
+POOL_BROKE = "stopped because another worker process died"
+
+
+def died_abruptly(trial_dir: Path, wait_s: float = 10.0) -> bool:
+    """Whether the process training in ``trial_dir`` was killed (SIGKILL, out of memory)
+    rather than stopped. When one worker dies the pool sends SIGTERM to the others; their
+    Solvers save ``last.npz`` and release the run's lock. A killed process leaves its
+    lock behind, naming a process that no longer exists."""
+    deadline = time.monotonic() + wait_s
+    for lock in Path(trial_dir).rglob("run.lock"):
+        while lock.exists() and time.monotonic() < deadline:
+            try:
+                pid = int(lock.read_text().strip())
+            except (OSError, ValueError):
+                break
+            if not process_alive(pid):
+                return lock.exists()
+            time.sleep(0.05)
+    return False
 
 
 # -- the driver -----------------------------------------------------------------------
@@ -270,7 +292,10 @@ class SweepRunner:
             done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
             for future in done:
                 index, until = running.pop(future)
-                self._record(index, until, self._outcome(future, index, until))
+                outcome = self._outcome(future, index, until)
+                self._record(index, until, outcome)
+                if outcome.get("error") == POOL_BROKE and not self.draining:
+                    queue.append((index, until))  # a bystander: it continues from last.npz
             if self.interrupts >= 2 and running and not terminated:
                 terminated = True
                 self.backend.terminate([self.folder / self.table[i].dirname for i, _ in running.values()])
@@ -284,9 +309,12 @@ class SweepRunner:
         except CancelledError:
             return {"status": "interrupted", "error": "cancelled", "until": until}
         except BrokenProcessPool:
-            status = "interrupted" if self.interrupts >= 2 else "failed"
-            return {"status": status, "until": until,
-                    "error": "the worker process died (killed, or out of memory)"}
+            if self.interrupts >= 2:
+                return {"status": "interrupted", "until": until, "error": "stopped"}
+            if died_abruptly(self.folder / self.table[index].dirname):
+                return {"status": "failed", "until": until,
+                        "error": "the worker process died (killed, or out of memory)"}
+            return {"status": "interrupted", "until": until, "error": POOL_BROKE}
         except Exception as error:
             folder = self.folder / self.table[index].dirname
             folder.mkdir(parents=True, exist_ok=True)

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from .. import training
 from ..config import validate
+from ..crossval import assemble_fold
 from ..optim import Schedule
 from ..runs import Run
 from ..schema import Config
 from ..solver import Diverged, Interrupted
-from ..crossval import assemble_fold
 
 
 class FixedHorizon(Schedule):
