@@ -22,7 +22,26 @@ from dl_cli.solver import Solver
 from .harness import blas_threads
 
 
-class DLTrainer:
+class EpochTrainer:
+    """``run()``: rebuild when ``from_scratch``, then ``epochs`` calls to ``epoch()``."""
+
+    from_scratch: bool
+    epochs: int
+
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def epoch(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        if self.from_scratch:
+            self.build()
+        for _ in range(self.epochs):
+            self.epoch()
+
+
+class DLTrainer(EpochTrainer):
     """`dl`'s Model, optimizer and ``Solver.step`` over the batches of each epoch.
 
     ``test=(X, y)`` serves as validation and test split and for ``accuracy``; without
@@ -49,12 +68,6 @@ class DLTrainer:
                                          dtype=str(X.dtype)),
                              seed=self.seed, run=None, progress=False)
 
-    def run(self) -> None:
-        if self.from_scratch:
-            self.build()
-        for _ in range(self.epochs):
-            self.epoch()
-
     def epoch(self) -> None:
         """The Solver's epoch without its end-of-epoch evaluation: a permutation, then
         ``step`` on each batch (the last one takes what remains)."""
@@ -69,7 +82,7 @@ class DLTrainer:
         return float(np.mean(self.model.predict(test.X) == test.y))
 
 
-class TorchTrainer:
+class TorchTrainer(EpochTrainer):
     """PyTorch's usual loop: zero the gradients, forward, cross-entropy, backward, step.
 
     ``make_module()`` returns the ``torch.nn.Module``; ``optimizer`` is a `dl` optimizer
@@ -104,12 +117,6 @@ class TorchTrainer:
             self.opt = self.torch.optim.SGD(self.module.parameters(), **options)
         else:
             raise ValueError(f"no PyTorch counterpart for optimizer {kind!r}")
-
-    def run(self) -> None:
-        if self.from_scratch:
-            self.build()
-        for _ in range(self.epochs):
-            self.epoch()
 
     def epoch(self) -> None:
         F = self.torch.nn.functional
