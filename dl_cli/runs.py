@@ -4,11 +4,13 @@
 runs/<name>/<YYYYmmdd-HHMMSS>-<short id>/
   config.yaml   metrics.jsonl   summary.json   train.log   run.lock (while training)
   checkpoints/best.npz   checkpoints/last.npz
+  vocab.json (text data)   fold-<i>/ (one run folder per fold with validation.kfold)
 ```
 
 Checkpoints are ``.npz`` files of plain arrays: ``param/<name>``, ``buffer/<name>``,
-``optim/<key>``, ``schedule/<key>`` and ``meta`` (a JSON string with the epoch, step,
-generator states, the best metric and the versions of Python, NumPy and ``dl``). They
+``optim/<key>``, ``schedule/<key>``, ``meta`` (a JSON string with the epoch, step,
+generator states, the best metric and the versions of Python, NumPy and ``dl``) and,
+for an epoch stopped midway, ``perm`` (its batch order). They
 are written atomically (a temp file in the same folder, flush, fsync, ``os.replace``), so
 a crash never leaves a half-written checkpoint. They are read member by member: each
 ``.npy`` header is checked against the bytes the archive really holds before an array
