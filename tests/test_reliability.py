@@ -42,6 +42,8 @@ from dl_cli.runs import Run, RunError, load_npz, safe_name, save_npz, versions
 from dl_cli.solver import Solver
 from dl_cli.sweep.ledger import FINAL, Ledger
 
+from solver_hooks import interrupt_at
+
 pytestmark = pytest.mark.reliability
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,19 +100,6 @@ def finished_run(tmp_path_factory) -> Path:
 @pytest.fixture
 def run_copy(finished_run, tmp_path) -> Path:
     return Path(shutil.copytree(finished_run, tmp_path / "run"))
-
-
-def interrupt_at(monkeypatch, step_count: int) -> None:
-    """Make the Solver receive SIGINT after ``step_count`` iterations."""
-    original = Solver.step
-
-    def step(self, idx):
-        loss = original(self, idx)
-        if self.step_count + 1 == step_count:
-            self._stop_signal = signal.SIGINT
-        return loss
-
-    monkeypatch.setattr(Solver, "step", step)
 
 
 def script_validation(monkeypatch, metric: str, values: dict[int, float]) -> None:

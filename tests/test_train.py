@@ -17,7 +17,8 @@ from dl_cli import training
 from dl_cli.cli import app
 from dl_cli.config import load_config
 from dl_cli.runs import load_npz
-from dl_cli.solver import Diverged, Solver
+
+from solver_hooks import interrupt_at
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -116,19 +117,6 @@ def test_bad_config_exits_2_before_loading_anything(tmp_path):
     assert "adma" in result.output and "did you mean 'adam'" in result.output
     assert "train.batchsize" in result.output and "batch_size" in result.output
     assert not (tmp_path / "runs").exists()
-
-
-def interrupt_at(monkeypatch, step_count):
-    """Make the Solver receive SIGINT after ``step_count`` iterations."""
-    original = Solver.step
-
-    def step(self, idx):
-        loss = original(self, idx)
-        if self.step_count + 1 == step_count:
-            self._stop_signal = signal.SIGINT
-        return loss
-
-    monkeypatch.setattr(Solver, "step", step)
 
 
 def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, monkeypatch):
