@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import re
 import types
 from pathlib import Path
@@ -403,7 +404,7 @@ def check_section(cls: type, raw: Any, path: str, errors: list[str]):
         if key not in allowed:
             errors.append(f"{join(path, key)}: unknown key{did_you_mean(key, allowed)}; "
                           f"allowed: {', '.join(allowed)}")
-    hints = get_type_hints(cls)
+    hints = field_types(cls)
     values = {}
     for f in fields:
         value = raw[f.name] if f.name in raw else default_value(f)
@@ -411,6 +412,12 @@ def check_section(cls: type, raw: Any, path: str, errors: list[str]):
     if cls is SplitConfig:
         check_split_sum(values, path, errors)
     return cls(**values)
+
+
+@functools.cache
+def field_types(cls: type) -> dict[str, Any]:
+    """The resolved annotations of a config dataclass, read once per class."""
+    return get_type_hints(cls)
 
 
 def default_value(f: dataclasses.Field) -> Any:

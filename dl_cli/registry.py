@@ -8,8 +8,18 @@ an error listing the known names, never an import path or an attribute lookup.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from typing import Any, Callable
+
+
+@functools.cache
+def init_options(init: Callable) -> dict[str, Any]:
+    """The keyword parameters of an ``__init__`` and their defaults, read once per class:
+    validating a sweep's trial configs asks for them thousands of times."""
+    parameters = list(inspect.signature(init).parameters.values())[1:]
+    return {p.name: p.default for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
 class RegistryError(ValueError):
@@ -66,12 +76,7 @@ class Registry:
     def options(self, name: str) -> dict[str, Any]:
         """The keyword options of an entry with their defaults (``inspect.Parameter.empty``
         for required ones)."""
-        signature = inspect.signature(self.get(name).__init__)
-        return {
-            p.name: p.default
-            for p in list(signature.parameters.values())[1:]
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }
+        return dict(init_options(self.get(name).__init__))
 
     def check_options(self, name: str, options: dict[str, Any]) -> None:
         allowed = self.options(name)
