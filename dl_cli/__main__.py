@@ -1,5 +1,16 @@
-"""``python -m dl_cli`` runs the `dl` command line."""
+"""The `dl` command: ``python -m dl_cli`` or the ``dl`` script.
 
-from .cli import app
+The command line is imported inside ``main()``, not at the top: a sweep's worker
+processes start by importing the script that started their driver, and this way they
+skip typer and rich.
+"""
 
-app(prog_name="dl")
+
+def main() -> None:
+    from .cli import app
+
+    app(prog_name="dl")
+
+
+if __name__ == "__main__":
+    main()
