@@ -568,3 +568,30 @@ def test_ray_backend_gives_the_same_results(reference, tmp_path):
     result = sweep(spec, tmp_path / "sweep", "--backend", "ray", "--workers", "2")
     assert result.exit_code == 0, result.output
     assert outcomes(tmp_path / "sweep") == outcomes(reference)
+
+
+def test_workers_that_die_as_they_start_stop_the_sweep_instead_of_looping(tmp_path, monkeypatch):
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dl_cli.sweep import executors
+
+    def dying_backend(name, workers, address=None, threads=1):
+        def pool():  # every worker exits in its initializer, before it takes a trial
+            return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=os._exit, initargs=(3,))
+        return executors.Backend("local", pool(), workers, "dying workers", renew=pool)
+
+    monkeypatch.setattr(executors, "make_backend", dying_backend)
+    spec = write_sweep(tmp_path, RANDOM)
+    folder = tmp_path / "sweep"
+    result = sweep(spec, folder, "--workers", "2")
+    assert result.exit_code == 2
+    assert "died 3 times in a row" in result.output and f"--resume {folder}" in result.output
+    assert not events(folder, "result") or all(
+        e["status"] == "interrupted" for e in events(folder, "result"))
+    monkeypatch.undo()  # the workers can start again: the sweep continues where it stopped
+    result = runner.invoke(app, ["sweep", "--resume", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in rows(folder)] == ["completed"] * 4

@@ -110,6 +110,7 @@ def refined(spec: SweepSpec, domains: dict[str, Domain], table: dict[int, TrialS
 
 
 POOL_BROKE = "stopped because another worker process died"
+BREAKS_IN_A_ROW = 3  # pools that broke with no trial ending in between: the workers cannot run
 
 
 def died_abruptly(trial_dir: Path, wait_s: float = 10.0) -> bool:
@@ -152,6 +153,7 @@ class SweepRunner:
         self.configs: dict[int, Config] = {}
         self.interrupts = 0
         self.failed_fast = False
+        self.breaks_in_a_row = 0  # worker pools replaced since a trial last ended
         self.live: Live | None = None
 
     @property
@@ -278,6 +280,13 @@ class SweepRunner:
         try:
             return self.backend.executor.submit(*args, **options)
         except BrokenProcessPool:
+            self.breaks_in_a_row += 1
+            if self.breaks_in_a_row >= BREAKS_IN_A_ROW:
+                raise SweepError(
+                    f"the worker processes died {self.breaks_in_a_row} times in a row before "
+                    f"any trial ended: they cannot start or cannot train here (a worker's "
+                    f"error, if it printed one, is above). Fix the cause, then continue with: "
+                    f"dl sweep --resume {self.folder}") from None
             self.backend.replace_broken()
             return self.backend.executor.submit(*args, **options)
 
@@ -326,6 +335,8 @@ class SweepRunner:
         fields = {"metric": None, "epochs": 0, "time_s": 0.0, "error": None, **result}
         self._log("result", trial=index, **{**fields, "until": until})
         state = self.table[index]
+        if state.status != "interrupted":
+            self.breaks_in_a_row = 0
         if state.status == "failed":
             self._say(f"[red]trial {index} failed[/]: {escape(str(state.error))} "
                       f"(traceback in {self.folder / state.dirname / 'error.txt'})")
