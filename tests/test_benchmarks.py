@@ -149,3 +149,15 @@ def test_the_first_layer_skips_the_input_gradient_and_nothing_else(layers, in_sh
     _, full = model.loss(x, y)
     for name in full:
         np.testing.assert_array_equal(skipped[name], full[name])
+
+
+def test_the_sweep_benchmark_times_both_worker_counts_on_the_same_trials(capsys):
+    from benchmarks import sweep_workers
+
+    timings = sweep_workers.main(["--repeats", "1", "--trials", "2", "train.epochs=1"])
+    (one,), (two,) = timings[1], timings[2]
+    assert one.metrics == two.metrics and sorted(one.metrics) == [0, 1]
+    assert one.first_wait == pytest.approx(0.0, abs=0.05)  # in process: no worker to start
+    for t in (one, two):
+        assert 0 < t.start < t.wall and 0 < t.trials < t.wall and 0 <= t.end < t.wall
+    assert "same metric for every trial on 1 and 2 workers: yes" in capsys.readouterr().out
