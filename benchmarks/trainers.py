@@ -70,12 +70,13 @@ class DLTrainer(EpochTrainer):
 
     def epoch(self) -> None:
         """The Solver's epoch without its end-of-epoch evaluation: a permutation, then
-        ``step`` on each batch (the last one takes what remains)."""
+        ``step`` on each batch (the last one takes what remains), on the Solver's threads."""
         solver = self.solver
         n, size, last = len(self.splits.train), solver.batch_size, solver.iters_per_epoch - 1
         perm = solver.rng.permutation(n)
-        for it in range(solver.iters_per_epoch):
-            solver.step(perm[it * size:n if it == last else (it + 1) * size])
+        with solver.computing():
+            for it in range(solver.iters_per_epoch):
+                solver.step(perm[it * size:n if it == last else (it + 1) * size])
 
     def accuracy(self) -> float:
         test = self.splits.test

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from . import threads
 from .data import Splits
 from .diagnostics import Diagnostics
 from .metrics import evaluate, mode_of
@@ -87,6 +88,8 @@ class Solver:
         self.train_subset = np.sort(subset_rng.choice(
             n, size=min(train.eval_train_samples, n), replace=False))
 
+        # Convolutional models cut each batch over the cores themselves (see threads.py)
+        self.parts = threads.blas_threads() if model.has_layer("conv2d") else None
         self.rng = np.random.default_rng([seed, 1])  # batch order and augmentation
         self.epoch = 0               # completed epochs
         self.iteration = 0           # completed iterations of the current epoch
@@ -108,6 +111,16 @@ class Solver:
         self.save_every = checkpoint.every_seconds
         self._pending_best: dict[str, np.ndarray] | None = None  # best not yet on disk
         self._last_saved = -math.inf
+
+    @contextmanager
+    def computing(self):
+        """Where steps run: a convolutional model's layers cut the batch into one part per
+        BLAS thread, BLAS itself on one thread; other models leave the threads to BLAS."""
+        if self.parts is None:
+            yield
+            return
+        with threads.computing_on(self.parts):
+            yield
 
     # -- one iteration ---------------------------------------------------------------
     def step(self, idx: np.ndarray) -> float:
@@ -155,7 +168,7 @@ class Solver:
         self.status = "running"
         started = time.perf_counter() - self.elapsed
         try:
-            with self._signals():
+            with self._signals(), self.computing():
                 while self.epoch < self.cfg.epochs and self.status == "running":
                     self._run_epoch(started)
             self._save(force=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import threads
 from ..registry import LAYERS
 from .layer import Example, Layer
 
@@ -31,12 +32,22 @@ class ReLU(Layer):
     examples = (Example("relu", (6,)), Example("relu", (2, 3, 3)))
 
     def forward(self, x, train=True):
-        mask = x > 0
+        out, mask = np.empty_like(x), np.empty(x.shape, bool)
+
+        def rows(part):
+            np.greater(x[part], 0, out=mask[part])
+            np.multiply(x[part], mask[part], out=out[part])
+
+        threads.in_parts(len(x), rows, x.size)
         self.cache = mask
-        return x * mask
+        return out
 
     def backward(self, dout):
-        return dout * self.cache
+        mask = self.cache
+        dx = np.empty_like(dout)
+        threads.in_parts(len(dout), lambda part: np.multiply(dout[part], mask[part], out=dx[part]),
+                         dout.size)
+        return dx
 
 
 @LAYERS.register("leaky_relu")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import threads
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -114,22 +115,31 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair) -> np.ndarray:
     """
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x.shape
+    Ho, Wv = (H + 2 * PH - KH) // SH + 1, wide_width(W, kernel, stride, pad)
+    cols = np.empty((KH * KW * C, N * Ho * Wv), x.dtype)
+    fill_columns(x, kernel, stride, pad, cols.reshape(KH, KW, C, N, Ho, Wv))
+    return cols
+
+
+def fill_columns(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair,
+                 fields: np.ndarray) -> None:
+    """im2col of x into ``fields``, its matrix seen as ``(KH, KW, C, N, Ho, Wv)``, or the
+    samples ``[:, :, :, n0:n1]`` of a larger batch's."""
+    (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
+    N, C, H, W = x.shape
     if stride == (1, 1):
         flat = flat_padded(C, N, H, W, kernel, pad, x.dtype)
         image_of(flat, H, W, pad)[...] = x.transpose(1, 0, 2, 3)
-        Wp = W + 2 * PW
-        length = (H + 2 * PH - KH + 1) * Wp
-        cols = np.empty((KH * KW, C, N, length), x.dtype)
+        _, _, _, _, Ho, Wp = fields.shape
         for k, start in enumerate(run_starts(kernel, Wp)):
-            cols[k] = flat[:, :, start:start + length]
-        return cols.reshape(KH * KW * C, N * length)
+            fields[k // KW, k % KW] = flat[:, :, start:start + Ho * Wp].reshape(C, N, Ho, Wp)
+        return
     if PH or PW:
         padded = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
         padded[:, :, PH:PH + H, PW:PW + W] = x
         x = padded
     windows = sliding_window_view(x, (KH, KW), axis=(2, 3))  # (N, C, Hp−KH+1, Wp−KW+1, KH, KW)
-    fields = windows[:, :, ::SH, ::SW]  # (N, C, Ho, Wo, KH, KW)
-    return fields.transpose(4, 5, 1, 0, 2, 3).reshape(KH * KW * C, -1)
+    fields[...] = windows[:, :, ::SH, ::SW].transpose(4, 5, 1, 0, 2, 3)  # from (N, C, Ho, Wo, KH, KW)
 
 
 def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
@@ -222,14 +232,22 @@ class Conv2D(Layer):
         return self.params["W"].transpose(0, 2, 3, 1).reshape(self.filters, -1)
 
     def forward(self, x, train=True):
-        N, _, H, W = x.shape
+        N, C, H, W = x.shape
         Ho, Wo = self.output_hw(H, W)
-        F = self.filters
-        cols = im2col(x, self.kernel_hw, self.stride_hw, self.pad_hw)
-        product = self.filter_rows() @ cols  # (F, N·Ho·Wv)
-        product += self.params["b"][:, None]
-        out = np.empty((N, F, Ho, Wo), dtype=product.dtype)
-        np.copyto(out, product.reshape(F, N, Ho, -1)[..., :Wo].transpose(1, 0, 2, 3))
+        F, (KH, KW) = self.filters, self.kernel_hw
+        Wv = wide_width(W, self.kernel_hw, self.stride_hw, self.pad_hw)
+        cols = np.empty((KH * KW * C, N * Ho * Wv), x.dtype)
+        fields = cols.reshape(KH, KW, C, N, Ho, Wv)
+        out = np.empty((N, F, Ho, Wo), dtype=np.result_type(x, self.params["W"]))
+
+        def samples(part):
+            fill_columns(x[part], self.kernel_hw, self.stride_hw, self.pad_hw, fields[:, :, :, part])
+            product = self.filter_rows() @ cols[:, part.start * Ho * Wv:part.stop * Ho * Wv]
+            product += self.params["b"][:, None]
+            n = part.stop - part.start
+            np.copyto(out[part], product.reshape(F, n, Ho, Wv)[..., :Wo].transpose(1, 0, 2, 3))
+
+        threads.in_parts(N, samples, out.size + cols.size)
         self.cache = (x.shape, cols)
         return out
 
@@ -238,18 +256,25 @@ class Conv2D(Layer):
         N, F, Ho, Wo = dout.shape
         KH, KW = self.kernel_hw
         wide = cols.shape[1] // (N * Ho)
-        dwide = np.zeros((F, N, Ho, wide), dout.dtype)  # zeros in the wrapped-around columns
-        dwide[..., :Wo] = dout.transpose(1, 0, 2, 3)
-        dwide = dwide.reshape(F, -1)
-        dW_rows = dwide @ cols.T  # (F, KH·KW·C)
+        dwide = np.empty((F, N, Ho, wide), dout.dtype)
+        dx = np.empty(x_shape, dout.dtype) if self.input_grad else None
+
+        def samples(part):  # these samples' share of dW and db, and their dx
+            columns = slice(part.start * Ho * wide, part.stop * Ho * wide)
+            dwide[:, part, :, :Wo] = dout[part].transpose(1, 0, 2, 3)
+            dwide[:, part, :, Wo:] = 0  # the wrapped-around columns
+            D = dwide.reshape(F, -1)[:, columns]
+            if dx is not None:
+                dx[part] = col2im(self.filter_rows().T @ D, dx[part].shape, self.kernel_hw,
+                                  self.stride_hw, self.pad_hw)
+            return D @ cols[:, columns].T, D.sum(axis=1)  # (F, KH·KW·C), (F,)
+
+        dW_rows, db = threads.summed(threads.in_parts(N, samples, cols.size))
         self.grads = {
             "W": np.ascontiguousarray(dW_rows.reshape(F, KH, KW, -1).transpose(0, 3, 1, 2)),
-            "b": dwide.sum(axis=1),
+            "b": db,
         }
-        if not self.input_grad:
-            return None
-        dcols = self.filter_rows().T @ dwide  # (KH·KW·C, N·Ho·Wv)
-        return col2im(dcols, x_shape, self.kernel_hw, self.stride_hw, self.pad_hw)
+        return dx
 
     def macs(self, in_shape, out_shape):
         C, _, _ = in_shape

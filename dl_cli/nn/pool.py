@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import threads
 from ..registry import LAYERS
 from .conv import Pair, as_pair, image_shape, output_length
 from .layer import Example, Layer
@@ -128,12 +129,19 @@ class MaxPool(Pool2D):
         out_hw = self.output_hw(*x.shape[2:])
         if not train:
             return self.reduce_windows(x, out_hw, np.maximum)
-        first, *later = [self.window_slice(x, u, v, out_hw) for u, v in self.offsets()]
-        out = first.copy()
-        takes_over = []
-        for part in later:
-            takes_over.append(part > out)
-            np.maximum(out, part, out=out)
+        N, C, _, _ = x.shape
+        out = np.empty((N, C, *out_hw), x.dtype)
+        takes_over = np.empty((len(self.offsets()) - 1, *out.shape), bool)
+
+        def samples(part):
+            first, *later = [self.window_slice(x[part], u, v, out_hw) for u, v in self.offsets()]
+            running = out[part]
+            np.copyto(running, first)
+            for took, offset_slice in zip(takes_over[:, part], later):
+                np.greater(offset_slice, running, out=took)
+                np.maximum(running, offset_slice, out=running)
+
+        threads.in_parts(N, samples, x.size)
         self.cache = (x.shape, takes_over)
         return out
 
@@ -142,12 +150,16 @@ class MaxPool(Pool2D):
         out_hw = dout.shape[2:]
         dx = self.new_input_grad(x_shape, out_hw, dout.dtype)
         first, *later = self.offsets()
-        remaining = dout  # the gradient of the windows whose maximum is still to be found
-        for (u, v), took in zip(reversed(later), reversed(takes_over)):
-            share = took * remaining
-            remaining = remaining - share  # exactly 0 in the windows that just routed theirs
-            self.route(dx, u, v, share, out_hw)
-        self.route(dx, *first, remaining, out_hw)
+
+        def samples(part):
+            remaining = dout[part]  # the gradient of the windows whose maximum is still to be found
+            for (u, v), took in zip(reversed(later), reversed(takes_over[:, part])):
+                share = took * remaining
+                remaining = remaining - share  # exactly 0 in the windows that just routed theirs
+                self.route(dx[part], u, v, share, out_hw)
+            self.route(dx[part], *first, remaining, out_hw)
+
+        threads.in_parts(len(dout), samples, dx.size)
         return dx.reshape(x_shape)
 
 

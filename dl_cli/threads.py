@@ -1,0 +1,96 @@
+"""The threads `dl` computes on.
+
+NumPy runs an elementwise pass (a ufunc, a copy) on one core, while its BLAS runs a
+matrix product on all of its threads. Inside ``computing_on(n)``, BLAS is held to one
+thread and the layers that do the heavy work (affine, conv2d, max pooling, ReLU) cut
+their batch into ``n`` parts instead, each part done by a thread of its own, products
+and elementwise passes alike: NumPy releases the GIL inside both, so the parts run at
+once. Keeping BLAS on one thread matters: after a product, OpenBLAS's other threads
+keep spinning for more work for a while, on the very cores the parts need.
+
+Every output entry is computed as on one thread; the sums over the batch (weight and
+bias gradients) add the parts' partial sums in order, so results depend on ``n`` as they
+would on the number of BLAS threads, and on nothing else. Work under ``SMALL`` elements
+is not split: starting the parts would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from typing import Callable, Iterator, TypeVar
+
+SMALL = 1 << 16
+
+T = TypeVar("T")
+
+_parts = 1
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def blas_threads() -> int:
+    """The threads NumPy's BLAS uses as things stand (1 when threadpoolctl cannot tell)."""
+    from threadpoolctl import threadpool_info
+
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return counts[0] if counts else 1
+
+
+def parts() -> int:
+    """How many parts a layer cuts its batch into (1 outside ``computing_on``)."""
+    return _parts
+
+
+@contextmanager
+def computing_on(count: int) -> Iterator[None]:
+    """Inside the block: BLAS on one thread and batches cut into ``count`` parts (with
+    ``count == 1``, everything on one thread)."""
+    global _parts
+    from threadpoolctl import threadpool_limits
+
+    saved = _parts
+    _parts = count
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
+    finally:
+        _parts = saved
+
+
+def split(n: int, count: int) -> list[slice]:
+    """``range(n)`` as ``count`` contiguous slices as even as can be, none empty."""
+    count = max(1, min(count, n))
+    bounds = [n * i // count for i in range(count + 1)]
+    return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:])]
+
+
+def in_parts(n: int, work: Callable[[slice], T], size: int) -> list[T]:
+    """``[work(part) for part in the parts of range(n)]``, the parts run at once; ``size``,
+    the number of elements the work touches, decides whether splitting pays."""
+    return each(split(n, _parts if size >= SMALL else 1), work)
+
+
+def each(items: list, work: Callable[..., T]) -> list[T]:
+    """``[work(item) for item in items]``, one thread per item, in the items' order."""
+    global _pool, _pool_size
+    if len(items) == 1:
+        return [work(items[0])]
+    if _pool_size < len(items) - 1:
+        _pool = ThreadPoolExecutor(max_workers=len(items) - 1, thread_name_prefix="dl-part")
+        _pool_size = len(items) - 1
+    others = [_pool.submit(work, item) for item in items[1:]]
+    try:
+        first = work(items[0])
+    finally:
+        wait(others)
+    return [first] + [future.result() for future in others]
+
+
+def summed(partials: list):
+    """The parts' partial sums (arrays, or tuples of arrays) added in order."""
+    total = partials[0]
+    for partial in partials[1:]:
+        total = tuple(a + b for a, b in zip(total, partial)) if isinstance(total, tuple) \
+            else total + partial
+    return total
