@@ -208,6 +208,17 @@ def copy_into(target: dict[str, np.ndarray], source: dict[str, np.ndarray]) -> N
 
 
 # -- the folder -----------------------------------------------------------------------
+HELD_LOCKS: set[Path] = set()  # the run locks this process has taken and not released
+
+
+def release_held_locks() -> None:
+    """Release every run lock this process holds: what a process stopped by a signal
+    does before it unwinds, so that only a killed process leaves a lock behind."""
+    for path in list(HELD_LOCKS):
+        path.unlink(missing_ok=True)
+    HELD_LOCKS.clear()
+
+
 class Run:
     """A run folder being written: metrics lines, log lines, checkpoints, summary."""
 
@@ -234,6 +245,7 @@ class Run:
                                    f"(lock file {self.lock_path})") from None
                 self.lock_path.unlink(missing_ok=True)  # stale: its holder is gone
                 continue
+            HELD_LOCKS.add(self.lock_path)
             with os.fdopen(fd, "w") as f:
                 f.write(str(os.getpid()))
             remove_stale_temps(self.path)
@@ -249,6 +261,7 @@ class Run:
     def release(self) -> None:
         if self._lock_holder() == os.getpid():
             self.lock_path.unlink(missing_ok=True)
+        HELD_LOCKS.discard(self.lock_path)
 
     def log_metrics(self, record: dict) -> None:
         with open(self.path / "metrics.jsonl", "a") as f:

@@ -595,3 +595,19 @@ def test_workers_that_die_as_they_start_stop_the_sweep_instead_of_looping(tmp_pa
     result = runner.invoke(app, ["sweep", "--resume", str(folder)])
     assert result.exit_code == 0, result.output
     assert [r["status"] for r in rows(folder)] == ["completed"] * 4
+
+
+def test_a_worker_stopped_outside_training_releases_its_run_lock_first(tmp_path):
+    from dl_cli.runs import Run
+    from dl_cli.solver import Interrupted
+    from dl_cli.sweep.executors import stop_worker
+
+    run = Run(tmp_path / "trial-0000")
+    run.acquire()  # a trial between taking its lock and the Solver's own signal handling
+    assert run.lock_path.exists()
+    with pytest.raises(Interrupted):
+        stop_worker(signal.SIGTERM, None)
+    assert not run.lock_path.exists()  # so the driver does not take it for a killed worker
+    run.acquire()
+    run.release()
+    assert not run.lock_path.exists()

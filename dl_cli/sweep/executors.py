@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..runs import release_held_locks
 from ..solver import Interrupted
 
 BACKENDS = ("local", "dask", "ray")
@@ -64,7 +65,9 @@ class InProcessExecutor(Executor):
 
 
 def stop_worker(signum, frame) -> None:
-    """SIGTERM outside training (inside it, the Solver's own handler stops cleanly)."""
+    """SIGTERM outside training (inside it, the Solver's own handler stops cleanly): the
+    trial's run lock is released at once, wherever its setup was, then it unwinds."""
+    release_held_locks()
     raise Interrupted(f"stopped by signal {signum}")
 
 
