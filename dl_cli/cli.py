@@ -73,8 +73,9 @@ def train(
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of "
                                            "runs/<name>/<time>-<id>/."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="BLAS threads for matrix "
-                                          "products (default: the library's own choice). Small "
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads to compute on "
+                                          "(default: as many as BLAS uses): BLAS threads, or, in "
+                                          "convolutional models, parts of each batch. Small "
                                           "models and recurrent layers often run faster on 1."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
