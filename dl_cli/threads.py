@@ -8,8 +8,9 @@ and elementwise passes alike: NumPy releases the GIL inside both, so the parts r
 once. Keeping BLAS on one thread matters: after a product, OpenBLAS's other threads
 keep spinning for more work for a while, on the very cores the parts need.
 
-Every output entry is computed as on one thread; the sums over the batch (weight and
-bias gradients) add the parts' partial sums in order, so results depend on ``n`` as they
+The parts compute what the whole batch would, up to rounding: BLAS may sum the rows
+of a smaller block in another order, and the sums over the batch (weight and bias
+gradients) add the parts' partial sums in order. So results depend on ``n`` as they
 would on the number of BLAS threads, and on nothing else. Work under ``SMALL`` elements
 is not split: starting the parts would cost more than it saves.
 """

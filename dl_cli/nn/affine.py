@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .. import threads
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -19,7 +20,8 @@ class Affine(Layer):
     Backward: ``dW = xᵀ @ dout``, ``db = Σ_N dout``, ``dx = dout @ Wᵀ`` (reshaped to x).
     Parameters: ``(D + 1)·units``; multiply-adds ``D·units`` per sample.
     ``input_grad = False`` (set by a model whose first layer this is: its input is the
-    data) skips ``dx``; ``backward`` then returns None.
+    data) skips ``dx``; ``backward`` then returns None. Inside ``threads.computing_on``
+    the products are cut into parts: ``out`` and ``dx`` by samples, ``dW`` by units.
     """
 
     input_grad = True
@@ -53,19 +55,33 @@ class Affine(Layer):
     def forward(self, x, train=True):
         x2 = x.reshape(x.shape[0], -1)
         self.cache = (x2, x.shape)
-        out = x2 @ self.params["W"]
-        if self.bias:
-            out += self.params["b"]
+        W = self.params["W"]
+        out = np.empty((len(x2), self.units), np.result_type(x2, W))
+
+        def samples(part):
+            np.matmul(x2[part], W, out=out[part])
+            if self.bias:
+                out[part] += self.params["b"]
+
+        threads.in_parts(len(x2), samples, x2.size + W.size)
         return out
 
     def backward(self, dout):
         x2, x_shape = self.cache
-        self.grads = {"W": x2.T @ dout}
+        W = self.params["W"]
+        dW = np.empty(W.shape, np.result_type(x2, dout))
+        # dW by columns (units), so each entry is one whole sum over the batch
+        threads.in_parts(self.units, lambda units: np.matmul(x2.T, dout[:, units],
+                                                             out=dW[:, units]), x2.size + W.size)
+        self.grads = {"W": dW}
         if self.bias:
             self.grads["b"] = dout.sum(axis=0)
         if not self.input_grad:
             return None
-        return (dout @ self.params["W"].T).reshape(x_shape)
+        dx = np.empty(x2.shape, np.result_type(dout, W))
+        threads.in_parts(len(dx), lambda part: np.matmul(dout[part], W.T, out=dx[part]),
+                         dx.size + W.size)
+        return dx.reshape(x_shape)
 
     def macs(self, in_shape, out_shape):
         return math.prod(in_shape) * self.units
