@@ -149,7 +149,8 @@ def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pa
     One pass per kernel offset ``(u, v)``: with stride 1 the entries of that offset are
     added as one run per image of the flattened padded images; otherwise they form a
     strided slice of the padded input. The sum is accumulated channel first, the
-    layout of the columns, and transposed once at the end to ``(N, C, H, W)``.
+    layout of the columns, and returned as its ``(N, C, H, W)`` view: the caller copies
+    it once, into the input gradient.
     """
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x_shape
@@ -168,7 +169,7 @@ def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pa
             for v in range(KW):
                 dpadded[:, :, u:u + SH * Ho:SH, v:v + SW * Wo:SW] += dcols[u, v]
         dx = dpadded[:, :, PH:PH + H, PW:PW + W]
-    return np.ascontiguousarray(dx.transpose(1, 0, 2, 3))
+    return dx.transpose(1, 0, 2, 3)
 
 
 @LAYERS.register("conv2d")
