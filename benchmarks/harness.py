@@ -39,6 +39,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from dl_cli.threads import blas_threads
+
 FRAMEWORKS = ("dl", "torch", "sklearn")
 PACKAGES = {"dl": "dl_cli", "torch": "torch", "sklearn": "sklearn"}
 INSTALL_HINT = "pip install -e '.[bench]'"
@@ -129,17 +131,6 @@ def blas_limit(count: int):
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(count, user_api="blas")
-
-
-def blas_threads() -> int:
-    """Threads of NumPy's BLAS (given to PyTorch too, so both use the same cores)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return os.cpu_count() or 1
-    counts = [pool["num_threads"] for pool in threadpool_info()
-              if pool["user_api"] == "blas" and "numpy" in pool["filepath"]]
-    return counts[0] if counts else os.cpu_count() or 1
 
 
 def matmul_peak(size: int = 2048, repeats: int = 5) -> float:

@@ -18,8 +18,8 @@ from dl_cli.nn.model import Model
 from dl_cli.registry import OPTIMIZERS
 from dl_cli.schema import TrainConfig
 from dl_cli.solver import Solver
+from dl_cli.threads import blas_threads
 
-from .harness import blas_threads
 
 
 class EpochTrainer:

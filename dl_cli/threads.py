@@ -31,11 +31,13 @@ _pool_size = 0
 
 
 def blas_threads() -> int:
-    """The threads NumPy's BLAS uses as things stand (1 when threadpoolctl cannot tell)."""
+    """The threads NumPy's BLAS uses as things stand: NumPy's own library where others
+    (PyTorch's) are loaded too; 1 when threadpoolctl finds none."""
     from threadpoolctl import threadpool_info
 
-    counts = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-    return counts[0] if counts else 1
+    pools = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    numpy_pools = [pool for pool in pools if "numpy" in pool["filepath"]]
+    return (numpy_pools or pools)[0]["num_threads"] if pools else 1
 
 
 def parts() -> int:
