@@ -90,10 +90,9 @@ def each(items: list, work: Callable[..., T]) -> list[T]:
     return [first] + [future.result() for future in others]
 
 
-def summed(partials: list):
-    """The parts' partial sums (arrays, or tuples of arrays) added in order."""
+def summed(partials: list[tuple]) -> tuple:
+    """The parts' partial sums, tuples of arrays, added entry by entry in the parts' order."""
     total = partials[0]
     for partial in partials[1:]:
-        total = tuple(a + b for a, b in zip(total, partial)) if isinstance(total, tuple) \
-            else total + partial
+        total = tuple(a + b for a, b in zip(total, partial))
     return total
