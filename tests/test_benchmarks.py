@@ -161,3 +161,12 @@ def test_the_sweep_benchmark_times_both_worker_counts_on_the_same_trials(capsys)
     for t in (one, two):
         assert 0 < t.start < t.wall and 0 < t.trials < t.wall and 0 <= t.end < t.wall
     assert "same metric for every trial on 1 and 2 workers: yes" in capsys.readouterr().out
+
+
+def test_the_batch_parts_benchmark_times_both_ways_on_each_workload(capsys):
+    from benchmarks import batch_parts
+
+    pairs = batch_parts.main(["--repeats", "2", "--size", "tiny"])
+    assert sorted(pairs) == ["W1", "W2"]
+    assert all(len(p) == 2 and min(min(pair) for pair in p) > 0 for p in pairs.values())
+    assert capsys.readouterr().out.count("parts ÷ BLAS threads, median") == 2
