@@ -470,7 +470,11 @@ def sweep(
     """
     from .config import ConfigError
     from .registry import did_you_mean
-    from .sweep.executors import BACKENDS, BackendError, available_cores, make_backend
+    from .sweep.executors import (BACKENDS, BackendError, available_cores, make_backend,
+                                  start_worker_server)
+
+    if backend == "local" and workers > 1 and not dry_run:
+        start_worker_server()  # it imports while the trials are planned
     from .sweep.folder import SweepError, open_sweep
     from .sweep.results import leaderboard, plan_lines, plan_table
     from .sweep.runner import SweepRunner, build_errors, resolve_plans

@@ -570,6 +570,22 @@ def test_ray_backend_gives_the_same_results(reference, tmp_path):
     assert outcomes(tmp_path / "sweep") == outcomes(reference)
 
 
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the server's /proc entries")
+def test_local_workers_fork_from_a_server_that_has_already_imported_numpy():
+    import os
+
+    from dl_cli.sweep import executors
+
+    backend = executors.make_backend("local", 2)
+    try:
+        parent = backend.executor.submit(os.getppid).result(timeout=120)
+    finally:
+        backend.close()
+    assert parent != os.getpid()  # not spawned by the driver: forked by the server
+    assert "multiprocessing.forkserver" in Path(f"/proc/{parent}/cmdline").read_text()
+    assert "_multiarray_umath" in Path(f"/proc/{parent}/maps").read_text()
+
+
 def test_workers_that_die_as_they_start_stop_the_sweep_instead_of_looping(tmp_path, monkeypatch):
     import multiprocessing
     import os
