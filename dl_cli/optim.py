@@ -9,7 +9,7 @@ for epoch in range(epochs):                      # epoch = epochs completed so f
         loss, grads = model.loss(x, y)
         clip_grad_norm(grads, max_norm=5.0)
         opt.step(model.params, grads, model.decay)   # parameters updated in place
-    sched.observe(val_loss)                      # only plateau reads it
+    sched.observe(val_acc, "max")                # only plateau reads it
 ```
 
 An optimizer keeps its state per parameter name (``"m/0.W"``: Adam's first moment of
@@ -280,8 +280,9 @@ class Schedule:
     def lr_at(self, epoch: int, base_lr: float, total_epochs: int) -> float:
         raise NotImplementedError
 
-    def observe(self, value: float) -> None:
-        """Take the monitored validation metric after an epoch."""
+    def observe(self, value: float, goal: str = "min") -> None:
+        """Take the monitored validation metric after an epoch; ``goal`` says whether
+        lower (``min``, a loss) or higher (``max``, an accuracy) is better."""
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
@@ -368,9 +369,9 @@ class Warmup(Schedule):
             return float(base_lr)
         return self.after_schedule.lr_at(epoch - self.epochs, base_lr, total_epochs - self.epochs)
 
-    def observe(self, value):
+    def observe(self, value, goal="min"):
         if self.after_schedule is not None:
-            self.after_schedule.observe(value)
+            self.after_schedule.observe(value, goal)
 
     def state_dict(self):
         if self.after_schedule is None:
@@ -392,33 +393,36 @@ class Warmup(Schedule):
 class Plateau(Schedule):
     """Reduce on plateau: after ``patience`` epochs in a row in which the monitored metric
     did not improve on its best by more than ``min_delta`` (lower is better for mode
-    ``min``, higher for ``max``), multiply the rate by ``factor``; never below ``min_lr``.
+    ``min``, higher for ``max``; ``auto`` follows the metric: ``min`` for a loss, ``max``
+    for an accuracy), multiply the rate by ``factor``; never below ``min_lr``.
     After r reductions ``lr = max(lr₀·factorʳ, min_lr)``."""
 
-    def __init__(self, factor: float = 0.5, patience: int = 5, mode: str = "min",
+    def __init__(self, factor: float = 0.5, patience: int = 5, mode: str = "auto",
                  min_delta: float = 0.0, min_lr: float = 0.0):
         self.factor = check_number("factor", factor, "in (0, 1)", lambda x: 0 < x < 1)
         self.patience = positive_int("patience", patience)
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
         self.mode = mode
         self.min_delta = nonnegative("min_delta", min_delta)
         self.min_lr = nonnegative("min_lr", min_lr)
-        self.best = math.inf if mode == "min" else -math.inf
+        self.best = math.nan  # no value seen yet
         self.bad_epochs = 0
         self.reductions = 0
 
     def lr_at(self, epoch, base_lr, total_epochs):
         return max(base_lr * self.factor ** self.reductions, self.min_lr)
 
-    def improved(self, value: float) -> bool:
-        if self.mode == "min":
+    def improved(self, value: float, goal: str) -> bool:
+        if math.isnan(self.best):
+            return True
+        if goal == "min":
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
 
-    def observe(self, value):
+    def observe(self, value, goal="min"):
         value = float(value)
-        if self.improved(value):
+        if math.isfinite(value) and self.improved(value, goal if self.mode == "auto" else self.mode):
             self.best, self.bad_epochs = value, 0
             return
         self.bad_epochs += 1
@@ -436,7 +440,8 @@ class Plateau(Schedule):
         if set(state) != expected:
             raise ValueError(f"plateau state needs exactly {', '.join(sorted(expected))}, "
                              f"got {', '.join(sorted(state)) or 'nothing'}")
-        self.best = float(state["best"])
+        best = float(state["best"])
+        self.best = best if math.isfinite(best) else math.nan
         self.bad_epochs = int(state["bad_epochs"])
         self.reductions = int(state["reductions"])
 

@@ -233,8 +233,8 @@ class Solver:
         if self.diagnostics is not None:
             record["layers"] = self.diagnostics.summary()
         value = record.get(self.monitor)
-        if self.schedule is not None:
-            self.schedule.observe(value)
+        if self.schedule is not None and value is not None:
+            self.schedule.observe(value, self.mode)
         if improves(value, self.best_value, self.mode):
             self.best_value, self.best_epoch = value, self.epoch
             self.best_params = {k: v.copy() for k, v in self.model.params.items()}

@@ -427,3 +427,41 @@ def test_every_optimizer_minimizes_an_ill_conditioned_quadratic(name):
     for _ in range(2000):
         opt.step(params, {"w": a * (params["w"] - c)})
     np.testing.assert_allclose(params["w"], c, atol=1e-3)
+
+
+def test_plateau_follows_the_direction_of_the_metric_it_is_given():
+    rising = SCHEDULES.create({"type": "plateau", "patience": 1})
+    for accuracy in [0.5, 0.6, 0.7, 0.8]:   # an accuracy going up: never a stall
+        rising.observe(accuracy, "max")
+    assert rising.lr_at(4, 1.0, 10) == 1.0
+    for accuracy in [0.7, 0.6]:             # going down: two stalls, two halvings
+        rising.observe(accuracy, "max")
+    assert rising.lr_at(6, 1.0, 10) == 0.25
+    fixed = SCHEDULES.create({"type": "plateau", "patience": 1, "mode": "min"})
+    for accuracy in [0.5, 0.6]:             # an explicit mode wins over the metric's
+        fixed.observe(accuracy, "max")
+    assert fixed.lr_at(2, 1.0, 10) == 0.5
+
+
+def test_the_solver_lowers_a_plateau_rate_only_when_val_accuracy_stalls(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from dl_cli.cli import app
+
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "train", "configs/quickstart.yaml", "train.epochs=12", "-q", "--run-dir", str(run_dir),
+        "schedule={type: plateau, patience: 1}", "optimizer.lr=0.002"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if "val/acc" in r]
+    best, checked = -math.inf, 0
+    for before, after in zip(epochs, epochs[1:]):
+        improved = before["val/acc"] > best
+        best = max(best, before["val/acc"])
+        if improved:
+            assert after["lr"] == before["lr"], (before, after)
+            checked += 1
+    assert checked >= 2 and epochs[-1]["lr"] <= epochs[0]["lr"]

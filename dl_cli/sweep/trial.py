@@ -39,8 +39,8 @@ class FixedHorizon(Schedule):
     def lr_at(self, epoch, base_lr, total_epochs):
         return self.schedule.lr_at(epoch, base_lr, self.total_epochs)
 
-    def observe(self, value):
-        self.schedule.observe(value)
+    def observe(self, value, goal="min"):
+        self.schedule.observe(value, goal)
 
     def state_dict(self):
         return self.schedule.state_dict()
