@@ -387,10 +387,14 @@ def diagnose(run_dir: Path = typer.Argument(..., help="A run folder (train with 
     from rich.markup import escape
 
     from .diagnose import diagnose as find, read_run
+    from .runs import RunError
 
     if not (run_dir / "metrics.jsonl").exists():
         fail(f"{run_dir} is not a run folder (no metrics.jsonl)")
-    records, summary = read_run(run_dir)
+    try:
+        records, summary = read_run(run_dir)
+    except (RunError, ValueError) as error:
+        fail(str(error))
     findings = find(records, summary)
     if not any("layers" in r for r in records):
         out.print("(no per-layer statistics: rerun with train.diagnostics=true to check "
@@ -560,7 +564,7 @@ def plot(
     try:
         from .plot import PlotError, plot_path
     except ImportError:
-        fail("dl plot needs matplotlib: pip install 'dl-cli\\[plot]'")
+        fail("dl plot needs matplotlib: pip install 'dl-cli[plot]'")
     try:
         written = plot_path(path, out_dir or path / "plots", top=top)
     except PlotError as error:
@@ -578,16 +582,14 @@ def report(
 ):
     """Write a study's report: its claim, a table of mean ± std per configuration,
     learning curves per variant and the study's own figures (report.md beside PNGs)."""
-    from rich.markup import escape
-
     try:
         from .studies.report import ReportError, write_report
     except ImportError:
-        fail("dl report needs matplotlib: pip install 'dl-cli\\[plot]'")
+        fail("dl report needs matplotlib: pip install 'dl-cli[plot]'")
     try:
         path = write_report(sweep_dir, out_dir)
     except ReportError as error:
-        fail(escape(str(error)))
+        fail(str(error))
     out.print(str(path), highlight=False, soft_wrap=True)
     for png in sorted(path.parent.glob("*.png")):
         out.print(str(png), highlight=False, soft_wrap=True)

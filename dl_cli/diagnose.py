@@ -12,16 +12,17 @@ Each finding cites the figures it rests on. The rules:
   He init, batchnorm, residual connections, clipping;
 - dead units: a ReLU layer with more than half its units never positive in an epoch;
 - learning rate too high: the run diverged, or the training objective rose in at least
-  40% of the epochs; too low: the objective moved less than 1% from first to last epoch,
+  40% of the epochs and ended above 90% of where it started; too low: the objective moved less than 1% from first to last epoch,
   or updates below 1e-5 of the weights.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from .runs import Run
 
 VARIANCE_GAP = 0.1
 BIAS_ACCURACY, BIAS_GAP, BIAS_R2 = 0.9, 0.05, 0.8
@@ -38,22 +39,22 @@ class Finding:
 
 
 def read_run(run_dir: Path) -> tuple[list[dict], dict]:
-    run_dir = Path(run_dir)
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return records, summary
+    """The run's metric records (without a last line cut short) and its summary."""
+    run = Run(run_dir)
+    return run.read_metrics(), run.read_summary()
 
 
 def diagnose(records: list[dict], summary: dict) -> list[Finding]:
+    diverged = _divergence(records, summary)
+    if diverged:  # its last figures show the blow-up, not how well the model fits
+        return diverged
     epochs = [r for r in records if "train/loss" in r]
     findings: list[Finding] = []
     if not epochs:
         return findings
     last = epochs[-1]
     findings += _fit(last)
-    findings += _gradients(epochs, records, summary)
+    findings += _gradients(epochs)
     findings += _dead_units(last)
     findings += _learning_rate(epochs, summary)
     return findings
@@ -83,14 +84,18 @@ def _fit(last: dict) -> list[Finding]:
     return []
 
 
-def _gradients(epochs: list[dict], records: list[dict], summary: dict) -> list[Finding]:
+def _divergence(records: list[dict], summary: dict) -> list[Finding]:
     diverged = summary.get("status") == "diverged" or any(r.get("status") == "diverged" for r in records)
-    if diverged:
-        message = next((r.get("error", "") for r in records if r.get("status") == "diverged"), "")
-        return [Finding("exploding gradients or divergence",
-                        f"training stopped on a non-finite value: {message}".rstrip(": "),
-                        "a lower learning rate, gradient clipping (train.clip_grad_norm), batchnorm, "
-                        "careful initialization (He for ReLU)")]
+    if not diverged:
+        return []
+    message = next((r.get("error", "") for r in records if r.get("status") == "diverged"), "")
+    return [Finding("exploding gradients or divergence",
+                    f"training stopped on a non-finite value: {message}".rstrip(": "),
+                    "a lower learning rate, gradient clipping (train.clip_grad_norm), batchnorm, "
+                    "careful initialization (He for ReLU)")]
+
+
+def _gradients(epochs: list[dict]) -> list[Finding]:
     layers = epochs[-1].get("layers")
     if not layers:
         return []

@@ -7,11 +7,13 @@ import json
 import math
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from .gradcheck import Check
 from .nn.model import Model
 from .registry import Registry
+from .runs import Run
 
 
 def number(value) -> str:
@@ -65,7 +67,7 @@ def registry_table(registry: Registry) -> Table:
         options = ", ".join(
             k if v is inspect.Parameter.empty else f"{k}={v!r}"
             for k, v in registry.options(name).items())
-        table.add_row(name, options, registry.summary(name))
+        table.add_row(name, escape(options), escape(registry.summary(name)))
     return table
 
 
@@ -129,8 +131,8 @@ def find_runs(root: Path) -> list[Path]:
 
 
 def read_summary(run_dir: Path) -> dict:
-    path = Path(run_dir) / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else {"status": "running?"}
+    """The run's summary; a run without one yet shows as ``running?``."""
+    return Run(run_dir).read_summary() or {"status": "running?"}
 
 
 def runs_table(run_dirs: list[Path], root: Path) -> Table:

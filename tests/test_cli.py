@@ -93,6 +93,19 @@ def test_layers_lists_every_registry():
         assert word in result.output
 
 
+def test_layers_shows_index_brackets_in_formulas():
+    result = runner.invoke(app, ["layers"], terminal_width=400)
+    assert "W[x[n, t]]" in result.output  # embedding; Rich markup would eat "[x[n, t]"
+
+
+def test_report_errors_are_printed_as_given(tmp_path):
+    folder = tmp_path / "x[red]"
+    folder.mkdir()
+    result = runner.invoke(app, ["report", str(folder)], terminal_width=400)
+    assert result.exit_code == 2
+    assert "x[red]" in result.output and "x\\[red]" not in result.output
+
+
 def test_runs_compare_and_eval(tmp_path):
     base = write(tmp_path, [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}])
     dirs = []

@@ -1,7 +1,12 @@
 """`diagnose` on hand-made metric records: each rule fires on its symptom, cites its
 figures, and stays quiet on a healthy run."""
 
+from typer.testing import CliRunner
+
+from dl_cli.cli import app
 from dl_cli.diagnose import diagnose
+
+runner = CliRunner()
 
 
 def epochs(n, **series):
@@ -76,13 +81,9 @@ def test_learning_rate_too_high_or_too_low():
 # -- on real runs, through `dl diagnose` ------------------------------------------------
 def train_and_diagnose(tmp_path, cfg):
     import yaml
-    from typer.testing import CliRunner
-
-    from dl_cli.cli import app
 
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump({"name": "diag", "runs_dir": str(tmp_path / "runs"), **cfg}))
-    runner = CliRunner()
     trained = runner.invoke(app, ["train", str(path), "-q"])
     assert trained.exit_code == 0, trained.output
     (run_dir,) = (tmp_path / "runs" / "diag").iterdir()
@@ -115,3 +116,22 @@ def test_diagnose_names_vanishing_gradients_in_a_20_layer_sigmoid_network(tmp_pa
     })
     assert "vanishing gradients" in output and "layer 0 (affine)" in output
     assert "residual" in output
+
+
+def test_diagnose_names_a_divergence_in_the_first_epoch_and_nothing_else(tmp_path):
+    runner.invoke(app, ["train", "configs/quickstart.yaml", "-q", "optimizer.type=sgd",
+                        "optimizer.lr=1e6", "--run-dir", str(tmp_path / "run")])
+    result = runner.invoke(app, ["diagnose", str(tmp_path / "run")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "divergence" in result.output
+    assert "high bias" not in result.output and "nothing stands out" not in result.output
+
+
+def test_diagnose_reads_a_run_whose_last_metrics_line_was_cut_short(tmp_path):
+    run_dir = tmp_path / "run"
+    assert runner.invoke(app, ["train", "configs/quickstart.yaml", "-q", "train.epochs=3",
+                               "--run-dir", str(run_dir)]).exit_code == 0
+    with open(run_dir / "metrics.jsonl", "a") as metrics:
+        metrics.write('{"epoch": 4, "train/lo')  # a writer killed mid-line
+    result = runner.invoke(app, ["diagnose", str(run_dir)], terminal_width=200)
+    assert result.exit_code == 0 and result.exception is None, result.output

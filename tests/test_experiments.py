@@ -24,7 +24,7 @@ from dl_cli.sweep.spec import prepare
 
 pytest.importorskip("matplotlib")
 from dl_cli.studies.measures import (activation_std_at_init, epochs_to_target,  # noqa: E402
-                                     gradient_norms, learned_weights, model_costs,
+                                     first_weight, gradient_norms, learned_weights, model_costs,
                                      near_zero_fraction, spread_across, weight_norms)
 from dl_cli.studies.study import load_study  # noqa: E402
 
@@ -221,3 +221,8 @@ def test_dl_report_refuses_what_is_not_a_study(tmp_path):
     result = runner.invoke(app, ["report", str(study.folder), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "unknown study 'inits'" in result.output and "init" in result.output
+
+
+def test_first_weight_is_in_layer_order_not_string_order():
+    params = {name: np.zeros(1) for name in ("10.W", "10.b", "2.W", "2.b", "11.0.W")}
+    assert first_weight(params) == "2.W"

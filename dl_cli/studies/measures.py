@@ -156,6 +156,13 @@ def weight_norms(study: Study) -> dict[str, list[float]]:
     return of_decayed_weights(study, lambda w: float(np.linalg.norm(w)))
 
 
+def first_weight(params: dict[str, np.ndarray]) -> str:
+    """The name of the first layer's weight: ``2.W`` before ``10.W`` (layer order, not
+    string order)."""
+    return min((name for name in params if name.endswith(".W")),
+               key=lambda name: [int(part) for part in name.split(".") if part.isdigit()])
+
+
 def learned_weights(study: Study) -> dict[str, np.ndarray]:
     """Per configuration: the mean over seeds of the first layer's weight vector."""
     found = {}
@@ -164,7 +171,7 @@ def learned_weights(study: Study) -> dict[str, np.ndarray]:
         for trial in group.trials:
             params = trial.weights()
             if params is not None:
-                vectors.append(params[sorted(k for k in params if k.endswith(".W"))[0]].ravel())
+                vectors.append(params[first_weight(params)].ravel())
         if vectors:
             found[group.label] = np.mean(vectors, axis=0)
     return found
