@@ -80,6 +80,8 @@ def each(items: list, work: Callable[..., T]) -> list[T]:
     if len(items) == 1:
         return [work(items[0])]
     if _pool_size < len(items) - 1:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
         _pool = ThreadPoolExecutor(max_workers=len(items) - 1, thread_name_prefix="dl-part")
         _pool_size = len(items) - 1
     others = [_pool.submit(work, item) for item in items[1:]]

@@ -650,8 +650,9 @@ def test_mutated_configs_train_or_exit_2_never_a_traceback(data):
         assert "error:" in result.output
 
 
-# What the fuzzer found: a model that cannot score the data, a batch a layer refuses, and
-# a resumed run whose config no longer loads; each now exits 2 with the reason.
+# Configs the fuzzer above can produce that fail late: a model that cannot score the data,
+# a batch a layer refuses, and a resumed run whose config no longer loads; each exits 2
+# with the reason.
 @pytest.mark.parametrize("change,message", [
     ({"model": {"layers": [{"type": "affine", "units": 2}]}},
      "model.loss 'softmax_cross_entropy': the model gives scores of shape (2,) per sample, "

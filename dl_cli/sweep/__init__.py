@@ -4,8 +4,8 @@
 spec.py       the sweep spec: base config, params, metric, seeds, refine, prune, k-fold
 domains.py    values, range, uniform, loguniform, int_uniform, int_loguniform; grid: N
 sampling.py   trial parameters from (sweep seed, configuration index) alone
-trial.py      run_trial(config, folder, until=...): one trial, any executor, never raises
-kfold.py      a configuration scored as the mean over K folds
+trial.py      run_trial(config, folder, until=..., kfold=K): one trial (the mean over K
+              folds with dl_cli/crossval.py), any executor, never raises
 asha.py       successive halving on the sweep's own table
 ledger.py     the append-only JSON-lines record of every trial's state
 executors.py  in-process, local processes, Dask or Ray behind concurrent.futures

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from threadpoolctl import threadpool_limits
+
 from ..runs import release_held_locks
 from ..solver import Interrupted
 
@@ -110,12 +112,7 @@ def init_worker(threads: int) -> None:
     signal.signal(signal.SIGTERM, stop_worker)
     for name in BLAS_VARIABLES:
         os.environ[name] = str(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=threads)
-    except ImportError:
-        pass
+    threadpool_limits(limits=threads)
     parent = os.getppid()
 
     def watch():

@@ -17,8 +17,9 @@ import math
 import shutil
 import time
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
+
+from threadpoolctl import threadpool_limits
 
 from .. import training
 from ..config import validate
@@ -83,16 +84,6 @@ def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, in
         return run.read_summary()
 
 
-@contextmanager
-def blas_threads(count: int):
-    """Limit BLAS to ``count`` threads inside the block (threadpoolctl comes with scikit-learn)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=count, user_api="blas"):
-        yield
 
 
 def best_metric(records: list[dict], metric: str, goal: str) -> float | None:
@@ -122,7 +113,7 @@ def run_trial(config: dict, trial_dir: str, until: int | None = None, kfold: int
         summaries, scores = [], []
         for fold in folds:
             run_dir = trial_dir if fold is None else trial_dir / f"fold-{fold[1]}"
-            with blas_threads(threads):
+            with threadpool_limits(limits=threads, user_api="blas"):
                 summaries.append(train_run(cfg, run_dir, until, fold))
             scores.append(best_metric(Run(run_dir).read_metrics(), metric, goal))
             if summaries[-1].get("status") == "diverged":
