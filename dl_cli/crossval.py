@@ -65,6 +65,8 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None) -> 
         return summary
     finally:
         root.release()
+        if not any(root.checkpoints.iterdir()):  # the folds hold the checkpoints
+            root.checkpoints.rmdir()
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:
