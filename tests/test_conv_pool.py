@@ -9,6 +9,8 @@ from dl_cli.nn.conv import as_pair, col2im, im2col
 from dl_cli.nn.model import Model
 from dl_cli.registry import LAYERS
 
+from gradients import assert_gradients_match
+
 # (input shape C, H, W; kernel; stride; pad): non-square inputs, strides 1 and 2, pads,
 # 1×1 kernels, a kernel larger than the unpadded input, and per-axis pairs.
 CONV_CASES = [
@@ -171,13 +173,6 @@ def test_col2im_is_the_adjoint_of_im2col(in_shape, kernel, stride, pad):
 
 # -- gradients -------------------------------------------------------------------------
 
-def assert_gradients_match(layer, x):
-    checks = gradcheck.check_layer(layer, x, np.random.default_rng(7), max_coords=None)
-    assert checks
-    for check in checks:
-        assert check.passed, f"{check.param}: rel error {check.error:.2e}"
-
-
 @pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
 def test_conv_gradients_match_numerical(in_shape, kernel, stride, pad):
     layer, _ = build(conv_spec(kernel, stride, pad, filters=2), in_shape)
@@ -192,6 +187,53 @@ def test_pool_gradients_match_numerical(kind, in_shape, pool, stride):
     # farther apart than ε = 1e-6, so the strict tolerance holds.
     layer, _ = build(pool_spec(kind, pool, stride), in_shape)
     assert_gradients_match(layer, np.random.default_rng(9).standard_normal((2, *in_shape)))
+
+
+@pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
+@pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
+def test_pool_eval_backward_after_a_training_batch_of_the_same_size(kind, in_shape, pool, stride):
+    # Regression: maxpool's eval forward left the training batch's masks in the cache,
+    # and backward routed the new batch's gradient to the old batch's maxima.
+    layer, _ = build(pool_spec(kind, pool, stride), in_shape)
+    rng = np.random.default_rng(11)
+    layer.forward(rng.standard_normal((2, *in_shape)), train=True)
+    x = rng.standard_normal((2, *in_shape))
+    out = layer.forward(x, train=False)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    numeric = gradcheck.numeric_grad(lambda: float(np.sum(layer.forward(x, train=False) * dout)),
+                                     x, np.arange(x.size))
+    assert gradcheck.rel_error(dx, numeric) < gradcheck.TOLERANCE
+    if kind == "maxpool":
+        np.testing.assert_allclose(dx, naive_maxpool_backward(x, dout, pool, stride),
+                                   rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
+def test_maxpool_eval_backward_keeps_the_first_maximum_on_ties(in_shape, pool, stride):
+    layer, _ = build(pool_spec("maxpool", pool, stride), in_shape)
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 2, size=(2, *in_shape)).astype(np.float64)  # ties in most windows
+    out = layer.forward(x, train=False)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(layer.backward(dout), naive_maxpool_backward(x, dout, pool, stride),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_model_eval_loss_gradients_match_centered_differences():
+    # Model.loss(train=False) is public: its gradients are those of the eval-mode loss,
+    # also right after a training step on a batch of the same size.
+    model = Model([conv_spec(3, 1, 1, filters=3), "relu", {"type": "maxpool", "pool": 2},
+                   {"type": "affine", "units": 3}], in_shape=(2, 4, 6), dtype="float64", l2=0.1)
+    rng = np.random.default_rng(16)
+    model.loss(rng.standard_normal((3, 2, 4, 6)), rng.integers(0, 3, 3), train=True)
+    x, y = rng.standard_normal((3, 2, 4, 6)), rng.integers(0, 3, 3)
+    _, grads = model.loss(x, y, train=False)
+    grads = {name: np.array(grad) for name, grad in grads.items()}
+    for name, param in model.params.items():
+        numeric = gradcheck.numeric_grad(lambda: model.loss(x, y, train=False)[0], param,
+                                         np.arange(param.size))
+        assert gradcheck.rel_error(grads[name], numeric) < gradcheck.TOLERANCE, name
 
 
 # -- dtype -------------------------------------------------------------------------------

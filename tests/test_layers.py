@@ -2,7 +2,8 @@
 
 The cases are the ``examples`` each layer class lists; a registered layer without one
 fails the suite. For each: the output shape ``build`` promises, the ``config()`` round
-trip, a float64 gradient check of every parameter and the input, and eval mode.
+trip, a float64 gradient check of every parameter and the input, and eval mode, whose
+backward must give the gradient of what the eval-mode forward computed.
 """
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 from dl_cli import gradcheck
 from dl_cli.nn import Layer
 from dl_cli.registry import LAYERS
+
+from gradients import assert_all_passed, check_layer_at_eval
 
 CASES = [(name, i, example)
          for name in LAYERS.names()
@@ -68,6 +71,24 @@ def test_eval_mode_is_deterministic(name, i, example):
     np.testing.assert_array_equal(layer.forward(x, train=False), first)
     for key, value in layer.named("buffers").items():
         np.testing.assert_array_equal(value, buffers[key], err_msg=f"eval changed {key}")
+
+
+# What the layer saw before the eval-mode forward: nothing, or a training batch of 5
+# samples (another batch size) or of 3 (the same size, other values), which leaves a
+# training cache behind and moves batchnorm's running statistics off their start.
+BEFORE_EVAL = {"fresh": None, "after_train_other_size": 5, "after_train_same_size": 3}
+
+
+@pytest.mark.parametrize("before", BEFORE_EVAL)
+@pytest.mark.parametrize("name,i,example", CASES, ids=[f"{n}-{i}" for n, i, _ in CASES])
+def test_eval_mode_gradients_match_centered_differences(name, i, example, before):
+    # Model.loss(x, y, train=False) backpropagates through eval-mode forwards: dropout's
+    # identity, batchnorm's running statistics, and every other layer's eval path.
+    layer, _ = build(example)
+    if BEFORE_EVAL[before]:
+        layer.forward(example.input(BEFORE_EVAL[before], np.random.default_rng(6)), train=True)
+    x = example.input(3, np.random.default_rng(7))
+    assert_all_passed(check_layer_at_eval(layer, x, np.random.default_rng(8)), f"{name} ")
 
 
 @pytest.mark.parametrize("name,i,example", CASES, ids=[f"{n}-{i}" for n, i, _ in CASES])

@@ -8,19 +8,14 @@ from dl_cli.nn import Model, ShapeError
 from dl_cli.nn.blocks import projection_window
 from dl_cli.registry import LAYERS
 
+from gradients import assert_gradients_match
+
 
 def built(spec, in_shape, dtype=np.float64, seed=0):
     layer = LAYERS.create(spec)
     layer.configure(dtype, "xavier_normal")
     out_shape = layer.build(in_shape, np.random.default_rng(seed))
     return layer, out_shape
-
-
-def assert_gradients_match(layer, x):
-    checks = gradcheck.check_layer(layer, x, np.random.default_rng(3))
-    assert checks
-    for check in checks:
-        assert check.passed, f"{check.param}: rel error {check.error:.2e}"
 
 
 # -- dropout --------------------------------------------------------------------------

@@ -117,6 +117,12 @@ class MaxPool(Pool2D):
     ``share = takes_over · remaining`` and leaves ``remaining − share`` (exactly 0 where
     it took); the first offset takes what remains. The comparisons are made while the
     input is read anyway, and backward never reads the input again.
+
+    Eval forward takes the cheaper separable maximum (``reduce_windows``) and finds no
+    masks: it keeps a reference to its input instead (no copy), and a backward after it,
+    rare (``Model.loss(..., train=False)``), first finds the masks from that input as the
+    training forward would. Every forward overwrites the whole cache, so a backward never
+    sees an earlier batch's masks.
     """
 
     examples = (
@@ -128,7 +134,15 @@ class MaxPool(Pool2D):
     def forward(self, x, train=True):
         out_hw = self.output_hw(*x.shape[2:])
         if not train:
+            self.cache = (x.shape, None, x)  # backward finds the masks from x, if it is called
             return self.reduce_windows(x, out_hw, np.maximum)
+        out, takes_over = self.maxima(x, out_hw)
+        self.cache = (x.shape, takes_over, None)
+        return out
+
+    def maxima(self, x: np.ndarray, out_hw: Pair) -> tuple[np.ndarray, np.ndarray]:
+        """The maximum of every window, ``(N, C, Ho, Wo)``, and the takes-over masks
+        ``(PH·PW − 1, N, C, Ho, Wo)`` of the offsets after the first."""
         N, C, _, _ = x.shape
         out = np.empty((N, C, *out_hw), x.dtype)
         takes_over = np.empty((len(self.offsets()) - 1, *out.shape), bool)
@@ -142,12 +156,13 @@ class MaxPool(Pool2D):
                 np.maximum(running, offset_slice, out=running)
 
         threads.in_parts(N, samples, x.size)
-        self.cache = (x.shape, takes_over)
-        return out
+        return out, takes_over
 
     def backward(self, dout):
-        x_shape, takes_over = self.cache
+        x_shape, takes_over, x = self.cache
         out_hw = dout.shape[2:]
+        if takes_over is None:  # after an eval-mode forward
+            _, takes_over = self.maxima(x, out_hw)
         dx = self.new_input_grad(x_shape, out_hw, dout.dtype)
         first, *later = self.offsets()
 
