@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from .checks import positive_int
 from .registry import OPTIMIZERS, SCHEDULES
 
 
@@ -49,12 +50,6 @@ def nonnegative(option: str, value) -> float:
 
 def fraction(option: str, value) -> float:
     return check_number(option, value, "in [0, 1)", lambda x: 0 <= x < 1)
-
-
-def positive_int(option: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{option} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 # -- optimizers ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..registry import AUGMENTATIONS
-from .base import check_choice, check_float, check_int
+from ..checks import check_choice, check_float, check_int
 
 
 class Augmentation:

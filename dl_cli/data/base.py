@@ -71,32 +71,3 @@ class Dataset:
 
     def load(self, rng: np.random.Generator) -> RawData:
         raise NotImplementedError
-
-
-# -- option checks: each returns the value or raises a ValueError naming option, value and rule
-
-def check_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_float(name: str, value, minimum: float = 0.0, maximum: float | None = None) -> float:
-    allowed = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
-    if not minimum <= value or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
-    return float(value)
-
-
-def check_choice(name: str, value, choices: tuple) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
-    return value
-
-
-def check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return value

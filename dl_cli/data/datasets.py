@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 from ..registry import DATASETS
-from .base import Dataset, RawData, check_float, check_int
+from ..checks import check_float, check_int
+from .base import Dataset, RawData
 
 
 def class_labels(classes: int, samples: int) -> np.ndarray:

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import DATASETS
-from .base import TASKS, DataError, Dataset, RawData, check_bool, check_choice
+from ..checks import check_bool, check_choice
+from .base import TASKS, DataError, Dataset, RawData
 
 
 def check_path(value) -> str:

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import DATASETS
-from .base import DataError, Dataset, RawData, check_bool
+from ..checks import check_bool
+from .base import DataError, Dataset, RawData
 from .files import check_path, existing
 
 MNIST_FILES = {

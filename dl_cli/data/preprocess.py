@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from ..registry import PREPROCESSORS
-from .base import check_float, check_int
+from ..checks import check_float, check_int
 
 
 def stat_axes(X: np.ndarray) -> tuple[int, ...]:

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import DATASETS
-from .base import DataError, Dataset, RawData, check_bool, check_float, check_int
+from ..checks import check_bool, check_float, check_int
+from .base import DataError, Dataset, RawData
 from .files import check_path, existing
 
 CORPUS = Path(__file__).with_name("corpus.txt")

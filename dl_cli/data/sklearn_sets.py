@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import DATASETS
-from .base import DataError, Dataset, RawData, check_bool
+from ..checks import check_bool
+from .base import DataError, Dataset, RawData
 
 
 def data_folder() -> Path:

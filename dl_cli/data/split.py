@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import check_float, check_int
+from ..checks import check_float, check_int
 
 
 def split_sizes(n: int, val: float, test: float) -> tuple[int, int]:

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from .. import threads
+from ..checks import positive_int
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -34,8 +35,7 @@ class Affine(Layer):
 
     def __init__(self, units: int, init=None, bias: bool = True):
         super().__init__()
-        if not isinstance(units, int) or isinstance(units, bool) or units < 1:
-            raise ValueError(f"units must be a positive integer, got {units!r}")
+        units = positive_int("units", units)
         if not isinstance(bias, bool):
             raise ValueError(f"bias must be true or false, got {bias!r}")
         self.units = units

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import threads
+from ..checks import positive_int
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -205,9 +206,7 @@ class Conv2D(Layer):
 
     def __init__(self, filters: int, kernel, stride=1, pad=0, init=None):
         super().__init__()
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"filters must be a positive integer, got {filters!r}")
-        self.filters = filters
+        self.filters = positive_int("filters", filters)
         self.kernel = kernel
         self.stride = stride
         self.pad = pad

@@ -24,16 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import positive_int
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
 INITIAL_STATES = ("zero", "learned")
-
-
-def check_positive_int(name: str, value) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def sigmoid_of_negated(z: np.ndarray) -> np.ndarray:
@@ -61,7 +56,7 @@ class Recurrent(Layer):
     def __init__(self, hidden: int, return_sequences: bool = True,
                  initial_state: str = "zero", init=None):
         super().__init__()
-        self.hidden = check_positive_int("hidden", hidden)
+        self.hidden = positive_int("hidden", hidden)
         if not isinstance(return_sequences, bool):
             raise ValueError(f"return_sequences must be true or false, got {return_sequences!r}")
         if initial_state not in INITIAL_STATES:

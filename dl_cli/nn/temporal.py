@@ -14,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import LAYERS, LOSSES
+from ..checks import positive_int
 from .layer import Example, Layer, ShapeError
 from .losses import Loss
-from .recurrent import check_positive_int
 
 
 @LAYERS.register("embedding")
@@ -53,8 +53,8 @@ class Embedding(Layer):
 
     def __init__(self, vocab: int, dim: int, init=None):
         super().__init__()
-        self.vocab = check_positive_int("vocab", vocab)
-        self.dim = check_positive_int("dim", dim)
+        self.vocab = positive_int("vocab", vocab)
+        self.dim = positive_int("dim", dim)
         self.init = init
 
     def build(self, in_shape, rng):
@@ -108,7 +108,7 @@ class TemporalAffine(Layer):
 
     def __init__(self, units: int, init=None):
         super().__init__()
-        self.units = check_positive_int("units", units)
+        self.units = positive_int("units", units)
         self.init = init
         self.decay = {"W"}
 
