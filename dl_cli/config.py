@@ -14,8 +14,9 @@ Three steps, each usable alone:
    values are parsed with the same YAML rules.
 3. ``validate`` checks the raw dict against the dataclasses of ``schema`` and every
    component spec against its registry, by constructing it (no data is loaded and no
-   model is built). It collects every mistake before raising one ``ConfigError``, whose
-   lines each start with the key path of the mistake.
+   model is built), the layers nested in blocks (``residual``, ``concat``) too, and that
+   every monitor names a metric the run reports. It collects every mistake before raising
+   one ``ConfigError``, whose lines each start with the key path of the mistake.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import yaml
 from yaml.nodes import MappingNode, SequenceNode
 
 from . import data, nn, optim  # noqa: F401  (importing them fills the registries)
+from .metrics import reported_metrics, resolve_monitor
 from .registry import (
     AUGMENTATIONS,
     DATASETS,
@@ -305,6 +307,13 @@ SPEC_LIST_FIELDS: dict[tuple[type, str], Registry] = {
     (ModelConfig, "layers"): LAYERS,
 }
 
+# Layer options that hold layer specs of their own, and how deeply they are listed:
+# residual's ``layers`` is a list of specs, concat's ``branches`` a list of lists of specs.
+NESTED_LAYERS: dict[tuple[str, str], int] = {
+    ("residual", "layers"): 1,
+    ("concat", "branches"): 2,
+}
+
 
 def at_least(minimum):
     def rule(value):
@@ -363,7 +372,7 @@ RULES = {
     (TrainConfig, "dtype"): one_of(DTYPES),
     (EarlyStoppingConfig, "monitor"): one_of(MONITORS),
     (EarlyStoppingConfig, "mode"): one_of(MODES),
-    (EarlyStoppingConfig, "patience"): at_least(0),
+    (EarlyStoppingConfig, "patience"): at_least(1),
     (EarlyStoppingConfig, "min_delta"): at_least(0),
     (CheckpointConfig, "monitor"): one_of(MONITORS),
     (CheckpointConfig, "mode"): one_of(MODES),
@@ -389,6 +398,8 @@ def validate(raw: Any) -> Config:
     """The typed ``Config`` for a raw dict, or one ConfigError listing every mistake."""
     errors: list[str] = []
     config = check_section(Config, raw, "", errors)
+    if config is not INVALID:
+        check_monitors(config, errors)
     if errors:
         raise ConfigError(errors)
     return config
@@ -503,6 +514,12 @@ def check_spec(registry: Registry, spec: Any, path: str, errors: list[str]) -> N
             errors.append(f"{join(path, key)}: {error}")
     if unknown:
         return
+    if registry is LAYERS:
+        found = len(errors)
+        for nested_path, nested in nested_layers(name, options, path):
+            check_spec(LAYERS, nested, nested_path, errors)
+        if len(errors) > found:  # constructing the block would report them again, unplaced
+            return
     try:
         registry.check_options(name, options)
         registry.create(spec)
@@ -514,6 +531,22 @@ def check_spec(registry: Registry, spec: Any, path: str, errors: list[str]) -> N
         check_spec(INITIALIZERS, options["init"], join(path, "init"), errors)
 
 
+def nested_layers(name: str, options: dict, path: str) -> list[tuple[str, Any]]:
+    """``(key path, spec)`` of each layer spec held in the options of layer ``name``
+    (``model.layers.2.branches.1.0``). Where a list belongs but something else stands,
+    nothing is collected: the block's own constructor reports it."""
+    found = []
+    for (block, option), depth in NESTED_LAYERS.items():
+        if block != name or option not in options:
+            continue
+        level = [(join(path, option), options[option])]
+        for _ in range(depth):
+            level = [(join(item_path, i), item) for item_path, items in level
+                     if isinstance(items, list) for i, item in enumerate(items)]
+        found.extend(level)
+    return found
+
+
 def option_path(path: str, message: str, options: dict) -> str:
     """The path of the option a constructor's error message names first, so that
     "drop_rate must be in [0, 1)" is reported under ``model.layers.3.drop_rate``."""
@@ -523,6 +556,61 @@ def option_path(path: str, message: str, options: dict) -> str:
         if match:
             positions[key] = match.start()
     return join(path, min(positions, key=positions.get)) if positions else path
+
+
+# -- monitors -------------------------------------------------------------------------
+def monitor_problem(monitor: str, task: str, val: float, kfold: int | None,
+                    eval_train_samples: int) -> str | None:
+    """Why a run would never report ``monitor`` (``auto`` resolved as the Solver does),
+    or None. Each epoch the Solver records the ``val/`` metrics when there is validation
+    data (``data.split.val`` > 0, or k-fold) and the ``train/`` ones when it scores a
+    training subsample (``train.eval_train_samples`` >= 1). A monitor it never records
+    leaves no best checkpoint and no test score, and early stopping fires after
+    ``patience`` epochs. The message is what follows the key path."""
+    has = {"val": val > 0 or bool(kfold), "train": eval_train_samples >= 1}
+
+    def reported(name: str) -> bool:
+        split, metric = resolve_monitor(name, "auto", task)[0].split("/", 1)
+        return has[split] and metric in reported_metrics(task)
+
+    allowed = [m for m in MONITORS if m != "auto" and reported(m)]
+    resolved, _ = resolve_monitor(monitor, "auto", task)
+    split, metric = resolved.split("/", 1)
+    choices = (f"allowed: {', '.join(allowed)}" if allowed else
+               "no metric is reported with data.split.val 0 and train.eval_train_samples 0")
+    named = f"auto ({resolved} for this model)" if monitor == "auto" else resolved
+    if metric not in reported_metrics(task):
+        return f"a {task} model does not report {resolved}; {choices}"
+    if split == "val" and not has["val"]:
+        return (f"{named} needs a validation split, but data.split.val is {val:g}; "
+                f"set it (e.g. 0.2) or validation.kfold; {choices}")
+    if split == "train" and not has["train"]:
+        return (f"{named} needs scored training samples, but train.eval_train_samples is "
+                f"{eval_train_samples}; set it >= 1; {choices}")
+    return None
+
+
+def check_monitors(config: Config, errors: list[str]) -> None:
+    """The checkpoint monitor, and early stopping's, each name a metric the run reports
+    (see ``monitor_problem``). Skipped where a field they depend on was already wrong."""
+    model, data, train = config.model, config.data, config.train
+    if any(part is INVALID for part in (model, data, train, config.validation, config.checkpoint)):
+        return
+    try:
+        task = LOSSES.create(model.loss).task
+    except (ValueError, TypeError):  # reported by the check of model.loss
+        return
+    settings = (data.split.val if data.split is not INVALID else INVALID,
+                config.validation.kfold, train.eval_train_samples)
+    if any(value is INVALID for value in settings):
+        return
+    monitors = [("checkpoint.monitor", config.checkpoint.monitor)]
+    if train.early_stopping is not None and train.early_stopping is not INVALID:
+        monitors.append(("train.early_stopping.monitor", train.early_stopping.monitor))
+    for path, monitor in monitors:
+        problem = monitor_problem(monitor, task, *settings) if monitor is not INVALID else None
+        if problem:
+            errors.append(f"{path}: {problem}")
 
 
 # -- the public entry points ----------------------------------------------------------

@@ -18,6 +18,20 @@ def mode_of(metric: str) -> str:
     return "max" if metric.rsplit("/", 1)[-1] in MAXIMIZED else "min"
 
 
+def resolve_monitor(monitor: str, mode: str, task: str) -> tuple[str, str]:
+    """``auto`` monitors val/acc for classifiers and val/loss for regression; mode ``auto``
+    follows the metric (``mode_of``)."""
+    if monitor == "auto":
+        monitor = "val/loss" if task == "regression" else "val/acc"
+    return monitor, mode_of(monitor) if mode == "auto" else mode
+
+
+def reported_metrics(task: str) -> tuple[str, ...]:
+    """What ``evaluate`` scores a model of ``task`` by on every split: the loss, and MSE
+    and R² for regression, accuracy otherwise."""
+    return ("loss", "mse", "r2") if task == "regression" else ("loss", "acc")
+
+
 def evaluate(model: Model, X: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
     """Eval-mode scores of ``model`` on ``(X, y)``: the data loss (no penalty), plus
     accuracy for classifiers, or MSE (``mean (ŷ − y)²``) and

@@ -32,7 +32,7 @@ import numpy as np
 from . import threads
 from .data import Splits
 from .diagnostics import Diagnostics
-from .metrics import evaluate, mode_of
+from .metrics import evaluate, resolve_monitor
 from .nn import ShapeError
 from .nn.model import Model
 from .optim import clip_grad_norm, clip_grad_value, global_norm
@@ -46,13 +46,6 @@ class Diverged(RuntimeError):
 
 class Interrupted(RuntimeError):
     """SIGINT or SIGTERM asked training to stop; ``last.npz`` holds the state."""
-
-
-def resolve_monitor(monitor: str, mode: str, task: str) -> tuple[str, str]:
-    """``auto`` monitors val/acc for classifiers and val/loss for regression."""
-    if monitor == "auto":
-        monitor = "val/loss" if task == "regression" else "val/acc"
-    return monitor, mode_of(monitor) if mode == "auto" else mode
 
 
 def improves(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:

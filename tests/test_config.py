@@ -2,17 +2,22 @@
 
 import pickle
 
+import numpy as np
 import pytest
 
 from dl_cli.config import (
+    NESTED_LAYERS,
     ConfigError,
     apply_overrides,
     config_to_dict,
     dump_config,
     load_config,
     read_yaml,
+    reported_metrics,
     validate,
 )
+from dl_cli.metrics import evaluate
+from dl_cli.nn.model import Model
 from dl_cli.registry import LAYERS
 from dl_cli.schema import (
     CheckpointConfig,
@@ -260,7 +265,9 @@ def test_apply_overrides_raises_for_bad_syntax():
     ("data.split.test=-0.1", "data.split.test", "[0, 1)"),
     ("regularization.l1=-1e-3", "regularization.l1", "must be >= 0"),
     ("regularization.l2=.nan", "regularization.l2", "must be >= 0"),
-    ("train.early_stopping.patience=-1", "train.early_stopping.patience", "must be >= 0"),
+    ("train.early_stopping.patience=-1", "train.early_stopping.patience", "must be >= 1"),
+    # patience 0 would stop after the first epoch, improving or not
+    ("train.early_stopping.patience=0", "train.early_stopping.patience", "must be >= 1, got 0"),
     ("train.clip_grad_norm=0", "train.clip_grad_norm", "must be > 0"),
     ("train.clip_grad_value=-1", "train.clip_grad_value", "must be > 0"),
     ("train.dtype=float16", "train.dtype", "allowed: float32, float64"),
@@ -324,11 +331,112 @@ def test_nested_layers_inside_blocks_are_checked(example):
                                  "{type: affine, units: 128}]}"])
     assert good.model.layers[2]["type"] == "residual"
     errors = errors_of(example, ["model.layers.2={type: residual, layers: [rellu]}"])
-    assert "unknown layer 'rellu'" in error_at(errors, "model.layers.2")
+    assert "unknown layer 'rellu'" in error_at(errors, "model.layers.2.layers.0")
     errors = errors_of(example, ["model.layers.2={type: concat, branches: [[{type: affine, "
                                  "units: -1}]]}"])
-    assert "units must be a positive integer" in errors[0]
-    assert errors[0].startswith("model.layers.2")
+    assert len(errors) == 1
+    assert "units must be a positive integer" in error_at(errors, "model.layers.2.branches.0.0.units")
+
+
+@pytest.mark.parametrize("block,key_path", [
+    ("{type: residual, layers: [relu, {type: affine, units: 128, init: he_nromal}]}",
+     "model.layers.2.layers.1.init"),
+    ("{type: concat, branches: [[], [tanh, {type: affine, units: 8, init: he_nromal}]]}",
+     "model.layers.2.branches.1.1.init"),
+    ("{type: residual, layers: [{type: concat, branches: [[{type: affine, units: 4, "
+     "init: he_nromal}]]}]}", "model.layers.2.layers.0.branches.0.0.init"),
+])
+def test_a_misspelled_init_inside_a_block_is_reported_at_its_nested_path(example, block, key_path):
+    errors = errors_of(example, [f"model.layers.2={block}"])
+    assert len(errors) == 1, "\n".join(errors)
+    assert "unknown initializer 'he_nromal' (did you mean 'he_normal'?); known: " in \
+        error_at(errors, key_path)
+
+
+def holds_layer_specs(value) -> bool:
+    """Whether ``value`` is a list holding (at any depth of lists) a layer spec mapping."""
+    return isinstance(value, list) and any(
+        isinstance(item, dict) and item.get("type") in LAYERS or holds_layer_specs(item)
+        for item in value)
+
+
+def test_every_block_option_holding_layers_is_checked_nested():
+    """A new block whose examples nest layer specs needs its entry in NESTED_LAYERS."""
+    found = {(name, option)
+             for name in LAYERS.names() for example in LAYERS.get(name).examples
+             if isinstance(example.spec, dict)
+             for option, value in example.spec.items() if holds_layer_specs(value)}
+    assert found == set(NESTED_LAYERS)
+
+
+# -- monitors: each names a metric the run reports ---------------------------------------
+def test_an_accuracy_monitor_on_a_regression_model_is_refused(example):
+    errors = errors_of(example, ["model.loss=mse"])  # both monitors of EXAMPLE are val/acc
+    assert len(errors) == 2, "\n".join(errors)
+    for key_path in ("checkpoint.monitor", "train.early_stopping.monitor"):
+        assert error_at(errors, key_path) == (
+            f"{key_path}: a regression model does not report val/acc; "
+            f"allowed: val/loss, val/mse, val/r2, train/loss")
+    errors = errors_of(example, ["model.loss=mse", "checkpoint.monitor=train/acc",
+                                 "train.early_stopping=null"])
+    assert "does not report train/acc" in error_at(errors, "checkpoint.monitor")
+
+
+@pytest.mark.parametrize("monitor", ["auto", "val/loss", "val/mse", "val/r2", "train/loss"])
+def test_a_regression_model_may_monitor_what_it_reports(example, monitor):
+    cfg = load_config(example, ["model.loss=mse", f"checkpoint.monitor={monitor}",
+                                f"train.early_stopping.monitor={monitor}"])
+    assert cfg.checkpoint.monitor == monitor
+
+
+def test_a_validation_monitor_needs_a_validation_split(example):
+    errors = errors_of(example, ["data.split.val=0"])
+    assert len(errors) == 2, "\n".join(errors)
+    assert error_at(errors, "checkpoint.monitor") == (
+        "checkpoint.monitor: val/acc needs a validation split, but data.split.val is 0; "
+        "set it (e.g. 0.2) or validation.kfold; allowed: train/loss, train/acc")
+    # auto, the default of both monitors, is val/acc for a classifier, val/loss for regression
+    errors = errors_of(example, ["data.split.val=0", "checkpoint.monitor=auto",
+                                 "train.early_stopping={}"])
+    for key_path in ("checkpoint.monitor", "train.early_stopping.monitor"):
+        assert "auto (val/acc for this model) needs a validation split" in error_at(errors, key_path)
+    errors = errors_of(example, ["data.split.val=0", "checkpoint.monitor=auto",
+                                 "train.early_stopping=null", "model.loss=mse"])
+    assert error_at(errors, "checkpoint.monitor") == (
+        "checkpoint.monitor: auto (val/loss for this model) needs a validation split, but "
+        "data.split.val is 0; set it (e.g. 0.2) or validation.kfold; allowed: train/loss")
+
+
+def test_without_a_validation_split_train_monitors_and_kfold_are_allowed(example):
+    cfg = load_config(example, ["data.split.val=0", "checkpoint.monitor=train/loss",
+                                "train.early_stopping.monitor=train/acc"])
+    assert cfg.data.split.val == 0
+    cfg = load_config(example, ["data.split.val=0", "validation.kfold=3"])  # folds validate
+    assert cfg.checkpoint.monitor == "val/acc"
+
+
+def test_a_training_monitor_needs_scored_training_samples(example):
+    errors = errors_of(example, ["train.eval_train_samples=0", "checkpoint.monitor=train/loss"])
+    assert error_at(errors, "checkpoint.monitor") == (
+        "checkpoint.monitor: train/loss needs scored training samples, but "
+        "train.eval_train_samples is 0; set it >= 1; allowed: val/acc, val/loss")
+    errors = errors_of(example, ["train.eval_train_samples=0", "data.split.val=0",
+                                 "train.early_stopping=null"])
+    assert error_at(errors, "checkpoint.monitor").endswith(
+        "no metric is reported with data.split.val 0 and train.eval_train_samples 0")
+
+
+@pytest.mark.parametrize("loss,y", [
+    ("softmax_cross_entropy", np.array([0, 1, 2, 1])),
+    ("svm", np.array([0, 1, 2, 1])),
+    ("binary_cross_entropy", np.array([0, 1, 1, 0])),
+    ("mse", np.array([[0.5], [-1.0], [2.0], [0.0]])),
+])
+def test_the_monitor_rule_lists_what_evaluate_reports(loss, y):
+    units = 1 if loss in ("binary_cross_entropy", "mse") else 3
+    model = Model([{"type": "affine", "units": units}], (2,), loss=loss)
+    scores = evaluate(model, np.random.default_rng(0).normal(size=(4, 2)), y, "val")
+    assert sorted(scores) == sorted(f"val/{m}" for m in reported_metrics(model.loss_fn.task))
 
 
 def test_optional_sections_may_be_null(example):

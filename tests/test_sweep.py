@@ -393,6 +393,18 @@ def test_kfold_scores_the_mean_over_folds(tmp_path):
     assert result["metric"] == pytest.approx(np.mean(best))
 
 
+def test_a_kfold_sweep_needs_no_validation_split_and_its_best_config_trains(tmp_path):
+    no_val = {**BASE, "data": {**BASE["data"], "split": {"val": 0.0, "test": 0.25}}}
+    spec = write_sweep(tmp_path, {"method": "grid", "validation": {"kfold": 2},
+                                  "params": {"model.layers.0.units": {"values": [8]}}}, base=no_val)
+    folder = tmp_path / "sweep"
+    result = sweep(spec, folder)
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in rows(folder)] == ["completed"]
+    best = load_config(folder / "best.yaml")  # scored by k-fold, and trains the same way
+    assert best.validation.kfold == 2 and best.data.split.val == 0
+
+
 def test_kfold_of_the_base_config_applies_to_the_sweep(tmp_path):
     spec = write_sweep(tmp_path, {"method": "grid", "params": {"model.layers.0.units": {"values": [8]}}},
                        base={**BASE, "validation": {"kfold": 2}})

@@ -119,6 +119,28 @@ def test_bad_config_exits_2_before_loading_anything(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("changes,message", [
+    # a monitor the run never reports: no best checkpoint, no test score
+    ({"data": {**SPIRAL["data"], "split": {"val": 0.0, "test": 0.25}}},
+     "checkpoint.monitor: auto (val/acc for this model) needs a validation split"),
+    ({"data": {"dataset": "polynomial"}, "model": {"layers": [{"type": "affine", "units": 1}],
+                                                   "loss": "mse"},
+      "checkpoint": {"monitor": "val/acc"}},
+     "checkpoint.monitor: a regression model does not report val/acc"),
+    # a misspelled initializer inside a block, which only building the model would look up
+    ({"model": {"layers": [{"type": "residual", "layers": [
+        {"type": "affine", "units": 4, "init": "he_nromal"}]}, {"type": "affine", "units": 3}]}},
+     "model.layers.0.layers.0.init: unknown initializer 'he_nromal' (did you mean 'he_normal'?)"),
+    ({"train": {"epochs": 6, "early_stopping": {"patience": 0}}},
+     "train.early_stopping.patience: must be >= 1, got 0"),
+])
+def test_configs_that_would_train_for_nothing_exit_2(tmp_path, changes, message):
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, {**SPIRAL, **changes})), "-q"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert message in " ".join(result.output.split())
+    assert not (tmp_path / "runs").exists()
+
+
 def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, monkeypatch):
     (tmp_path / "straight").mkdir()
     (tmp_path / "resumed").mkdir()
@@ -246,6 +268,7 @@ def test_kfold_scores_the_config_by_the_mean_over_folds(tmp_path):
     assert summary["best_value"] == pytest.approx(np.mean(fold_best))
     assert summary["best_std"] == pytest.approx(np.std(fold_best, ddof=1))
     assert "3-fold cross-validation" in result.output
+    assert not (root / "checkpoints").exists()  # the folds hold them
 
 
 def test_threads_option_limits_blas(tmp_path, monkeypatch):

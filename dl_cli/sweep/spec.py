@@ -48,12 +48,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import MONITORS, ConfigError, apply_overrides, describe, read_yaml, validate
-from ..metrics import mode_of
+from ..config import (MONITORS, ConfigError, apply_overrides, describe, monitor_problem,
+                      read_yaml, validate)
+from ..metrics import mode_of, resolve_monitor
 from ..registry import LOSSES, did_you_mean
 from ..runs import safe_name
 from ..schema import Config
-from ..solver import resolve_monitor
 from .domains import Domain, is_int, is_number, parse_domain
 
 METHODS = ("grid", "random")
@@ -377,9 +377,11 @@ def parse_section(raw: dict, key: str, defaults: dict, errors: list[str]) -> dic
 
 # -- the base config and the trial configs --------------------------------------------
 def base_raw(spec: SweepSpec) -> dict:
-    """The base config as raw data with the spec's fixed overrides; errors name the file."""
+    """The base config as raw data with the spec's fixed overrides, and its k-fold
+    (``validation.kfold``) when the spec scores by k-fold; errors name the file."""
+    kfold = [f"validation.kfold={spec.kfold}"] if spec.kfold else []
     try:
-        raw = apply_overrides(read_yaml(spec.base), spec.overrides)
+        raw = apply_overrides(read_yaml(spec.base), [*spec.overrides, *kfold])
         validate(raw)
     except ConfigError as error:
         raise SpecError([f"base {spec.base}: {line}" for line in error.errors]) from None
@@ -421,15 +423,10 @@ def settle_metric(spec: SweepSpec, base: dict) -> None:
     if spec.metric is None:
         spec.metric, spec.goal = resolve_monitor(cfg.checkpoint.monitor, cfg.checkpoint.mode, task)
         spec.raw["metric"] = {"name": spec.metric, "goal": spec.goal}
-    reported = ("loss", "mse", "r2") if task == "regression" else ("loss", "acc")
-    if spec.metric.split("/", 1)[1] not in reported:
-        choices = ", ".join(f"val/{m}" for m in reported)
-        raise SpecError([f"metric.name: a {task} model does not report {spec.metric}; "
-                         f"choose one of {choices}"])
-    if spec.metric.startswith("val/") and cfg.data.split.val == 0 and spec.kfold is None:
-        raise SpecError([f"metric.name: {spec.metric} needs a validation split and the base config "
-                         f"has data.split.val: 0; set one (overrides: [data.split.val=0.2]) "
-                         f"or score by k-fold (validation: {{kfold: 5}})"])
+    problem = monitor_problem(spec.metric, task, cfg.data.split.val, spec.kfold,
+                              cfg.train.eval_train_samples)
+    if problem:
+        raise SpecError([f"metric.name: {problem}"])
 
 
 def check_paths(spec: SweepSpec, base: dict) -> None:
