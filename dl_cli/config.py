@@ -497,7 +497,7 @@ def check_spec(registry: Registry, spec: Any, path: str, errors: list[str]) -> N
     known = ", ".join(registry.names())
     if not (isinstance(spec, str) or isinstance(spec, dict) and "type" in spec):
         errors.append(f"{path}: expected a {registry.kind} name or a mapping with a 'type' "
-                      f"key, got {describe(spec)}; known {registry.kind}s: {known}")
+                      f"key, got {describe(spec)}; known {registry.plural}: {known}")
         return
     name, options = Registry.split_spec(spec)
     name_path = path if isinstance(spec, str) else join(path, "type")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import re
 from typing import Any, Callable
 
 
@@ -35,8 +36,9 @@ def did_you_mean(word: str, choices) -> str:
 class Registry:
     """A named table of classes, filled by the ``@REGISTRY.register("name")`` decorator."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, plural: str | None = None):
         self.kind = kind
+        self.plural = plural or f"{kind}s"  # a table's heading: "layers", "losses"
         self._entries: dict[str, type] = {}
 
     def register(self, name: str) -> Callable[[type], type]:
@@ -99,13 +101,16 @@ class Registry:
         return cls(**options)
 
     def summary(self, name: str) -> str:
-        """First line of the entry's docstring."""
+        """The first paragraph of the entry's docstring on one line. A paragraph ending in
+        ``:`` introduces a formula block, which a one-line summary leaves out: its colon
+        becomes a full stop."""
         doc = inspect.getdoc(self.get(name)) or ""
-        return doc.splitlines()[0] if doc else ""
+        paragraph = " ".join(re.split(r"\n\s*\n", doc, maxsplit=1)[0].split())
+        return paragraph[:-1].rstrip() + "." if paragraph.endswith(":") else paragraph
 
 
 LAYERS = Registry("layer")
-LOSSES = Registry("loss")
+LOSSES = Registry("loss", "losses")
 INITIALIZERS = Registry("initializer")
 OPTIMIZERS = Registry("optimizer")
 SCHEDULES = Registry("schedule")

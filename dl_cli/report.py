@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from .gradcheck import Check
+from .gradcheck import ZERO, Check
 from .nn.model import Model
 from .registry import Registry
 from .runs import Run
@@ -48,18 +48,56 @@ def model_table(model: Model) -> Table:
     return table
 
 
+def zero_gradient(check: Check) -> bool:
+    """Whether both gradients of a tensor are zero to within ``ZERO``: it passes by that
+    rule alone, and its relative error, rounding noise over rounding noise, means nothing."""
+    return math.isfinite(check.error) and check.largest <= ZERO
+
+
+ZERO_NOTE = (f"both ≈ 0: every analytic and numerical gradient of the tensor is below {ZERO:.0e}, "
+             f"the rounding noise of a centered difference (batchnorm, for one, makes the "
+             f"gradient of the bias before it exactly zero); such a tensor passes, and its "
+             f"relative error, noise over noise, is left out of the max error.")
+
+
 def gradcheck_table(checks: list[Check]) -> Table:
-    table = Table(title="gradient check (float64, centered differences)")
+    zeros = any(zero_gradient(c) for c in checks)
+    table = Table(title="gradient check (float64, centered differences)",
+                  caption=ZERO_NOTE if zeros else None, caption_justify="left")
     for column in ("layer", "parameter", "shape", "max rel. error", "result"):
         table.add_column(column)
     for check in checks:
-        verdict = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
-        table.add_row(check.layer, check.param, str(check.shape), f"{check.error:.2e}", verdict)
+        error = f"{check.error:.2e}"
+        if zero_gradient(check):
+            error, verdict = f"[dim]{error}[/]", "[green]pass[/] (both ≈ 0)"
+        else:
+            verdict = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
+        table.add_row(escape(check.layer), escape(check.param), str(check.shape), error, verdict)
     return table
 
 
+def gradcheck_summary(checks: list[Check]) -> str:
+    """The line under the table: how many tensors pass and the largest relative error of
+    those whose gradients are not both ≈ 0 (theirs is noise, see ``zero_gradient``)."""
+    if not checks:
+        return "no tensors to check"
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        return (f"{len(failed)} of {len(checks)} tensors FAIL (relative error above "
+                f"{max(c.tolerance for c in failed):.0e})")
+    measured = [c.error for c in checks if not zero_gradient(c)]
+    zeros = len(checks) - len(measured)
+    text = "1 tensor passes" if len(checks) == 1 else f"all {len(checks)} tensors pass"
+    if not measured:
+        return f"{text} (every gradient ≈ 0, below {ZERO:.0e})"
+    if zeros:
+        return (f"{text} (max error {max(measured):.1e} over {len(measured)}; "
+                f"{zeros} with both gradients ≈ 0 not counted)")
+    return f"{text} (max error {max(measured):.1e})"
+
+
 def registry_table(registry: Registry) -> Table:
-    table = Table(title=f"{registry.kind}s")
+    table = Table(title=registry.plural)
     table.add_column("name", style="bold")
     table.add_column("options")
     table.add_column("what it is")
@@ -135,16 +173,32 @@ def read_summary(run_dir: Path) -> dict:
     return Run(run_dir).read_summary() or {"status": "running?"}
 
 
+def kfold_status(summary: dict) -> str:
+    """The status, marked ``(3-fold mean)`` for a k-fold run: its metrics are means over
+    folds, with no best epoch of its own."""
+    status = str(summary.get("status"))
+    return f"{status} ({summary['kfold']}-fold mean)" if summary.get("kfold") else status
+
+
+def best_text(summary: dict) -> str:
+    """The best monitored value; for a k-fold run the mean ± std over its folds."""
+    text = number(summary.get("best_value"))
+    if summary.get("kfold") and summary.get("best_std") is not None:
+        text += f" ± {number(summary['best_std'])}"
+    return text
+
+
 def runs_table(run_dirs: list[Path], root: Path) -> Table:
     table = Table(title=f"runs in {root}")
-    for column in ("run", "status", "epochs", "monitor", "best val", "test"):
+    table.add_column("run", overflow="fold")  # whole: a k-fold run's folds differ by the tail
+    for column in ("status", "epochs", "monitor", "best val", "test"):
         table.add_column(column)
     for run_dir in run_dirs:
         summary = read_summary(run_dir)
         monitor = summary.get("monitor", "")
         test = summary.get("test") or {}
         test_key = monitor.replace("val/", "test/")
-        table.add_row(str(run_dir.relative_to(root)), str(summary.get("status")),
+        table.add_row(str(run_dir.relative_to(root)), kfold_status(summary),
                       number(summary.get("epochs")), monitor, number(summary.get("best_value")),
                       number(test.get(test_key)))
     return table
@@ -177,11 +231,14 @@ def compare_table(run_dirs: list[Path], configs: list[dict]) -> Table:
     for key in differing:
         table.add_row(key, *(number(f.get(key)) for f in flat))
     table.add_section()
-    table.add_row("status", *(str(s.get("status")) for s in summaries))
+    table.add_row("status", *(kfold_status(s) for s in summaries))
     table.add_row("best epoch", *(number(s.get("best_epoch")) for s in summaries))
-    metric_names = sorted({k for s in summaries for k in (s.get("best") or {}) if "/" in k})
+    metric_names = sorted({k for s in summaries for k in (s.get("best") or {}) if "/" in k}
+                          | {s["monitor"] for s in summaries if s.get("kfold") and s.get("monitor")})
     for name in metric_names:
-        table.add_row(f"best {name}", *(number((s.get("best") or {}).get(name)) for s in summaries))
+        table.add_row(f"best {name}", *(best_text(s) if s.get("kfold") and name == s.get("monitor")
+                                        else number((s.get("best") or {}).get(name))
+                                        for s in summaries))
     test_names = sorted({k for s in summaries for k in (s.get("test") or {})})
     for name in test_names:
         table.add_row(name, *(number((s.get("test") or {}).get(name)) for s in summaries))

@@ -103,14 +103,30 @@ def styled(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
+def scored_text(result: ConfigResult) -> str:
+    """The metric cell of a configuration: ``mean ± std``, and over how many of its seeds
+    when not all of them have a result yet (a sweep stopped midway)."""
+    text = metric_text(result.mean, result.std)
+    scored = sum(t.metric is not None and math.isfinite(t.metric) for t in result.trials)
+    if result.mean is not None and scored < len(result.trials):
+        text += f" ({scored} of {len(result.trials)} seeds)"
+    return text
+
+
 def leaderboard(table: dict[int, TrialState], spec: SweepSpec, top: int = 10) -> Table:
+    """The configurations that have a result, best first; the title counts only those,
+    then names what the others (pending, failed, ...) are."""
     ranked = configurations(table, spec)
+    scored = [r for r in ranked if r.mean is not None]
+    unscored = tally([r.status for r in ranked if r.mean is None])
     repeats = len(spec.repeats)
     what = f"mean ± std over {repeats} seeds" if repeats > 1 else "one trial each"
     if spec.kfold:
         what += f", each the mean over {spec.kfold} folds"
-    grid = Table(title=f"{spec.name}: best {min(top, len(ranked))} of {len(ranked)} "
-                       f"configurations by {spec.metric} ({spec.goal})", caption=what)
+    by = f"by {spec.metric} ({spec.goal})"
+    title = (f"{spec.name}: best {min(top, len(scored))} of {len(scored)} scored configurations {by}"
+             if scored else f"{spec.name}: no configuration scored {by} yet")
+    grid = Table(title=title + (f"; not scored: {unscored}" if unscored else ""), caption=what)
     grid.add_column("rank", justify="right")
     grid.add_column("config", justify="right")
     for path in [*variant_columns(spec), *spec.params]:
@@ -118,20 +134,25 @@ def leaderboard(table: dict[int, TrialState], spec: SweepSpec, top: int = 10) ->
     grid.add_column(spec.metric, justify="right", no_wrap=True)
     grid.add_column("status")
     grid.add_column("epochs", justify="right")
-    for rank, result in enumerate(ranked[:top], 1):
+    for rank, result in enumerate(scored[:top], 1):
         variant = [result.variant] if spec.variants else []
         grid.add_row(str(rank), str(result.config), *variant,
                      *(show(result.params[p]) for p in spec.params),
-                     metric_text(result.mean, result.std), styled(result.status), str(result.epochs))
+                     scored_text(result), styled(result.status), str(result.epochs))
     return grid
 
 
+def tally(statuses: list[str]) -> str:
+    """``2 completed, 1 failed``: how many of each status, in ranking order."""
+    found: dict[str, int] = {}
+    for status in statuses:
+        found[status] = found.get(status, 0) + 1
+    order = sorted(found, key=lambda s: (STATUS_ORDER.get(s, 2), s))
+    return ", ".join(f"{found[s]} {s}" for s in order)
+
+
 def counts(table: dict[int, TrialState]) -> str:
-    tally: dict[str, int] = {}
-    for state in table.values():
-        tally[state.status] = tally.get(state.status, 0) + 1
-    order = sorted(tally, key=lambda s: (STATUS_ORDER.get(s, 2), s))
-    return ", ".join(f"{tally[s]} {s}" for s in order)
+    return tally([state.status for state in table.values()])
 
 
 def trials_table(table: dict[int, TrialState], spec: SweepSpec, limit: int = 25) -> Table:
