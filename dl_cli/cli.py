@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a gradient check failed, 2 bad input (config, path, opt
 
 from __future__ import annotations
 
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,16 +18,27 @@ from rich.console import Console
 
 from . import __version__
 
-app = typer.Typer(
-    help="A deep-learning lab in NumPy: train, gradient-check and compare models from YAML.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-out = Console()
-err = Console(stderr=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+# Text we did not write (paths, names, messages) is printed AS_IS or escaped: Rich would
+# read "[minmax]" as a tag and drop it. No emoji codes either (":x:" stays as it is).
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
+AS_IS = {"markup": False, "highlight": False, "soft_wrap": True}  # and paths stay on one line
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def flag(*decls: str, help: str, **options):
+    """An on/off option. typer 0.29's Rich help shows a type for every option, flags
+    included (``--quiet <bool>``, as if it took a value); an empty metavar leaves the
+    column blank. Its own --help keeps ``<bool>``."""
+    return typer.Option(False, *decls, metavar="", help=help, **options)
+
+
+def at_least(option: str, value: int, minimum: int) -> None:
+    """Refuse an integer option below ``minimum`` (typer's ``min=`` message omits the value)."""
+    if value < minimum:
+        fail(f"{option}: expected an integer >= {minimum}, got {value}")
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -53,31 +65,36 @@ def version_callback(value: bool) -> None:
 
 
 @app.callback()
-def main(version: bool = typer.Option(False, "--version", callback=version_callback,
-                                      is_eager=True, help="Print the version and exit.")):
-    """A deep-learning lab in NumPy: every layer, loss and optimizer written out by hand.
+def main(version: bool = flag("--version", callback=version_callback, is_eager=True,
+                              help="Print the version and exit.")):
+    """A deep-learning lab in NumPy: train, gradient-check and compare models from YAML,
+    every layer, loss and optimizer written out by hand.
 
     Start with `dl train configs/quickstart.yaml`, look at a model with
-    `dl summary CONFIG`, check its backward pass with `dl gradcheck CONFIG`.
+    `dl summary CONFIG`, check its backward pass with `dl gradcheck CONFIG`;
+    `dl COMMAND --help` for each command.
     """
 
 
 @app.command()
 def train(
-    config: Optional[Path] = typer.Argument(None, help="Train config YAML (see configs/)."),
+    config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="Train config YAML "
+                                            "(see configs/); required unless --resume is given."),
     overrides: Optional[List[str]] = typer.Argument(
-        None, help="key=value overrides, values parsed as YAML: optimizer.lr=1e-3 "
-                   "model.layers.0.units=256 train.epochs=5"),
+        None, metavar="KEY=VALUE", help="key=value overrides, values parsed as YAML: "
+                                        "optimizer.lr=1e-3 model.layers.0.units=256 "
+                                        "train.epochs=5"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder "
                                           "from its checkpoints/last.npz."),
-    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
+    print_config: bool = flag("--print-config", help="Print the resolved config (YAML that "
+                              "dl train reads back) and exit."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of "
                                            "runs/<name>/<time>-<id>/."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Threads to compute on "
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads to compute on, >= 1 "
                                           "(default: as many as BLAS uses): BLAS threads, or, in "
                                           "convolutional models, parts of each batch. Small "
                                           "models and recurrent layers often run faster on 1."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = flag("--quiet", "-q", help="No progress bars."),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
 
@@ -92,6 +109,8 @@ def train(
     from .config import ConfigError, dump_config
     from .runs import RunError
 
+    if threads is not None:
+        at_least("--threads", threads, 1)
     if resume is not None:
         if config is not None:
             fail("give either a config or --resume RUN_DIR, not both")
@@ -108,15 +127,29 @@ def train(
             fail("missing CONFIG: dl train CONFIG.yaml [key=value ...] (or --resume RUN_DIR)")
         cfg = load_or_fail(config, overrides or [])
         if print_config:
-            out.print(dump_config(cfg), end="", highlight=False)
+            typer.echo(dump_config(cfg), nl=False)  # as is: no markup, no wrapping
             raise typer.Exit()
         run = None
+        if run_dir is not None:
+            check_folder(run_dir, "--run-dir")
+        else:
+            check_folder(Path(cfg.runs_dir), "runs_dir")
     progress = not quiet and sys.stderr.isatty()
     with threadpool_limits(limits=threads, user_api="blas"):
         if cfg.validation.kfold:
             _train_folds(cfg, run_dir, progress)
         else:
             _train_one(cfg, run, run_dir, resume is not None, progress)
+
+
+def check_folder(path: Path, name: str) -> None:
+    """Refuse a folder to write runs into (made if missing) whose path runs through a file."""
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                what = "a file" if part == path else f"inside the file {part}"
+                fail(f"{name}: expected a folder (made if missing), got {path}, {what}")
+            return
 
 
 def _warn(message: str) -> None:
@@ -142,10 +175,10 @@ def _training_errors(run_path: Optional[Path]):
     except Interrupted as error:
         if run_path is None:  # k-fold: each fold keeps its last.npz, the whole is rerun
             err.print(f"{error}; a k-fold run is not resumable: train the config again",
-                      highlight=False)
+                      **AS_IS)
         else:
             err.print(f"{error}; state saved in {run_path}/checkpoints/last.npz.\n"
-                      f"Resume with: dl train --resume {run_path}", highlight=False)
+                      f"Resume with: dl train --resume {run_path}", **AS_IS)
         raise typer.Exit(EXIT_INTERRUPTED)
     except (DataError, RunError, ShapeError) as error:
         fail(str(error))
@@ -155,6 +188,8 @@ def _training_errors(run_path: Optional[Path]):
 
 
 def _train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool) -> None:
+    from rich.markup import escape
+
     from . import training
     from .data import DataError
     from .nn import ShapeError
@@ -169,13 +204,14 @@ def _train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool
         if run is not None:
             run.release()
         fail(str(error))
-    err.print(f"[bold]{cfg.name}[/]: {parts.model.num_params():,} parameters, "
+    err.print(f"[bold]{escape(cfg.name)}[/]: {parts.model.num_params():,} parameters, "
               f"{len(parts.splits.train.X)} train / {len(parts.splits.val.X)} val / "
-              f"{len(parts.splits.test.X)} test samples → {run.path}", highlight=False)
+              f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
+              highlight=False, soft_wrap=True)
     with _training_errors(run.path):
         summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=_warn)
     out.print(summary_table(summary))
-    out.print(f"run folder: {run.path}", highlight=False)
+    out.print(f"run folder: {run.path}", **AS_IS)
 
 
 def _train_folds(cfg, run_dir: Optional[Path], progress: bool) -> None:
@@ -185,33 +221,41 @@ def _train_folds(cfg, run_dir: Optional[Path], progress: bool) -> None:
     with _training_errors(None):
         summary = train_folds(cfg, run_dir, progress=progress, warn=_warn)
     out.print(folds_table(summary))
-    out.print(f"run folder: {summary['run_dir']}", highlight=False)
+    out.print(f"run folder: {summary['run_dir']}", **AS_IS)
 
 
 @app.command()
 def gradcheck(
-    config: Optional[Path] = typer.Argument(None, help="Check this config's model, loss and "
-                                            "regularization on a few samples of its data."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides."),
+    config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="Check this config's "
+                                            "model, loss and regularization on a few samples of "
+                                            "its data."),
+    overrides: Optional[List[str]] = typer.Argument(None, metavar="KEY=VALUE",
+                                                    help="key=value overrides of CONFIG."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Check one registered layer "
                                         "on its small example inputs."),
-    all_: bool = typer.Option(False, "--all", help="Check every registered layer and loss."),
-    samples: int = typer.Option(4, help="Samples of the data to check the model on."),
-    max_coords: int = typer.Option(50, help="Coordinates sampled per parameter tensor."),
-    seed: int = typer.Option(0, help="Seed for inputs and sampled coordinates."),
+    all_: bool = flag("--all", help="Check every registered layer and loss."),
+    samples: int = typer.Option(4, help="Samples of the data to check the model on, >= 1."),
+    max_coords: int = typer.Option(50, help="Coordinates sampled per parameter tensor, >= 1."),
+    seed: int = typer.Option(0, help="Seed for inputs and sampled coordinates, >= 0."),
 ):
     """Compare analytic gradients with centered differences, in float64.
 
-    Exit 0 when every tensor's relative error is below 1e-6, 1 when any is not.
+    Give exactly one of CONFIG, --layer NAME or --all. Exit 0 when every tensor's
+    relative error is below 1e-6, 1 when any is not.
+
+    Example: dl gradcheck configs/quickstart.yaml --samples 8
     """
     from . import gradcheck as gc
     from .nn import ShapeError
     from .registry import LAYERS, LOSSES, RegistryError
-    from .report import gradcheck_table
+    from .report import gradcheck_summary, gradcheck_table
 
     chosen = sum([config is not None, layer is not None, all_])
     if chosen != 1:
         fail("give exactly one of CONFIG, --layer NAME or --all")
+    at_least("--samples", samples, 1)
+    at_least("--max-coords", max_coords, 1)
+    at_least("--seed", seed, 0)
     rng = np.random.default_rng(seed)
     checks: list[gc.Check] = []
     if config is not None:
@@ -242,21 +286,21 @@ def gradcheck(
     if failed:
         for c in failed:
             err.print(f"FAIL {c.layer} {c.param}: relative error {c.error:.2e} > {c.tolerance:.0e}",
-                      highlight=False)
+                      **AS_IS)
         raise typer.Exit(1)
-    out.print(f"all {len(checks)} tensors pass (max error "
-              f"{max((c.error for c in checks), default=0):.1e})", highlight=False)
+    out.print(gradcheck_summary(checks), highlight=False)
 
 
 def _check_config(cfg, samples: int, max_coords: int, rng):
     from . import gradcheck as gc
     from .data import DataError, load
     from .nn import ShapeError
-    from .training import build_model
+    from .training import build_model, check_fits
 
     try:
         splits = load(cfg.data, seed=cfg.seed, dtype="float64")
         model = build_model(cfg, splits.in_shape, dtype="float64")
+        check_fits(model, splits)  # as dl train does: a loss that cannot take the output
     except (DataError, ShapeError, OSError) as error:
         fail(str(error))
     x, y = splits.train.X[:samples], splits.train.y[:samples]
@@ -275,24 +319,38 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 @app.command()
 def summary(
-    config: Path = typer.Argument(..., help="Train config YAML."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides."),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Train config YAML."),
+    overrides: Optional[List[str]] = typer.Argument(None, metavar="KEY=VALUE",
+                                                    help="key=value overrides of CONFIG."),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Sample shape without "
                                               "the batch axis, e.g. 3,224,224; default: the data's."),
 ):
-    """Per-layer output shapes, parameter counts and multiply-adds, with totals."""
+    """Per-layer output shapes, parameter counts and multiply-adds, with totals.
+
+    Example: dl summary configs/digits_cnn.yaml model.layers.0.filters=16
+    """
     from .data import DataError, load
     from .nn import ShapeError
     from .report import model_table
-    from .training import build_model
+    from .training import build_model, check_fits
 
     cfg = load_or_fail(config, overrides or [])
+    splits = None
     try:
-        shape = parse_shape(input_shape) if input_shape else load(cfg.data, cfg.seed).in_shape
+        if input_shape:
+            shape = parse_shape(input_shape)
+        else:
+            splits = load(cfg.data, cfg.seed)
+            shape = splits.in_shape
         model = build_model(cfg, shape)
     except (DataError, ShapeError, OSError) as error:
         fail(str(error))
     out.print(model_table(model))
+    if splits is not None:  # the table still helps to see why the output does not fit
+        try:
+            check_fits(model, splits)
+        except ShapeError as error:
+            _warn(f"dl train would refuse this config: {error}")
 
 
 @app.command()
@@ -309,33 +367,62 @@ def layers():
         out.print(registry_table(registry))
 
 
+def fold_dirs(path: Path) -> list[Path]:
+    """The fold folders (fold-0/ ... fold-K-1/) of a k-fold run folder, in fold order;
+    none for any other folder."""
+    folds = [p for p in path.glob("fold-*") if re.fullmatch(r"fold-\d+", p.name)
+             and (p / "config.yaml").exists()]
+    return sorted(folds, key=lambda p: int(p.name[len("fold-"):]))
+
+
+def refuse_kfold_root(path: Path, command: str) -> None:
+    """A k-fold run folder holds one run per fold and no checkpoint or metrics of its own."""
+    folds = fold_dirs(path)
+    if folds:
+        fail(f"{path} is a k-fold run folder ({len(folds)} folds, scored in its summary.json); "
+             f"dl {command} takes the run folder of one fold: {', '.join(map(str, folds))}")
+
+
 @app.command("eval")
 def evaluate_run(
-    run_dir: Path = typer.Argument(..., help="A run folder."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder (of a k-fold "
+                                   "run: one of its fold-i/ folders)."),
     split: str = typer.Option("test", help="test | val | train"),
     checkpoint: str = typer.Option("best", help="best | last"),
 ):
-    """Score a run's checkpoint on one split of its data."""
+    """Score a run's checkpoint on one split of its data (a fold's split for a fold folder).
+
+    Example: dl eval runs/digits-mlp/<run> --split val --checkpoint last
+    """
+    from rich.markup import escape
+
+    from .crossval import fold_splits
     from .data import DataError, load
     from .metrics import evaluate
     from .nn import ShapeError
     from .report import metrics_table
     from .runs import RunError, check_compatible, copy_into
-    from .training import build_model
+    from .training import build_model, check_fits
 
     if split not in ("test", "val", "train"):
         fail(f"--split: expected test, val or train, got {split!r}")
     if checkpoint not in ("best", "last"):
         fail(f"--checkpoint: expected best or last, got {checkpoint!r}")
+    refuse_kfold_root(run_dir, "eval")
     if not (run_dir / "config.yaml").exists():
         fail(f"{run_dir} is not a run folder (no config.yaml)")
     cfg = load_or_fail(run_dir / "config.yaml", [])
+    fold = re.fullmatch(r"fold-(\d+)", run_dir.resolve().name)
     try:
         from .runs import Run
 
         state = Run(run_dir).load_checkpoint(checkpoint)
-        splits = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
+        if cfg.validation.kfold and fold and int(fold[1]) < cfg.validation.kfold:
+            splits = fold_splits(cfg, cfg.validation.kfold, int(fold[1]))  # what it trained on
+        else:
+            splits = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
         model = build_model(cfg, splits.in_shape)
+        check_fits(model, splits)
         source = run_dir / "checkpoints" / f"{checkpoint}.npz"
         check_compatible(model.params, state["params"], "parameters", source)
         check_compatible(model.buffers, state["buffers"], "buffers", source)
@@ -345,19 +432,20 @@ def evaluate_run(
     copy_into(model.buffers, state["buffers"])
     data = getattr(splits, split)
     metrics = evaluate(model, data.X, data.y, split)
-    out.print(metrics_table(f"{run_dir.name}: {checkpoint} checkpoint (epoch "
-                            f"{state['meta']['epoch']}) on {split} ({len(data.X)} samples)",
+    out.print(metrics_table(escape(f"{run_dir.name}: {checkpoint} checkpoint (epoch "
+                                   f"{state['meta']['epoch']}) on {split} ({len(data.X)} samples)"),
                             metrics))
 
 
 @app.command()
 def sample(
-    run_dir: Path = typer.Argument(..., help="A run folder of a character model (data: text)."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder of a character "
+                                   "model (data: text)."),
     length: int = typer.Option(200, help="Characters to generate after the prime."),
     temperature: float = typer.Option(0.8, help="Divides the scores before the softmax: "
                                       "below 1 safer text, above 1 more varied."),
     prime: str = typer.Option("The ", help="Text the model reads before it generates."),
-    seed: Optional[int] = typer.Option(None, help="Seed for a repeatable sample."),
+    seed: Optional[int] = typer.Option(None, help="Seed for a repeatable sample, >= 0."),
     checkpoint: str = typer.Option("best", help="best | last"),
 ):
     """Generate text from a trained character model, one character at a time."""
@@ -367,8 +455,11 @@ def sample(
 
     if length < 0:
         fail(f"--length: expected a number >= 0, got {length}")
+    if seed is not None:
+        at_least("--seed", seed, 0)
     if checkpoint not in ("best", "last"):
         fail(f"--checkpoint: expected best or last, got {checkpoint!r}")
+    refuse_kfold_root(run_dir, "sample")
     try:
         char_model = load_char_model(run_dir, checkpoint)
         text = generate(char_model, prime, length, temperature, np.random.default_rng(seed))
@@ -380,15 +471,20 @@ def sample(
 
 
 @app.command()
-def diagnose(run_dir: Path = typer.Argument(..., help="A run folder (train with "
-                                          "train.diagnostics=true for gradient findings).")):
+def diagnose(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder "
+                                          "(train with train.diagnostics=true for gradient "
+                                          "findings).")):
     """Say what a run shows, in the notes' terms, and what to try: high bias or variance,
-    vanishing or exploding gradients, dead units, a learning rate too high or too low."""
+    vanishing or exploding gradients, dead units, a learning rate too high or too low.
+
+    Example: dl diagnose runs/digits-mlp/<run>
+    """
     from rich.markup import escape
 
     from .diagnose import diagnose as find, read_run
     from .runs import RunError
 
+    refuse_kfold_root(run_dir, "diagnose")
     if not (run_dir / "metrics.jsonl").exists():
         fail(f"{run_dir} is not a run folder (no metrics.jsonl)")
     try:
@@ -408,26 +504,45 @@ def diagnose(run_dir: Path = typer.Argument(..., help="A run folder (train with 
 
 
 @app.command()
-def runs(root: Path = typer.Argument(Path("runs"), help="Folder to search for runs.")):
-    """List runs: name, status, epochs, best validation metric, test metric."""
+def runs(root: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Folder to search "
+                                               "for runs (default: runs, where dl train "
+                                               "writes them).")):
+    """List runs: name, status, epochs, best validation metric, test metric.
+
+    Example: dl runs runs/digits-mlp
+    """
     from .report import find_runs, runs_table
 
+    if root is None:
+        root = Path("runs")
+        if not root.exists():
+            out.print("no runs yet under runs/ (dl train CONFIG writes one)", highlight=False)
+            return
+    if not root.exists():
+        fail(f"FOLDER: {root}: no such folder")
     if not root.is_dir():
-        fail(f"{root}: no such folder")
+        fail(f"FOLDER: {root} is a file; expected a folder of runs")
     found = find_runs(root)
     if not found:
-        out.print(f"no runs under {root}")
+        out.print(f"no runs under {root}", **AS_IS)
         return
     out.print(runs_table(found, root))
 
 
 @app.command()
-def compare(run_dirs: List[Path] = typer.Argument(..., help="Two or more run folders.")):
-    """Configs that differ and metrics side by side."""
+def compare(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR",
+                                                  help="Two or more run folders.")):
+    """Configs that differ and metrics side by side.
+
+    Example: dl compare runs/digits-mlp/*
+    """
     import yaml
 
     from .report import compare_table
 
+    if len(run_dirs) < 2:
+        fail(f"RUN_DIR: expected two or more run folders to compare, got one ({run_dirs[0]}); "
+             f"dl runs lists the runs, dl eval scores one")
     configs = []
     for run_dir in run_dirs:
         path = run_dir / "config.yaml"
@@ -439,11 +554,13 @@ def compare(run_dirs: List[Path] = typer.Argument(..., help="Two or more run fol
 
 @app.command()
 def sweep(
-    spec: Optional[Path] = typer.Argument(None, help="Sweep spec YAML (see configs/sweep_digits.yaml); "
-                                          "not needed with --resume."),
+    spec: Optional[Path] = typer.Argument(None, metavar="SPEC", help="Sweep spec YAML (see "
+                                          "configs/sweep_digits.yaml); required unless --resume "
+                                          "is given."),
     overrides: Optional[List[str]] = typer.Argument(
-        None, help="key=value overrides of the base config for every trial (train.epochs=5); "
-                   "sweep.KEY=VALUE sets a key of the spec (sweep.trials=8 sweep.seed=1)."),
+        None, metavar="KEY=VALUE", help="key=value overrides of the base config for every "
+                                        "trial (train.epochs=5); sweep.KEY=VALUE sets a key of "
+                                        "the spec (sweep.trials=8 sweep.seed=1)."),
     workers: int = typer.Option(1, "--workers", "-w", help="Trials at once. 1 runs them in this "
                                 "process; N starts N worker processes (with --backend dask and no "
                                 "--address: a LocalCluster of N). Each trial uses the spec's "
@@ -455,12 +572,12 @@ def sweep(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the sweep in this folder: "
                                           "only trials not completed run; refused if the spec or "
                                           "the base config changed."),
-    retry_failed: bool = typer.Option(False, "--retry-failed", help="With --resume: run the failed "
-                                      "trials again, from scratch."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the trials and validate each one's "
-                                 "config; train nothing."),
-    fail_fast: bool = typer.Option(False, "--fail-fast", help="Start no trial after the first "
-                                   "failure and exit 1."),
+    retry_failed: bool = flag("--retry-failed", help="With --resume: run the failed trials "
+                              "again, from scratch."),
+    dry_run: bool = flag("--dry-run", help="Print the trials and validate each one's config; "
+                         "train nothing."),
+    fail_fast: bool = flag("--fail-fast", help="Start no trial after the first failure and "
+                           "exit 1."),
     sweep_dir: Optional[Path] = typer.Option(None, "--sweep-dir", help="Write the sweep here instead "
                                              "of runs/<name>/<time>-<id>/."),
 ):
@@ -472,7 +589,9 @@ def sweep(
     Ctrl-C once lets the running trials finish, twice stops them; resume with
     dl sweep --resume SWEEP_DIR.
     """
-    from .config import ConfigError
+    from rich.markup import escape
+
+    from .config import ConfigError, validate
     from .registry import did_you_mean
     from .sweep.executors import (BACKENDS, BackendError, available_cores, make_backend,
                                   start_worker_server)
@@ -480,6 +599,7 @@ def sweep(
     if backend == "local" and workers > 1 and not dry_run:
         start_worker_server()  # it imports while the trials are planned
     from .sweep.folder import SweepError, open_sweep
+    from .sweep.ledger import FINAL
     from .sweep.results import leaderboard, plan_lines, plan_table
     from .sweep.runner import SweepRunner, build_errors, resolve_plans
     from .sweep.sampling import plan_round
@@ -511,12 +631,16 @@ def sweep(
     if dry_run:
         out.print(plan_table(first, sweep_spec))
         for line in plan_lines(sweep_spec, len(first), max(c.train.epochs for c in configs.values())):
-            out.print(line, highlight=False)
+            out.print(line, **AS_IS)
         problems = build_errors(configs)
         if problems:
             fail("\n".join(problems))
         out.print(f"all {len(first)} trial configs are valid and their models build", highlight=False)
         raise typer.Exit()
+    if sweep_dir is not None:
+        check_folder(sweep_dir, "--sweep-dir")
+    elif resume is None:
+        check_folder(Path(validate(base).runs_dir), "runs_dir")
     cores = available_cores()
     if backend == "local" and workers * sweep_spec.threads > cores:
         err.print(f"[yellow]warning:[/] {workers} workers × {sweep_spec.threads} BLAS threads "
@@ -530,37 +654,54 @@ def sweep(
     except (SweepError, OSError) as error:
         runner_backend.close()
         fail(str(error))
-    err.print(f"[bold]{sweep_spec.name}[/]: {len(first)} trials on {runner_backend.description} "
-              f"→ {folder}", highlight=False)
     outcome = None
     try:
-        outcome = SweepRunner(sweep_spec, base, folder, runner_backend, console=err,
-                              retry_failed=retry_failed, fail_fast=fail_fast).run()
+        sweep_runner = SweepRunner(sweep_spec, base, folder, runner_backend, console=err,
+                                   retry_failed=retry_failed, fail_fast=fail_fast)
+        # every round has as many trials as the first; a trial in a final state is done,
+        # except a failed one with --retry-failed
+        total = len(first) * sweep_spec.rounds
+        done = sum(s.status in FINAL and not (retry_failed and s.status == "failed")
+                   for s in sweep_runner.table.values())
+        name = f"[bold]{escape(sweep_spec.name)}[/]"
+        where = f"{escape(runner_backend.description)} → {escape(str(folder))}"
+        if resume is None:
+            opening = f"{name}: {total} trials on {where}"
+        elif done < total:
+            opening = f"{name}: {total - done} of {total} trials to run on {where}"
+        else:
+            opening = (f"{name}: already complete, all {total} trials finished; nothing to run "
+                       f"({escape(str(folder))})")
+        err.print(opening, highlight=False, soft_wrap=True)
+        outcome = sweep_runner.run()
     except SweepError as error:
         fail(str(error))
     finally:
         runner_backend.close(wait=outcome is not None and not outcome.interrupted)
     out.print(leaderboard(outcome.table, sweep_spec))
-    out.print(f"sweep folder: {folder}  (results.csv, ledger.jsonl, trial-*/)", highlight=False)
+    out.print(f"sweep folder: {folder}  (results.csv, ledger.jsonl, trial-*/)", **AS_IS)
     if (folder / "best.yaml").exists():
-        out.print(f"best config: dl train {folder / 'best.yaml'}", highlight=False)
+        out.print(f"best config: dl train {folder / 'best.yaml'}", **AS_IS)
     if outcome.interrupted or not outcome.complete:
-        err.print(f"continue with: dl sweep --resume {folder}", highlight=False)
+        err.print(f"continue with: dl sweep --resume {folder}", **AS_IS)
     raise typer.Exit(outcome.exit_code)
 
 
 @app.command()
 def plot(
-    path: Path = typer.Argument(..., help="A run folder (its learning curves) or a sweep folder "
-                                "(the metric against each varied parameter, and the learning "
-                                "curves of the best trials)."),
+    path: Path = typer.Argument(..., metavar="PATH", help="A run folder (its learning curves) "
+                                "or a sweep folder (the metric against each varied "
+                                "parameter, and the learning curves of the best trials)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG files "
                                            "(default: PATH/plots)."),
     top: int = typer.Option(5, help="Sweeps: how many of the best trials get learning curves."),
 ):
-    """Draw curves as PNG files (matplotlib, no display needed) and print their paths."""
-    if top < 1:
-        fail(f"--top: expected an integer >= 1, got {top}")
+    """Draw curves as PNG files (matplotlib, no display needed) and print their paths.
+
+    Example: dl plot runs/lr-vs-width/<sweep> --top 3
+    """
+    at_least("--top", top, 1)
+    refuse_kfold_root(path, "plot")
     try:
         from .plot import PlotError, plot_path
     except ImportError:
@@ -570,13 +711,14 @@ def plot(
     except PlotError as error:
         fail(str(error))
     for png in written:
-        out.print(str(png), highlight=False)
+        out.print(str(png), **AS_IS)
 
 
 @app.command()
 def report(
-    sweep_dir: Path = typer.Argument(..., help="A sweep folder, such as one of a study in "
-                                     "experiments/ (dl sweep prints where it is)."),
+    sweep_dir: Path = typer.Argument(..., metavar="SWEEP_DIR", help="A sweep folder, such as "
+                                     "one of a study in experiments/ (dl sweep prints where "
+                                     "it is)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for report.md and its "
                                            "PNG figures (default: SWEEP_DIR/report)."),
 ):
@@ -590,6 +732,6 @@ def report(
         path = write_report(sweep_dir, out_dir)
     except ReportError as error:
         fail(str(error))
-    out.print(str(path), highlight=False, soft_wrap=True)
+    out.print(str(path), **AS_IS)
     for png in sorted(path.parent.glob("*.png")):
-        out.print(str(png), highlight=False, soft_wrap=True)
+        out.print(str(png), **AS_IS)

@@ -41,6 +41,8 @@ def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 def sample_coords(shape: tuple[int, ...], max_coords: int | None,
                   rng: np.random.Generator) -> np.ndarray:
     """Flat indices to perturb: all of them, or ``max_coords`` drawn without replacement."""
+    if max_coords is not None and max_coords < 1:  # 0 would check nothing and pass
+        raise ValueError(f"max_coords: expected an integer >= 1 or None, got {max_coords}")
     size = int(np.prod(shape))
     if max_coords is None or size <= max_coords:
         return np.arange(size)
@@ -159,6 +161,8 @@ def check_model(model: Model, x: np.ndarray, y: np.ndarray,
     if model.dtype != np.float64:
         raise ValueError("gradcheck needs a float64 model (finite differences in float32 "
                          "are dominated by rounding)")
+    if len(x) == 0:
+        raise ValueError("gradcheck needs at least one sample, got none")
     rng = rng or np.random.default_rng(0)
     states = _rng_states([layer for _, layer in model.chain.walk("")])
 

@@ -1,14 +1,16 @@
 """The inspection commands: summary, gradcheck, layers, runs, compare, eval."""
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from dl_cli import training
 from dl_cli.cli import app
-from dl_cli.config import load_config
+from dl_cli.config import dump_config, load_config
 from dl_cli.registry import LAYERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,3 +142,188 @@ def test_a_gradient_that_is_zero_on_both_sides_passes_but_a_wrong_one_does_not()
     assert check("affine", "b", (3,), [0.0, 0.0, 0.0], [1e-10, -2e-10, 0.0], 1e-6).passed
     assert not check("affine", "b", (3,), [0.0, 0.0, 0.0], [1e-3, 0.0, 0.0], 1e-6).passed
     assert not check("affine", "b", (3,), [1.0, 2.0, 3.0], [1.0, 2.0, 3.1], 1e-6).passed
+
+
+def flat(text: str) -> str:
+    """Help text without Rich's panel borders and line breaks."""
+    return re.sub(r"[\s│╭╮╰╯─]+", " ", text)
+
+
+def train_run(tmp_path, *overrides: str) -> Path:
+    base = write(tmp_path, [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}])
+    cfg = load_config(base, list(overrides))
+    run = training.start(cfg)
+    training.train(cfg, run, progress=False)
+    return run.path
+
+
+def test_print_config_output_loads_back_as_the_same_config(tmp_path):
+    source = ROOT / "configs" / "digits_mlp.yaml"
+    long_name = "digits-" + "x" * 120  # wider than the terminal: must not be wrapped
+    first = runner.invoke(app, ["train", str(source), f"name={long_name}", "--print-config"])
+    assert first.exit_code == 0, first.output
+    assert "preprocess: [minmax]" in first.output  # Rich markup would eat "[minmax]"
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(first.output)
+    second = runner.invoke(app, ["train", str(saved), "--print-config"])
+    assert second.exit_code == 0, second.output
+    assert second.output == first.output
+    expected = dump_config(load_config(source, [f"name={long_name}"]))
+    assert yaml.safe_load(first.output) == yaml.safe_load(expected)
+
+
+def test_names_and_paths_with_brackets_and_colons_print_as_given(tmp_path):
+    path = write(tmp_path, [{"type": "affine", "units": 3}], name="x.yaml")
+    run_dir = tmp_path / "run[bold]:x:"
+    result = runner.invoke(app, ["train", str(path), "name=n[red]x", "--run-dir", str(run_dir),
+                                 "-q"], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert "n[red]x:" in result.output
+    assert f"run folder: {run_dir}" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-coords", "0"], "--max-coords: expected an integer >= 1, got 0"),
+    (["--samples", "-3"], "--samples: expected an integer >= 1, got -3"),
+    (["--samples", "0"], "--samples: expected an integer >= 1, got 0"),
+    (["--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+])
+def test_gradcheck_refuses_options_that_check_nothing(tmp_path, args, message):
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    for target in ([str(path)], ["--layer", "affine"]):
+        result = runner.invoke(app, ["gradcheck", *target, *args], terminal_width=200)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output
+    from dl_cli.gradcheck import sample_coords
+
+    with pytest.raises(ValueError, match="max_coords"):
+        sample_coords((3, 4), 0, np.random.default_rng(0))
+
+
+def test_threads_and_sample_seed_name_the_bad_value(tmp_path):
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    result = runner.invoke(app, ["train", str(path), "--threads", "0"])
+    assert result.exit_code == 2
+    assert "--threads: expected an integer >= 1, got 0" in result.output
+    result = runner.invoke(app, ["sample", str(tmp_path), "--seed", "-1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "--seed: expected an integer >= 0, got -1" in result.output
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.layers.0.units=2"], "set the last layer's units to 3"),
+    (["model.loss=binary_cross_entropy"], "use softmax_cross_entropy"),
+    (["model.loss=mse"], "set the last layer's units to 1"),
+])
+def test_a_model_that_does_not_fit_its_data_is_refused_as_dl_train_refuses_it(
+        tmp_path, overrides, message):
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    trained = runner.invoke(app, ["train", str(path), *overrides, "-q"], terminal_width=400)
+    assert trained.exit_code == 2 and message in trained.output
+    checked = runner.invoke(app, ["gradcheck", str(path), *overrides], terminal_width=400)
+    assert checked.exit_code == 2, checked.output
+    assert message in checked.output and "Traceback" not in checked.output
+    summary = runner.invoke(app, ["summary", str(path), *overrides], terminal_width=400)
+    assert summary.exit_code == 0 and "total" in summary.output  # the table, then why
+    assert "warning: dl train would refuse this config" in summary.output and message in summary.output
+
+
+def test_eval_refuses_a_run_whose_config_no_longer_fits_its_data(tmp_path):
+    run_dir = train_run(tmp_path)
+    config = run_dir / "config.yaml"
+    config.write_text(config.read_text().replace("softmax_cross_entropy", "binary_cross_entropy"))
+    result = runner.invoke(app, ["eval", str(run_dir)], terminal_width=400)
+    assert result.exit_code == 2, result.output
+    assert "use softmax_cross_entropy" in result.output
+
+
+def test_help_shows_flags_without_a_value_and_what_is_required():
+    helps = {command: runner.invoke(app, [command, "--help"]).output
+             for command in ("train", "gradcheck", "sweep", "eval", "summary", "plot",
+                             "diagnose", "runs", "compare")}
+    main_help = runner.invoke(app, ["--help"]).output
+    for text, flags in ((helps["train"], ("--quiet", "--print-config")),
+                        (helps["gradcheck"], ("--all",)),
+                        (helps["sweep"], ("--dry-run", "--fail-fast", "--retry-failed")),
+                        (main_help, ("--version",))):
+        for option in flags:
+            line = next(line for line in text.splitlines() if option in line)
+            assert "<bool>" not in line, line
+    assert "Start with `dl train configs/quickstart.yaml`" in flat(main_help)
+    assert "required unless --resume is given" in flat(helps["train"])
+    assert "Give exactly one of CONFIG, --layer NAME or --all" in flat(helps["gradcheck"])
+    for command in ("gradcheck", "eval", "summary", "plot", "diagnose", "runs", "compare"):
+        assert f"Example: dl {command} " in flat(helps[command])
+
+
+def test_a_kfold_run_folder_names_its_fold_folders(tmp_path):
+    path = write(tmp_path, [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}])
+    result = runner.invoke(app, ["train", str(path), "validation.kfold=3", "-q"])
+    assert result.exit_code == 0, result.output
+    (root,) = (tmp_path / "runs" / "cli-test").iterdir()
+    folds = [root / f"fold-{i}" for i in range(3)]
+    for command in ("eval", "plot", "diagnose", "sample"):
+        refused = runner.invoke(app, [command, str(root)], terminal_width=1000)
+        assert refused.exit_code == 2, (command, refused.output)
+        assert f"{root} is a k-fold run folder" in refused.output
+        assert f"dl {command} takes the run folder of one fold: " in refused.output
+        assert ", ".join(map(str, folds)) in refused.output
+    # a fold folder is scored on the fold's own validation part, as it was trained
+    scored = runner.invoke(app, ["eval", str(folds[1]), "--split", "val"], terminal_width=400)
+    assert scored.exit_code == 0, scored.output
+    sizes = training.Run(folds[1]).read_summary()["data"]["sizes"]
+    assert f"on val ({sizes['val']} samples)" in scored.output
+
+
+def test_compare_needs_two_runs(tmp_path):
+    run_dir = train_run(tmp_path)
+    result = runner.invoke(app, ["compare", str(run_dir)], terminal_width=400)
+    assert result.exit_code == 2
+    assert "RUN_DIR: expected two or more run folders to compare, got one" in result.output
+
+
+def test_runs_before_any_training_is_not_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["runs"])
+    assert result.exit_code == 0, result.output
+    assert "no runs yet under runs/ (dl train CONFIG writes one)" in result.output
+    missing = runner.invoke(app, ["runs", "elsewhere"])
+    assert missing.exit_code == 2 and "elsewhere: no such folder" in missing.output
+    assert runner.invoke(app, ["runs", "runs"]).exit_code == 2  # named, so it must exist
+
+
+@pytest.mark.parametrize("where", ["file", "file/below"])
+def test_a_runs_dir_that_is_a_file_is_named(tmp_path, where):
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    (tmp_path / "file").write_text("not a folder")
+    runs_dir = tmp_path / where
+    result = runner.invoke(app, ["train", str(path), f"runs_dir={runs_dir}", "-q"],
+                           terminal_width=400)
+    assert result.exit_code == 2
+    assert f"runs_dir: expected a folder (made if missing), got {runs_dir}" in result.output
+    assert "Errno" not in result.output
+    result = runner.invoke(app, ["train", str(path), "--run-dir", str(runs_dir), "-q"],
+                           terminal_width=400)
+    assert result.exit_code == 2 and "--run-dir: expected a folder" in result.output
+
+
+def test_sweep_resume_says_how_many_trials_are_left(tmp_path):
+    base = write(tmp_path, [{"type": "affine", "units": 3}], name="base.yaml")
+    data = tmp_path / "data.npz"
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({"base": str(base), "name": "s", "method": "grid", "params": {
+        "data.dataset": {"values": [{"type": "spiral", "classes": 3, "samples": 30},
+                                    {"type": "npz", "path": str(data)}]}}}))
+    folder = tmp_path / "sweep"
+    first = runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(folder)], terminal_width=400)
+    assert first.exit_code == 0, first.output
+    assert "s: 2 trials on" in first.output
+    resumed = runner.invoke(app, ["sweep", "--resume", str(folder)], terminal_width=400)
+    assert resumed.exit_code == 0, resumed.output
+    assert "already complete, all 2 trials finished; nothing to run" in resumed.output
+    assert "val/acc" in resumed.output  # the leaderboard
+    np.savez(data, X=np.random.default_rng(0).normal(size=(60, 2)), y=np.arange(60) % 3)
+    retried = runner.invoke(app, ["sweep", "--resume", str(folder), "--retry-failed"],
+                            terminal_width=400)
+    assert retried.exit_code == 0, retried.output
+    assert "s: 1 of 2 trials to run on" in retried.output
