@@ -124,7 +124,7 @@ def summary_table(summary: dict) -> Table:
     measures = sorted({key.split("/", 1)[1] for key in (*best, *test)
                        if "/" in key and not key.endswith("/objective")},
                       key=lambda m: (m != "loss", m))
-    title = (f"{summary.get('name', 'run')}: {summary.get('status')}; best "
+    title = (f"{escape(str(summary.get('name', 'run')))}: {summary.get('status')}; best "
              f"{summary.get('monitor')} {number(summary.get('best_value'))} at epoch "
              f"{summary.get('best_epoch')} of {summary.get('epochs')}")
     table = Table(title=title)
@@ -147,7 +147,7 @@ def folds_table(summary: dict) -> Table:
     """One row per fold, then the mean ± std that scores the config."""
     monitor = summary["monitor"]
     test_key = monitor.replace("val/", "test/")
-    title = (f"{summary['name']}: {summary['kfold']}-fold cross-validation, {monitor} "
+    title = (f"{escape(summary['name'])}: {summary['kfold']}-fold cross-validation, {monitor} "
              f"{number(summary['best_value'])} ± {number(summary['best_std'])}")
     table = Table(title=title)
     for column in ("fold", "status", "best epoch", f"best {monitor}", test_key):
@@ -189,7 +189,7 @@ def best_text(summary: dict) -> str:
 
 
 def runs_table(run_dirs: list[Path], root: Path) -> Table:
-    table = Table(title=f"runs in {root}")
+    table = Table(title=escape(f"runs in {root}"))
     table.add_column("run", overflow="fold")  # whole: a k-fold run's folds differ by the tail
     for column in ("status", "epochs", "monitor", "best val", "test"):
         table.add_column(column)
@@ -198,7 +198,7 @@ def runs_table(run_dirs: list[Path], root: Path) -> Table:
         monitor = summary.get("monitor", "")
         test = summary.get("test") or {}
         test_key = monitor.replace("val/", "test/")
-        table.add_row(str(run_dir.relative_to(root)), kfold_status(summary),
+        table.add_row(escape(str(run_dir.relative_to(root))), kfold_status(summary),
                       number(summary.get("epochs")), monitor, number(summary.get("best_value")),
                       number(test.get(test_key)))
     return table
@@ -227,9 +227,9 @@ def compare_table(run_dirs: list[Path], configs: list[dict]) -> Table:
     table = Table(title="runs side by side: differing config keys, then metrics")
     table.add_column("")
     for run_dir in run_dirs:
-        table.add_column(run_dir.name)
+        table.add_column(escape(run_dir.name))
     for key in differing:
-        table.add_row(key, *(number(f.get(key)) for f in flat))
+        table.add_row(key, *(escape(number(f.get(key))) for f in flat))
     table.add_section()
     table.add_row("status", *(kfold_status(s) for s in summaries))
     table.add_row("best epoch", *(number(s.get("best_epoch")) for s in summaries))

@@ -315,7 +315,9 @@ def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path):
 
     run_dir = tmp_path / "run"
     proc = start_dl("train", config, "--run-dir", run_dir)
-    while not (run_dir / "run.lock").exists() or not (run_dir / "run.lock").read_text():
+    # the lock, with its holder's PID in it, then the config: the folder holds a run
+    while not ((run_dir / "run.lock").exists() and (run_dir / "run.lock").read_text()
+               and (run_dir / "config.yaml").exists()):
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.005)
     # 7: a second process on the same folder is refused with the holder's PID.

@@ -1,6 +1,7 @@
 """The tables: gradient checks, registries, runs and compare (k-fold runs), the sweep's
 leaderboard."""
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +241,23 @@ def test_a_sweep_with_no_result_yet_says_so(tmp_path):
     table = {i: TrialState(i, 0, i, None, {"optimizer.lr": 0.1}) for i in range(2)}
     assert leaderboard(table, spec).title == (
         "t: no configuration scored by val/acc (max) yet; not scored: 2 pending")
+
+
+def test_names_in_table_titles_and_cells_are_printed_as_given(tmp_path):
+    from dl_cli.report import compare_table, folds_table, summary_table
+
+    def text(table):
+        console = Console(width=400, record=True, file=io.StringIO())
+        console.print(table)
+        return console.export_text()
+
+    summary = {"name": "n[red]x", "status": "completed", "monitor": "val/acc", "best_value": 0.5,
+               "best_epoch": 1, "epochs": 1, "best": {"val/acc": 0.5}, "test": {}}
+    assert "n[red]x" in text(summary_table(summary))
+    folds = {**summary, "kfold": 2, "best_std": 0.0,
+             "folds": [{"fold": 0, "status": "completed", "best_epoch": 1, "best_value": 0.5,
+                        "test": {}}]}
+    assert "n[red]x" in text(folds_table(folds))
+    runs = [tmp_path / "a[red]", tmp_path / "b"]
+    table = compare_table(runs, [{"data": {"preprocess": ["[bold]"]}}, {"data": {"preprocess": []}}])
+    assert "a[red]" in text(table) and "[bold]" in text(table)
