@@ -219,7 +219,8 @@ def _train_folds(cfg, run_dir: Optional[Path], progress: bool) -> None:
     from .report import folds_table
 
     with _training_errors(None):
-        summary = train_folds(cfg, run_dir, progress=progress, warn=_warn)
+        summary = train_folds(cfg, run_dir, progress=progress, warn=_warn,
+                              say=lambda line: err.print(line, **AS_IS))
     out.print(folds_table(summary))
     out.print(f"run folder: {summary['run_dir']}", **AS_IS)
 

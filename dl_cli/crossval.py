@@ -46,11 +46,12 @@ def assemble_fold(cfg: Config, k: int, fold: int) -> Assembled:
     return assemble(cfg, fold_splits(cfg, k, fold))
 
 
-def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None) -> dict:
+def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say=None) -> dict:
     """``dl train`` with ``validation: {kfold: K}``: one run per fold in ``RUN/fold-i/``,
     and ``RUN/summary.json`` scoring the config as the mean (± sample std) of each fold's
     best monitored metric. The test split is scored by each fold's best parameters and
-    averaged the same way; it still chooses nothing."""
+    averaged the same way; it still chooses nothing. ``say`` takes a line as each fold
+    starts."""
     k = cfg.validation.kfold
     root = start(cfg, run_dir)
     try:
@@ -58,6 +59,10 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None) -> 
         for fold in range(k):
             parts = assemble_fold(cfg, k, fold)
             run = start(cfg, root.path / f"fold-{fold}")
+            if say is not None:
+                sizes = (len(parts.splits.train.X), len(parts.splits.val.X), len(parts.splits.test.X))
+                say(f"fold {fold + 1} of {k}: {sizes[0]} train / {sizes[1]} val / {sizes[2]} "
+                    f"test samples → {run.path}")
             folds.append(train(cfg, run, parts, progress=progress, warn=warn))
         summary = fold_summary(cfg, folds)
         summary["run_dir"] = str(root.path)

@@ -268,6 +268,7 @@ def test_kfold_scores_the_config_by_the_mean_over_folds(tmp_path):
     assert summary["best_value"] == pytest.approx(np.mean(fold_best))
     assert summary["best_std"] == pytest.approx(np.std(fold_best, ddof=1))
     assert "3-fold cross-validation" in result.output
+    assert "fold 1 of 3: 90 train / 45 val" in result.output  # each fold says where it goes
     assert not (root / "checkpoints").exists()  # the folds hold them
 
 
