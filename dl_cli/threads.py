@@ -71,7 +71,9 @@ def split(n: int, count: int) -> list[slice]:
 def in_parts(n: int, work: Callable[[slice], T], size: int) -> list[T]:
     """``[work(part) for part in the parts of range(n)]``, the parts run at once; ``size``,
     the number of elements the work touches, decides whether splitting pays."""
-    return each(split(n, _parts if size >= SMALL else 1), work)
+    if _parts == 1 or size < SMALL:
+        return [work(slice(0, n))]
+    return each(split(n, _parts), work)
 
 
 def each(items: list, work: Callable[..., T]) -> list[T]:
