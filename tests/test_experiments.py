@@ -202,6 +202,8 @@ def test_dl_report_writes_the_claim_a_table_and_legible_figures(tmp_path):
     for label in ("unclipped, lr=0.1", "unclipped, lr=0.5", "clipped, lr=0.1", "clipped, lr=0.5"):
         assert f"| {label} |" in text
     assert "1 diverged" in text and "(1/1 diverged)" in text
+    metric = study.spec.metric.split("/")[1]  # every split shown by the measure it ranks by
+    assert f"| {study.spec.metric} (best epoch) | train/{metric} (last epoch) |" in text
     pngs = sorted(p.name for p in report.parent.glob("*.png"))
     assert pngs == ["by_learning_rate.png", "curves.png"]
     assert all(f"]({name})" in text for name in pngs)

@@ -23,7 +23,6 @@ import yaml
 
 from ..config import load_config
 from ..plot import epoch_records
-from ..registry import LOSSES
 from ..runs import Run
 from ..schema import Config
 from ..sweep.ledger import Ledger, TrialState
@@ -138,8 +137,9 @@ class Study:
 
     @property
     def score(self) -> str:
-        """``loss`` for regression, ``acc`` for every other task."""
-        return "loss" if LOSSES.create(self.groups[0].config.model.loss).task == "regression" else "acc"
+        """The measure the sweep ranks by (``acc``, ``loss``, ``mse``, ...), which the
+        report shows on every split, so that its columns compare like with like."""
+        return self.spec.metric.split("/", 1)[1]
 
     @property
     def variant_names(self) -> list[str | None]:
