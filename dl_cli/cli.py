@@ -170,8 +170,14 @@ def _training_errors(run_path: Optional[Path]):
     try:
         yield
     except Diverged as error:
-        fail(f"training diverged: {error}. The best checkpoint is unchanged; try a lower "
-             f"learning rate or gradient clipping.", EXIT_DIVERGED)
+        if run_path is None:
+            kept = "The folds' best checkpoints are unchanged"
+        elif (run_path / "checkpoints" / "best.npz").exists():
+            kept = "The best checkpoint is unchanged"
+        else:
+            kept = "No epoch ended before it, so there is no best checkpoint"
+        fail(f"training diverged: {error}. {kept}; try a lower learning rate or gradient "
+             f"clipping.", EXIT_DIVERGED)
     except Interrupted as error:
         if run_path is None:  # k-fold: each fold keeps its last.npz, the whole is rerun
             err.print(f"{error}; a k-fold run is not resumable: train the config again",

@@ -119,8 +119,9 @@ def test_diagnose_names_vanishing_gradients_in_a_20_layer_sigmoid_network(tmp_pa
 
 
 def test_diagnose_names_a_divergence_in_the_first_epoch_and_nothing_else(tmp_path):
-    runner.invoke(app, ["train", "configs/quickstart.yaml", "-q", "optimizer.type=sgd",
-                        "optimizer.lr=1e6", "--run-dir", str(tmp_path / "run")])
+    trained = runner.invoke(app, ["train", "configs/quickstart.yaml", "-q", "optimizer.type=sgd",
+                                  "optimizer.lr=1e6", "--run-dir", str(tmp_path / "run")])
+    assert trained.exit_code == 3 and "there is no best checkpoint" in trained.output
     result = runner.invoke(app, ["diagnose", str(tmp_path / "run")], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "divergence" in result.output
