@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dl_cli.cli import app
-from dl_cli.config import load_config
+from dl_cli.config import config_to_dict, load_config
 from dl_cli.data import load
 from dl_cli.report import find_runs
 from dl_cli.sweep.asha import promote, rungs
@@ -486,6 +486,76 @@ def test_asha_verdicts_survive_an_interruption(tmp_path, monkeypatch):
                                                     events(tmp_path / "resumed", "prune"))]
 
 
+def prune_events(folder: Path) -> list[tuple]:
+    return [(e["trial"], e["rung"]) for e in events(folder, "prune")]
+
+
+@pytest.mark.parametrize("left", ["interrupted", "running"])
+def test_asha_verdicts_survive_a_trial_stopped_past_a_rung(tmp_path, monkeypatch, left):
+    """A trial trained to epoch 2 whose result the ledger never got (Ctrl-C twice: the
+    trial reports interrupted; a killed driver: the ledger still says running) is scored
+    at rung 1 and rung 2 on resume exactly as in an uninterrupted sweep."""
+    spec = write_sweep(tmp_path, ASHA, ASHA_BASE)
+    assert sweep(spec, tmp_path / "straight").exit_code == 0
+    original = SweepRunner._record
+
+    def lose_the_rung_2_result(self, index, until, result):
+        if until == 2:
+            if left == "interrupted":
+                original(self, index, until, {"status": "interrupted", "until": until,
+                                              "error": "stopped"})
+            self.interrupts = 3  # leave at once
+        else:
+            original(self, index, until, result)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SweepRunner, "_record", lose_the_rung_2_result)
+        assert sweep(spec, tmp_path / "resumed").exit_code == 130
+    assert left in {r["status"] for r in rows(tmp_path / "resumed")}
+    result = runner.invoke(app, ["sweep", "--resume", str(tmp_path / "resumed")])
+    assert result.exit_code == 0, result.output
+    assert outcomes(tmp_path / "resumed") == outcomes(tmp_path / "straight")
+    assert prune_events(tmp_path / "resumed") == prune_events(tmp_path / "straight")
+    rung_scores = [(e["trial"], e["until"], e["metric"]) for e in events(tmp_path / "straight", "result")]
+    resumed = [(e["trial"], e["until"], e["metric"]) for e in events(tmp_path / "resumed", "result")
+               if e["status"] != "interrupted"]
+    assert sorted(resumed) == sorted(rung_scores)
+
+
+def test_a_rung_is_scored_at_its_epoch_even_from_a_later_checkpoint(tmp_path):
+    from dl_cli.sweep.trial import run_trial
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**ASHA_BASE, "runs_dir": str(tmp_path)}))
+    config = config_to_dict(load_config(tmp_path / "c.yaml"))
+    trial = tmp_path / "trial"
+    ahead = run_trial(config, str(trial), until=3, metric="val/loss", goal="min")
+    assert ahead["status"] == "paused" and ahead["epochs"] == 3
+    again = run_trial(config, str(trial), until=1, metric="val/loss", goal="min")
+    assert again["metric"] == metric_lines(trial)[0]["val/loss"]  # epoch 1's, not a later one
+    assert ahead["metric"] == min(r["val/loss"] for r in metric_lines(trial))
+
+
+def test_a_diverged_seed_gets_its_configuration_pruned(tmp_path, monkeypatch):
+    """Seed 0 of configuration 0 diverges: the configuration scores the worst at its rung
+    and its other seed is pruned, instead of training to the end."""
+    spec = write_sweep(tmp_path, {"method": "grid", "seeds": [0, 1],
+                                  "prune": {"rule": "asha", "min_epochs": 1, "eta": 2},
+                                  "params": {"optimizer.lr": {"values": [0.05, 0.01]}}}, ASHA_BASE)
+    folder = tmp_path / "sweep"
+    original = SweepRunner._record
+
+    def diverge(self, index, until, result):
+        if index == 0:
+            result = {**result, "status": "diverged", "metric": 0.9}
+        original(self, index, until, result)
+
+    monkeypatch.setattr(SweepRunner, "_record", diverge)
+    result = sweep(spec, folder)
+    assert result.exit_code == 0, result.output
+    assert [r["status"] for r in rows(folder)] == ["diverged", "pruned", "completed", "completed"]
+    assert prune_events(folder) == [(1, 1)]
+
+
 def test_rungs_and_promotion():
     assert rungs(3, 3, 30) == [3, 9, 27, 30]
     assert rungs(1, 2, 4) == [1, 2, 4]
@@ -510,6 +580,116 @@ def test_refine_narrows_continuous_ranges_around_the_best(tmp_path):
     assert 1e-3 <= lo <= min(top) and max(top) <= hi <= 1e-1
     assert hi / lo < 100  # narrower than the two decades searched first
     assert all(lo <= float(r["optimizer.lr"]) <= hi for r in table[4:])
+
+
+def test_retried_trial_keeps_the_refined_rounds_the_ledger_recorded(reference, tmp_path, monkeypatch):
+    """The best trial of round 0 fails, so rounds 1 and 2 narrow around the others; once
+    --retry-failed completes it, the recorded rounds stay as they were."""
+    import dl_cli.sweep.runner as runner_module
+
+    best = max(rows(reference), key=lambda r: float(r["val/acc"]))["trial"]
+    spec = write_sweep(tmp_path, {**RANDOM, "refine": {"rounds": 2, "top": 1}})
+    folder = tmp_path / "sweep"
+    real = runner_module.run_trial
+
+    def fail_the_best(config, trial_dir, **options):
+        if trial_dir.endswith(f"trial-{int(best):04d}"):
+            return {"status": "failed", "metric": None, "epochs": 0, "error": "injected"}
+        return real(config, trial_dir, **options)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner_module, "run_trial", fail_the_best)
+        assert sweep(spec, folder).exit_code == 0
+    declared = {e["trial"]: e["params"] for e in events(folder, "trial")}
+    rounds = events(folder, "round")
+    assert len(declared) == 12 and len(rounds) == 2
+    for args in (["--retry-failed"], []):
+        result = runner.invoke(app, ["sweep", "--resume", str(folder), *args])
+        assert result.exit_code == 0, result.output
+    assert [r["status"] for r in rows(folder)] == ["completed"] * 12
+    assert events(folder, "round") == rounds
+    assert {e["trial"]: e["params"] for e in events(folder, "trial")} == declared
+
+
+def test_resume_ignores_the_key_order_of_the_base_but_not_of_params(tmp_path):
+    spec = write_sweep(tmp_path, {"method": "grid", "params": {
+        "model.layers.0.units": {"values": [4]}, "optimizer.lr": {"values": [0.01, 0.03]}}})
+    folder = tmp_path / "sweep"
+
+    def write_base(dataset: dict) -> None:
+        text = yaml.safe_dump({**BASE, "data": {**BASE["data"], "dataset": dataset},
+                               "runs_dir": str(tmp_path / "runs")}, sort_keys=False)
+        (tmp_path / "base.yaml").write_text(text)
+
+    dataset = BASE["data"]["dataset"]
+    write_base(dataset)
+    assert sweep(spec, folder).exit_code == 0
+    write_base(dict(reversed(dataset.items())))  # the same content, keys in another order
+    result = runner.invoke(app, ["sweep", "--resume", str(folder)])
+    assert result.exit_code == 0, result.output
+
+    saved = yaml.safe_load((folder / "spec.yaml").read_text())
+    saved["params"] = dict(reversed(saved["params"].items()))
+    spec.write_text(yaml.safe_dump(saved, sort_keys=False))
+    result = runner.invoke(app, ["sweep", str(spec), "--resume", str(folder)])
+    assert result.exit_code == 2
+    assert "the spec changed" in result.output
+    assert "params order: model.layers.0.units, optimizer.lr → optimizer.lr, model.layers.0.units" \
+        in result.output
+
+
+def test_huge_integer_domains_are_never_listed(tmp_path, monkeypatch):
+    huge = {"seed": Domain("int_uniform", (0, 10**12)), "units": Domain("range", (1, 10**12, 1)),
+            "lr": Domain("range", (0.0, 1.0, 1e-12))}
+    expected = []
+    for index in range(5):  # the draws the listing gave: lo + integers(size)
+        rng = np.random.default_rng([0, index])
+        expected.append({"seed": int(rng.integers(10**12 + 1)), "units": 1 + int(rng.integers(10**12)),
+                         "lr": round(int(rng.integers(10**12 + 1)) * 1e-12, 12)})
+
+    def never(self):
+        raise AssertionError(f"{self.kind} listed its points")
+
+    monkeypatch.setattr(Domain, "points", never)
+    assert [sample_configuration(huge, 0, i) for i in range(5)] == expected
+    assert grid_configuration(huge, 10**12 + 7) == {"seed": 0, "units": 2, "lr": 6e-12}
+    path = write_sweep(tmp_path, {"method": "grid", "params": {
+        "seed": {"int_uniform": [0, 10**12]}, "model.layers.0.units": {"range": [1, 10**12, 1]}}})
+    spec, _ = prepare(path)
+    assert spec.configurations_per_variant() == (10**12 + 1) * 10**12
+
+
+def test_a_cut_last_line_does_not_swallow_the_next_event(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.append("sweep", spec_hash="a")
+    with open(ledger.path, "a") as f:
+        f.write('{"event": "result", "tri')  # a crash in the middle of a write
+    ledger.append("sweep", spec_hash="b", resumed=True)
+    assert [e["spec_hash"] for e in Ledger(ledger.path).events()] == ["a", "b"]
+    assert ledger.path.read_text().splitlines()[1] == '{"event": "result", "tri'
+
+
+def test_a_second_resume_of_a_running_sweep_leaves_its_ledger_alone(tmp_path):
+    spec = write_sweep(tmp_path, {"method": "grid", "params": {"model.layers.0.units": {"values": [4]}}})
+    folder = tmp_path / "sweep"
+    assert sweep(spec, folder).exit_code == 0
+    before = (folder / "ledger.jsonl").read_bytes()
+    driver = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (folder / "driver.lock").write_text(str(driver.pid))  # another driver runs it
+        result = runner.invoke(app, ["sweep", "--resume", str(folder)])
+    finally:
+        driver.kill()
+        driver.wait()
+    assert result.exit_code == 2 and f"being run by process {driver.pid}" in result.output
+    assert (folder / "ledger.jsonl").read_bytes() == before
+
+
+def test_refined_ranges_stay_inside_the_original_domain():
+    assert Domain("int_loguniform", (3, 10**7)).narrowed([10**7]).args[1] == 10**7
+    assert Domain("loguniform", (1e-4, 1e-1)).narrowed([1e-1]).args[1] == 1e-1
+    assert Domain("loguniform", (1e-4, 1e-1)).narrowed([1e-4]).args[0] == 1e-4
+    assert Domain("int_loguniform", (3, 10**7)).narrowed([3]).args[0] == 3
 
 
 # -- backends -------------------------------------------------------------------------

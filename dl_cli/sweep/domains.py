@@ -53,29 +53,49 @@ class Domain:
         """A range of numbers that coarse-to-fine refinement can narrow."""
         return self.kind in CONTINUOUS
 
+    def size(self) -> int | None:
+        """How many points the domain has (None: continuous without ``grid``), counted
+        without listing them."""
+        if self.kind == "values":
+            return len(self.args)
+        if self.kind == "range":
+            lo, hi, step = self.args
+            return int(math.floor((hi - lo) / step + 1e-9)) + 1
+        if self.grid is None:
+            return self.args[1] - self.args[0] + 1 if self.kind == "int_uniform" else None
+        return len(self.points())
+
+    def point(self, i: int):
+        """Point ``i`` of ``points()``; for a range or an int_uniform without listing them."""
+        if self.kind == "range":
+            lo, hi, step = self.args
+            if all(is_int(a) for a in self.args):
+                return lo + i * step
+            return round(lo + i * step, 12)
+        if self.kind == "int_uniform" and self.grid is None:
+            return self.args[0] + i
+        return self.points()[i]
+
     def points(self) -> list | None:
         """The finite set of values, or None for a continuous domain without ``grid``."""
         if self.kind == "values":
             return list(self.args)
-        if self.kind == "range":
-            lo, hi, step = self.args
-            count = int(math.floor((hi - lo) / step + 1e-9)) + 1
-            if all(is_int(a) for a in self.args):
-                return [lo + i * step for i in range(count)]
-            return [round(lo + i * step, 12) for i in range(count)]
-        lo, hi = self.args
+        if self.kind == "range" or self.kind == "int_uniform" and self.grid is None:
+            return [self.point(i) for i in range(self.size())]
         if self.grid is None:
-            return list(range(lo, hi + 1)) if self.kind == "int_uniform" else None
+            return None
+        lo, hi = self.args
         spaced = np.geomspace(lo, hi, self.grid) if self.log else np.linspace(lo, hi, self.grid)
         if self.kind.startswith("int_"):
             return sorted({int(round(v)) for v in spaced})
         return [float(v) for v in spaced]
 
     def sample(self, rng: np.random.Generator):
-        """One draw; a finite domain draws each of its points with equal probability."""
-        points = self.points()
-        if points is not None:
-            return points[int(rng.integers(len(points)))]
+        """One draw; a finite domain draws each of its points with equal probability
+        (``rng.integers(size)``, then that point: a range or an int_uniform is never listed)."""
+        size = self.size()
+        if size is not None:
+            return self.point(int(rng.integers(size)))
         lo, hi = self.args
         if self.kind == "uniform":
             return float(rng.uniform(lo, hi))
@@ -92,9 +112,13 @@ class Domain:
         lo, hi = forward(self.args[0]), forward(self.args[1])
         low, high = forward(min(chosen)), forward(max(chosen))
         pad = 0.25 * (high - low) if high > low else 0.1 * (hi - lo)
-        new_lo, new_hi = back(max(lo, low - pad)), back(min(hi, high + pad))
+        first, last = self.args  # a padded end past the range is the range's own end
+        new_lo = first if low - pad <= lo else back(low - pad)
+        new_hi = last if high + pad >= hi else back(high + pad)
         if self.kind.startswith("int_"):
             new_lo, new_hi = int(math.floor(new_lo + 1e-9)), int(math.ceil(new_hi - 1e-9))
+        # exp(log(x)) and the integer rounding can still step past an end by an ulp or one
+        new_lo, new_hi = min(max(new_lo, first), last), min(max(new_hi, first), last)
         return Domain(self.kind, (new_lo, new_hi), self.grid)
 
     def to_yaml(self) -> dict:

@@ -14,6 +14,7 @@ runs/<sweep name>/<YYYYmmdd-HHMMSS>-<id>/
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import secrets
@@ -48,12 +49,29 @@ def changed_keys(old: dict, new: dict) -> str:
     return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
 
 
+def base_hash(cfg) -> str:
+    """The base config's content, whatever the order of the keys in its free-form dicts
+    (``training.config_hash`` hashes the YAML text, which keeps the user's order)."""
+    text = json.dumps(config_to_dict(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def order_change(saved: dict, raw: dict) -> str | None:
+    """How the order of ``params`` or ``variants`` changed (it numbers the trials, and the
+    spec hash sorts keys): ``params order: a, b → b, a``, or None."""
+    for key in ("params", "variants"):
+        old, new = list(saved.get(key) or {}), list(raw.get(key) or {})
+        if old != new and sorted(old) == sorted(new):
+            return f"{key} order: {', '.join(old)} → {', '.join(new)}"
+    return None
+
+
 def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
                resume: Path | None = None, note: str = "") -> Path:
     """A new sweep folder holding spec.yaml and base.yaml, or the folder to resume after
     checking that neither the spec nor the base config changed."""
     base_cfg = validate(base)
-    header = {"spec_hash": spec.spec_hash(), "base_hash": config_hash(base_cfg),
+    header = {"spec_hash": spec.spec_hash(), "base_hash": base_hash(base_cfg),
               "version": __version__, "backend": note}
     if resume is not None:
         folder = Path(resume)
@@ -61,18 +79,26 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
         recorded = ledger.header()
         if recorded is None:
             raise SweepError(f"{folder} is not a sweep folder (no ledger.jsonl with a header)")
-        if recorded["spec_hash"] != header["spec_hash"]:
-            saved = yaml.safe_load((folder / "spec.yaml").read_text())
-            saved.pop("base", None)
+        saved = yaml.safe_load((folder / "spec.yaml").read_text())
+        saved.pop("base", None)
+        now = {k: v for k, v in spec.raw.items() if k != "base"}
+        change = (changed_keys(saved, now) if recorded["spec_hash"] != header["spec_hash"]
+                  else order_change(saved, now))
+        if change is not None:
             raise SweepError(f"refusing to resume {folder}: the spec changed since the sweep "
-                             f"started ({changed_keys(saved, {k: v for k, v in spec.raw.items() if k != 'base'})}); "
-                             f"start a new sweep, or restore the spec")
-        if recorded["base_hash"] != header["base_hash"]:
+                             f"started ({change}); start a new sweep, or restore the spec")
+        # config_hash: the base hash of sweeps started before it was canonical
+        if recorded["base_hash"] not in (header["base_hash"], config_hash(base_cfg)):
             saved = yaml.safe_load((folder / "base.yaml").read_text())
             raise SweepError(f"refusing to resume {folder}: the base config {spec.base} changed "
                              f"since the sweep started ({changed_keys(saved, config_to_dict(base_cfg))}); "
                              f"trials would not be comparable")
-        ledger.append("sweep", resumed=True, **header)
+        hold_lock(folder)  # before writing: a second driver must not touch the ledger
+        try:
+            ledger.append("sweep", resumed=True, **header)
+        except OSError:
+            release_lock(folder)
+            raise
         return folder
     if sweep_dir is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -81,15 +107,47 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
     if (folder / "ledger.jsonl").exists():
         raise SweepError(f"{folder} already holds a sweep; continue it with --resume {folder}")
     folder.mkdir(parents=True, exist_ok=True)
+    hold_lock(folder)
     write_atomic(folder / "spec.yaml", lambda f: f.write(dump_yaml(spec.raw).encode()))
     write_atomic(folder / "base.yaml", lambda f: f.write(dump_config(base_cfg).encode()))
     Ledger(folder / "ledger.jsonl").append("sweep", **header)
     return folder
 
 
+_HELD: set[Path] = set()  # folders whose lock open_sweep took for this process's driver
+
+
+def hold_lock(folder: Path) -> None:
+    """Take the folder's lock now and keep it for the ``sweep_lock`` of this process's
+    driver (``open_sweep`` writes to the ledger only once it holds the lock)."""
+    key = Path(folder).resolve()
+    if key not in _HELD:
+        take_lock(folder)
+        _HELD.add(key)
+
+
+def release_lock(folder: Path) -> None:
+    _HELD.discard(Path(folder).resolve())
+    (Path(folder) / "driver.lock").unlink(missing_ok=True)
+
+
 @contextmanager
 def sweep_lock(folder: Path):
-    """One driver per sweep folder; a lock whose process is gone is taken over."""
+    """One driver per sweep folder, for as long as the block runs: the lock ``open_sweep``
+    took for this process, or a new one."""
+    key = Path(folder).resolve()
+    if key in _HELD:
+        _HELD.discard(key)
+    else:
+        take_lock(folder)
+    try:
+        yield
+    finally:
+        (Path(folder) / "driver.lock").unlink(missing_ok=True)
+
+
+def take_lock(folder: Path) -> None:
+    """Create ``driver.lock`` naming this process; a lock whose process is gone is taken over."""
     lock = Path(folder) / "driver.lock"
     for _ in range(2):
         try:
@@ -109,7 +167,3 @@ def sweep_lock(folder: Path):
         raise SweepError(f"could not take the lock {lock}")
     with os.fdopen(fd, "w") as f:
         f.write(str(os.getpid()))
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)

@@ -42,21 +42,29 @@ class TrialState:
     fold_metrics: list | None = None
     rungs: dict[int, float | None] = field(default_factory=dict)  # until → metric reported
     started: float | None = None  # when the running attempt was submitted (epoch seconds)
+    until: int | None = None      # the rung the last result was trained towards
     variant: str | None = None    # the spec's variant this trial trains
 
     @property
     def dirname(self) -> str:
         return f"trial-{self.index:04d}"
 
-    def reached(self, epochs: int) -> bool:
-        """Whether the trial takes part in the rung of ``epochs``: it reported there, or it
-        had completed before (early stopping, fewer epochs). A trial pruned at an earlier
-        rung, or diverged or failed on the way, does not."""
+    def reached(self, epochs: int, first: int) -> bool:
+        """Whether the trial takes part in the rung of ``epochs`` (``first``: the first
+        rung): it reported there, or it had completed before (early stopping, fewer
+        epochs), or it diverged or failed on the way there (training towards this rung,
+        or at the first rung when it never trained). A trial pruned at an earlier rung
+        does not."""
+        if self.status in ("diverged", "failed"):
+            return epochs in self.rungs or (self.until or first) == epochs
         return epochs in self.rungs or self.status == "completed"
 
     def metric_at(self, epochs: int) -> float | None:
-        """The metric the rung of ``epochs`` compares."""
-        return self.rungs[epochs] if epochs in self.rungs else self.metric
+        """The metric the rung of ``epochs`` compares: None (the worst) for a trial that
+        diverged or failed before reporting there."""
+        if epochs in self.rungs:
+            return self.rungs[epochs]
+        return None if self.status in ("diverged", "failed") else self.metric
 
 
 def apply(trials: dict[int, TrialState], e: dict) -> None:
@@ -72,7 +80,7 @@ def apply(trials: dict[int, TrialState], e: dict) -> None:
     elif kind == "result":
         state.status, state.metric = e["status"], e.get("metric")
         state.epochs, state.error = e.get("epochs", 0), e.get("error")
-        state.fold_metrics = e.get("fold_metrics")
+        state.fold_metrics, state.until = e.get("fold_metrics"), e.get("until")
         state.time_s += e.get("time_s", 0.0)
         if e.get("until") is not None and e["status"] in ("paused", "completed"):
             state.rungs[e["until"]] = e.get("metric")
@@ -98,13 +106,26 @@ class Ledger:
         """Append events with one write and one fsync."""
         stamp = round(time.time(), 3)
         events = [{**e, "time": stamp} for e in events]
+        # a line cut short by a crash is ended first, so it cannot swallow the next event
+        lead = "" if self._ends_with_newline() else "\n"
         with open(self.path, "a") as f:
-            f.write("".join(json.dumps(e) + "\n" for e in events))
+            f.write(lead + "".join(json.dumps(e) + "\n" for e in events))
             f.flush()
             os.fsync(f.fileno())
         if self._table is not None:
             for e in events:
                 apply(self._table, e)
+
+    def _ends_with_newline(self) -> bool:
+        """Whether the file is missing, empty, or ends with a whole line."""
+        try:
+            with open(self.path, "rb") as f:
+                if f.seek(0, os.SEEK_END) == 0:
+                    return True
+                f.seek(-1, os.SEEK_END)
+                return f.read(1) == b"\n"
+        except FileNotFoundError:
+            return True
 
     def events(self) -> list[dict]:
         if not self.path.exists():

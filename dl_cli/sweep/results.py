@@ -230,7 +230,7 @@ def plan_lines(spec: SweepSpec, trials: int, max_epochs: int) -> list[str]:
     configs = spec.configurations_per_round()
     if spec.method == "grid":
         sizes = [str(len(spec.variant_names))] if spec.variants else []
-        sizes += [str(len(d.points())) for d in spec.params.values()]
+        sizes += [str(d.size()) for d in spec.params.values()]
         lines = [f"grid of {' × '.join(sizes)} = {configs} configurations"]
     else:
         lines = [f"random search: {spec.trials} configurations drawn from seed {spec.seed}"]

@@ -37,6 +37,7 @@ from ..config import ConfigError, config_to_dict, dump_config, validate
 from ..runs import process_alive, write_atomic
 from ..schema import Config
 from .asha import promote, rungs
+from .domains import parse_domain
 from .executors import Backend
 from .folder import SweepError, sweep_lock
 from .ledger import FINAL, Ledger, TrialState
@@ -191,16 +192,23 @@ class SweepRunner:
             self._log("retry", trial=state.index)
 
     def _next_domains(self, domains: dict[str, Domain], round_index: int) -> dict[str, Domain] | None:
+        """The round's domains: those the ledger recorded for it (a retried trial may have
+        changed the table since), else narrowed around the previous round's best."""
+        recorded = self.ledger.rounds()
+        if round_index in recorded:
+            errors: list[str] = []
+            kept = {path: parse_domain(raw, f"round {round_index}: {path}", errors)
+                    for path, raw in recorded[round_index].items()}
+            if errors:
+                raise SweepError("the ledger's refined domains are unreadable: " + "; ".join(errors))
+            return kept
         narrowed = refined(self.spec, domains, self.table, round_index)
         if narrowed is None:
             self._say(f"round {round_index}: no completed configuration to refine around; stopping")
             return None
-        recorded = self.ledger.rounds()
-        as_yaml = {path: d.to_yaml() for path, d in narrowed.items()}
-        if round_index not in recorded:
-            self._log("round", round=round_index, domains=as_yaml)
-            self._say(f"round {round_index}: " + ", ".join(
-                f"{p} {d.describe()}" for p, d in narrowed.items() if d.continuous))
+        self._log("round", round=round_index, domains={path: d.to_yaml() for path, d in narrowed.items()})
+        self._say(f"round {round_index}: " + ", ".join(
+            f"{p} {d.describe()}" for p, d in narrowed.items() if d.continuous))
         return narrowed
 
     def _declare(self, plans: list[TrialPlan]) -> None:
@@ -215,9 +223,11 @@ class SweepRunner:
                 new.append(event if plan.variant is None else {**event, "variant": plan.variant})
             elif (json.dumps([known.params, known.variant], sort_keys=True)
                   != json.dumps([plan.params, plan.variant], sort_keys=True)):
-                raise SweepError(f"the ledger's trial {plan.index} has "
+                raise SweepError(f"refusing to resume {self.folder}: the spec changed since the "
+                                 f"sweep started (the ledger's trial {plan.index} has "
                                  f"{describe_trial(known.params, known.variant)}, the spec now "
-                                 f"gives {describe_trial(plan.params, plan.variant)}")
+                                 f"gives {describe_trial(plan.params, plan.variant)}); start a "
+                                 f"new sweep, or restore the spec")
         if new:
             self.ledger.extend(new)
         for plan in plans:
@@ -229,12 +239,15 @@ class SweepRunner:
                               epochs=0, error=f"invalid config: {error}", time_s=0.0)
 
     def _needs(self, index: int, until: int | None) -> bool:
+        """Whether the trial still has to train: to the end (``until`` None), or to the rung
+        of ``until`` epochs, which it needs unless it reported there. A trial interrupted
+        on its way to a later rung has reported at this one; one interrupted before it is
+        sent to this rung, whatever epoch its checkpoint holds (the rung's score is read
+        at the rung's epoch, see ``trial.run_trial``)."""
         state = self.table[index]
         if state.status in FINAL:
             return False
-        if state.status == "paused" and until is not None:
-            return state.epochs < min(until, self.configs[index].train.epochs)
-        return True
+        return until is None or until not in state.rungs
 
     # -- successive halving -----------------------------------------------------------
     def _run_rungs(self, plans: list[TrialPlan]) -> None:
@@ -256,15 +269,16 @@ class SweepRunner:
         groups: dict[int, list[TrialState]] = {}
         for plan in plans:
             groups.setdefault(plan.config, []).append(self.table[plan.index])
+        first = self.spec.prune.min_epochs
         scores = {}
         for config, trials in groups.items():
-            if all(t.reached(epochs) for t in trials):
-                values = [t.metric_at(epochs) for t in trials]
+            if all(t.reached(epochs, first) for t in trials):
+                values = [t.metric_at(epochs) for t in trials]  # None: diverged or failed
                 scores[config] = None if None in values else sum(values) / len(values)
         keep = promote(scores, self.spec.prune.eta, self.spec.goal)
         for config in scores:
             for trial in groups[config]:
-                if config not in keep and trial.status == "paused":
+                if config not in keep and trial.status not in FINAL:
                     self._log("prune", trial=trial.index, rung=epochs)
         pruned = [c for c in scores if c not in keep]
         if pruned:

@@ -46,9 +46,8 @@ def grid_configuration(domains: dict[str, Domain], index: int) -> dict:
     """Entry ``index`` of the grid, without building the whole product."""
     params = {}
     for path, domain in reversed(domains.items()):
-        points = domain.points()
-        index, position = divmod(index, len(points))
-        params[path] = points[position]
+        index, position = divmod(index, domain.size())
+        params[path] = domain.point(position)
     return dict(reversed(params.items()))
 
 

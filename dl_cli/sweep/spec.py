@@ -129,7 +129,7 @@ class SweepSpec:
         if self.method == "random":
             return self.trials
         domains = self.params if domains is None else domains
-        return math.prod(len(d.points()) for d in domains.values())
+        return math.prod(d.size() for d in domains.values())
 
     def configurations_per_round(self, domains: dict[str, Domain] | None = None) -> int:
         return self.configurations_per_variant(domains) * len(self.variant_names)
@@ -248,12 +248,12 @@ def parse_spec(raw: dict) -> SweepSpec:
                               f"set it in one place")
     if method == "grid" and raw.get("trials") is not None and (params or variants):
         sizes = [f"{len(variants)} variants"] if variants else []
-        size = " × ".join(sizes + [str(len(d.points() or [])) for d in params.values()])
+        size = " × ".join(sizes + [str(d.size() or 0) for d in params.values()])
         errors.append(f"trials: only for method random; a grid's size is the product of its "
                       f"points ({size})")
     if method == "grid" and params:
         for path, domain in params.items():
-            if domain.points() is None:
+            if domain.size() is None:
                 errors.append(f"params.{path}: a grid needs finite points: add grid: N to "
                               f"{domain.kind}, or use values or range")
     if refine and method != "random":
@@ -457,8 +457,8 @@ def check_paths(spec: SweepSpec, base: dict) -> None:
     first = spec.changes(spec.variant_names[0])
     varied = apply_overrides(base, [as_override(p, v) for p, v in first.items()])
     for path, domain in spec.params.items():
-        points = domain.points()
-        candidates = points if points is not None and len(points) <= 50 else list(domain.args[:2])
+        size = domain.size()
+        candidates = domain.points() if size is not None and size <= 50 else list(domain.args[:2])
         for value in candidates:
             check(varied, {path: value}, "params")
     if errors:

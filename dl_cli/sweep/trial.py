@@ -86,10 +86,12 @@ def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, in
 
 
 
-def best_metric(records: list[dict], metric: str, goal: str) -> float | None:
-    """The best finite value of ``metric`` over the epochs logged, None when there is none."""
+def best_metric(records: list[dict], metric: str, goal: str, until: int | None = None) -> float | None:
+    """The best finite value of ``metric`` over the epochs logged up to ``until`` (all when
+    None), None when there is none. A rung's score never sees a later epoch, even when a
+    trial interrupted on its way further resumes from a checkpoint past the rung."""
     values = [r[metric] for r in records if isinstance(r.get(metric), (int, float))
-              and math.isfinite(r[metric])]
+              and math.isfinite(r[metric]) and (until is None or r.get("epoch", 0) <= until)]
     if not values:
         return None
     return max(values) if goal == "max" else min(values)
@@ -115,7 +117,7 @@ def run_trial(config: dict, trial_dir: str, until: int | None = None, kfold: int
             run_dir = trial_dir if fold is None else trial_dir / f"fold-{fold[1]}"
             with threadpool_limits(limits=threads, user_api="blas"):
                 summaries.append(train_run(cfg, run_dir, until, fold))
-            scores.append(best_metric(Run(run_dir).read_metrics(), metric, goal))
+            scores.append(best_metric(Run(run_dir).read_metrics(), metric, goal, until))
             if summaries[-1].get("status") == "diverged":
                 break
         if any(s.get("status") == "diverged" for s in summaries):
