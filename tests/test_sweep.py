@@ -403,6 +403,7 @@ def test_a_kfold_sweep_needs_no_validation_split_and_its_best_config_trains(tmp_
     assert [r["status"] for r in rows(folder)] == ["completed"]
     best = load_config(folder / "best.yaml")  # scored by k-fold, and trains the same way
     assert best.validation.kfold == 2 and best.data.split.val == 0
+    assert "2-fold cross-validation" in (folder / "best.yaml").read_text().splitlines()[3]
 
 
 def test_kfold_of_the_base_config_applies_to_the_sweep(tmp_path):

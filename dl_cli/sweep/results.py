@@ -206,7 +206,9 @@ def best_yaml(config_text: str, best: ConfigResult, spec: SweepSpec, sweep_dir: 
     lines = [f"# Best of sweep {spec.name} ({sweep_dir}): configuration {best.config},",
              f"# {spec.metric} {metric_text(best.mean, best.std)} ({spec.goal}).",
              f"# {describe_trial(best.params, best.variant)}",
-             "# Train it on the full training split: dl train best.yaml"]
+             (f"# Score it again by {spec.kfold}-fold cross-validation: dl train best.yaml; "
+              f"for one final model, drop validation.kfold (and set data.split.val)"
+              if spec.kfold else "# Train it on the full training split: dl train best.yaml")]
     return "\n".join(lines) + "\n" + config_text
 
 
