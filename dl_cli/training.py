@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .config import dump_config, load_config
 from .data import Splits, build_augment, load
@@ -45,6 +47,17 @@ class Assembled:
     augment: object | None
 
 
+def integer_hint(y: np.ndarray) -> str:
+    """Why whole-number targets (±1, say) were read as regression, and the fix."""
+    values = np.unique(y)
+    if not 1 < len(values) <= 100 or np.any(values != np.round(values)):
+        return ""
+    shown = ", ".join(f"{v:g}" for v in values[:6]) + (", …" if len(values) > 6 else "")
+    mapping = ", ".join(f"{v:g} → {i}" for i, v in enumerate(values[:3]))
+    return (f" (whole numbers {shown}, read as regression because class labels must be "
+            f"0..K-1: for classes, map them, e.g. {mapping})")
+
+
 def check_fits(model: Model, splits: Splits) -> None:
     """Refuse (ShapeError) a model whose output the loss cannot compare with the targets:
     a regression loss needs one output per target value; a class loss needs labels and
@@ -59,8 +72,8 @@ def check_fits(model: Model, splits: Splits) -> None:
                              f"targets have {values}; set the last layer's units to {values}")
         return
     if splits.task != "classification":
-        raise ShapeError(f"{name} needs class labels, but the data has real-valued targets; "
-                         f"use mse")
+        raise ShapeError(f"{name} needs class labels, but the data has real-valued targets"
+                         f"{integer_hint(splits.train.y)}; use mse")
     classes = splits.num_classes
     if loss.task == "binary":
         if classes > 2:
@@ -88,7 +101,7 @@ def assemble(cfg: Config, splits: Splits | None = None) -> Assembled:
         model=model,
         optimizer=OPTIMIZERS.create(cfg.optimizer),
         schedule=SCHEDULES.create(cfg.schedule) if cfg.schedule is not None else None,
-        augment=build_augment(cfg.data.augment, splits.in_shape),
+        augment=build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype),
     )
 
 

@@ -4,12 +4,16 @@ import gzip
 import json
 import math
 import pickle
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from dl_cli.cli import app
 from dl_cli.data import DataError, build_augment, kfold_indices, load, split_indices
 from dl_cli.data.image_files import CIFAR_RECORD, MNIST_FILES
 from dl_cli.registry import AUGMENTATIONS, DATASETS, PREPROCESSORS, RegistryError
@@ -291,6 +295,12 @@ def test_pca_reduces_dimension_with_decorrelated_components_in_decreasing_varian
         fitted({"type": "pca", "components": 7}, X)
 
 
+def test_a_preprocessing_step_that_does_not_fit_names_its_key_path():
+    with pytest.raises(DataError, match=r"data\.preprocess\.1: 'pca': components must be at "
+                                        r"most the 2 input features, got 5"):
+        load(DataConfig(dataset="spiral", preprocess=["center", {"type": "pca", "components": 5}]))
+
+
 def test_pca_whiten_gives_identity_covariance_on_train():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(300, 5)) @ rng.normal(size=(5, 5)) + 3.0
@@ -415,6 +425,78 @@ def test_malformed_csv_names_the_file_and_line(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(DataError, match=rf"broken\.csv: {message}"):
         raw({"type": "csv", "path": str(path)})
+
+
+def test_npz_without_samples_or_features_is_refused(tmp_path):
+    for name, X, message in [("empty", np.zeros((0, 4)), r"X \(0, 4\) holds no samples"),
+                             ("flat", np.zeros((6, 0)), r"X \(6, 0\) has no features"),
+                             ("images", np.zeros((6, 1, 0, 3)), r"X \(6, 1, 0, 3\) has no features")]:
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, X=X, y=np.arange(len(X)) % 2)
+        with pytest.raises(DataError, match=rf"{name}\.npz: {message}"):
+            raw({"type": "npz", "path": str(path)})
+
+
+def test_csv_with_only_the_label_column_is_refused(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("label\n0\n1\n")
+    with pytest.raises(DataError, match=r"labels\.csv: only the label column"):
+        raw({"type": "csv", "path": str(path)})
+
+
+def test_csv_that_is_not_utf8_is_refused_with_or_without_header(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("f\xe9,label\n1,0\n2,1\n".encode("latin-1"))
+    for header, label in ((True, "label"), (False, -1)):
+        with pytest.raises(DataError, match=r"latin1\.csv: not UTF-8 text"):
+            raw({"type": "csv", "path": str(path), "header": header, "label": label})
+
+
+def test_csv_with_a_byte_order_mark_finds_its_first_column(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("label,a\n0,1.5\n1,2\n".encode("utf-8-sig"))
+    data = raw({"type": "csv", "path": str(path)})
+    np.testing.assert_array_equal(data.y, [0, 1])
+    np.testing.assert_array_equal(data.X, [[1.5], [2.0]])
+    path.write_bytes("0,1.5\n1,2\n".encode("utf-8-sig"))
+    data = raw({"type": "csv", "path": str(path), "header": False, "label": 0})
+    np.testing.assert_array_equal(data.y, [0, 1])
+
+
+def test_plus_minus_one_labels_say_how_to_map_them(tmp_path):
+    path = tmp_path / "pm1.csv"
+    path.write_text("a,label\n1,1\n2,-1\n3,1\n")
+    with pytest.raises(DataError, match=r"pm1\.csv: line 3: label -1 is not a class index; class "
+                                        r"labels must be whole numbers 0\.\.K-1, got -1, 1: map "
+                                        r"them, e.g. -1 → 0, 1 → 1"):
+        raw({"type": "csv", "path": str(path), "task": "classification"})
+
+
+@pytest.mark.parametrize("y,message", [
+    (np.array([1, 2, 3, 1, 2, 3]), r"labels 1, 2, 3 leave class 0 without samples; map them to "
+                                   r"0\.\.2 \(e\.g\. 1 → 0, 2 → 1, 3 → 2\)"),
+    (np.array([0, 1, 5, 0, 1, 5]), r"labels 0, 1, 5 leave class 2, 3, 4 without samples.*5 → 2"),
+])
+def test_class_labels_with_empty_classes_are_refused(tmp_path, y, message):
+    npz, csv = tmp_path / "gap.npz", tmp_path / "gap.csv"
+    np.savez(npz, X=np.ones((6, 2)), y=y)
+    csv.write_text("a,label\n" + "".join(f"1,{label}\n" for label in y))
+    for path in (npz, csv):
+        with pytest.raises(DataError, match=rf"gap\.(npz|csv): class labels must be 0\.\.K-1, but {message}"):
+            raw({"type": path.suffix[1:], "path": str(path)})
+
+
+def test_npz_names_allow_a_class_without_samples(tmp_path):
+    path = tmp_path / "named.npz"
+    np.savez(path, X=np.ones((4, 2)), y=np.array([1, 2, 1, 2]), names=np.array(["a", "b", "c"]))
+    assert raw({"type": "npz", "path": str(path)}).classes == 3
+
+
+def test_npz_test_labels_unseen_in_training_are_refused(tmp_path):
+    path = tmp_path / "unseen.npz"
+    np.savez(path, X=np.ones((6, 2)), y=np.arange(6) % 3, X_test=np.ones((2, 2)), y_test=np.array([2, 4]))
+    with pytest.raises(DataError, match=r"unseen\.npz: y_test holds class 4, which no training sample has"):
+        raw({"type": "npz", "path": str(path)})
 
 
 def test_csv_labels_must_be_class_indices_when_classification_is_asked(tmp_path):
@@ -632,14 +714,50 @@ def test_noise_changes_values_by_its_std():
 def test_build_augment_checks_the_data_shape():
     assert build_augment([], (2,)) is None
     for name in ("flip", "crop", "translate"):
-        with pytest.raises(ValueError, match=rf"'{name}' needs image samples .*\(2,\)"):
-            build_augment([name], (2,))
-    with pytest.raises(ValueError, match="max_shift"):
+        with pytest.raises(DataError, match=rf"data\.augment\.1 \({name}\): needs image samples .*\(2,\)"):
+            build_augment(["noise", name], (2,))
+    with pytest.raises(DataError, match=r"data\.augment\.0 \(translate\): max_shift .* got 5"):
         build_augment([{"type": "translate", "max_shift": 5}], (1, 5, 5))
     assert build_augment(["noise"], (2,)) is not None
+
+
+def test_build_augment_refuses_every_step_on_token_ids():
+    with pytest.raises(DataError, match=r"data\.augment\.0 \(noise\) .*integer token ids"):
+        build_augment(["noise"], (32,), np.int64)
+    assert build_augment(["noise"], (32,), np.float32) is not None
 
 
 def test_build_augment_applies_steps_in_order():
     X = images()
     augment = build_augment([{"type": "flip", "probability": 1.0}, {"type": "noise", "std": 0.0}], X.shape[1:])
     np.testing.assert_array_equal(augment(X, np.random.default_rng(0)), X[..., ::-1])
+
+
+# -- bad data settings end in exit 2 with a message, never a traceback ----------------
+
+QUICKSTART = str(Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml")
+DIGITS_CNN = str(Path(__file__).resolve().parents[1] / "configs" / "digits_cnn.yaml")
+
+
+@pytest.mark.parametrize("config,override,message", [
+    (QUICKSTART, "data.augment=[flip]", r"data\.augment\.0 \(flip\): needs image samples"),
+    (DIGITS_CNN, "data.augment=[{type: translate, max_shift: 8}]",
+     r"data\.augment\.0 \(translate\): max_shift must be smaller than the image \(8×8\), got 8"),
+    (QUICKSTART, "data.preprocess=[{type: pca, components: 5}]",
+     r"data\.preprocess\.0: 'pca': components must be at most the 2 input features, got 5"),
+])
+def test_train_refuses_data_steps_that_do_not_fit_with_exit_2(tmp_path, config, override, message):
+    result = CliRunner().invoke(app, ["train", config, override, "train.epochs=1", "-q",
+                                      "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert re.search(message, " ".join(result.output.split())), result.output
+
+
+def test_train_on_plus_minus_one_labels_says_how_to_map_them(tmp_path):
+    path = tmp_path / "pm1.csv"
+    path.write_text("a,b,label\n" + "".join(f"{i},{i % 3},{1 - 2 * (i % 2)}\n" for i in range(20)))
+    result = CliRunner().invoke(app, ["train", QUICKSTART, f"data.dataset={{type: csv, path: {path}}}",
+                                      "train.epochs=1", "-q", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert "whole numbers -1, 1, read as regression" in " ".join(result.output.split())
+    assert "-1 → 0" in result.output

@@ -261,7 +261,43 @@ def test_char_lstm_config_beats_the_unigram_entropy_by_far(tmp_path):
     assert 2.5 < entropy < 3.5  # English letters, spaces and punctuation
     per_char = summary["final"]["train/loss"] / steps  # the loss sums the T steps
     assert per_char < 0.5 * entropy
+    assert summary["best_value"] / steps < 0.75 * entropy  # val/loss: on unseen text
     assert json.loads((run.path / "vocab.json").read_text()) == sorted(set(corpus))
+
+
+def test_char_lstm_config_validates_and_tests_on_text_it_never_trains_on():
+    cfg = load_config(ROOT / "configs" / "char_lstm.yaml")
+    spec = cfg.data.dataset
+    T, stride = spec["steps"], spec.get("stride") or spec["steps"]
+    text = DATASETS.create(spec).load(np.random.default_rng(0))
+    split = cfg.data.split
+    train, val, test = split_indices(text.y, split.val, split.test, 0, split.stratify)
+    starts = np.arange(len(text.X)) * stride
+
+    def chars(windows):  # positions each window reads or predicts: s .. s + T
+        return set((starts[windows, None] + np.arange(T + 1)).ravel().tolist())
+
+    seen = chars(train)
+    for held_out in (val, test):
+        inputs = (starts[held_out, None] + np.arange(T)).ravel()
+        shared = np.isin(inputs, list(seen)).mean()
+        assert shared < 0.05  # at most the character where two windows meet
+
+
+@pytest.mark.parametrize("override", [{"preprocess": ["pca"]}, {"preprocess": ["standardize"]},
+                                      {"preprocess": ["center"]}, {"preprocess": ["minmax"]},
+                                      {"preprocess": ["pca_whiten"]}])
+def test_preprocessing_is_refused_on_token_ids(override):
+    with pytest.raises(DataError, match=r"data\.preprocess\.0: '\w+' works on real-valued "
+                                        r"inputs, but this data set's inputs are integer token ids"):
+        load(DataConfig(dataset={"type": "text", "steps": 16}, **override))
+
+
+def test_train_refuses_noise_on_token_ids_with_exit_2(tmp_path):
+    result = runner.invoke(app, ["train", str(ROOT / "configs" / "char_lstm.yaml"),
+                                 "data.augment=[noise]", "-q", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert "data.augment.0 (noise)" in result.output and "token ids" in result.output
 
 
 # -- dl sample --------------------------------------------------------------------------

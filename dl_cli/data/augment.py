@@ -7,8 +7,10 @@ X_batch = augment(X_batch, rng)          # a new array; the training set is unto
 ```
 
 ``flip``, ``crop`` and ``translate`` need images ``(N, C, H, W)``; ``noise`` works on
-any shape. ``build_augment`` calls each step's ``check(in_shape)`` so a wrong pairing
-fails when the run starts, not in the first batch.
+any real-valued shape; none of them applies to integer token ids (text), whose every
+change would be another token. ``build_augment`` calls each step's ``check(in_shape)``
+so a wrong pairing fails when the run starts (``DataError`` naming ``data.augment.i``),
+not in the first batch.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..registry import AUGMENTATIONS
 from ..checks import check_choice, check_float, check_int
+from .base import DataError
 
 
 class Augmentation:
@@ -36,8 +39,8 @@ class ImageAugmentation(Augmentation):
 
     def check(self, in_shape):
         if len(in_shape) != 3:
-            raise ValueError(f"augmentation '{self.registered_name}' needs image samples "
-                             f"(C, H, W), but this data set's samples have shape {tuple(in_shape)}")
+            raise ValueError(f"needs image samples (C, H, W), but this data set's samples "
+                             f"have shape {tuple(in_shape)}; only noise works on them")
 
 
 def shifted_crops(X: np.ndarray, pad: int, rng: np.random.Generator, mode: str = "constant") -> np.ndarray:
@@ -122,11 +125,20 @@ class Pipeline:
         return X
 
 
-def build_augment(specs: list, in_shape: tuple[int, ...]) -> Pipeline | None:
-    """The augmentations a config lists, checked against the sample shape; None if none."""
+def build_augment(specs: list, in_shape: tuple[int, ...], dtype=np.float64) -> Pipeline | None:
+    """The augmentations a config lists, checked against the samples' shape and dtype;
+    None if none. A step that does not fit raises ``DataError`` naming ``data.augment.i``."""
     if not specs:
         return None
     steps = [AUGMENTATIONS.create(spec) for spec in specs]
-    for step in steps:
-        step.check(tuple(in_shape))
+    for i, step in enumerate(steps):
+        where = f"data.augment.{i} ({step.registered_name})"
+        if np.dtype(dtype).kind in "biu":
+            raise DataError(f"{where} changes real-valued inputs, but this data set's inputs "
+                            f"are integer token ids; remove it (no augmentation applies to "
+                            f"tokens)")
+        try:
+            step.check(tuple(in_shape))
+        except ValueError as error:
+            raise DataError(f"{where}: {error}") from None
     return Pipeline(steps)

@@ -6,6 +6,10 @@ naming the file and the line, column or array where the problem is.
 
 ``task: auto`` decides from the labels: integer labels (npz) or whole numbers >= 0 (csv)
 mean classification with ``max label + 1`` classes; anything else means regression.
+Class labels are ``0 … K−1``, each with training samples: labels such as ±1 or 1..K are
+refused with the mapping to make (a ``names`` array in an npz states K, and so allows a
+class without samples); a test label that no training sample has is refused too.
+CSV files are read as UTF-8, with or without a byte-order mark.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from ..registry import DATASETS
 from ..checks import check_bool, check_choice
 from .base import TASKS, DataError, Dataset, RawData
 
+ENCODING = "utf-8-sig"  # UTF-8, skipping a byte-order mark (spreadsheets write one)
+
 
 def check_path(value) -> str:
     if not isinstance(value, (str, os.PathLike)) or not str(value):
@@ -35,17 +41,46 @@ def existing(path: Path) -> Path:
     return path
 
 
+def listed(values: np.ndarray, most: int = 6) -> str:
+    """``"-1, 1"``, or the first ``most`` values and ``…``."""
+    shown = [f"{v:g}" if isinstance(v, float) else str(v) for v in values[:most].tolist()]
+    return ", ".join(shown) + (", …" if len(values) > most else "")
+
+
 def class_labels(path: Path, y: np.ndarray, where) -> np.ndarray:
     """Labels as int64, refusing negatives and fractions; ``where(i)`` names sample i."""
     bad = np.flatnonzero((y < 0) | (y != np.round(y)))
     if bad.size:
-        raise DataError(f"{path}: {where(bad[0])}: label {y[bad[0]]} is not a class index "
-                        f"(a whole number >= 0)")
+        found = np.unique(y)
+        advice = ""
+        if np.all(found == np.round(found)):
+            mapping = ", ".join(f"{v:g} → {i}" for i, v in enumerate(found[:4].tolist()))
+            advice = f": map them, e.g. {mapping}"
+        raise DataError(f"{path}: {where(bad[0])}: label {y[bad[0]]:g} is not a class index; "
+                        f"class labels must be whole numbers 0..K-1, got {listed(found)}{advice}")
     return y.astype(np.int64)
 
 
+def check_classes(path: Path, labels: dict[str, np.ndarray], classes: int, named: bool) -> None:
+    """Refuse class indices without a training sample (unless ``named``: the file states
+    its classes) and test labels that no training sample has."""
+    seen = np.unique(labels["y"])
+    if "y_test" in labels:
+        unseen = np.setdiff1d(labels["y_test"], seen)
+        if unseen.size:
+            raise DataError(f"{path}: y_test holds class {listed(unseen)}, which no training "
+                            f"sample has (training labels: {listed(seen)}); the model cannot "
+                            f"learn it")
+    if not named and len(seen) < classes:
+        empty = np.setdiff1d(np.arange(classes), seen)
+        moves = [f"{v} → {i}" for i, v in enumerate(seen.tolist()) if v != i][:3]
+        raise DataError(f"{path}: class labels must be 0..K-1, but labels {listed(seen)} leave "
+                        f"class {listed(empty)} without samples; map them to 0..{len(seen) - 1} "
+                        f"(e.g. {', '.join(moves)})")
+
+
 def check_finite(path: Path, X: np.ndarray, where) -> None:
-    bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), -1)).all(axis=1))
+    bad = np.flatnonzero(~np.isfinite(X.reshape(len(X), X[:1].size)).all(axis=1))
     if bad.size:
         raise DataError(f"{path}: {where(bad[0])}: holds NaN or infinity")
 
@@ -96,6 +131,11 @@ class Npz(Dataset):
             if X.ndim < 2 or y.ndim < 1 or len(X) != len(y):
                 raise DataError(f"{path}: {x_key} {X.shape} and {y_key} {y.shape} must both "
                                 f"have one row per sample (X at least 2-D)")
+            if len(X) == 0:
+                raise DataError(f"{path}: {x_key} {X.shape} holds no samples")
+            if X[0].size == 0:
+                raise DataError(f"{path}: {x_key} {X.shape} has no features; each sample "
+                                f"needs at least one value")
             for key in (x_key, y_key):
                 check_finite(path, arrays[key], lambda i, key=key: f"{key}[{i}]")
         if "X_test" in arrays and arrays["X_test"].shape[1:] != arrays["X"].shape[1:]:
@@ -128,6 +168,7 @@ class Npz(Dataset):
             if len(names) < classes:
                 raise DataError(f"{path}: {len(names)} class names for labels up to {classes - 1}")
             classes = len(names)
+        check_classes(path, labels, classes, named=names is not None)
         return RawData(X, labels["y"], classes=classes, names=names,
                        X_test=X_test, y_test=labels.get("y_test"))
 
@@ -152,8 +193,11 @@ class Csv(Dataset):
         self.task = check_choice("task", task, ("auto", *TASKS))
 
     def header_names(self, path: Path) -> list[str]:
-        with open(path, newline="", encoding="utf-8") as file:
-            return [name.strip() for name in next(csv.reader(file, delimiter=self.delimiter), [])]
+        try:
+            with open(path, newline="", encoding=ENCODING) as file:
+                return [name.strip() for name in next(csv.reader(file, delimiter=self.delimiter), [])]
+        except UnicodeDecodeError as err:
+            raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
 
     def label_column(self, path: Path, names: list[str], width: int) -> int:
         if isinstance(self.label, str):
@@ -168,7 +212,7 @@ class Csv(Dataset):
     def locate_error(self, path: Path, names: list[str]) -> str | None:
         """The first ragged row or non-numeric cell, as ``"line L, column C: ..."``."""
         width = len(names) if self.header else None
-        with open(path, newline="", encoding="utf-8") as file:
+        with open(path, newline="", encoding=ENCODING) as file:
             reader = csv.reader(file, delimiter=self.delimiter)
             for row in reader:
                 if not row or (self.header and reader.line_num == 1):
@@ -186,7 +230,7 @@ class Csv(Dataset):
 
     def line_of(self, path: Path, row: int) -> int:
         """The line number of data row ``row`` (blank lines and the header skipped)."""
-        with open(path, newline="", encoding="utf-8") as file:
+        with open(path, newline="", encoding=ENCODING) as file:
             reader = csv.reader(file, delimiter=self.delimiter)
             rows = (reader.line_num for line in reader
                     if line and not (self.header and reader.line_num == 1))
@@ -197,7 +241,7 @@ class Csv(Dataset):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # empty files are reported below
                 table = np.loadtxt(path, delimiter=self.delimiter, skiprows=int(self.header),
-                                   comments=None, ndmin=2, encoding="utf-8")
+                                   comments=None, ndmin=2, encoding=ENCODING)
         except UnicodeDecodeError as err:
             raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
         except ValueError as err:
@@ -220,10 +264,15 @@ class Csv(Dataset):
         check_finite(path, table, where)
         column = self.label_column(path, names, table.shape[1])
         X, y = np.delete(table, column, axis=1), table[:, column]
+        if X.shape[1] == 0:
+            raise DataError(f"{path}: only the label column; a table needs at least one "
+                            f"feature column besides it")
         task = self.task
         if task == "auto":
             task = "classification" if np.all((y >= 0) & (y == np.round(y))) else "regression"
         if task == "regression":
             return RawData(X, y, task="regression")
         labels = class_labels(path, y, where)
-        return RawData(X, labels, classes=int(labels.max()) + 1)
+        classes = int(labels.max()) + 1
+        check_classes(path, {"y": labels}, classes, named=False)
+        return RawData(X, labels, classes=classes)

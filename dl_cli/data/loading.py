@@ -1,7 +1,8 @@
 """From a data config to the three splits a run trains, validates and tests on.
 
 dataset → shuffle and split (seeded; stratified by class) → cast to the run's dtype →
-preprocessing fitted on the training split, applied to all three.
+preprocessing fitted on the training split, applied to all three. A step that does not
+fit the data raises ``DataError`` naming ``data.preprocess.i``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..registry import DATASETS, PREPROCESSORS, Registry
 from ..schema import DataConfig
-from .base import RawData
+from .base import DataError, RawData
 from .split import split_indices
 
 
@@ -78,8 +79,11 @@ def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
     input_dtype = np.int64 if raw.X.dtype.kind in "iu" else dtype
     splits = [Split(X.astype(input_dtype, copy=False), y.astype(target_dtype, copy=False))
               for X, y in split_raw(raw, data, split_seed)]
-    for step in steps:
-        step.fit(splits[0].X)
+    for i, step in enumerate(steps):
+        try:
+            step.fit(splits[0].X)
+        except ValueError as error:
+            raise DataError(f"data.preprocess.{i}: {error}") from None
         for split in splits:
             split.X = step.transform(split.X)
 

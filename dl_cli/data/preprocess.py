@@ -12,6 +12,8 @@ X_train, X_val = step.transform(X_train), step.transform(X_val)
 
 Statistics are per feature for ``(N, D)`` data and per channel for images
 ``(N, C, H, W)`` (taken over N, H and W). ``transform`` keeps the dtype of its input.
+Every step works on real values: ``fit`` refuses integer token ids (text), whose mean,
+scale or projection means nothing (an embedding layer learns their representation).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from ..registry import PREPROCESSORS
 from ..checks import check_float, check_int
+from .base import DataError
 
 
 def stat_axes(X: np.ndarray) -> tuple[int, ...]:
@@ -41,10 +44,18 @@ def safe_scale(scale: np.ndarray, floor: float = 1e-8) -> np.ndarray:
 
 
 class Preprocessor:
-    """``fit(X_train)`` learns statistics and returns self; ``transform(X)`` applies them."""
+    """``fit(X_train)`` learns statistics and returns self; ``transform(X)`` applies them.
+    ``fit`` raises ``DataError`` on data the step cannot work on."""
 
     def fit(self, X: np.ndarray) -> "Preprocessor":
         raise NotImplementedError
+
+    def check(self, X: np.ndarray) -> None:
+        """Refuse integer inputs: token ids are names, not quantities."""
+        if X.dtype.kind in "biu":
+            raise DataError(f"'{self.registered_name}' works on real-valued inputs, but this "
+                            f"data set's inputs are integer token ids; remove it (no "
+                            f"preprocessing applies to tokens)")
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -55,6 +66,7 @@ class Center(Preprocessor):
     """``x − μ``, with μ the training mean."""
 
     def fit(self, X):
+        self.check(X)
         self.mean = X.mean(axis=stat_axes(X), keepdims=True, dtype=np.float64)
         return self
 
@@ -68,6 +80,7 @@ class Standardize(Preprocessor):
     constant in training (σ ≈ 0) are only centred."""
 
     def fit(self, X):
+        self.check(X)
         axes = stat_axes(X)
         self.mean = X.mean(axis=axes, keepdims=True, dtype=np.float64)
         self.std = safe_scale(X.std(axis=axes, keepdims=True, dtype=np.float64))
@@ -83,6 +96,7 @@ class MinMax(Preprocessor):
     fall slightly outside)."""
 
     def fit(self, X):
+        self.check(X)
         axes = stat_axes(X)
         self.low = X.min(axis=axes, keepdims=True).astype(np.float64)
         self.span = safe_scale(X.max(axis=axes, keepdims=True) - self.low)
@@ -106,11 +120,13 @@ class PCA(Preprocessor):
         self.components = None if components is None else check_int("components", components)
 
     def fit(self, X):
+        self.check(X)
         X = flat(X).astype(np.float64)
         D = X.shape[1]
         k = D if self.components is None else self.components
         if k > D:
-            raise ValueError(f"components must be at most the {D} input features, got {k}")
+            raise DataError(f"'{self.registered_name}': components must be at most the {D} "
+                            f"input features, got {k}")
         self.mean = X.mean(axis=0)
         centred = X - self.mean
         eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / len(X))
