@@ -156,8 +156,10 @@ class Solver:
         return evaluate(self.model, data.X, data.y, split)
 
     # -- the loop --------------------------------------------------------------------
-    def train(self) -> dict:
-        """Train until the last epoch or early stopping; return the summary."""
+    def train(self, score_test: bool = True) -> dict:
+        """Train until the last epoch or early stopping; return the summary. Without
+        ``score_test`` (a sweep's rung, to be continued) the test split is scored only if
+        training stopped early, which ends the run."""
         self.status = "running"
         started = time.perf_counter() - self.elapsed
         try:
@@ -184,7 +186,7 @@ class Solver:
         if self.status == "running":
             self.status = "completed"
         self.elapsed = time.perf_counter() - started
-        return self.finish()
+        return self.finish(score_test or self.status == "early_stopped")
 
     def _run_epoch(self, started: float) -> None:
         n, bs = len(self.splits.train.X), self.batch_size

@@ -167,8 +167,9 @@ def version_changes(meta: dict) -> list[str]:
 
 
 def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool = False,
-          progress: bool = True, warn=None) -> dict:
-    """Train into ``run`` (new or resumed) and write ``summary.json``.
+          progress: bool = True, warn=None, score_test: bool = True) -> dict:
+    """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
+    False leaves the test split alone unless training stops early (see ``Solver.train``).
 
     Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state;
     the run's lock is released whatever happens. Warnings go to ``train.log`` and to
@@ -193,7 +194,7 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
                 "environment": versions(), "data": parts.splits.info,
                 "params": parts.model.num_params()}
         try:
-            summary = solver.train()
+            summary = solver.train(score_test)
         except Exception:
             with contextlib.suppress(OSError):  # the error being raised says more
                 run.write_summary({**base, **solver.finish(score_test=False)})

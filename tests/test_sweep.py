@@ -464,6 +464,10 @@ def test_asha_stops_a_clearly_bad_trial_early(tmp_path):
     assert sweep(straight, tmp_path / "straight" / "sweep").exit_code == 0
     assert metric_lines(folder / f"trial-{int(winner['trial']):04d}") == \
         metric_lines(tmp_path / "straight" / "sweep" / "trial-0000")
+    # The test split is scored once per trial, when it ends: never for a pruned one.
+    def test_scores(trial):
+        return (folder / f"trial-{trial:04d}" / "train.log").read_text().count("; test {'test/")
+    assert test_scores(int(winner["trial"])) == 1 and test_scores(0) == 0
 
 
 def test_asha_verdicts_survive_an_interruption(tmp_path, monkeypatch):

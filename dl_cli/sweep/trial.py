@@ -74,12 +74,14 @@ def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, in
         run = training.start(cfg, run_dir)
     if fold:
         run.log(f"fold {fold[1] + 1} of {fold[0]}: {parts.splits.info['sizes']}")
-    if target < cfg.train.epochs:
+    last_rung = target == cfg.train.epochs
+    if not last_rung:
         if parts.schedule is not None:
             parts.schedule = FixedHorizon(parts.schedule, cfg.train.epochs)
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=target))
-    try:
-        return training.train(cfg, run, parts, resuming=resuming, progress=False)
+    try:  # the test split is scored once, when the trial ends
+        return training.train(cfg, run, parts, resuming=resuming, progress=False,
+                              score_test=last_rung)
     except Diverged:
         return run.read_summary()
 
