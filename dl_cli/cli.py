@@ -567,7 +567,8 @@ def sweep(
     overrides: Optional[List[str]] = typer.Argument(
         None, metavar="KEY=VALUE", help="key=value overrides of the base config for every "
                                         "trial (train.epochs=5); sweep.KEY=VALUE sets a key of "
-                                        "the spec (sweep.trials=8 sweep.seed=1)."),
+                                        "the spec (sweep.trials=8 sweep.seed=1; a domain: "
+                                        "'sweep.params.optimizer.lr={values: [0.01, 0.1]}')."),
     workers: int = typer.Option(1, "--workers", "-w", help="Trials at once. 1 runs them in this "
                                 "process; N starts N worker processes (with --backend dask and no "
                                 "--address: a LocalCluster of N). Each trial uses the spec's "

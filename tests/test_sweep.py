@@ -468,6 +468,8 @@ def test_asha_stops_a_clearly_bad_trial_early(tmp_path):
     def test_scores(trial):
         return (folder / f"trial-{trial:04d}" / "train.log").read_text().count("; test {'test/")
     assert test_scores(int(winner["trial"])) == 1 and test_scores(0) == 0
+    summary = json.loads((folder / "trial-0000" / "summary.json").read_text())
+    assert summary["status"] == "paused" and summary["epochs"] == 1  # `dl runs` says so
 
 
 def test_asha_verdicts_survive_an_interruption(tmp_path, monkeypatch):
@@ -824,3 +826,22 @@ def test_a_worker_stopped_outside_training_releases_its_run_lock_first(tmp_path)
     run.acquire()
     run.release()
     assert not run.lock_path.exists()
+
+
+def test_a_parameter_domain_is_overridden_by_its_dotted_path(tmp_path):
+    spec = write_sweep(tmp_path, RANDOM)
+    domain = "sweep.params.optimizer.lr={values: [0.05]}"
+    result = runner.invoke(app, ["sweep", str(spec), domain, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    loaded = load_spec(spec, [domain])
+    assert loaded.params["optimizer.lr"].to_yaml() == {"values": [0.05]}
+    assert set(loaded.params) == {"optimizer.lr", "model.layers.0.units"}  # the others kept
+
+
+def test_zero_trials_is_one_error():
+    from dl_cli.sweep.spec import parse_spec
+
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"base": "b.yaml", "method": "random", "trials": 0,
+                    "params": {"optimizer.lr": {"values": [0.1]}}})
+    assert caught.value.errors == ["trials: must be an integer >= 1, got 0 (integer)"]

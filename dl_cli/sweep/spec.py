@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import (MONITORS, ConfigError, apply_overrides, describe, monitor_problem,
-                      read_yaml, validate)
+                      parse_yaml, read_yaml, validate)
 from ..metrics import mode_of, resolve_monitor
 from ..registry import LOSSES, did_you_mean
 from ..runs import safe_name
@@ -151,6 +151,25 @@ def split_overrides(overrides: list[str]) -> tuple[list[str], list[str]]:
     return [item[len("sweep."):] for item in spec], base
 
 
+def apply_spec_overrides(raw: dict, overrides: list[str]) -> dict:
+    """``key=value`` overrides of the spec. Under ``params`` the rest of the key is one
+    parameter path, dots and all: ``params.optimizer.lr={loguniform: [1e-4, 1e-1]}``
+    sets the domain of ``optimizer.lr``."""
+    plain, domains = [], {}
+    for item in overrides:
+        key, equals, text = item.partition("=")
+        if key.strip().startswith("params.") and equals:
+            path = key.strip()[len("params."):]
+            domains[path] = parse_yaml(text, f"override {item!r}", root_path=f"params.{path}")
+        else:
+            plain.append(item)
+    raw = apply_overrides(raw, plain)
+    if domains:
+        params = raw.get("params")
+        raw["params"] = {**(params if isinstance(params, dict) else {}), **domains}
+    return raw
+
+
 def find_base(base: str, spec_path: Path) -> Path:
     given = Path(base).expanduser()
     candidates = [given] if given.is_absolute() else [Path.cwd() / given, spec_path.parent / given]
@@ -178,7 +197,7 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     against the base config)."""
     path = Path(path)
     spec_overrides, base_overrides = split_overrides(list(overrides))
-    raw = apply_overrides(read_yaml(path), spec_overrides)
+    raw = apply_spec_overrides(read_yaml(path), spec_overrides)
     if base_overrides:
         raw["overrides"] = list(raw.get("overrides") or []) + base_overrides
     if not isinstance(raw.get("base"), str):
@@ -236,7 +255,7 @@ def parse_spec(raw: dict) -> SweepSpec:
         value = (sections[section] or {}).get(key)
         if value is not None and not (is_int(value) and value >= minimum):
             errors.append(f"{section}.{key}: must be an integer >= {minimum}, got {describe(value)}")
-    if method == "random" and trials is None:
+    if method == "random" and trials is None and raw.get("trials") is None:
         errors.append("trials: a random sweep needs the number of trials (trials: 20)")
     if method == "random" and not params and variants:
         errors.append("method: a random sweep draws from params, and there are none; "

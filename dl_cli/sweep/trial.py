@@ -59,11 +59,13 @@ def finished(summary: dict, cfg: Config) -> bool:
 
 def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, int] | None) -> dict:
     """Train the run in ``run_dir`` for ``until`` epochs in all (every epoch when None),
-    continuing from its last checkpoint when it has one; return its summary."""
+    continuing from its last checkpoint when it has one; return its summary, whose
+    status is ``paused`` when a rung ends before the configured epochs."""
     target = min(until or cfg.train.epochs, cfg.train.epochs)
     summary = Run(run_dir).read_summary()
     status = summary.get("status")
-    if status in ("early_stopped", "diverged") or status == "completed" and summary["epochs"] >= target:
+    if status in ("early_stopped", "diverged") or (
+            status in ("completed", "paused") and summary["epochs"] >= target):
         return summary
     parts = assemble_fold(cfg, *fold) if fold else training.assemble(cfg)
     resuming = (run_dir / "checkpoints" / "last.npz").exists()
@@ -80,10 +82,14 @@ def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, in
             parts.schedule = FixedHorizon(parts.schedule, cfg.train.epochs)
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=target))
     try:  # the test split is scored once, when the trial ends
-        return training.train(cfg, run, parts, resuming=resuming, progress=False,
-                              score_test=last_rung)
+        summary = training.train(cfg, run, parts, resuming=resuming, progress=False,
+                                 score_test=last_rung)
     except Diverged:
         return run.read_summary()
+    if not last_rung and summary["status"] == "completed":  # `dl runs` shows it unfinished
+        summary = {**summary, "status": "paused"}
+        run.write_summary(summary)
+    return summary
 
 
 
