@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from .data import Split, Splits, kfold_indices, load
+from .data import DataError, Split, Splits, kfold_indices, load
 from .registry import PREPROCESSORS, Registry
 from .schema import Config
 from .training import Assembled, assemble, start, train
@@ -29,9 +29,12 @@ def fold_splits(cfg: Config, k: int, fold: int) -> Splits:
     train_idx, val_idx = kfold_indices(y, k, seed=cfg.seed, stratify=cfg.data.split.stratify)[fold]
     parts = [Split(X[train_idx], y[train_idx]), Split(X[val_idx], y[val_idx]),
              Split(splits.test.X, splits.test.y)]
-    for spec in cfg.data.preprocess:
+    for i, spec in enumerate(cfg.data.preprocess):
         step = PREPROCESSORS.create(spec)
-        step.fit(parts[0].X)
+        try:
+            step.fit(parts[0].X)
+        except ValueError as error:  # as data.load reports it
+            raise DataError(f"data.preprocess.{i}: {error}") from None
         for part in parts:
             part.X = step.transform(part.X)
     info = {**splits.info, "fold": fold, "folds": k,

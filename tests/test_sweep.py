@@ -308,6 +308,22 @@ def test_retry_failed_reruns_only_the_failed_trials(tmp_path):
     assert [r["status"] for r in rows(folder)] == ["completed", "completed"]
 
 
+def test_checkpoints_are_kept_while_a_failed_trial_may_still_change_the_best(tmp_path):
+    result = sweep(write_sweep(tmp_path, FAILING), tmp_path / "sweep")
+    assert result.exit_code == 0, result.output
+    kept = {p.parent.parent.name for p in (tmp_path / "sweep").rglob("checkpoints/*.npz")}
+    assert kept == {"trial-0000", "trial-0002"}  # both completed trials: a retry may win
+
+
+def test_kfold_preprocessing_that_does_not_fit_names_its_key_path(tmp_path):
+    from dl_cli.data import DataError
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(BASE))
+    cfg = load_config(tmp_path / "c.yaml", ["data.preprocess=[center, {type: pca, components: 5}]"])
+    with pytest.raises(DataError, match=r"^data\.preprocess\.1: "):
+        fold_splits(cfg, 2, 0)
+
+
 def test_killed_sweep_resumes_without_touching_completed_trials(tmp_path):
     slow = {**BASE, "data": {**BASE["data"], "dataset": {"type": "spiral", "samples": 100}},
             "train": {"epochs": 30, "batch_size": 16}}

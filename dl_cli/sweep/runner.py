@@ -376,7 +376,9 @@ class SweepRunner:
             text = best_yaml(dump_config(config), best, self.spec, self.folder)
             write_atomic(self.folder / "best.yaml", lambda f: f.write(text.encode()))
         complete = not self.draining and all(s.status in FINAL for s in self.table.values())
-        if complete and self.spec.keep_checkpoints == "best":
+        # While a trial failed, --retry-failed may still change which configuration is best
+        retriable = any(s.status == "failed" for s in self.table.values())
+        if complete and not retriable and self.spec.keep_checkpoints == "best":
             kept = {t.index for t in best.trials} if best else set()
             for state in self.table.values():
                 if state.index not in kept:
