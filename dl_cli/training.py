@@ -21,7 +21,8 @@ import numpy as np
 
 from . import __version__
 from .config import dump_config, load_config
-from .data import Splits, build_augment, load
+from .data import DataError, Splits, build_augment, load
+from .metrics import resolve_monitor
 from .nn import ShapeError
 from .nn.model import Model
 from .registry import OPTIMIZERS, SCHEDULES
@@ -90,12 +91,29 @@ def check_fits(model: Model, splits: Splits) -> None:
                          f"{wanted[-1]}")
 
 
+def check_monitored_split(cfg: Config, model: Model, splits: Splits) -> None:
+    """A monitored split must hold samples: a fraction of a small data set can round to
+    none, and a run monitoring it would keep no best checkpoint and score no test."""
+    task = model.loss_fn.task
+    monitors = [cfg.checkpoint.monitor]
+    if cfg.train.early_stopping is not None:
+        monitors.append(cfg.train.early_stopping.monitor)
+    for monitor in monitors:
+        name = resolve_monitor(monitor, "auto", task)[0]
+        if name.startswith("val/") and len(splits.val.X) == 0:
+            total = len(splits.train.X) + len(splits.test.X)
+            raise DataError(f"data.split.val: {cfg.data.split.val:g} of {total} "
+                            f"sample{'s' * (total != 1)} rounds to none, and the run monitors {name}; use more samples "
+                            f"or a larger fraction")
+
+
 def assemble(cfg: Config, splits: Splits | None = None) -> Assembled:
     """Data (loaded from the config unless given), model, optimizer, schedule, augmentation."""
     if splits is None:
         splits = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
     model = build_model(cfg, splits.in_shape)
     check_fits(model, splits)
+    check_monitored_split(cfg, model, splits)
     return Assembled(
         splits=splits,
         model=model,

@@ -287,3 +287,16 @@ def test_threads_option_limits_blas(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen and set(seen) == {1}
     assert runner.invoke(app, ["train", str(write_config(tmp_path)), "--threads", "0"]).exit_code == 2
+
+
+def test_a_validation_split_that_rounds_to_no_sample_is_refused(tmp_path):
+    hello = {"name": "hello", "data": {"dataset": {"type": "hello", "samples": 1}},
+             "model": {"layers": [{"type": "embedding", "vocab": 4, "dim": 4},
+                                  {"type": "rnn", "hidden": 8},
+                                  {"type": "temporal_affine", "units": 4}],
+                       "loss": "temporal_softmax_cross_entropy"},
+             "train": {"epochs": 2}, "runs_dir": str(tmp_path / "runs")}
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, hello)), "-q"])
+    assert result.exit_code == 2, result.output
+    assert "data.split.val: 0.2 of 1 sample rounds to none, and the run monitors val/acc" in \
+        " ".join(result.output.split())
