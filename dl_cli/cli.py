@@ -665,7 +665,7 @@ def sweep(
     outcome = None
     try:
         sweep_runner = SweepRunner(sweep_spec, base, folder, runner_backend, console=err,
-                                   retry_failed=retry_failed, fail_fast=fail_fast)
+                                   retry_failed=retry_failed, fail_fast=fail_fast, configs=configs)
         # every round has as many trials as the first; a trial in a final state is done,
         # except a failed one with --retry-failed
         total = len(first) * sweep_spec.rounds

@@ -261,3 +261,20 @@ def test_names_in_table_titles_and_cells_are_printed_as_given(tmp_path):
     runs = [tmp_path / "a[red]", tmp_path / "b"]
     table = compare_table(runs, [{"data": {"preprocess": ["[bold]"]}}, {"data": {"preprocess": []}}])
     assert "a[red]" in text(table) and "[bold]" in text(table)
+
+
+def test_a_study_names_long_and_continuous_domains_instead_of_listing_them(tmp_path):
+    from dl_cli.studies.report import how_it_ran
+    from dl_cli.studies.study import Study
+
+    spec, _ = prepare(write_sweep(tmp_path, {
+        "method": "random", "trials": 2,
+        "params": {"model.layers.0.units": {"int_uniform": [1, 10**7]},
+                   "optimizer.lr": {"loguniform": [1.0e-4, 0.1]},
+                   "regularization.l2": {"values": [0.0, 1.0e-4]}}}))
+    study = Study(tmp_path, spec, [])
+    described = how_it_ran(study)  # not ten million points
+    assert "model.layers.0.units: int_uniform [1, 10000000]" in described
+    assert "optimizer.lr: loguniform [0.0001, 0.1]" in described  # not a set {0.0001, 0.1}
+    assert "regularization.l2 ∈ {0, 0.0001}" in described
+    assert study.swept_param() == "model.layers.0.units"

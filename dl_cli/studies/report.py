@@ -30,13 +30,20 @@ SECTIONS = {"init": init_section, "activations": activations_section,
             "cnn_vs_mlp": cnn_vs_mlp_section}
 
 
+LISTED_POINTS = 20  # a domain with more points is described by its kind and bounds
+
+
 def how_it_ran(study: Study) -> str:
     spec = study.spec
     parts = [f"Sweep `{spec.name}` in `{study.folder}`, base config `{spec.base}`"]
     if spec.variants:
         parts.append(f"variants: {', '.join(spec.variants)}")
     for path, domain in spec.params.items():
-        parts.append(f"{path} ∈ {{{', '.join(short(v) for v in domain.points() or domain.args)}}}")
+        size = domain.size()
+        if size is not None and size <= LISTED_POINTS:
+            parts.append(f"{path} ∈ {{{', '.join(short(domain.point(i)) for i in range(size))}}}")
+        else:  # a continuous or long domain is named, never listed
+            parts.append(f"{path}: {domain.describe()}")
     if spec.seeds:
         parts.append(f"seeds {spec.seeds}")
     if spec.overrides:

@@ -149,7 +149,8 @@ class Study:
     def swept_param(self) -> str:
         """The first numeric parameter of the sweep: the x axis of the study figures."""
         for path, domain in self.spec.params.items():
-            if all(isinstance(v, (int, float)) for v in domain.points() or domain.args[:2]):
+            bounds = domain.args if domain.kind == "values" else domain.args[:2]
+            if all(isinstance(v, (int, float)) for v in bounds):
                 return path
         raise ValueError("this study's figures need a numeric parameter swept in params, "
                          "such as optimizer.lr: {values: [0.01, 0.1, 1.0]}")

@@ -145,13 +145,15 @@ class Outcome:
 class SweepRunner:
     def __init__(self, spec: SweepSpec, base: dict, folder: Path, backend: Backend,
                  console: Console | None = None, retry_failed: bool = False,
-                 fail_fast: bool = False):
+                 fail_fast: bool = False, configs: dict[int, Config] | None = None):
+        """``configs``: trial configs already resolved (the first round's, by the command
+        line that checked them), so that they are not resolved again."""
         self.spec, self.base, self.folder, self.backend = spec, base, Path(folder), backend
         self.console = console or Console(stderr=True)
         self.retry_failed, self.fail_fast = retry_failed, fail_fast
         self.ledger = Ledger(self.folder / "ledger.jsonl")
         self.table = self.ledger.table()  # kept current by every append
-        self.configs: dict[int, Config] = {}
+        self.configs: dict[int, Config] = dict(configs or {})
         self.interrupts = 0
         self.failed_fast = False
         self.breaks_in_a_row = 0  # worker pools replaced since a trial last ended
@@ -231,6 +233,8 @@ class SweepRunner:
         if new:
             self.ledger.extend(new)
         for plan in plans:
+            if plan.index in self.configs:
+                continue
             try:
                 self.configs[plan.index] = resolve_plan(self.spec, self.base, plan)
             except ConfigError as error:

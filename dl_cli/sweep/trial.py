@@ -92,8 +92,6 @@ def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, in
     return summary
 
 
-
-
 def best_metric(records: list[dict], metric: str, goal: str, until: int | None = None) -> float | None:
     """The best finite value of ``metric`` over the epochs logged up to ``until`` (all when
     None), None when there is none. A rung's score never sees a later epoch, even when a
