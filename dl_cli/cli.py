@@ -419,13 +419,13 @@ def evaluate_run(
     if not (run_dir / "config.yaml").exists():
         fail(f"{run_dir} is not a run folder (no config.yaml)")
     cfg = load_or_fail(run_dir / "config.yaml", [])
-    fold = re.fullmatch(r"fold-(\d+)", run_dir.resolve().name)
     try:
         from .runs import Run
 
         state = Run(run_dir).load_checkpoint(checkpoint)
-        if cfg.validation.kfold and fold and int(fold[1]) < cfg.validation.kfold:
-            splits = fold_splits(cfg, cfg.validation.kfold, int(fold[1]))  # what it trained on
+        fold = Run(run_dir).read_summary().get("data", {}).get("fold") if cfg.validation.kfold else None
+        if isinstance(fold, int) and 0 <= fold < cfg.validation.kfold:
+            splits = fold_splits(cfg, cfg.validation.kfold, fold)  # what it trained on
         else:
             splits = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
         model = build_model(cfg, splits.in_shape)
@@ -736,9 +736,11 @@ def report(
         from .studies.report import ReportError, write_report
     except ImportError:
         fail("dl report needs matplotlib: pip install 'dl-cli[plot]'")
+    from .runs import RunError
+
     try:
         path = write_report(sweep_dir, out_dir)
-    except ReportError as error:
+    except (ReportError, RunError) as error:
         fail(str(error))
     out.print(str(path), **AS_IS)
     for png in sorted(path.parent.glob("*.png")):

@@ -13,7 +13,7 @@ from rich.table import Table
 from .gradcheck import ZERO, Check
 from .nn.model import Model
 from .registry import Registry
-from .runs import Run
+from .runs import Run, RunError
 
 
 def number(value) -> str:
@@ -169,8 +169,12 @@ def find_runs(root: Path) -> list[Path]:
 
 
 def read_summary(run_dir: Path) -> dict:
-    """The run's summary; a run without one yet shows as ``running?``."""
-    return Run(run_dir).read_summary() or {"status": "running?"}
+    """The run's summary; a run without one yet shows as ``running?``, one whose
+    summary.json is damaged as ``unreadable``, so that a listing shows the others."""
+    try:
+        return Run(run_dir).read_summary() or {"status": "running?"}
+    except RunError:
+        return {"status": "unreadable (summary.json)"}
 
 
 def kfold_status(summary: dict) -> str:

@@ -311,8 +311,18 @@ class Run:
         write_atomic(self.path / "summary.json", lambda f: f.write(text.encode()))
 
     def read_summary(self) -> dict:
+        """The run's summary.json ({} before it has one); RunError when it is damaged."""
         path = self.path / "summary.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        if not path.exists():
+            return {}
+        try:
+            summary = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise RunError(f"{path}: not a readable summary ({error})") from None
+        if not isinstance(summary, dict):
+            raise RunError(f"{path}: not a readable summary (a JSON {type(summary).__name__}, "
+                           f"not an object)")
+        return summary
 
     def write_text(self, name: str, text: str) -> None:
         write_atomic(self.path / name, lambda f: f.write(text.encode()))

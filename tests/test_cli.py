@@ -1,6 +1,7 @@
 """The inspection commands: summary, gradcheck, layers, runs, compare, eval."""
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +274,14 @@ def test_a_kfold_run_folder_names_its_fold_folders(tmp_path):
     assert scored.exit_code == 0, scored.output
     sizes = training.Run(folds[1]).read_summary()["data"]["sizes"]
     assert f"on val ({sizes['val']} samples)" in scored.output
+    # the fold is the one its summary records, whatever the folder is called
+    copy = tmp_path / "kept-copy"
+    shutil.copytree(folds[1], copy)
+    again = runner.invoke(app, ["eval", str(copy), "--split", "val"], terminal_width=400)
+    assert again.exit_code == 0, again.output
+    rows = [[line for line in result.output.splitlines() if "val/" in line] for result in (again, scored)]
+    assert rows[0] == rows[1] and rows[0]
+    assert f"on val ({sizes['val']} samples)" in again.output
 
 
 def test_compare_needs_two_runs(tmp_path):

@@ -770,6 +770,20 @@ def test_a_compressed_checkpoint_is_refused_since_its_sizes_cannot_be_checked(ru
     assert "is compressed; checkpoints store arrays as they are" in " ".join(result.output.split())
 
 
+def test_a_damaged_summary_is_named_and_listings_show_the_other_runs(run_copy, finished_run):
+    (run_copy / "summary.json").write_text('{"status": "comp')  # cut mid-write by hand
+    assert dl("eval", run_copy).exit_code == 0  # eval does not need the summary
+    diagnosed = dl("diagnose", run_copy)
+    assert diagnosed.exit_code == 2
+    assert f"{run_copy / 'summary.json'}: not a readable summary" in " ".join(diagnosed.output.split())
+    listed = runner.invoke(app, ["runs", str(run_copy.parent)], terminal_width=300)
+    assert listed.exit_code == 0, listed.output
+    assert "unreadable (summary.json)" in listed.output
+    compared = runner.invoke(app, ["compare", str(run_copy), str(finished_run)], terminal_width=300)
+    assert compared.exit_code == 0, compared.output
+    assert "unreadable (summary.json)" in compared.output and "completed" in compared.output
+
+
 def npy_member(header_shape, dtype, payload: bytes) -> bytes:
     """A ``.npy`` file whose header claims ``header_shape`` but which holds ``payload``."""
     buffer = io.BytesIO()
