@@ -308,11 +308,38 @@ def test_retry_failed_reruns_only_the_failed_trials(tmp_path):
     assert [r["status"] for r in rows(folder)] == ["completed", "completed"]
 
 
-def test_checkpoints_are_kept_while_a_failed_trial_may_still_change_the_best(tmp_path):
-    result = sweep(write_sweep(tmp_path, FAILING), tmp_path / "sweep")
+def with_checkpoints(folder: Path) -> set[str]:
+    return {p.parent.parent.name for p in folder.rglob("checkpoints/*.npz")}
+
+
+def test_checkpoints_go_once_outranked_and_stay_while_a_failed_trial_may_still_win(
+        tmp_path, monkeypatch):
+    from dl_cli.sweep import runner as sweep_runner
+
+    folder = tmp_path / "sweep"
+    seen_by_last = []
+    original = sweep_runner.run_trial
+
+    def run_trial(config, trial_dir, **options):
+        if trial_dir.endswith("trial-0005"):  # the last trial: what is left by then, then fail
+            seen_by_last.append(with_checkpoints(folder))
+            raise RuntimeError("out of luck")
+        return original(config, trial_dir, **options)
+
+    monkeypatch.setattr(sweep_runner, "run_trial", run_trial)
+    spec = write_sweep(tmp_path, {"method": "grid", "seeds": [0, 1], "params": {
+        "optimizer.lr": {"values": [1.0e-7, 0.01, 0.03]}}})
+    result = sweep(spec, folder)
     assert result.exit_code == 0, result.output
-    kept = {p.parent.parent.name for p in (tmp_path / "sweep").rglob("checkpoints/*.npz")}
-    assert kept == {"trial-0000", "trial-0002"}  # both completed trials: a retry may win
+    table = rows(folder)
+    assert [r["status"] for r in table] == ["completed"] * 5 + ["failed"]
+    means = {c: np.mean([float(r["val/acc"]) for r in table if r["config"] == c]) for c in "01"}
+    leader, other = ("0", "1") if means["0"] >= means["1"] else ("1", "0")  # ties: lower index
+    trials = {"0": {"trial-0000", "trial-0001"}, "1": {"trial-0002", "trial-0003"}}
+    # both ended before the last trial started: the one outranked was already gone
+    assert not seen_by_last[0] & trials[other] and trials[leader] <= seen_by_last[0]
+    # config 2's completed seed stays: a retry of its failed seed may make it the best
+    assert with_checkpoints(folder) == trials[leader] | {"trial-0004"}
 
 
 def test_kfold_preprocessing_that_does_not_fit_names_its_key_path(tmp_path):

@@ -158,6 +158,7 @@ class SweepRunner:
         self.failed_fast = False
         self.breaks_in_a_row = 0  # worker pools replaced since a trial last ended
         self.live: Live | None = None
+        self.cleared: set[int] = set()  # trials whose checkpoints were deleted (outranked)
 
     @property
     def draining(self) -> bool:
@@ -284,6 +285,7 @@ class SweepRunner:
             for trial in groups[config]:
                 if config not in keep and trial.status not in FINAL:
                     self._log("prune", trial=trial.index, rung=epochs)
+        self._drop_outranked_checkpoints()
         pruned = [c for c in scores if c not in keep]
         if pruned:
             self._say(f"rung {epochs} epochs: {len(keep)} of {len(scores)} configurations go on; "
@@ -349,9 +351,32 @@ class SweepRunner:
                 "".join(traceback.format_exception(type(error), error, error.__traceback__)))
             return {"status": "failed", "until": until, "error": f"{type(error).__name__}: {error}"}
 
+    def _drop_outranked_checkpoints(self) -> None:
+        """With ``keep_checkpoints: best``, delete the checkpoints of every configuration
+        that can no longer become the best, as soon as it cannot: all its trials ended
+        and none failed (a retry may change a failed one's score), and it was pruned or
+        diverged, or a configuration that ended the same way ranks above it. Ended
+        scores never change, so neither does that order; a long sweep keeps only the
+        checkpoints that may still matter."""
+        if self.spec.keep_checkpoints != "best":
+            return
+        leader = None  # the best configuration whose trials all ended without failure
+        for result in configurations(self.table, self.spec):
+            if not all(t.status in FINAL and t.status != "failed" for t in result.trials):
+                continue
+            if leader is None and result.status == "completed" and result.mean is not None:
+                leader = result
+                continue
+            for trial in result.trials:
+                if trial.index not in self.cleared:
+                    for npz in (self.folder / trial.dirname).rglob("checkpoints/*.npz"):
+                        npz.unlink()
+                    self.cleared.add(trial.index)
+
     def _record(self, index: int, until: int | None, result: dict) -> None:
         fields = {"metric": None, "epochs": 0, "time_s": 0.0, "error": None, **result}
         self._log("result", trial=index, **{**fields, "until": until})
+        self._drop_outranked_checkpoints()
         state = self.table[index]
         if state.status != "interrupted":
             self.breaks_in_a_row = 0
@@ -380,14 +405,7 @@ class SweepRunner:
             text = best_yaml(dump_config(config), best, self.spec, self.folder)
             write_atomic(self.folder / "best.yaml", lambda f: f.write(text.encode()))
         complete = not self.draining and all(s.status in FINAL for s in self.table.values())
-        # While a trial failed, --retry-failed may still change which configuration is best
-        retriable = any(s.status == "failed" for s in self.table.values())
-        if complete and not retriable and self.spec.keep_checkpoints == "best":
-            kept = {t.index for t in best.trials} if best else set()
-            for state in self.table.values():
-                if state.index not in kept:
-                    for npz in (self.folder / state.dirname).rglob("checkpoints/*.npz"):
-                        npz.unlink()
+        self._drop_outranked_checkpoints()
         interrupted = self.interrupts > 0
         completed = any(s.status == "completed" for s in self.table.values())
         code = 1 if self.failed_fast else 130 if interrupted else 0 if completed else 1

@@ -17,7 +17,7 @@ seeds: [0, 1, 2]                   # repeat every configuration; rank by the mea
 refine: {rounds: 1, top: 5}        # random only: refined rounds after the first
 prune: {rule: asha, min_epochs: 3, eta: 3}
 validation: {kfold: 5}             # score each trial as the mean over 5 folds
-keep_checkpoints: best             # best | all
+keep_checkpoints: best             # best: a configuration's go once it cannot be the best | all
 overrides: [train.epochs=10]       # fixed changes to the base config, as for dl train
 threads: 1                         # BLAS threads per trial, whatever the number of workers
 claim: ReLU learns faster than tanh.  # what the sweep sets out to show (dl report prints it)
