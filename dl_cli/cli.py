@@ -311,7 +311,10 @@ def _check_config(cfg, samples: int, max_coords: int, rng):
     except (DataError, ShapeError, OSError) as error:
         fail(str(error))
     x, y = splits.train.X[:samples], splits.train.y[:samples]
-    return gc.check_model(model, x, y, rng, max_coords=max_coords)
+    try:
+        return gc.check_model(model, x, y, rng, max_coords=max_coords)
+    except ValueError as error:  # a layer refuses the batch, as batchnorm does one sample
+        fail(f"--samples {samples}: the model cannot run on a batch of shape {x.shape}: {error}")
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

@@ -201,6 +201,16 @@ def test_gradcheck_refuses_options_that_check_nothing(tmp_path, args, message):
         sample_coords((3, 4), 0, np.random.default_rng(0))
 
 
+def test_gradcheck_on_a_batch_a_layer_refuses_exits_2_not_as_a_failed_check(tmp_path):
+    path = write(tmp_path, [{"type": "affine", "units": 8}, {"type": "batchnorm"},
+                            {"type": "affine", "units": 3}])
+    result = runner.invoke(app, ["gradcheck", str(path), "--samples", "1"], terminal_width=300)
+    assert result.exit_code == 2, result.output  # exit 1 means a gradient is wrong
+    assert ("--samples 1: the model cannot run on a batch of shape (1, 2): batchnorm needs at "
+            "least 2 values per feature") in result.output
+    assert runner.invoke(app, ["gradcheck", str(path), "--samples", "2"]).exit_code == 0
+
+
 def test_threads_and_sample_seed_name_the_bad_value(tmp_path):
     path = write(tmp_path, [{"type": "affine", "units": 3}])
     result = runner.invoke(app, ["train", str(path), "--threads", "0"])

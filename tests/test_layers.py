@@ -105,3 +105,15 @@ def test_backward_assigns_grads_for_every_param(name, i, example):
 
 def test_base_layer_is_not_registered():
     assert Layer not in [LAYERS.get(n) for n in LAYERS.names()]
+
+
+def test_a_float32_model_casts_integer_features_but_not_token_ids():
+    from dl_cli.nn import Model
+
+    features = np.arange(12).reshape(4, 3)  # int64 features (counts, pixel levels)
+    mlp = Model([{"type": "affine", "units": 2}], (3,), dtype="float32")
+    _, grads = mlp.loss(features, np.array([0, 1, 0, 1]))
+    assert mlp.forward(features).dtype == np.float32 and grads["0.W"].dtype == np.float32
+    tokens = Model([{"type": "embedding", "vocab": 12, "dim": 2}, {"type": "temporal_affine",
+                    "units": 3}], (3,), loss="temporal_softmax_cross_entropy", dtype="float32")
+    assert tokens.forward(features).dtype == np.float32  # the ids were looked up, not cast

@@ -56,3 +56,14 @@ def test_binary_cross_entropy_stable_for_large_logits():
     np.testing.assert_allclose(dz.ravel(), [0.5, -0.5])
     small, _ = loss(np.array([[0.3]]), np.array([1]))
     assert small == pytest.approx(-np.log(1 / (1 + np.exp(-0.3))))
+
+
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "svm"])
+@pytest.mark.parametrize("y, message", [
+    ([0, -1], r"labels must lie in \[0, 3\), got values from -1 to 0"),  # -1 would be class 2
+    ([0, 3], r"labels must lie in \[0, 3\), got values from 0 to 3"),
+    ([[0], [1]], r"labels must have shape \(N,\) = \(2,\) to match scores \(2, 3\), got \(2, 1\)"),
+])
+def test_class_losses_refuse_labels_that_name_no_column(name, y, message):
+    with pytest.raises(ValueError, match=message):
+        LOSSES.create(name)(np.zeros((2, 3)), np.array(y))

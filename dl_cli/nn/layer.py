@@ -59,6 +59,7 @@ class Layer:
     examples: tuple[Example, ...] = ()  # every registered layer lists at least one
     dtype = np.float64  # set per model by ``configure``; float64 for gradcheck
     default_init = "he_normal"  # the model-wide initializer, unless the layer names one
+    takes_tokens = False  # reads integer ids (embedding): a model never converts its input
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}

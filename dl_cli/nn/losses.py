@@ -30,6 +30,17 @@ class Loss:
         return {"type": self.registered_name, **vars(self)}
 
 
+def check_classes(scores: np.ndarray, y: np.ndarray) -> None:
+    """Class labels must index a column of ``scores`` (N, C): a negative label would
+    silently count as a class from the end (``s[i, -1]`` is the last class)."""
+    classes = scores.shape[1]
+    if y.shape != scores.shape[:1]:
+        raise ValueError(f"labels must have shape (N,) = ({scores.shape[0]},) to match scores "
+                         f"{scores.shape}, got {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= classes):
+        raise ValueError(f"labels must lie in [0, {classes}), got values from {y.min()} to {y.max()}")
+
+
 @LOSSES.register("softmax_cross_entropy")
 class SoftmaxCrossEntropy(Loss):
     """Softmax then negative log-likelihood, fused and stable.
@@ -41,6 +52,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     def __call__(self, scores, y):
+        check_classes(scores, y)
         n = scores.shape[0]
         rows = np.arange(n)
         shifted = scores - scores.max(axis=1, keepdims=True)
@@ -62,6 +74,7 @@ class MulticlassSVM(Loss):
     """
 
     def __call__(self, scores, y):
+        check_classes(scores, y)
         n = scores.shape[0]
         rows = np.arange(n)
         margins = np.maximum(0, scores - scores[rows, y][:, None] + 1.0)

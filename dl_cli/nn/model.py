@@ -56,7 +56,10 @@ class Model:
         return self.chain.layers
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
-        if x.dtype.kind == "f" and x.dtype != self.dtype:
+        """Scores for ``x``, which is first cast to the model's dtype (integer features
+        too, so that no float64 product creeps into a float32 model), except the token
+        ids an embedding reads."""
+        if x.dtype != self.dtype and not self.layers[0].takes_tokens:
             x = x.astype(self.dtype)
         return self.chain.forward(x, train)
 

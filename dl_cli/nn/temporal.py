@@ -44,6 +44,7 @@ class Embedding(Layer):
 
     default_table_init = {"type": "normal", "std": 1.0}
     input_grad = True
+    takes_tokens = True
 
     examples = (
         Example({"type": "embedding", "vocab": 5, "dim": 3}, (6,), tokens=5),
