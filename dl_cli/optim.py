@@ -102,14 +102,38 @@ class Optimizer:
         return {"t": np.array(self.t, dtype=np.int64),
                 **{key: value.copy() for key, value in self.state.items()}}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray],
+                        params: dict[str, np.ndarray] | None = None) -> None:
+        """Continue from ``state``; given the ``params`` it will update, each entry must
+        be one of this optimizer's slots for one of them, shaped and typed like it and
+        finite, and after a step every slot of every parameter must be there."""
         if "t" not in state:
             raise ValueError(f"{self.registered_name} state has no step count 't'")
-        for key in state:
-            if key != "t" and key.split("/", 1)[0] not in self.slots:
+        for key, value in state.items():
+            if key == "t":
+                continue
+            slot, _, name = key.partition("/")
+            if slot not in self.slots:
                 kept = ", ".join(self.slots) or "nothing but t"
                 raise ValueError(f"{self.registered_name} state has an unknown entry '{key}'; "
                                  f"it keeps {kept}")
+            if params is None:
+                continue
+            if name not in params:
+                raise ValueError(f"{self.registered_name} state '{key}' belongs to no parameter "
+                                 f"of the model")
+            w = params[name]
+            if value.shape != w.shape or value.dtype != w.dtype:
+                raise ValueError(f"{self.registered_name} state '{key}' is {value.dtype} "
+                                 f"{value.shape}, the parameter {w.dtype} {w.shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"{self.registered_name} state '{key}' holds non-finite values")
+        if params is not None and int(state["t"]) > 0:
+            missing = [f"{slot}/{name}" for slot in self.slots for name in params
+                       if f"{slot}/{name}" not in state]
+            if missing:
+                raise ValueError(f"{self.registered_name} state after {int(state['t'])} steps "
+                                 f"lacks {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
         self.t = int(state["t"])
         self.state = {key: np.array(value) for key, value in state.items() if key != "t"}
 

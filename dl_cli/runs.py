@@ -163,6 +163,25 @@ META_KEYS = {"epoch", "iteration", "step", "loss_sum", "last_finite_loss", "best
              "best_epoch", "stop_best", "stale_epochs", "rng", "layer_rngs"}
 
 
+META_KINDS = {"epoch": "a count", "iteration": "a count", "step": "a count",
+              "stale_epochs": "a count", "best_epoch": "a count or null",
+              "last_finite_loss": "a number or null", "best_value": "a number or null",
+              "stop_best": "a number or null", "rng": "a generator state (an object)",
+              "layer_rngs": "an object of generator states"}
+
+
+def fits_meta(key: str, value) -> bool:
+    """Whether a checkpoint's meta entry has the kind ``META_KINDS`` names."""
+    kind = META_KINDS.get(key, "a number")
+    if value is None:
+        return kind.endswith("or null")
+    if kind.startswith("a count"):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if kind.startswith("a number"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, dict)
+
+
 def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
     """Split a checkpoint into ``params``, ``buffers``, ``optim``, ``schedule``, ``meta``
     and ``perm`` (the batch order of an epoch stopped midway, else None)."""
@@ -180,6 +199,10 @@ def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
     if not isinstance(meta, dict) or not META_KEYS <= set(meta):
         missing = sorted(META_KEYS - set(meta)) if isinstance(meta, dict) else sorted(META_KEYS)
         raise RunError(f"checkpoint 'meta' lacks {', '.join(missing)}")
+    for key in META_KEYS:
+        if not fits_meta(key, meta[key]):
+            raise RunError(f"checkpoint 'meta' entry {key!r} is {meta[key]!r}, "
+                           f"expected {META_KINDS.get(key, 'a number')}")
     return {"params": parts["param"], "buffers": parts["buffer"], "optim": parts["optim"],
             "schedule": parts["schedule"], "meta": meta, "perm": arrays.get("perm")}
 
@@ -285,9 +308,12 @@ class Run:
                 raise RunError(f"{path}: line {number} is not JSON ({error})") from None
         return records
 
-    def truncate_metrics(self, epochs: int) -> None:
-        """Keep the metric lines of the first ``epochs`` epochs (for a resume)."""
-        kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= epochs]
+    def truncate_metrics(self, epochs: int, steps: int) -> None:
+        """Keep what a resume from ``epochs`` epochs and ``steps`` steps continues: the
+        lines of those epochs and the batch lines (``log_every``) of those steps, those
+        of an epoch stopped midway included."""
+        kept = [r for r in self.read_metrics()
+                if r.get("epoch", 0) <= epochs or "train/batch_loss" in r and r["step"] <= steps]
         text = "".join(json.dumps(r) + "\n" for r in kept)
         write_atomic(self.path / "metrics.jsonl", lambda f: f.write(text.encode()))
 

@@ -36,7 +36,7 @@ from .metrics import evaluate, resolve_monitor
 from .nn import ShapeError
 from .nn.model import Model
 from .optim import clip_grad_norm, clip_grad_value, global_norm
-from .runs import Run, copy_into, pack_checkpoint, versions
+from .runs import Run, RunError, copy_into, pack_checkpoint, versions
 from .schema import CheckpointConfig, TrainConfig
 
 
@@ -160,7 +160,7 @@ class Solver:
         """Train until the last epoch or early stopping; return the summary. Without
         ``score_test`` (a sweep's rung, to be continued) the test split is scored only if
         training stopped early, which ends the run."""
-        self.status = "running"
+        self.status = "early_stopped" if self.patience_ran_out() else "running"
         started = time.perf_counter() - self.elapsed
         try:
             with self._signals(), self.computing():
@@ -242,12 +242,18 @@ class Solver:
                 self.stop_best, self.stale_epochs = stop_value, 0
             else:
                 self.stale_epochs += 1
-            if self.stale_epochs >= self.cfg.early_stopping.patience:
+            if self.patience_ran_out():
                 self.status = "early_stopped"
                 record["status"] = "early_stopped"
         self.history.append(record)
         self._log(record)
         self._save(force=False)
+
+    def patience_ran_out(self) -> bool:
+        """Early stopping's verdict: ``patience`` epochs in a row without improvement. A
+        run resumed after it stopped this way has nothing left to train."""
+        stopping = self.cfg.early_stopping
+        return stopping is not None and self.stale_epochs >= stopping.patience
 
     def finish(self, score_test: bool = True) -> dict:
         """Load the best parameters, score the test split once with them (only for a
@@ -309,26 +315,39 @@ class Solver:
         self._last_saved = time.monotonic()
 
     def restore(self, state: dict, best: dict | None) -> None:
-        """Continue from an unpacked ``last`` checkpoint (and the ``best`` one)."""
+        """Continue from an unpacked ``last`` checkpoint (and the ``best`` one); RunError,
+        with nothing changed, when its optimizer or schedule state does not fit."""
+        try:
+            self.optimizer.load_state_dict(state["optim"], self.model.params)
+            if self.schedule is not None:
+                self.schedule.load_state_dict(state["schedule"])
+        except ValueError as error:
+            raise RunError(f"{self.run.checkpoints / 'last.npz' if self.run else 'checkpoint'}: "
+                           f"{error}; nothing was resumed and the run folder is unchanged") from None
         copy_into(self.model.params, state["params"])
         copy_into(self.model.buffers, state["buffers"])
-        self.optimizer.load_state_dict(state["optim"])
-        if self.schedule is not None:
-            self.schedule.load_state_dict(state["schedule"])
         meta = state["meta"]
         self.epoch, self.iteration, self.step_count = meta["epoch"], meta["iteration"], meta["step"]
         self.loss_sum, self.last_finite_loss = meta["loss_sum"], meta["last_finite_loss"]
         self.best_value, self.best_epoch = meta["best_value"], meta["best_epoch"]
         self.stop_best, self.stale_epochs = meta["stop_best"], meta["stale_epochs"]
-        self.rng.bit_generator.state = meta["rng"]
-        for path, generator in self.model.rngs().items():
-            generator.bit_generator.state = meta["layer_rngs"][path]
+        try:
+            self.rng.bit_generator.state = meta["rng"]
+            for path, generator in self.model.rngs().items():
+                generator.bit_generator.state = meta["layer_rngs"][path]
+        except (KeyError, TypeError, ValueError) as error:
+            raise RunError(f"checkpoint 'meta' holds no usable generator state ({error!r}); "
+                           f"nothing was resumed and the run folder is unchanged") from None
         self.perm = state.get("perm")
         if best is not None:
             self.best_params, self.best_buffers = best["params"], best["buffers"]
         if self.run is not None:
             self.history = [r for r in self.run.read_metrics()  # epoch records carry lr
                             if "lr" in r and r["epoch"] <= self.epoch]
+            # the training time so far, as the last epoch's line has it (an epoch stopped
+            # midway counts from its resumption: checkpoints hold no times, so that the
+            # same config and seed give the same bytes)
+            self.elapsed = float(self.history[-1].get("time", 0.0)) if self.history else 0.0
 
     # -- plumbing --------------------------------------------------------------------
     def _log(self, record: dict) -> None:

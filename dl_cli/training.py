@@ -202,8 +202,8 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
                 run.log(f"warning: {message}")
                 if warn is not None:
                     warn(message)
-            run.truncate_metrics(last["meta"]["epoch"])
-            solver.restore(last, best)
+            solver.restore(last, best)  # checks the optimizer's state before any write
+            run.truncate_metrics(last["meta"]["epoch"], last["meta"]["step"])
         else:
             run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
             if parts.splits.info["vocab"] is not None:

@@ -389,6 +389,104 @@ def test_resume_keeps_the_epoch_records_without_train_metrics(tmp_path, monkeypa
     assert summaries[1]["final"] == summaries[0]["final"]
 
 
+def test_resume_keeps_the_batch_lines_and_the_time_of_the_epochs_before(tmp_path, monkeypatch):
+    cfg = {**TINY, "train": {"epochs": 4, "batch_size": 8, "log_every": 1}}
+    straight, run_dir = tmp_path / "straight", tmp_path / "run"
+    assert dl("train", write_config(tmp_path, cfg), "--run-dir", straight, "-q").exit_code == 0
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 2 * 6 + 4)  # inside epoch 3, after its 4th step
+        assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 130
+    before = metric_lines(run_dir)  # timings popped
+    times = [r["time"] for r in Run(run_dir).read_metrics() if "lr" in r]
+    assert dl("train", "--resume", run_dir, "-q").exit_code == 0
+    lines = metric_lines(run_dir)
+    assert lines[:len(before)] == before  # steps 13 to 16 of epoch 3 too
+    assert [r["step"] for r in lines if "train/batch_loss" in r] == list(range(1, 25))
+    assert lines == metric_lines(straight)
+    resumed = [r["time"] for r in Run(run_dir).read_metrics() if "lr" in r]
+    assert resumed[:2] == times and resumed[2] >= times[1]  # the clock goes on
+    assert json.loads((run_dir / "summary.json").read_text())["time_s"] >= times[1]
+
+
+def test_resuming_a_run_that_stopped_early_trains_nothing_more(tmp_path, monkeypatch):
+    script_validation(monkeypatch, "val/acc", {1: 0.9, 2: 0.5, 3: 0.5, 4: 0.5, 5: 0.5})
+    cfg = {**TINY, "train": {"epochs": 5, "batch_size": 8,
+                             "early_stopping": {"monitor": "val/acc", "patience": 2}}}
+    run_dir = tmp_path / "run"
+    assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 0
+    before = json.loads((run_dir / "summary.json").read_text())
+    assert (before["status"], before["epochs"]) == ("early_stopped", 3)
+    lines, best = metric_lines(run_dir), (run_dir / "checkpoints/best.npz").read_bytes()
+    assert dl("train", "--resume", run_dir, "-q").exit_code == 0
+    after = json.loads((run_dir / "summary.json").read_text())
+    for key in ("status", "epochs", "steps", "best_epoch", "best_value", "test"):
+        assert after[key] == before[key], key
+    assert metric_lines(run_dir) == lines
+    assert (run_dir / "checkpoints/best.npz").read_bytes() == best
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda raw: raw.update(optimizer={"type": "momentum", "lr": 0.01}),
+     "momentum state has an unknown entry 'm/0.W'; it keeps v"),
+    (lambda raw: raw.update(schedule={"type": "plateau"}),
+     "plateau state needs exactly"),
+    (lambda raw: raw["train"].update(dtype="float64"),
+     "adam state 'm/0.W' is float32 (2, 16), the parameter float64 (2, 16)"),
+])
+def test_optimizer_or_schedule_state_that_does_not_fit_stops_the_resume(
+        tmp_path, monkeypatch, change, message):
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 8)
+        assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 130
+    edit_run_config(run_dir, change)
+    before = snapshot(run_dir)
+    result = dl("train", "--resume", run_dir)
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert message in text and "nothing was resumed and the run folder is unchanged" in text
+    assert snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize("entry, value, expected", [
+    ("m/0.W", np.zeros((3, 3), np.float32), "adam state 'm/0.W' is float32 (3, 3), the parameter "
+                                            "float32 (2, 16)"),
+    ("v/0.b", np.full(16, np.nan, np.float32), "adam state 'v/0.b' holds non-finite values"),
+    ("m/9.W", np.zeros(2, np.float32), "adam state 'm/9.W' belongs to no parameter of the model"),
+])
+def test_forged_optimizer_state_stops_the_resume(tmp_path, monkeypatch, entry, value, expected):
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 8)
+        assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 130
+
+    def forge(arrays):
+        arrays[f"optim/{entry}"] = value
+
+    rewrite_checkpoint(run_dir / "checkpoints/last.npz", forge)
+    before = snapshot(run_dir)
+    result = dl("train", "--resume", run_dir)
+    assert result.exit_code == 2, result.output
+    assert expected in " ".join(result.output.split())
+    assert snapshot(run_dir) == before
+
+
+def test_a_meta_entry_of_the_wrong_kind_stops_the_resume(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 8)
+        assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 130
+
+    def forge(arrays):
+        meta = json.loads(str(arrays["meta"]))
+        arrays["meta"] = np.array(json.dumps({**meta, "epoch": "1"}))
+
+    rewrite_checkpoint(run_dir / "checkpoints/last.npz", forge)
+    result = dl("train", "--resume", run_dir)
+    assert result.exit_code == 2, result.output
+    assert "checkpoint 'meta' entry 'epoch' is '1', expected a count" in " ".join(result.output.split())
+
+
 # -- 5. a truncated or corrupted last.npz on --resume ---------------------------------
 @pytest.mark.parametrize("damage", ["empty", "half", "no_directory", "flipped_byte"])
 def test_a_damaged_last_checkpoint_stops_the_resume_naming_it(run_copy, damage):
