@@ -1,7 +1,9 @@
 """The `dl` command line: Typer wiring only; the modules do the work.
 
-Exit codes: 0 success, 1 a gradient check failed, 2 bad input (config, path, option),
-3 training diverged, 130 interrupted (the resume command is printed).
+Exit codes: 0 success; 1 a gradient check failed, a write failed, or a sweep in which no
+trial completed (or that --fail-fast stopped); 2 bad input (config, path, option, data file,
+checkpoint) or a sweep whose workers die as they start; 3 training diverged; 130
+interrupted (the resume command is printed).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Load a train config: YAML file + ``key=value`` overrides → a validated ``schema.Config``.
 
 ```python
-cfg = load_config("configs/digits.yaml", ["optimizer.lr=1e-3", "model.layers.0.units=256"])
+cfg = load_config("configs/digits_mlp.yaml", ["optimizer.lr=1e-3", "model.layers.0.units=256"])
 text = dump_config(cfg)          # the fully resolved config; load_config reads it back unchanged
 ```
 

@@ -2,7 +2,8 @@
 
 Fans follow the usual convention: an affine weight ``(D_in, D_out)`` has
 ``fan_in = D_in`` and ``fan_out = D_out``; a conv weight ``(F, C, KH, KW)`` has
-``fan_in = C·KH·KW`` and ``fan_out = F·KH·KW``. Biases always start at zero.
+``fan_in = C·KH·KW`` and ``fan_out = F·KH·KW``. Biases start at zero, but for the LSTM's
+forget gate, which starts at 1 (``forget_bias``).
 
 - ``zeros`` makes every unit of a layer compute the same function forever (symmetry).
 - ``normal`` with std 0.01 is the "small random" init: fine shallow, vanishing deep.

@@ -208,7 +208,7 @@ def best_yaml(config_text: str, best: ConfigResult, spec: SweepSpec, sweep_dir: 
              f"# {describe_trial(best.params, best.variant)}",
              (f"# Score it again by {spec.kfold}-fold cross-validation: dl train best.yaml; "
               f"for one final model, drop validation.kfold (and set data.split.val)"
-              if spec.kfold else "# Train it on the full training split: dl train best.yaml")]
+              if spec.kfold else "# Train it again (same data split): dl train best.yaml")]
     return "\n".join(lines) + "\n" + config_text
 
 
