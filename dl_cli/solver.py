@@ -316,7 +316,8 @@ class Solver:
 
     def restore(self, state: dict, best: dict | None) -> None:
         """Continue from an unpacked ``last`` checkpoint (and the ``best`` one); RunError,
-        with nothing changed, when its optimizer or schedule state does not fit."""
+        before anything is written to the run folder, when its optimizer, schedule or
+        generator state does not fit."""
         try:
             self.optimizer.load_state_dict(state["optim"], self.model.params)
             if self.schedule is not None:
