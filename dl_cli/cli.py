@@ -120,10 +120,12 @@ def train(
             cfg, run = training.resume(resume)
         except (RunError, ConfigError) as error:
             fail(str(error))
-        if cfg.validation.kfold:
+        parent = resume.resolve().parent
+        if (cfg.validation.kfold and re.fullmatch(r"fold-\d+", resume.resolve().name)
+                and (parent / "config.yaml").exists()):
             run.release()
-            fail(f"{resume} is a k-fold run; its folds cannot be resumed one by one yet: "
-                 f"train the config again")
+            fail(f"{resume} is one fold of a k-fold run: resume the whole run, "
+                 f"dl train --resume {parent}")
     else:
         if config is None:
             fail("missing CONFIG: dl train CONFIG.yaml [key=value ...] (or --resume RUN_DIR)")
@@ -139,7 +141,7 @@ def train(
     progress = not quiet and sys.stderr.isatty()
     with threadpool_limits(limits=threads, user_api="blas"):
         if cfg.validation.kfold:
-            _train_folds(cfg, run_dir, progress)
+            _train_folds(cfg, run_dir, progress, root=run)
         else:
             _train_one(cfg, run, run_dir, resume is not None, progress)
 
@@ -163,7 +165,7 @@ def _warn(message: str) -> None:
 @contextmanager
 def _training_errors(run_path: Optional[Path]):
     """Turn the ways training stops into messages and exit codes (``run_path`` None:
-    a k-fold run, which is not resumable)."""
+    a k-fold run, whose errors name its folder)."""
     from .data import DataError
     from .nn import ShapeError
     from .runs import RunError
@@ -181,9 +183,8 @@ def _training_errors(run_path: Optional[Path]):
         fail(f"training diverged: {error}. {kept}; try a lower learning rate or gradient "
              f"clipping.", EXIT_DIVERGED)
     except Interrupted as error:
-        if run_path is None:  # k-fold: each fold keeps its last.npz, the whole is rerun
-            err.print(f"{error}; a k-fold run is not resumable: train the config again",
-                      **AS_IS)
+        if run_path is None:  # k-fold: the error says how to resume the whole run
+            err.print(str(error), **AS_IS)
         else:
             err.print(f"{error}; state saved in {run_path}/checkpoints/last.npz.\n"
                       f"Resume with: dl train --resume {run_path}", **AS_IS)
@@ -222,13 +223,13 @@ def _train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool
     out.print(f"run folder: {run.path}", **AS_IS)
 
 
-def _train_folds(cfg, run_dir: Optional[Path], progress: bool) -> None:
+def _train_folds(cfg, run_dir: Optional[Path], progress: bool, root=None) -> None:
     from .crossval import train_folds
     from .report import folds_table
 
     with _training_errors(None):
         summary = train_folds(cfg, run_dir, progress=progress, warn=_warn,
-                              say=lambda line: err.print(line, **AS_IS))
+                              say=lambda line: err.print(line, **AS_IS), root=root)
     out.print(folds_table(summary))
     out.print(f"run folder: {summary['run_dir']}", **AS_IS)
 

@@ -11,13 +11,16 @@ for a normal run, so no statistic leaks from the fold being validated.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 
 from .data import DataError, Split, Splits, kfold_indices, load
 from .registry import PREPROCESSORS, Registry
+from .runs import Run
 from .schema import Config
-from .training import Assembled, assemble, start, train
+from .solver import Interrupted
+from .training import Assembled, assemble, resume, start, train
 
 
 def fold_splits(cfg: Config, k: int, fold: int) -> Splits:
@@ -26,6 +29,9 @@ def fold_splits(cfg: Config, k: int, fold: int) -> Splits:
     splits = load(raw_data, seed=cfg.seed, dtype=cfg.train.dtype)
     X = np.concatenate([splits.train.X, splits.val.X])
     y = np.concatenate([splits.train.y, splits.val.y])
+    if k > len(y):
+        raise DataError(f"validation.kfold: must be at most {len(y)} (the samples of the train "
+                        f"and val splits, which the folds share out), got {k}")
     train_idx, val_idx = kfold_indices(y, k, seed=cfg.seed, stratify=cfg.data.split.stratify)[fold]
     parts = [Split(X[train_idx], y[train_idx]), Split(X[val_idx], y[val_idx]),
              Split(splits.test.X, splits.test.y)]
@@ -49,32 +55,45 @@ def assemble_fold(cfg: Config, k: int, fold: int) -> Assembled:
     return assemble(cfg, fold_splits(cfg, k, fold))
 
 
-def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say=None) -> dict:
+def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say=None,
+                root: Run | None = None) -> dict:
     """``dl train`` with ``validation: {kfold: K}``: one run per fold in ``RUN/fold-i/``,
     and ``RUN/summary.json`` scoring the config as the mean (± sample std) of each fold's
     best monitored metric. The test split is scored by each fold's best parameters and
     averaged the same way; it still chooses nothing. ``say`` takes a line as each fold
-    starts."""
+    starts. Given the (locked) ``root`` of an interrupted k-fold run, it continues it:
+    each fold from its ``last.npz``, a fold that has none from the start (a finished
+    fold changes nothing)."""
     k = cfg.validation.kfold
-    root = start(cfg, run_dir)
+    first = assemble_fold(cfg, k, 0)  # every data mistake before a folder is made
+    root = root or start(cfg, run_dir)
     try:
         folds = []
         for fold in range(k):
-            parts = assemble_fold(cfg, k, fold)
-            run = start(cfg, root.path / f"fold-{fold}")
+            parts = first if fold == 0 else assemble_fold(cfg, k, fold)
+            path = root.path / f"fold-{fold}"
+            resuming = (path / "checkpoints" / "last.npz").exists()
+            if resuming:
+                run = resume(path)[1]
+            else:
+                shutil.rmtree(path, ignore_errors=True)  # stopped before its first checkpoint
+                run = start(cfg, path)
             if say is not None:
                 sizes = (len(parts.splits.train.X), len(parts.splits.val.X), len(parts.splits.test.X))
                 say(f"fold {fold + 1} of {k}: {sizes[0]} train / {sizes[1]} val / {sizes[2]} "
-                    f"test samples → {run.path}")
-            folds.append(train(cfg, run, parts, progress=progress, warn=warn))
+                    f"test samples → {run.path}{' (resumed)' if resuming else ''}")
+            folds.append(train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn))
         summary = fold_summary(cfg, folds)
         summary["run_dir"] = str(root.path)
         root.write_summary(summary)
         return summary
+    except Interrupted as error:
+        raise Interrupted(f"{error}; each fold keeps its state.\n"
+                          f"Resume with: dl train --resume {root.path}") from None
     finally:
         root.release()
-        if not any(root.checkpoints.iterdir()):  # the folds hold the checkpoints
-            root.checkpoints.rmdir()
+        if root.checkpoints.is_dir() and not any(root.checkpoints.iterdir()):
+            root.checkpoints.rmdir()  # the folds hold the checkpoints
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:

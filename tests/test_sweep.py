@@ -263,6 +263,13 @@ FAILING = {"method": "grid", "params": {"model.layers.0": {"values": [
     {"type": "affine", "units": 4}]}}}
 
 
+def test_a_dry_run_checks_the_folds_of_a_kfold_sweep(tmp_path):
+    spec = write_sweep(tmp_path, {**RANDOM, "validation": {"kfold": 500}})
+    dry = runner.invoke(app, ["sweep", str(spec), "--dry-run"], terminal_width=300)
+    assert dry.exit_code == 2, dry.output
+    assert "trial 0: validation.kfold: must be at most 90 (the samples" in dry.output
+
+
 def test_a_trial_that_raises_is_failed_and_the_sweep_goes_on(tmp_path):
     dry = runner.invoke(app, ["sweep", str(write_sweep(tmp_path, FAILING)), "--dry-run"])
     assert dry.exit_code == 2 and "trial 1: " in dry.output and "conv2d" in dry.output

@@ -272,6 +272,50 @@ def test_kfold_scores_the_config_by_the_mean_over_folds(tmp_path):
     assert not (root / "checkpoints").exists()  # the folds hold them
 
 
+def test_an_interrupted_kfold_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    import signal as signals
+
+    from dl_cli.solver import Solver
+
+    config = write_config(tmp_path)
+    straight, run_dir = tmp_path / "straight", tmp_path / "run"
+    args = ["validation.kfold=3", "train.epochs=3", "-q"]
+    assert runner.invoke(app, ["train", str(config), *args, "--run-dir", str(straight)]).exit_code == 0
+    steps, original = [], Solver.step
+
+    def step(self, idx):  # Ctrl-C in the second fold's second epoch
+        steps.append(1)
+        if len(steps) == 3 * 6 + 8:
+            self._stop_signal = signals.SIGINT
+        return original(self, idx)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Solver, "step", step)
+        stopped = runner.invoke(app, ["train", str(config), *args, "--run-dir", str(run_dir)])
+    assert stopped.exit_code == 130, stopped.output
+    assert f"Resume with: dl train --resume {run_dir}" in stopped.output
+    one_fold = runner.invoke(app, ["train", "--resume", str(run_dir / "fold-1")])
+    assert one_fold.exit_code == 2
+    assert f"resume the whole run, dl train --resume {run_dir}" in " ".join(one_fold.output.split())
+    resumed = runner.invoke(app, ["train", "--resume", str(run_dir), "-q"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "fold 2 of 3" in resumed.output and "(resumed)" in resumed.output
+    for fold in range(3):
+        assert metric_lines(run_dir / f"fold-{fold}") == metric_lines(straight / f"fold-{fold}")
+    summaries = [json.loads((d / "summary.json").read_text()) for d in (straight, run_dir)]
+    for key in ("status", "best_value", "best_std", "fold_values", "test"):
+        assert summaries[0][key] == summaries[1][key], key
+
+
+def test_kfold_larger_than_the_data_exits_2_before_making_a_folder(tmp_path):
+    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "validation.kfold=1000",
+                                 "-q"], terminal_width=300)
+    assert result.exit_code == 2, result.output
+    assert ("validation.kfold: must be at most 135 (the samples of the train and val splits, "
+            "which the folds share out), got 1000") in result.output
+    assert not (tmp_path / "runs").exists()
+
+
 def test_threads_option_limits_blas(tmp_path, monkeypatch):
     from threadpoolctl import threadpool_info
 

@@ -80,6 +80,7 @@ def resolve_plans(spec: SweepSpec, base: dict, plans: list[TrialPlan]) -> dict[i
 def build_errors(configs: dict[int, Config]) -> list[str]:
     """Load each distinct data config once and build every trial's model on it: the
     shape mistakes that a schema check cannot see (a dry run's second check)."""
+    from ..crossval import fold_splits
     from ..data import DataError, load
     from ..nn import ShapeError
     from ..training import build_model
@@ -87,10 +88,12 @@ def build_errors(configs: dict[int, Config]) -> list[str]:
     shapes: dict[str, tuple] = {}
     errors = []
     for index, cfg in configs.items():
-        key = json.dumps([config_to_dict(cfg)["data"], cfg.train.dtype], sort_keys=True)
+        kfold = cfg.validation.kfold
+        key = json.dumps([config_to_dict(cfg)["data"], cfg.train.dtype, kfold], sort_keys=True)
         try:
             if key not in shapes:
-                shapes[key] = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype).in_shape
+                shapes[key] = (fold_splits(cfg, kfold, 0) if kfold else
+                               load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)).in_shape
             build_model(cfg, shapes[key])
         except (DataError, ShapeError, OSError, ValueError) as error:
             errors.append(f"trial {index}: {error}")
