@@ -43,6 +43,12 @@ def at_least(option: str, value: int, minimum: int) -> None:
         fail(f"{option}: expected an integer >= {minimum}, got {value}")
 
 
+def out_of_memory(error: MemoryError) -> str:
+    """What to say when the config asks for more memory than there is."""
+    return (f"out of memory: {error}. The model or its batch is too large for this machine: "
+            f"fewer units or filters, a smaller batch_size, or a smaller input")
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     """Print ``message`` (taken literally, never as Rich markup) to stderr and exit."""
     from rich.markup import escape
@@ -191,6 +197,8 @@ def _training_errors(run_path: Optional[Path]):
         raise typer.Exit(EXIT_INTERRUPTED)
     except (DataError, RunError, ShapeError) as error:
         fail(str(error))
+    except MemoryError as error:
+        fail(out_of_memory(error))
     except OSError as error:
         fail(f"cannot write {error.filename or run_path}: {error.strerror or error}; "
              f"the checkpoints already written are unchanged", 1)
@@ -209,10 +217,10 @@ def _train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool
         parts = training.assemble(cfg)
         if run is None:
             run = training.start(cfg, run_dir)
-    except (DataError, ShapeError, RunError, OSError) as error:
+    except (DataError, ShapeError, RunError, OSError, MemoryError) as error:
         if run is not None:
             run.release()
-        fail(str(error))
+        fail(out_of_memory(error) if isinstance(error, MemoryError) else str(error))
     err.print(f"[bold]{escape(cfg.name)}[/]: {parts.model.num_params():,} parameters, "
               f"{len(parts.splits.train.X)} train / {len(parts.splits.val.X)} val / "
               f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
@@ -358,6 +366,8 @@ def summary(
         model = build_model(cfg, shape)
     except (DataError, ShapeError, OSError) as error:
         fail(str(error))
+    except MemoryError as error:
+        fail(out_of_memory(error))
     out.print(model_table(model))
     if splits is not None:  # the table still helps to see why the output does not fit
         try:
@@ -549,8 +559,7 @@ def compare(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR",
 
     Example: dl compare runs/digits-mlp/*
     """
-    import yaml
-
+    from .config import ConfigError, read_yaml
     from .report import compare_table
 
     if len(run_dirs) < 2:
@@ -561,7 +570,10 @@ def compare(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR",
         path = run_dir / "config.yaml"
         if not path.exists():
             fail(f"{run_dir} is not a run folder (no config.yaml)")
-        configs.append(yaml.safe_load(path.read_text()))
+        try:
+            configs.append(read_yaml(path))
+        except ConfigError as error:
+            fail(str(error))
     out.print(compare_table(run_dirs, configs))
 
 
@@ -748,6 +760,8 @@ def report(
         path = write_report(sweep_dir, out_dir)
     except (ReportError, RunError) as error:
         fail(str(error))
+    except OSError as error:  # --out names a file, or a folder that cannot be made
+        fail(f"cannot write the report to {error.filename or out_dir}: {error.strerror or error}")
     out.print(str(path), **AS_IS)
     for png in sorted(path.parent.glob("*.png")):
         out.print(str(png), **AS_IS)

@@ -301,11 +301,15 @@ class Run:
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except ValueError as error:
                 if number == len(lines):  # no newline after it: its writer was killed
                     break
                 raise RunError(f"{path}: line {number} is not JSON ({error})") from None
+            if not isinstance(record, dict):
+                raise RunError(f"{path}: line {number} is a JSON {type(record).__name__}, "
+                               f"not a record (an object)")
+            records.append(record)
         return records
 
     def truncate_metrics(self, epochs: int, steps: int) -> None:

@@ -16,6 +16,7 @@ more repetitive text), above 1 flattens it (more varied, more mistakes).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,8 +100,8 @@ def generate(char_model: CharModel, prime: str, length: int, temperature: float,
     """``length`` characters drawn one at a time after reading ``prime``."""
     if not prime:
         raise SampleError("the prime must hold at least one character")
-    if temperature <= 0:
-        raise SampleError(f"temperature must be > 0, got {temperature}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise SampleError(f"--temperature: expected a finite number > 0, got {temperature}")
     tokens = list(char_model.encode(prime))
     for _ in range(length):
         window = np.array(tokens[-char_model.context:], dtype=np.int64)[None]

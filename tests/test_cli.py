@@ -211,6 +211,20 @@ def test_gradcheck_on_a_batch_a_layer_refuses_exits_2_not_as_a_failed_check(tmp_
     assert runner.invoke(app, ["gradcheck", str(path), "--samples", "2"]).exit_code == 0
 
 
+def test_a_model_too_large_for_memory_exits_2_with_advice(tmp_path, monkeypatch):
+    def build_model(*args, **kwargs):
+        raise MemoryError("Unable to allocate 23.8 GiB for an array with shape (64, 100000000)")
+
+    monkeypatch.setattr(training, "build_model", build_model)
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    for command in (["summary", str(path)], ["train", str(path), "-q"]):
+        result = runner.invoke(app, command, terminal_width=300)
+        assert result.exit_code == 2, result.output
+        assert "out of memory: Unable to allocate 23.8 GiB" in result.output
+        assert "a smaller batch_size" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists()  # refused before the run folder is made
+
+
 def test_threads_and_sample_seed_name_the_bad_value(tmp_path):
     path = write(tmp_path, [{"type": "affine", "units": 3}])
     result = runner.invoke(app, ["train", str(path), "--threads", "0"])

@@ -1,6 +1,7 @@
 """`diagnose` on hand-made metric records: each rule fires on its symptom, cites its
 figures, and stays quiet on a healthy run."""
 
+import pytest
 from typer.testing import CliRunner
 
 from dl_cli.cli import app
@@ -136,3 +137,18 @@ def test_diagnose_reads_a_run_whose_last_metrics_line_was_cut_short(tmp_path):
         metrics.write('{"epoch": 4, "train/lo')  # a writer killed mid-line
     result = runner.invoke(app, ["diagnose", str(run_dir)], terminal_width=200)
     assert result.exit_code == 0 and result.exception is None, result.output
+
+
+@pytest.mark.parametrize("line, message", [
+    ("not json", "line 4 is not JSON"),
+    ("[1, 2]", "line 4 is a JSON list, not a record (an object)"),
+])
+def test_diagnose_names_a_metrics_line_that_is_not_a_record(tmp_path, line, message):
+    run_dir = tmp_path / "run"
+    assert runner.invoke(app, ["train", "configs/quickstart.yaml", "-q", "train.epochs=3",
+                               "--run-dir", str(run_dir)]).exit_code == 0
+    with open(run_dir / "metrics.jsonl", "a") as metrics:
+        metrics.write(line + "\n")
+    result = runner.invoke(app, ["diagnose", str(run_dir)], terminal_width=300)
+    assert result.exit_code == 2, result.output
+    assert f"{run_dir / 'metrics.jsonl'}: {message}" in result.output

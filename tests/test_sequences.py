@@ -361,7 +361,7 @@ def test_generate_reads_at_most_the_training_window_and_cools_to_the_arg_max(tex
     assert generate(char_model, "x" * 24 + prime[-16:], 30, 1e-4, np.random.default_rng(0)) == cold[0]
     with pytest.raises(SampleError, match="at least one character"):
         generate(char_model, "", 10, 1.0, np.random.default_rng(0))
-    with pytest.raises(SampleError, match="temperature must be > 0"):
+    with pytest.raises(SampleError, match="--temperature: expected a finite number > 0"):
         generate(char_model, "The", 10, 0.0, np.random.default_rng(0))
 
 
@@ -383,7 +383,9 @@ def test_sample_refuses_a_run_that_is_not_a_text_model(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--temperature", "0"], "temperature must be > 0"),
+    (["--temperature", "0"], "--temperature: expected a finite number > 0, got 0.0"),
+    (["--temperature", "nan"], "--temperature: expected a finite number > 0, got nan"),
+    (["--temperature", "inf"], "--temperature: expected a finite number > 0, got inf"),
     (["--length", "-1"], "--length"),
     (["--checkpoint", "final"], "--checkpoint"),
     (["--prime", ""], "at least one character"),
