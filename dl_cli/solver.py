@@ -25,6 +25,7 @@ import math
 import signal
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -55,6 +56,17 @@ def improves(value: float, best: float | None, mode: str, min_delta: float = 0.0
     if best is None:
         return True
     return value > best + min_delta if mode == "max" else value < best - min_delta
+
+
+TRAINING: "weakref.WeakSet[Solver]" = weakref.WeakSet()  # training off the main thread
+
+
+def stop_training(signum: int) -> None:
+    """Ask every Solver training on another thread of this process (a sweep's in-process
+    trial) to stop after its current iteration, as a signal does on the main thread: it
+    saves ``last.npz`` and raises Interrupted."""
+    for solver in list(TRAINING):
+        solver._stop_signal = signum
 
 
 class Solver:
@@ -366,9 +378,14 @@ class Solver:
     @contextmanager
     def _signals(self):
         """SIGINT/SIGTERM ask to stop after the current iteration (never mid-update);
-        a second SIGINT interrupts at once."""
+        a second SIGINT interrupts at once. Off the main thread, where no handler is
+        called, ``stop_training`` asks instead."""
         if threading.current_thread() is not threading.main_thread():
-            yield
+            TRAINING.add(self)
+            try:
+                yield
+            finally:
+                TRAINING.discard(self)
             return
 
         def request_stop(signum, frame):

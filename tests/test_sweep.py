@@ -270,6 +270,30 @@ def test_a_dry_run_checks_the_folds_of_a_kfold_sweep(tmp_path):
     assert "trial 0: validation.kfold: must be at most 90 (the samples" in dry.output
 
 
+def test_a_second_ctrl_c_stops_an_in_process_trial_saving_its_state(tmp_path, monkeypatch):
+    from dl_cli.runs import Run
+
+    original = SweepRunner._submit
+
+    def submit_then_ctrl_c_twice(self, index, until):
+        future = original(self, index, until)
+        self.interrupts = 2  # as two Ctrl-Cs while the trial trains
+        return future
+
+    monkeypatch.setattr(SweepRunner, "_submit", submit_then_ctrl_c_twice)
+    long = {**BASE, "train": {"epochs": 3000, "batch_size": 16}}
+    spec = write_sweep(tmp_path, {"method": "grid", "params": {"optimizer.lr": {"values": [0.01]}}},
+                       long)
+    folder = tmp_path / "sweep"
+    result = sweep(spec, folder)
+    assert result.exit_code == 130, result.output
+    assert [e["status"] for e in events(folder, "result")] == ["interrupted"]
+    trial = folder / "trial-0000"
+    saved = Run(trial).load_checkpoint("last")["meta"]["epoch"]
+    assert saved < 3000 and saved == len(Run(trial).read_metrics())  # stopped, state saved
+    assert not (trial / "run.lock").exists()
+
+
 def test_a_trial_that_raises_is_failed_and_the_sweep_goes_on(tmp_path):
     dry = runner.invoke(app, ["sweep", str(write_sweep(tmp_path, FAILING)), "--dry-run"])
     assert dry.exit_code == 2 and "trial 1: " in dry.output and "conv2d" in dry.output

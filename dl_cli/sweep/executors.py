@@ -26,7 +26,7 @@ from typing import Callable
 from threadpoolctl import threadpool_limits
 
 from ..runs import release_held_locks
-from ..solver import Interrupted
+from ..solver import Interrupted, stop_training
 
 BACKENDS = ("local", "dask", "ray")
 # What every local worker imports: preloaded once by the fork server, inherited by each worker.
@@ -147,9 +147,11 @@ class Backend:
     executor: Executor
     slots: int
     description: str
-    can_terminate: bool = False          # running trials are local processes we may SIGTERM
+    can_terminate: bool = False          # running trials can be asked to save and stop
+    in_process: bool = False             # trials run on threads of the driver's process
     closers: list[Callable] = field(default_factory=list)
     renew: Callable[[], Executor] | None = None  # a fresh pool after a worker process died
+    signalled: set[int] = field(default_factory=set)  # worker processes sent SIGTERM
 
     def replace_broken(self) -> None:
         if self.renew is None:
@@ -158,13 +160,22 @@ class Backend:
         self.executor = self.renew()
 
     def terminate(self, trial_dirs: list[Path]) -> None:
-        """Ask the processes training in ``trial_dirs`` to stop: SIGTERM makes the Solver
-        save ``last.npz`` and return ``interrupted`` after the current iteration."""
+        """Ask the trials training in ``trial_dirs`` to stop: their Solvers save
+        ``last.npz`` and return ``interrupted`` after the current iteration. A trial on a
+        thread of this process is asked directly; a local process is sent SIGTERM, once.
+        The driver asks on every pass until they have stopped, so that a trial still
+        setting up at the first request is stopped too."""
         if not self.can_terminate:
+            return
+        if self.in_process:
+            stop_training(signal.SIGTERM)
             return
         for lock in (p for d in trial_dirs for p in Path(d).rglob("run.lock")):
             try:
-                os.kill(int(lock.read_text().strip()), signal.SIGTERM)
+                pid = int(lock.read_text().strip())
+                if pid not in self.signalled:
+                    os.kill(pid, signal.SIGTERM)
+                    self.signalled.add(pid)
             except (OSError, ValueError):
                 continue
 
@@ -178,7 +189,8 @@ class Backend:
 def local_backend(workers: int, threads: int) -> Backend:
     if workers == 1:
         return Backend("local", InProcessExecutor(), 1,
-                       f"1 worker, in process, {threads} BLAS thread{'s' * (threads > 1)}")
+                       f"1 worker, in process, {threads} BLAS thread{'s' * (threads > 1)}",
+                       can_terminate=True, in_process=True)
     context = worker_context()
 
     def pool() -> Executor:

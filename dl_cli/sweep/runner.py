@@ -9,9 +9,9 @@ outcome = SweepRunner(spec, base, folder, make_backend("local", workers=2)).run(
 The driver alone samples parameters, submits ``run_trial`` calls (at most one per
 executor slot), and appends each start, result and pruning verdict to the ledger. A
 resumed sweep replays the ledger and submits only what is not done. Ctrl-C once: no new
-trials, the running ones finish (drain); twice: local worker processes get SIGTERM and
-save their state; three times (or a backend whose trials cannot be signalled): leave
-at once. Whatever happened, the ledger holds every completed result.
+trials, the running ones finish (drain); twice: the running trials save their state
+and stop (local worker processes get SIGTERM, an in-process trial is asked directly);
+three times (or a backend whose trials cannot be signalled, Dask or Ray): leave at once. Whatever happened, the ledger holds every completed result.
 """
 
 from __future__ import annotations
@@ -316,7 +316,6 @@ class SweepRunner:
     def _run_batch(self, items: list[tuple[int, int | None]]) -> None:
         queue = deque(items)
         running: dict[Future, tuple[int, int | None]] = {}
-        terminated = False
         while running or (queue and not self.draining):
             while queue and not self.draining and len(running) < self.backend.slots:
                 index, until = queue.popleft()
@@ -328,8 +327,7 @@ class SweepRunner:
                 self._record(index, until, outcome)
                 if outcome.get("error") == POOL_BROKE and not self.draining:
                     queue.append((index, until))  # a bystander: it continues from last.npz
-            if self.interrupts >= 2 and running and not terminated:
-                terminated = True
+            if self.interrupts >= 2 and running:
                 self.backend.terminate([self.folder / self.table[i].dirname for i, _ in running.values()])
             if self.interrupts >= 3 or self.interrupts >= 2 and not self.backend.can_terminate:
                 return  # abandon: the ledger says running, a resume continues them
