@@ -120,8 +120,17 @@ def train(
     if threads is not None:
         at_least("--threads", threads, 1)
     if resume is not None:
+        if config is not None and "=" in str(config) and not config.exists():
+            fail(f"{config}: key=value overrides do not go with --resume: a resumed run "
+                 f"continues its own config.yaml (train the config again to change it)")
         if config is not None:
             fail("give either a config or --resume RUN_DIR, not both")
+        if run_dir is not None:
+            fail("--run-dir names a new run's folder: a resumed run stays in its own, "
+                 f"{resume}")
+        if print_config:
+            typer.echo(dump_config(load_or_fail(resume / "config.yaml", [])), nl=False)
+            raise typer.Exit()
         try:
             cfg, run = training.resume(resume)
         except (RunError, ConfigError) as error:
@@ -642,6 +651,8 @@ def sweep(
         fail("--retry-failed goes with --resume SWEEP_DIR")
     if resume is not None and sweep_dir is not None:
         fail("give either --resume SWEEP_DIR or --sweep-dir, not both")
+    if resume is not None and spec is not None and "=" in str(spec) and not spec.exists():
+        overrides, spec = [str(spec), *(overrides or [])], None  # --resume DIR key=value ...
     if spec is None:
         if resume is None:
             fail("missing SPEC: dl sweep SPEC.yaml [key=value ...] (or --resume SWEEP_DIR)")

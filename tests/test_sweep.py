@@ -429,6 +429,9 @@ def test_resume_refuses_a_changed_spec_or_base(tmp_path):
     result = runner.invoke(app, ["sweep", str(spec), "--resume", str(folder), "sweep.trials=5"])
     assert result.exit_code == 2
     assert "the spec changed" in result.output and "trials: 4 → 5" in result.output
+    result = runner.invoke(app, ["sweep", "--resume", str(folder), "sweep.trials=5"])
+    assert result.exit_code == 2  # without SPEC the override is still an override
+    assert "the spec changed" in result.output and "trials: 4 → 5" in result.output
     write_sweep(tmp_path, RANDOM, {**BASE, "optimizer": {"type": "sgd", "lr": 0.01}})
     result = runner.invoke(app, ["sweep", "--resume", str(folder)])
     assert result.exit_code == 2

@@ -316,6 +316,21 @@ def test_kfold_larger_than_the_data_exits_2_before_making_a_folder(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_resume_says_what_does_not_go_with_it_and_prints_the_runs_config(tmp_path):
+    run_dir = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(write_config(tmp_path)), "--run-dir", str(run_dir),
+                               "-q"]).exit_code == 0
+    cases = [(["train.epochs=9"], "train.epochs=9: key=value overrides do not go with --resume"),
+             (["--run-dir", str(tmp_path / "x")], "--run-dir names a new run's folder")]
+    for extra, message in cases:
+        result = runner.invoke(app, ["train", "--resume", str(run_dir), *extra], terminal_width=300)
+        assert result.exit_code == 2 and message in result.output, result.output
+    printed = runner.invoke(app, ["train", "--resume", str(run_dir), "--print-config"])
+    assert printed.exit_code == 0
+    assert yaml.safe_load(printed.output) == yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert len(metric_lines(run_dir)) == SPIRAL["train"]["epochs"]  # nothing trained
+
+
 def test_threads_option_limits_blas(tmp_path, monkeypatch):
     from threadpoolctl import threadpool_info
 
