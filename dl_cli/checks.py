@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 
@@ -19,11 +20,13 @@ def check_int(name: str, value, minimum: int = 1) -> int:
 
 
 def check_float(name: str, value, minimum: float = 0.0, maximum: float | None = None) -> float:
-    allowed = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
-    if not minimum <= value or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be a number {allowed}, got {value!r}")
+    """``value`` as a float if it is a finite number in [minimum, maximum] (no lower bound
+    for ``minimum=-inf``), else a ValueError naming the option and the value."""
+    bounds = (f" in [{minimum}, {maximum}]" if maximum is not None
+              else f" >= {minimum}" if math.isfinite(minimum) else "")
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value < minimum or (maximum is not None and value > maximum)):
+        raise ValueError(f"{name} must be a finite number{bounds}, got {value!r}")
     return float(value)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import functools
 import re
 import types
@@ -475,6 +476,9 @@ def check_type(hint: Any, value: Any, path: str, errors: list[str]):
         if dataclasses.is_dataclass(choice):
             return check_section(choice, value, path, errors)
         if choice is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                errors.append(f"{path}: expected a finite number, got {value}")
+                return INVALID
             return float(value)
         if type(value) is choice and choice in (bool, int, str):
             return value

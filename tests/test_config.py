@@ -264,7 +264,11 @@ def test_apply_overrides_raises_for_bad_syntax():
     ("data.split.val=1.0", "data.split.val", "[0, 1)"),
     ("data.split.test=-0.1", "data.split.test", "[0, 1)"),
     ("regularization.l1=-1e-3", "regularization.l1", "must be >= 0"),
-    ("regularization.l2=.nan", "regularization.l2", "must be >= 0"),
+    ("regularization.l2=.nan", "regularization.l2", "expected a finite number, got nan"),
+    ("regularization.l2=.inf", "regularization.l2", "expected a finite number, got inf"),
+    ("train.clip_grad_norm=.inf", "train.clip_grad_norm", "expected a finite number, got inf"),
+    ("model.init={type: normal, std: .nan}", "model.init.std", "finite number >= 0.0, got nan"),
+    ("model.init={type: constant, value: -.inf}", "model.init.value", "finite number, got -inf"),
     ("train.early_stopping.patience=-1", "train.early_stopping.patience", "must be >= 1"),
     # patience 0 would stop after the first epoch, improving or not
     ("train.early_stopping.patience=0", "train.early_stopping.patience", "must be >= 1, got 0"),

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ..checks import check_float
 from ..registry import INITIALIZERS
 
 
@@ -55,7 +56,7 @@ class Constant(Initializer):
     """Every weight equals `value`."""
 
     def __init__(self, value: float = 0.0):
-        self.value = float(value)
+        self.value = check_float("value", value, -math.inf)
 
     def __call__(self, shape, rng):
         return np.full(shape, self.value)
@@ -66,9 +67,7 @@ class Normal(Initializer):
     """Gaussian N(0, std²); std 0.01 is the notes' "small random" init."""
 
     def __init__(self, std: float = 0.01):
-        if std < 0:
-            raise ValueError(f"std must be >= 0, got {std}")
-        self.std = float(std)
+        self.std = check_float("std", std)
 
     def __call__(self, shape, rng):
         return self.std * rng.standard_normal(shape)
@@ -79,9 +78,7 @@ class Uniform(Initializer):
     """Uniform in [-epsilon, epsilon]."""
 
     def __init__(self, epsilon: float = 0.05):
-        if epsilon < 0:
-            raise ValueError(f"epsilon must be >= 0, got {epsilon}")
-        self.epsilon = float(epsilon)
+        self.epsilon = check_float("epsilon", epsilon)
 
     def __call__(self, shape, rng):
         return rng.uniform(-self.epsilon, self.epsilon, shape)
