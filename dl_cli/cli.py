@@ -8,6 +8,7 @@ interrupted (the resume command is printed).
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from contextlib import contextmanager
@@ -23,8 +24,18 @@ from . import __version__
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 # Text we did not write (paths, names, messages) is printed AS_IS or escaped: Rich would
 # read "[minmax]" as a tag and drop it. No emoji codes either (":x:" stays as it is).
-out = Console(emoji=False)
-err = Console(stderr=True, emoji=False)
+# In a pipe or a file, tables are as wide as their content (Rich would cut them at 80
+# columns, breaking run paths and values); a terminal's width, or COLUMNS, still rules.
+PIPE_WIDTH = 1000
+
+
+def console(stream) -> Console:
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stream is sys.stderr, emoji=False, width=PIPE_WIDTH if piped else None)
+
+
+out = console(sys.stdout)
+err = console(sys.stderr)
 AS_IS = {"markup": False, "highlight": False, "soft_wrap": True}  # and paths stay on one line
 
 EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
@@ -463,6 +474,8 @@ def evaluate_run(
     copy_into(model.params, state["params"])
     copy_into(model.buffers, state["buffers"])
     data = getattr(splits, split)
+    if len(data.X) == 0:
+        fail(f"{run_dir} has no {split} split to score: its config sets data.split.{split}: 0")
     metrics = evaluate(model, data.X, data.y, split)
     out.print(metrics_table(escape(f"{run_dir.name}: {checkpoint} checkpoint (epoch "
                                    f"{state['meta']['epoch']}) on {split} ({len(data.X)} samples)"),

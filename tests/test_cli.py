@@ -1,7 +1,10 @@
 """The inspection commands: summary, gradcheck, layers, runs, compare, eval."""
 
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +226,30 @@ def test_a_model_too_large_for_memory_exits_2_with_advice(tmp_path, monkeypatch)
         assert "out of memory: Unable to allocate 23.8 GiB" in result.output
         assert "a smaller batch_size" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "runs").exists()  # refused before the run folder is made
+
+
+def test_eval_of_a_split_the_run_does_not_have_exits_2(tmp_path):
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    run_dir = tmp_path / "run"
+    trained = runner.invoke(app, ["train", str(path), "data.split.val=0", "checkpoint.monitor=train/acc",
+                                  "--run-dir", str(run_dir), "-q"])
+    assert trained.exit_code == 0, trained.output
+    result = runner.invoke(app, ["eval", str(run_dir), "--split", "val"], terminal_width=300)
+    assert result.exit_code == 2, result.output
+    assert f"{run_dir} has no val split to score: its config sets data.split.val: 0" in result.output
+    assert runner.invoke(app, ["eval", str(run_dir), "--split", "test"]).exit_code == 0
+
+
+def test_tables_in_a_pipe_keep_whole_run_paths(tmp_path):
+    script = ("import sys; from dl_cli.cli import out, err, PIPE_WIDTH; "
+              "print(out.width, err.width, PIPE_WIDTH)")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    piped = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    widths = piped.stdout.split()
+    assert widths[0] == widths[1] == widths[2]  # not Rich's 80 columns for a pipe
+    sized = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           env={**env, "COLUMNS": "100"})
+    assert sized.stdout.split()[:2] == ["100", "100"]
 
 
 def test_threads_and_sample_seed_name_the_bad_value(tmp_path):
