@@ -537,6 +537,9 @@ def diagnose(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run 
     except (RunError, ValueError) as error:
         fail(str(error))
     findings = find(records, summary)
+    if not any("train/loss" in r for r in records) and not findings:
+        fail(f"{run_dir}: nothing to diagnose: metrics.jsonl has no epoch with training "
+             f"figures (none finished yet, or the run set train.eval_train_samples: 0)")
     if not any("layers" in r for r in records):
         out.print("(no per-layer statistics: rerun with train.diagnostics=true to check "
                   "gradients and dead units)", highlight=False)

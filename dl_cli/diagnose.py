@@ -11,9 +11,11 @@ Each finding cites the figures it rests on. The rules:
   below (above) the last one's (needs ``train.diagnostics``), or a non-finite loss → ReLU,
   He init, batchnorm, residual connections, clipping;
 - dead units: a ReLU layer with more than half its units never positive in an epoch;
-- learning rate too high: the run diverged, or the training objective rose in at least
-  40% of the epochs and ended above 90% of where it started; too low: the objective moved less than 1% from first to last epoch,
-  or updates below 1e-5 of the weights.
+- learning rate too high: the run diverged; or a classifier's training loss ended over
+  100× the log C of guessing uniformly among C classes (scores blown up, whatever the
+  fit looks like); or the training objective rose in at least 40% of the epochs and
+  ended above 90% of where it started; too low: the objective moved less than 1% from
+  first to last epoch, or updates below 1e-5 of the weights.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ BIAS_ACCURACY, BIAS_GAP, BIAS_R2 = 0.9, 0.05, 0.8
 GRADIENT_SPREAD = 1e3
 DEAD_FRACTION = 0.5
 RISING_SHARE, FLAT_CHANGE, TINY_UPDATE = 0.4, 0.01, 1e-5
+BLOWN_UP = 100  # a loss this many times that of guessing uniformly
 
 
 @dataclass
@@ -53,6 +56,9 @@ def diagnose(records: list[dict], summary: dict) -> list[Finding]:
     if not epochs:
         return findings
     last = epochs[-1]
+    blown_up = _blown_up(last, summary)
+    if blown_up:  # as for a divergence: the accuracies say nothing about capacity
+        return blown_up
     findings += _fit(last)
     findings += _gradients(epochs)
     findings += _dead_units(last)
@@ -124,6 +130,22 @@ def _dead_units(last: dict) -> list[Finding]:
                                  f"fired in epoch {last['epoch']}",
                                  "a lower learning rate, leaky ReLU or ELU, He initialization, batchnorm"))
     return found
+
+
+def _blown_up(last: dict, summary: dict) -> list[Finding]:
+    classes = (summary.get("data") or {}).get("num_classes")
+    loss = last.get("train/loss")
+    if not (isinstance(classes, int) and classes > 1 and isinstance(loss, (int, float))):
+        return []
+    chance = math.log(classes)
+    if loss <= BLOWN_UP * chance:
+        return []
+    return [Finding("learning rate too high",
+                    f"the training loss ended at {loss:.4g}, {loss / chance:,.0f}× the "
+                    f"{chance:.3g} of guessing uniformly among {classes} classes: the scores "
+                    f"have blown up",
+                    "divide the learning rate by 10 or more, or clip gradients "
+                    "(train.clip_grad_norm)")]
 
 
 def _learning_rate(epochs: list[dict], summary: dict) -> list[Finding]:

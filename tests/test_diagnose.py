@@ -152,3 +152,22 @@ def test_diagnose_names_a_metrics_line_that_is_not_a_record(tmp_path, line, mess
     result = runner.invoke(app, ["diagnose", str(run_dir)], terminal_width=300)
     assert result.exit_code == 2, result.output
     assert f"{run_dir / 'metrics.jsonl'}: {message}" in result.output
+
+
+def test_diagnose_says_when_there_is_nothing_to_judge(tmp_path):
+    run_dir = tmp_path / "run"
+    assert runner.invoke(app, ["train", "configs/quickstart.yaml", "-q", "train.epochs=2",
+                               "train.eval_train_samples=0", "--run-dir", str(run_dir)]).exit_code == 0
+    result = runner.invoke(app, ["diagnose", str(run_dir)], terminal_width=300)
+    assert result.exit_code == 2, result.output
+    assert "nothing to diagnose: metrics.jsonl has no epoch with training figures" in result.output
+    (run_dir / "metrics.jsonl").write_text("")
+    assert runner.invoke(app, ["diagnose", str(run_dir)]).exit_code == 2
+
+
+def test_a_blown_up_loss_is_a_learning_rate_too_high_not_underfitting():
+    records = epochs(3, train_loss=[8e8, 5e6, 7.2e3], train_acc=[0.76, 0.30, 0.125],
+                     val_loss=[9e8, 6e6, 8e3], val_acc=[0.75, 0.32, 0.125])
+    findings = diagnose(records, {"status": "completed", "data": {"num_classes": 10}})
+    assert [f.title for f in findings] == ["learning rate too high"]
+    assert "3,127× the 2.3 of guessing uniformly among 10 classes" in findings[0].evidence
