@@ -54,7 +54,11 @@ def safe_name(name: str) -> str:
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path(runs_dir) / safe_name(name) / f"{stamp}-{secrets.token_hex(3)}"
-    (path / "checkpoints").mkdir(parents=True)
+    try:
+        (path / "checkpoints").mkdir(parents=True)
+    except OSError as error:
+        raise RunError(f"runs_dir: cannot make a run folder in {runs_dir} "
+                       f"({error.strerror or error})") from None
     return path
 
 

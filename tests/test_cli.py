@@ -252,6 +252,26 @@ def test_tables_in_a_pipe_keep_whole_run_paths(tmp_path):
     assert sized.stdout.split()[:2] == ["100", "100"]
 
 
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs /proc, where nothing can be made")
+def test_folders_that_cannot_be_made_or_used_are_named(tmp_path):
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"base": str(path), "method": "grid",
+                                    "params": {"optimizer.lr": {"values": [0.01]}}}))
+    cases = [
+        (["train", str(path), "runs_dir=/proc/dl-nope", "-q"],
+         "runs_dir: cannot make a run folder in /proc/dl-nope"),
+        (["sweep", str(spec), "--sweep-dir", "/proc/dl-nope"],
+         "cannot make the sweep folder /proc/dl-nope"),
+        (["train", str(path), f"data.dataset={{type: csv, path: {tmp_path}}}", "-q"],
+         f"{tmp_path}: a folder, where a data file is expected"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args, terminal_width=300)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Errno" not in result.output
+
+
 def test_threads_and_sample_seed_name_the_bad_value(tmp_path):
     path = write(tmp_path, [{"type": "affine", "units": 3}])
     result = runner.invoke(app, ["train", str(path), "--threads", "0"])

@@ -41,6 +41,12 @@ def existing(path: Path) -> Path:
     return path
 
 
+def existing_file(path: Path) -> Path:
+    if existing(path).is_dir():
+        raise DataError(f"{path}: a folder, where a data file is expected")
+    return path
+
+
 def listed(values: np.ndarray, most: int = 6) -> str:
     """``"-1, 1"``, or the first ``most`` values and ``…``."""
     shown = [f"{v:g}" if isinstance(v, float) else str(v) for v in values[:most].tolist()]
@@ -95,7 +101,7 @@ class Npz(Dataset):
         self.task = check_choice("task", task, ("auto", *TASKS))
 
     def read(self, path: Path) -> dict[str, np.ndarray]:
-        existing(path)
+        existing_file(path)
         try:
             archive = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
@@ -254,7 +260,7 @@ class Csv(Dataset):
         return table
 
     def load(self, rng):
-        path = existing(Path(self.path))
+        path = existing_file(Path(self.path))
         names = self.header_names(path) if self.header else []
         table = self.read_table(path, names)
 

@@ -23,7 +23,7 @@ import numpy as np
 from ..registry import DATASETS
 from ..checks import check_bool, check_float, check_int
 from .base import DataError, Dataset, RawData
-from .files import check_path, existing
+from .files import check_path, existing_file
 
 CORPUS = Path(__file__).with_name("corpus.txt")
 
@@ -129,7 +129,7 @@ class Text(Dataset):
         self.stride = None if stride is None else check_int("stride", stride)
 
     def read(self) -> str:
-        path = CORPUS if self.path is None else existing(Path(self.path))
+        path = CORPUS if self.path is None else existing_file(Path(self.path))
         try:
             return path.read_text(encoding="utf-8")
         except UnicodeDecodeError as err:

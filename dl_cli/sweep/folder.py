@@ -106,7 +106,10 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
     folder = Path(sweep_dir)
     if (folder / "ledger.jsonl").exists():
         raise SweepError(f"{folder} already holds a sweep; continue it with --resume {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SweepError(f"cannot make the sweep folder {folder} ({error.strerror or error})") from None
     hold_lock(folder)
     write_atomic(folder / "spec.yaml", lambda f: f.write(dump_yaml(spec.raw).encode()))
     write_atomic(folder / "base.yaml", lambda f: f.write(dump_config(base_cfg).encode()))
