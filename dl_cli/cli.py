@@ -270,7 +270,7 @@ def gradcheck(
     overrides: Optional[List[str]] = typer.Argument(None, metavar="KEY=VALUE",
                                                     help="key=value overrides of CONFIG."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Check one registered layer "
-                                        "on its small example inputs."),
+                                        "on its small example inputs, or one loss."),
     all_: bool = flag("--all", help="Check every registered layer and loss."),
     samples: int = typer.Option(4, help="Samples of the data to check the model on, >= 1."),
     max_coords: int = typer.Option(50, help="Coordinates sampled per parameter tensor, >= 1."),
@@ -299,6 +299,9 @@ def gradcheck(
     if config is not None:
         cfg = load_or_fail(config, overrides or [])
         checks = _check_config(cfg, samples, max_coords, rng)
+    elif layer in LOSSES.names():
+        loss = LOSSES.create(layer)
+        checks = [gc.check_loss(loss, *loss.example(rng))]
     else:
         try:
             names = LAYERS.names() if all_ else [LAYERS.get(layer).registered_name]
@@ -719,7 +722,7 @@ def sweep(
         name = f"[bold]{escape(sweep_spec.name)}[/]"
         where = f"{escape(runner_backend.description)} → {escape(str(folder))}"
         if resume is None:
-            opening = f"{name}: {total} trials on {where}"
+            opening = f"{name}: {total} trial{'s' * (total != 1)} on {where}"
         elif done < total:
             opening = f"{name}: {total - done} of {total} trials to run on {where}"
         else:

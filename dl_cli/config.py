@@ -385,6 +385,11 @@ TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: 
 INVALID = object()  # the value of a field that failed its check
 
 
+def article(noun: str) -> str:
+    """``a`` or ``an``, by the noun's first letter: an optimizer, a layer."""
+    return "an" if noun[:1] in "aeiou" else "a"
+
+
 def describe(value: Any) -> str:
     """A value as an error message shows it: ``'ten' (string)``, ``null``."""
     if value is None:
@@ -500,7 +505,7 @@ def check_spec(registry: Registry, spec: Any, path: str, errors: list[str]) -> N
     """A registered name with known options, which its class accepts when constructed."""
     known = ", ".join(registry.names())
     if not (isinstance(spec, str) or isinstance(spec, dict) and "type" in spec):
-        errors.append(f"{path}: expected a {registry.kind} name or a mapping with a 'type' "
+        errors.append(f"{path}: expected {article(registry.kind)} {registry.kind} name or a mapping with a 'type' "
                       f"key, got {describe(spec)}; known {registry.plural}: {known}")
         return
     name, options = Registry.split_spec(spec)

@@ -334,6 +334,12 @@ class Run:
 
     def load_checkpoint(self, kind: str) -> dict:
         path = self.checkpoints / f"{kind}.npz"
+        if not path.exists():
+            sweep = next((p for p in self.path.parents if (p / "ledger.jsonl").exists()), None)
+            if sweep is not None:
+                raise RunError(f"{path}: no such checkpoint; a trial of the sweep in {sweep} "
+                               f"keeps its checkpoints only while it may be the sweep's best "
+                               f"(keep_checkpoints: best; set it to all to keep every trial's)")
         arrays = load_npz(path)
         try:
             return unpack_checkpoint(arrays)

@@ -203,7 +203,10 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
                 if warn is not None:
                     warn(message)
             solver.restore(last, best)  # checks the optimizer's state before any write
-            run.truncate_metrics(last["meta"]["epoch"], last["meta"]["step"])
+            meta = last["meta"]
+            run.truncate_metrics(meta["epoch"], meta["step"])
+            run.log(f"dl {__version__}: resuming {cfg.name} after epoch {meta['epoch']}, "
+                    f"iteration {meta['iteration']} (step {meta['step']})")
         else:
             run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
             if parts.splits.info["vocab"] is not None:
@@ -213,9 +216,10 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
                 "params": parts.model.num_params()}
         try:
             summary = solver.train(score_test)
-        except Exception:
+        except Exception as error:
             with contextlib.suppress(OSError):  # the error being raised says more
                 run.write_summary({**base, **solver.finish(score_test=False)})
+                run.log(f"{solver.status}: {error}")
             raise
         summary = {**base, **summary}
         run.write_summary(summary)

@@ -272,6 +272,12 @@ def test_folders_that_cannot_be_made_or_used_are_named(tmp_path):
         assert message in result.output and "Errno" not in result.output
 
 
+def test_gradcheck_layer_also_checks_one_loss():
+    result = runner.invoke(app, ["gradcheck", "--layer", "svm"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "│ svm " in result.output and "1 tensor passes" in result.output
+
+
 def test_threads_and_sample_seed_name_the_bad_value(tmp_path):
     path = write(tmp_path, [{"type": "affine", "units": 3}])
     result = runner.invoke(app, ["train", str(path), "--threads", "0"])

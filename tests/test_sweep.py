@@ -371,6 +371,10 @@ def test_checkpoints_go_once_outranked_and_stay_while_a_failed_trial_may_still_w
     assert not seen_by_last[0] & trials[other] and trials[leader] <= seen_by_last[0]
     # config 2's completed seed stays: a retry of its failed seed may make it the best
     assert with_checkpoints(folder) == trials[leader] | {"trial-0004"}
+    gone = min(trials[other])
+    evaluated = runner.invoke(app, ["eval", str(folder / gone)], terminal_width=400)
+    assert evaluated.exit_code == 2  # and the message says why
+    assert "keeps its checkpoints only while it may be the sweep's best" in evaluated.output
 
 
 def test_kfold_preprocessing_that_does_not_fit_names_its_key_path(tmp_path):

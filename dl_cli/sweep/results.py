@@ -214,7 +214,7 @@ def best_yaml(config_text: str, best: ConfigResult, spec: SweepSpec, sweep_dir: 
 
 def plan_table(plans: list, spec: SweepSpec) -> Table:
     """The trials a dry run would start."""
-    grid = Table(title=f"{spec.name}: {len(plans)} trials")
+    grid = Table(title=f"{spec.name}: {len(plans)} trial{'s' * (len(plans) != 1)}")
     for column in ("trial", "config", *(["seed"] if spec.seeds else []), *variant_columns(spec),
                    *spec.params):
         grid.add_column(column, justify="right")
