@@ -121,6 +121,8 @@ def train(
     and checkpoints/{best,last}.npz. Ctrl-C saves last.npz and prints how to resume.
     With validation.kfold=K it trains one run per fold (fold-0/ ... fold-K-1/) and
     scores the config by the mean over folds.
+
+    Example: dl train configs/digits_mlp.yaml optimizer.lr=3e-3 train.epochs=10
     """
     from threadpoolctl import threadpool_limits
 
@@ -593,6 +595,11 @@ def compare(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR",
     if len(run_dirs) < 2:
         fail(f"RUN_DIR: expected two or more run folders to compare, got one ({run_dirs[0]}); "
              f"dl runs lists the runs, dl eval scores one")
+    seen = set()
+    for run_dir in run_dirs:
+        if run_dir.resolve() in seen:
+            fail(f"RUN_DIR: {run_dir} is given twice")
+        seen.add(run_dir.resolve())
     configs = []
     for run_dir in run_dirs:
         path = run_dir / "config.yaml"

@@ -223,6 +223,17 @@ def flatten(tree, prefix: str = "") -> dict:
     return {prefix[:-1]: tree}
 
 
+def distinct_labels(run_dirs: list[Path]) -> list[str]:
+    """Each folder's name, with as many of its parents as it takes to tell the folders
+    apart (``sweep-a/trial-0000`` beside ``sweep-b/trial-0000``)."""
+    parts = [Path(d).resolve().parts for d in run_dirs]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-depth:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return labels
+
+
 def compare_table(run_dirs: list[Path], configs: list[dict]) -> Table:
     flat = [flatten(c) for c in configs]
     keys = sorted({k for f in flat for k in f})
@@ -230,8 +241,8 @@ def compare_table(run_dirs: list[Path], configs: list[dict]) -> Table:
     summaries = [read_summary(d) for d in run_dirs]
     table = Table(title="runs side by side: differing config keys, then metrics")
     table.add_column("")
-    for run_dir in run_dirs:
-        table.add_column(escape(run_dir.name))
+    for label in distinct_labels(run_dirs):
+        table.add_column(escape(label))
     for key in differing:
         table.add_row(key, *(escape(number(f.get(key))) for f in flat))
     table.add_section()

@@ -330,7 +330,7 @@ def test_help_shows_flags_without_a_value_and_what_is_required():
     assert "Start with `dl train configs/quickstart.yaml`" in flat(main_help)
     assert "required unless --resume is given" in flat(helps["train"])
     assert "Give exactly one of CONFIG, --layer NAME or --all" in flat(helps["gradcheck"])
-    for command in ("gradcheck", "eval", "summary", "plot", "diagnose", "runs", "compare"):
+    for command in ("train", "gradcheck", "eval", "summary", "plot", "diagnose", "runs", "compare"):
         assert f"Example: dl {command} " in flat(helps[command])
 
 
@@ -366,6 +366,16 @@ def test_compare_needs_two_runs(tmp_path):
     result = runner.invoke(app, ["compare", str(run_dir)], terminal_width=400)
     assert result.exit_code == 2
     assert "RUN_DIR: expected two or more run folders to compare, got one" in result.output
+    twice = runner.invoke(app, ["compare", str(run_dir), str(run_dir)], terminal_width=400)
+    assert twice.exit_code == 2 and f"RUN_DIR: {run_dir} is given twice" in twice.output
+
+
+def test_compare_tells_folders_of_the_same_name_apart(tmp_path):
+    from dl_cli.report import distinct_labels
+
+    dirs = [tmp_path / "a" / "trial-0000", tmp_path / "b" / "trial-0000", tmp_path / "b" / "x"]
+    assert distinct_labels(dirs) == ["a/trial-0000", "b/trial-0000", "b/x"]
+    assert distinct_labels([tmp_path / "a", tmp_path / "b"]) == ["a", "b"]
 
 
 def test_runs_before_any_training_is_not_an_error(tmp_path, monkeypatch):
