@@ -602,14 +602,15 @@ def monitor_problem(monitor: str, task: str, val: float, kfold: int | None,
 def check_monitors(config: Config, errors: list[str]) -> None:
     """The checkpoint monitor, and early stopping's, each name a metric the run reports
     (see ``monitor_problem``). Skipped where a field they depend on was already wrong."""
-    model, data, train = config.model, config.data, config.train
-    if any(part is INVALID for part in (model, data, train, config.validation, config.checkpoint)):
+    model, data_config, train = config.model, config.data, config.train
+    if any(part is INVALID for part in (model, data_config, train, config.validation,
+                                        config.checkpoint)):
         return
     try:
         task = LOSSES.create(model.loss).task
     except (ValueError, TypeError):  # reported by the check of model.loss
         return
-    settings = (data.split.val if data.split is not INVALID else INVALID,
+    settings = (data_config.split.val if data_config.split is not INVALID else INVALID,
                 config.validation.kfold, train.eval_train_samples)
     if any(value is INVALID for value in settings):
         return

@@ -114,7 +114,7 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair) -> np.ndarray:
     Rows run over ``(u, v, c)`` (kernel row, kernel column, channel), columns over
     ``(n, i, j)`` (sample, output row, output column up to ``Wv``; see the module doc).
     """
-    (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
+    (KH, KW), (SH, _), (PH, _) = kernel, stride, pad
     N, C, H, W = x.shape
     Ho, Wv = (H + 2 * PH - KH) // SH + 1, wide_width(W, kernel, stride, pad)
     cols = np.empty((KH * KW * C, N * Ho * Wv), x.dtype)

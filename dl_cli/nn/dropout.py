@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..registry import LAYERS
 from .layer import Example, Layer
 
