@@ -101,11 +101,12 @@ class Registry:
         return cls(**options)
 
     def summary(self, name: str) -> str:
-        """The first paragraph of the entry's docstring on one line. A paragraph ending in
-        ``:`` introduces a formula block, which a one-line summary leaves out: its colon
-        becomes a full stop."""
+        """The first paragraph of the entry's docstring on one line, its reST literals
+        (double backticks) in single backticks as a terminal reader expects them. A
+        paragraph ending in ``:`` introduces a formula block, which a one-line summary
+        leaves out: its colon becomes a full stop."""
         doc = inspect.getdoc(self.get(name)) or ""
-        paragraph = " ".join(re.split(r"\n\s*\n", doc, maxsplit=1)[0].split())
+        paragraph = " ".join(re.split(r"\n\s*\n", doc, maxsplit=1)[0].split()).replace("``", "`")
         return paragraph[:-1].rstrip() + "." if paragraph.endswith(":") else paragraph
 
 

@@ -108,14 +108,14 @@ def test_every_description_is_whole_sentences(registry, name):
 
 
 @pytest.mark.parametrize("registry, name, tail", [pytest.param(*case, id=case[1]) for case in [
-    (OPTIMIZERS, "adagrad", "w ← w − lr·g/(√s + ε)``."),
-    (OPTIMIZERS, "adamw", "with ``wd = weight_decay``."),
-    (LAYERS, "prelu", "starting at ``alpha``."),
+    (OPTIMIZERS, "adagrad", "w ← w − lr·g/(√s + ε)`."),
+    (OPTIMIZERS, "adamw", "with `wd = weight_decay`."),
+    (LAYERS, "prelu", "starting at `alpha`."),
     (DATASETS, "xor", "one hidden layer does."),
     (PREPROCESSORS, "minmax", "(other splits may fall slightly outside)."),
-    (AUGMENTATIONS, "crop", "``pad: 0`` changes nothing."),
-    (SCHEDULES, "plateau", "``lr = max(lr₀·factorʳ, min_lr)``."),
-    (SCHEDULES, "warmup", "or lr₀ when ``after`` is none."),
+    (AUGMENTATIONS, "crop", "`pad: 0` changes nothing."),
+    (SCHEDULES, "plateau", "`lr = max(lr₀·factorʳ, min_lr)`."),
+    (SCHEDULES, "warmup", "or lr₀ when `after` is none."),
 ]])
 def test_a_description_is_the_whole_first_paragraph(registry, name, tail):
     assert registry.summary(name).endswith(tail)
@@ -133,7 +133,8 @@ def test_a_paragraph_that_introduces_a_formula_loses_its_colon_and_keeps_its_bra
 
         More detail."""
 
-    assert things.summary("gather") == "Row ``x[n, t]`` of a table, picked for every [bold]step[/]."
+    # reST literals in single backticks, as a terminal reader expects them
+    assert things.summary("gather") == "Row `x[n, t]` of a table, picked for every [bold]step[/]."
     assert "every [bold]step[/]." in text(registry_table(things))  # markup shown, not applied
 
 
