@@ -102,6 +102,16 @@ def run_copy(finished_run, tmp_path) -> Path:
     return Path(shutil.copytree(finished_run, tmp_path / "run"))
 
 
+@pytest.fixture
+def interrupted_run(tmp_path, monkeypatch) -> Path:
+    """A tiny run stopped by Ctrl-C in its second epoch: its last.npz holds optimizer state."""
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 8)
+        assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 130
+    return run_dir
+
+
 def script_validation(monkeypatch, metric: str, values: dict[int, float]) -> None:
     """Make the validation ``metric`` of epoch e be ``values[e]``."""
     original = Solver.check_accuracy
@@ -437,11 +447,8 @@ def test_resuming_a_run_that_stopped_early_trains_nothing_more(tmp_path, monkeyp
      "adam state 'm/0.W' is float32 (2, 16), the parameter float64 (2, 16)"),
 ])
 def test_optimizer_or_schedule_state_that_does_not_fit_stops_the_resume(
-        tmp_path, monkeypatch, change, message):
-    run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 8)
-        assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 130
+        interrupted_run, change, message):
+    run_dir = interrupted_run
     edit_run_config(run_dir, change)
     before = snapshot(run_dir)
     result = dl("train", "--resume", run_dir)
@@ -457,11 +464,8 @@ def test_optimizer_or_schedule_state_that_does_not_fit_stops_the_resume(
     ("v/0.b", np.full(16, np.nan, np.float32), "adam state 'v/0.b' holds non-finite values"),
     ("m/9.W", np.zeros(2, np.float32), "adam state 'm/9.W' belongs to no parameter of the model"),
 ])
-def test_forged_optimizer_state_stops_the_resume(tmp_path, monkeypatch, entry, value, expected):
-    run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 8)
-        assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 130
+def test_forged_optimizer_state_stops_the_resume(interrupted_run, entry, value, expected):
+    run_dir = interrupted_run
 
     def forge(arrays):
         arrays[f"optim/{entry}"] = value
@@ -474,11 +478,8 @@ def test_forged_optimizer_state_stops_the_resume(tmp_path, monkeypatch, entry, v
     assert snapshot(run_dir) == before
 
 
-def test_a_meta_entry_of_the_wrong_kind_stops_the_resume(tmp_path, monkeypatch):
-    run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 8)
-        assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 130
+def test_a_meta_entry_of_the_wrong_kind_stops_the_resume(interrupted_run):
+    run_dir = interrupted_run
 
     def forge(arrays):
         meta = json.loads(str(arrays["meta"]))
@@ -1026,11 +1027,8 @@ def test_each_run_records_versions_and_the_config_hash(finished_run):
         assert Run(finished_run).load_checkpoint(kind)["meta"]["versions"] == versions()
 
 
-def test_resuming_under_other_versions_warns_on_stderr_and_in_the_log(tmp_path, monkeypatch):
-    run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 8)
-        assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 130
+def test_resuming_under_other_versions_warns_on_stderr_and_in_the_log(interrupted_run):
+    run_dir = interrupted_run
 
     def older(arrays):
         meta = json.loads(str(arrays["meta"]))
