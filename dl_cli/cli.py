@@ -464,7 +464,8 @@ def evaluate_run(
         from .runs import Run
 
         state = Run(run_dir).load_checkpoint(checkpoint)
-        fold = Run(run_dir).read_summary().get("data", {}).get("fold") if cfg.validation.kfold else None
+        fold = (Run(run_dir).read_summary().get("data", {}).get("fold")
+                if cfg.validation.kfold else None)
         if isinstance(fold, int) and 0 <= fold < cfg.validation.kfold:
             splits = fold_splits(cfg, cfg.validation.kfold, fold)  # what it trained on
         else:

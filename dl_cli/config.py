@@ -505,8 +505,9 @@ def check_spec(registry: Registry, spec: Any, path: str, errors: list[str]) -> N
     """A registered name with known options, which its class accepts when constructed."""
     known = ", ".join(registry.names())
     if not (isinstance(spec, str) or isinstance(spec, dict) and "type" in spec):
-        errors.append(f"{path}: expected {article(registry.kind)} {registry.kind} name or a mapping with a 'type' "
-                      f"key, got {describe(spec)}; known {registry.plural}: {known}")
+        errors.append(f"{path}: expected {article(registry.kind)} {registry.kind} name or a "
+                      f"mapping with a 'type' key, got {describe(spec)}; known "
+                      f"{registry.plural}: {known}")
         return
     name, options = Registry.split_spec(spec)
     name_path = path if isinstance(spec, str) else join(path, "type")

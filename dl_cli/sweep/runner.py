@@ -11,7 +11,8 @@ executor slot), and appends each start, result and pruning verdict to the ledger
 resumed sweep replays the ledger and submits only what is not done. Ctrl-C once: no new
 trials, the running ones finish (drain); twice: the running trials save their state
 and stop (local worker processes get SIGTERM, an in-process trial is asked directly);
-three times (or a backend whose trials cannot be signalled, Dask or Ray): leave at once. Whatever happened, the ledger holds every completed result.
+three times (or a backend whose trials cannot be signalled, Dask or Ray): leave at
+once. Whatever happened, the ledger holds every completed result.
 """
 
 from __future__ import annotations
