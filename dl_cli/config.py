@@ -355,11 +355,16 @@ def non_empty(value):
     return None if value else "must not be empty"
 
 
+def some_layers(value):
+    return None if value else "must list at least one layer, such as {type: affine, units: 10}"
+
+
 # Value rules, checked once the type is right (NaN fails every comparison).
 RULES = {
     (Config, "name"): run_name,
     (Config, "seed"): at_least(0),
     (Config, "runs_dir"): non_empty,
+    (ModelConfig, "layers"): some_layers,
     (SplitConfig, "val"): fraction,
     (SplitConfig, "test"): fraction,
     (RegularizationConfig, "l1"): at_least(0),
@@ -460,8 +465,9 @@ def check_field(cls: type, name: str, hint: Any, value: Any, path: str, errors: 
             return INVALID
         for i, spec in enumerate(value):
             check_spec(registry, spec, join(path, i), errors)
-        return copy.deepcopy(value)
-    checked = check_type(hint, value, path, errors)
+        checked = copy.deepcopy(value)
+    else:
+        checked = check_type(hint, value, path, errors)
     rule = RULES.get((cls, name))
     if rule and checked is not INVALID and checked is not None:
         problem = rule(checked)

@@ -200,10 +200,16 @@ def test_override_under_a_bare_name_turns_it_into_a_spec():
 
 
 def test_override_of_a_key_the_file_leaves_out_starts_from_its_default(tmp_path):
-    path = write(tmp_path, "name: x\n")
+    path = write(tmp_path, "name: x\nmodel: {layers: [{type: affine, units: 4}]}\n")
     cfg = load_config(path, ["optimizer.lr=0.1", "data.dataset.classes=4"])
     assert cfg.optimizer == {"type": "sgd", "lr": 0.1}
     assert cfg.data.dataset == {"type": "spiral", "classes": 4}
+
+
+def test_a_model_without_layers_is_refused_at_its_key_path(tmp_path):
+    for text in ("name: x\n", "name: x\nmodel: {layers: []}\n"):
+        with pytest.raises(ConfigError, match=r"model\.layers: must list at least one layer"):
+            load_config(write(tmp_path, text), [])
 
 
 def test_override_values_use_yaml_rules():
@@ -468,8 +474,8 @@ def test_many_mistakes_in_one_file_are_all_reported(tmp_path):
 
 
 def test_validate_takes_a_raw_dict_and_fills_defaults():
-    cfg = validate({"name": "tiny", "data": {"dataset": "digits"}})
-    assert cfg.train == TrainConfig() and cfg.model == ModelConfig()
+    cfg = validate({"name": "tiny", "data": {"dataset": "digits"}, "model": {"layers": ["relu"]}})
+    assert cfg.train == TrainConfig() and cfg.model == ModelConfig(layers=["relu"])
     with pytest.raises(ConfigError, match="config: expected a mapping"):
         validate([1, 2])
 
