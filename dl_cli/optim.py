@@ -102,11 +102,10 @@ class Optimizer:
         return {"t": np.array(self.t, dtype=np.int64),
                 **{key: value.copy() for key, value in self.state.items()}}
 
-    def load_state_dict(self, state: dict[str, np.ndarray],
-                        params: dict[str, np.ndarray] | None = None) -> None:
-        """Continue from ``state``; given the ``params`` it will update, each entry must
-        be one of this optimizer's slots for one of them, shaped and typed like it and
-        finite, and after a step every slot of every parameter must be there."""
+    def load_state_dict(self, state: dict[str, np.ndarray], params: dict[str, np.ndarray]) -> None:
+        """Continue from ``state`` to update ``params``: each entry must be one of this
+        optimizer's slots for one of them, shaped and typed like it and finite, and after
+        a step every slot of every parameter must be there."""
         if "t" not in state:
             raise ValueError(f"{self.registered_name} state has no step count 't'")
         for key, value in state.items():
@@ -117,8 +116,6 @@ class Optimizer:
                 kept = ", ".join(self.slots) or "nothing but t"
                 raise ValueError(f"{self.registered_name} state has an unknown entry '{key}'; "
                                  f"it keeps {kept}")
-            if params is None:
-                continue
             if name not in params:
                 raise ValueError(f"{self.registered_name} state '{key}' belongs to no parameter "
                                  f"of the model")
@@ -128,7 +125,7 @@ class Optimizer:
                                  f"{value.shape}, the parameter {w.dtype} {w.shape}")
             if not np.isfinite(value).all():
                 raise ValueError(f"{self.registered_name} state '{key}' holds non-finite values")
-        if params is not None and int(state["t"]) > 0:
+        if int(state["t"]) > 0:
             missing = [f"{slot}/{name}" for slot in self.slots for name in params
                        if f"{slot}/{name}" not in state]
             if missing:

@@ -197,7 +197,7 @@ def test_state_dict_round_trip_continues_bit_identically(name):
     assert int(state["t"]) == 3
     loaded = {k: v.copy() for k, v in state.items()}
     restored = OPTIMIZERS.create(spec)
-    restored.load_state_dict(state)
+    restored.load_state_dict(state, saved_params)
     for _ in range(2):
         restored.step(saved_params, quadratic_grads(saved_params), decay={"0.W"})
     for key in params:
@@ -223,9 +223,9 @@ def test_loading_another_optimizers_state_is_an_error():
     params = float_params(np.float64)
     adam.step(params, quadratic_grads(params))
     with pytest.raises(ValueError, match="m/0.W"):
-        OPTIMIZERS.create({"type": "momentum", "lr": 0.1}).load_state_dict(adam.state_dict())
+        OPTIMIZERS.create({"type": "momentum", "lr": 0.1}).load_state_dict(adam.state_dict(), params)
     with pytest.raises(ValueError, match="'t'"):
-        OPTIMIZERS.create({"type": "sgd", "lr": 0.1}).load_state_dict({})
+        OPTIMIZERS.create({"type": "sgd", "lr": 0.1}).load_state_dict({}, params)
 
 
 # -- schedules -----------------------------------------------------------------------------
