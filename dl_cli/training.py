@@ -91,6 +91,21 @@ def check_fits(model: Model, splits: Splits) -> None:
                          f"{wanted[-1]}")
 
 
+def unused_scores(model: Model, splits: Splits) -> str | None:
+    """A class model with more scores than the data has classes trains, but the extra
+    scores are never a target: their softmax share is only ever pushed down. Often a
+    typo in the last layer's units, so it is said (a text model sized for a larger
+    vocabulary than its text uses is the legitimate case)."""
+    if model.loss_fn.task != "classification" or splits.num_classes is None:
+        return None
+    scores, classes = model.out_shape[-1], splits.num_classes
+    if scores <= classes:
+        return None
+    return (f"the model gives {scores} scores per sample but the data has {classes} classes: "
+            f"scores {classes}..{scores - 1} are never a target; set the last layer's units "
+            f"to {classes}")
+
+
 def check_monitored_split(cfg: Config, model: Model, splits: Splits) -> None:
     """A monitored split must hold samples: a fraction of a small data set can round to
     none, and a run monitoring it would keep no best checkpoint and score no test."""
@@ -209,6 +224,11 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
                     f"iteration {meta['iteration']} (step {meta['step']})")
         else:
             run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
+            extra = unused_scores(parts.model, parts.splits)
+            if extra is not None:
+                run.log(f"warning: {extra}")
+                if warn is not None:
+                    warn(extra)
             if parts.splits.info["vocab"] is not None:
                 run.write_text("vocab.json", json.dumps(parts.splits.info["vocab"]) + "\n")
         base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),

@@ -141,6 +141,18 @@ def test_configs_that_would_train_for_nothing_exit_2(tmp_path, changes, message)
     assert not (tmp_path / "runs").exists()
 
 
+def test_more_scores_than_classes_trains_with_a_warning(tmp_path):
+    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "model.layers.4.units=5",
+                                 "train.epochs=1", "-q"])
+    assert result.exit_code == 0, result.output
+    message = "the model gives 5 scores per sample but the data has 3 classes"
+    assert message in " ".join(result.output.split())
+    assert message in (run_dir_of(tmp_path) / "train.log").read_text()
+    exact = runner.invoke(app, ["train", str(write_config(tmp_path, name="exact.yaml")),
+                                "train.epochs=1", "-q"])
+    assert exact.exit_code == 0 and "warning" not in exact.output
+
+
 def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, monkeypatch):
     (tmp_path / "straight").mkdir()
     (tmp_path / "resumed").mkdir()
