@@ -8,6 +8,7 @@ interrupted (the resume command is printed).
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import sys
@@ -403,8 +404,11 @@ def summary(
 
 @app.command()
 def layers():
-    """Everything the registries hold: layers, losses, initializers, optimizers, schedules,
-    datasets, preprocessing and augmentation, with options and a line of doc each."""
+    """Everything a config can name, with its options and a line of doc.
+
+    Layers, losses, initializers, optimizers, schedules, datasets, preprocessing and
+    augmentation, one table each.
+    """
     from . import data, nn, optim  # noqa: F401  (fill the registries)
     from .registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
                            PREPROCESSORS, SCHEDULES)
@@ -525,8 +529,10 @@ def sample(
 def diagnose(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder "
                                           "(train with train.diagnostics=true for gradient "
                                           "findings).")):
-    """Say what a run shows, in the notes' terms, and what to try: high bias or variance,
-    vanishing or exploding gradients, dead units, a learning rate too high or too low.
+    """Say what a run shows, in the notes' terms, and what to try.
+
+    High bias or variance, vanishing or exploding gradients, dead units, a learning rate
+    too high or too low.
 
     Example: dl diagnose runs/digits-mlp/<run>
     """
@@ -786,8 +792,11 @@ def report(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for report.md and its "
                                            "PNG figures (default: SWEEP_DIR/report)."),
 ):
-    """Write a study's report: its claim, a table of mean ± std per configuration,
-    learning curves per variant and the study's own figures (report.md beside PNGs)."""
+    """Write a study's report.md: its claim, a table and figures.
+
+    The table holds mean ± std per configuration over seeds; beside report.md go the
+    learning curves per variant and the study's own figures as PNG files.
+    """
     try:
         from .studies.report import ReportError, write_report
     except ImportError:
@@ -803,3 +812,14 @@ def report(
     out.print(str(path), **AS_IS)
     for png in sorted(path.parent.glob("*.png")):
         out.print(str(png), **AS_IS)
+
+
+def reflowed(doc: str) -> str:
+    """A docstring as help text: its paragraphs, each on one line. typer 0.29 keeps the
+    single line breaks of every paragraph after the first, so help wrapped in the source
+    would print with ragged lines; the terminal's width decides the wrapping instead."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc).split("\n\n"))
+
+
+for _command in (app.registered_callback, *app.registered_commands):
+    _command.help = reflowed(_command.callback.__doc__ or "")

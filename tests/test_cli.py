@@ -140,6 +140,13 @@ def test_help_teaches_the_commands():
     assert "key=value" in runner.invoke(app, ["train", "--help"]).output
 
 
+def test_help_paragraphs_are_wrapped_by_the_terminal_not_the_source():
+    wide = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).output
+    assert "summary.json, train.log and checkpoints/{best,last}.npz. Ctrl-C saves" in wide
+    listing = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    assert "Everything a config can name, with its options and a line of doc." in listing
+
+
 def test_a_gradient_that_is_zero_on_both_sides_passes_but_a_wrong_one_does_not():
     from dl_cli.gradcheck import check
 
