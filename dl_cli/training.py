@@ -62,7 +62,9 @@ def integer_hint(y: np.ndarray) -> str:
 def check_fits(model: Model, splits: Splits) -> None:
     """Refuse (ShapeError) a model whose output the loss cannot compare with the targets:
     a regression loss needs one output per target value; a class loss needs labels and
-    a score per class on the last axis (one logit for binary_cross_entropy)."""
+    a score per class on the last axis (one logit for binary_cross_entropy); a first
+    layer reading token ids needs them (``check_tokens``)."""
+    check_tokens(model, splits)
     loss, out = model.loss_fn, model.out_shape
     target = splits.train.y.shape[1:]
     name = f"model.loss '{loss.registered_name}'"
@@ -76,6 +78,11 @@ def check_fits(model: Model, splits: Splits) -> None:
         raise ShapeError(f"{name} needs class labels, but the data has real-valued targets"
                          f"{integer_hint(splits.train.y)}; use mse")
     classes = splits.num_classes
+    if loss.task == "classification" and len(target) != loss.label_axes:
+        takes = "a label at every step, (N, T)" if loss.label_axes else "one label per sample, (N,)"
+        has = "one label per sample" if not target else f"labels of shape {target} per sample"
+        other = "temporal_softmax_cross_entropy" if len(target) == 1 else "softmax_cross_entropy"
+        raise ShapeError(f"{name} takes {takes}, but the data has {has}; use {other}")
     if loss.task == "binary":
         if classes > 2:
             raise ShapeError(f"{name} takes labels 0 and 1, but the data has {classes} "
@@ -89,6 +96,24 @@ def check_fits(model: Model, splits: Splits) -> None:
         raise ShapeError(f"{name}: the model gives scores of shape {out} per sample, but "
                          f"{classes} classes need {wanted}; set the last layer's units to "
                          f"{wanted[-1]}")
+
+
+def check_tokens(model: Model, splits: Splits) -> None:
+    """Refuse (ShapeError naming the key) a first layer that reads token ids (embedding)
+    given real-valued features, or ids beyond its vocabulary."""
+    first = model.layers[0]
+    if not first.takes_tokens:
+        return
+    key = f"model.layers.0 ({first.registered_name})"
+    features = splits.train.X
+    if not np.issubdtype(features.dtype, np.integer):
+        raise ShapeError(f"{key} reads integer token ids, but the data gives {features.dtype} "
+                         f"features: use a token data set (text) or another first layer")
+    largest = max((int(part.X.max()) for part in (splits.train, splits.val, splits.test)
+                   if part.X.size), default=-1)
+    if largest >= first.vocab:
+        raise ShapeError(f"model.layers.0.vocab: {first.vocab} ids are too few, the data's token "
+                         f"ids go up to {largest}; set it to {largest + 1}")
 
 
 def unused_scores(model: Model, splits: Splits) -> str | None:

@@ -407,3 +407,13 @@ def test_sample_needs_a_run_folder_with_its_vocabulary_and_checkpoint(tmp_path, 
     (copy / "vocab.json").write_text((text_run / "vocab.json").read_text())
     result = runner.invoke(app, ["sample", str(copy)])
     assert result.exit_code == 2 and "no such checkpoint" in result.output
+
+
+def test_an_embedding_smaller_than_the_vocabulary_is_refused_before_a_run_folder(tmp_path):
+    result = runner.invoke(app, ["train", str(ROOT / "configs" / "char_lstm.yaml"),
+                                 "model.layers.0.vocab=10", f"runs_dir={tmp_path}", "-q"],
+                           terminal_width=300)
+    assert result.exit_code == 2, result.output
+    assert ("model.layers.0.vocab: 10 ids are too few, the data's token ids go up to 43; "
+            "set it to 44") in result.output
+    assert not any(tmp_path.iterdir())

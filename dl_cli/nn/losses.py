@@ -14,6 +14,7 @@ from .activations import sigmoid
 
 class Loss:
     task = "classification"
+    label_axes = 0  # a class label per sample (1: a label per step, (N, T))
 
     def __call__(self, scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         raise NotImplementedError

@@ -159,6 +159,8 @@ class TemporalSoftmaxCrossEntropy(Loss):
     grows with T. Predictions are the arg-max over V at every step, ``(N, T)``.
     """
 
+    label_axes = 1
+
     def __init__(self, ignore_index: int = -1):
         if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
             raise ValueError(f"ignore_index must be an integer, got {ignore_index!r}")
