@@ -55,10 +55,28 @@ def at_least(option: str, value: int, minimum: int) -> None:
         fail(f"{option}: expected an integer >= {minimum}, got {value}")
 
 
-def out_of_memory(error: MemoryError) -> str:
+def out_of_memory(error: Exception) -> str:
     """What to say when the config asks for more memory than there is."""
-    return (f"out of memory: {error}. The model or its batch is too large for this machine: "
-            f"fewer units or filters, a smaller batch_size, or a smaller input")
+    return (f"out of memory: {error}. The model, its batch or its data is too large for this "
+            f"machine: fewer units or filters, a smaller batch_size, fewer samples or a "
+            f"smaller input")
+
+
+# NumPy's ValueErrors for an array whose size overflows its index type: MemoryError's
+# kin, for sizes far beyond any machine
+TOO_LARGE = ("array is too big", "Maximum allowed dimension exceeded")
+
+
+@contextmanager
+def within_memory():
+    """Exit 2 with ``out_of_memory``'s advice when the work asks for arrays that cannot
+    be made; any other error goes on."""
+    try:
+        yield
+    except (MemoryError, ValueError) as error:
+        if isinstance(error, ValueError) and not any(text in str(error) for text in TOO_LARGE):
+            raise
+        fail(out_of_memory(error))
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -168,7 +186,7 @@ def train(
         else:
             check_folder(Path(cfg.runs_dir), "runs_dir")
     progress = not quiet and sys.stderr.isatty()
-    with threadpool_limits(limits=threads, user_api="blas"):
+    with threadpool_limits(limits=threads, user_api="blas"), within_memory():
         if cfg.validation.kfold:
             _train_folds(cfg, run_dir, progress, root=run)
         else:
@@ -301,7 +319,8 @@ def gradcheck(
     checks: list[gc.Check] = []
     if config is not None:
         cfg = load_or_fail(config, overrides or [])
-        checks = _check_config(cfg, samples, max_coords, rng)
+        with within_memory():
+            checks = _check_config(cfg, samples, max_coords, rng)
     elif layer in LOSSES.names():
         loss = LOSSES.create(layer)
         checks = [gc.check_loss(loss, *loss.example(rng))]
@@ -384,16 +403,15 @@ def summary(
     cfg = load_or_fail(config, overrides or [])
     splits = None
     try:
-        if input_shape:
-            shape = parse_shape(input_shape)
-        else:
-            splits = load(cfg.data, cfg.seed)
-            shape = splits.in_shape
-        model = build_model(cfg, shape)
+        with within_memory():
+            if input_shape:
+                shape = parse_shape(input_shape)
+            else:
+                splits = load(cfg.data, cfg.seed)
+                shape = splits.in_shape
+            model = build_model(cfg, shape)
     except (DataError, ShapeError, OSError) as error:
         fail(str(error))
-    except MemoryError as error:
-        fail(out_of_memory(error))
     out.print(model_table(model))
     if splits is not None:  # the table still helps to see why the output does not fit
         try:

@@ -235,6 +235,18 @@ def test_a_model_too_large_for_memory_exits_2_with_advice(tmp_path, monkeypatch)
     assert not (tmp_path / "runs").exists()  # refused before the run folder is made
 
 
+@pytest.mark.parametrize("units", ["1000000000000", "4611686018427387904"])
+def test_sizes_beyond_any_memory_exit_2_in_every_command(tmp_path, units):
+    # NumPy says MemoryError for the first, ValueError ("array is too big") for the second
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    for command in ("summary", "gradcheck", "train"):
+        result = runner.invoke(app, [command, str(path), f"model.layers.0.units={units}"],
+                               terminal_width=300)
+        assert result.exit_code == 2, (command, result.output)
+        assert "out of memory:" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists()
+
+
 def test_eval_of_a_split_the_run_does_not_have_exits_2(tmp_path):
     path = write(tmp_path, [{"type": "affine", "units": 3}])
     run_dir = tmp_path / "run"
@@ -299,6 +311,10 @@ def test_threads_and_sample_seed_name_the_bad_value(tmp_path):
     (["model.layers.0.units=2"], "set the last layer's units to 3"),
     (["model.loss=binary_cross_entropy"], "use softmax_cross_entropy"),
     (["model.loss=mse"], "set the last layer's units to 1"),
+    (["model.loss=temporal_softmax_cross_entropy"], "takes a label at every step, (N, T), but "
+                                                    "the data has one label per sample"),
+    (["model.layers.0={type: embedding, vocab: 3, dim: 4}"],
+     "model.layers.0 (embedding) reads integer token ids, but the data gives float"),
 ])
 def test_a_model_that_does_not_fit_its_data_is_refused_as_dl_train_refuses_it(
         tmp_path, overrides, message):
