@@ -7,9 +7,10 @@ text = dump_config(cfg)          # the fully resolved config; load_config reads 
 
 Three steps, each usable alone:
 
-1. ``read_yaml`` parses the file with ``ConfigLoader``, a ``yaml.SafeLoader`` that also
-   reads YAML 1.2 floats (``1e-3`` is a number, not a string), refuses duplicate keys
-   and refuses every tag that would build a Python object. Nothing in a config runs code.
+1. ``read_yaml`` parses the file with ``ConfigLoader``, a ``yaml.SafeLoader`` that
+   reads numbers by YAML 1.2's rules (``1e-3`` is a number, ``010`` is ten), refuses
+   duplicate keys, every tag that would build a Python object, and aliases that expand
+   beyond any config; each alias becomes a value of its own. Nothing in a config runs code.
 2. ``apply_overrides`` sets dotted keys (``model.layers.0.units=256``) on the raw dict;
    values are parsed with the same YAML rules.
 3. ``validate`` checks the raw dict against the dataclasses of ``schema`` and every
@@ -76,20 +77,71 @@ class ConfigError(Exception):
 # YAML 1.2 floats that YAML 1.1 (PyYAML's resolver) reads as strings: an exponent
 # without a dot in the mantissa, such as 1e-3, -2E5 or .5e1.
 YAML12_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$")
+# YAML 1.2 integers: decimal (010 is ten; digits may be grouped as 10_000), 0o octal,
+# 0x hex. YAML 1.1 would read 010 as eight and 1:30 as ninety (base 60).
+YAML12_INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$")
 FLOAT_TAG = "tag:yaml.org,2002:float"
+INT_TAG = "tag:yaml.org,2002:int"
 MERGE_TAG = "tag:yaml.org,2002:merge"
+# Values a document may expand to through its aliases (&a ... *a): configs hold
+# hundreds; a document of nested aliases can expand to billions.
+MAX_VALUES = 1_000_000
 
 
 class ConfigLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also resolves YAML 1.2 floats such as ``1e-3``."""
+    """``yaml.SafeLoader`` that resolves numbers by YAML 1.2's rules: ``1e-3`` is a
+    float, ``010`` is ten, ``1:30`` a string."""
+
+    def construct_yaml_int(self, node):
+        text = self.construct_scalar(node).replace("_", "")
+        return int(text, 0) if text[:2] in ("0o", "0x") else int(text, 10)
+
+
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != INT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+ConfigLoader.add_constructor(INT_TAG, ConfigLoader.construct_yaml_int)
+ConfigLoader.add_implicit_resolver(INT_TAG, YAML12_INT, list("-+0123456789"))
 
 
 class ConfigDumper(yaml.SafeDumper):
-    """``yaml.SafeDumper`` with the same float rule, so the string "1e-3" gets quoted."""
+    """``yaml.SafeDumper`` that also knows the YAML 1.2 numbers, so strings such as
+    "1e-3" or "0o10" get quoted (and YAML 1.1's, for any other reader)."""
 
 
-for _resolver in (ConfigLoader, ConfigDumper):
-    _resolver.add_implicit_resolver(FLOAT_TAG, YAML12_FLOAT, list("-+.0123456789"))
+ConfigLoader.add_implicit_resolver(FLOAT_TAG, YAML12_FLOAT, list("-+.0123456789"))
+ConfigDumper.add_implicit_resolver(FLOAT_TAG, YAML12_FLOAT, list("-+.0123456789"))
+ConfigDumper.add_implicit_resolver(INT_TAG, YAML12_INT, list("-+0123456789"))
+
+
+def expanded_size(root: yaml.Node) -> int:
+    """How many values the document holds once every alias is replaced by a copy of its
+    anchor, counted over the node graph (an alias is the same node object), never by
+    expanding it."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) not in sizes:
+            if isinstance(node, SequenceNode):
+                children = node.value
+            elif isinstance(node, MappingNode):
+                children = [child for pair in node.value for child in pair]
+            else:
+                children = []
+            sizes[id(node)] = 1 + sum(size(child) for child in children)
+        return sizes[id(node)]
+
+    return size(root)
+
+
+def unshared(value: Any) -> Any:
+    """A copy in which every alias is a value of its own: setting ``model.layers.6.units``
+    on layers written as ``[&fc {...}, relu, *fc, ...]`` changes layer 6 alone."""
+    if isinstance(value, dict):
+        return {key: unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unshared(item) for item in value]
+    return value
 
 
 def short_tag(tag: str) -> str:
@@ -165,7 +217,10 @@ def parse_yaml_reporting(text: str, source: str, root_path: str = "") -> tuple[A
         errors, duplicates = node_errors(node, source, root_path)
         if errors:
             raise ConfigError(errors + duplicates)
-        return loader.construct_document(node), duplicates
+        if expanded_size(node) > MAX_VALUES:
+            raise ConfigError([f"{prefix}{source}: its aliases expand to more than "
+                               f"{MAX_VALUES:,} values; a config holds far fewer"])
+        return unshared(loader.construct_document(node)), duplicates
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source

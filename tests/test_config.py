@@ -138,6 +138,38 @@ def test_yaml12_float_in_an_override_and_ints_for_floats(example):
     assert cfg.regularization.l1 == 1.0 and isinstance(cfg.regularization.l1, float)
 
 
+@pytest.mark.parametrize("text,value", [("010", 10), ("08", 8), ("10_000", 10000), ("0x10", 16),
+                                        ("0o10", 8), ("-5", -5), ("1:30", "1:30")])
+def test_yaml12_integers_in_files(tmp_path, text, value):
+    # YAML 1.1 reads 010 as eight, 08 not at all and 1:30 as ninety (base 60)
+    assert read_yaml(write(tmp_path, f"x: {text}\n"))["x"] == value
+
+
+def test_an_integer_in_base_60_is_refused_not_read_as_ninety(example):
+    with pytest.raises(ConfigError, match="train.epochs"):
+        load_config(example, ["train.epochs=1:30"])
+    assert load_config(example, ["train.epochs=010"]).train.epochs == 10
+
+
+def test_strings_that_look_like_yaml12_numbers_are_dumped_quoted(example, tmp_path):
+    cfg = load_config(example, ["name='0o10'"])
+    assert load_config(write(tmp_path, dump_config(cfg), "dumped.yaml")).name == "0o10"
+
+
+def test_overriding_one_aliased_layer_changes_that_layer_alone(tmp_path):
+    path = write(tmp_path, "model:\n  layers: [&fc {type: affine, units: 8}, relu, *fc, relu,\n"
+                           "           {type: affine, units: 3}]\n")
+    layers = load_config(path, ["model.layers.2.units=5"]).model.layers
+    assert [layers[0]["units"], layers[2]["units"]] == [8, 5]
+
+
+def test_aliases_that_expand_beyond_any_config_are_refused(tmp_path):
+    lines = ["a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    with pytest.raises(ConfigError, match="aliases expand to more than 1,000,000 values"):
+        read_yaml(write(tmp_path, "\n".join(lines) + "\n"))
+
+
 def test_quoted_numbers_stay_strings(tmp_path):
     assert read_yaml(write(tmp_path, "x: '1e-3'\ny: 7\n")) == {"x": "1e-3", "y": 7}
 
