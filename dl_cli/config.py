@@ -466,6 +466,7 @@ def validate(raw: Any) -> Config:
     config = check_section(Config, raw, "", errors)
     if config is not INVALID:
         check_monitors(config, errors)
+        check_schedule_floor(config, errors)
     if errors:
         raise ConfigError(errors)
     return config
@@ -683,6 +684,21 @@ def check_monitors(config: Config, errors: list[str]) -> None:
         problem = monitor_problem(monitor, task, *settings) if monitor is not INVALID else None
         if problem:
             errors.append(f"{path}: {problem}")
+
+
+def check_schedule_floor(config: Config, errors: list[str]) -> None:
+    """A schedule's ``min_lr`` lies below the optimizer's rate: above it, cosine
+    annealing would raise the rate it should lower, and plateau would start there."""
+    if config.schedule is None or INVALID in (config.schedule, config.optimizer):
+        return
+    try:
+        base_lr = OPTIMIZERS.create(config.optimizer).base_lr
+        floor = getattr(SCHEDULES.create(config.schedule), "min_lr", 0.0)
+    except (ValueError, TypeError):  # reported by the checks of those sections
+        return
+    if floor > base_lr:
+        errors.append(f"schedule.min_lr: {floor:g} is above optimizer.lr {base_lr:g}, so the "
+                      f"schedule would raise the rate; set min_lr below lr")
 
 
 # -- the public entry points ----------------------------------------------------------

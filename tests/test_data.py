@@ -743,6 +743,8 @@ DIGITS_CNN = str(Path(__file__).resolve().parents[1] / "configs" / "digits_cnn.y
     (QUICKSTART, "data.augment=[flip]", r"data\.augment\.0 \(flip\): needs image samples"),
     (DIGITS_CNN, "data.augment=[{type: translate, max_shift: 8}]",
      r"data\.augment\.0 \(translate\): max_shift must be smaller than the image \(8×8\), got 8"),
+    (DIGITS_CNN, "data.augment=[{type: crop, pad: 8}]",
+     r"data\.augment\.0 \(crop\): pad must be smaller than the image \(8×8\), got 8"),
     (QUICKSTART, "data.preprocess=[{type: pca, components: 5}]",
      r"data\.preprocess\.0: 'pca': components must be at most the 2 input features, got 5"),
 ])

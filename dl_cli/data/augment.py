@@ -81,6 +81,12 @@ class Crop(ImageAugmentation):
         self.pad = check_int("pad", pad, 0)
         self.mode = check_choice("mode", mode, ("constant", "reflect", "edge"))
 
+    def check(self, in_shape):
+        super().check(in_shape)
+        if self.pad >= min(in_shape[1:]):
+            raise ValueError(f"pad must be smaller than the image ({in_shape[1]}×{in_shape[2]}), "
+                             f"got {self.pad}: most crops would be padding")
+
     def __call__(self, X, rng):
         return shifted_crops(X, self.pad, rng, self.mode)
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import threads
+from ..checks import check_float
 from ..registry import LAYERS
 from .layer import Example, Layer
 
 
 def check_alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha < 0:
-        raise ValueError(f"alpha must be a number >= 0, got {alpha!r}")
-    return float(alpha)
+    return check_float("alpha", alpha, 0.0)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_float
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -44,10 +45,10 @@ class BatchNorm(Layer):
         if (isinstance(momentum, bool) or not isinstance(momentum, (int, float))
                 or not 0 <= momentum < 1):
             raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise ValueError(f"eps must be a number > 0, got {eps!r}")
         self.momentum = momentum
-        self.eps = eps
+        self.eps = check_float("eps", eps, 0.0, 1.0)
+        if self.eps == 0:
+            raise ValueError("eps must be > 0, got 0: it guards √(σ² + eps) against a zero variance")
 
     def build(self, in_shape, rng):
         if len(in_shape) not in (1, 3):
