@@ -404,7 +404,7 @@ def summary(
     splits = None
     try:
         with within_memory():
-            if input_shape:
+            if input_shape is not None:
                 shape = parse_shape(input_shape)
             else:
                 splits = load(cfg.data, cfg.seed)

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,9 +33,14 @@ from .solver import Solver
 
 
 def build_model(cfg: Config, in_shape: tuple[int, ...], dtype: str | None = None) -> Model:
-    return Model(cfg.model.layers, in_shape, loss=cfg.model.loss, init=cfg.model.init,
-                 l1=cfg.regularization.l1, l2=cfg.regularization.l2,
-                 dtype=dtype or cfg.train.dtype, seed=cfg.seed)
+    """The config's model for samples of ``in_shape``; a layer that does not fit its
+    input is a ShapeError that starts with its key path (``model.layers.3 (maxpool)``)."""
+    try:
+        return Model(cfg.model.layers, in_shape, loss=cfg.model.loss, init=cfg.model.init,
+                     l1=cfg.regularization.l1, l2=cfg.regularization.l2,
+                     dtype=dtype or cfg.train.dtype, seed=cfg.seed)
+    except ShapeError as error:
+        raise ShapeError(re.sub(r"^layer (\d+) ", r"model.layers.\1 ", str(error))) from None
 
 
 @dataclass
@@ -175,8 +181,10 @@ def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool) 
 
 def start(cfg: Config, run_dir: Path | None = None) -> Run:
     """A new run folder holding the resolved config; a folder that already holds a run
-    is refused, so its checkpoints are never overwritten by another run."""
+    (or a sweep) is refused, so its checkpoints are never overwritten by another run."""
     path = Path(run_dir) if run_dir is not None else new_run_dir(cfg.runs_dir, cfg.name)
+    if (path / "ledger.jsonl").exists():
+        raise RunError(f"{path} is a sweep folder; a run goes in a folder of its own")
     run = Run(path)
     run.acquire()
     if (path / "config.yaml").exists():

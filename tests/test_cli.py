@@ -53,11 +53,28 @@ def test_summary_infers_the_input_shape_from_the_data(tmp_path):
     assert "input (2,)" in result.output and "33" in result.output  # (2+1)·5 + (5+1)·3
 
 
+def test_an_empty_input_shape_is_refused_not_taken_as_the_default(tmp_path):
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    result = runner.invoke(app, ["summary", str(path), "--input-shape", ""])
+    assert result.exit_code == 2 and "--input-shape: expected positive integers" in result.output
+
+
+def test_a_run_is_refused_in_a_sweep_folder(tmp_path):
+    sweep_folder = tmp_path / "sweep"
+    sweep_folder.mkdir()
+    (sweep_folder / "ledger.jsonl").write_text("")
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    result = runner.invoke(app, ["train", str(path), "-q", "--run-dir", str(sweep_folder)],
+                           terminal_width=300)
+    assert result.exit_code == 2 and "is a sweep folder" in result.output
+    assert sorted(p.name for p in sweep_folder.iterdir()) == ["ledger.jsonl"]
+
+
 def test_summary_names_the_layer_that_cannot_take_its_input(tmp_path):
     path = write(tmp_path, [{"type": "conv2d", "filters": 4, "kernel": 5}])
     result = runner.invoke(app, ["summary", str(path), "--input-shape", "1,3,3"])
     assert result.exit_code == 2
-    assert "layer 0 (conv2d)" in result.output and "(1, 3, 3)" in result.output
+    assert "model.layers.0 (conv2d) with input shape (1, 3, 3)" in result.output
 
 
 def test_gradcheck_a_config_passes_and_prints_the_table(tmp_path):
