@@ -114,14 +114,15 @@ ConfigDumper.add_implicit_resolver(FLOAT_TAG, YAML12_FLOAT, list("-+.0123456789"
 ConfigDumper.add_implicit_resolver(INT_TAG, YAML12_INT, list("-+0123456789"))
 
 
-def expanded_size(root: yaml.Node) -> int:
+def expanded_size(root: yaml.Node) -> float:
     """How many values the document holds once every alias is replaced by a copy of its
     anchor, counted over the node graph (an alias is the same node object), never by
-    expanding it."""
-    sizes: dict[int, int] = {}
+    expanding it; infinite when an alias sits inside its own anchor (``&x [*x]``)."""
+    sizes: dict[int, float] = {}
 
-    def size(node: yaml.Node) -> int:
+    def size(node: yaml.Node) -> float:
         if id(node) not in sizes:
+            sizes[id(node)] = math.inf  # until its children are counted: a cycle
             if isinstance(node, SequenceNode):
                 children = node.value
             elif isinstance(node, MappingNode):
@@ -217,7 +218,11 @@ def parse_yaml_reporting(text: str, source: str, root_path: str = "") -> tuple[A
         errors, duplicates = node_errors(node, source, root_path)
         if errors:
             raise ConfigError(errors + duplicates)
-        if expanded_size(node) > MAX_VALUES:
+        size = expanded_size(node)
+        if size == math.inf:
+            raise ConfigError([f"{prefix}{source}: an alias stands inside its own anchor "
+                               f"(&x [*x]), a value without end"])
+        if size > MAX_VALUES:
             raise ConfigError([f"{prefix}{source}: its aliases expand to more than "
                                f"{MAX_VALUES:,} values; a config holds far fewer"])
         return unshared(loader.construct_document(node)), duplicates

@@ -170,6 +170,11 @@ def test_aliases_that_expand_beyond_any_config_are_refused(tmp_path):
         read_yaml(write(tmp_path, "\n".join(lines) + "\n"))
 
 
+def test_an_alias_inside_its_own_anchor_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="an alias stands inside its own anchor"):
+        read_yaml(write(tmp_path, "a: &x\n  b: *x\n"))
+
+
 def test_quoted_numbers_stay_strings(tmp_path):
     assert read_yaml(write(tmp_path, "x: '1e-3'\ny: 7\n")) == {"x": "1e-3", "y": 7}
 
