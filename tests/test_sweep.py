@@ -233,7 +233,7 @@ def test_spec_mistakes_are_reported_together(tmp_path):
                      "params.optimizer.lr.logunifrm: unknown domain (did you mean 'loguniform'?)",
                      "params.regularization.l2.loguniform: a log domain needs lo > 0",
                      "params.train.epochs.int_uniform: lo must be below hi",
-                     "prune.rule: unknown rule 'asah' (did you mean 'asha'?)",
+                     "prune.rule: must be one of asha (did you mean 'asha'?), got 'asah' (string)",
                      "trials: a random sweep needs the number of trials"):
         assert expected in text
 
@@ -743,8 +743,16 @@ def test_huge_integer_domains_are_never_listed(tmp_path, monkeypatch):
     assert grid_configuration(huge, 10**12 + 7) == {"seed": 0, "units": 2, "lr": 6e-12}
     path = write_sweep(tmp_path, {"method": "grid", "params": {
         "seed": {"int_uniform": [0, 10**12]}, "model.layers.0.units": {"range": [1, 10**12, 1]}}})
-    spec, _ = prepare(path)
-    assert spec.configurations_per_variant() == (10**12 + 1) * 10**12
+    with pytest.raises(SpecError) as caught:  # counted, not listed, and refused
+        load_spec(path)
+    assert caught.value.errors == [
+        "params.seed: the sweep would plan 1,000,000,000,001,000,000,000,000 trials = "
+        "1,000,000,000,000 (params.model.layers.0.units) × 1,000,000,000,001 (params.seed); "
+        "at most 100,000"]
+    path = write_sweep(tmp_path, {"method": "grid", "params": {
+        "optimizer.lr": {"range": [0.001, 0.1, 1.0e-12]}}})
+    with pytest.raises(SpecError, match=r"^params\.optimizer\.lr: the sweep would plan 99,000,000,001"):
+        load_spec(path)
 
 
 def test_a_cut_last_line_does_not_swallow_the_next_event(tmp_path):
@@ -926,3 +934,142 @@ def test_zero_trials_is_one_error():
         parse_spec({"base": "b.yaml", "method": "random", "trials": 0,
                     "params": {"optimizer.lr": {"values": [0.1]}}})
     assert caught.value.errors == ["trials: must be an integer >= 1, got 0 (integer)"]
+
+
+# -- limits and nulls in the spec -----------------------------------------------------
+def spec_errors(tmp_path: Path, spec: dict, overrides: list[str] = ()) -> list[str]:
+    with pytest.raises(SpecError) as caught:
+        load_spec(write_sweep(tmp_path, spec), list(overrides))
+    return caught.value.errors
+
+
+def test_a_sweep_plans_at_most_100000_trials_counted_before_any_is_listed(tmp_path):
+    assert load_spec(write_sweep(tmp_path, {**RANDOM, "trials": 50_000, "seeds": [0, 1]})).trial_count \
+        == 100_000
+    assert spec_errors(tmp_path, {**RANDOM, "trials": 50_001, "seeds": [0, 1]}) == [
+        "trials: the sweep would plan 100,002 trials = 50,001 (trials) × 2 (seeds); at most 100,000"]
+    (error,) = spec_errors(tmp_path, RANDOM, ["sweep.trials=100000000"])
+    assert error.startswith("trials: the sweep would plan 100,000,000 trials")
+    (error,) = spec_errors(tmp_path, {**RANDOM, "refine": {"rounds": 10**9}})
+    assert error == ("refine.rounds: the sweep would plan 4,000,000,004 trials = 4 (trials) × "
+                     "1,000,000,001 (1 + refine.rounds); at most 100,000")
+
+
+@pytest.mark.parametrize("domain, error", [
+    ({"uniform": [0.001, 0.1], "grid": 10**9},
+     "params.x.grid: must be an integer from 2 to 10000 (points of the grid), got 1000000000 (integer)"),
+    ({"range": [1.0e-300, 1.0e+300, 1.0e-300]},
+     "params.x.range: [lo, hi, step] = [1e-300, 1e+300, 1e-300] has inf points; at most 1e+18: "
+     "take a larger step"),
+    ({"range": [1, 10**23, 1]}, "params.x.range: integers must lie within ±10**18, got [1, "
+                                "100000000000000000000000, 1]"),
+    ({"range": [1, 1.0e+23, 1]}, "params.x.range: [lo, hi, step] = [1, 1e+23, 1] has 1e+23 points; "
+                                 "at most 1e+18: take a larger step"),
+    ({"int_uniform": [1, 10**24]}, "params.x.int_uniform: integers must lie within ±10**18, got "
+                                   "[1, 1000000000000000000000000]"),
+    ({"range": [0, 10**400, 0.5]}, "params.x.range: expected [lo, hi, step] of finite numbers, got "
+                                   "[0, 1000000"),
+    ({"uniform": [-1.0e+308, 1.0e+308]},
+     "params.x.uniform: hi - lo must be a finite number, got [lo, hi] = [-1e+308, 1e+308]"),
+])
+def test_domains_too_large_to_draw_from_are_refused_as_read(tmp_path, domain, error):
+    (message,) = spec_errors(tmp_path, {**RANDOM, "params": {"x": domain}})
+    assert message.startswith(error), message
+
+
+def test_the_largest_domains_allowed_still_draw(tmp_path):
+    spec = load_spec(write_sweep(tmp_path, {**RANDOM, "params": {
+        "a": {"int_uniform": [-10**18, 10**18]}, "b": {"int_loguniform": [1, 10**18]},
+        "c": {"range": [0.0, 1.0, 1.0e-18 * 1.01]}, "d": {"loguniform": [1e-300, 1e300], "grid": 10_000}}}))
+    draws = [sample_configuration(spec.params, 0, i) for i in range(20)]
+    assert all(-10**18 <= d["a"] <= 10**18 and 1 <= d["b"] <= 10**18 and 0 <= d["c"] <= 1
+               for d in draws)
+    assert len({d["d"] for d in draws}) > 10
+
+
+def test_a_dry_run_reports_a_model_too_large_for_memory_as_that_trials_error(tmp_path):
+    spec = write_sweep(tmp_path, {"method": "grid", "params": {
+        "model.layers.0.units": {"values": [16, 10**15]}}})
+    result = runner.invoke(app, ["sweep", str(spec), "--dry-run"], terminal_width=300)
+    assert result.exit_code == 2, result.output
+    assert "trial 1: out of memory: Unable to allocate" in result.output
+    assert "trial 0" not in result.output
+
+
+NULL_REFUSED = {"seed": "must be an integer >= 0", "method": "must be one of grid, random",
+                "overrides": "must be a list of key=value strings",
+                "name": "must be a name of letters, digits and ._-",
+                "threads": "must be an integer >= 1", "keep_checkpoints": "must be best or all",
+                "prune": {"eta": "must be an integer >= 2", "min_epochs": "must be an integer >= 1",
+                          "rule": "must be one of asha"},
+                "refine": {"rounds": "must be an integer >= 1", "top": "must be an integer >= 1"},
+                "validation": {"kfold": "must be an integer >= 2"}}
+
+
+@pytest.mark.parametrize("key, inner", [(key, inner) for key, value in NULL_REFUSED.items()
+                                        for inner in (value if isinstance(value, dict) else [None])])
+def test_null_is_refused_where_a_key_has_a_default(tmp_path, key, inner):
+    value, path, allowed = ((None, key, NULL_REFUSED[key]) if inner is None else
+                            ({inner: None}, f"{key}.{inner}", NULL_REFUSED[key][inner]))
+    (error,) = spec_errors(tmp_path, {**RANDOM, key: value})
+    assert error.startswith(f"{path}: {allowed}") and error.endswith("null"), error
+
+
+def test_null_means_none_where_leaving_a_key_out_does(tmp_path):
+    spec = load_spec(write_sweep(tmp_path, {**RANDOM, "seeds": None, "claim": None, "refine": None,
+                                            "prune": None, "validation": None, "metric": None,
+                                            "report": None, "variants": None}))
+    assert (spec.seeds, spec.claim, spec.refine, spec.prune, spec.kfold, spec.metric,
+            spec.report, spec.variants) == (None, None, None, None, None, None, {}, None)
+    grid = load_spec(write_sweep(tmp_path, RANDOM), ["sweep.method=grid", "sweep.trials=null",
+                                                     "sweep.params.optimizer.lr=[0.01]"])
+    assert grid.trial_count == 2
+    (error,) = spec_errors(tmp_path, RANDOM, ["sweep.overrides=null", "train.epochs=2"])
+    assert error == "overrides: must be a list of key=value strings, got null"
+
+
+def test_a_dry_run_checks_every_listed_value(tmp_path):
+    units = {"values": [4] * 50 + [-5]}  # more than the 50 points a domain lists for its checks
+    spec = write_sweep(tmp_path, {**RANDOM, "trials": 1, "refine": {"rounds": 1, "top": 1},
+                                  "params": {"model.layers.0.units": units,
+                                             "optimizer.lr": {"loguniform": [1e-4, 1e-1]}}})
+    with pytest.raises(SpecError) as caught:
+        prepare(spec)
+    assert caught.value.errors == ["params.model.layers.0.units: units must be a positive integer, got -5"]
+
+
+def test_a_goal_against_the_metrics_direction_is_refused(tmp_path):
+    assert spec_errors(tmp_path, {**RANDOM, "metric": {"name": "val/loss", "goal": "max"}}) == [
+        "metric.goal: val/loss is minimized, so the goal is min (or leave it out), got 'max' (string)"]
+    assert spec_errors(tmp_path, {**RANDOM, "metric": {"name": "val/acc", "goal": "min"}}) == [
+        "metric.goal: val/acc is maximized, so the goal is max (or leave it out), got 'min' (string)"]
+    backwards = {**BASE, "checkpoint": {"monitor": "val/loss", "mode": "max"}}
+    with pytest.raises(SpecError, match="^metric: the base config's checkpoint.mode max would rank "
+                                        "by val/loss, which is minimized, the wrong way"):
+        prepare(write_sweep(tmp_path, RANDOM, backwards))
+    spec, _ = prepare(tmp_path / "sweep.yaml", ["sweep.metric=val/loss"])
+    assert (spec.metric, spec.goal) == ("val/loss", "min")
+
+
+def test_the_report_study_is_one_dl_report_knows(tmp_path):
+    assert spec_errors(tmp_path, {**RANDOM, "report": {"study": "inits"}}) == [
+        "report.study: unknown study 'inits' (string) (did you mean 'init'?); allowed: "
+        "init, activations, regularization, batchnorm, optimizers, schedules, polynomial, "
+        "weight_decay, depth_residual, clipping, cnn_vs_mlp"]
+    pytest.importorskip("matplotlib")
+    from dl_cli.studies.report import SECTIONS
+    from dl_cli.sweep.spec import STUDIES
+
+    assert set(STUDIES) == set(SECTIONS)
+
+
+def test_a_date_among_the_values_or_in_a_variant_is_refused_as_read(tmp_path):
+    import datetime
+
+    day = datetime.date(2024, 1, 1)  # what YAML reads from an unquoted 2024-01-01
+    assert spec_errors(tmp_path, {"method": "grid", "params": {"name": {"values": ["a", day]}},
+                                  "variants": {"v": {"model.init": day}}}) == [
+        "variants.v.model.init: expected numbers, strings, lists or mappings, got "
+        "datetime.date(2024, 1, 1) (date); quote a date to make it a string",
+        "params.name.values.1: expected numbers, strings, lists or mappings, got "
+        "datetime.date(2024, 1, 1) (date); quote a date to make it a string"]

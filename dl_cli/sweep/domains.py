@@ -10,12 +10,18 @@ Domains (``grid: N`` discretizes any of the last four, log-spaced for the log on
 | ``loguniform: [lo, hi]`` | exp of a uniform draw in [log lo, log hi]: each decade equally likely |
 | ``int_uniform: [lo, hi]`` | an integer in [lo, hi]; a grid takes all of them |
 | ``int_loguniform: [lo, hi]`` | an integer, log-uniformly (a grid needs ``grid: N``) |
+
+Limits, checked as a spec is read: integer bounds within ±10**18 (draws are made in
+int64), a range of at most 10**18 points, ``grid: N`` of at most 10,000 points (they are
+listed), and ``hi - lo`` a finite number.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -25,10 +31,29 @@ from ..registry import did_you_mean
 
 KINDS = ("values", "range", "uniform", "loguniform", "int_uniform", "int_loguniform")
 CONTINUOUS = ("uniform", "loguniform", "int_uniform", "int_loguniform")
+LARGEST_INT = 10**18        # integer bounds: well inside int64, where draws are made
+MOST_POINTS = 10**18        # of a range, counted without listing them
+MOST_GRID_POINTS = 10_000   # of grid: N, which is listed
 
 
 def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """An int or a float that is finite as a float."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond the largest float
+        return False
+
+
+def is_plain(value) -> bool:
+    """Data that a trial's override (JSON) can carry: not a date, which YAML reads from
+    an unquoted 2024-01-01."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def is_int(value) -> bool:
@@ -59,11 +84,10 @@ class Domain:
         if self.kind == "values":
             return len(self.args)
         if self.kind == "range":
-            lo, hi, step = self.args
-            return int(math.floor((hi - lo) / step + 1e-9)) + 1
+            return range_size(*self.args)
         if self.grid is None:
             return self.args[1] - self.args[0] + 1 if self.kind == "int_uniform" else None
-        return len(self.points())
+        return len(spaced_points(self.kind, *self.args, self.grid))
 
     def point(self, i: int):
         """Point ``i`` of ``points()``; for a range or an int_uniform without listing them."""
@@ -74,7 +98,9 @@ class Domain:
             return round(lo + i * step, 12)
         if self.kind == "int_uniform" and self.grid is None:
             return self.args[0] + i
-        return self.points()[i]
+        if self.kind == "values":
+            return self.args[i]
+        return spaced_points(self.kind, *self.args, self.grid)[i]
 
     def points(self) -> list | None:
         """The finite set of values, or None for a continuous domain without ``grid``."""
@@ -84,11 +110,7 @@ class Domain:
             return [self.point(i) for i in range(self.size())]
         if self.grid is None:
             return None
-        lo, hi = self.args
-        spaced = np.geomspace(lo, hi, self.grid) if self.log else np.linspace(lo, hi, self.grid)
-        if self.kind.startswith("int_"):
-            return sorted({int(round(v)) for v in spaced})
-        return [float(v) for v in spaced]
+        return list(spaced_points(self.kind, *self.args, self.grid))
 
     def sample(self, rng: np.random.Generator):
         """One draw; a finite domain draws each of its points with equal probability
@@ -132,6 +154,44 @@ class Domain:
         return text + (f", grid {self.grid}" if self.grid is not None else "")
 
 
+def range_size(lo, hi, step) -> int:
+    """The number of points lo, lo + step, ... up to and including hi (exact for integers)."""
+    if all(is_int(a) for a in (lo, hi, step)):
+        return (hi - lo) // step + 1
+    return int(math.floor((hi - lo) / step + 1e-9)) + 1
+
+
+@lru_cache(maxsize=64)
+def spaced_points(kind: str, lo, hi, grid: int) -> tuple:
+    """The ``grid`` points of a continuous domain, log-spaced for the log kinds; the
+    integer kinds keep each rounded value once. Cached: a random sweep draws from them
+    once per trial."""
+    spaced = np.geomspace(lo, hi, grid) if "log" in kind else np.linspace(lo, hi, grid)
+    if kind.startswith("int_"):
+        return tuple(sorted({int(round(v)) for v in spaced}))
+    return tuple(float(v) for v in spaced)
+
+
+def bounds_problem(kind: str, args: list) -> str | None:
+    """Why numeric domain arguments (already of the right types) cannot be used, or None."""
+    lo, hi = args[0], args[1]
+    shape = "[lo, hi, step]" if kind == "range" else "[lo, hi]"
+    if all(is_int(a) for a in args) and any(abs(a) > LARGEST_INT for a in args):
+        return f"integers must lie within ±10**18, got {args}"
+    if kind == "range" and not args[2] > 0:
+        return f"step must be > 0, got {args[2]}"
+    if lo > hi or lo == hi and kind in ("uniform", "loguniform"):
+        return f"lo must be below hi, got {shape} = {args}"
+    if kind == "loguniform" and lo <= 0 or kind == "int_loguniform" and lo < 1:
+        return f"a log domain needs lo {'>= 1' if kind.startswith('int_') else '> 0'}, got {lo}"
+    span = float(hi) - float(lo)
+    if not math.isfinite(span):
+        return f"hi - lo must be a finite number, got {shape} = {args}"
+    if kind == "range" and span / args[2] >= MOST_POINTS:
+        return f"{shape} = {args} has {span / args[2]:.3g} points; at most 1e+18: take a larger step"
+    return None
+
+
 def parse_domain(raw: Any, path: str, errors: list[str]) -> Domain | None:
     """A Domain from ``{kind: args, grid: N}``; a bare list means ``{values: list}``."""
     if isinstance(raw, list):
@@ -155,8 +215,9 @@ def parse_domain(raw: Any, path: str, errors: list[str]) -> Domain | None:
     kind, args = kinds[0], raw[kinds[0]]
     where = f"{path}.{kind}"
     grid = raw.get("grid")
-    if grid is not None and (not is_int(grid) or grid < 2):
-        errors.append(f"{path}.grid: must be an integer >= 2 (points of the grid), got {describe(grid)}")
+    if grid is not None and (not is_int(grid) or not 2 <= grid <= MOST_GRID_POINTS):
+        errors.append(f"{path}.grid: must be an integer from 2 to {MOST_GRID_POINTS} (points of "
+                      f"the grid), got {describe(grid)}")
         return None
     if grid is not None and kind not in CONTINUOUS:
         errors.append(f"{path}.grid: applies to {', '.join(CONTINUOUS)}; {kind} lists its points already")
@@ -165,6 +226,11 @@ def parse_domain(raw: Any, path: str, errors: list[str]) -> Domain | None:
         if not isinstance(args, list) or not args:
             errors.append(f"{where}: expected a non-empty list, got {describe(args)}")
             return None
+        for i, value in enumerate(args):
+            if not is_plain(value):
+                errors.append(f"{where}.{i}: expected numbers, strings, lists or mappings, got "
+                              f"{describe(value)}; quote a date to make it a string")
+                return None
         return Domain(kind, tuple(args))
     size = 3 if kind == "range" else 2
     shape = "[lo, hi, step]" if kind == "range" else "[lo, hi]"
@@ -174,13 +240,8 @@ def parse_domain(raw: Any, path: str, errors: list[str]) -> Domain | None:
         wanted = "integers" if integer else "finite numbers"
         errors.append(f"{where}: expected {shape} of {wanted}, got {describe(args)}")
         return None
-    lo, hi = args[0], args[1]
-    if kind == "range" and not args[2] > 0:
-        errors.append(f"{where}: step must be > 0, got {args[2]}")
-    elif lo > hi or lo == hi and kind in ("uniform", "loguniform"):
-        errors.append(f"{where}: lo must be below hi, got {shape} = {args}")
-    elif kind == "loguniform" and lo <= 0 or kind == "int_loguniform" and lo < 1:
-        errors.append(f"{where}: a log domain needs lo {'>= 1' if integer else '> 0'}, got {lo}")
-    else:
-        return Domain(kind, tuple(args), grid)
-    return None
+    problem = bounds_problem(kind, args)
+    if problem:
+        errors.append(f"{where}: {problem}")
+        return None
+    return Domain(kind, tuple(args), grid)

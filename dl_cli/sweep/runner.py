@@ -80,7 +80,8 @@ def resolve_plans(spec: SweepSpec, base: dict, plans: list[TrialPlan]) -> dict[i
 
 def build_errors(configs: dict[int, Config]) -> list[str]:
     """Load each distinct data config once and build every trial's model on it: the
-    shape mistakes that a schema check cannot see (a dry run's second check)."""
+    shape mistakes that a schema check cannot see, and models too large for memory (a
+    dry run's second check)."""
     from ..crossval import fold_splits
     from ..data import DataError, load
     from ..nn import ShapeError
@@ -98,6 +99,8 @@ def build_errors(configs: dict[int, Config]) -> list[str]:
             build_model(cfg, shapes[key])
         except (DataError, ShapeError, OSError, ValueError) as error:
             errors.append(f"trial {index}: {error}")
+        except MemoryError as error:  # a model too large to allocate
+            errors.append(f"trial {index}: out of memory: {error}")
     return errors
 
 

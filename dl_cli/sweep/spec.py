@@ -6,7 +6,8 @@ name: lr-vs-width                  # default: the spec file's name
 method: random                     # grid | random
 trials: 24                         # random only; a grid's size is the product of its points
 seed: 0                            # trial parameters depend on (seed, configuration index) only
-metric: {name: val/acc, goal: max} # default: the base's checkpoint monitor; goal: max for acc, R²
+metric: {name: val/acc, goal: max} # default: the base's checkpoint monitor; goal: the metric's
+                                   #   direction (max for acc, R², min otherwise), or left out
 params:                            # dotted keys of the train config, list items by index
   optimizer.lr: {loguniform: [1.0e-4, 1.0e-1]}
   model.layers.0.units: {values: [64, 128, 256]}
@@ -23,6 +24,14 @@ threads: 1                         # BLAS threads per trial, whatever the number
 claim: ReLU learns faster than tanh.  # what the sweep sets out to show (dl report prints it)
 report: {study: activations}       # dl report's study figures; also target, near_zero
 ```
+
+A key set to ``null`` is a key left out where leaving it out means "none": ``trials``
+(a grid), ``seeds``, ``metric``, ``params`` (with variants), ``variants``, ``refine``,
+``prune``, ``validation``, ``claim``, ``report`` and a domain's ``grid``. Every other key,
+and every key inside those mappings, refuses ``null``: leave a key out for its default.
+
+A sweep plans at most 100,000 trials (configurations × variants × seeds × rounds),
+counted before any is listed.
 
 ``variants`` compare named designs: each variant's changes (dotted keys, as in
 ``overrides``, any YAML value) are applied to the base config, then each configuration of
@@ -54,7 +63,7 @@ from ..metrics import mode_of, resolve_monitor
 from ..registry import LOSSES, did_you_mean
 from ..runs import safe_name
 from ..schema import Config
-from .domains import Domain, is_int, is_number, parse_domain
+from .domains import Domain, is_int, is_number, is_plain, parse_domain
 
 METHODS = ("grid", "random")
 METRICS = tuple(m for m in MONITORS if m != "auto")
@@ -64,6 +73,11 @@ KEYS = ("base", "name", "method", "trials", "seed", "metric", "params", "variant
 REPORT_KEYS = {"study": "a study name such as init", "target": "a number",
                "near_zero": "a number > 0"}
 RULES = ("asha",)
+STUDIES = ("init", "activations", "regularization", "batchnorm", "optimizers", "schedules",
+           "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp")  # report.SECTIONS
+NULL_MEANS_NONE = ("trials", "seeds", "claim")  # metric, params, variants, report and the
+                                                # sections read null as none in their own parsers
+MOST_TRIALS = 100_000
 
 
 class SpecError(ConfigError):
@@ -110,6 +124,11 @@ class SweepSpec:
     @property
     def rounds(self) -> int:
         return 1 + (self.refine.rounds if self.refine else 0)
+
+    @property
+    def trial_count(self) -> int:
+        """Every trial the sweep plans, all rounds, counted without listing them."""
+        return self.configurations_per_round() * len(self.repeats) * self.rounds
 
     @property
     def repeats(self) -> list[int | None]:
@@ -199,7 +218,8 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     spec_overrides, base_overrides = split_overrides(list(overrides))
     raw = apply_spec_overrides(read_yaml(path), spec_overrides)
     if base_overrides:
-        raw["overrides"] = list(raw.get("overrides") or []) + base_overrides
+        given = raw.get("overrides", [])  # anything but a list is refused by parse_spec
+        raw["overrides"] = given + base_overrides if isinstance(given, list) else given
     if not isinstance(raw.get("base"), str):
         raise SpecError([f"base: the train config to sweep over is required "
                          f"(base: configs/x.yaml), got {describe(raw.get('base'))}"])
@@ -216,11 +236,14 @@ def parse_spec(raw: dict) -> SweepSpec:
             errors.append(f"{key}: unknown key{did_you_mean(key, KEYS)}; allowed: {', '.join(KEYS)}")
 
     def expect(key, check, message, default=None):
-        value = raw.get(key, default)
-        if value is not None and not check(value):
-            errors.append(f"{key}: {message}, got {describe(value)}")
+        """The key's value if it passes ``check``; ``default`` when it is left out (or null,
+        where null means none)."""
+        if key not in raw or raw[key] is None and key in NULL_MEANS_NONE:
+            return default
+        if not check(raw[key]):  # null fails every check
+            errors.append(f"{key}: {message}, got {describe(raw[key])}")
             return None
-        return value
+        return raw[key]
 
     name = expect("name", lambda v: isinstance(v, str) and v and safe_name(v) == v,
                   "must be a name of letters, digits and ._- (it names the sweep folder)")
@@ -247,13 +270,15 @@ def parse_spec(raw: dict) -> SweepSpec:
     }
     prune, refine, validation = sections["prune"], sections["refine"], sections["validation"]
     if prune and prune["rule"] not in RULES:
-        errors.append(f"prune.rule: unknown rule {prune['rule']!r}{did_you_mean(prune['rule'], RULES)}; "
-                      f"allowed: {', '.join(RULES)}")
+        errors.append(f"prune.rule: must be one of {', '.join(RULES)}"
+                      f"{did_you_mean(prune['rule'], RULES)}, got {describe(prune['rule'])}")
     for section, key, minimum in (("prune", "min_epochs", 1), ("prune", "eta", 2),
                                   ("refine", "rounds", 1), ("refine", "top", 1),
                                   ("validation", "kfold", 2)):
-        value = (sections[section] or {}).get(key)
-        if value is not None and not (is_int(value) and value >= minimum):
+        if sections[section] is None:
+            continue
+        value = sections[section][key]
+        if not (is_int(value) and value >= minimum):
             errors.append(f"{section}.{key}: must be an integer >= {minimum}, got {describe(value)}")
     if method == "random" and trials is None and raw.get("trials") is None:
         errors.append("trials: a random sweep needs the number of trials (trials: 20)")
@@ -282,7 +307,7 @@ def parse_spec(raw: dict) -> SweepSpec:
                       "int_loguniform); params has none")
     if errors:
         raise SpecError(errors)
-    return SweepSpec(
+    spec = SweepSpec(
         base=Path(raw["base"]), name=name, method=method, trials=trials, seed=seed,
         metric=metric, goal=goal, params=params, variants=variants, seeds=seeds,
         refine=Refine(refine["rounds"], refine["top"]) if refine else None,
@@ -290,6 +315,23 @@ def parse_spec(raw: dict) -> SweepSpec:
         kfold=validation["kfold"] if validation else None,
         keep_checkpoints=keep, overrides=list(overrides), threads=threads,
         claim=claim.strip() if claim else None, report=report, raw=copy.deepcopy(raw))
+    if spec.trial_count > MOST_TRIALS:
+        raise SpecError([too_many_trials(spec)])
+    return spec
+
+
+def too_many_trials(spec: SweepSpec) -> str:
+    """The error of a sweep that plans more than MOST_TRIALS trials, under the key of its
+    largest factor."""
+    factors = ({"trials": spec.trials} if spec.method == "random" else
+               {f"params.{path}": domain.size() for path, domain in spec.params.items()})
+    factors.update({"variants": len(spec.variant_names), "seeds": len(spec.repeats),
+                    "refine.rounds": spec.rounds})
+    key = max(factors, key=factors.get)
+    product = " × ".join(f"{n:,} ({'1 + ' * (k == 'refine.rounds')}{k})"
+                         for k, n in factors.items() if n > 1)
+    return (f"{key}: the sweep would plan {spec.trial_count:,} trials = {product}; "
+            f"at most {MOST_TRIALS:,}")
 
 
 def parse_metric(raw: Any, errors: list[str]) -> tuple[str | None, str | None]:
@@ -306,13 +348,20 @@ def parse_metric(raw: Any, errors: list[str]) -> tuple[str | None, str | None]:
                           f"allowed: name, goal")
     name = raw.get("name", "val/acc")
     if name not in METRICS:
-        errors.append(f"metric.name: unknown metric {name!r}{did_you_mean(name, METRICS)}; "
+        errors.append(f"metric.name: unknown metric {describe(name)}{did_you_mean(name, METRICS)}; "
                       f"allowed: {', '.join(METRICS)}")
         return "val/acc", "max"
     goal = raw.get("goal", mode_of(name))
     if goal not in ("max", "min"):
         errors.append(f"metric.goal: must be max or min, got {describe(goal)}")
+    elif goal != mode_of(name):
+        errors.append(f"metric.goal: {name} is {direction(name)}, so the goal is "
+                      f"{mode_of(name)} (or leave it out), got {describe(goal)}")
     return name, goal
+
+
+def direction(metric: str) -> str:
+    return "maximized" if mode_of(metric) == "max" else "minimized"
 
 
 def is_dotted(path: Any) -> bool:
@@ -356,6 +405,10 @@ def parse_variants(raw: Any, errors: list[str]) -> dict[str, dict] | None:
         elif bad := [p for p in changes if not is_dotted(p)]:
             errors.append(f"variants.{name}: {bad[0]!r} is not a dotted key such as "
                           f"model.layers.0.units")
+        elif bad := [p for p, value in changes.items() if not is_plain(value)]:
+            errors.append(f"variants.{name}.{bad[0]}: expected numbers, strings, lists or "
+                          f"mappings, got {describe(changes[bad[0]])}; quote a date to make it "
+                          f"a string")
         else:
             variants[name] = dict(changes)
     return variants
@@ -373,8 +426,9 @@ def parse_report(raw: Any, errors: list[str]) -> dict:
         if key not in REPORT_KEYS:
             errors.append(f"report.{key}: unknown key{did_you_mean(key, REPORT_KEYS)}; "
                           f"allowed: {', '.join(REPORT_KEYS)}")
-        elif key == "study" and not (isinstance(value, str) and value):
-            errors.append(f"report.study: must be {REPORT_KEYS[key]}, got {describe(value)}")
+        elif key == "study" and value not in STUDIES:
+            errors.append(f"report.study: unknown study {describe(value)}"
+                          f"{did_you_mean(value, STUDIES)}; allowed: {', '.join(STUDIES)}")
         elif key != "study" and not (is_number(value) and (key != "near_zero" or value > 0)):
             errors.append(f"report.{key}: must be {REPORT_KEYS[key]}, got {describe(value)}")
     return dict(raw)
@@ -436,22 +490,44 @@ def settle_metric(spec: SweepSpec, base: dict) -> None:
     """Without a ``metric`` in the spec, score by what the base config's checkpoint
     monitors (auto: val/acc, val/loss for regression), recorded in ``spec.raw``; refuse a
     metric the model's task never reports (val/acc of a regression), or a validation
-    metric without validation data."""
+    metric without validation data, or a checkpoint mode against the metric's direction."""
     cfg = validate(base)
     task = LOSSES.create(cfg.model.loss).task
     if spec.metric is None:
         spec.metric, spec.goal = resolve_monitor(cfg.checkpoint.monitor, cfg.checkpoint.mode, task)
         spec.raw["metric"] = {"name": spec.metric, "goal": spec.goal}
+        if spec.goal != mode_of(spec.metric):
+            raise SpecError([f"metric: the base config's checkpoint.mode {spec.goal} would rank "
+                             f"by {spec.metric}, which is {direction(spec.metric)}, the wrong way; "
+                             f"name the metric (metric: {spec.metric}) or set checkpoint.mode: "
+                             f"auto in the base"])
     problem = monitor_problem(spec.metric, task, cfg.data.split.val, spec.kfold,
                               cfg.train.eval_train_samples)
     if problem:
         raise SpecError([f"metric.name: {problem}"])
 
 
+LISTED_POINTS = 50  # a domain with more points is checked at its ends
+
+
+def values_to_check(domain: Domain) -> list:
+    """The values of a domain that ``check_paths`` validates: every distinct listed value,
+    every point of a short domain, else the ends (the schema bounds numbers by ranges)."""
+    if domain.kind == "values":
+        distinct = {json.dumps(v, sort_keys=True): v for v in domain.args}
+        return list(distinct.values())
+    size = domain.size()
+    if size is None:
+        return list(domain.args)
+    if size <= LISTED_POINTS:
+        return domain.points()
+    return [domain.point(0), domain.point(size - 1)]
+
+
 def check_paths(spec: SweepSpec, base: dict) -> None:
-    """Check every variant's changes, every parameter path and each listed value against
-    the config schema (parameters on the first variant); one SpecError lists every
-    mistake, with a did-you-mean for misspelled keys."""
+    """Check every variant's changes, every parameter path and the values of each domain
+    (``values_to_check``) against the config schema (parameters on the first variant);
+    one SpecError lists every mistake, with a did-you-mean for misspelled keys."""
     errors: list[str] = []
 
     def check(raw: dict, settings: dict, where: str) -> None:
@@ -476,9 +552,7 @@ def check_paths(spec: SweepSpec, base: dict) -> None:
     first = spec.changes(spec.variant_names[0])
     varied = apply_overrides(base, [as_override(p, v) for p, v in first.items()])
     for path, domain in spec.params.items():
-        size = domain.size()
-        candidates = domain.points() if size is not None and size <= 50 else list(domain.args[:2])
-        for value in candidates:
+        for value in values_to_check(domain):
             check(varied, {path: value}, "params")
     if errors:
         raise SpecError(errors)
