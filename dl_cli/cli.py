@@ -449,7 +449,9 @@ def refuse_kfold_root(path: Path, command: str) -> None:
     """A k-fold run folder holds one run per fold and no checkpoint or metrics of its own."""
     folds = fold_dirs(path)
     if folds:
-        fail(f"{path} is a k-fold run folder ({len(folds)} folds, scored in its summary.json); "
+        scored = ("scored in its summary.json" if (path / "summary.json").exists() else
+                  "a sweep trial, scored in the sweep's results.csv")
+        fail(f"{path} is a k-fold run folder ({len(folds)} folds, {scored}); "
              f"dl {command} takes the run folder of one fold: {', '.join(map(str, folds))}")
 
 
