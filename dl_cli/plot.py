@@ -14,14 +14,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import yaml
 from matplotlib.figure import Figure
 
 from .report import read_summary
-from .runs import Run
-from .sweep.ledger import Ledger, TrialState
+from .runs import Run, RunError
+from .sweep.folder import saved_spec, trial_table
+from .sweep.ledger import SweepError, TrialState
 from .sweep.results import configurations, show
-from .sweep.spec import SpecError, SweepSpec, parse_spec
+from .sweep.spec import SweepSpec
 
 STATUS_COLORS = {"completed": "tab:green", "pruned": "tab:orange", "paused": "tab:blue",
                  "diverged": "tab:purple", "running": "tab:blue", "interrupted": "tab:gray"}
@@ -146,10 +146,10 @@ def plot_top_curves(spec: SweepSpec, table: dict[int, TrialState], folder: Path,
 
 
 def plot_sweep(folder: Path, out_dir: Path, top: int = 5) -> list[Path]:
-    spec = parse_spec(yaml.safe_load((folder / "spec.yaml").read_text()))
+    spec = saved_spec(folder)
     if spec.metric is None:
         raise PlotError(f"{folder}/spec.yaml names no metric")
-    table = Ledger(folder / "ledger.jsonl").table()
+    table = trial_table(folder, spec)
     if not any(s.metric is not None for s in table.values()):
         raise PlotError(f"{folder}: no trial has reported {spec.metric} yet")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -167,6 +167,8 @@ def plot_path(path: Path, out_dir: Path, top: int = 5) -> list[Path]:
             return plot_sweep(path, out_dir, top)
         if (path / "metrics.jsonl").exists():
             return plot_run(path, out_dir)
-    except (OSError, ValueError, KeyError, yaml.YAMLError, SpecError) as error:
+    except (RunError, SweepError) as error:  # a damaged file of the folder, named
+        raise PlotError(str(error)) from None
+    except (OSError, ValueError, KeyError) as error:
         raise PlotError(f"{path}: cannot plot ({type(error).__name__}: {error})") from None
     raise PlotError(f"{path}: neither a run folder (metrics.jsonl) nor a sweep folder (ledger.jsonl)")

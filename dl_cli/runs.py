@@ -16,6 +16,10 @@ a crash never leaves a half-written checkpoint. They are read member by member: 
 ``.npy`` header is checked against the bytes the archive really holds before an array
 is allocated, and Python objects are refused, so loading one never runs code and a
 forged header cannot claim gigabytes.
+
+``metrics.jsonl`` and ``summary.json`` are checked entry by entry as they are read
+(``RECORD_KINDS``, ``SUMMARY_KINDS``): a damaged one is a RunError naming the file, so a
+listing can show that run as unreadable and go on.
 """
 
 from __future__ import annotations
@@ -150,6 +154,75 @@ def remove_stale_temps(folder: Path) -> None:
     """Temp files left by a process killed mid-write, in ``folder`` and its subfolders."""
     for tmp in Path(folder).rglob(".*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+def read_text(path: Path) -> str:
+    """The text of a file dl wrote into a run or sweep folder; RunError naming it when it
+    cannot be read (a directory in its place, no permission) or is not UTF-8 text."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise RunError(f"{path}: is a directory, not a file") from None
+    except UnicodeDecodeError as error:
+        raise RunError(f"{path}: not UTF-8 text (byte {error.start} cannot be decoded)") from None
+    except OSError as error:
+        raise RunError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+# -- what the folder's JSON files hold -------------------------------------------------
+KINDS = {"a count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+         "a number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+         "a string": lambda v: isinstance(v, str),
+         "an object": lambda v: isinstance(v, dict),
+         "a list": lambda v: isinstance(v, list)}
+
+
+def fits(value, kind: str) -> bool:
+    """Whether a value read from a JSON file is of ``kind``: a key of ``KINDS``, perhaps
+    followed by "or null"."""
+    if value is None and kind.endswith(" or null"):
+        return True
+    return KINDS[kind.removesuffix(" or null")](value)
+
+
+# The summary entries that listings, compare and diagnose read, when present.
+SUMMARY_KINDS = {"name": "a string", "status": "a string", "monitor": "a string",
+                 "mode": "a string", "epochs": "a count", "kfold": "a count",
+                 "best_epoch": "a count or null", "best_value": "a number or null",
+                 "best_std": "a number or null", "best": "an object or null",
+                 "final": "an object or null", "test": "an object or null",
+                 "data": "an object or null", "folds": "a list or null"}
+# The entries of a metrics line but its scores ("split/measure": a number or null).
+RECORD_KINDS = {"epoch": "a count", "step": "a count", "lr": "a number", "time": "a number",
+                "status": "a string", "error": "a string", "layers": "a list"}
+
+
+def entry_problem(tree: dict, kinds: dict[str, str]) -> str | None:
+    """The first entry of ``tree`` whose value is not of the kind ``kinds`` names, or None."""
+    for key, kind in kinds.items():
+        if key in tree and not fits(tree[key], kind):
+            return f"{key!r} is {tree[key]!r}, expected {kind}"
+    return None
+
+
+def layer_row_fits(row) -> bool:
+    """Whether a diagnostics row holds a layer's index and name, then numbers."""
+    if not isinstance(row, dict) or "index" not in row or "layer" not in row:
+        return False
+    kinds = {**dict.fromkeys(row, "a number or null"), "index": "a count", "layer": "a string"}
+    return entry_problem(row, kinds) is None
+
+
+def record_problem(record: dict) -> str | None:
+    """What is wrong with the values of a metrics line, or None."""
+    scores = dict.fromkeys((key for key in record if "/" in key), "a number or null")
+    problem = entry_problem(record, {**RECORD_KINDS, **scores})
+    if problem is not None:
+        return problem
+    for row in record.get("layers", []):
+        if not layer_row_fits(row):
+            return f"'layers' holds {row!r}, expected an object of index, layer and numbers"
+    return None
 
 
 # -- checkpoints ----------------------------------------------------------------------
@@ -299,7 +372,7 @@ class Run:
         path = self.path / "metrics.jsonl"
         if not path.exists():
             return []
-        lines = path.read_text().split("\n")
+        lines = read_text(path).split("\n")
         records = []
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -313,6 +386,9 @@ class Run:
             if not isinstance(record, dict):
                 raise RunError(f"{path}: line {number} is a JSON {type(record).__name__}, "
                                f"not a record (an object)")
+            problem = record_problem(record)
+            if problem is not None:
+                raise RunError(f"{path}: line {number}: {problem}")
             records.append(record)
         return records
 
@@ -356,12 +432,15 @@ class Run:
         if not path.exists():
             return {}
         try:
-            summary = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError) as error:
+            summary = json.loads(read_text(path))
+        except ValueError as error:
             raise RunError(f"{path}: not a readable summary ({error})") from None
         if not isinstance(summary, dict):
             raise RunError(f"{path}: not a readable summary (a JSON {type(summary).__name__}, "
                            f"not an object)")
+        problem = entry_problem(summary, SUMMARY_KINDS)
+        if problem is not None:
+            raise RunError(f"{path}: not a readable summary ({problem})")
         return summary
 
     def write_text(self, name: str, text: str) -> None:

@@ -19,14 +19,14 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ..config import load_config
 from ..plot import epoch_records
 from ..runs import Run
 from ..schema import Config
-from ..sweep.ledger import Ledger, TrialState
-from ..sweep.spec import SpecError, SweepSpec, parse_spec
+from ..sweep.folder import saved_spec, trial_table
+from ..sweep.ledger import SweepError, TrialState
+from ..sweep.spec import SweepSpec
 from .text import mean_std, short
 
 
@@ -186,11 +186,12 @@ def load_study(folder: Path) -> Study:
     if not (folder / "ledger.jsonl").exists() or not (folder / "spec.yaml").exists():
         raise ReportError(f"{folder} is not a sweep folder (no spec.yaml and ledger.jsonl)")
     try:
-        spec = parse_spec(yaml.safe_load((folder / "spec.yaml").read_text()))
-    except (SpecError, yaml.YAMLError) as error:
-        raise ReportError(f"{folder / 'spec.yaml'}: {error}") from None
+        spec = saved_spec(folder)
+        states = sorted(trial_table(folder, spec).values(), key=lambda s: s.index)
+    except SweepError as error:
+        raise ReportError(str(error)) from None
     groups: dict[int, Group] = {}
-    for state in sorted(Ledger(folder / "ledger.jsonl").table().values(), key=lambda s: s.index):
+    for state in states:
         run_dir = folder / state.dirname
         if not (run_dir / "metrics.jsonl").exists() and (run_dir / "fold-0").is_dir():
             run_dir = run_dir / "fold-0"

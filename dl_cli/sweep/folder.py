@@ -24,17 +24,16 @@ from pathlib import Path
 import yaml
 
 from .. import __version__
-from ..config import ConfigDumper, config_to_dict, dump_config, validate
+from ..config import (ConfigDumper, ConfigError, config_to_dict, describe, dump_config, read_yaml,
+                      validate)
 from ..report import flatten
 from ..runs import safe_name, write_atomic
 from ..training import config_hash
-from .ledger import Ledger
+from .ledger import Ledger, SweepError, TrialState
 from .results import show
-from .spec import SweepSpec
+from .spec import SpecError, SweepSpec, parse_spec
 
-
-class SweepError(RuntimeError):
-    """A sweep folder cannot be used as asked (in use, or its spec or base changed)."""
+FILES = ("spec.yaml", "base.yaml", "ledger.jsonl", "results.csv", "best.yaml", "driver.lock")  # above
 
 
 def dump_yaml(data) -> str:
@@ -66,6 +65,54 @@ def order_change(saved: dict, raw: dict) -> str | None:
     return None
 
 
+def read_mapping(path: Path) -> dict:
+    """A YAML file of a sweep folder (spec.yaml, base.yaml); SweepError naming it when it
+    cannot be read or holds no mapping."""
+    try:
+        return read_yaml(path)
+    except ConfigError as error:
+        raise SweepError(str(error)) from None
+
+
+def saved_spec(folder: Path) -> SweepSpec:
+    """The spec a sweep folder was started with, from its spec.yaml."""
+    path = Path(folder) / "spec.yaml"
+    raw = read_mapping(path)
+    if not isinstance(raw.get("base"), str):
+        raise SweepError(f"{path}: base: expected the path of the base config, "
+                         f"got {describe(raw.get('base'))}")
+    try:
+        return parse_spec(raw)
+    except SpecError as error:
+        raise SweepError(f"{path}: {error}") from None
+
+
+def trial_table(folder: Path, spec: SweepSpec) -> dict[int, TrialState]:
+    """The trial states of the sweep in ``folder``, refused when a trial is not one of
+    ``spec`` (its spec.yaml): a ledger damaged, or copied from another sweep."""
+    ledger = Ledger(Path(folder) / "ledger.jsonl")
+    table = ledger.table()
+    for state in table.values():
+        missing = [path for path in spec.params if path not in state.params]
+        if missing:
+            raise SweepError(f"{ledger.path}: trial {state.index} has no value of "
+                             f"{missing[0]}, which the spec varies")
+        if spec.variants and state.variant not in spec.variants:
+            raise SweepError(f"{ledger.path}: trial {state.index} trains variant "
+                             f"{state.variant!r}, which the spec does not name")
+    return table
+
+
+def check_files(folder: Path) -> None:
+    """Refuse a folder holding a directory where a sweep keeps one of its ``FILES``: the
+    sweep would fail only when it writes there, after training its trials."""
+    for name in FILES:
+        path = Path(folder) / name
+        if path.is_dir():
+            raise SweepError(f"{path}: is a directory, not a file; move it out of the sweep "
+                             f"folder")
+
+
 def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
                resume: Path | None = None, note: str = "") -> Path:
     """A new sweep folder holding spec.yaml and base.yaml, or the folder to resume after
@@ -75,11 +122,12 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
               "version": __version__, "backend": note}
     if resume is not None:
         folder = Path(resume)
+        check_files(folder)
         ledger = Ledger(folder / "ledger.jsonl")
         recorded = ledger.header()
         if recorded is None:
             raise SweepError(f"{folder} is not a sweep folder (no ledger.jsonl with a header)")
-        saved = yaml.safe_load((folder / "spec.yaml").read_text())
+        saved = read_mapping(folder / "spec.yaml")
         saved.pop("base", None)
         now = {k: v for k, v in spec.raw.items() if k != "base"}
         change = (changed_keys(saved, now) if recorded["spec_hash"] != header["spec_hash"]
@@ -87,9 +135,10 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
         if change is not None:
             raise SweepError(f"refusing to resume {folder}: the spec changed since the sweep "
                              f"started ({change}); start a new sweep, or restore the spec")
+        trial_table(folder, spec)  # refuses trials the spec cannot have made
         # config_hash: the base hash of sweeps started before it was canonical
-        if recorded["base_hash"] not in (header["base_hash"], config_hash(base_cfg)):
-            saved = yaml.safe_load((folder / "base.yaml").read_text())
+        if recorded.get("base_hash") not in (header["base_hash"], config_hash(base_cfg)):
+            saved = read_mapping(folder / "base.yaml")
             raise SweepError(f"refusing to resume {folder}: the base config {spec.base} changed "
                              f"since the sweep started ({changed_keys(saved, config_to_dict(base_cfg))}); "
                              f"trials would not be comparable")
@@ -106,6 +155,10 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
     folder = Path(sweep_dir)
     if (folder / "ledger.jsonl").exists():
         raise SweepError(f"{folder} already holds a sweep; continue it with --resume {folder}")
+    if (folder / "config.yaml").exists():
+        raise SweepError(f"{folder} is a run folder (it holds config.yaml); a sweep needs a "
+                         f"folder of its own: a new or empty one")
+    check_files(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -12,8 +12,11 @@
 ```
 
 Lines are only ever appended, each with one ``write`` and an ``fsync``; a line cut short by
-a crash is the only one that can be malformed, and reading skips it. Replaying the events
-in order gives every trial's state, so the driver can stop at any moment and resume.
+a crash is the only one that can be malformed, and reading skips it. Anything else that
+does not read as ``EVENTS`` describes (a JSON value that is not an event, an event without
+a field its kind needs, bytes that are not text) is damage, and a SweepError names the
+line. Replaying the events in order gives every trial's state, so the driver can stop at
+any moment and resume.
 """
 
 from __future__ import annotations
@@ -24,7 +27,45 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..runs import RunError, entry_problem, read_text
+
 FINAL = ("completed", "pruned", "diverged", "failed")  # a trial in one of these is done
+
+
+class SweepError(RuntimeError):
+    """A sweep folder cannot be used as asked (in use, damaged, or its spec or base changed)."""
+
+
+# The fields each kind of event needs and the kind of value each holds (see runs.KINDS);
+# every event also has a "time". OPTIONAL: fields some events have, checked where they are.
+EVENTS = {
+    "sweep": {"spec_hash": "a string"},
+    "round": {"round": "a count", "domains": "an object"},
+    "trial": {"trial": "a count", "round": "a count", "config": "a count",
+              "seed": "a count or null", "params": "an object"},
+    "start": {"trial": "a count"},
+    "result": {"trial": "a count", "status": "a string"},
+    "prune": {"trial": "a count"},
+    "retry": {"trial": "a count"},
+}
+OPTIONAL = {"base_hash": "a string", "variant": "a string or null", "until": "a count or null",
+            "metric": "a number or null", "epochs": "a count", "time_s": "a number",
+            "error": "a string or null", "fold_metrics": "a list or null", "rung": "a count"}
+
+
+def event_problem(event) -> str | None:
+    """What keeps a JSON value from being an event ``apply`` can replay, or None."""
+    if not isinstance(event, dict):
+        return f"a JSON {type(event).__name__}, not an event (an object)"
+    kind = event.get("event")
+    if not isinstance(kind, str) or kind not in EVENTS:
+        return f"unknown event {kind!r}; known: {', '.join(EVENTS)}"
+    required = {"time": "a number", **EVENTS[kind]}
+    for name, expected in required.items():
+        if name not in event:
+            return f"a {kind} event without {name} ({expected})"
+    problem = entry_problem(event, {**OPTIONAL, **required})
+    return None if problem is None else f"{problem} (a {kind} event)"
 
 
 @dataclass
@@ -128,14 +169,23 @@ class Ledger:
             return True
 
     def events(self) -> list[dict]:
+        """Every event in the file, checked; SweepError naming the line of a damaged one."""
         if not self.path.exists():
             return []
+        try:
+            text = read_text(self.path)
+        except RunError as error:
+            raise SweepError(str(error)) from None
         events = []
-        for line in self.path.read_text().splitlines():
+        for number, line in enumerate(text.split("\n"), start=1):
             try:
-                events.append(json.loads(line))
+                event = json.loads(line)
             except json.JSONDecodeError:
-                continue  # the tail of a write cut short by a crash
+                continue  # the tail of a write cut short by a crash, or a blank line
+            problem = event_problem(event)
+            if problem is not None:
+                raise SweepError(f"{self.path}: damaged at line {number}: {problem}")
+            events.append(event)
         return events
 
     def header(self) -> dict | None:
