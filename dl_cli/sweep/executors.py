@@ -14,6 +14,7 @@ system) and have ``dl-cli`` installed.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -202,6 +203,22 @@ def local_backend(workers: int, threads: int) -> Backend:
                    can_terminate=True, renew=pool)
 
 
+def scheduler_address(path: Path) -> str:
+    """The address in a Dask scheduler file: the JSON file ``dask scheduler
+    --scheduler-file PATH`` writes, ``{"address": "tcp://host:8786", ...}``."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise BackendError(f"--address {path}: cannot read it ({error.strerror})") from None
+    except ValueError:  # not JSON, or not UTF-8 text
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("address"), str):
+        raise BackendError(f"--address {path}: not a Dask scheduler file; expected the JSON "
+                           f"file that dask scheduler --scheduler-file writes (it holds the "
+                           f"scheduler's \"address\"), or an address such as tcp://host:8786")
+    return info["address"]
+
+
 def dask_backend(workers: int, address: str | None) -> Backend:
     try:
         import distributed
@@ -217,7 +234,7 @@ def dask_backend(workers: int, address: str | None) -> Backend:
             closers = [client.close, cluster.close]
             where = f"a LocalCluster of {workers} processes"
         elif Path(address).is_file():
-            client = distributed.Client(scheduler_file=address, timeout=30)
+            client = distributed.Client(scheduler_address(Path(address)), timeout=30)
             closers, where = [client.close], f"the scheduler of {address}"
         else:
             client = distributed.Client(address, timeout=30)
