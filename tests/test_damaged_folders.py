@@ -1,5 +1,6 @@
 """Damaged or wrong-kind files in run and sweep folders: exit 2 naming the file, never a
 traceback; listings show a damaged run as unreadable and go on."""
+# ruff: noqa: F811  (the fixtures imported below are parameters of the tests)
 
 import json
 import re
