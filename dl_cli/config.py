@@ -692,17 +692,19 @@ def check_monitors(config: Config, errors: list[str]) -> None:
 
 
 def check_schedule_floor(config: Config, errors: list[str]) -> None:
-    """A schedule's ``min_lr`` lies below the optimizer's rate: above it, cosine
+    """A schedule's floor (``min_lr``) lies below the optimizer's rate: above it, cosine
     annealing would raise the rate it should lower, and plateau would start there."""
     if config.schedule is None or INVALID in (config.schedule, config.optimizer):
         return
     try:
         base_lr = OPTIMIZERS.create(config.optimizer).base_lr
-        floor = getattr(SCHEDULES.create(config.schedule), "min_lr", 0.0)
+        floor = SCHEDULES.create(config.schedule).floor
     except (ValueError, TypeError):  # reported by the checks of those sections
         return
     if floor > base_lr:
-        errors.append(f"schedule.min_lr: {floor:g} is above optimizer.lr {base_lr:g}, so the "
+        nested = isinstance(config.schedule, dict) and "after" in config.schedule
+        where = "schedule.after.min_lr" if nested else "schedule.min_lr"
+        errors.append(f"{where}: {floor:g} is above optimizer.lr {base_lr:g}, so the "
                       f"schedule would raise the rate; set min_lr below lr")
 
 

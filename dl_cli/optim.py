@@ -292,6 +292,7 @@ class Schedule:
     Schedules without state ignore ``observe`` and have an empty ``state_dict``."""
 
     registered_name = "schedule"
+    floor = 0.0  # the lowest rate it sets on its own (cosine's and plateau's min_lr)
 
     def lr_at(self, epoch: int, base_lr: float, total_epochs: int) -> float:
         raise NotImplementedError
@@ -361,6 +362,10 @@ class Cosine(Schedule):
         self.epochs = None if epochs is None else positive_int("epochs", epochs)
         self.min_lr = nonnegative("min_lr", min_lr)
 
+    @property
+    def floor(self) -> float:
+        return self.min_lr
+
     def lr_at(self, epoch, base_lr, total_epochs):
         span = self.epochs or total_epochs
         progress = min(epoch, span) / span if span > 0 else 1.0
@@ -377,6 +382,10 @@ class Warmup(Schedule):
         self.epochs = positive_int("epochs", epochs)
         self.after = after
         self.after_schedule = None if after is None else SCHEDULES.create(after)
+
+    @property
+    def floor(self) -> float:
+        return 0.0 if self.after_schedule is None else self.after_schedule.floor
 
     def lr_at(self, epoch, base_lr, total_epochs):
         if epoch < self.epochs:
@@ -425,6 +434,10 @@ class Plateau(Schedule):
         self.best = math.nan  # no value seen yet
         self.bad_epochs = 0
         self.reductions = 0
+
+    @property
+    def floor(self) -> float:
+        return self.min_lr
 
     def lr_at(self, epoch, base_lr, total_epochs):
         return max(base_lr * self.factor ** self.reductions, self.min_lr)

@@ -355,12 +355,14 @@ def test_apply_overrides_raises_for_bad_syntax():
     ("optimizer={_target_: torch.optim.SGD, lr: 0.1}", "optimizer", "known optimizers: adagrad"),
     ("model.layers.0._target_=torch.nn.Linear", "model.layers.0._target_",
      "has no option '_target_'"),
-    ("model.layers.1.eps=.inf", "model.layers.1.eps", "eps must be a finite number in [0.0, 1.0]"),
-    ("model.layers.1.eps=0", "model.layers.1.eps", "eps must be > 0"),
+    ("model.layers.1.eps=.inf", "model.layers.1.eps", "eps must be a number in (0, 1], got inf"),
+    ("model.layers.1.eps=0", "model.layers.1.eps", "eps must be a number in (0, 1], got 0"),
     ("model.layers.2={type: leaky_relu, alpha: .nan}", "model.layers.2.alpha",
      "alpha must be a finite number >= 0.0, got nan"),
     ("schedule={type: cosine, min_lr: 1.0e-2}", "schedule.min_lr",
      "0.01 is above optimizer.lr 0.001, so the schedule would raise the rate"),
+    ("schedule={type: warmup, epochs: 2, after: {type: plateau, min_lr: 1.0e-2}}",
+     "schedule.after.min_lr", "0.01 is above optimizer.lr 0.001"),
 ])
 def test_each_mistake_is_reported_at_its_key_path(example, override, key_path, expected):
     errors = errors_of(example, [override])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_float
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -46,9 +45,10 @@ class BatchNorm(Layer):
                 or not 0 <= momentum < 1):
             raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
         self.momentum = momentum
-        self.eps = check_float("eps", eps, 0.0, 1.0)
-        if self.eps == 0:
-            raise ValueError("eps must be > 0, got 0: it guards √(σ² + eps) against a zero variance")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
+            raise ValueError(f"eps must be a number in (0, 1], got {eps!r}: it guards "
+                             f"√(σ² + eps) against a zero variance")
+        self.eps = float(eps)
 
     def build(self, in_shape, rng):
         if len(in_shape) not in (1, 3):
