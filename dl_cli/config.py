@@ -35,7 +35,7 @@ import yaml
 from yaml.nodes import MappingNode, SequenceNode
 
 from . import data, nn, optim  # noqa: F401  (importing them fills the registries)
-from .metrics import reported_metrics, resolve_monitor
+from .metrics import direction, mode_of, reported_metrics, resolve_monitor
 from .registry import (
     AUGMENTATIONS,
     DATASETS,
@@ -682,13 +682,20 @@ def check_monitors(config: Config, errors: list[str]) -> None:
                 config.validation.kfold, train.eval_train_samples)
     if any(value is INVALID for value in settings):
         return
-    monitors = [("checkpoint.monitor", config.checkpoint.monitor)]
+    sections = [("checkpoint", config.checkpoint)]
     if train.early_stopping is not None and train.early_stopping is not INVALID:
-        monitors.append(("train.early_stopping.monitor", train.early_stopping.monitor))
-    for path, monitor in monitors:
-        problem = monitor_problem(monitor, task, *settings) if monitor is not INVALID else None
+        sections.append(("train.early_stopping", train.early_stopping))
+    for path, section in sections:
+        if section.monitor is INVALID:
+            continue
+        problem = monitor_problem(section.monitor, task, *settings)
         if problem:
-            errors.append(f"{path}: {problem}")
+            errors.append(f"{path}.monitor: {problem}")
+        elif section.mode in ("min", "max"):
+            metric = resolve_monitor(section.monitor, "auto", task)[0]
+            if section.mode != mode_of(metric):
+                errors.append(f"{path}.mode: {metric} is {direction(metric)}, so the mode is "
+                              f"{mode_of(metric)} (or auto), got {section.mode}")
 
 
 def check_schedule_floor(config: Config, errors: list[str]) -> None:

@@ -18,6 +18,11 @@ def mode_of(metric: str) -> str:
     return "max" if metric.rsplit("/", 1)[-1] in MAXIMIZED else "min"
 
 
+def direction(metric: str) -> str:
+    """How a metric is improved, in words: "maximized" or "minimized"."""
+    return "maximized" if mode_of(metric) == "max" else "minimized"
+
+
 def resolve_monitor(monitor: str, mode: str, task: str) -> tuple[str, str]:
     """``auto`` monitors val/acc for classifiers and val/loss for regression; mode ``auto``
     follows the metric (``mode_of``)."""

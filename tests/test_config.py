@@ -440,8 +440,16 @@ def test_an_accuracy_monitor_on_a_regression_model_is_refused(example):
 @pytest.mark.parametrize("monitor", ["auto", "val/loss", "val/mse", "val/r2", "train/loss"])
 def test_a_regression_model_may_monitor_what_it_reports(example, monitor):
     cfg = load_config(example, ["model.loss=mse", f"checkpoint.monitor={monitor}",
-                                f"train.early_stopping.monitor={monitor}"])
+                                "checkpoint.mode=auto", f"train.early_stopping.monitor={monitor}"])
     assert cfg.checkpoint.monitor == monitor
+
+
+@pytest.mark.parametrize("section", ["checkpoint", "train.early_stopping"])
+def test_a_mode_against_the_monitors_direction_is_refused(example, section):
+    # the example's checkpoint.mode is max: monitoring a loss with it keeps the worst epoch
+    errors = errors_of(example, [f"{section}.monitor=val/loss", f"{section}.mode=max"])
+    assert error_at(errors, f"{section}.mode") == (
+        f"{section}.mode: val/loss is minimized, so the mode is min (or auto), got max")
 
 
 def test_a_validation_monitor_needs_a_validation_split(example):
@@ -464,7 +472,7 @@ def test_a_validation_monitor_needs_a_validation_split(example):
 
 def test_without_a_validation_split_train_monitors_and_kfold_are_allowed(example):
     cfg = load_config(example, ["data.split.val=0", "checkpoint.monitor=train/loss",
-                                "train.early_stopping.monitor=train/acc"])
+                                "checkpoint.mode=min", "train.early_stopping.monitor=train/acc"])
     assert cfg.data.split.val == 0
     cfg = load_config(example, ["data.split.val=0", "validation.kfold=3"])  # folds validate
     assert cfg.checkpoint.monitor == "val/acc"

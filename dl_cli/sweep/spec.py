@@ -59,7 +59,7 @@ from typing import Any
 
 from ..config import (MONITORS, ConfigError, apply_overrides, describe, monitor_problem,
                       parse_yaml, read_yaml, validate)
-from ..metrics import mode_of, resolve_monitor
+from ..metrics import direction, mode_of, resolve_monitor
 from ..registry import LOSSES, did_you_mean
 from ..runs import safe_name
 from ..schema import Config
@@ -360,10 +360,6 @@ def parse_metric(raw: Any, errors: list[str]) -> tuple[str | None, str | None]:
     return name, goal
 
 
-def direction(metric: str) -> str:
-    return "maximized" if mode_of(metric) == "max" else "minimized"
-
-
 def is_dotted(path: Any) -> bool:
     return isinstance(path, str) and bool(path) and "" not in path.split(".")
 
@@ -490,17 +486,12 @@ def settle_metric(spec: SweepSpec, base: dict) -> None:
     """Without a ``metric`` in the spec, score by what the base config's checkpoint
     monitors (auto: val/acc, val/loss for regression), recorded in ``spec.raw``; refuse a
     metric the model's task never reports (val/acc of a regression), or a validation
-    metric without validation data, or a checkpoint mode against the metric's direction."""
+    metric without validation data."""
     cfg = validate(base)
     task = LOSSES.create(cfg.model.loss).task
     if spec.metric is None:
         spec.metric, spec.goal = resolve_monitor(cfg.checkpoint.monitor, cfg.checkpoint.mode, task)
         spec.raw["metric"] = {"name": spec.metric, "goal": spec.goal}
-        if spec.goal != mode_of(spec.metric):
-            raise SpecError([f"metric: the base config's checkpoint.mode {spec.goal} would rank "
-                             f"by {spec.metric}, which is {direction(spec.metric)}, the wrong way; "
-                             f"name the metric (metric: {spec.metric}) or set checkpoint.mode: "
-                             f"auto in the base"])
     problem = monitor_problem(spec.metric, task, cfg.data.split.val, spec.kfold,
                               cfg.train.eval_train_samples)
     if problem:
