@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
+from .memory import out_of_memory, too_large
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 # Text we did not write (paths, names, messages) is printed AS_IS or escaped: Rich would
@@ -55,26 +56,14 @@ def at_least(option: str, value: int, minimum: int) -> None:
         fail(f"{option}: expected an integer >= {minimum}, got {value}")
 
 
-def out_of_memory(error: Exception) -> str:
-    """What to say when the config asks for more memory than there is."""
-    return (f"out of memory: {error}. The model, its batch or its data is too large for this "
-            f"machine: fewer units or filters, a smaller batch_size, fewer samples or a "
-            f"smaller input")
-
-
-# NumPy's ValueErrors for an array whose size overflows its index type: MemoryError's
-# kin, for sizes far beyond any machine
-TOO_LARGE = ("array is too big", "Maximum allowed dimension exceeded")
-
-
 @contextmanager
 def within_memory():
     """Exit 2 with ``out_of_memory``'s advice when the work asks for arrays that cannot
-    be made; any other error goes on."""
+    be made (``memory.too_large``); any other error goes on."""
     try:
         yield
     except (MemoryError, ValueError) as error:
-        if isinstance(error, ValueError) and not any(text in str(error) for text in TOO_LARGE):
+        if not too_large(error):
             raise
         fail(out_of_memory(error))
 
@@ -449,9 +438,14 @@ def refuse_kfold_root(path: Path, command: str) -> None:
     """A k-fold run folder holds one run per fold and no checkpoint or metrics of its own."""
     folds = fold_dirs(path)
     if folds:
-        scored = ("scored in its summary.json" if (path / "summary.json").exists() else
-                  "a sweep trial, scored in the sweep's results.csv")
-        fail(f"{path} is a k-fold run folder ({len(folds)} folds, {scored}); "
+        if (path.parent / "ledger.jsonl").exists():
+            scored = "a sweep trial, scored in the sweep's results.csv"
+        elif (path / "summary.json").exists():
+            scored = "scored in its summary.json"
+        else:
+            scored = f"not finished: dl train --resume {path} completes it"
+        count = f"{len(folds)} fold{'s' * (len(folds) != 1)}"
+        fail(f"{path} is a k-fold run folder ({count}, {scored}); "
              f"dl {command} takes the run folder of one fold: {', '.join(map(str, folds))}")
 
 

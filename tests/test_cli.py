@@ -387,9 +387,12 @@ def test_a_kfold_run_folder_names_its_fold_folders(tmp_path):
         assert f"dl {command} takes the run folder of one fold: " in refused.output
         assert ", ".join(map(str, folds)) in refused.output
         assert "scored in its summary.json" in refused.output
-    (root / "summary.json").unlink()  # as in a k-fold sweep's trial folder
+    (root / "summary.json").unlink()  # as in a k-fold run stopped before its end
     refused = runner.invoke(app, ["eval", str(root)], terminal_width=1000)
-    assert "a sweep trial, scored in the sweep's results.csv" in refused.output
+    assert f"(3 folds, not finished: dl train --resume {root} completes it)" in refused.output
+    (root.parent / "ledger.jsonl").write_text("")  # as in a k-fold sweep's trial folder
+    refused = runner.invoke(app, ["eval", str(root)], terminal_width=1000)
+    assert "(3 folds, a sweep trial, scored in the sweep's results.csv)" in refused.output
     # a fold folder is scored on the fold's own validation part, as it was trained
     scored = runner.invoke(app, ["eval", str(folds[1]), "--split", "val"], terminal_width=400)
     assert scored.exit_code == 0, scored.output

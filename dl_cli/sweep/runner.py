@@ -84,6 +84,7 @@ def build_errors(configs: dict[int, Config]) -> list[str]:
     dry run's second check)."""
     from ..crossval import fold_splits
     from ..data import DataError, load
+    from ..memory import out_of_memory, too_large
     from ..nn import ShapeError
     from ..training import build_model
 
@@ -97,10 +98,8 @@ def build_errors(configs: dict[int, Config]) -> list[str]:
                 shapes[key] = (fold_splits(cfg, kfold, 0) if kfold else
                                load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)).in_shape
             build_model(cfg, shapes[key])
-        except (DataError, ShapeError, OSError, ValueError) as error:
-            errors.append(f"trial {index}: {error}")
-        except MemoryError as error:  # a model too large to allocate
-            errors.append(f"trial {index}: out of memory: {error}")
+        except (DataError, ShapeError, OSError, ValueError, MemoryError) as error:
+            errors.append(f"trial {index}: {out_of_memory(error) if too_large(error) else error}")
     return errors
 
 

@@ -75,8 +75,8 @@ REPORT_KEYS = {"study": "a study name such as init", "target": "a number",
 RULES = ("asha",)
 STUDIES = ("init", "activations", "regularization", "batchnorm", "optimizers", "schedules",
            "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp")  # report.SECTIONS
-NULL_MEANS_NONE = ("trials", "seeds", "claim")  # metric, params, variants, report and the
-                                                # sections read null as none in their own parsers
+# metric, params, variants, report and the sections read null as none in their own parsers
+NULL_MEANS_NONE = ("trials", "seeds", "claim", "overrides")
 MOST_TRIALS = 100_000
 
 
@@ -218,7 +218,7 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
     spec_overrides, base_overrides = split_overrides(list(overrides))
     raw = apply_spec_overrides(read_yaml(path), spec_overrides)
     if base_overrides:
-        given = raw.get("overrides", [])  # anything but a list is refused by parse_spec
+        given = raw.get("overrides") or []  # anything but a list is refused by parse_spec
         raw["overrides"] = given + base_overrides if isinstance(given, list) else given
     if not isinstance(raw.get("base"), str):
         raise SpecError([f"base: the train config to sweep over is required "
