@@ -77,6 +77,10 @@ class ConfigError(Exception):
 # YAML 1.2 floats that YAML 1.1 (PyYAML's resolver) reads as strings: an exponent
 # without a dot in the mantissa, such as 1e-3, -2E5 or .5e1.
 YAML12_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$")
+# Every YAML 1.2 float: a dot or an exponent, or .inf and .nan (no base 60, no 1_000.5).
+YAML12_FLOATS = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?"
+                           r"|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+"
+                           r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 # YAML 1.2 integers: decimal (010 is ten; digits may be grouped as 10_000), 0o octal,
 # 0x hex. YAML 1.1 would read 010 as eight and 1:30 as ninety (base 60).
 YAML12_INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$")
@@ -90,7 +94,7 @@ MAX_VALUES = 1_000_000
 
 class ConfigLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that resolves numbers by YAML 1.2's rules: ``1e-3`` is a
-    float, ``010`` is ten, ``1:30`` a string."""
+    float, ``010`` is ten, ``1:30`` and ``1:30.5`` are strings."""
 
     def construct_yaml_int(self, node):
         text = self.construct_scalar(node).replace("_", "")
@@ -98,9 +102,10 @@ class ConfigLoader(yaml.SafeLoader):
 
 
 ConfigLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if tag != INT_TAG]
+    first: [(tag, pattern) for tag, pattern in resolvers if tag not in (INT_TAG, FLOAT_TAG)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 ConfigLoader.add_constructor(INT_TAG, ConfigLoader.construct_yaml_int)
+ConfigLoader.add_implicit_resolver(FLOAT_TAG, YAML12_FLOATS, list("-+.0123456789"))
 ConfigLoader.add_implicit_resolver(INT_TAG, YAML12_INT, list("-+0123456789"))
 
 
@@ -109,7 +114,6 @@ class ConfigDumper(yaml.SafeDumper):
     "1e-3" or "0o10" get quoted (and YAML 1.1's, for any other reader)."""
 
 
-ConfigLoader.add_implicit_resolver(FLOAT_TAG, YAML12_FLOAT, list("-+.0123456789"))
 ConfigDumper.add_implicit_resolver(FLOAT_TAG, YAML12_FLOAT, list("-+.0123456789"))
 ConfigDumper.add_implicit_resolver(INT_TAG, YAML12_INT, list("-+0123456789"))
 

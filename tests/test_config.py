@@ -139,9 +139,10 @@ def test_yaml12_float_in_an_override_and_ints_for_floats(example):
 
 
 @pytest.mark.parametrize("text,value", [("010", 10), ("08", 8), ("10_000", 10000), ("0x10", 16),
-                                        ("0o10", 8), ("-5", -5), ("1:30", "1:30")])
+                                        ("0o10", 8), ("-5", -5), ("1:30", "1:30"),
+                                        ("1:30.5", "1:30.5")])
 def test_yaml12_integers_in_files(tmp_path, text, value):
-    # YAML 1.1 reads 010 as eight, 08 not at all and 1:30 as ninety (base 60)
+    # YAML 1.1 reads 010 as eight, 08 not at all, 1:30 as ninety and 1:30.5 as 90.5 (base 60)
     assert read_yaml(write(tmp_path, f"x: {text}\n"))["x"] == value
 
 
