@@ -1054,7 +1054,7 @@ def test_a_goal_against_the_metrics_direction_is_refused(tmp_path):
 
 def test_the_report_study_is_one_dl_report_knows(tmp_path):
     assert spec_errors(tmp_path, {**RANDOM, "report": {"study": "inits"}}) == [
-        "report.study: unknown study 'inits' (string) (did you mean 'init'?); allowed: "
+        "report.study: unknown study 'inits' (did you mean 'init'?); allowed: "
         "init, activations, regularization, batchnorm, optimizers, schedules, polynomial, "
         "weight_decay, depth_residual, clipping, cnn_vs_mlp"]
     pytest.importorskip("matplotlib")

@@ -334,6 +334,11 @@ def too_many_trials(spec: SweepSpec) -> str:
             f"at most {MOST_TRIALS:,}")
 
 
+def named(value: Any) -> str:
+    """A name as written ('inits'); anything else described with its kind."""
+    return repr(value) if isinstance(value, str) else describe(value)
+
+
 def parse_metric(raw: Any, errors: list[str]) -> tuple[str | None, str | None]:
     if raw is None:
         return None, None
@@ -348,7 +353,7 @@ def parse_metric(raw: Any, errors: list[str]) -> tuple[str | None, str | None]:
                           f"allowed: name, goal")
     name = raw.get("name", "val/acc")
     if name not in METRICS:
-        errors.append(f"metric.name: unknown metric {describe(name)}{did_you_mean(name, METRICS)}; "
+        errors.append(f"metric.name: unknown metric {named(name)}{did_you_mean(name, METRICS)}; "
                       f"allowed: {', '.join(METRICS)}")
         return "val/acc", "max"
     goal = raw.get("goal", mode_of(name))
@@ -423,7 +428,7 @@ def parse_report(raw: Any, errors: list[str]) -> dict:
             errors.append(f"report.{key}: unknown key{did_you_mean(key, REPORT_KEYS)}; "
                           f"allowed: {', '.join(REPORT_KEYS)}")
         elif key == "study" and value not in STUDIES:
-            errors.append(f"report.study: unknown study {describe(value)}"
+            errors.append(f"report.study: unknown study {named(value)}"
                           f"{did_you_mean(value, STUDIES)}; allowed: {', '.join(STUDIES)}")
         elif key != "study" and not (is_number(value) and (key != "near_zero" or value > 0)):
             errors.append(f"report.{key}: must be {REPORT_KEYS[key]}, got {describe(value)}")
