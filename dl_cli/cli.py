@@ -76,11 +76,13 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
-def load_or_fail(path: Path, overrides: list[str]):
-    from .config import ConfigError, load_config
+def load_or_fail(path: Path, overrides: list[str], saved: bool = False):
+    """The config at ``path``, or exit 2 with every mistake; ``saved``: a run folder's
+    config.yaml, whose mistakes name the file."""
+    from .config import ConfigError, load_config, load_saved_config
 
     try:
-        return load_config(path, overrides)
+        return load_saved_config(path) if saved else load_config(path, overrides)
     except ConfigError as error:
         fail(f"{error}")
 
@@ -150,7 +152,7 @@ def train(
             fail("--run-dir names a new run's folder: a resumed run stays in its own, "
                  f"{resume}")
         if print_config:
-            typer.echo(dump_config(load_or_fail(resume / "config.yaml", [])), nl=False)
+            typer.echo(dump_config(load_or_fail(resume / "config.yaml", [], saved=True)), nl=False)
             raise typer.Exit()
         try:
             cfg, run = training.resume(resume)
@@ -477,7 +479,7 @@ def evaluate_run(
     refuse_kfold_root(run_dir, "eval")
     if not (run_dir / "config.yaml").exists():
         fail(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_or_fail(run_dir / "config.yaml", [])
+    cfg = load_or_fail(run_dir / "config.yaml", [], saved=True)
     try:
         from .runs import Run
 

@@ -735,6 +735,17 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     return config
 
 
+def load_saved_config(path: str | Path) -> Config:
+    """The config a run folder keeps: ``load_config``, with every mistake naming the
+    file, which no one named on the command line (a config written by an earlier
+    version may break a rule added since; the file can be edited)."""
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        raise ConfigError([line if line.startswith(str(path)) else f"{path}: {line}"
+                           for line in error.errors]) from None
+
+
 def config_to_dict(config: Config) -> dict:
     """The fully resolved config (every default filled in) as plain dicts and lists."""
     return dataclasses.asdict(config)

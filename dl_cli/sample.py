@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import load_config
+from .config import load_saved_config
 from .data.sequences import decode, encode
 from .nn.model import Model
 from .registry import DATASETS, Registry
@@ -75,7 +75,7 @@ def load_char_model(run_dir: str | Path, checkpoint: str = "best") -> CharModel:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise SampleError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_saved_config(run_dir / "config.yaml")
     name, _ = Registry.split_spec(cfg.data.dataset)
     if name != "text":
         raise SampleError(f"{run_dir} trained on '{name}' data; dl sample needs a character "

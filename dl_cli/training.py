@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .config import dump_config, load_config
+from .config import dump_config, load_saved_config
 from .data import DataError, Splits, build_augment, load
 from .metrics import resolve_monitor
 from .nn import ShapeError
@@ -200,7 +200,7 @@ def resume(run_dir: Path) -> tuple[Config, Run]:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_saved_config(run_dir / "config.yaml")
     run = Run(run_dir)
     run.acquire()
     return cfg, run

@@ -346,6 +346,17 @@ def test_a_model_that_does_not_fit_its_data_is_refused_as_dl_train_refuses_it(
     assert "warning: dl train would refuse this config" in summary.output and message in summary.output
 
 
+def test_a_run_config_that_breaks_a_rule_is_named_by_eval_and_resume(tmp_path):
+    run_dir = train_run(tmp_path)
+    config = run_dir / "config.yaml"
+    config.write_text(config.read_text().replace("schedule: null",
+                                                 "schedule: {type: cosine, min_lr: 5.0}"))
+    for command in (["eval", str(run_dir)], ["train", "--resume", str(run_dir)]):
+        result = runner.invoke(app, command, terminal_width=400)
+        assert result.exit_code == 2, result.output
+        assert f"{config}: schedule.min_lr: 5 is above optimizer.lr" in result.output
+
+
 def test_eval_refuses_a_run_whose_config_no_longer_fits_its_data(tmp_path):
     run_dir = train_run(tmp_path)
     config = run_dir / "config.yaml"
