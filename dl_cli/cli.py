@@ -713,7 +713,10 @@ def sweep(
         first = plan_round(sweep_spec, sweep_spec.params, 0)
         configs = resolve_plans(sweep_spec, base, first)
     except ConfigError as error:
-        fail(str(error))
+        if resume is None:  # the spec named on the command line
+            fail(str(error))
+        fail("\n".join(line if line.startswith(str(spec)) else f"{spec}: {line}"
+                       for line in error.errors))
     if dry_run:
         out.print(plan_table(first, sweep_spec))
         for line in plan_lines(sweep_spec, len(first), max(c.train.epochs for c in configs.values())):

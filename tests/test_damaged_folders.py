@@ -175,6 +175,14 @@ def test_an_empty_spec_is_named(sweep_copy):
         refused(dl(command, sweep_copy), sweep_copy / "spec.yaml", "expected a mapping")
 
 
+def test_a_saved_spec_that_breaks_a_rule_is_named_by_every_reader(sweep_copy):
+    pytest.importorskip("matplotlib")
+    spec = sweep_copy / "spec.yaml"
+    spec.write_text(spec.read_text().replace("seed: 0", "seed: null"))
+    for command in (["sweep", "--resume", sweep_copy], ["plot", sweep_copy], ["report", sweep_copy]):
+        refused(dl(*command), f"{spec}: seed: must be an integer >= 0, got null")
+
+
 @pytest.mark.parametrize("name", ["results.csv", "driver.lock"])
 def test_a_directory_where_the_sweep_writes_stops_a_resume_before_any_trial(sweep_copy, name):
     (sweep_copy / name).unlink(missing_ok=True)
