@@ -170,19 +170,19 @@ def read_text(path: Path) -> str:
 
 
 # -- what the folder's JSON files hold -------------------------------------------------
-KINDS = {"a count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-         "a number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-         "a string": lambda v: isinstance(v, str),
-         "an object": lambda v: isinstance(v, dict),
-         "a list": lambda v: isinstance(v, list)}
+VALUE_KINDS = {"a count": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+               "a number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+               "a string": lambda v: isinstance(v, str),
+               "an object": lambda v: isinstance(v, dict),
+               "a list": lambda v: isinstance(v, list)}
 
 
 def fits(value, kind: str) -> bool:
-    """Whether a value read from a JSON file is of ``kind``: a key of ``KINDS``, perhaps
+    """Whether a value read from a JSON file is of ``kind``: a key of ``VALUE_KINDS``, perhaps
     followed by "or null"."""
     if value is None and kind.endswith(" or null"):
         return True
-    return KINDS[kind.removesuffix(" or null")](value)
+    return VALUE_KINDS[kind.removesuffix(" or null")](value)
 
 
 # The summary entries that listings, compare and diagnose read, when present.

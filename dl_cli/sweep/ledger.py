@@ -36,7 +36,7 @@ class SweepError(RuntimeError):
     """A sweep folder cannot be used as asked (in use, damaged, or its spec or base changed)."""
 
 
-# The fields each kind of event needs and the kind of value each holds (see runs.KINDS);
+# The fields each kind of event needs and the kind of value each holds (see runs.VALUE_KINDS);
 # every event also has a "time". OPTIONAL: fields some events have, checked where they are.
 EVENTS = {
     "sweep": {"spec_hash": "a string"},
