@@ -519,10 +519,13 @@ def sample(
     seed: Optional[int] = typer.Option(None, help="Seed for a repeatable sample, >= 0."),
     checkpoint: str = typer.Option("best", help="best | last"),
 ):
-    """Generate text from a trained character model, one character at a time."""
+    """Generate text from a trained character model, one character at a time.
+
+    The text prints as it is drawn; Ctrl-C stops a long sample where it is.
+    """
     from .config import ConfigError
     from .runs import RunError
-    from .sample import SampleError, generate, load_char_model
+    from .sample import SampleError, characters, load_char_model
 
     if length < 0:
         fail(f"--length: expected a number >= 0, got {length}")
@@ -533,12 +536,18 @@ def sample(
     refuse_kfold_root(run_dir, "sample")
     try:
         char_model = load_char_model(run_dir, checkpoint)
-        text = generate(char_model, prime, length, temperature, np.random.default_rng(seed))
-    except (SampleError, RunError, OSError) as error:
+        drawn = characters(char_model, prime, length, temperature, np.random.default_rng(seed))
+    except (SampleError, RunError, ConfigError, OSError) as error:
         fail(str(error))
-    except ConfigError as error:
-        fail(f"{run_dir / 'config.yaml'}: {error}")
-    typer.echo(prime + text)
+    sys.stdout.write(prime)
+    try:
+        for character in drawn:
+            sys.stdout.write(character)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        sys.stdout.write("\n")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    sys.stdout.write("\n")
 
 
 @app.command()

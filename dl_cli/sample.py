@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .config import load_saved_config
-from .data.sequences import decode, encode
+from .data.sequences import encode
 from .nn.model import Model
 from .registry import DATASETS, Registry
 from .runs import Run, check_compatible, copy_into
@@ -95,18 +96,30 @@ def load_char_model(run_dir: str | Path, checkpoint: str = "best") -> CharModel:
     return CharModel(model, vocab, steps)
 
 
-def generate(char_model: CharModel, prime: str, length: int, temperature: float,
-             rng: np.random.Generator) -> str:
-    """``length`` characters drawn one at a time after reading ``prime``."""
+def characters(char_model: CharModel, prime: str, length: int, temperature: float,
+               rng: np.random.Generator) -> Iterator[str]:
+    """``length`` characters drawn one at a time after reading ``prime``, each yielded as
+    it is drawn (a long sample prints as it goes). The prime and the temperature are
+    checked before the first draw (SampleError)."""
     if not prime:
         raise SampleError("the prime must hold at least one character")
     if not (math.isfinite(temperature) and temperature > 0):
         raise SampleError(f"--temperature: expected a finite number > 0, got {temperature}")
-    tokens = list(char_model.encode(prime))
+    return draws(char_model, list(char_model.encode(prime)), length, temperature, rng)
+
+
+def draws(char_model: CharModel, tokens: list[int], length: int, temperature: float,
+          rng: np.random.Generator) -> Iterator[str]:
     for _ in range(length):
         window = np.array(tokens[-char_model.context:], dtype=np.int64)[None]
         scores = char_model.model.forward(window, train=False)[0, -1].astype(np.float64)
         logits = scores / temperature
         probs = np.exp(logits - logits.max())
         tokens.append(int(rng.choice(len(probs), p=probs / probs.sum())))
-    return decode(tokens[len(prime):], char_model.vocab)
+        yield char_model.vocab[tokens[-1]]
+
+
+def generate(char_model: CharModel, prime: str, length: int, temperature: float,
+             rng: np.random.Generator) -> str:
+    """``length`` characters drawn one at a time after reading ``prime``."""
+    return "".join(characters(char_model, prime, length, temperature, rng))

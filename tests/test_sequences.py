@@ -351,6 +351,18 @@ def test_sample_prints_the_prime_then_characters_of_the_vocabulary(text_run):
     assert other.exit_code == 0 and other.output != result.output
 
 
+def test_a_sample_stopped_by_ctrl_c_keeps_what_it_printed(text_run, monkeypatch):
+    import dl_cli.sample
+
+    def draws(*args):
+        yield from "ab"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dl_cli.sample, "draws", draws)
+    result = runner.invoke(app, ["sample", str(text_run), "--length", "100000000"])
+    assert result.exit_code == 130 and result.output == "The ab\n"
+
+
 def test_generate_reads_at_most_the_training_window_and_cools_to_the_arg_max(text_run):
     char_model = load_char_model(text_run)
     assert char_model.context == 16
