@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dl_cli.sweep.folder import SweepError
-from dl_cli.sweep.ledger import Ledger
+from dl_cli.sweep.ledger import EVENTS, Ledger
 
 from test_reliability import dl, finished_run, run_copy, snapshot  # noqa: F401  (fixtures)
 from test_sweep import RANDOM, reference, write_sweep  # noqa: F401  (a fixture)
@@ -159,6 +159,24 @@ def test_ledger_events_are_checked_field_by_field(tmp_path, event, problem):
     path.write_text('{"event": "sweep", "spec_hash": "a", "time": 1.0}\n' + json.dumps(event) + "\n")
     with pytest.raises(SweepError, match=re.escape(f"ledger.jsonl: damaged at line 2: {problem}")):
         Ledger(path).table()
+
+
+COMPLETE_EVENTS = {
+    "sweep": {"spec_hash": "a"}, "round": {"round": 0, "domains": {}},
+    "trial": {"trial": 0, "round": 0, "config": 0, "seed": None, "params": {}},
+    "start": {"trial": 0}, "result": {"trial": 0, "status": "completed"},
+    "prune": {"trial": 0}, "retry": {"trial": 0}}
+
+
+@pytest.mark.parametrize("kind, field", [(kind, field) for kind, fields in EVENTS.items()
+                                         for field in fields])
+def test_every_field_an_event_needs_is_checked(tmp_path, kind, field):
+    event = {"event": kind, **COMPLETE_EVENTS[kind], "time": 1.0}
+    del event[field]
+    path = tmp_path / "ledger.jsonl"
+    path.write_text(json.dumps(event) + "\n")
+    with pytest.raises(SweepError, match=re.escape(f"a {kind} event without {field}")):
+        Ledger(path).events()
 
 
 @pytest.mark.parametrize("command", ["report", "plot", "resume"])
