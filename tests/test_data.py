@@ -7,6 +7,7 @@ import pickle
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -388,9 +389,47 @@ def test_missing_and_non_npz_files_raise_data_error(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         raw({"type": "npz", "path": str(tmp_path / "absent.npz")})
     path = tmp_path / "text.npz"
-    path.write_text("hello")
-    with pytest.raises(DataError, match=r"text\.npz: not a readable \.npz"):
+    path.write_text("hello")  # NumPy would try it as a pickle, and advise allow_pickle
+    with pytest.raises(DataError, match=r"text\.npz: not a \.npz archive \(the zip of \.npy"):
         raw({"type": "npz", "path": str(path)})
+
+
+def test_damaged_npz_archives_name_the_file_and_the_array(tmp_path):
+    good = tmp_path / "good.npz"
+    np.savez_compressed(good, X=np.random.rand(30, 2), y=np.arange(30) % 3)
+    data = good.read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(DataError, match=r"cut\.npz: not a \.npz archive"):
+        raw({"type": "npz", "path": str(cut)})
+    flipped = tmp_path / "flipped.npz"
+    flipped.write_bytes(data[:60] + bytes([data[60] ^ 0xFF]) + data[61:])
+    with pytest.raises(DataError, match=r"flipped\.npz: array 'X' is damaged"):
+        raw({"type": "npz", "path": str(flipped)})
+    other = tmp_path / "other.npz"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("X.npy", b"not npy data")
+        archive.writestr("y.npy", b"nor this")
+    with pytest.raises(DataError, match=r"other\.npz: member 'X' is not \.npy data"):
+        raw({"type": "npz", "path": str(other)})
+
+
+def test_values_beyond_float32_are_refused_before_they_become_infinity(tmp_path):
+    X = np.random.rand(30, 2)
+    X[3, 1] = 1e39
+    path = tmp_path / "large.npz"
+    np.savez(path, X=X, y=np.arange(30) % 3)
+    data = DataConfig(dataset={"type": "npz", "path": str(path)})
+    with pytest.raises(DataError, match=r"X holds values beyond float32's largest"):
+        load(data)
+    assert np.isfinite(load(data, dtype="float64").train.X).all()
+
+
+def test_a_training_split_of_one_class_is_refused(tmp_path):
+    path = tmp_path / "one.npz"
+    np.savez(path, X=np.random.rand(30, 2), y=np.zeros(30, dtype=int))
+    with pytest.raises(DataError, match=r"the training split holds one class only \(0\)"):
+        load(DataConfig(dataset={"type": "npz", "path": str(path)}))
 
 
 def test_csv_with_header_and_label_column(tmp_path):

@@ -966,7 +966,7 @@ def test_the_data_path_refuses_a_pickle_renamed_npz_without_executing_it(tmp_pat
     data.write_bytes(pickle.dumps(Payload(target)))
     cfg = {**TINY, "data": {"dataset": {"type": "npz", "path": str(data)}}}
     result = dl("train", write_config(tmp_path, cfg), "-q")
-    assert result.exit_code == 2 and "data.npz: not a readable .npz" in result.output
+    assert result.exit_code == 2 and "data.npz: not a .npz archive" in result.output
     assert not target.exists()
 
 

@@ -18,6 +18,8 @@ import csv
 import itertools
 import os
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -102,26 +104,38 @@ class Npz(Dataset):
 
     def read(self, path: Path) -> dict[str, np.ndarray]:
         existing_file(path)
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"{path}: not a .npz archive (the zip of .npy arrays that "
+                            f"np.savez writes)")
         try:
             archive = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
             raise DataError(f"{path}: not a readable .npz archive ({err})") from None
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise DataError(f"{path}: holds a single array; save X and y with np.savez")
         arrays = {}
         with archive:
             for key in ("X", "y", "X_test", "y_test", "names"):
                 if key in archive.files:
-                    try:
-                        arrays[key] = archive[key]
-                    except ValueError as err:
-                        raise DataError(f"{path}: array '{key}' cannot be read without pickle "
-                                        f"({err}); save plain numeric arrays") from None
+                    arrays[key] = self.member(path, archive, key)
             missing = [key for key in ("X", "y") if key not in arrays]
             if missing:
                 raise DataError(f"{path}: no array named {' or '.join(missing)}; "
                                 f"found {', '.join(archive.files) or 'none'}")
         return arrays
+
+    @staticmethod
+    def member(path: Path, archive, key: str) -> np.ndarray:
+        """Array ``key`` of the archive; DataError naming it when it is damaged, encrypted,
+        not .npy data, or holds Python objects (never unpickled)."""
+        try:
+            array = archive[key]
+        except ValueError as err:
+            raise DataError(f"{path}: array '{key}' cannot be read without pickle "
+                            f"({err}); save plain numeric arrays") from None
+        except (OSError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error) as err:
+            raise DataError(f"{path}: array '{key}' is damaged ({err})") from None
+        if not isinstance(array, np.ndarray):
+            raise DataError(f"{path}: member '{key}' is not .npy data; save arrays with np.savez")
+        return array
 
     @staticmethod
     def check_pairs(path: Path, arrays: dict[str, np.ndarray]) -> list[tuple[str, str]]:

@@ -61,6 +61,29 @@ def split_raw(raw: RawData, data: DataConfig, seed) -> tuple[tuple, tuple, tuple
     return (raw.X[train], raw.y[train]), (raw.X[val], raw.y[val]), (raw.X_test, raw.y_test)
 
 
+def check_cast(raw: RawData, splits: list[Split], dtype: np.dtype) -> None:
+    """Finite values stay finite in the run's dtype: a float64 value beyond float32's
+    largest (3.4e38) would become infinity and pass for a diverged run."""
+    wider = raw.X.dtype.itemsize > dtype.itemsize
+    narrowed = {"X": raw.X.dtype.kind == "f" and wider,
+                "y": raw.task != "classification" and raw.y.dtype.itemsize > dtype.itemsize}
+    for name in (name for name, cast in narrowed.items() if cast):
+        if not all(np.isfinite(getattr(split, name)).all() for split in splits):
+            raise DataError(f"data: {name} holds values beyond {dtype}'s largest "
+                            f"({np.finfo(dtype).max:.3g}); scale the data, or train in "
+                            f"float64 (train.dtype: float64)")
+
+
+def check_classes_to_learn(raw: RawData, train: Split) -> None:
+    """A classifier learns to tell classes apart: its training split must hold two."""
+    if raw.task != "classification" or len(train.y) == 0:
+        return
+    seen = np.unique(train.y)
+    if len(seen) < 2:
+        raise DataError(f"data: the training split holds one class only ({seen[0]}); a "
+                        f"classifier needs samples of at least two")
+
+
 def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
     """Load the configured dataset and return its preprocessed splits.
 
@@ -77,8 +100,11 @@ def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
     raw = dataset.load(np.random.default_rng(data_seed))
     target_dtype = np.int64 if raw.task == "classification" else dtype
     input_dtype = np.int64 if raw.X.dtype.kind in "iu" else dtype
-    splits = [Split(X.astype(input_dtype, copy=False), y.astype(target_dtype, copy=False))
-              for X, y in split_raw(raw, data, split_seed)]
+    with np.errstate(over="ignore"):  # check_cast names what overflows
+        splits = [Split(X.astype(input_dtype, copy=False), y.astype(target_dtype, copy=False))
+                  for X, y in split_raw(raw, data, split_seed)]
+    check_cast(raw, splits, dtype)
+    check_classes_to_learn(raw, splits[0])
     for i, step in enumerate(steps):
         try:
             step.fit(splits[0].X)
