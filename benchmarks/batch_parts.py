@@ -30,7 +30,7 @@ def epoch_time(trainer, parts: int | None) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[tuple[float, float]]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--size", choices=("full", "tiny"), default="full")
     parser.add_argument("--workloads", default="W1,W2")

@@ -99,7 +99,7 @@ def rows_step(x, W, b, input_grad):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0, help="BLAS threads (default: NumPy's)")
     args = parser.parse_args(argv)

@@ -41,4 +41,4 @@ def workload(size: str = "full") -> harness.Workload:
 
 
 if __name__ == "__main__":
-    harness.main([__name__], description=__doc__.splitlines()[0])
+    harness.main([__name__], description=__doc__.split("\n\n")[0])

@@ -67,7 +67,7 @@ def run_sweep(spec: Path, workers: int, trials: int, overrides: list[str],
 
 
 def main(argv: list[str] | None = None) -> dict[int, list[SweepTiming]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", type=Path, default=SPEC)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--trials", type=int, default=12)

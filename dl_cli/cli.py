@@ -291,7 +291,8 @@ def gradcheck(
     """Compare analytic gradients with centered differences, in float64.
 
     Give exactly one of CONFIG, --layer NAME or --all. Exit 0 when every tensor's
-    relative error is below 1e-6, 1 when any is not.
+    relative error is below 1e-6 (or both its gradients are about 0, where a relative
+    error means nothing), 1 when any is not.
 
     Example: dl gradcheck configs/quickstart.yaml --samples 8
     """
@@ -663,8 +664,9 @@ def sweep(
     address: Optional[str] = typer.Option(None, help="dask: the scheduler (tcp://host:8786) or its "
                                           "scheduler JSON file; ray: the cluster address."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the sweep in this folder: "
-                                          "only trials not completed run; refused if the spec or "
-                                          "the base config changed."),
+                                          "only trials that never finished run (failed ones with "
+                                          "--retry-failed); refused if the spec or the base "
+                                          "config changed."),
     retry_failed: bool = flag("--retry-failed", help="With --resume: run the failed trials "
                               "again, from scratch."),
     dry_run: bool = flag("--dry-run", help="Print the trials and validate each one's config; "
