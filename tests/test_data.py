@@ -657,6 +657,20 @@ def test_cifar10_reads_binary_batches(tmp_path):
     assert data.names == [f"class{i}" for i in range(10)]
 
 
+def test_cifar10_class_names_that_are_not_text_are_named(tmp_path):
+    write_cifar(tmp_path)
+    (tmp_path / "batches.meta.txt").write_bytes("caf\xe9\n".encode("latin-1") * 10)
+    with pytest.raises(DataError, match=r"batches\.meta\.txt: not UTF-8 text"):
+        raw({"type": "cifar10", "path": str(tmp_path)})
+
+
+@pytest.mark.parametrize("flatten", [False, True])
+def test_an_idx_file_without_images_is_refused(tmp_path, flatten):
+    write_mnist(tmp_path, gz=False, train=0)
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte: holds no images"):
+        load(DataConfig(dataset={"type": "mnist", "path": str(tmp_path), "flatten": flatten}))
+
+
 def test_cifar10_length_not_a_multiple_of_the_record(tmp_path):
     write_cifar(tmp_path)
     path = tmp_path / "data_batch_3.bin"

@@ -115,6 +115,8 @@ class Mnist(Dataset):
             raise DataError(f"{image_path}: {len(images)} images, but {label_path} has "
                             f"{len(labels)} labels")
         check_labels(label_path, labels, start=8, stride=1, classes=self.classes)
+        if len(images) == 0:
+            raise DataError(f"{image_path}: holds no images")
         images = pixels(images)
         shape = (len(images), -1) if self.flatten else (len(images), 1, *images.shape[1:])
         return images.reshape(shape), labels.astype(np.int64)
@@ -180,7 +182,12 @@ class Cifar10(Dataset):
         meta = folder / "batches.meta.txt"
         if not meta.is_file():
             return None
-        names = [line.strip() for line in meta.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            text = meta.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(f"{meta}: not UTF-8 text (byte {error.start}); the class names "
+                            f"are one per line") from None
+        names = [line.strip() for line in text.splitlines() if line.strip()]
         return names if len(names) == 10 else None
 
     def load(self, rng):
