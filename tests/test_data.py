@@ -513,7 +513,8 @@ def test_plus_minus_one_labels_say_how_to_map_them(tmp_path):
 
 @pytest.mark.parametrize("y,message", [
     (np.array([1, 2, 3, 1, 2, 3]), r"labels 1, 2, 3 leave class 0 without samples; map them to "
-                                   r"0\.\.2 \(e\.g\. 1 → 0, 2 → 1, 3 → 2\)"),
+                                   r"0\.\.2 \(e\.g\. 1 → 0, 2 → 1, 3 → 2\), or, if they are values "
+                                   r"to predict, set the data set's task: regression"),
     (np.array([0, 1, 5, 0, 1, 5]), r"labels 0, 1, 5 leave class 2, 3, 4 without samples.*5 → 2"),
 ])
 def test_class_labels_with_empty_classes_are_refused(tmp_path, y, message):

@@ -84,7 +84,8 @@ def check_classes(path: Path, labels: dict[str, np.ndarray], classes: int, named
         moves = [f"{v} → {i}" for i, v in enumerate(seen.tolist()) if v != i][:3]
         raise DataError(f"{path}: class labels must be 0..K-1, but labels {listed(seen)} leave "
                         f"class {listed(empty)} without samples; map them to 0..{len(seen) - 1} "
-                        f"(e.g. {', '.join(moves)})")
+                        f"(e.g. {', '.join(moves)}), or, if they are values to predict, set "
+                        f"the data set's task: regression")
 
 
 def check_finite(path: Path, X: np.ndarray, where) -> None:
