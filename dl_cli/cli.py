@@ -387,7 +387,7 @@ def summary(
 
     Example: dl summary configs/digits_cnn.yaml model.layers.0.filters=16
     """
-    from .data import DataError, load
+    from .data import DataError, build_augment, load
     from .nn import ShapeError
     from .report import model_table
     from .training import build_model, check_fits
@@ -408,7 +408,8 @@ def summary(
     if splits is not None:  # the table still helps to see why the output does not fit
         try:
             check_fits(model, splits)
-        except ShapeError as error:
+            build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype)
+        except (ShapeError, DataError) as error:
             _warn(f"dl train would refuse this config: {error}")
 
 

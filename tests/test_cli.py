@@ -357,6 +357,13 @@ def test_a_run_config_that_breaks_a_rule_is_named_by_eval_and_resume(tmp_path):
         assert f"{config}: schedule.min_lr: 5 is above optimizer.lr" in result.output
 
 
+def test_summary_warns_of_an_augmentation_dl_train_would_refuse(tmp_path):
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    result = runner.invoke(app, ["summary", str(path), "data.augment=[flip]"], terminal_width=400)
+    assert result.exit_code == 0 and "total" in result.output
+    assert "warning: dl train would refuse this config: data.augment.0 (flip)" in result.output
+
+
 def test_eval_refuses_a_run_whose_config_no_longer_fits_its_data(tmp_path):
     run_dir = train_run(tmp_path)
     config = run_dir / "config.yaml"
