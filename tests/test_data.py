@@ -432,6 +432,14 @@ def test_a_training_split_of_one_class_is_refused(tmp_path):
         load(DataConfig(dataset={"type": "npz", "path": str(path)}))
 
 
+def test_csv_numbers_in_quotes_read_as_numbers(tmp_path):
+    path = tmp_path / "quoted.csv"
+    path.write_text('"a","b","label"\n"1","2","0"\n"3.5","4","1"\n5,6,2\n')  # as spreadsheets write
+    data = raw({"type": "csv", "path": str(path)})
+    np.testing.assert_array_equal(data.X, [[1, 2], [3.5, 4], [5, 6]])
+    np.testing.assert_array_equal(data.y, [0, 1, 2])
+
+
 def test_csv_with_header_and_label_column(tmp_path):
     path = tmp_path / "table.csv"
     path.write_text("a,label,b\n1.5,0,2\n-1,1,3e-1\n\n0,2,4\n")

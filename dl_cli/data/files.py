@@ -262,7 +262,7 @@ class Csv(Dataset):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # empty files are reported below
                 table = np.loadtxt(path, delimiter=self.delimiter, skiprows=int(self.header),
-                                   comments=None, ndmin=2, encoding=ENCODING)
+                                   comments=None, ndmin=2, encoding=ENCODING, quotechar='"')
         except UnicodeDecodeError as err:
             raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
         except ValueError as err:
