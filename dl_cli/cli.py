@@ -229,9 +229,7 @@ def _training_errors(run_path: Optional[Path]):
         raise typer.Exit(EXIT_INTERRUPTED)
     except (DataError, RunError, ShapeError) as error:
         fail(str(error))
-    except MemoryError as error:
-        fail(out_of_memory(error))
-    except OSError as error:
+    except OSError as error:  # a MemoryError goes on to within_memory, around every use
         fail(f"cannot write {error.filename or run_path}: {error.strerror or error}; "
              f"the checkpoints already written are unchanged", 1)
 

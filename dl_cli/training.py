@@ -241,15 +241,18 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
     the run's lock is released whatever happens. Warnings go to ``train.log`` and to
     ``warn(message)`` when given.
     """
+    def caution(message: str) -> None:
+        run.log(f"warning: {message}")
+        if warn is not None:
+            warn(message)
+
     try:
         parts = parts or assemble(cfg)
         solver = make_solver(cfg, parts, run, progress)
         if resuming:
             last, best = resume_state(run, parts.model)
             for message in version_changes(last["meta"]):
-                run.log(f"warning: {message}")
-                if warn is not None:
-                    warn(message)
+                caution(message)
             solver.restore(last, best)  # checks the optimizer's state before any write
             meta = last["meta"]
             run.truncate_metrics(meta["epoch"], meta["step"])
@@ -259,9 +262,7 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
             run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
             extra = unused_scores(parts.model, parts.splits)
             if extra is not None:
-                run.log(f"warning: {extra}")
-                if warn is not None:
-                    warn(extra)
+                caution(extra)
             if parts.splits.info["vocab"] is not None:
                 run.write_text("vocab.json", json.dumps(parts.splits.info["vocab"]) + "\n")
         base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
