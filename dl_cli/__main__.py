@@ -7,6 +7,7 @@ skip typer and rich.
 
 
 def main() -> None:
+    from . import quick_exit  # noqa: F401  (first: its exit handler runs last)
     from .cli import app
 
     app(prog_name="dl")

@@ -488,3 +488,17 @@ def test_sweep_resume_says_how_many_trials_are_left(tmp_path):
                             terminal_width=400)
     assert retried.exit_code == 0, retried.output
     assert "s: 1 of 2 trials to run on" in retried.output
+
+
+def test_dl_freezes_the_garbage_collector_after_every_other_exit_handler():
+    """Python's exit then skips the collector's passes over every object (~0.1 s); a
+    handler registered before ``dl`` starts runs after the freeze."""
+    program = ("import atexit, gc, sys\n"
+               "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+               "from dl_cli.__main__ import main\n"
+               "sys.argv = ['dl', '--help']\n"
+               "main()\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout
+    assert done.stdout.rstrip().endswith("frozen at exit: True")

@@ -874,6 +874,24 @@ def test_local_workers_fork_from_a_server_that_has_already_imported_numpy():
     assert "_multiarray_umath" in Path(f"/proc/{parent}/maps").read_text()
 
 
+def loaded_in_worker(module: str) -> bool:
+    import sys
+
+    return module in sys.modules
+
+
+def test_the_worker_server_leaves_without_the_garbage_collectors_last_passes():
+    """The server holds the driver's output pipe until it exits, so it exits quickly."""
+    from dl_cli.sweep import executors
+
+    backend = executors.make_backend("local", 2)
+    try:
+        inherited = backend.executor.submit(loaded_in_worker, "dl_cli.quick_exit").result(timeout=120)
+    finally:
+        backend.close()
+    assert inherited  # imported by the server, so its exit handler is registered there
+
+
 def test_workers_that_die_as_they_start_stop_the_sweep_instead_of_looping(tmp_path, monkeypatch):
     import multiprocessing
     import os

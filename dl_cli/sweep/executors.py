@@ -31,7 +31,8 @@ from ..solver import Interrupted, stop_training
 
 BACKENDS = ("local", "dask", "ray")
 # What every local worker imports: preloaded once by the fork server, inherited by each worker.
-WORKER_MODULES = ["dl_cli.sweep.trial", "dl_cli.sweep.executors", "numpy.random", "threadpoolctl"]
+WORKER_MODULES = ["dl_cli.quick_exit", "dl_cli.sweep.trial", "dl_cli.sweep.executors", "numpy.random",
+                  "numpy.ma", "threadpoolctl"]  # numpy.ma: np.unique imports it
 BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                   "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
