@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,13 +33,11 @@ from .solver import Solver
 
 def build_model(cfg: Config, in_shape: tuple[int, ...], dtype: str | None = None) -> Model:
     """The config's model for samples of ``in_shape``; a layer that does not fit its
-    input is a ShapeError that starts with its key path (``model.layers.3 (maxpool)``)."""
-    try:
-        return Model(cfg.model.layers, in_shape, loss=cfg.model.loss, init=cfg.model.init,
-                     l1=cfg.regularization.l1, l2=cfg.regularization.l2,
-                     dtype=dtype or cfg.train.dtype, seed=cfg.seed)
-    except ShapeError as error:
-        raise ShapeError(re.sub(r"^layer (\d+) ", r"model.layers.\1 ", str(error))) from None
+    input is a ShapeError that starts with its key path (``model.layers.3 (maxpool)``,
+    ``model.layers.2.layers.0 (affine)`` inside a residual block)."""
+    return Model(cfg.model.layers, in_shape, loss=cfg.model.loss, init=cfg.model.init,
+                 l1=cfg.regularization.l1, l2=cfg.regularization.l2,
+                 dtype=dtype or cfg.train.dtype, seed=cfg.seed, path="model.layers")
 
 
 @dataclass

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from dl_cli import training
 from dl_cli.cli import app
-from dl_cli.config import load_config
+from dl_cli.config import ConfigError, load_config
+from dl_cli.nn import ShapeError
 from dl_cli.runs import load_npz
 
 from solver_hooks import interrupt_at
@@ -371,3 +372,37 @@ def test_a_validation_split_that_rounds_to_no_sample_is_refused(tmp_path):
     assert result.exit_code == 2, result.output
     assert "data.split.val: 0.2 of 1 sample rounds to none, and the run monitors val/acc" in \
         " ".join(result.output.split())
+
+
+# -- a layer that does not fit its input is named by its config key ---------------------
+MISFIT = {"type": "conv2d", "filters": 2, "kernel": 3}  # on the (4,) features of affine 4
+MISFITS = [
+    ([{"type": "affine", "units": 4}, MISFIT], "model.layers.1"),
+    ([{"type": "affine", "units": 4}, {"type": "residual", "layers": ["relu", MISFIT]}],
+     "model.layers.1.layers.1"),
+    ([{"type": "affine", "units": 4}, {"type": "residual", "layers": [
+        "relu", {"type": "concat", "branches": [[], [{"type": "residual", "layers": [MISFIT]}]]}]}],
+     "model.layers.1.layers.1.branches.1.0.layers.0"),
+]
+
+
+@pytest.mark.parametrize("layers,key", MISFITS)
+def test_build_model_names_a_misfit_layer_by_the_key_validation_uses(tmp_path, layers, key):
+    path = write_config(tmp_path, {**SPIRAL, "model": {"layers": layers}})
+    with pytest.raises(ShapeError) as error:
+        training.build_model(load_config(path), (2,))
+    assert str(error.value).startswith(f"{key} (conv2d) with input shape (4): conv2d needs images")
+    # a mistake in the options of the same layer is reported under the same key
+    with pytest.raises(ConfigError) as invalid:
+        load_config(path, [f"{key}.filters=0"])
+    assert [e for e in invalid.value.errors if e.startswith(f"{key}.filters: ")]
+
+
+def test_train_names_a_misfit_layer_in_nested_blocks_by_its_key(tmp_path):
+    layers, key = MISFITS[-1]
+    path = write_config(tmp_path, {**SPIRAL, "model": {"layers": layers}})
+    result = runner.invoke(app, ["train", str(path), "-q"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert f"{key} (conv2d) with input shape (4): conv2d needs images" in " ".join(
+        result.output.split())
+    assert not (tmp_path / "runs").exists()

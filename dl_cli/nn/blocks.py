@@ -87,11 +87,16 @@ class Residual(Layer):
             named.append(("shortcut", self.shortcut))
         return named
 
+    def place(self, key: str) -> None:
+        self.body.place(f"{key}.layers")  # the body is the option ``layers`` in configs
+
     def build(self, in_shape, rng):
         in_shape = tuple(in_shape)
         try:
             out_shape = self.body.build(in_shape, rng)
         except ShapeError as error:
+            if error.key is not None:  # it names the body's layer by its key path
+                raise
             raise ShapeError(f"body: {error}") from None
         same = out_shape == in_shape
         if self.projection == "none" and not same:
@@ -196,12 +201,18 @@ class Concat(Layer):
     def children(self):
         return [(f"branches.{k}", branch) for k, branch in enumerate(self.branches)]
 
+    def place(self, key: str) -> None:
+        for k, branch in enumerate(self.branches):
+            branch.place(f"{key}.branches.{k}")
+
     def build(self, in_shape, rng):
         shapes = []
         for k, branch in enumerate(self.branches):
             try:
                 shapes.append(branch.build(tuple(in_shape), rng))
             except ShapeError as error:
+                if error.key is not None:  # it names the branch's layer by its key path
+                    raise
                 raise ShapeError(f"branch {k}: {error}") from None
         if len({(len(s), s[1:]) for s in shapes}) > 1 or not shapes[0]:
             listing = ", ".join(f"branch {k} {format_shape(s)}" for k, s in enumerate(shapes))

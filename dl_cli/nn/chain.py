@@ -15,15 +15,21 @@ class Chain(Layer):
     """``out = layers[-1](... layers[1](layers[0](x)))``; backward runs in reverse.
 
     Not registered: models and blocks hold chains; configs name the layers inside.
-    A layer that cannot take its input shape fails ``build`` with its position, type
-    and input shape in the message.
+    A layer that cannot take its input shape fails ``build`` with its type and input
+    shape in the message, named by its position (``layer 3 (maxpool) ...``), or, once
+    the chain has a key ``path`` (``"model.layers"``), by its config key path
+    (``model.layers.3 (maxpool) ...``), inside blocks too
+    (``model.layers.3.layers.0 (affine) ...``): the key the config validation names.
     """
 
-    def __init__(self, layers: list[Layer]):
+    def __init__(self, layers: list[Layer], path: str = ""):
         super().__init__()
         self.layers = list(layers)
         self.shapes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
         self.observer = None  # observer(index, out, train) sees each output (diagnostics)
+        self.path = ""  # the config key of the list of layers, once placed
+        if path:
+            self.place(path)
 
     def config(self) -> list[dict]:
         return [layer.config() for layer in self.layers]
@@ -36,6 +42,13 @@ class Chain(Layer):
     def children(self):
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
+    def place(self, path: str) -> None:
+        """Name layer ``i`` by its key ``<path>.<i>`` in build errors, and hand that key
+        on to it (a block passes it to its own chains)."""
+        self.path = path
+        for i, layer in enumerate(self.layers):
+            layer.place(f"{path}.{i}")
+
     def build(self, in_shape, rng):
         shape = tuple(in_shape)
         self.shapes = []
@@ -43,9 +56,12 @@ class Chain(Layer):
             try:
                 out_shape = tuple(layer.build(shape, rng))
             except ShapeError as error:
+                if error.key is not None:  # named already, by a chain inside a block
+                    raise
+                key = f"{self.path}.{i}" if self.path else None
                 raise ShapeError(
-                    f"layer {i} ({layer.registered_name}) with input shape "
-                    f"{format_shape(shape)}: {error}"
+                    f"{key or 'layer ' + str(i)} ({layer.registered_name}) with input shape "
+                    f"{format_shape(shape)}: {error}", key=key
                 ) from None
             self.shapes.append((shape, out_shape))
             shape = out_shape

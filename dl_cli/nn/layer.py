@@ -24,7 +24,15 @@ from ..registry import INITIALIZERS
 
 
 class ShapeError(ValueError):
-    """A layer cannot take the input shape it was given."""
+    """A layer cannot take the input shape it was given.
+
+    ``key`` is the config key path of the layer (``model.layers.2.layers.0``), set by the
+    chain that named it: the blocks and chains around it pass such an error on unchanged.
+    """
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,10 @@ class Layer:
     def children(self) -> list[tuple[str, "Layer"]]:
         """Sub-layers with their name prefixes (blocks only)."""
         return []
+
+    def place(self, key: str) -> None:
+        """Take the config key path of this layer (``model.layers.3``); blocks hand it on
+        to their chains, which name their layers by it in build errors."""
 
     def walk(self, path: str) -> Iterator[tuple[str, "Layer"]]:
         """This layer and every sub-layer, each with its dotted path."""

@@ -29,12 +29,18 @@ class Model:
     ``l1·sign(w) + l2·w`` is added to the data gradient. The first layer's input is
     the data, which needs no gradient: the model sets its ``input_grad`` to False, and
     layers with an input product (affine, conv2d, rnn, lstm, ...) then skip it.
+
+    ``path`` is the config key of ``layers`` (``"model.layers"``): a layer that cannot
+    take its input is then a ShapeError that starts with its key path
+    (``model.layers.2.layers.0 (affine) ...``); without it, with its position
+    (``layer 2 (residual) ... body: layer 0 (affine) ...``).
     """
 
     def __init__(self, layers: list, in_shape, loss="softmax_cross_entropy", init="he_normal",
-                 l1: float = 0.0, l2: float = 0.0, dtype="float32", seed: int = 0):
+                 l1: float = 0.0, l2: float = 0.0, dtype="float32", seed: int = 0,
+                 path: str = ""):
         self.chain = Chain([spec if isinstance(spec, Layer) else LAYERS.create(spec)
-                            for spec in layers])
+                            for spec in layers], path=path)
         self.loss_fn = LOSSES.create(loss)
         self.in_shape = tuple(in_shape)
         self.l1, self.l2 = float(l1), float(l2)
