@@ -258,8 +258,8 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
         else:
             run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
             extra = unused_scores(parts.model, parts.splits)
-            if extra is not None:
-                caution(extra)
+            for message in [*parts.splits.warnings, *([extra] if extra else [])]:
+                caution(message)
             if parts.splits.info["vocab"] is not None:
                 run.write_text("vocab.json", json.dumps(parts.splits.info["vocab"]) + "\n")
         base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),

@@ -432,6 +432,64 @@ def test_a_training_split_of_one_class_is_refused(tmp_path):
         load(DataConfig(dataset={"type": "npz", "path": str(path)}))
 
 
+def rare_classes(tmp_path, names=None):
+    """Two classes of 100 samples and 60 of one sample each: an npz and its data config."""
+    y = np.concatenate([np.repeat([0, 1], 100), np.arange(2, 62)])
+    path = tmp_path / "rare.npz"
+    extra = {} if names is None else {"names": np.array(names)}
+    np.savez(path, X=np.random.default_rng(0).normal(size=(len(y), 2)), y=y, **extra)
+    return {"type": "npz", "path": str(path)}
+
+
+def left_out(splits):
+    """The classes of val and test samples that no training sample has."""
+    return np.setdiff1d(np.concatenate([splits.val.y, splits.test.y]), splits.train.y)
+
+
+def test_classes_the_stratified_split_leaves_out_of_training_are_a_warning(tmp_path):
+    names = ["cat", "dog"] + [str(c) for c in range(2, 62)]
+    splits = load(DataConfig(dataset=rare_classes(tmp_path, names)), seed=0)
+    missing = left_out(splits)  # val and test take 52 each: 2 × 20 large, 12 singletons
+    assert missing.size == 24
+    [message] = splits.warnings
+    shown = ", ".join(map(str, missing[:10]))
+    assert message.startswith(f"data: 24 of the 62 classes have no sample in the training "
+                              f"split: {shown} and 14 more; validation and test hold 24 "
+                              f"samples of them, which the model always misclassifies")
+    assert message.endswith("The stratified split (data.split: val 0.2, test 0.2) left these "
+                            "classes, too small to be in every split, out of training; to train "
+                            "on every class, lower data.split.val or data.split.test, or add "
+                            "samples of them")
+    two = tmp_path / "two"
+    two.mkdir()
+    y = np.array([0] * 10 + [1] * 10 + [2, 3])  # 30% of each split takes both singletons
+    np.savez(two / "named.npz", X=np.ones((len(y), 2)), y=y, names=np.array(["cat", "dog", "eel", "fox"]))
+    named = load(DataConfig(dataset={"type": "npz", "path": str(two / "named.npz")},
+                            split=SplitConfig(val=0.3, test=0.3)))
+    assert named.warnings[0].startswith("data: 2 of the 4 classes have no sample in the training "
+                                        "split: 2 (eel), 3 (fox); validation and test hold 2 ")
+
+
+def test_classes_an_unstratified_split_leaves_out_say_to_stratify(tmp_path):
+    data = DataConfig(dataset=rare_classes(tmp_path), split=SplitConfig(val=0.1, test=0.3, stratify=False))
+    splits = load(data, seed=0)
+    missing = left_out(splits)
+    assert missing.size > 10
+    [message] = splits.warnings
+    assert f"{missing.size} of the 62 classes" in message and f"and {missing.size - 10} more" in message
+    assert message.endswith("The split (data.split: val 0.1, test 0.3, stratify: false) left these "
+                            "classes out of training; to train on every class, set "
+                            "data.split.stratify: true, or lower data.split.val or data.split.test")
+
+
+def test_no_warning_when_training_has_every_class_or_labels_are_per_step():
+    assert load(DataConfig(dataset="iris"), seed=0).warnings == []
+    assert load(DataConfig(dataset="polynomial"), seed=0).warnings == []
+    text = load(DataConfig(dataset={"type": "text", "steps": 32}, split=SplitConfig(val=0.1, test=0.1)))
+    assert left_out(text).size  # a rare character only in val or test: ordinary for text
+    assert text.warnings == []
+
+
 def test_csv_numbers_in_quotes_read_as_numbers(tmp_path):
     path = tmp_path / "quoted.csv"
     path.write_text('"a","b","label"\n"1","2","0"\n"3.5","4","1"\n5,6,2\n')  # as spreadsheets write
@@ -554,6 +612,50 @@ def test_csv_labels_must_be_class_indices_when_classification_is_asked(tmp_path)
         raw({"type": "csv", "path": str(path), "task": "classification"})
 
 
+HUGE_LABELS = [  # file, its contents, where and which label is refused, the labels found
+    ("big.csv", "a,label\n1,0\n2,1\n3,1e19\n", r"line 4: label 1e\+19", r"0, 1, 1e\+19"),
+    ("big.npz", {"y": np.array([0, 1, 2**63], dtype=np.uint64)}, r"y\[2\]: label 9223372036854775808",
+     "0, 1, 9223372036854775808"),
+    ("big.npz", {"y": np.array([0, 1, 1], dtype=np.uint64), "X_test": np.ones((2, 2)),
+                 "y_test": np.array([1, 2**64 - 1], dtype=np.uint64)},
+     r"y_test\[1\]: label 18446744073709551615", "1, 18446744073709551615"),
+]
+
+
+@pytest.mark.parametrize("name,contents,where,found", HUGE_LABELS, ids=["csv", "npz-uint64", "npz-y_test"])
+def test_labels_beyond_int64_name_the_file_the_value_and_what_is_allowed(tmp_path, name, contents,
+                                                                         where, found):
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        path.write_text(contents)
+    else:
+        np.savez(path, X=np.ones((3, 2)), **contents)
+    message = (rf"{re.escape(name)}: {where} is too large to be a class index; class labels must "
+               rf"be whole numbers 0\.\.K-1, got {found}: map them to 0\.\.\d, or, if they are "
+               rf"values to predict, set the data set's task: regression")
+    with pytest.raises(DataError, match=message):
+        raw({"type": path.suffix[1:], "path": str(path)})
+
+
+def test_train_on_a_label_beyond_int64_exits_2_naming_it(tmp_path):
+    path = tmp_path / "floats.npz"
+    np.savez(path, X=np.ones((20, 2)), y=np.r_[np.arange(19) % 2, 1e19])
+    result = CliRunner().invoke(app, ["train", QUICKSTART, f"data.dataset={{type: npz, path: {path}, "
+                                      f"task: classification}}", "train.epochs=1", "-q",
+                                      "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert "floats.npz: y[19]: label 1e+19 is too large to be a class index" in " ".join(result.output.split())
+
+
+def test_a_label_far_beyond_the_samples_lists_the_first_empty_classes(tmp_path):
+    path = tmp_path / "far.csv"
+    path.write_text("a,label\n1,0\n2,1\n3,1000000000000\n")  # 0..10**12 in full: 8 TB
+    with pytest.raises(DataError, match=r"far\.csv: class labels must be 0\.\.K-1, but labels 0, 1, "
+                                        r"1000000000000 leave class 2, 3, 4, 5, 6, 7, … without "
+                                        r"samples; map them to 0\.\.2 \(e\.g\. 1000000000000 → 2\)"):
+        raw({"type": "csv", "path": str(path)})
+
+
 # -- MNIST IDX and CIFAR-10 binary ------------------------------------------------------
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -596,6 +698,23 @@ def test_mnist_through_load_keeps_its_test_set(tmp_path):
     splits = load(DataConfig(dataset={"type": "mnist", "path": str(tmp_path)}), seed=0)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (16, 4, 5)
     assert splits.in_shape == (1, 28, 28)
+
+
+def test_classes_only_the_own_test_set_has_are_a_warning_no_split_fixes(tmp_path):
+    write_mnist(tmp_path, gz=False, train=8, test=10)  # training labels 0..7, test 0..9
+    splits = load(DataConfig(dataset={"type": "mnist", "path": str(tmp_path)},
+                             split=SplitConfig(val=0.0)), seed=0)
+    assert splits.warnings == ["data: 2 of the 10 classes have no sample in the training split: "
+                               "8, 9; validation and test hold 2 samples of them, which the model "
+                               "always misclassifies, as it never learns to predict a class it has "
+                               "not seen. Only the data set's own test set has samples of class "
+                               "8, 9, which no split setting changes"]
+    both = load(DataConfig(dataset={"type": "mnist", "path": str(tmp_path)},
+                           split=SplitConfig(val=0.25)), seed=0)  # 2 of 8 singletons to val
+    assert both.warnings[0].endswith("no split setting changes. The stratified split (data.split: "
+                                     "val 0.25, the data set's own test set) left the others, too "
+                                     "small to be in every split, out of training; to train on "
+                                     "every class, lower data.split.val, or add samples of them")
 
 
 def corrupt(folder, key, data: bytes):

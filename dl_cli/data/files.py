@@ -49,14 +49,28 @@ def existing_file(path: Path) -> Path:
     return path
 
 
+def number(value) -> str:
+    """A value as a file holds it: ``1``, ``0.5``, ``1e+19``, ``9223372036854775808``."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def listed(values: np.ndarray, most: int = 6) -> str:
     """``"-1, 1"``, or the first ``most`` values and ``…``."""
-    shown = [f"{v:g}" if isinstance(v, float) else str(v) for v in values[:most].tolist()]
-    return ", ".join(shown) + (", …" if len(values) > most else "")
+    return ", ".join(map(number, values[:most].tolist())) + (", …" if len(values) > most else "")
 
 
 def class_labels(path: Path, y: np.ndarray, where) -> np.ndarray:
-    """Labels as int64, refusing negatives and fractions; ``where(i)`` names sample i."""
+    """Labels as int64, refusing negatives, fractions and values int64 cannot hold (from
+    2**63, compared as float64), which the cast would wrap around to negatives (uint64
+    or float labels); ``where(i)`` names sample i."""
+    huge = np.flatnonzero(y >= 2.0 ** 63)
+    if huge.size:
+        found = np.unique(y)
+        raise DataError(f"{path}: {where(huge[0])}: label {number(y[huge[0]])} is too large to "
+                        f"be a class index; class labels must be whole numbers 0..K-1, got "
+                        f"{listed(found)}: map them to 0..{len(found) - 1}, or, if they are "
+                        f"values to predict, set the data set's task: regression")
     bad = np.flatnonzero((y < 0) | (y != np.round(y)))
     if bad.size:
         found = np.unique(y)
@@ -80,7 +94,9 @@ def check_classes(path: Path, labels: dict[str, np.ndarray], classes: int, named
                             f"sample has (training labels: {listed(seen)}); the model cannot "
                             f"learn it")
     if not named and len(seen) < classes:
-        empty = np.setdiff1d(np.arange(classes), seen)
+        # the first empty classes, enough for listed() to show six and "…": 0..K-1 in full
+        # would take K·8 bytes, terabytes for a label such as 10**12
+        empty = np.setdiff1d(np.arange(min(classes, len(seen) + 7)), seen)
         moves = [f"{v} → {i}" for i, v in enumerate(seen.tolist()) if v != i][:3]
         raise DataError(f"{path}: class labels must be 0..K-1, but labels {listed(seen)} leave "
                         f"class {listed(empty)} without samples; map them to 0..{len(seen) - 1} "

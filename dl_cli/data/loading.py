@@ -2,17 +2,18 @@
 
 dataset → shuffle and split (seeded; stratified by class) → cast to the run's dtype →
 preprocessing fitted on the training split, applied to all three. A step that does not
-fit the data raises ``DataError`` naming ``data.preprocess.i``.
+fit the data raises ``DataError`` naming ``data.preprocess.i``; what trains but should
+be known (a class the split left out of training) comes back in ``Splits.warnings``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..registry import DATASETS, PREPROCESSORS, Registry
-from ..schema import DataConfig
+from ..schema import DataConfig, SplitConfig
 from .base import DataError, RawData
 from .split import split_indices
 
@@ -34,7 +35,8 @@ class Splits:
 
     X is in the run's dtype (token sequences stay int64); y is int64 class labels
     (classification) or targets in the run's dtype (regression). ``info`` is JSON-ready:
-    dataset, sizes, class names, the vocabulary of token sequences.
+    dataset, sizes, class names, the vocabulary of token sequences. ``warnings`` are
+    messages about data that trains but limits the run, for the caller to show once.
     """
 
     train: Split
@@ -43,6 +45,7 @@ class Splits:
     task: str
     num_classes: int | None
     info: dict
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -84,6 +87,61 @@ def check_classes_to_learn(raw: RawData, train: Split) -> None:
                         f"classifier needs samples of at least two")
 
 
+def unlearned_classes(raw: RawData, fractions: SplitConfig, splits: list[Split],
+                      most: int = 10) -> str | None:
+    """The classes of validation and test samples that the training split has no sample
+    of, with the cause (the split, or the data set's own test set) and the fix; None
+    when training has every class they hold.
+
+    The model never sees such a class as a target, so it never predicts it: those
+    samples are always misclassified and accuracy cannot reach 1. Leaving a class out
+    can be meant, so this is a warning, not an error. Labels of one class per sample
+    only: per-step labels (token sequences) have the whole vocabulary as classes, and a
+    rare token seen only outside training is ordinary there, which no split setting fixes.
+    """
+    train, val, test = splits
+    if raw.task != "classification" or train.y.ndim != 1:
+        return None
+    held_out = np.concatenate([val.y, test.y])
+    missing = np.setdiff1d(held_out, train.y)
+    if missing.size == 0:
+        return None
+    names = raw.names or []
+
+    def named(classes: np.ndarray) -> str:
+        shown = [f"{c} ({names[c]})" if c < len(names) and names[c] != str(c) else str(c)
+                 for c in classes[:most].tolist()]
+        more = f" and {classes.size - most} more" if classes.size > most else ""
+        return ", ".join(shown) + more
+
+    samples = int(np.isin(held_out, missing).sum())
+    said = [f"data: {missing.size} of the {raw.classes} classes have no sample in the training "
+            f"split: {named(missing)}; validation and test hold {samples} samples of them, "
+            f"which the model always misclassifies, as it never learns to predict a class it "
+            f"has not seen"]
+    test_only = np.setdiff1d(missing, raw.y)  # in the data set's own test set, not in raw.y
+    if test_only.size:
+        said.append(f"Only the data set's own test set has samples of class "
+                    f"{named(test_only)}, which no split setting changes")
+    if test_only.size < missing.size:
+        if raw.X_test is None:
+            split = f"data.split: val {fractions.val}, test {fractions.test}"
+            lower = "data.split.val or data.split.test"
+        else:  # only the validation split comes out of raw.y
+            split = f"data.split: val {fractions.val}, the data set's own test set"
+            lower = "data.split.val"
+        these = "the others" if test_only.size else "these classes"
+        if fractions.stratify:
+            said.append(f"The stratified split ({split}) left {these}, too small to be in "
+                        f"every split, out of training; to train on every class, lower "
+                        f"{lower}, or add samples of them")
+        else:
+            said.append(f"The split ({split}, stratify: false) left {these} out of training; "
+                        f"to train on every class, set data.split.stratify: true, or lower "
+                        f"{lower}")
+    return ". ".join(said)
+
+
 def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
     """Load the configured dataset and return its preprocessed splits.
 
@@ -105,6 +163,7 @@ def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
                   for X, y in split_raw(raw, data, split_seed)]
     check_cast(raw, splits, dtype)
     check_classes_to_learn(raw, splits[0])
+    unlearned = unlearned_classes(raw, data.split, splits)
     for i, step in enumerate(steps):
         try:
             step.fit(splits[0].X)
@@ -126,4 +185,5 @@ def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
         "in_shape": list(train.X.shape[1:]),
         "preprocess": [Registry.split_spec(spec)[0] for spec in data.preprocess],
     }
-    return Splits(train, val, test, task=raw.task, num_classes=raw.classes, info=info)
+    return Splits(train, val, test, task=raw.task, num_classes=raw.classes, info=info,
+                  warnings=[unlearned] if unlearned else [])
