@@ -8,9 +8,21 @@ skip typer and rich.
 
 def main() -> None:
     from . import quick_exit  # noqa: F401  (first: its exit handler runs last)
-    from .cli import app
 
-    app(prog_name="dl")
+    try:
+        from typer.main import get_command
+
+        from .cli import app
+
+        command = get_command(app)  # what app() does first: read every command's signature
+    except KeyboardInterrupt:  # once the commands run, cli.Commands answers a Ctrl-C
+        import signal
+        import sys
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving already
+        sys.stderr.write("interrupted while dl was starting; nothing was written\n")
+        raise SystemExit(130) from None
+    command(prog_name="dl")
 
 
 if __name__ == "__main__":

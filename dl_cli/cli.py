@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 a gradient check failed, a write failed, or a sweep in which no
 trial completed (or that --fail-fast stopped); 2 bad input (config, path, option, data file,
 checkpoint) or a sweep whose workers die as they start; 3 training diverged; 130
-interrupted (the resume command is printed).
+interrupted (the resume command is printed; a Ctrl-C before training or a sweep starts
+says what it leaves behind, see ``interrupted``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import inspect
 import os
 import re
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional
@@ -19,11 +22,35 @@ from typing import List, Optional
 import numpy as np
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from . import __version__
 from .memory import out_of_memory, too_large
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+class Commands(TyperGroup):
+    """The commands, with one answer to a Ctrl-C that lands outside the training loop's
+    and the sweep runner's own handling: as typer reads the command line (its first
+    use imports pydantic) or as a command starts. Typer alone exits 130 in silence."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        global _writing
+        _writing = None
+        command = next((arg for arg in args if not arg.startswith("-")), None)
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except KeyboardInterrupt:
+            leave(command)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            leave(ctx.invoked_subcommand)
+
+
+app = typer.Typer(cls=Commands, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
 # Text we did not write (paths, names, messages) is printed AS_IS or escaped: Rich would
 # read "[minmax]" as a tag and drop it. No emoji codes either (":x:" stays as it is).
 # In a pipe or a file, tables are as wide as their content (Rich would cut them at 80
@@ -76,6 +103,62 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
+# What the command is writing, for ``interrupted``: ("run" | "kfold" | "sweep", its folder),
+# or ("done", a finished run). Set as a folder is made or opened, None until then.
+_writing: Optional[tuple[str, Path]] = None
+
+
+def writing(kind: str, folder) -> None:
+    global _writing
+    _writing = (kind, Path(folder))
+
+
+@contextmanager
+def interrupts_held():
+    """A Ctrl-C waits for the end of the block: a folder being made is then made, and
+    ``writing`` has said which."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        signal.raise_signal(signal.SIGINT)  # to the handler as it was
+
+
+def interrupted(command: Optional[str]) -> str:
+    """The line a Ctrl-C prints outside the training loop's and the sweep runner's own
+    handling: what it leaves on disk, and what to do with it."""
+    if _writing is None:
+        stage = {"train": "training", "sweep": "the sweep"}.get(command)
+        if stage is not None:
+            return f"interrupted before {stage} started; nothing was written"
+        return "interrupted" if command in ("plot", "report") else "interrupted; nothing was written"
+    kind, folder = _writing
+    if kind == "done":
+        return f"interrupted after training ended; the run in {folder} is complete"
+    if kind == "sweep":
+        return f"interrupted; the sweep folder stays: dl sweep --resume {folder} runs what is left"
+    if kind == "kfold" or (folder / "checkpoints" / "last.npz").exists():
+        return f"interrupted; continue with dl train --resume {folder}"
+    return (f"interrupted before any checkpoint was saved; {folder} cannot be resumed: "
+            f"remove it")
+
+
+def leave(command: Optional[str]) -> None:
+    """Say what a Ctrl-C leaves behind (``interrupted``) and exit 130."""
+    if _writing is not None:  # a run's lock taken before training.train would release it
+        from .runs import release_held_locks
+
+        release_held_locks()
+    err.print(interrupted(command), **AS_IS)
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
 def load_or_fail(path: Path, overrides: list[str], saved: bool = False):
     """The config at ``path``, or exit 2 with every mistake; ``saved``: a run folder's
     config.yaml, whose mistakes name the file."""
@@ -119,16 +202,19 @@ def train(
                               "dl train reads back) and exit."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of "
                                            "runs/<name>/<time>-<id>/."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Threads to compute on, >= 1 "
-                                          "(default: as many as BLAS uses): BLAS threads, or, in "
-                                          "convolutional models, parts of each batch. Small "
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads to compute on, from 1 "
+                                          "to as many as NumPy's BLAS runs (OpenBLAS: often 64; "
+                                          "default: as many as BLAS uses): BLAS threads, or, in "
+                                          "convolutional models, parts of each batch. More than "
+                                          "the cores is slower (a warning says so); small "
                                           "models and recurrent layers often run faster on 1."),
     quiet: bool = flag("--quiet", "-q", help="No progress bars."),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
 
     The run folder gets config.yaml (resolved), metrics.jsonl, summary.json, train.log
-    and checkpoints/{best,last}.npz. Ctrl-C saves last.npz and prints how to resume.
+    and checkpoints/{best,last}.npz. Ctrl-C saves last.npz and prints how to resume;
+    before training starts, it stops at once and says what, if anything, was written.
     With validation.kfold=K it trains one run per fold (fold-0/ ... fold-K-1/) and
     scores the config by the mean over folds.
 
@@ -139,9 +225,11 @@ def train(
     from . import training
     from .config import ConfigError, dump_config
     from .runs import RunError
+    from .threads import cores
 
     if threads is not None:
         at_least("--threads", threads, 1)
+        at_most_blas("--threads", threads)
     if resume is not None:
         if config is not None and "=" in str(config) and not config.exists():
             fail(f"{config}: key=value overrides do not go with --resume: a resumed run "
@@ -164,6 +252,7 @@ def train(
             run.release()
             fail(f"{resume} is one fold of a k-fold run: resume the whole run, "
                  f"dl train --resume {parent}")
+        writing("kfold" if cfg.validation.kfold else "run", resume)
     else:
         if config is None:
             fail("missing CONFIG: dl train CONFIG.yaml [key=value ...] (or --resume RUN_DIR)")
@@ -176,12 +265,26 @@ def train(
             check_folder(run_dir, "--run-dir")
         else:
             check_folder(Path(cfg.runs_dir), "runs_dir")
+    available = cores()
+    if threads is not None and threads > available:
+        _warn(f"--threads {threads} exceeds the {available} core{'s' * (available != 1)}: the "
+              f"threads will compete for them, usually slower than --threads {available}")
     progress = not quiet and sys.stderr.isatty()
     with threadpool_limits(limits=threads, user_api="blas"), within_memory():
         if cfg.validation.kfold:
             _train_folds(cfg, run_dir, progress, root=run)
         else:
             _train_one(cfg, run, run_dir, resume is not None, progress)
+
+
+def at_most_blas(name: str, count: int) -> None:
+    """Refuse more threads than NumPy's BLAS runs: it would quietly run fewer."""
+    from .threads import blas_most
+
+    most = blas_most(count)
+    if most < count:
+        fail(f"{name}: expected an integer from 1 to {most}, the most threads NumPy's BLAS "
+             f"runs here, got {count}")
 
 
 def check_folder(path: Path, name: str) -> None:
@@ -246,7 +349,9 @@ def _train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool
     try:
         parts = training.assemble(cfg)
         if run is None:
-            run = training.start(cfg, run_dir)
+            with interrupts_held():
+                run = training.start(cfg, run_dir)
+                writing("run", run.path)
     except (DataError, ShapeError, RunError, OSError, MemoryError) as error:
         if run is not None:
             run.release()
@@ -257,6 +362,7 @@ def _train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool
               highlight=False, soft_wrap=True)
     with _training_errors(run.path):
         summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=_warn)
+    writing("done", run.path)
     out.print(summary_table(summary))
     out.print(f"run folder: {run.path}", **AS_IS)
 
@@ -264,10 +370,16 @@ def _train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool
 def _train_folds(cfg, run_dir: Optional[Path], progress: bool, root=None) -> None:
     from .crossval import train_folds
     from .report import folds_table
+    from .runs import HELD_LOCKS
+
+    def say(line: str) -> None:  # a fold starts: the run folder's lock and the fold's are held
+        if HELD_LOCKS:
+            writing("kfold", min((lock.parent for lock in HELD_LOCKS), key=lambda p: len(p.parts)))
+        err.print(line, **AS_IS)
 
     with _training_errors(None):
-        summary = train_folds(cfg, run_dir, progress=progress, warn=_warn,
-                              say=lambda line: err.print(line, **AS_IS), root=root)
+        summary = train_folds(cfg, run_dir, progress=progress, warn=_warn, say=say, root=root)
+    writing("done", summary["run_dir"])
     out.print(folds_table(summary))
     out.print(f"run folder: {summary['run_dir']}", **AS_IS)
 
@@ -404,6 +516,8 @@ def summary(
         fail(str(error))
     out.print(model_table(model))
     if splits is not None:  # the table still helps to see why the output does not fit
+        for message in splits.warnings:
+            _warn(message)
         try:
             check_fits(model, splits)
             build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype)
@@ -657,7 +771,8 @@ def sweep(
     workers: int = typer.Option(1, "--workers", "-w", help="Trials at once. 1 runs them in this "
                                 "process; N starts N worker processes (with --backend dask and no "
                                 "--address: a LocalCluster of N). Each trial uses the spec's "
-                                "threads: BLAS threads (default 1), so results do not depend on N."),
+                                "threads: BLAS threads (default 1), so results do not depend on N; "
+                                "a warning says when N × threads exceed the cores."),
     backend: str = typer.Option("local", help="local | dask | ray. dask and ray are extras: "
                                 "pip install 'dl-cli\\[dask]'."),
     address: Optional[str] = typer.Option(None, help="dask: the scheduler (tcp://host:8786) or its "
@@ -680,15 +795,15 @@ def sweep(
     Each trial is an ordinary run folder (trial-0007/) inside the sweep folder, which also
     holds ledger.jsonl (every trial's state), results.csv (one row per trial) and
     best.yaml (the winning config: dl train best.yaml). Exit 0 when a trial completed.
-    Ctrl-C once lets the running trials finish, twice stops them; resume with
-    dl sweep --resume SWEEP_DIR.
+    Ctrl-C once lets the running trials finish, twice stops them (before the sweep
+    starts, once stops it); resume with dl sweep --resume SWEEP_DIR.
     """
     from rich.markup import escape
 
     from .config import ConfigError, validate
     from .registry import did_you_mean
-    from .sweep.executors import (BACKENDS, BackendError, available_cores, make_backend,
-                                  start_worker_server)
+    from .sweep.executors import BACKENDS, BackendError, make_backend, start_worker_server
+    from .threads import cores
 
     if backend == "local" and workers > 1 and not dry_run:
         start_worker_server()  # it imports while the trials are planned
@@ -727,6 +842,8 @@ def sweep(
             fail(str(error))
         fail("\n".join(line if line.startswith(str(spec)) else f"{spec}: {line}"
                        for line in error.errors))
+    if backend == "local":  # the trials run here, on this BLAS
+        at_most_blas("threads", sweep_spec.threads)
     if dry_run:
         out.print(plan_table(first, sweep_spec))
         for line in plan_lines(sweep_spec, len(first), max(c.train.epochs for c in configs.values())):
@@ -740,16 +857,19 @@ def sweep(
         check_folder(sweep_dir, "--sweep-dir")
     elif resume is None:
         check_folder(Path(validate(base).runs_dir), "runs_dir")
-    cores = available_cores()
-    if backend == "local" and workers * sweep_spec.threads > cores:
-        err.print(f"[yellow]warning:[/] {workers} workers × {sweep_spec.threads} BLAS threads "
-                  f"exceed the {cores} cores: trials will compete for them", highlight=False)
+    available, threads = cores(), sweep_spec.threads
+    if backend == "local" and workers * threads > available:
+        _warn(f"{workers} worker{'s' * (workers != 1)} × {threads} BLAS thread"
+              f"{'s' * (threads != 1)} exceed the {available} core{'s' * (available != 1)}: "
+              f"{'trials' if workers > 1 else 'the threads'} will compete for them")
     try:
         runner_backend = make_backend(backend, workers, address, sweep_spec.threads)
     except BackendError as error:
         fail(str(error))
     try:
-        folder = open_sweep(sweep_spec, base, sweep_dir, resume, note=f"{backend} × {workers}")
+        with interrupts_held():
+            folder = open_sweep(sweep_spec, base, sweep_dir, resume, note=f"{backend} × {workers}")
+            writing("sweep", folder)
     except (SweepError, OSError) as error:
         runner_backend.close()
         fail(str(error))

@@ -3,8 +3,10 @@
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -502,3 +504,157 @@ def test_dl_freezes_the_garbage_collector_after_every_other_exit_handler():
     assert done.returncode == 0, done.stderr
     assert "Usage" in done.stdout
     assert done.stdout.rstrip().endswith("frozen at exit: True")
+
+
+# -- Ctrl-C before the training loop's (or the sweep runner's) own handling -----------
+def reading_blocked(fifo: Path, proc: subprocess.Popen) -> int:
+    """The writing end of ``fifo``, opened once ``proc`` opens it to read (not before:
+    without a reader, opening it to write fails) and left empty, so ``proc`` stays
+    blocked reading it, a slow start-up step as long as a test needs."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: dl has not opened it yet
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "dl never opened its input"
+            time.sleep(0.05)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("command, reads, said", [
+    ("train", "data.csv", "interrupted before training started; nothing was written"),
+    ("gradcheck", "data.csv", "interrupted; nothing was written"),
+    ("sweep", "sweep.yaml", "interrupted before the sweep started; nothing was written"),
+])
+def test_ctrl_c_while_a_command_reads_its_input_exits_130_with_one_line(tmp_path, command,
+                                                                       reads, said):
+    data = tmp_path / "data.csv"
+    config = write(tmp_path, [{"type": "affine", "units": 2}],
+                   data={"dataset": {"type": "csv", "path": str(data)}})
+    os.mkfifo(tmp_path / reads)  # the sweep reads its spec first, the others their data
+    args = {"train": [config], "gradcheck": [config],
+            "sweep": [tmp_path / "sweep.yaml", "--sweep-dir", tmp_path / "sweep"]}
+    before = sorted(tmp_path.iterdir())
+    proc = subprocess.Popen([sys.executable, "-m", "dl_cli", command, *map(str, args[command])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writer = reading_blocked(tmp_path / reads, proc)
+    try:
+        proc.send_signal(signal.SIGINT)
+        out, errors = proc.communicate(timeout=60)
+    finally:
+        os.close(writer)
+    assert (proc.returncode, out, errors) == (130, "", said + "\n")
+    assert sorted(tmp_path.iterdir()) == before  # no runs/, no sweep folder
+
+
+def test_ctrl_c_while_dl_imports_its_modules_exits_130_with_one_line():
+    program = ("import sys\n"
+               "class CtrlC:  # a Ctrl-C as the command line is imported\n"
+               "    def find_spec(self, name, path=None, target=None):\n"
+               "        if name == 'dl_cli.cli':\n"
+               "            raise KeyboardInterrupt\n"
+               "sys.meta_path.insert(0, CtrlC())\n"
+               "from dl_cli.__main__ import main\n"
+               "sys.argv = ['dl', 'train', 'configs/quickstart.yaml']\n"
+               "main()\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=ROOT)
+    assert (done.returncode, done.stdout) == (130, "")
+    assert done.stderr == "interrupted while dl was starting; nothing was written\n"
+
+
+def ctrl_c_as_training_starts(monkeypatch) -> None:
+    """A Ctrl-C just before the training loop takes over Ctrl-C: the run folder is made."""
+    from dl_cli.solver import Solver
+
+    def train(self, score_test=True):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Solver, "train", train)
+
+
+def last_line(result) -> str:
+    return result.output.rstrip("\n").splitlines()[-1]
+
+
+def test_a_ctrl_c_after_the_run_folder_is_made_says_what_to_do_with_it(tmp_path, monkeypatch):
+    path = write(tmp_path, [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}])
+    new, done, kfold = tmp_path / "new", tmp_path / "done", tmp_path / "kfold"
+    assert runner.invoke(app, ["train", str(path), "-q", "--run-dir", str(done)]).exit_code == 0
+    with monkeypatch.context() as patch:
+        ctrl_c_as_training_starts(patch)
+        stopped = runner.invoke(app, ["train", str(path), "-q", "--run-dir", str(new)])
+        assert stopped.exit_code == 130 and "Traceback" not in stopped.output
+        assert last_line(stopped) == (f"interrupted before any checkpoint was saved; {new} "
+                                      f"cannot be resumed: remove it")
+        resumed = runner.invoke(app, ["train", "--resume", str(done), "-q"])
+        assert resumed.exit_code == 130
+        assert last_line(resumed) == f"interrupted; continue with dl train --resume {done}"
+        folds = runner.invoke(app, ["train", str(path), "validation.kfold=2", "-q",
+                                    "--run-dir", str(kfold)])
+        assert folds.exit_code == 130
+        assert last_line(folds) == f"interrupted; continue with dl train --resume {kfold}"
+    assert not list(tmp_path.rglob("run.lock"))  # released: nothing looks in use
+    listed = runner.invoke(app, ["runs", str(tmp_path)], terminal_width=300)
+    assert listed.exit_code == 0 and "new" not in listed.output  # no run there, no error
+    assert runner.invoke(app, ["train", "--resume", str(kfold), "-q"]).exit_code == 0
+    refused = runner.invoke(app, ["train", "--resume", str(new)])
+    assert refused.exit_code == 2 and "no such checkpoint" in refused.output
+
+
+def test_a_ctrl_c_while_the_run_folder_is_made_waits_until_it_can_name_it(tmp_path, monkeypatch):
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    start = training.start
+
+    def interrupted_start(cfg, run_dir=None):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the folder is being made
+        return start(cfg, run_dir)
+
+    monkeypatch.setattr(training, "start", interrupted_start)
+    result = runner.invoke(app, ["train", str(path), "-q", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 130
+    assert last_line(result) == (f"interrupted before any checkpoint was saved; "
+                                 f"{tmp_path / 'run'} cannot be resumed: remove it")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# -- --threads -------------------------------------------------------------------------
+def test_threads_beyond_what_blas_runs_are_refused_and_beyond_the_cores_warned(tmp_path,
+                                                                               monkeypatch):
+    from dl_cli import threads
+
+    path = write(tmp_path, [{"type": "affine", "units": 3}])
+    # OpenBLAS runs at most its build's threads (64 in NumPy's wheels) whatever it is
+    # asked, and past a C int, threadpoolctl fails: either way, not what was asked
+    for count in (10**6, 2**64 + 2):
+        most = threads.blas_most(count)
+        if most == count:
+            continue  # a BLAS without a maximum
+        result = runner.invoke(app, ["train", str(path), "--threads", str(count), "-q"])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert flat(result.output).strip() == (f"error: --threads: expected an integer from 1 to "
+                                               f"{most}, the most threads NumPy's BLAS runs here, "
+                                               f"got {count}")
+    monkeypatch.setattr(threads, "cores", lambda: 1)
+    result = runner.invoke(app, ["train", str(path), "--threads", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    assert ("warning: --threads 2 exceeds the 1 core: the threads will compete for them, "
+            "usually slower than --threads 1") in result.output
+    quiet = runner.invoke(app, ["train", str(path), "--threads", "1", "-q"])
+    assert quiet.exit_code == 0 and "warning" not in quiet.output
+
+
+def test_train_and_summary_warn_of_classes_the_split_leaves_out_of_training(tmp_path):
+    y = np.array([0] * 10 + [1] * 10 + [2, 3])  # a split of 30 % each takes both singletons
+    np.savez(tmp_path / "rare.npz", X=np.random.default_rng(0).normal(size=(len(y), 2)), y=y)
+    path = write(tmp_path, [{"type": "affine", "units": 4}],
+                 data={"dataset": {"type": "npz", "path": str(tmp_path / "rare.npz")},
+                       "split": {"val": 0.3, "test": 0.3}})
+    warning = "warning: data: 2 of the 4 classes have no sample in the training split: 2, 3;"
+    trained = runner.invoke(app, ["train", str(path), "-q", "--run-dir", str(tmp_path / "run")],
+                            terminal_width=1000)
+    assert trained.exit_code == 0, trained.output
+    assert flat(trained.output).count(warning) == 1
+    assert warning in (tmp_path / "run" / "train.log").read_text()
+    summary = runner.invoke(app, ["summary", str(path)], terminal_width=1000)
+    assert summary.exit_code == 0 and warning in flat(summary.output)

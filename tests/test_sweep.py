@@ -1017,7 +1017,8 @@ def test_a_dry_run_reports_a_model_too_large_for_memory_as_that_trials_error(tmp
 
 NULL_REFUSED = {"seed": "must be an integer >= 0", "method": "must be one of grid, random",
                 "name": "must be a name of letters, digits and ._-",
-                "threads": "must be an integer >= 1", "keep_checkpoints": "must be best or all",
+                "threads": "must be an integer from 1 to 2,147,483,647",
+                "keep_checkpoints": "must be best or all",
                 "prune": {"eta": "must be an integer >= 2", "min_epochs": "must be an integer >= 1",
                           "rule": "must be one of asha"},
                 "refine": {"rounds": "must be an integer >= 1", "top": "must be an integer >= 1"},
@@ -1092,3 +1093,31 @@ def test_a_date_among_the_values_or_in_a_variant_is_refused_as_read(tmp_path):
         "datetime.date(2024, 1, 1) (date); quote a date to make it a string",
         "params.name.values.1: expected numbers, strings, lists or mappings, got "
         "datetime.date(2024, 1, 1) (date); quote a date to make it a string"]
+
+
+def test_threads_go_up_to_a_c_int_in_the_spec_and_to_what_blas_runs_in_a_local_sweep(tmp_path):
+    from dl_cli import threads
+
+    (error,) = spec_errors(tmp_path, {**RANDOM, "threads": 2**31})
+    assert error == ("threads: must be an integer from 1 to 2,147,483,647 (BLAS takes a C int), "
+                     "got 2147483648 (integer)")
+    assert load_spec(write_sweep(tmp_path, {**RANDOM, "threads": 2**31 - 1})).threads == 2**31 - 1
+    most = threads.blas_most(1000)
+    if most == 1000:
+        pytest.skip("this BLAS runs 1000 threads")
+    result = sweep(write_sweep(tmp_path, {**RANDOM, "threads": 1000}), tmp_path / "s", "--dry-run")
+    assert result.exit_code == 2 and not (tmp_path / "s").exists()
+    assert result.output.strip() == (f"error: threads: expected an integer from 1 to {most}, the "
+                                     f"most threads NumPy's BLAS runs here, got 1000")
+
+
+def test_more_blas_threads_than_cores_are_warned_of(tmp_path, monkeypatch):
+    import dl_cli.threads
+
+    monkeypatch.setattr(dl_cli.threads, "cores", lambda: 1)
+    spec = write_sweep(tmp_path, {"method": "grid", "threads": 2,
+                                  "params": {"optimizer.lr": {"values": [0.01]}}})
+    result = sweep(spec, tmp_path / "s", "train.epochs=1")
+    assert result.exit_code == 0, result.output
+    assert ("warning: 1 worker × 2 BLAS threads exceed the 1 core: the threads will compete "
+            "for them") in result.output

@@ -1,6 +1,7 @@
 """Layers that cut their batch into parts on threads give what they give on one thread,
 and the Solver cuts the batches of convolutional models only."""
 
+import os
 import threading
 
 import numpy as np
@@ -132,3 +133,20 @@ def test_the_solver_cuts_batches_for_convolutional_models_only():
     with mlp.computing():
         seen.append(threads.parts())
     assert seen == [threads.blas_threads(), 1]
+
+
+def test_blas_most_asks_blas_and_puts_its_threads_back():
+    before = threads.blas_threads()
+    most = threads.blas_most(10**6)
+    assert threads.blas_most(1) == 1 and 1 <= most <= 10**6
+    # past a C int, BLAS is asked for the largest one (threadpoolctl fails beyond 2**64)
+    assert threads.blas_most(2**64 + 2) == threads.blas_most(threads.MOST_THREADS) <= threads.MOST_THREADS
+    if most < 10**6:  # OpenBLAS: its build's maximum, whatever more it is asked
+        assert threads.blas_most(most) == most and threads.blas_most(most + 1) == most
+    assert threads.blas_threads() == before
+
+
+def test_cores_are_the_ones_this_process_may_run_on():
+    if hasattr(os, "sched_getaffinity"):
+        assert threads.cores() == len(os.sched_getaffinity(0))
+    assert 1 <= threads.cores() <= (os.cpu_count() or 1)

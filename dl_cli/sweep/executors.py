@@ -41,13 +41,6 @@ class BackendError(RuntimeError):
     """A backend cannot be used: not installed, or its cluster cannot be reached."""
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 class InProcessExecutor(Executor):
     """Runs each submitted call on its own daemon thread of this process, one at a time
     when the driver submits one at a time. Daemon threads: a second Ctrl-C can leave at

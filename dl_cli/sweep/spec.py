@@ -42,7 +42,9 @@ variant. The variant's name is recorded in the ledger, results.csv and the leade
 
 ``threads`` is part of the spec because a trial's numbers depend on it: BLAS sums in a
 different order on 1 and on 2 threads. Fixing it per trial is what makes a sweep give
-the same metrics on one worker, on many, and on a cluster.
+the same metrics on one worker, on many, and on a cluster. It goes up to the largest C
+int, which BLAS takes; ``dl sweep`` refuses more threads than BLAS runs on this machine
+and warns when the workers' threads exceed its cores (local workers).
 
 Domains are described in ``domains.py``.
 """
@@ -63,6 +65,7 @@ from ..metrics import direction, mode_of, resolve_monitor
 from ..registry import LOSSES, did_you_mean
 from ..runs import safe_name
 from ..schema import Config
+from ..threads import MOST_THREADS
 from .domains import Domain, is_int, is_number, is_plain, parse_domain
 
 METHODS = ("grid", "random")
@@ -252,7 +255,8 @@ def parse_spec(raw: dict) -> SweepSpec:
                     "grid")
     trials = expect("trials", lambda v: is_int(v) and v >= 1, "must be an integer >= 1")
     seed = expect("seed", lambda v: is_int(v) and v >= 0, "must be an integer >= 0", 0)
-    threads = expect("threads", lambda v: is_int(v) and v >= 1, "must be an integer >= 1", 1)
+    threads = expect("threads", lambda v: is_int(v) and 1 <= v <= MOST_THREADS,
+                     f"must be an integer from 1 to {MOST_THREADS:,} (BLAS takes a C int)", 1)
     keep = expect("keep_checkpoints", lambda v: v in ("best", "all"), "must be best or all", "best")
     overrides = expect("overrides", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v),
                        "must be a list of key=value strings", [])
