@@ -370,15 +370,11 @@ def _train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool
 def _train_folds(cfg, run_dir: Optional[Path], progress: bool, root=None) -> None:
     from .crossval import train_folds
     from .report import folds_table
-    from .runs import HELD_LOCKS
-
-    def say(line: str) -> None:  # a fold starts: the run folder's lock and the fold's are held
-        if HELD_LOCKS:
-            writing("kfold", min((lock.parent for lock in HELD_LOCKS), key=lambda p: len(p.parts)))
-        err.print(line, **AS_IS)
 
     with _training_errors(None):
-        summary = train_folds(cfg, run_dir, progress=progress, warn=_warn, say=say, root=root)
+        summary = train_folds(cfg, run_dir, progress=progress, warn=_warn,
+                              say=lambda line: err.print(line, **AS_IS), root=root,
+                              made=lambda path: writing("kfold", path))
     writing("done", summary["run_dir"])
     out.print(folds_table(summary))
     out.print(f"run folder: {summary['run_dir']}", **AS_IS)

@@ -56,17 +56,20 @@ def assemble_fold(cfg: Config, k: int, fold: int) -> Assembled:
 
 
 def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say=None,
-                root: Run | None = None) -> dict:
+                root: Run | None = None, made=None) -> dict:
     """``dl train`` with ``validation: {kfold: K}``: one run per fold in ``RUN/fold-i/``,
     and ``RUN/summary.json`` scoring the config as the mean (± sample std) of each fold's
     best monitored metric. The test split is scored by each fold's best parameters and
     averaged the same way; it still chooses nothing. ``say`` takes a line as each fold
-    starts. Given the (locked) ``root`` of an interrupted k-fold run, it continues it:
+    starts, ``made`` the run folder's path once it exists. Given the (locked) ``root``
+    of an interrupted k-fold run, it continues it:
     each fold from its ``last.npz``, a fold that has none from the start (a finished
     fold changes nothing)."""
     k = cfg.validation.kfold
     first = assemble_fold(cfg, k, 0)  # every data mistake before a folder is made
     root = root or start(cfg, run_dir)
+    if made is not None:
+        made(root.path)
     try:
         folds = []
         for fold in range(k):
