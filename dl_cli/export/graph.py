@@ -23,7 +23,7 @@ import numpy as np
 
 try:
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("ONNX export needs the onnx package: pip install 'dl-cli[onnx]'") from error
 
@@ -85,7 +85,9 @@ class OnnxGraph:
         return names[0] if outputs == 1 else names
 
     def output(self, op: str, *inputs: str, name: str, **attributes) -> str:
-        """Add a node whose single output is the graph output ``name``."""
+        """Add a node whose single output is the graph output ``name`` (not used before)."""
+        if name in self._names:
+            raise ValueError(f"the name {name!r} is taken")
         self._names.add(name)
         self.nodes.append(helper.make_node(op, list(inputs), [name], name=self.fresh(f"{op}_node"),
                                            **attributes))
@@ -95,7 +97,3 @@ class OnnxGraph:
         """The dynamic batch size of ``x`` (its axis 0) as an int64 tensor of shape (1,)."""
         return self.node("Shape", x, start=0, end=1)
 
-
-def tensor_type(dtype) -> int:
-    """The ONNX element type of a NumPy dtype (float32 for every float, int64 for ints)."""
-    return TensorProto.INT64 if np.dtype(dtype).kind in "biu" else TensorProto.FLOAT

@@ -39,7 +39,7 @@ from onnx import helper
 from .. import __version__
 from ..nn.model import Model
 from .exporters import export_chain
-from .graph import ExportError, OnnxGraph, tensor_type
+from .graph import ExportError, OnnxGraph
 from .preprocess import PREPROCESS_EXPORTERS
 
 DEFAULT_OPSET = 17
@@ -135,8 +135,8 @@ def to_onnx(model: Model, preprocess=(), *, input_shape=None, class_names=None,
                           f"takes {tuple(model.in_shape)}")
     scores = export_chain(graph, model.chain, x)
     outputs = add_outputs(graph, model, scores, class_names)
-    inputs = [helper.make_tensor_value_info("X", tensor_type("int64" if tokens else "float32"),
-                                            ["N", *raw_shape])]
+    element = onnx.TensorProto.INT64 if tokens else onnx.TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info("X", element, ["N", *raw_shape])]
     body = helper.make_graph(graph.nodes, "dl", inputs, outputs, initializer=graph.initializers)
     operators = [helper.make_opsetid("", opset)]
     proto = helper.make_model(body, opset_imports=operators, producer_name="dl-cli",
