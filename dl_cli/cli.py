@@ -224,7 +224,7 @@ def train(
 
     from . import training
     from .config import ConfigError, dump_config
-    from .runs import RunError
+    from .storage import RunError
     from .threads import cores
 
     if threads is not None:
@@ -309,7 +309,7 @@ def _training_errors(run_path: Optional[Path]):
     a k-fold run, whose errors name its folder)."""
     from .data import DataError
     from .nn import ShapeError
-    from .runs import RunError
+    from .storage import RunError
     from .solver import Diverged, Interrupted
 
     try:
@@ -343,8 +343,8 @@ def _train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool
     from . import training
     from .data import DataError
     from .nn import ShapeError
-    from .report import summary_table
-    from .runs import RunError
+    from .tables import summary_table
+    from .storage import RunError
 
     try:
         parts = training.assemble(cfg)
@@ -369,7 +369,7 @@ def _train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool
 
 def _train_folds(cfg, run_dir: Optional[Path], progress: bool, root=None) -> None:
     from .crossval import train_folds
-    from .report import folds_table
+    from .tables import folds_table
 
     with _training_errors(None):
         summary = train_folds(cfg, run_dir, progress=progress, warn=_warn,
@@ -405,7 +405,7 @@ def gradcheck(
     from . import gradcheck as gc
     from .nn import ShapeError
     from .registry import LAYERS, LOSSES, RegistryError
-    from .report import gradcheck_summary, gradcheck_table
+    from .tables import gradcheck_summary, gradcheck_table
 
     chosen = sum([config is not None, layer is not None, all_])
     if chosen != 1:
@@ -495,7 +495,7 @@ def summary(
     """
     from .data import DataError, build_augment, load
     from .nn import ShapeError
-    from .report import model_table
+    from .tables import model_table
     from .training import build_model, check_fits
 
     cfg = load_or_fail(config, overrides or [])
@@ -531,7 +531,7 @@ def layers():
     from . import data, nn, optim  # noqa: F401  (fill the registries)
     from .registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
                            PREPROCESSORS, SCHEDULES)
-    from .report import registry_table
+    from .tables import registry_table
 
     for registry in (LAYERS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES, DATASETS,
                      PREPROCESSORS, AUGMENTATIONS):
@@ -578,8 +578,9 @@ def evaluate_run(
     from .data import DataError, load
     from .metrics import evaluate
     from .nn import ShapeError
-    from .report import metrics_table
-    from .runs import RunError, check_compatible, copy_into
+    from .tables import metrics_table
+    from .checkpoints import check_compatible, copy_into
+    from .storage import RunError
     from .training import build_model, check_fits
 
     if split not in ("test", "val", "train"):
@@ -634,7 +635,7 @@ def sample(
     The text prints as it is drawn; Ctrl-C stops a long sample where it is.
     """
     from .config import ConfigError
-    from .runs import RunError
+    from .storage import RunError
     from .sample import SampleError, characters, load_char_model
 
     if length < 0:
@@ -673,8 +674,8 @@ def diagnose(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run 
     """
     from rich.markup import escape
 
-    from .diagnose import diagnose as find, read_run
-    from .runs import RunError
+    from .advice import diagnose as find, read_run
+    from .storage import RunError
 
     refuse_kfold_root(run_dir, "diagnose")
     if not (run_dir / "metrics.jsonl").exists():
@@ -706,7 +707,8 @@ def runs(root: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Fol
 
     Example: dl runs runs/digits-mlp
     """
-    from .report import find_runs, runs_table
+    from .layout import find_runs
+    from .tables import runs_table
 
     if root is None:
         root = Path("runs")
@@ -732,7 +734,7 @@ def compare(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR",
     Example: dl compare runs/digits-mlp/*
     """
     from .config import ConfigError, read_yaml
-    from .report import compare_table
+    from .tables import compare_table
 
     if len(run_dirs) < 2:
         fail(f"RUN_DIR: expected two or more run folders to compare, got one ({run_dirs[0]}); "
@@ -806,7 +808,8 @@ def sweep(
     from .sweep.folder import SweepError, open_sweep
     from .sweep.ledger import FINAL
     from .sweep.results import leaderboard, plan_lines, plan_table
-    from .sweep.runner import SweepRunner, build_errors, resolve_plans
+    from .sweep.planning import build_errors, resolve_plans
+    from .sweep.runner import SweepRunner
     from .sweep.sampling import plan_round
     from .sweep.spec import prepare
 
@@ -946,7 +949,7 @@ def report(
         from .studies.report import ReportError, write_report
     except ImportError:
         fail("dl report needs matplotlib: pip install 'dl-cli[plot]'")
-    from .runs import RunError
+    from .storage import RunError
 
     try:
         path = write_report(sweep_dir, out_dir)

@@ -16,6 +16,7 @@ import shutil
 import numpy as np
 
 from .data import DataError, Split, Splits, kfold_indices, load
+from .layout import RunLayout
 from .registry import PREPROCESSORS, Registry
 from .runs import Run
 from .schema import Config
@@ -74,8 +75,8 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
         folds = []
         for fold in range(k):
             parts = first if fold == 0 else assemble_fold(cfg, k, fold)
-            path = root.path / f"fold-{fold}"
-            resuming = (path / "checkpoints" / "last.npz").exists()
+            path = root.layout.fold(fold)
+            resuming = RunLayout(path).checkpoint("last").exists()
             if resuming:
                 run = resume(path)[1]
             else:
@@ -95,8 +96,9 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
                           f"Resume with: dl train --resume {root.path}") from None
     finally:
         root.release()
-        if root.checkpoints.is_dir() and not any(root.checkpoints.iterdir()):
-            root.checkpoints.rmdir()  # the folds hold the checkpoints
+        checkpoints = root.layout.checkpoints
+        if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+            checkpoints.rmdir()  # the folds hold the checkpoints
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:

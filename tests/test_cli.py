@@ -438,7 +438,7 @@ def test_compare_needs_two_runs(tmp_path):
 
 
 def test_compare_tells_folders_of_the_same_name_apart(tmp_path):
-    from dl_cli.report import distinct_labels
+    from dl_cli.tables import distinct_labels
 
     dirs = [tmp_path / "a" / "trial-0000", tmp_path / "b" / "trial-0000", tmp_path / "b" / "x"]
     assert distinct_labels(dirs) == ["a/trial-0000", "b/trial-0000", "b/x"]

@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dl_cli.cli import app
-from dl_cli.diagnose import diagnose
+from dl_cli.advice import diagnose
 
 runner = CliRunner()
 
