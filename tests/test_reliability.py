@@ -33,7 +33,7 @@ from typer.testing import CliRunner
 
 from dl_cli import training
 from dl_cli.checkpoints import versions
-from dl_cli.cli import app
+from dl_cli.cli.app import app
 from dl_cli.config import load_config
 from dl_cli.layout import safe_name
 from dl_cli.metrics import evaluate

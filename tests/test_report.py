@@ -11,7 +11,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from dl_cli import crossval, data, nn, optim, training  # noqa: F401  (fill the registries)
-from dl_cli.cli import app
+from dl_cli.cli.app import app
 from dl_cli.config import load_config
 from dl_cli.gradcheck import ZERO, Check, check_model
 from dl_cli.layout import find_runs

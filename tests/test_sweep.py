@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dl_cli.cli import app
+from dl_cli.cli.app import app
 from dl_cli.config import config_to_dict, load_config
 from dl_cli.data import load
 from dl_cli.layout import find_runs

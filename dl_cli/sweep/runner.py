@@ -106,6 +106,14 @@ class SweepRunner:
     def draining(self) -> bool:
         return self.interrupts > 0 or self.failed_fast
 
+    def trials_left(self) -> tuple[int, int]:
+        """(trials still to run, trials in all). Every round has as many trials as the
+        first; a trial in a final state is done, except a failed one with retry_failed."""
+        total = len(plan_round(self.spec, self.spec.params, 0)) * self.spec.rounds
+        done = sum(s.status in FINAL and not (self.retry_failed and s.status == "failed")
+                   for s in self.table.values())
+        return total - done, total
+
     def run(self) -> Outcome:
         with sweep_lock(self.folder), self._signals(), self._display():
             self._reset_failed()
