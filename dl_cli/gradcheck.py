@@ -147,7 +147,8 @@ def check_layer(layer: Layer, x: np.ndarray, rng: np.random.Generator | None = N
     return checks
 
 
-def check_examples(name: str, rng: np.random.Generator, max_coords: int | None = 200) -> list[Check]:
+def check_examples(name: str, rng: np.random.Generator,
+                   max_coords: int | None = 200) -> list[Check]:
     """Check the registered layer ``name`` on each of its ``examples`` (a spec and an input
     shape), built in float64 on a batch of 3; a ShapeError names the layer."""
     checks = []

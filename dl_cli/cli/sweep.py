@@ -64,7 +64,7 @@ def sweep(
     if dry_run:
         print_plan(sweep_spec, first, configs)
         raise typer.Exit()
-    check_where(sweep_spec, base, sweep_dir, resume, backend, workers)
+    check_folder_and_cores(sweep_spec, base, sweep_dir, resume, backend, workers)
     try:
         runner_backend = make_backend(backend, workers, address, sweep_spec.threads)
     except BackendError as error:
@@ -131,8 +131,8 @@ def print_plan(sweep_spec, first: list, configs: dict) -> None:
     out.print(f"all {len(first)} trial configs are valid and their models build", highlight=False)
 
 
-def check_where(sweep_spec, base: dict, sweep_dir: Optional[Path], resume: Optional[Path],
-                backend: str, workers: int) -> None:
+def check_folder_and_cores(sweep_spec, base: dict, sweep_dir: Optional[Path],
+                           resume: Optional[Path], backend: str, workers: int) -> None:
     """Refuse a sweep folder that cannot be made; warn of more threads than cores."""
     from ..config import validate
     from ..threads import cores

@@ -185,5 +185,6 @@ def training_errors(run):
     except (DataError, RunError, ShapeError) as error:
         fail(str(error))
     except OSError as error:  # a MemoryError goes on to within_memory, around every use
-        fail(f"cannot write {error.filename or (run.path if run else None)}: {error.strerror or error}; "
-             f"the checkpoints already written are unchanged", 1)
+        written = error.filename or (run.path if run else None)
+        fail(f"cannot write {written}: {error.strerror or error}; the checkpoints already "
+             f"written are unchanged", 1)
