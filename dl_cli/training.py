@@ -20,15 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .checkpoints import check_compatible, versions
 from .config import dump_config, load_saved_config
 from .data import DataError, Splits, build_augment, load
+from .layout import RunLayout, SweepLayout
 from .metrics import resolve_monitor
 from .nn import ShapeError
 from .nn.model import Model
 from .registry import OPTIMIZERS, SCHEDULES
-from .runs import Run, RunError, check_compatible, new_run_dir, versions
+from .runs import Run, new_run_dir
 from .schema import Config
 from .solver import Solver
+from .storage import RunError, write_text
 
 
 def build_model(cfg: Config, in_shape: tuple[int, ...], dtype: str | None = None) -> Model:
@@ -180,24 +183,24 @@ def start(cfg: Config, run_dir: Path | None = None) -> Run:
     """A new run folder holding the resolved config; a folder that already holds a run
     (or a sweep) is refused, so its checkpoints are never overwritten by another run."""
     path = Path(run_dir) if run_dir is not None else new_run_dir(cfg.runs_dir, cfg.name)
-    if (path / "ledger.jsonl").exists():
+    if SweepLayout(path).is_sweep:
         raise RunError(f"{path} is a sweep folder; a run goes in a folder of its own")
     run = Run(path)
     run.acquire()
-    if (path / "config.yaml").exists():
+    if run.layout.is_run:
         run.release()
         raise RunError(f"{path} already holds a run; continue it with "
                        f"dl train --resume {path}, or choose another folder")
-    run.write_text("config.yaml", dump_config(cfg))
+    write_text(run.layout.config, dump_config(cfg))
     return run
 
 
 def resume(run_dir: Path) -> tuple[Config, Run]:
     """Reopen a run folder: its config and its lock."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
+    layout = RunLayout(run_dir)
+    if not layout.is_run:
         raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_saved_config(run_dir / "config.yaml")
+    cfg = load_saved_config(layout.config)
     run = Run(run_dir)
     run.acquire()
     return cfg, run
@@ -208,7 +211,7 @@ def resume_state(run: Run, model: Model) -> tuple[dict, dict | None]:
     is unreadable or its names, shapes or values do not fit ``model``."""
     states = {}
     for kind in ("last", "best"):
-        path = run.checkpoints / f"{kind}.npz"
+        path = run.layout.checkpoint(kind)
         if kind == "best" and not path.exists():
             continue
         try:
@@ -261,7 +264,7 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
             for message in [*parts.splits.warnings, *([extra] if extra else [])]:
                 caution(message)
             if parts.splits.info["vocab"] is not None:
-                run.write_text("vocab.json", json.dumps(parts.splits.info["vocab"]) + "\n")
+                write_text(run.layout.vocab, json.dumps(parts.splits.info["vocab"]) + "\n")
         base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
                 "environment": versions(), "data": parts.splits.info,
                 "params": parts.model.num_params()}

@@ -63,7 +63,7 @@ from ..config import (MONITORS, ConfigError, apply_overrides, describe, monitor_
                       parse_yaml, read_yaml, validate)
 from ..metrics import direction, mode_of, resolve_monitor
 from ..registry import LOSSES, did_you_mean
-from ..runs import safe_name
+from ..layout import safe_name
 from ..schema import Config
 from ..threads import MOST_THREADS
 from .domains import Domain, is_int, is_number, is_plain, parse_domain
