@@ -162,7 +162,8 @@ def leave(command: Optional[str]) -> None:
 def load_or_fail(path: Path, overrides: list[str], saved: bool = False):
     """The config at ``path``, or exit 2 with every mistake; ``saved``: a run folder's
     config.yaml, whose mistakes name the file."""
-    from .config import ConfigError, load_config, load_saved_config
+    from .checks import ConfigError
+    from .config import load_config, load_saved_config
 
     try:
         return load_saved_config(path) if saved else load_config(path, overrides)
@@ -223,7 +224,8 @@ def train(
     from threadpoolctl import threadpool_limits
 
     from . import training
-    from .config import ConfigError, dump_config
+    from .checks import ConfigError
+    from .config import dump_config
     from .runs import RunError
     from .threads import cores
 
@@ -633,7 +635,7 @@ def sample(
 
     The text prints as it is drawn; Ctrl-C stops a long sample where it is.
     """
-    from .config import ConfigError
+    from .checks import ConfigError
     from .runs import RunError
     from .sample import SampleError, characters, load_char_model
 
@@ -731,7 +733,8 @@ def compare(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR",
 
     Example: dl compare runs/digits-mlp/*
     """
-    from .config import ConfigError, read_yaml
+    from .checks import ConfigError
+    from .config.yaml12 import read_yaml
     from .report import compare_table
 
     if len(run_dirs) < 2:
@@ -796,7 +799,8 @@ def sweep(
     """
     from rich.markup import escape
 
-    from .config import ConfigError, validate
+    from .checks import ConfigError
+    from .config.validation import validate
     from .registry import did_you_mean
     from .sweep.executors import BACKENDS, BackendError, make_backend, start_worker_server
     from .threads import cores

@@ -5,18 +5,12 @@ import pickle
 import numpy as np
 import pytest
 
-from dl_cli.config import (
-    NESTED_LAYERS,
-    ConfigError,
-    apply_overrides,
-    config_to_dict,
-    dump_config,
-    load_config,
-    read_yaml,
-    reported_metrics,
-    validate,
-)
-from dl_cli.metrics import evaluate
+from dl_cli.checks import ConfigError
+from dl_cli.config import config_to_dict, dump_config, load_config
+from dl_cli.config.overrides import apply_overrides
+from dl_cli.config.validation import NESTED_LAYERS, validate
+from dl_cli.config.yaml12 import read_yaml
+from dl_cli.metrics import evaluate, reported_metrics
 from dl_cli.nn.model import Model
 from dl_cli.registry import LAYERS
 from dl_cli.schema import (

@@ -24,8 +24,10 @@ from pathlib import Path
 import yaml
 
 from .. import __version__
-from ..config import (ConfigDumper, ConfigError, config_to_dict, describe, dump_config, read_yaml,
-                      validate)
+from ..checks import ConfigError, describe
+from ..config import config_to_dict, dump_config
+from ..config.validation import validate
+from ..config.yaml12 import ConfigDumper, read_yaml
 from ..report import flatten
 from ..runs import safe_name, write_atomic
 from ..training import config_hash

@@ -22,7 +22,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from .. import training
-from ..config import validate
+from ..config.validation import validate
 from ..crossval import assemble_fold
 from ..optim import Schedule
 from ..runs import Run
