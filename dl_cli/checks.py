@@ -151,6 +151,10 @@ def check_float(name: str, value, minimum: float = 0.0, maximum: float | None = 
     return float(require(name, value, finite(minimum, maximum)))
 
 
+def check_number(name: str, value, allowed: str, inside: Callable[[float], bool]) -> float:
+    return float(require(name, value, number(allowed, inside)))
+
+
 def positive(name: str, value) -> float:
     return float(require(name, value, POSITIVE))
 
