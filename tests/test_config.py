@@ -1,5 +1,6 @@
 """Loading train configs: YAML rules, overrides, and one report of every mistake."""
 
+import functools
 import pickle
 
 import numpy as np
@@ -532,6 +533,43 @@ def test_validation_loads_no_data(example, tmp_path):
     missing = tmp_path / "absent.npz"
     cfg = load_config(example, [f"data.dataset={{type: npz, path: '{missing}'}}"])
     assert cfg.data.dataset["type"] == "npz" and not missing.exists()
+
+
+def test_each_component_is_built_once_to_check_it_and_then_trained(tmp_path, monkeypatch):
+    from dl_cli import training
+    from dl_cli.nn.affine import Affine
+
+    built = []
+    init = Affine.__init__
+
+    @functools.wraps(init)
+    def counted(self, *args, **kwargs):
+        built.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Affine, "__init__", counted)
+    path = write(tmp_path, """\
+data: {dataset: {type: blobs, samples: 60}}
+model:
+  layers:
+    - {type: residual, layers: [{type: affine, units: 2}, relu]}
+    - {type: affine, units: 3}
+optimizer: {type: adam, lr: 1.0e-3}
+schedule: {type: step, every: 2}
+""")
+    cfg = load_config(path)
+    assert len(built) == 2  # the outer affine, and the one in the block, once each
+    kept = {key: cfg.components.get(key) for key in ("model.layers.0", "model.layers.1",
+                                                     "model.loss", "optimizer", "schedule")}
+    parts = training.assemble(cfg)
+    assert len(built) == 2
+    assert parts.model.layers[0] is kept["model.layers.0"]
+    assert parts.model.layers[1] is kept["model.layers.1"]
+    assert parts.model.loss_fn is kept["model.loss"]
+    assert (parts.optimizer, parts.schedule) == (kept["optimizer"], kept["schedule"])
+    again = training.assemble(cfg)  # a second assembly (the next fold) builds its own
+    assert len(built) == 4 and again.model.layers[1] is not parts.model.layers[1]
+    assert again.optimizer is not parts.optimizer
 
 
 def test_config_error_pickles_with_its_errors():
