@@ -77,6 +77,11 @@ class Rule:
         return f"must be {wanted}, got {shown(value)}"
 
 
+def said(holds: Callable[[Any], bool], says: Callable[[Any], str]) -> Rule:
+    """A rule put another way than ``must be ...``: ``says(value)`` is the whole message."""
+    return Rule("", holds, typed=False, says=says)
+
+
 def integer(minimum: int | None = None) -> Rule:
     """An integer (>= ``minimum``)."""
     bound = "" if minimum is None else f" >= {minimum}"
@@ -115,9 +120,8 @@ def one_of(choices, suggest: bool = False) -> Rule:
 def known(names) -> Rule:
     """A name from ``names``, said as a config says it (the value is already a string):
     ``unknown value 'x' (did you mean ...?); allowed: ...``."""
-    return Rule("", lambda v: v in names, typed=False,
-                says=lambda v: f"unknown value {v!r}{did_you_mean(v, names)}; "
-                               f"allowed: {', '.join(names)}")
+    return said(lambda v: v in names, lambda v: f"unknown value {v!r}{did_you_mean(v, names)}; "
+                                                f"allowed: {', '.join(names)}")
 
 
 def at_least(minimum) -> Rule:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
-from .checks import INVALID, Rule, above, at_least, integer, is_int, known, one_of
+from .checks import INVALID, Rule, above, at_least, integer, is_int, known, one_of, said
 from .registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
                        PREPROCESSORS, SCHEDULES, Registry, did_you_mean)
 from .threads import MOST_THREADS
@@ -40,12 +40,10 @@ DTYPES = ("float32", "float64")
 SHARE = Rule("a fraction in [0, 1)", lambda v: 0 <= v < 1, typed=False)
 RUN_NAME = Rule("a non-empty name without '/' (it names the folder runs/<name>)",
                 lambda v: bool(v) and not set("/\\") & set(v), typed=False)
-BATCH_SIZE = Rule("", lambda v: v == "full" or is_int(v) and v >= 1, typed=False,
-                  says=lambda v: f'must be an integer >= 1 or "full", got {v!r}'
-                                 f'{did_you_mean(v, ["full"])}')
-NOT_EMPTY = Rule("", bool, typed=False, says=lambda v: "must not be empty")
-SOME_LAYERS = Rule("", bool, typed=False, says=lambda v: "must list at least one layer, "
-                                                         "such as {type: affine, units: 10}")
+BATCH_SIZE = said(lambda v: v == "full" or is_int(v) and v >= 1,
+                  lambda v: f'must be an integer >= 1 or "full", got {v!r}{did_you_mean(v, ["full"])}')
+NOT_EMPTY = said(bool, lambda v: "must not be empty")
+SOME_LAYERS = said(bool, lambda v: "must list at least one layer, such as {type: affine, units: 10}")
 
 
 class Section:

@@ -80,10 +80,7 @@ class ConfigReader(SectionReader):
             return
         unknown = [key for key in options if key not in allowed]
         for key in unknown:
-            try:
-                registry.check_options(name, {key: options[key]})
-            except RegistryError as error:
-                self.problems.add(join(path, key), str(error))
+            self.problems.add(join(path, key), registry.unknown_option(name, key))
         if unknown:
             return
         try:

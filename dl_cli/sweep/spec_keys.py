@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..checks import Problems, Rule, describe, is_number
+from ..checks import Problems, Rule, describe, is_number, said
 from ..metrics import direction, mode_of
 from ..registry import did_you_mean
 from ..schema import MONITORS, STUDIES, is_folder_name
@@ -24,7 +24,7 @@ def named(value: Any) -> str:
 
 GOALS = Rule("max or min", lambda v: v in ("max", "min"))
 REPORT_RULES = {  # the options of dl report, by key
-    "study": Rule("", lambda v: v in STUDIES, says=lambda v: f"unknown study {named(v)}"
+    "study": said(lambda v: v in STUDIES, lambda v: f"unknown study {named(v)}"
                   f"{did_you_mean(v, STUDIES)}; allowed: {', '.join(STUDIES)}"),
     "target": Rule("a number", is_number),
     "near_zero": Rule("a number > 0", lambda v: is_number(v) and v > 0),
