@@ -366,6 +366,16 @@ def test_each_mistake_is_reported_at_its_key_path(example, override, key_path, e
     assert expected in error_at(errors, key_path)
 
 
+def test_an_integer_beyond_the_largest_float_is_a_mistake_not_a_crash(example):
+    huge = "1" + "0" * 400  # YAML reads it as an int; float() of it overflows
+    errors = errors_of(example, [f"regularization.l2={huge}", "model.layers.1={type: leaky_relu, "
+                                                               f"alpha: {huge}}}"])
+    assert error_at(errors, "regularization.l2").startswith(
+        "regularization.l2: expected a finite number, got 1000")
+    assert error_at(errors, "model.layers.1.alpha").startswith(
+        "model.layers.1.alpha: alpha must be a finite number >= 0.0, got 1000")
+
+
 def test_val_plus_test_must_leave_training_data(example):
     errors = errors_of(example, ["data.split.val=0.5", "data.split.test=0.5"])
     assert "val + test must be < 1" in error_at(errors, "data.split")
