@@ -13,7 +13,6 @@ schedule's floor lies below the optimizer's rate.
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
@@ -41,7 +40,7 @@ class Components:
         self.kept: dict[str, tuple[Any, Any]] = {}
 
     def keep(self, path: str, spec, component) -> None:
-        self.kept[path] = (copy.deepcopy(spec), component)
+        self.kept[path] = (spec, component)
 
     def get(self, path: str):
         """The component built for ``path`` (still kept), or None."""
