@@ -458,7 +458,8 @@ def _check_config(cfg, samples: int, max_coords: int, rng):
     from . import gradcheck as gc
     from .data import DataError, load
     from .nn import ShapeError
-    from .training import build_model, check_fits
+    from .fit_checks import check_fits
+    from .training import build_model
 
     try:
         splits = load(cfg.data, seed=cfg.seed, dtype="float64")
@@ -498,7 +499,8 @@ def summary(
     from .data import DataError, build_augment, load
     from .nn import ShapeError
     from .report import model_table
-    from .training import build_model, check_fits
+    from .fit_checks import check_fits
+    from .training import build_model
 
     cfg = load_or_fail(config, overrides or [])
     splits = None
@@ -582,7 +584,8 @@ def evaluate_run(
     from .nn import ShapeError
     from .report import metrics_table
     from .runs import RunError, check_compatible, copy_into
-    from .training import build_model, check_fits
+    from .fit_checks import check_fits
+    from .training import build_model
 
     if split not in ("test", "val", "train"):
         fail(f"--split: expected test, val or train, got {split!r}")
