@@ -21,35 +21,13 @@ stays float32. ``state_dict()`` holds only arrays (it goes into ``.npz`` checkpo
 from __future__ import annotations
 
 import math
-import numbers
-from typing import Callable
 
 import numpy as np
 
-from .checks import positive_int
+from .checks import Rule, check_number, fraction, nonnegative, positive, positive_int, require
 from .registry import OPTIMIZERS, SCHEDULES
 
-
-# -- option checks ---------------------------------------------------------------------
-def check_number(option: str, value, allowed: str, inside: Callable[[float], bool]) -> float:
-    """``value`` as a float if it is a finite real number for which ``inside`` holds, else a
-    ValueError naming the option, the value and the allowed range."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(value) or not inside(float(value))):
-        raise ValueError(f"{option} must be a number {allowed}, got {value!r}")
-    return float(value)
-
-
-def positive(option: str, value) -> float:
-    return check_number(option, value, "> 0", lambda x: x > 0)
-
-
-def nonnegative(option: str, value) -> float:
-    return check_number(option, value, ">= 0", lambda x: x >= 0)
-
-
-def fraction(option: str, value) -> float:
-    return check_number(option, value, "in [0, 1)", lambda x: 0 <= x < 1)
+PLATEAU_MODES = Rule("'auto', 'min' or 'max'", lambda v: v in ("auto", "min", "max"))
 
 
 # -- optimizers ------------------------------------------------------------------------
@@ -426,9 +404,7 @@ class Plateau(Schedule):
                  min_delta: float = 0.0, min_lr: float = 0.0):
         self.factor = check_number("factor", factor, "in (0, 1)", lambda x: 0 < x < 1)
         self.patience = positive_int("patience", patience)
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        self.mode = mode
+        self.mode = require("mode", mode, PLATEAU_MODES)
         self.min_delta = nonnegative("min_delta", min_delta)
         self.min_lr = nonnegative("min_lr", min_lr)
         self.best = math.nan  # no value seen yet

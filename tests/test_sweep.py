@@ -1078,7 +1078,7 @@ def test_the_report_study_is_one_dl_report_knows(tmp_path):
         "weight_decay, depth_residual, clipping, cnn_vs_mlp"]
     pytest.importorskip("matplotlib")
     from dl_cli.studies.report import SECTIONS
-    from dl_cli.sweep.spec import STUDIES
+    from dl_cli.schema import STUDIES
 
     assert set(STUDIES) == set(SECTIONS)
 

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from dl_cli import training
 from dl_cli.cli.app import app
-from dl_cli.config import ConfigError, load_config
+from dl_cli.checks import ConfigError
+from dl_cli.config import load_config
 from dl_cli.nn import ShapeError
 from dl_cli.storage import load_npz
 

@@ -78,7 +78,8 @@ def check_config(cfg, samples: int, max_coords: int, rng):
     from .. import gradcheck as gc
     from ..data import DataError, load
     from ..nn import ShapeError
-    from ..training import build_model, check_fits
+    from ..fit_checks import check_fits
+    from ..training import build_model
 
     try:
         splits = load(cfg.data, seed=cfg.seed, dtype="float64")
@@ -117,7 +118,8 @@ def summary(
     from ..data import DataError, build_augment, load
     from ..nn import ShapeError
     from ..tables import model_table
-    from ..training import build_model, check_fits
+    from ..fit_checks import check_fits
+    from ..training import build_model
 
     cfg = load_or_fail(config, overrides or [])
     splits = None
@@ -176,7 +178,8 @@ def evaluate_run(
     from ..runs import Run
     from ..storage import RunError
     from ..tables import metrics_table
-    from ..training import build_model, check_fits
+    from ..fit_checks import check_fits
+    from ..training import build_model
 
     if split not in ("test", "val", "train"):
         fail(f"--split: expected test, val or train, got {split!r}")
@@ -218,7 +221,7 @@ def sample(
 
     The text prints as it is drawn; Ctrl-C stops a long sample where it is.
     """
-    from ..config import ConfigError
+    from ..checks import ConfigError
     from ..sample import SampleError, characters, load_char_model
     from ..storage import RunError
 
@@ -313,7 +316,8 @@ def compare(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR",
 
     Example: dl compare runs/digits-mlp/*
     """
-    from ..config import ConfigError, read_yaml
+    from ..checks import ConfigError
+    from ..config.yaml12 import read_yaml
     from ..layout import RunLayout
     from ..tables import compare_table
 

@@ -70,7 +70,8 @@ def within_memory():
 def load_or_fail(path: Path, overrides: list[str], saved: bool = False):
     """The config at ``path``, or exit 2 with every mistake; ``saved``: a run folder's
     config.yaml, whose mistakes name the file."""
-    from ..config import ConfigError, load_config, load_saved_config
+    from ..checks import ConfigError
+    from ..config import load_config, load_saved_config
 
     try:
         return load_saved_config(path) if saved else load_config(path, overrides)

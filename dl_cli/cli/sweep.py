@@ -94,7 +94,7 @@ def check_options(workers: int, backend: str, address: Optional[str], resume: Op
 def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
     """The spec (``resume``'s own when none is given), the base config, the first round's
     trial plans and their validated configs; exit 2 with every mistake."""
-    from ..config import ConfigError
+    from ..checks import ConfigError
     from ..layout import SweepLayout
     from ..sweep.planning import resolve_plans
     from ..sweep.sampling import plan_round
@@ -134,7 +134,7 @@ def print_plan(sweep_spec, first: list, configs: dict) -> None:
 def check_folder_and_cores(sweep_spec, base: dict, sweep_dir: Optional[Path],
                            resume: Optional[Path], backend: str, workers: int) -> None:
     """Refuse a sweep folder that cannot be made; warn of more threads than cores."""
-    from ..config import validate
+    from ..config.validation import validate
     from ..threads import cores
 
     if sweep_dir is not None:

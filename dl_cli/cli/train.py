@@ -90,7 +90,8 @@ def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Option
 
 def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool):
     """The config and the (locked) run of the folder to resume."""
-    from ..config import ConfigError, dump_config
+    from ..checks import ConfigError
+    from ..config import dump_config
     from ..crossval import resume_run
     from ..layout import RunLayout
     from ..storage import RunError

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .. import threads
-from ..checks import positive_int
+from ..checks import check_bool, positive_int
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -35,12 +35,9 @@ class Affine(Layer):
 
     def __init__(self, units: int, init=None, bias: bool = True):
         super().__init__()
-        units = positive_int("units", units)
-        if not isinstance(bias, bool):
-            raise ValueError(f"bias must be true or false, got {bias!r}")
-        self.units = units
+        self.units = positive_int("units", units)
+        self.bias = check_bool("bias", bias)
         self.init = init
-        self.bias = bias
         self.decay = {"W"}
 
     def build(self, in_shape, rng):

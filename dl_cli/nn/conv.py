@@ -23,7 +23,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import threads
-from ..checks import positive_int
+from ..checks import is_int, positive_int
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -33,8 +33,7 @@ Pair = tuple[int, int]
 def as_pair(name: str, value, minimum: int) -> Pair:
     """``value`` as ``(height, width)``: an int serves both, a pair ``[h, w]`` each."""
     items = list(value) if isinstance(value, (list, tuple)) else [value, value]
-    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum
-                              for v in items):
+    if len(items) != 2 or not all(is_int(v) and v >= minimum for v in items):
         raise ValueError(f"{name} must be an integer >= {minimum} or a pair [height, width] "
                          f"of them, got {value!r}")
     return items[0], items[1]

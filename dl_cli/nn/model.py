@@ -19,6 +19,7 @@ import numpy as np
 from ..registry import LAYERS, LOSSES
 from .chain import Chain
 from .layer import Layer
+from .losses import Loss
 
 
 class Model:
@@ -41,7 +42,7 @@ class Model:
                  path: str = ""):
         self.chain = Chain([spec if isinstance(spec, Layer) else LAYERS.create(spec)
                             for spec in layers], path=path)
-        self.loss_fn = LOSSES.create(loss)
+        self.loss_fn = loss if isinstance(loss, Loss) else LOSSES.create(loss)
         self.in_shape = tuple(in_shape)
         self.l1, self.l2 = float(l1), float(l2)
         self.dtype = np.dtype(dtype)

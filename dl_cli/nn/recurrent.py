@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import positive_int
+from ..checks import check_bool, check_choice, positive_int
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -57,13 +57,8 @@ class Recurrent(Layer):
                  initial_state: str = "zero", init=None):
         super().__init__()
         self.hidden = positive_int("hidden", hidden)
-        if not isinstance(return_sequences, bool):
-            raise ValueError(f"return_sequences must be true or false, got {return_sequences!r}")
-        if initial_state not in INITIAL_STATES:
-            raise ValueError(f"initial_state must be one of {', '.join(INITIAL_STATES)}, "
-                             f"got {initial_state!r}")
-        self.return_sequences = return_sequences
-        self.initial_state = initial_state
+        self.return_sequences = check_bool("return_sequences", return_sequences)
+        self.initial_state = check_choice("initial_state", initial_state, INITIAL_STATES)
         self.init = init
         self.decay = {"Wx", "Wh"}
 

@@ -2,6 +2,7 @@
 
 ```
 spec.py       the sweep spec: base config, params, metric, seeds, refine, prune, k-fold
+spec_keys.py  its keys of more than one value: metric, params, variants, report
 domains.py    values, range, uniform, loguniform, int_uniform, int_loguniform; grid: N
 sampling.py   trial parameters from (sweep seed, configuration index) alone
 planning.py   each trial's validated config, a dry run's build check, refined domains

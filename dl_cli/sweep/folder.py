@@ -12,8 +12,10 @@ from pathlib import Path
 import yaml
 
 from .. import __version__
-from ..config import (ConfigDumper, ConfigError, config_to_dict, describe, dump_config, read_yaml,
-                      validate)
+from ..checks import ConfigError, describe
+from ..config import config_to_dict, dump_config
+from ..config.validation import validate
+from ..config.yaml12 import ConfigDumper, read_yaml
 from ..layout import RunLayout, SweepLayout, new_folder
 from ..storage import write_text
 from ..tables import flatten

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 
-from ..config import ConfigError, config_to_dict
+from ..checks import ConfigError
+from ..config import config_to_dict
 from ..schema import Config
 from .ledger import TrialState
 from .results import configurations, describe_trial

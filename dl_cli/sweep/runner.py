@@ -34,7 +34,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from ..config import ConfigError, config_to_dict, dump_config, validate
+from ..checks import ConfigError
+from ..config import config_to_dict, dump_config
+from ..config.validation import validate
 from ..layout import RunLayout, SweepLayout
 from ..runs import process_alive
 from ..schema import Config

@@ -22,7 +22,7 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from .. import training
-from ..config import validate
+from ..config.validation import validate
 from ..crossval import assemble_fold
 from ..layout import RunLayout
 from ..optim import Schedule
@@ -117,7 +117,7 @@ def run_trial(config: dict, trial_dir: str, until: int | None = None, kfold: int
     trial_dir = Path(trial_dir)
     result = {"status": "failed", "metric": None, "epochs": 0, "until": until, "error": None}
     try:
-        cfg = validate(config)
+        cfg = validate(config, keep_components=True)
         folds = [None] if kfold is None else [(kfold, i) for i in range(kfold)]
         summaries, scores = [], []
         for fold in folds:
