@@ -15,7 +15,9 @@ from dl_cli.registry import LAYERS, OPTIMIZERS
 from dl_cli.schema import TrainConfig
 from dl_cli.solver import Solver
 
-# (spec, input shape per sample): stride 1 (wide columns) and 2, tiling and other windows
+# (spec, input shape per sample): the layers that cut their batch, conv2d with stride 1
+# (wide columns) and 2, maxpool with tiling and other windows; and relu and affine,
+# which compute on the whole batch inside ``computing_on`` too
 SPLIT_LAYERS = [
     ({"type": "conv2d", "filters": 4, "kernel": 3, "pad": 1}, (3, 6, 7)),
     ({"type": "conv2d", "filters": 3, "kernel": 3, "stride": 2, "pad": 1}, (2, 7, 5)),

@@ -122,7 +122,8 @@ class MaxPool(Pool2D):
     masks: it keeps a reference to its input instead (no copy), and a backward after it,
     rare (``Model.loss(..., train=False)``), first finds the masks from that input as the
     training forward would. Every forward overwrites the whole cache, so a backward never
-    sees an earlier batch's masks.
+    sees an earlier batch's masks. Inside ``threads.computing_on`` the masks and the
+    gradient are found for parts of the batch at once, on threads.
     """
 
     examples = (
