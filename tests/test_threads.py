@@ -137,6 +137,15 @@ def test_the_solver_cuts_batches_for_convolutional_models_only():
     assert seen == [threads.blas_threads(), 1]
 
 
+def test_a_convolution_inside_a_block_asks_for_batch_parts_too():
+    residual = {"type": "residual", "layers": [
+        {"type": "conv2d", "filters": 1, "kernel": 3, "pad": 1}, "relu"]}
+    nested = solver_for([residual, {"type": "affine", "units": 2}], (1, 5, 5))
+    pooled = solver_for(["maxpool", {"type": "affine", "units": 2}], (1, 4, 4))
+    assert nested.model.wants_batch_parts and nested.parts == threads.blas_threads()
+    assert not pooled.model.wants_batch_parts and pooled.parts is None
+
+
 def test_blas_most_asks_blas_and_puts_its_threads_back():
     before = threads.blas_threads()
     most = threads.blas_most(10**6)

@@ -191,10 +191,13 @@ class Conv2D(Layer):
     Parameters ``(KH·KW·C + 1)·F``; multiply-adds ``Ho·Wo·F·KH·KW·C`` per sample.
     Inside ``threads.computing_on(n)`` each of ``n`` parts of the batch fills its own
     columns of one shared im2col matrix and does its products on its own thread; ``dW``
-    and ``db`` add the parts' sums.
+    and ``db`` add the parts' sums. A model with a convolution asks for its batches in
+    parts (``wants_batch_parts``): its elementwise work (im2col's copies, pooling) weighs
+    about as much as its products, and on one core it would leave the others idle.
     """
 
     input_grad = True
+    wants_batch_parts = True
 
     examples = (
         Example({"type": "conv2d", "filters": 2, "kernel": 3}, (2, 5, 7)),
