@@ -12,9 +12,8 @@ padded image, starting at ``(i + u)·Wp + v``, and so are those of a whole image
 im2col copies and col2im adds runs of ``Ho·Wp`` values, one block of rows per offset.
 The ``Wp − Wo`` extra columns of each row read pixels that wrap around into the next
 row: their outputs are dropped and their gradients are zero. Other strides use
-``Wv = Wo`` and strided windows. ``benchmarks/bench_conv.py`` measured this layout
-against the channel-first ``(C·KH·KW, N·Ho·Wo)`` one, whose copies run over only
-``Wo`` values at a time, and against the rows layout ``(N·Ho·Wo, C·KH·KW)``.
+``Wv = Wo`` and strided windows. The channel-first layout ``(C·KH·KW, N·Ho·Wo)`` would
+copy only ``Wo`` values at a time (``benchmarks/bench_conv.py`` times the layouts).
 """
 
 from __future__ import annotations

@@ -3,10 +3,9 @@
 Both loop over the offsets inside a window, never over positions. Forward, maximum and
 sum are separable: first over the ``PH`` rows of every window, each a slice of whole
 input rows ``x[:, :, u::SH]``, then over the ``PW`` columns of that, ``[..., v::SW]``
-(both cut to the output size). This was measured faster than reducing over the
-``PH·PW`` offset slices ``x[:, :, u::SH, v::SW]``, strided along both axes, and several
-times faster than reshaping into windows and reducing. Training max pooling and
-every backward go through the offset slices.
+(both cut to the output size), which reads memory in longer runs than the ``PH·PW``
+offset slices ``x[:, :, u::SH, v::SW]``, strided along both axes. Training max pooling
+and every backward go through the offset slices.
 When the windows tile the input (stride equal to pool), the input gradient is the
 reshape ``(N, C, Ho, PH, Wo, PW)`` whose offset slices are written once each; when
 windows overlap or leave gaps, each offset's share is added onto a zeroed gradient.
