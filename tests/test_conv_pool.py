@@ -1,10 +1,11 @@
-"""Convolution and pooling against naive loops, numerical gradients and the notes' counts."""
+"""Convolution and pooling against their reference loops, numerical gradients and the
+notes' counts."""
 
 import numpy as np
 import pytest
 
 from dl_cli import gradcheck
-from dl_cli.nn import ShapeError
+from dl_cli.nn import ShapeError, reference
 from dl_cli.nn.conv import as_pair, col2im, im2col
 from dl_cli.nn.model import Model
 from dl_cli.registry import LAYERS
@@ -49,81 +50,29 @@ def pool_spec(kind, pool, stride):
     return {"type": kind, "pool": pool, "stride": stride}
 
 
-# -- naive references: explicit loops over samples, filters/channels and positions ------
-
-def naive_conv(x, W, b, stride, pad):
-    (SH, SW), (PH, PW) = as_pair("stride", stride, 1), as_pair("pad", pad, 0)
-    N, C, H, Wd = x.shape
-    F, _, KH, KW = W.shape
-    xp = np.zeros((N, C, H + 2 * PH, Wd + 2 * PW))
-    xp[:, :, PH:PH + H, PW:PW + Wd] = x
-    Ho, Wo = (H + 2 * PH - KH) // SH + 1, (Wd + 2 * PW - KW) // SW + 1
-    out = np.zeros((N, F, Ho, Wo))
-    for n in range(N):
-        for f in range(F):
-            for i in range(Ho):
-                for j in range(Wo):
-                    field = xp[n, :, i * SH:i * SH + KH, j * SW:j * SW + KW]
-                    out[n, f, i, j] = np.sum(field * W[f]) + b[f]
-    return out
-
-
-def pool_windows(x, pool, stride):
-    """Yield (n, c, i, j, window) for every pooling window, by explicit loops."""
-    PH, PW = as_pair("pool", pool, 1)
-    SH, SW = (PH, PW) if stride is None else as_pair("stride", stride, 1)
-    N, C, H, W = x.shape
-    for n in range(N):
-        for c in range(C):
-            for i in range((H - PH) // SH + 1):
-                for j in range((W - PW) // SW + 1):
-                    rows, cols = slice(i * SH, i * SH + PH), slice(j * SW, j * SW + PW)
-                    yield n, c, i, j, rows, cols
-
-
-def naive_pool(x, pool, stride, reduce):
-    out = {}
-    for n, c, i, j, rows, cols in pool_windows(x, pool, stride):
-        out[n, c, i, j] = reduce(x[n, c, rows, cols])
-    shape = tuple(max(k[a] for k in out) + 1 for a in range(4))
-    result = np.zeros(shape)
-    for key, value in out.items():
-        result[key] = value
-    return result
-
-
-def naive_maxpool_backward(x, dout, pool, stride):
-    """The whole gradient of each window to its first maximum (row-major argmax)."""
-    dx = np.zeros_like(x)
-    for n, c, i, j, rows, cols in pool_windows(x, pool, stride):
-        window = x[n, c, rows, cols]
-        u, v = np.unravel_index(np.argmax(window), window.shape)
-        dx[n, c, rows.start + u, cols.start + v] += dout[n, c, i, j]
-    return dx
-
-
 # -- outputs -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
-def test_conv_matches_naive_loops(in_shape, kernel, stride, pad):
+def test_conv_matches_the_reference(in_shape, kernel, stride, pad):
     layer, out_shape = build(conv_spec(kernel, stride, pad), in_shape)
     layer.params["b"][:] = np.random.default_rng(1).standard_normal(3)
     x = np.random.default_rng(2).standard_normal((2, *in_shape))
     out = layer.forward(x)
     assert out.shape == (2, *out_shape)
-    expected = naive_conv(x, layer.params["W"], layer.params["b"], stride, pad)
+    expected = reference.conv_forward(x, layer.params["W"], layer.params["b"], stride, pad)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
     assert out.flags.c_contiguous
 
 
 @pytest.mark.parametrize("kind,reduce", [("maxpool", np.max), ("avgpool", np.mean)])
 @pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
-def test_pool_matches_naive_loops(kind, reduce, in_shape, pool, stride):
+def test_pool_matches_the_reference(kind, reduce, in_shape, pool, stride):
     layer, out_shape = build(pool_spec(kind, pool, stride), in_shape)
     x = np.random.default_rng(3).standard_normal((2, *in_shape))
     out = layer.forward(x)
     assert out.shape == (2, *out_shape)
-    np.testing.assert_allclose(out, naive_pool(x, pool, stride, reduce), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out, reference.pool_forward(x, pool, stride, reduce),
+                               rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
@@ -133,7 +82,7 @@ def test_maxpool_gradient_goes_to_the_first_maximum_on_ties(in_shape, pool, stri
     x = rng.integers(0, 2, size=(2, *in_shape)).astype(np.float64)  # ties in most windows
     out = layer.forward(x)
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(layer.backward(dout), naive_maxpool_backward(x, dout, pool, stride),
+    np.testing.assert_allclose(layer.backward(dout), reference.maxpool_backward(x, dout, pool, stride),
                                rtol=1e-12, atol=1e-12)
 
 
@@ -156,9 +105,34 @@ def test_avgpool_spreads_the_gradient_equally(pool, stride, size):
     dout = np.ones_like(layer.forward(x))
     dx = layer.backward(dout)
     expected = np.zeros_like(x)
-    for n, c, i, j, rows, cols in pool_windows(x, pool, stride):
-        expected[n, c, rows, cols] += dout[n, c, i, j] / pool ** 2
+    for i, j, rows, cols in reference.windows(x.shape, pool, stride):
+        expected[0, 0, rows, cols] += dout[0, 0, i, j] / pool ** 2
     np.testing.assert_allclose(dx, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
+def test_avgpool_backward_matches_the_reference(in_shape, pool, stride):
+    layer, _ = build(pool_spec("avgpool", pool, stride), in_shape)
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, *in_shape))
+    dout = rng.standard_normal(layer.forward(x).shape)
+    np.testing.assert_allclose(layer.backward(dout),
+                               reference.avgpool_backward(x.shape, dout, pool, stride),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
+def test_conv_backward_matches_the_reference(in_shape, kernel, stride, pad):
+    layer, _ = build(conv_spec(kernel, stride, pad), in_shape)
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((2, *in_shape))
+    dout = rng.standard_normal(layer.forward(x).shape)
+    dx = layer.backward(dout)
+    expected_dx, expected_dW, expected_db = reference.conv_backward(
+        x, layer.params["W"], dout, stride, pad)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["W"], expected_dW, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["b"], expected_db, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
@@ -205,7 +179,7 @@ def test_pool_eval_backward_after_a_training_batch_of_the_same_size(kind, in_sha
                                      x, np.arange(x.size))
     assert gradcheck.rel_error(dx, numeric) < gradcheck.TOLERANCE
     if kind == "maxpool":
-        np.testing.assert_allclose(dx, naive_maxpool_backward(x, dout, pool, stride),
+        np.testing.assert_allclose(dx, reference.maxpool_backward(x, dout, pool, stride),
                                    rtol=1e-12, atol=1e-12)
 
 
@@ -216,7 +190,7 @@ def test_maxpool_eval_backward_keeps_the_first_maximum_on_ties(in_shape, pool, s
     x = rng.integers(0, 2, size=(2, *in_shape)).astype(np.float64)  # ties in most windows
     out = layer.forward(x, train=False)
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(layer.backward(dout), naive_maxpool_backward(x, dout, pool, stride),
+    np.testing.assert_allclose(layer.backward(dout), reference.maxpool_backward(x, dout, pool, stride),
                                rtol=1e-12, atol=1e-12)
 
 

@@ -1,11 +1,11 @@
 """Recurrent and sequence layers: rnn, lstm, embedding, temporal_affine and the
-temporal softmax loss, against centered differences and naive step-by-step code."""
+temporal softmax loss, against centered differences and the step-by-step reference."""
 
 import numpy as np
 import pytest
 
 from dl_cli import gradcheck
-from dl_cli.nn import Model, ShapeError
+from dl_cli.nn import Model, ShapeError, reference
 from dl_cli.registry import LAYERS, LOSSES
 
 
@@ -20,37 +20,6 @@ def randomize(layer, rng, scale=0.5):
     """Nonzero values everywhere, biases and initial states included."""
     for value in layer.params.values():
         value[...] = scale * rng.standard_normal(value.shape)
-
-
-def naive_sigmoid(a):
-    return 1 / (1 + np.exp(-a))
-
-
-def naive_rnn(x, Wx, Wh, b, h0):
-    n, steps, _ = x.shape
-    out = np.zeros((n, steps, Wh.shape[0]))
-    for i in range(n):
-        h = h0
-        for t in range(steps):
-            h = np.tanh(x[i, t] @ Wx + h @ Wh + b)
-            out[i, t] = h
-    return out
-
-
-def naive_lstm(x, Wx, Wh, b, h0, c0):
-    n, steps, _ = x.shape
-    H = Wh.shape[0]
-    out = np.zeros((n, steps, H))
-    for k in range(n):
-        h, c = h0, c0
-        for t in range(steps):
-            a = x[k, t] @ Wx + h @ Wh + b
-            i, f, o = naive_sigmoid(a[:H]), naive_sigmoid(a[H:2 * H]), naive_sigmoid(a[2 * H:3 * H])
-            g = np.tanh(a[3 * H:])
-            c = f * c + i * g
-            h = o * np.tanh(c)
-            out[k, t] = h
-    return out
 
 
 RECURRENT = ["rnn", "lstm"]
@@ -105,28 +74,28 @@ def test_embedding_model_gradients_from_integer_tokens():
         assert check.passed, f"{check.layer} {check.param}: rel error {check.error:.2e}"
 
 
-# -- forward against naive code ----------------------------------------------------
+# -- forward against the reference ---------------------------------------------
 
 @pytest.mark.parametrize("return_sequences", [True, False])
-def test_rnn_forward_matches_naive_steps(return_sequences):
+def test_rnn_forward_matches_the_reference(return_sequences):
     layer = build({"type": "rnn", "hidden": 4, "return_sequences": return_sequences,
                    "initial_state": "learned"}, (5, 3))
     randomize(layer, np.random.default_rng(7))
     x = np.random.default_rng(8).standard_normal((2, 5, 3))
     p = layer.params
-    expected = naive_rnn(x, p["Wx"], p["Wh"], p["b"], p["h0"])
+    expected = reference.rnn_forward(x, p["Wx"], p["Wh"], p["b"], p["h0"])
     out = layer.forward(x)
     np.testing.assert_allclose(out, expected if return_sequences else expected[:, -1], atol=1e-12)
 
 
 @pytest.mark.parametrize("return_sequences", [True, False])
-def test_lstm_forward_matches_naive_steps(return_sequences):
+def test_lstm_forward_matches_the_reference(return_sequences):
     layer = build({"type": "lstm", "hidden": 3, "return_sequences": return_sequences,
                    "initial_state": "learned"}, (4, 2))
     randomize(layer, np.random.default_rng(9), scale=1.0)
     x = np.random.default_rng(10).standard_normal((3, 4, 2))
     p = layer.params
-    expected = naive_lstm(x, p["Wx"], p["Wh"], p["b"], p["h0"], p["c0"])
+    expected = reference.lstm_forward(x, p["Wx"], p["Wh"], p["b"], p["h0"], p["c0"])
     out = layer.forward(x)
     np.testing.assert_allclose(out, expected if return_sequences else expected[:, -1], atol=1e-12)
 
@@ -139,8 +108,8 @@ def test_zero_initial_state_has_no_state_parameters(name):
     x = np.random.default_rng(11).standard_normal((2, 3, 2))
     p = layer.params
     zeros = np.zeros(2)
-    expected = (naive_rnn(x, p["Wx"], p["Wh"], p["b"], zeros) if name == "rnn"
-                else naive_lstm(x, p["Wx"], p["Wh"], p["b"], zeros, zeros))
+    expected = (reference.rnn_forward(x, p["Wx"], p["Wh"], p["b"], zeros) if name == "rnn"
+                else reference.lstm_forward(x, p["Wx"], p["Wh"], p["b"], zeros, zeros))
     np.testing.assert_allclose(layer.forward(x), expected, atol=1e-12)
 
 

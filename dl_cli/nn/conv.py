@@ -188,6 +188,9 @@ class Conv2D(Layer):
     of dout with the 180°-rotated kernel (skipped, and None returned, with
     ``input_grad = False``, which a model sets on its first layer).
     Parameters ``(KH·KW·C + 1)·F``; multiply-adds ``Ho·Wo·F·KH·KW·C`` per sample.
+    Reference: ``reference.conv_forward`` and ``reference.conv_backward``, the same sums
+    as plain loops.
+
     Inside ``threads.computing_on(n)`` each of ``n`` parts of the batch fills its own
     columns of one shared im2col matrix and does its products on its own thread; ``dW``
     and ``db`` add the parts' sums. A model with a convolution asks for its batches in

@@ -123,6 +123,9 @@ class MaxPool(Pool2D):
     training forward would. Every forward overwrites the whole cache, so a backward never
     sees an earlier batch's masks. Inside ``threads.computing_on`` the masks and the
     gradient are found for parts of the batch at once, on threads.
+
+    Reference: ``reference.pool_forward(x, pool, stride, np.max)`` and
+    ``reference.maxpool_backward``, plain loops over the windows.
     """
 
     examples = (
@@ -184,6 +187,9 @@ class AvgPool(Pool2D):
 
     Backward spreads ``dout/(PH·PW)`` equally over the window; where windows overlap, a
     pixel collects a share from each.
+
+    Reference: ``reference.pool_forward(x, pool, stride, np.mean)`` and
+    ``reference.avgpool_backward``, plain loops over the windows.
     """
 
     examples = (
