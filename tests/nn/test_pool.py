@@ -1,28 +1,14 @@
-"""Convolution and pooling against their reference loops, numerical gradients and the
-notes' counts."""
+"""Max and average pooling against their reference loops and numerical gradients."""
 
 import numpy as np
 import pytest
 
 from dl_cli import gradcheck
-from dl_cli.nn import ShapeError, reference
-from dl_cli.nn.conv import as_pair, col2im, im2col
+from dl_cli.nn import reference
+from dl_cli.nn.layer import ShapeError
 from dl_cli.nn.model import Model
 from dl_cli.registry import LAYERS
 
-from gradients import assert_gradients_match
-
-# (input shape C, H, W; kernel; stride; pad): non-square inputs, strides 1 and 2, pads,
-# 1×1 kernels, a kernel larger than the unpadded input, and per-axis pairs.
-CONV_CASES = [
-    ((3, 5, 7), 3, 1, 0),
-    ((3, 5, 7), 3, 2, 1),
-    ((2, 6, 4), 1, 1, 0),
-    ((2, 5, 7), 1, 2, 0),
-    ((2, 4, 4), 5, 1, 2),
-    ((3, 6, 8), 4, 2, 1),
-    ((1, 7, 6), [3, 2], [2, 1], [1, 0]),
-]
 
 # (input shape; pool; stride): tiling windows, overlapping ones, and ones with gaps.
 POOL_CASES = [
@@ -42,27 +28,11 @@ def build(spec, in_shape, dtype=np.float64, seed=0):
     return layer, out_shape
 
 
-def conv_spec(kernel, stride, pad, filters=3):
-    return {"type": "conv2d", "filters": filters, "kernel": kernel, "stride": stride, "pad": pad}
-
-
 def pool_spec(kind, pool, stride):
     return {"type": kind, "pool": pool, "stride": stride}
 
 
-# -- outputs -------------------------------------------------------------------------
-
-@pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
-def test_conv_matches_the_reference(in_shape, kernel, stride, pad):
-    layer, out_shape = build(conv_spec(kernel, stride, pad), in_shape)
-    layer.params["b"][:] = np.random.default_rng(1).standard_normal(3)
-    x = np.random.default_rng(2).standard_normal((2, *in_shape))
-    out = layer.forward(x)
-    assert out.shape == (2, *out_shape)
-    expected = reference.conv_forward(x, layer.params["W"], layer.params["b"], stride, pad)
-    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
-    assert out.flags.c_contiguous
-
+# -- outputs ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind,reduce", [("maxpool", np.max), ("avgpool", np.mean)])
 @pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
@@ -121,42 +91,11 @@ def test_avgpool_backward_matches_the_reference(in_shape, pool, stride):
                                rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
-def test_conv_backward_matches_the_reference(in_shape, kernel, stride, pad):
-    layer, _ = build(conv_spec(kernel, stride, pad), in_shape)
-    rng = np.random.default_rng(14)
-    x = rng.standard_normal((2, *in_shape))
-    dout = rng.standard_normal(layer.forward(x).shape)
-    dx = layer.backward(dout)
-    expected_dx, expected_dW, expected_db = reference.conv_backward(
-        x, layer.params["W"], dout, stride, pad)
-    np.testing.assert_allclose(dx, expected_dx, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(layer.grads["W"], expected_dW, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(layer.grads["b"], expected_db, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
-def test_col2im_is_the_adjoint_of_im2col(in_shape, kernel, stride, pad):
-    kernel, stride, pad = as_pair("k", kernel, 1), as_pair("s", stride, 1), as_pair("p", pad, 0)
-    rng = np.random.default_rng(6)
-    x = rng.standard_normal((2, *in_shape))
-    cols = im2col(x, kernel, stride, pad)
-    c = rng.standard_normal(cols.shape)
-    assert np.vdot(cols, c) == pytest.approx(np.vdot(x, col2im(c, x.shape, kernel, stride, pad)))
-
-
-# -- gradients -------------------------------------------------------------------------
-
-@pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
-def test_conv_gradients_match_numerical(in_shape, kernel, stride, pad):
-    layer, _ = build(conv_spec(kernel, stride, pad, filters=2), in_shape)
-    layer.params["b"][:] = [0.3, -0.2]
-    assert_gradients_match(layer, np.random.default_rng(8).standard_normal((2, *in_shape)))
-
+# -- gradients ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
 @pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
-def test_pool_gradients_match_numerical(kind, in_shape, pool, stride):
+def test_pool_gradients_match_numerical(kind, in_shape, pool, stride, assert_gradients_match):
     # Max pooling has a kink where two window entries are equal; normal draws are
     # farther apart than ε = 1e-6, so the strict tolerance holds.
     layer, _ = build(pool_spec(kind, pool, stride), in_shape)
@@ -194,26 +133,7 @@ def test_maxpool_eval_backward_keeps_the_first_maximum_on_ties(in_shape, pool, s
                                rtol=1e-12, atol=1e-12)
 
 
-def test_model_eval_loss_gradients_match_centered_differences():
-    # Model.loss(train=False) is public: its gradients are those of the eval-mode loss,
-    # also right after a training step on a batch of the same size.
-    model = Model([conv_spec(3, 1, 1, filters=3), "relu", {"type": "maxpool", "pool": 2},
-                   {"type": "affine", "units": 3}], in_shape=(2, 4, 6), dtype="float64", l2=0.1)
-    rng = np.random.default_rng(16)
-    model.loss(rng.standard_normal((3, 2, 4, 6)), rng.integers(0, 3, 3), train=True)
-    x, y = rng.standard_normal((3, 2, 4, 6)), rng.integers(0, 3, 3)
-    _, grads = model.loss(x, y, train=False)
-    grads = {name: np.array(grad) for name, grad in grads.items()}
-    for name, param in model.params.items():
-        numeric = gradcheck.numeric_grad(lambda: model.loss(x, y, train=False)[0], param,
-                                         np.arange(param.size))
-        assert gradcheck.rel_error(grads[name], numeric) < gradcheck.TOLERANCE, name
-
-
-# -- dtype -------------------------------------------------------------------------------
-
 @pytest.mark.parametrize("spec,in_shape", [
-    (conv_spec(3, 2, 1), (2, 5, 7)),
     (pool_spec("maxpool", 2, None), (2, 4, 6)),
     (pool_spec("maxpool", 3, 2), (2, 5, 7)),
     (pool_spec("avgpool", 2, None), (2, 4, 6)),
@@ -229,22 +149,9 @@ def test_float32_stays_float32(spec, in_shape):
         assert grad.dtype == np.float32, name
 
 
-# -- shape errors and bad options ------------------------------------------------------------
+# -- shape errors, bad options, counts ----------------------------------------------
 
 @pytest.mark.parametrize("spec,in_shape,message", [
-    (conv_spec(5, 1, 0), (1, 3, 6),
-     "kernel height 5 is larger than the padded input height 3 (3 + 2·0)"),
-    (conv_spec([1, 4], 1, [0, 1]), (1, 3, 1),
-     "kernel width 4 is larger than the padded input width 3 (1 + 2·1)"),
-    (conv_spec(3, 3, 0), (1, 8, 8),
-     "stride 3 does not fit the input height: height + 2·pad − kernel = 8 + 2·0 − 3 = 5 "
-     "is not divisible by 3; a pad of 2 on the height fits"),
-    (conv_spec(3, 2, 0), (1, 7, 8),
-     "stride 2 does not fit the input width: width + 2·pad − kernel = 8 + 2·0 − 3 = 5 "
-     "is not divisible by 2; crop or pad the input width to 7 or 9"),
-    (conv_spec(3, 1, 0), (10,),
-     "conv2d needs images (C, H, W) per sample, got the 1-D shape (10,)"),
-    (conv_spec(3, 1, 0), (5, 5), "got the 2-D shape (5, 5)"),
     (pool_spec("maxpool", 3, None), (1, 2, 6), "pool height 3 is larger than the input height 2"),
     (pool_spec("maxpool", 2, None), (1, 5, 4),
      "stride 2 does not fit the input height: height − pool = 5 − 2 = 3 "
@@ -259,40 +166,13 @@ def test_shape_errors_say_what_is_wrong(spec, in_shape, message):
     assert message in str(error.value)
 
 
-def test_shape_error_names_the_layer_in_a_model():
-    with pytest.raises(ShapeError, match=r"layer 1 \(maxpool\) with input shape \(4, 5, 5\)"):
-        Model([conv_spec(3, 1, 1, filters=4), "maxpool"], in_shape=(1, 5, 5))
-
-
 @pytest.mark.parametrize("spec,option", [
-    ({"type": "conv2d", "filters": 0, "kernel": 3}, "filters"),
-    ({"type": "conv2d", "filters": 2, "kernel": 0}, "kernel"),
-    ({"type": "conv2d", "filters": 2, "kernel": [3]}, "kernel"),
-    ({"type": "conv2d", "filters": 2, "kernel": 3, "stride": True}, "stride"),
-    ({"type": "conv2d", "filters": 2, "kernel": 3, "pad": -1}, "pad"),
     ({"type": "maxpool", "pool": "2"}, "pool"),
     ({"type": "avgpool", "stride": [2, 0]}, "stride"),
 ])
 def test_bad_options_raise_value_error_naming_the_option(spec, option):
     with pytest.raises(ValueError, match=f"^{option} must be"):
         LAYERS.create(spec)
-
-
-# -- counts from the notes ----------------------------------------------------------------
-
-def test_two_3x3x3_filters_have_56_parameters():
-    model = Model([conv_spec(3, 1, 0, filters=2)], in_shape=(3, 8, 8))
-    row = model.summary()[0]
-    assert row["params"] == (3 * 3 * 3 + 1) * 2 == 56
-    assert row["macs"] == 6 * 6 * 2 * 3 * 3 * 3
-
-
-def test_vgg16_first_conv_counts():
-    model = Model([conv_spec(3, 1, 1, filters=64)], in_shape=(3, 224, 224))
-    row = model.summary()[0]
-    assert row["output"] == (64, 224, 224)
-    assert row["params"] == 1_792
-    assert row["macs"] == 86_704_128
 
 
 def test_pools_have_no_parameters_and_keep_channels():
