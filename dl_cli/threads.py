@@ -7,8 +7,8 @@ thread and the layers whose elementwise work weighs as much as their products
 ``in_parts``: each part is done by a thread of its own, products and elementwise
 passes alike, since NumPy releases the GIL inside both. BLAS must stay on one thread
 meanwhile: after a product, its other threads keep spinning for more work for a while,
-on the very cores the parts need. Every other layer is written for the whole batch
-and leaves the threads to BLAS.
+on the very cores the parts need. The other layers compute on the whole batch: their
+products run on BLAS's threads outside ``computing_on`` and on one thread inside.
 
 The parts compute what the whole batch would, up to rounding: BLAS may sum the rows
 of a smaller block in another order, and the sums over the batch (weight and bias
