@@ -4,12 +4,10 @@ notes' counts."""
 import numpy as np
 import pytest
 
-from dl_cli.nn import reference
+from dl_cli.nn import ShapeError, reference
 from dl_cli.nn.conv import as_pair, col2im, im2col
-from dl_cli.nn.layer import ShapeError
 from dl_cli.nn.model import Model
 from dl_cli.registry import LAYERS
-
 
 # (input shape C, H, W; kernel; stride; pad): non-square inputs, strides 1 and 2, pads,
 # 1×1 kernels, a kernel larger than the unpadded input, and per-axis pairs.

@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 
 from dl_cli import gradcheck
-from dl_cli.nn import reference
-from dl_cli.nn.layer import ShapeError
+from dl_cli.nn import ShapeError, reference
 from dl_cli.nn.model import Model
 from dl_cli.registry import LAYERS
-
 
 # (input shape; pool; stride): tiling windows, overlapping ones, and ones with gaps.
 POOL_CASES = [
