@@ -95,8 +95,8 @@ class Solver:
         self.train_subset = np.sort(subset_rng.choice(
             n, size=min(train.eval_train_samples, n), replace=False))
 
-        # Convolutional models cut each batch over the cores themselves (see threads.py)
-        self.parts = threads.blas_threads() if model.has_layer("conv2d") else None
+        # Models whose layers want it cut each batch over the cores themselves (threads.py)
+        self.parts = threads.blas_threads() if model.wants_batch_parts else None
         self.rng = np.random.default_rng([seed, 1])  # batch order and augmentation
         self.epoch = 0               # completed epochs
         self.iteration = 0           # completed iterations of the current epoch

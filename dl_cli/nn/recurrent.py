@@ -163,6 +163,7 @@ class RNN(Recurrent):
     and BPTT sums over steps ``dWx = Σ_t x_tᵀ da_t``, ``dWh = Σ_t h_{t−1}ᵀ da_t``,
     ``db = Σ_t Σ_N da_t``, with ``dx_t = da_t Wxᵀ``; a learned h0 gets ``Σ_N dh_0``.
     Parameters ``(D + H + 1)·H`` (+ H for h0); multiply-adds ``T·(D + H)·H`` per sample.
+    Reference: ``reference.rnn_forward``, one sample and one step at a time.
     """
 
     examples = (
@@ -237,6 +238,8 @@ class LSTM(Recurrent):
     call (``gate_scale``), so ``1/(1 + e^z)`` gives i, f, o and ``σ(2a_g)``, and
     ``g = 2σ(2a_g) − 1 = tanh(a_g)`` (NumPy's float32 ``tanh`` costs more than ``exp``).
     Parameters ``4(D + H + 1)·H`` (+ 2H for h0, c0); multiply-adds ``4T·(D + H)·H``.
+    Reference: ``reference.lstm_forward``, one sample and one step at a time, the gates
+    by their definitions.
     """
 
     gates = 4
