@@ -85,10 +85,10 @@ def refuse_kfold_root(path: Path, command: str) -> None:
                        f"{', '.join(map(str, folds))}")
 
 
-def resume_run(path: Path) -> tuple[Config, Run]:
+def resume_run(path: Path, break_lock: bool = False) -> tuple[Config, Run]:
     """Reopen a run folder to continue it (``training.resume``: its config and its lock);
     refused (RunError) for one fold of a k-fold run, which resumes only with its run."""
-    cfg, run = resume(path)
+    cfg, run = resume(path, break_lock)
     parent = RunLayout(path.resolve().parent)
     if cfg.validation.kfold and RunLayout(path.resolve()).is_fold and parent.is_run:
         run.release()
@@ -123,11 +123,13 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
             parts = first if fold == 0 else assemble_fold(cfg, k, fold)
             path = root.layout.fold(fold)
             resuming = RunLayout(path).checkpoint("last").exists()
+            # the root's lock is held, so a fold's lock can only be a leftover of the
+            # process that held it before: taken over even from another machine
             if resuming:
-                run = resume(path)[1]
+                run = resume(path, break_lock=True)[1]
             else:
                 shutil.rmtree(path, ignore_errors=True)  # stopped before its first checkpoint
-                run = start(cfg, path)
+                run = start(cfg, path, break_lock=True)
             if say is not None:
                 sizes = (len(parts.splits.train.X), len(parts.splits.val.X), len(parts.splits.test.X))
                 say(f"fold {fold + 1} of {k}: {sizes[0]} train / {sizes[1]} val / {sizes[2]} "

@@ -18,6 +18,7 @@ import numpy as np
 
 from .checkpoints import unpack_checkpoint
 from .layout import RunLayout, new_folder
+from .locks import Lock, LockHeld
 from .storage import RunError, load_npz, read_text, remove_stale_temps, save_npz, write_text
 
 
@@ -107,41 +108,29 @@ class Run:
         self.path = Path(path)
         self.layout = RunLayout(self.path)
 
-    def acquire(self) -> None:
-        """Take the folder's lock (refused while a live process holds it), then remove
-        the temp files of a process killed mid-write."""
-        lock, checkpoints = self.layout.lock, self.layout.checkpoints
+    def acquire(self, break_lock: bool = False) -> None:
+        """Take the folder's lock (``locks.Lock``: refused while another process holds it;
+        ``break_lock`` takes it from a holder on another machine), then remove the temp
+        files of a process killed mid-write."""
+        checkpoints = self.layout.checkpoints
         try:
             checkpoints.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise RunError(f"cannot make the checkpoint folder {checkpoints} "
                            f"({error.strerror})") from None
-        for _ in range(2):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                holder = self._lock_holder()
-                if holder is not None and process_alive(holder):
-                    raise RunError(f"{self.path} is in use by process {holder} "
-                                   f"(lock file {lock})") from None
-                lock.unlink(missing_ok=True)  # stale: its holder is gone
-                continue
-            HELD_LOCKS.add(lock)
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            remove_stale_temps(self.path)
-            return
-        raise RunError(f"could not take the lock {lock}")
-
-    def _lock_holder(self) -> int | None:
         try:
-            return int(self.layout.lock.read_text().strip())
-        except (OSError, ValueError):
-            return None
+            self.lock.take(break_lock)
+        except LockHeld as error:
+            raise RunError(str(error)) from None
+        HELD_LOCKS.add(self.layout.lock)
+        remove_stale_temps(self.path)
+
+    @property
+    def lock(self) -> Lock:
+        return Lock(self.layout.lock, "is in use by")
 
     def release(self) -> None:
-        if self._lock_holder() == os.getpid():
-            self.layout.lock.unlink(missing_ok=True)
+        self.lock.release()
         HELD_LOCKS.discard(self.layout.lock)
 
     def log_metrics(self, record: dict) -> None:
@@ -222,12 +211,3 @@ class Run:
             raise RunError(f"{path}: not a readable summary ({problem})")
         return summary
 
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -84,14 +84,15 @@ def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool) 
                   seed=cfg.seed, run=run, progress=progress)
 
 
-def start(cfg: Config, run_dir: Path | None = None) -> Run:
+def start(cfg: Config, run_dir: Path | None = None, break_lock: bool = False) -> Run:
     """A new run folder holding the resolved config; a folder that already holds a run
-    (or a sweep) is refused, so its checkpoints are never overwritten by another run."""
+    (or a sweep) is refused, so its checkpoints are never overwritten by another run.
+    ``break_lock``: see ``Run.acquire``."""
     path = Path(run_dir) if run_dir is not None else new_run_dir(cfg.runs_dir, cfg.name)
     if SweepLayout(path).is_sweep:
         raise RunError(f"{path} is a sweep folder; a run goes in a folder of its own")
     run = Run(path)
-    run.acquire()
+    run.acquire(break_lock)
     if run.layout.is_run:
         run.release()
         raise RunError(f"{path} already holds a run; continue it with "
@@ -100,14 +101,14 @@ def start(cfg: Config, run_dir: Path | None = None) -> Run:
     return run
 
 
-def resume(run_dir: Path) -> tuple[Config, Run]:
-    """Reopen a run folder: its config and its lock."""
+def resume(run_dir: Path, break_lock: bool = False) -> tuple[Config, Run]:
+    """Reopen a run folder: its config and its lock (``break_lock``: see ``Run.acquire``)."""
     layout = RunLayout(run_dir)
     if not layout.is_run:
         raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
     cfg = load_saved_config(layout.config)
     run = Run(run_dir)
-    run.acquire()
+    run.acquire(break_lock)
     return cfg, run
 
 

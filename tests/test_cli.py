@@ -606,9 +606,9 @@ def test_a_ctrl_c_while_the_run_folder_is_made_waits_until_it_can_name_it(tmp_pa
     path = write(tmp_path, [{"type": "affine", "units": 3}])
     start = training.start
 
-    def interrupted_start(cfg, run_dir=None):
+    def interrupted_start(cfg, run_dir=None, **options):
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the folder is being made
-        return start(cfg, run_dir)
+        return start(cfg, run_dir, **options)
 
     monkeypatch.setattr(training, "start", interrupted_start)
     result = runner.invoke(app, ["train", str(path), "-q", "--run-dir", str(tmp_path / "run")])

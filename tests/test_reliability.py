@@ -588,7 +588,7 @@ def test_a_killed_sweep_worker_fails_its_trial_alone_and_a_retry_reruns_only_it(
         assert proc.poll() is None, proc.stdout.read()
         assert time.monotonic() < deadline
         time.sleep(0.005)
-    worker = int((trial / "run.lock").read_text())  # the worker process training trial 0
+    worker = json.loads((trial / "run.lock").read_text())["pid"]  # the worker training trial 0
     os.kill(worker, signal.SIGKILL)
     output, _ = proc.communicate(timeout=120)
     table = Ledger(folder / "ledger.jsonl").table()

@@ -42,6 +42,9 @@ def sweep(
                            "exit 1."),
     sweep_dir: Optional[Path] = typer.Option(None, "--sweep-dir", help="Write the sweep here instead "
                                              "of runs/<name>/<time>-<id>/."),
+    break_lock: bool = flag("--break-lock", help="With --resume: take the sweep folder and its "
+                            "trial folders over from processes of other machines whose locks "
+                            "they hold: only once those processes have ended."),
 ):
     """Grid or random search over any config keys, in parallel, resumable.
 
@@ -56,6 +59,8 @@ def sweep(
     if backend == "local" and workers > 1 and not dry_run:
         start_worker_server()  # it imports while the trials are planned
     check_options(workers, backend, address, resume, retry_failed, sweep_dir)
+    if break_lock and resume is None:
+        fail("--break-lock goes with --resume SWEEP_DIR")
     if resume is not None and spec is not None and "=" in str(spec) and not spec.exists():
         overrides, spec = [str(spec), *(overrides or [])], None  # --resume DIR key=value ...
     sweep_spec, base, first, configs = planned(spec, overrides or [], resume)
@@ -71,7 +76,7 @@ def sweep(
         fail(str(error))
     raise typer.Exit(run_sweep(sweep_spec, base, configs, runner_backend, sweep_dir, resume,
                                note=f"{backend} × {workers}", retry_failed=retry_failed,
-                               fail_fast=fail_fast))
+                               fail_fast=fail_fast, break_lock=break_lock))
 
 
 def check_options(workers: int, backend: str, address: Optional[str], resume: Optional[Path],
@@ -149,7 +154,8 @@ def check_folder_and_cores(sweep_spec, base: dict, sweep_dir: Optional[Path],
 
 
 def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optional[Path],
-              resume: Optional[Path], note: str, retry_failed: bool, fail_fast: bool) -> int:
+              resume: Optional[Path], note: str, retry_failed: bool, fail_fast: bool,
+              break_lock: bool = False) -> int:
     """Open the sweep folder, run what is left of the sweep and print its leaderboard;
     return the exit code (``Outcome.exit_code``)."""
     from ..layout import SweepLayout
@@ -159,7 +165,8 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
 
     try:
         with interrupts_held():
-            folder = open_sweep(sweep_spec, base, sweep_dir, resume, note=note)
+            folder = open_sweep(sweep_spec, base, sweep_dir, resume, note=note,
+                                break_lock=break_lock)
             writing("sweep", folder)
     except (SweepError, OSError) as error:
         backend.close()
@@ -167,7 +174,8 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
     outcome = None
     try:
         runner = SweepRunner(sweep_spec, base, folder, backend, console=err,
-                             retry_failed=retry_failed, fail_fast=fail_fast, configs=configs)
+                             retry_failed=retry_failed, fail_fast=fail_fast, configs=configs,
+                             break_lock=break_lock)
         err.print(opening(runner, resume is not None), highlight=False, soft_wrap=True)
         outcome = runner.run()
     except SweepError as error:

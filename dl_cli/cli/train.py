@@ -35,6 +35,10 @@ def train(
                                           "the cores is slower (a warning says so); small "
                                           "models and recurrent layers often run faster on 1."),
     quiet: bool = flag("--quiet", "-q", help="No progress bars."),
+    break_lock: bool = flag("--break-lock", help="Take the run folder over from a process of "
+                            "another machine whose lock it holds (a lock of this machine is "
+                            "taken over by itself once its process has ended): only once that "
+                            "process has ended."),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
 
@@ -54,7 +58,7 @@ def train(
         at_least("--threads", threads, 1)
         at_most_blas("--threads", threads)
     if resume is not None:
-        cfg, run = resumed_run(resume, config, run_dir, print_config)
+        cfg, run = resumed_run(resume, config, run_dir, print_config, break_lock)
     else:
         cfg, run = new_run_config(config, overrides or [], run_dir, print_config), None
     available = cores()
@@ -66,7 +70,7 @@ def train(
         if cfg.validation.kfold:
             train_folds(cfg, run_dir, progress, root=run)
         else:
-            train_one(cfg, run, run_dir, resume is not None, progress)
+            train_one(cfg, run, run_dir, resume is not None, progress, break_lock)
 
 
 def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Optional[Path],
@@ -88,7 +92,8 @@ def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Option
     return cfg
 
 
-def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool):
+def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool,
+                break_lock: bool = False):
     """The config and the (locked) run of the folder to resume."""
     from ..checks import ConfigError
     from ..config import dump_config
@@ -107,14 +112,15 @@ def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], p
         typer.echo(dump_config(load_or_fail(RunLayout(resume).config, [], saved=True)), nl=False)
         raise typer.Exit()
     try:
-        cfg, run = resume_run(resume)
+        cfg, run = resume_run(resume, break_lock)
     except (RunError, ConfigError) as error:
         fail(str(error))
     writing("kfold" if cfg.validation.kfold else "run", resume)
     return cfg, run
 
 
-def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool) -> None:
+def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
+              break_lock: bool = False) -> None:
     from .. import training
     from ..data import DataError
     from ..memory import out_of_memory
@@ -126,7 +132,7 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool)
         parts = training.assemble(cfg)
         if run is None:
             with interrupts_held():
-                run = training.start(cfg, run_dir)
+                run = training.start(cfg, run_dir, break_lock=break_lock)
                 writing("run", run.path)
     except (DataError, ShapeError, RunError, OSError, MemoryError) as error:
         if run is not None:

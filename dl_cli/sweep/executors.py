@@ -27,6 +27,7 @@ from typing import Callable
 from threadpoolctl import threadpool_limits
 
 from ..layout import RunLayout
+from ..locks import Lock
 from ..runs import release_held_locks
 from ..solver import Interrupted, stop_training
 
@@ -166,13 +167,14 @@ class Backend:
         if self.in_process:
             stop_training(signal.SIGTERM)
             return
-        for lock in (p for d in trial_dirs for p in RunLayout(d).locks()):
+        for path in (p for d in trial_dirs for p in RunLayout(d).locks()):
+            holder = Lock(path).holder()
+            if holder is None or not holder.here or holder.pid in self.signalled:
+                continue
             try:
-                pid = int(lock.read_text().strip())
-                if pid not in self.signalled:
-                    os.kill(pid, signal.SIGTERM)
-                    self.signalled.add(pid)
-            except (OSError, ValueError):
+                os.kill(holder.pid, signal.SIGTERM)
+                self.signalled.add(holder.pid)
+            except OSError:
                 continue
 
     def close(self, wait: bool = True) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from ..config import config_to_dict, dump_config
 from ..config.validation import validate
 from ..config.yaml12 import ConfigDumper, read_yaml
 from ..layout import RunLayout, SweepLayout, new_folder
+from ..locks import Lock, LockHeld
 from ..storage import write_text
 from ..tables import flatten
 from ..training import config_hash
@@ -101,9 +101,10 @@ def check_files(folder: Path) -> None:
 
 
 def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
-               resume: Path | None = None, note: str = "") -> Path:
+               resume: Path | None = None, note: str = "", break_lock: bool = False) -> Path:
     """A new sweep folder holding spec.yaml and base.yaml, or the folder to resume after
-    checking that neither the spec nor the base config changed."""
+    checking that neither the spec nor the base config changed (``break_lock``: take it
+    over from a driver on another machine)."""
     base_cfg = validate(base)
     header = {"spec_hash": spec.spec_hash(), "base_hash": base_hash(base_cfg),
               "version": __version__, "backend": note}
@@ -129,7 +130,7 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
             raise SweepError(f"refusing to resume {folder}: the base config {spec.base} changed "
                              f"since the sweep started ({changed_keys(saved, config_to_dict(base_cfg))}); "
                              f"trials would not be comparable")
-        hold_lock(folder)  # before writing: a second driver must not touch the ledger
+        hold_lock(folder, break_lock)  # before writing: a second driver must not touch the ledger
         try:
             ledger.append("sweep", resumed=True, **header)
         except OSError:
@@ -158,18 +159,18 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
 _HELD: set[Path] = set()  # folders whose lock open_sweep took for this process's driver
 
 
-def hold_lock(folder: Path) -> None:
+def hold_lock(folder: Path, break_lock: bool = False) -> None:
     """Take the folder's lock now and keep it for the ``sweep_lock`` of this process's
     driver (``open_sweep`` writes to the ledger only once it holds the lock)."""
     key = Path(folder).resolve()
     if key not in _HELD:
-        take_lock(folder)
+        take_lock(folder, break_lock)
         _HELD.add(key)
 
 
 def release_lock(folder: Path) -> None:
     _HELD.discard(Path(folder).resolve())
-    SweepLayout(folder).lock.unlink(missing_ok=True)
+    driver_lock(folder).release()
 
 
 @contextmanager
@@ -184,27 +185,17 @@ def sweep_lock(folder: Path):
     try:
         yield
     finally:
-        SweepLayout(folder).lock.unlink(missing_ok=True)
+        driver_lock(folder).release()
 
 
-def take_lock(folder: Path) -> None:
-    """Create ``driver.lock`` naming this process; a lock whose process is gone is taken over."""
-    lock = SweepLayout(folder).lock
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                holder = int(lock.read_text().strip())
-                os.kill(holder, 0)
-            except PermissionError:
-                pass  # alive, owned by another user
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # stale: its holder is gone
-                continue
-            raise SweepError(f"{folder} is being run by process {holder} (lock {lock})") from None
-    else:
-        raise SweepError(f"could not take the lock {lock}")
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
+def take_lock(folder: Path, break_lock: bool = False) -> None:
+    """Take ``driver.lock`` for this process (``locks.Lock``); ``break_lock`` takes it from a
+    driver on another machine too."""
+    try:
+        driver_lock(folder).take(break_lock)
+    except LockHeld as error:
+        raise SweepError(str(error)) from None
+
+
+def driver_lock(folder: Path) -> Lock:
+    return Lock(SweepLayout(folder).lock, "is being run by")

@@ -38,7 +38,7 @@ from ..checks import ConfigError
 from ..config import config_to_dict, dump_config
 from ..config.validation import validate
 from ..layout import RunLayout, SweepLayout
-from ..runs import process_alive
+from ..locks import Lock
 from ..schema import Config
 from ..storage import write_text
 from .asha import promote, rungs
@@ -63,14 +63,14 @@ def died_abruptly(trial_dir: Path, wait_s: float = 10.0) -> bool:
     Solvers save ``last.npz`` and release the run's lock. A killed process leaves its
     lock behind, naming a process that no longer exists."""
     deadline = time.monotonic() + wait_s
-    for lock in RunLayout(trial_dir).locks():
-        while lock.exists() and time.monotonic() < deadline:
-            try:
-                pid = int(lock.read_text().strip())
-            except (OSError, ValueError):
+    for path in RunLayout(trial_dir).locks():
+        lock = Lock(path)
+        while path.exists() and time.monotonic() < deadline:
+            holder = lock.holder()
+            if holder is None or not holder.here:
                 break
-            if not process_alive(pid):
-                return lock.exists()
+            if not holder.alive():
+                return path.exists()
             time.sleep(0.05)
     return False
 
@@ -88,13 +88,16 @@ class Outcome:
 class SweepRunner:
     def __init__(self, spec: SweepSpec, base: dict, folder: Path, backend: Backend,
                  console: Console | None = None, retry_failed: bool = False,
-                 fail_fast: bool = False, configs: dict[int, Config] | None = None):
+                 fail_fast: bool = False, configs: dict[int, Config] | None = None,
+                 break_lock: bool = False):
         """``configs``: trial configs already resolved (the first round's, by the command
-        line that checked them), so that they are not resolved again."""
+        line that checked them), so that they are not resolved again. ``break_lock``:
+        trials take their folders over from processes of other machines."""
         self.spec, self.base, self.folder, self.backend = spec, base, Path(folder), backend
         self.layout = SweepLayout(folder)
         self.console = console or Console(stderr=True)
         self.retry_failed, self.fail_fast = retry_failed, fail_fast
+        self.break_lock = break_lock
         self.ledger = Ledger(self.layout.ledger)
         self.table = self.ledger.table()  # kept current by every append
         self.configs: dict[int, Config] = dict(configs or {})
@@ -248,7 +251,8 @@ class SweepRunner:
         self._log("start", trial=index, until=until)
         args = (run_trial, config_to_dict(self.configs[index]), str(self.layout.trial(index)))
         options = {"until": until, "kfold": self.spec.kfold, "metric": self.spec.metric,
-                   "goal": self.spec.goal, "threads": self.spec.threads}
+                   "goal": self.spec.goal, "threads": self.spec.threads,
+                   "break_lock": self.break_lock}
         try:
             return self.backend.executor.submit(*args, **options)
         except BrokenProcessPool:

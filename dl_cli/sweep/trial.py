@@ -58,10 +58,12 @@ def finished(summary: dict, cfg: Config) -> bool:
         status == "completed" and summary.get("epochs", 0) >= cfg.train.epochs)
 
 
-def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, int] | None) -> dict:
+def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, int] | None,
+              break_lock: bool = False) -> dict:
     """Train the run in ``run_dir`` for ``until`` epochs in all (every epoch when None),
     continuing from its last checkpoint when it has one; return its summary, whose
-    status is ``paused`` when a rung ends before the configured epochs."""
+    status is ``paused`` when a rung ends before the configured epochs. ``break_lock``:
+    take the folder over from a process of another machine (``Run.acquire``)."""
     target = min(until or cfg.train.epochs, cfg.train.epochs)
     summary = Run(run_dir).read_summary()
     status = summary.get("status")
@@ -71,9 +73,10 @@ def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, in
     parts = assemble_fold(cfg, *fold) if fold else training.assemble(cfg)
     resuming = RunLayout(run_dir).checkpoint("last").exists()
     if resuming:
-        _, run = training.resume(run_dir)
-    else:
-        shutil.rmtree(run_dir, ignore_errors=True)  # what a trial killed in its first epoch left
+        _, run = training.resume(run_dir, break_lock)
+    else:  # what a trial killed in its first epoch left, unless another process holds it
+        Run(run_dir).acquire(break_lock)
+        shutil.rmtree(run_dir, ignore_errors=True)
         run = training.start(cfg, run_dir)
     if fold:
         run.log(f"fold {fold[1] + 1} of {fold[0]}: {parts.splits.info['sizes']}")
@@ -105,7 +108,8 @@ def best_metric(records: list[dict], metric: str, goal: str, until: int | None =
 
 
 def run_trial(config: dict, trial_dir: str, until: int | None = None, kfold: int | None = None,
-              metric: str = "val/acc", goal: str = "max", threads: int = 1) -> dict:
+              metric: str = "val/acc", goal: str = "max", threads: int = 1,
+              break_lock: bool = False) -> dict:
     """Train one trial into ``trial_dir`` (``fold-i/`` subfolders with ``kfold``) and return
     ``{status, metric, epochs, until, time_s, error, fold_metrics}``.
 
@@ -123,7 +127,7 @@ def run_trial(config: dict, trial_dir: str, until: int | None = None, kfold: int
         for fold in folds:
             run_dir = trial_dir if fold is None else RunLayout(trial_dir).fold(fold[1])
             with threadpool_limits(limits=threads, user_api="blas"):
-                summaries.append(train_run(cfg, run_dir, until, fold))
+                summaries.append(train_run(cfg, run_dir, until, fold, break_lock))
             scores.append(best_metric(Run(run_dir).read_metrics(), metric, goal, until))
             if summaries[-1].get("status") == "diverged":
                 break
