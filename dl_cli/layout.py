@@ -63,6 +63,12 @@ class RunLayout:
         """``checkpoints/best.npz`` or ``checkpoints/last.npz``."""
         return self.checkpoints / f"{kind}.npz"
 
+    def entries(self) -> list[str]:
+        """The names, relative to the folder, of everything dl writes in it."""
+        files = (self.config, self.metrics, self.summary, self.log, self.lock, self.vocab,
+                 self.error, self.checkpoints, self.checkpoint("best"), self.checkpoint("last"))
+        return [str(p.relative_to(self.path)) for p in files]
+
     def fold(self, index: int) -> Path:
         return self.path / f"fold-{index}"
 

@@ -237,7 +237,10 @@ class Lock:
         text = Holder.me().to_json()
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
-            tmp.write_text(text)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                         0o644)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
         except OSError as error:
             raise LockHeld(f"cannot take the lock {self.path} ({error.strerror or error}); "
                            f"the folder must be writable") from None

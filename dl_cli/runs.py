@@ -19,7 +19,8 @@ import numpy as np
 from .checkpoints import unpack_checkpoint
 from .layout import RunLayout, new_folder
 from .locks import Lock, LockHeld
-from .storage import RunError, load_npz, read_text, remove_stale_temps, save_npz, write_text
+from .storage import (RunError, load_npz, open_append, read_text, refuse_links, remove_stale_temps,
+                      save_npz, write_text)
 
 
 def new_run_dir(runs_dir: str | Path, name: str) -> Path:
@@ -113,6 +114,7 @@ class Run:
         ``break_lock`` takes it from a holder on another machine), then remove the temp
         files of a process killed mid-write."""
         checkpoints = self.layout.checkpoints
+        refuse_links(self.path, self.layout.entries())
         try:
             checkpoints.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -134,7 +136,7 @@ class Run:
         HELD_LOCKS.discard(self.layout.lock)
 
     def log_metrics(self, record: dict) -> None:
-        with open(self.layout.metrics, "a") as f:
+        with open_append(self.layout.metrics) as f:
             f.write(json.dumps(record) + "\n")
 
     def read_metrics(self) -> list[dict]:
@@ -171,7 +173,7 @@ class Run:
         write_text(self.layout.metrics, "".join(json.dumps(r) + "\n" for r in kept))
 
     def log(self, line: str) -> None:
-        with open(self.layout.log, "a") as f:
+        with open_append(self.layout.log) as f:
             f.write(line.rstrip("\n") + "\n")
 
     def save_checkpoint(self, kind: str, arrays: dict[str, np.ndarray]) -> None:

@@ -14,6 +14,7 @@ where the type says ``| None``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
@@ -33,13 +34,19 @@ def key(default: Any = None, rule: Rule | None = None, *, factory=None,
     return field(default=default, metadata=metadata)
 
 
+def printable(text: str) -> bool:
+    """No control or format characters (a newline, an escape, a bidirectional override)."""
+    return not any(unicodedata.category(c).startswith("C") for c in text)
+
+
 MONITORS = ("auto", "val/acc", "val/loss", "val/mse", "val/r2", "train/loss", "train/acc")
 MODES = ("max", "min", "auto")
 DTYPES = ("float32", "float64")
 # a fraction of the data: 1 would leave none to train on
 SHARE = Rule("a fraction in [0, 1)", lambda v: 0 <= v < 1, typed=False)
-RUN_NAME = Rule("a non-empty name without '/' (it names the folder runs/<name>)",
-                lambda v: bool(v) and not set("/\\") & set(v), typed=False)
+RUN_NAME = Rule("a non-empty name without '/', '\\' or control characters (it names the "
+                "folder runs/<name> and is written into train.log)",
+                lambda v: bool(v) and not set("/\\") & set(v) and printable(v), typed=False)
 BATCH_SIZE = said(lambda v: v == "full" or is_int(v) and v >= 1,
                   lambda v: f'must be an integer >= 1 or "full", got {v!r}{did_you_mean(v, ["full"])}')
 NOT_EMPTY = said(bool, lambda v: "must not be empty")

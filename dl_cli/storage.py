@@ -10,8 +10,10 @@ used is a ``RunError`` naming it.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -20,6 +22,52 @@ import numpy as np
 
 class RunError(RuntimeError):
     """A run folder or checkpoint cannot be used as asked."""
+
+
+# -- opening files of a run or sweep folder -------------------------------------------
+# A file of a run or sweep folder is opened without following a symbolic link in its place
+# (a link planted there would have dl write, say, train.log lines into another file), and
+# only when it is a regular file (a FIFO would block, /dev/zero never end).
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+
+
+def open_fd(path: Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` of a regular file, never through a symbolic link; RunError otherwise."""
+    try:
+        fd = os.open(path, flags | NOFOLLOW | NONBLOCK, mode)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise RunError(f"{path}: is a symbolic link; dl reads and writes the files of run "
+                           f"and sweep folders themselves, never through a link (remove it)") from None
+        if error.errno == errno.ENXIO:  # a FIFO without a reader, opened to write
+            raise RunError(f"{path}: is not a regular file (a FIFO); remove it") from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise RunError(f"{path}: is {kind}, not a file dl wrote; remove it")
+    if NONBLOCK:
+        os.set_blocking(fd, True)
+    return fd
+
+
+def open_append(path: Path):
+    """``path`` opened to append UTF-8 text (created if missing): see ``open_fd``."""
+    fd = open_fd(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def refuse_links(folder: Path, names) -> None:
+    """RunError for the first of ``folder``'s entries ``names`` that is a symbolic link: a
+    folder or file of a run or sweep folder that points elsewhere would take dl's writes
+    there."""
+    for name in names:
+        path = Path(folder) / name
+        if path.is_symlink():
+            raise RunError(f"{path}: is a symbolic link; dl writes the files of run and sweep "
+                           f"folders themselves, never through a link (remove it)")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -40,7 +88,7 @@ def write_atomic(path: Path, write) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(open_fd(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -68,7 +116,8 @@ def read_text(path: Path) -> str:
     """The text of a file dl wrote into a run or sweep folder; RunError naming it when it
     cannot be read (a directory in its place, no permission) or is not UTF-8 text."""
     try:
-        return path.read_text(encoding="utf-8")
+        with os.fdopen(open_fd(path, os.O_RDONLY), "rb") as f:
+            return f.read().decode("utf-8")
     except IsADirectoryError:
         raise RunError(f"{path}: is a directory, not a file") from None
     except UnicodeDecodeError as error:
@@ -88,8 +137,8 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
     holds) is a RunError naming the file."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        with zipfile.ZipFile(path) as archive:
+        with os.fdopen(open_fd(path, os.O_RDONLY), "rb") as f, zipfile.ZipFile(f) as archive:
+            size = os.fstat(f.fileno()).st_size
             return {info.filename.removesuffix(".npy"): read_member(archive, info, size)
                     for info in archive.infolist()}
     except FileNotFoundError:

@@ -27,7 +27,7 @@ from .registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry
 from .runs import Run, new_run_dir
 from .schema import Config
 from .solver import Solver
-from .storage import RunError, write_text
+from .storage import RunError, refuse_links, write_text
 
 
 def component(cfg: Config, path: str, spec, registry: Registry):
@@ -104,6 +104,7 @@ def start(cfg: Config, run_dir: Path | None = None, break_lock: bool = False) ->
 def resume(run_dir: Path, break_lock: bool = False) -> tuple[Config, Run]:
     """Reopen a run folder: its config and its lock (``break_lock``: see ``Run.acquire``)."""
     layout = RunLayout(run_dir)
+    refuse_links(layout.path, layout.entries())
     if not layout.is_run:
         raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
     cfg = load_saved_config(layout.config)

@@ -17,7 +17,7 @@ from ..config.validation import validate
 from ..config.yaml12 import ConfigDumper, read_yaml
 from ..layout import RunLayout, SweepLayout, new_folder
 from ..locks import Lock, LockHeld
-from ..storage import write_text
+from ..storage import RunError, refuse_links, write_text
 from ..tables import flatten
 from ..training import config_hash
 from .ledger import Ledger, SweepError, TrialState
@@ -92,12 +92,19 @@ def trial_table(folder: Path, spec: SweepSpec) -> dict[int, TrialState]:
 
 
 def check_files(folder: Path) -> None:
-    """Refuse a folder holding a directory where a sweep keeps one of its files: the
-    sweep would fail only when it writes there, after training its trials."""
-    for path in SweepLayout(folder).files():
-        if path.is_dir():
+    """Refuse a folder holding a directory where a sweep keeps one of its files (the
+    sweep would fail only when it writes there, after training its trials), or a
+    symbolic link in place of one of its files or trial folders."""
+    files = SweepLayout(folder).files()
+    for path in files:
+        if path.is_dir() and not path.is_symlink():
             raise SweepError(f"{path}: is a directory, not a file; move it out of the sweep "
                              f"folder")
+    trials = sorted(p.name for p in Path(folder).glob("trial-*")) if Path(folder).is_dir() else []
+    try:
+        refuse_links(folder, [p.name for p in files] + trials)
+    except RunError as error:
+        raise SweepError(str(error)) from None
 
 
 def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..runs import entry_problem
-from ..storage import RunError, read_text
+from ..storage import RunError, open_append, read_text
 
 FINAL = ("completed", "pruned", "diverged", "failed")  # a trial in one of these is done
 
@@ -146,10 +146,13 @@ class Ledger:
         events = [{**e, "time": stamp} for e in events]
         # a line cut short by a crash is ended first, so it cannot swallow the next event
         lead = "" if self._ends_with_newline() else "\n"
-        with open(self.path, "a") as f:
-            f.write(lead + "".join(json.dumps(e) + "\n" for e in events))
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open_append(self.path) as f:
+                f.write(lead + "".join(json.dumps(e) + "\n" for e in events))
+                f.flush()
+                os.fsync(f.fileno())
+        except RunError as error:
+            raise SweepError(str(error)) from None
         if self._table is not None:
             for e in events:
                 apply(self._table, e)

@@ -17,6 +17,7 @@ once. Whatever happened, the ledger holds every completed result.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -40,7 +41,7 @@ from ..config.validation import validate
 from ..layout import RunLayout, SweepLayout
 from ..locks import Lock
 from ..schema import Config
-from ..storage import write_text
+from ..storage import RunError, write_text
 from .asha import promote, rungs
 from .domains import parse_domain
 from .executors import Backend
@@ -300,9 +301,10 @@ class SweepRunner:
             return {"status": "interrupted", "until": until, "error": POOL_BROKE}
         except Exception as error:
             trial = RunLayout(self.layout.trial(index))
-            trial.path.mkdir(parents=True, exist_ok=True)
-            trial.error.write_text(
-                "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+            with contextlib.suppress(RunError, OSError):  # the result says what failed
+                trial.path.mkdir(parents=True, exist_ok=True)
+                write_text(trial.error, "".join(
+                    traceback.format_exception(type(error), error, error.__traceback__)))
             return {"status": "failed", "until": until, "error": f"{type(error).__name__}: {error}"}
 
     def _drop_outranked_checkpoints(self) -> None:

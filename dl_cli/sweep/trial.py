@@ -12,6 +12,7 @@ process, in a pool or on a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import shutil
@@ -29,6 +30,7 @@ from ..optim import Schedule
 from ..runs import Run
 from ..schema import Config
 from ..solver import Diverged, Interrupted
+from ..storage import RunError, write_text
 
 
 class FixedHorizon(Schedule):
@@ -144,7 +146,8 @@ def run_trial(config: dict, trial_dir: str, until: int | None = None, kfold: int
         result.update(status="interrupted", error=str(error))
     except Exception as error:
         trial_dir.mkdir(parents=True, exist_ok=True)
-        RunLayout(trial_dir).error.write_text(traceback.format_exc())
+        with contextlib.suppress(RunError, OSError):  # the result says what failed
+            write_text(RunLayout(trial_dir).error, traceback.format_exc())
         result.update(status="failed", error=f"{type(error).__name__}: {error}")
     result["time_s"] = round(time.perf_counter() - started, 3)
     return result
