@@ -60,32 +60,40 @@ def boot_id() -> str | None:
         return None
 
 
-def process_start(pid: int) -> int | None:
-    """When process ``pid`` started, in clock ticks since boot (field 22 of
-    ``/proc/PID/stat``); None where there is no /proc or no such process."""
+def proc_stat(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/PID/stat`` after "pid (command)": state first (field 3);
+    None where there is no /proc or no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
         return None
-    fields = stat[stat.rindex(b")") + 2:].split()  # after "pid (command) "
+    return stat[stat.rindex(b")") + 2:].split()
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (field 22 of
+    ``/proc/PID/stat``); None where it cannot be read."""
+    fields = proc_stat(pid)
     try:
         return int(fields[19])
-    except (IndexError, ValueError):
+    except (TypeError, IndexError, ValueError):
         return None
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this machine (perhaps another user's)."""
+    """Whether a process ``pid`` runs on this machine (perhaps another user's): it
+    exists and has not exited (a zombie, not yet reaped by its parent, has)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     except (OverflowError, ValueError):
         return False
-    return True
+    fields = proc_stat(pid)
+    return not (fields and fields[0] in (b"Z", b"X"))
 
 
 @dataclass(frozen=True)

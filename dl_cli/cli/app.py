@@ -17,9 +17,14 @@ from .train import train
 
 
 class Commands(TyperGroup):
-    """The commands, with one answer to a Ctrl-C that lands outside the training loop's
-    and the sweep runner's own handling: as typer reads the command line (its first
-    use imports pydantic) or as a command starts. Typer alone exits 130 in silence."""
+    """The commands, with one answer to a Ctrl-C (or a SIGTERM, answered the same way)
+    that lands outside the training loop's and the sweep runner's own handling: as typer
+    reads the command line (its first use imports pydantic) or as a command starts. Typer
+    alone exits 130 in silence."""
+
+    def main(self, *args, **options):
+        with interrupts.terminate_as_interrupt():
+            return super().main(*args, **options)
 
     def make_context(self, info_name, args, parent=None, **extra):
         interrupts.reset()

@@ -34,21 +34,39 @@ def writing(kind: str, folder) -> None:
     _writing = (kind, Path(folder))
 
 
+STOPS = (signal.SIGINT, signal.SIGTERM)  # a SIGTERM is answered as a Ctrl-C is
+
+
+@contextmanager
+def terminate_as_interrupt():
+    """In the block a SIGTERM (``kill``, a batch system's stop) raises KeyboardInterrupt as
+    a Ctrl-C does: the training loop, the sweep runner and ``leave`` answer both."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextmanager
 def interrupts_held():
-    """A Ctrl-C waits for the end of the block: a folder being made is then made, and
-    ``writing`` has said which."""
+    """A Ctrl-C (or SIGTERM) waits for the end of the block: a folder being made is then
+    made, and ``writing`` has said which."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in STOPS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if caught:
-        signal.raise_signal(signal.SIGINT)  # to the handler as it was
+        signal.raise_signal(caught[0])  # to the handler as it was
 
 
 def interrupted(command: Optional[str]) -> str:

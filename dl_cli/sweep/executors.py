@@ -27,8 +27,8 @@ from typing import Callable
 from threadpoolctl import threadpool_limits
 
 from ..layout import RunLayout
-from ..locks import Lock
-from ..runs import release_held_locks
+from ..locks import Lock, process_alive, process_start
+from ..runs import HELD_LOCKS, release_held_locks
 from ..solver import Interrupted, stop_training
 
 BACKENDS = ("local", "dask", "ray")
@@ -97,27 +97,38 @@ def start_worker_server() -> None:
         forkserver.ensure_running()
 
 
-def init_worker(threads: int) -> None:
+def init_worker(threads: int, driver: int, driver_start: int | None) -> None:
     """Initializer of a local worker process: its own process group, so a Ctrl-C at the
     terminal reaches the driver alone (which then decides); SIGTERM unwinds the trial
     (releasing its run's lock) instead of killing the process outright, so the driver
-    can tell a stopped worker from a killed one; ``threads`` BLAS threads; and a watch
-    on its parent, so a worker never outlives a driver killed outright (a forked
-    worker's parent is the fork server, which exits with the driver)."""
+    can tell a stopped worker from a killed one; ``threads`` BLAS threads; and a watch on
+    the driver (process ``driver``, started at ``driver_start``), so that a worker never
+    outlives it (``watch_driver``)."""
     if hasattr(os, "setpgrp"):
         os.setpgrp()
     signal.signal(signal.SIGTERM, stop_worker)
     for name in BLAS_VARIABLES:
         os.environ[name] = str(threads)
     threadpool_limits(limits=threads)
-    parent = os.getppid()
+    threading.Thread(target=watch_driver, args=(driver, driver_start), daemon=True,
+                     name="dl-driver-watch").start()
 
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
 
-    threading.Thread(target=watch, daemon=True, name="dl-driver-watch").start()
+def watch_driver(driver: int, driver_start: int | None, every_s: float = 0.25,
+                 grace_s: float = 5.0) -> None:
+    """Stop this worker once the driver is gone (killed outright, or it left without
+    waiting): its trial is asked to stop as by the driver (SIGTERM: it saves ``last.npz``
+    and releases its run's lock), and the process exits at the latest ``grace_s`` seconds
+    later. The driver is watched, not the parent: a worker's parent is the fork server,
+    which lives on as long as any worker holds its pipe, and so would they all, holding
+    the driver's output open."""
+    while process_alive(driver) and process_start(driver) in (None, driver_start):
+        time.sleep(every_s)
+    os.kill(os.getpid(), signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while HELD_LOCKS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os._exit(1)
 
 
 class RayExecutor(Executor):
@@ -191,9 +202,11 @@ def local_backend(workers: int, threads: int) -> Backend:
                        can_terminate=True, in_process=True)
     context = worker_context()
 
+    driver = (os.getpid(), process_start(os.getpid()))
+
     def pool() -> Executor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                   initializer=init_worker, initargs=(threads,))
+                                   initializer=init_worker, initargs=(threads, *driver))
 
     return Backend("local", pool(), workers,
                    f"{workers} worker processes × {threads} BLAS thread{'s' * (threads > 1)}",

@@ -12,7 +12,7 @@ resumed sweep replays the ledger and submits only what is not done. Ctrl-C once:
 trials, the running ones finish (drain); twice: the running trials save their state
 and stop (local worker processes get SIGTERM, an in-process trial is asked directly);
 three times (or a backend whose trials cannot be signalled, Dask or Ray): leave at
-once. Whatever happened, the ledger holds every completed result.
+once. A SIGTERM counts as two. Whatever happened, the ledger holds every completed result.
 """
 
 from __future__ import annotations
@@ -405,8 +405,19 @@ class SweepRunner:
                 self._say("[yellow]Ctrl-C: leaving now; running trials continue from their "
                           "last checkpoint on resume[/]")
 
-        previous = signal.signal(signal.SIGINT, on_interrupt)
+        def on_terminate(signum, frame):  # as two Ctrl-Cs: stop the trials, which save
+            self.interrupts = max(self.interrupts + 1, 2)
+            if self.interrupts == 2 and self.backend.can_terminate:
+                self._say("[yellow]SIGTERM: stopping the running trials (they save their "
+                          "state)[/]")
+            else:
+                self._say("[yellow]SIGTERM: leaving now; running trials continue from their "
+                          "last checkpoint on resume[/]")
+
+        previous = {signal.SIGINT: signal.signal(signal.SIGINT, on_interrupt),
+                    signal.SIGTERM: signal.signal(signal.SIGTERM, on_terminate)}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

@@ -1,0 +1,97 @@
+"""A sweep driver killed or sent SIGTERM: its worker processes never outlive it, and
+SIGTERM is answered as Ctrl-C is.
+
+docs/reliability.md, point 8a.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dl_cli.sweep.ledger import Ledger
+
+from test_sweep import BASE, write_sweep
+
+pytestmark = pytest.mark.reliability
+
+ENDLESS = {**BASE, "train": {"epochs": 100000, "batch_size": 16}}  # trials that never end
+FOUR = {"method": "grid", "params": {"model.layers.0.units": {"values": [4, 8, 16, 32]}}}
+
+
+def session_processes(session: int) -> list[int]:
+    """The live processes of a session (every process a driver started, whatever its
+    parent now is)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if int(fields[3]) == session and fields[0] not in (b"Z", b"X"):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def start_sweep(tmp_path):
+    """Start `dl sweep --workers 2` of endless trials in a session of its own; return it
+    and its folder once both trials train. What it leaves running is killed at the end."""
+    started = []
+
+    def start():
+        started.append(sweep_of_endless_trials(tmp_path))
+        return started[-1]
+
+    yield start
+    for proc, _ in started:
+        for pid in session_processes(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+def sweep_of_endless_trials(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    folder = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "-m", "dl_cli", "sweep",
+                             str(write_sweep(tmp_path, FOUR, ENDLESS)), "--sweep-dir", str(folder),
+                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not all((folder / f"trial-000{i}" / "metrics.jsonl").exists() for i in (0, 1)):
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    return proc, folder
+
+
+def test_the_workers_of_a_killed_driver_save_their_trials_and_exit(start_sweep):
+    proc, folder = start_sweep()
+    assert len(session_processes(proc.pid)) >= 4  # driver, fork server, two workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)  # every process holding the driver's output has closed it
+    deadline = time.monotonic() + 10
+    while session_processes(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert session_processes(proc.pid) == []
+    for i in (0, 1):  # each worker stopped its trial as the driver would: saved, unlocked
+        trial = folder / f"trial-000{i}"
+        assert (trial / "checkpoints/last.npz").exists() and not (trial / "run.lock").exists()
+
+
+def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_says_how_to_resume(start_sweep):
+    proc, folder = start_sweep()
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "SIGTERM: stopping the running trials" in output
+    assert f"continue with: dl sweep --resume {folder}" in " ".join(output.split())
+    table = Ledger(folder / "ledger.jsonl").table()
+    assert [table[i].status for i in range(4)] == ["interrupted", "interrupted", "pending", "pending"]
+    assert session_processes(proc.pid) == []
+    for i in (0, 1):
+        assert (folder / f"trial-000{i}" / "checkpoints/last.npz").exists()
