@@ -172,6 +172,14 @@ class Run:
                 if r.get("epoch", 0) <= epochs or "train/batch_loss" in r and r["step"] <= steps]
         write_text(self.layout.metrics, "".join(json.dumps(r) + "\n" for r in kept))
 
+    def start_over(self) -> None:
+        """Forget what a run stopped before its first checkpoint recorded (metrics, summary,
+        a best checkpoint without its last), so that it trains again from the start; its
+        config and log stay."""
+        for path in (self.layout.metrics, self.layout.summary, self.layout.error,
+                     self.layout.checkpoint("best"), self.layout.checkpoint("last")):
+            path.unlink(missing_ok=True)
+
     def log(self, line: str) -> None:
         with open_append(self.layout.log) as f:
             f.write(line.rstrip("\n") + "\n")

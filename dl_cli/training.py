@@ -145,7 +145,8 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
     False leaves the test split alone unless training stops early (see ``Solver.train``).
 
     Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state;
-    the run's lock is released whatever happens. Warnings go to ``train.log`` and to
+    the run's lock is released whatever happens. A run to resume that stopped before its
+    first checkpoint trains from the start (the same config and seed: the same run). Warnings go to ``train.log`` and to
     ``warn(message)`` when given.
     """
     def caution(message: str) -> None:
@@ -156,6 +157,10 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
     try:
         parts = parts or assemble(cfg)
         solver = make_solver(cfg, parts, run, progress)
+        if resuming and not run.layout.checkpoint("last").exists():
+            run.start_over()
+            caution(f"{run.path} stopped before its first checkpoint: training it from the start")
+            resuming = False
         if resuming:
             last, best = resume_state(run, parts.model)
             for message in version_changes(last["meta"]):

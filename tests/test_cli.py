@@ -1,5 +1,6 @@
 """The inspection commands: summary, gradcheck, layers, runs, compare, eval."""
 
+import json
 import os
 import re
 import shutil
@@ -585,8 +586,8 @@ def test_a_ctrl_c_after_the_run_folder_is_made_says_what_to_do_with_it(tmp_path,
         ctrl_c_as_training_starts(patch)
         stopped = runner.invoke(app, ["train", str(path), "-q", "--run-dir", str(new)])
         assert stopped.exit_code == 130 and "Traceback" not in stopped.output
-        assert last_line(stopped) == (f"interrupted before any checkpoint was saved; {new} "
-                                      f"cannot be resumed: remove it")
+        assert last_line(stopped) == (f"interrupted before any checkpoint was saved; "
+                                      f"dl train --resume {new} trains it from the start")
         resumed = runner.invoke(app, ["train", "--resume", str(done), "-q"])
         assert resumed.exit_code == 130
         assert last_line(resumed) == f"interrupted; continue with dl train --resume {done}"
@@ -598,8 +599,11 @@ def test_a_ctrl_c_after_the_run_folder_is_made_says_what_to_do_with_it(tmp_path,
     listed = runner.invoke(app, ["runs", str(tmp_path)], terminal_width=300)
     assert listed.exit_code == 0 and "new" not in listed.output  # no run there, no error
     assert runner.invoke(app, ["train", "--resume", str(kfold), "-q"]).exit_code == 0
-    refused = runner.invoke(app, ["train", "--resume", str(new)])
-    assert refused.exit_code == 2 and "no such checkpoint" in refused.output
+    resumed = runner.invoke(app, ["train", "--resume", str(new), "-q"])
+    assert resumed.exit_code == 0 and "training it from the start" in resumed.output
+    lines = [[{k: v for k, v in json.loads(line).items() if k != "time"}
+              for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (new, done)]
+    assert lines[0] == lines[1]
 
 
 def test_a_ctrl_c_while_the_run_folder_is_made_waits_until_it_can_name_it(tmp_path, monkeypatch):
@@ -613,8 +617,8 @@ def test_a_ctrl_c_while_the_run_folder_is_made_waits_until_it_can_name_it(tmp_pa
     monkeypatch.setattr(training, "start", interrupted_start)
     result = runner.invoke(app, ["train", str(path), "-q", "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 130
-    assert last_line(result) == (f"interrupted before any checkpoint was saved; "
-                                 f"{tmp_path / 'run'} cannot be resumed: remove it")
+    assert last_line(result) == (f"interrupted before any checkpoint was saved; dl train "
+                                 f"--resume {tmp_path / 'run'} trains it from the start")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

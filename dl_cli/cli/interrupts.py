@@ -83,8 +83,8 @@ def interrupted(command: Optional[str]) -> str:
         return f"interrupted; the sweep folder stays: dl sweep --resume {folder} runs what is left"
     if kind == "kfold" or RunLayout(folder).checkpoint("last").exists():
         return f"interrupted; continue with dl train --resume {folder}"
-    return (f"interrupted before any checkpoint was saved; {folder} cannot be resumed: "
-            f"remove it")
+    return (f"interrupted before any checkpoint was saved; dl train --resume {folder} "
+            f"trains it from the start")
 
 
 def leave(command: Optional[str]) -> None:
