@@ -77,6 +77,9 @@ def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
         if not fits_meta(key, meta[key]):
             raise RunError(f"checkpoint 'meta' entry {key!r} is {meta[key]!r}, "
                            f"expected {META_KINDS.get(key, 'a number')}")
+    if not isinstance(meta.get("config", {}), dict):
+        raise RunError(f"checkpoint 'meta' entry 'config' is {meta['config']!r}, expected "
+                       f"the run's config (an object)")
     return {"params": parts["param"], "buffers": parts["buffer"], "optim": parts["optim"],
             "schedule": parts["schedule"], "meta": meta, "perm": arrays.get("perm")}
 

@@ -74,7 +74,11 @@ def stop_training(signum: int) -> None:
 class Solver:
     def __init__(self, model: Model, splits: Splits, optimizer, train: TrainConfig,
                  schedule=None, checkpoint: CheckpointConfig | None = None, augment=None,
-                 seed: int = 0, run: Run | None = None, progress: bool = True):
+                 seed: int = 0, run: Run | None = None, progress: bool = True,
+                 record: dict | None = None):
+        """``record``: entries every checkpoint's meta holds besides the training state
+        (the run's config, which a resume compares with its config.yaml)."""
+        self.record = record or {}
         self.model, self.splits, self.optimizer = model, splits, optimizer
         self.schedule, self.augment, self.run = schedule, augment, run
         self.cfg, self.progress = train, progress
@@ -301,7 +305,7 @@ class Solver:
             "monitor": self.monitor,
             "rng": self.rng.bit_generator.state,
             "layer_rngs": {k: g.bit_generator.state for k, g in self.model.rngs().items()},
-            "versions": versions(),
+            "versions": versions(), **self.record,
         }
 
     def _checkpoint(self) -> dict[str, np.ndarray]:

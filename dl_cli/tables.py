@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from .config import flatten
 from .gradcheck import ZERO, Check
 from .nn.model import Model
 from .registry import Registry
@@ -200,21 +201,6 @@ def runs_table(run_dirs: list[Path], root: Path) -> Table:
                       number(summary.get("epochs")), monitor, number(summary.get("best_value")),
                       number(test.get(test_key)))
     return table
-
-
-def flatten(tree, prefix: str = "") -> dict:
-    """``{"a": {"b": 1}, "l": [x]} → {"a.b": 1, "l.0": x}``."""
-    if isinstance(tree, dict):
-        out = {}
-        for key, value in tree.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    if isinstance(tree, list):
-        out = {}
-        for i, value in enumerate(tree):
-            out.update(flatten(value, f"{prefix}{i}."))
-        return out or {prefix[:-1]: []}
-    return {prefix[:-1]: tree}
 
 
 def distinct_labels(run_dirs: list[Path]) -> list[str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .checkpoints import check_compatible, versions
-from .config import dump_config, load_saved_config
+from .config import config_to_dict, dump_config, flatten, load_saved_config
 from .data import Splits, build_augment, load
 from .fit_checks import check_fits, check_monitored_split, unused_scores
 from .layout import RunLayout, SweepLayout
@@ -81,7 +81,55 @@ def config_hash(cfg: Config) -> str:
 def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool) -> Solver:
     return Solver(parts.model, parts.splits, parts.optimizer, cfg.train,
                   schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
-                  seed=cfg.seed, run=run, progress=progress)
+                  seed=cfg.seed, run=run, progress=progress,
+                  record={"config": trained_config(cfg)})
+
+
+# A resumed run may train for more epochs, and runs_dir only says where new runs go.
+RESUMABLE_EDITS = ("train.epochs", "runs_dir")
+
+
+def trained_config(cfg: Config) -> dict:
+    """What every checkpoint records of its run's config: every key but ``RESUMABLE_EDITS``,
+    as JSON values."""
+    tree = json.loads(json.dumps(config_to_dict(cfg), default=str))
+    for path in RESUMABLE_EDITS:
+        *parents, last = path.split(".")
+        node = tree
+        for key in parents:
+            node = node[key]
+        node.pop(last, None)
+    return tree
+
+
+def check_same_config(cfg: Config, meta: dict, run: Run) -> None:
+    """Refuse to resume a run whose config.yaml now differs from the config its last
+    checkpoint was trained with (``trained_config``): it would go on with other data
+    (another seed, split or file) or another model, and say nothing. A checkpoint that
+    records no config (written by an earlier version) is not compared."""
+    recorded = meta.get("config")
+    if recorded is None:
+        return
+    before, now = flatten(recorded), flatten(trained_config(cfg))
+    keys = [k for k in sorted(set(before) | set(now)) if before.get(k, KEY_MISSING)
+            != now.get(k, KEY_MISSING)]
+    if not keys:
+        return
+    shown = ", ".join(f"{k}: {shown_value(before.get(k, KEY_MISSING))} → "
+                      f"{shown_value(now.get(k, KEY_MISSING))}" for k in keys[:6])
+    more = f" and {len(keys) - 6} more" if len(keys) > 6 else ""
+    raise RunError(f"{run.layout.config} was edited since {run.layout.checkpoint('last')} was "
+                   f"written ({shown}{more}); resuming would go on with other data or another "
+                   f"model: restore those keys, or train the edited config as a new run "
+                   f"(dl train {run.layout.config})")
+
+
+KEY_MISSING = "(not set)"
+
+
+def shown_value(value) -> str:
+    text = value if value == KEY_MISSING else json.dumps(value, separators=(",", ":"))
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def start(cfg: Config, run_dir: Path | None = None, break_lock: bool = False) -> Run:
@@ -113,9 +161,10 @@ def resume(run_dir: Path, break_lock: bool = False) -> tuple[Config, Run]:
     return cfg, run
 
 
-def resume_state(run: Run, model: Model) -> tuple[dict, dict | None]:
+def resume_state(run: Run, model: Model, cfg: Config) -> tuple[dict, dict | None]:
     """The run's last and best checkpoints, refused (RunError naming the file) when one
-    is unreadable or its names, shapes or values do not fit ``model``."""
+    is unreadable, was trained with another config than ``cfg`` (``check_same_config``),
+    or its names, shapes or values do not fit ``model``."""
     states = {}
     for kind in ("last", "best"):
         path = run.layout.checkpoint(kind)
@@ -123,6 +172,8 @@ def resume_state(run: Run, model: Model) -> tuple[dict, dict | None]:
             continue
         try:
             states[kind] = state = run.load_checkpoint(kind)
+            if kind == "last":
+                check_same_config(cfg, state["meta"], run)
             check_compatible(model.params, state["params"], "parameters", path)
             check_compatible(model.buffers, state["buffers"], "buffers", path)
         except RunError as error:
@@ -162,7 +213,7 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
             caution(f"{run.path} stopped before its first checkpoint: training it from the start")
             resuming = False
         if resuming:
-            last, best = resume_state(run, parts.model)
+            last, best = resume_state(run, parts.model, cfg)
             for message in version_changes(last["meta"]):
                 caution(message)
             solver.restore(last, best)  # checks the optimizer's state before any write

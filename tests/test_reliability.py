@@ -135,11 +135,22 @@ def rewrite_checkpoint(path: Path, change) -> None:
     save_npz(path, arrays)
 
 
-def edit_run_config(run_dir: Path, change) -> None:
+def edit_run_config(run_dir: Path, change, checkpoints: bool = False) -> None:
+    """Edit the run's config.yaml; ``checkpoints``: and the config its checkpoints record,
+    as a forger would (else a resume refuses the edit before it reads any state)."""
     path = run_dir / "config.yaml"
     raw = yaml.safe_load(path.read_text())
     change(raw)
     path.write_text(yaml.safe_dump(raw))
+    if checkpoints:
+        config = training.trained_config(load_config(path))
+
+        def forge(arrays):
+            meta = json.loads(str(arrays["meta"]))
+            arrays["meta"] = np.array(json.dumps({**meta, "config": config}))
+
+        for npz in (run_dir / "checkpoints").glob("*.npz"):
+            rewrite_checkpoint(npz, forge)
 
 
 # -- 1. kill -9 while checkpoints are written -------------------------------------------
@@ -452,7 +463,7 @@ def test_resuming_a_run_that_stopped_early_trains_nothing_more(tmp_path, monkeyp
 def test_optimizer_or_schedule_state_that_does_not_fit_stops_the_resume(
         interrupted_run, change, message):
     run_dir = interrupted_run
-    edit_run_config(run_dir, change)
+    edit_run_config(run_dir, change, checkpoints=True)
     before = snapshot(run_dir)
     result = dl("train", "--resume", run_dir)
     assert result.exit_code == 2, result.output
@@ -837,7 +848,8 @@ def test_malformed_data_files_exit_2_naming_file_and_place(tmp_path, kind, where
 # -- 12. checkpoints that do not fit the model -------------------------------------------
 @pytest.mark.parametrize("command", ["eval", "resume"])
 def test_a_checkpoint_with_other_shapes_is_refused_before_loading(run_copy, command):
-    edit_run_config(run_copy, lambda raw: raw["model"]["layers"][0].update(units=12))
+    edit_run_config(run_copy, lambda raw: raw["model"]["layers"][0].update(units=12),
+                    checkpoints=True)
     before = snapshot(run_copy)
     args = ["eval", run_copy] if command == "eval" else ["train", "--resume", run_copy, "-q"]
     result = dl(*args)

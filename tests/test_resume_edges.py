@@ -5,19 +5,22 @@ docs/reliability.md, points 3a to 3e.
 """
 # ruff: noqa: F811  (the fixtures imported below are parameters of the tests)
 
+import json
 import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import yaml
 
 from dl_cli.cli.app import app
 from dl_cli.solver import Solver
 
-from test_reliability import (TINY, dl, interrupted_run, metric_lines, snapshot,  # noqa: F401
-                              write_config)
+from test_reliability import (TINY, dl, interrupted_run, metric_lines,  # noqa: F401
+                              rewrite_checkpoint, snapshot, write_config)
 
 pytestmark = pytest.mark.reliability
 
@@ -72,3 +75,50 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_pat
     for kind in ("best", "last"):
         assert (run_dir / f"checkpoints/{kind}.npz").read_bytes() == \
             (straight / f"checkpoints/{kind}.npz").read_bytes()
+
+
+# -- 3b. an edited config.yaml -------------------------------------------------------------
+def edit(run_dir: Path, change) -> None:
+    path = run_dir / "config.yaml"
+    raw = yaml.safe_load(path.read_text())
+    change(raw)
+    path.write_text(yaml.safe_dump(raw))
+
+
+@pytest.mark.parametrize("change, keys", [
+    (lambda raw: raw.update(seed=6), "seed: 5 → 6"),
+    (lambda raw: raw["data"]["split"].update(val=0.3), "data.split.val: 0.25 → 0.3"),
+    (lambda raw: raw["data"].update(dataset={"type": "spiral", "classes": 3, "samples": 30,
+                                             "noise": 0.3}),
+     "data.dataset.noise: 0.2 → 0.3"),
+    (lambda raw: raw.update(optimizer={"type": "sgd", "lr": 0.1}),
+     "optimizer.lr: 0.01 → 0.1, optimizer.type: \"adam\" → \"sgd\""),
+])
+def test_a_run_whose_config_was_edited_is_not_resumed_and_the_keys_are_named(
+        interrupted_run, change, keys):
+    edit(interrupted_run, change)
+    before = snapshot(interrupted_run)
+    result = dl("train", "--resume", interrupted_run, "-q")
+    assert result.exit_code == 2, result.output
+    message = said(result)
+    assert "Traceback" not in message
+    assert f"{interrupted_run / 'config.yaml'} was edited since " in message
+    assert f"({keys}" in message and "nothing was resumed and the run folder is unchanged" in message
+    assert snapshot(interrupted_run) == before
+
+
+def test_a_run_may_be_resumed_for_more_epochs(interrupted_run):
+    edit(interrupted_run, lambda raw: raw["train"].update(epochs=6))
+    assert dl("train", "--resume", interrupted_run, "-q").exit_code == 0
+    assert [r["epoch"] for r in metric_lines(interrupted_run)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_checkpoint_that_records_no_config_resumes_as_before(interrupted_run):
+    def forget(arrays):  # a checkpoint written before checkpoints recorded their config
+        meta = json.loads(str(arrays["meta"]))
+        del meta["config"]
+        arrays["meta"] = np.array(json.dumps(meta))
+
+    for kind in ("last", "best"):
+        rewrite_checkpoint(interrupted_run / f"checkpoints/{kind}.npz", forget)
+    assert dl("train", "--resume", interrupted_run, "-q").exit_code == 0

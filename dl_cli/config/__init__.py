@@ -63,6 +63,21 @@ def config_to_dict(config: Config) -> dict:
     return dataclasses.asdict(config)
 
 
+def flatten(tree, prefix: str = "") -> dict:
+    """Key paths to leaves: ``{"a": {"b": 1}, "l": [x]} → {"a.b": 1, "l.0": x}``."""
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    if isinstance(tree, list):
+        out = {}
+        for i, value in enumerate(tree):
+            out.update(flatten(value, f"{prefix}{i}."))
+        return out or {prefix[:-1]: []}
+    return {prefix[:-1]: tree}
+
+
 def dump_config(config: Config) -> str:
     """YAML text of ``config_to_dict(config)``, in schema order; ``load_config`` reads it
     back to an equal Config."""
