@@ -2,8 +2,9 @@
 
 A checkpoint is an ``.npz`` file of plain arrays (``storage.save_npz``): ``param/<name>``,
 ``buffer/<name>``, ``optim/<key>``, ``schedule/<key>``, ``meta`` (a JSON string with the
-epoch, step, generator states, the best metric and the versions of Python, NumPy and
-``dl``) and, for an epoch stopped midway, ``perm`` (its batch order). Nothing is copied
+epoch, step, generator states, the best metric, the versions of Python, NumPy and
+``dl`` and the run's config) and, for an epoch stopped midway, ``perm`` (its batch order)
+and ``diagnostics/<key>`` (the epoch's statistics so far, when they are recorded). Nothing is copied
 into a model before every name, shape and value has been checked against it.
 """
 
@@ -59,7 +60,7 @@ def fits_meta(key: str, value) -> bool:
 def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
     """Split a checkpoint into ``params``, ``buffers``, ``optim``, ``schedule``, ``meta``
     and ``perm`` (the batch order of an epoch stopped midway, else None)."""
-    parts: dict = {"param": {}, "buffer": {}, "optim": {}, "schedule": {}}
+    parts: dict = {"param": {}, "buffer": {}, "optim": {}, "schedule": {}, "diagnostics": {}}
     for key, value in arrays.items():
         group, _, name = key.partition("/")
         if group in parts:
@@ -81,7 +82,28 @@ def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
         raise RunError(f"checkpoint 'meta' entry 'config' is {meta['config']!r}, expected "
                        f"the run's config (an object)")
     return {"params": parts["param"], "buffers": parts["buffer"], "optim": parts["optim"],
-            "schedule": parts["schedule"], "meta": meta, "perm": arrays.get("perm")}
+            "schedule": parts["schedule"], "meta": meta, "perm": arrays.get("perm"),
+            "diagnostics": parts["diagnostics"]}
+
+
+def check_batch_order(perm: np.ndarray | None, iteration: int, n: int, iterations: int) -> None:
+    """Refuse the batch order of an epoch stopped after ``iteration`` of its ``iterations``
+    unless it is a permutation of the ``n`` training samples (RunError)."""
+    if iteration >= iterations:
+        raise RunError(f"checkpoint 'meta' entry 'iteration' is {iteration}, but an epoch "
+                       f"has {iterations} iterations")
+    if iteration == 0:
+        return
+    if perm is None:
+        found = "missing"
+    elif perm.dtype.kind not in "iu" or perm.shape != (n,):
+        found = f"{perm.dtype} of shape {perm.shape}"
+    elif not np.array_equal(np.sort(perm), np.arange(n)):
+        found = "not a permutation (a sample repeated or out of range)"
+    else:
+        return
+    raise RunError(f"checkpoint 'perm', the batch order of the epoch stopped midway, is "
+                   f"{found}; expected a permutation of the {n} training samples")
 
 
 def check_compatible(expected: dict[str, np.ndarray], found: dict[str, np.ndarray],

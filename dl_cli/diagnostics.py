@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from .nn.model import Model
+from .storage import RunError
 
 RECTIFIERS = ("relu", "leaky_relu", "prelu", "elu")
 SATURATION = {"sigmoid": lambda out: (out < 0.02) | (out > 0.98),
@@ -34,6 +35,9 @@ SATURATION = {"sigmoid": lambda out: (out < 0.02) | (out > 0.98),
 class LayerStats:
     """Running sums for one layer over one epoch."""
 
+    SUMS = ("total", "total_sq", "count", "saturated", "grad_norm_sum", "ratio_sum",
+            "sampled_steps")  # what a checkpoint of an epoch stopped midway keeps, in order
+
     def __init__(self):
         self.total = self.total_sq = 0.0
         self.count = 0
@@ -42,6 +46,15 @@ class LayerStats:
         self.grad_norm_sum = 0.0
         self.ratio_sum = 0.0
         self.sampled_steps = 0
+
+    def state(self) -> dict[str, np.ndarray]:
+        sums = {"sums": np.array([float(getattr(self, name)) for name in self.SUMS])}
+        return sums if self.ever_positive is None else {**sums, "ever_positive": self.ever_positive}
+
+    def load(self, state: dict[str, np.ndarray]) -> None:
+        for name, value in zip(self.SUMS, state["sums"].tolist()):
+            setattr(self, name, int(value) if name in ("count", "saturated", "sampled_steps") else value)
+        self.ever_positive = state.get("ever_positive")
 
 
 class Diagnostics:
@@ -73,6 +86,9 @@ class Diagnostics:
         stats, name = self.stats[index], self.names[index]
         if name in RECTIFIERS:
             positive = (out > 0).any(axis=0)
+            if stats.ever_positive is not None and stats.ever_positive.shape != positive.shape:
+                raise RunError(f"checkpoint 'diagnostics/{index}/ever_positive' has shape "
+                               f"{stats.ever_positive.shape}, layer {index} gives {positive.shape}")
             stats.ever_positive = positive if stats.ever_positive is None else stats.ever_positive | positive
         if not self.sampling:
             return
@@ -120,6 +136,33 @@ class Diagnostics:
             rows.append(row)
         self.stats = [LayerStats() for _ in self.model.layers]
         return rows
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The sums of the epoch so far (``<layer>/sums``, ``<layer>/ever_positive``) and
+        the step count that decides which iterations are sampled (``steps``): a checkpoint
+        of an epoch stopped midway keeps them, so the resumed epoch reports what an
+        uninterrupted one would."""
+        state = {"steps": np.array(self.steps)}
+        for i, stats in enumerate(self.stats):
+            state.update({f"{i}/{key}": value for key, value in stats.state().items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Continue the sums of ``state_dict``; RunError naming the entry that does not fit."""
+        for i, stats in enumerate(self.stats):
+            sums, positive = state.get(f"{i}/sums"), state.get(f"{i}/ever_positive")
+            if sums is None or sums.shape != (len(LayerStats.SUMS),) or sums.dtype.kind != "f" \
+                    or not np.all(np.isfinite(sums)):
+                raise RunError(f"checkpoint 'diagnostics/{i}/sums' is missing or is not "
+                               f"{len(LayerStats.SUMS)} finite sums")
+            if positive is not None and positive.dtype != bool:
+                raise RunError(f"checkpoint 'diagnostics/{i}/ever_positive' holds "
+                               f"{positive.dtype} values, expected booleans")
+            stats.load({"sums": sums, "ever_positive": positive})
+        steps = state.get("steps")
+        if steps is None or steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
+            raise RunError("checkpoint 'diagnostics/steps' is missing or is not a count")
+        self.steps = int(steps)
 
     def detach(self) -> None:
         self.model.chain.observer = None

@@ -30,6 +30,7 @@ from .layout import RunLayout
 from .nn.model import Model
 from .registry import DATASETS, Registry
 from .runs import Run
+from .storage import RunError, read_text
 from .training import build_model
 
 
@@ -57,11 +58,13 @@ class CharModel:
 
 def read_vocab(run_dir: Path) -> list[str]:
     path = RunLayout(run_dir).vocab
-    try:
-        vocab = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         raise SampleError(f"{run_dir} has no vocab.json (written when a text model starts "
-                          f"training)") from None
+                          f"training)")
+    try:
+        vocab = json.loads(read_text(path))
+    except RunError as error:
+        raise SampleError(str(error)) from None
     except json.JSONDecodeError as error:
         raise SampleError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(vocab, list) or not vocab or not all(isinstance(c, str) for c in vocab):

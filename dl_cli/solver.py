@@ -31,7 +31,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import threads
-from .checkpoints import copy_into, pack_checkpoint, versions
+from .checkpoints import check_batch_order, copy_into, pack_checkpoint, versions
 from .data import Splits
 from .diagnostics import Diagnostics
 from .metrics import evaluate, resolve_monitor
@@ -315,6 +315,8 @@ class Solver:
                                  self._meta())
         if self.iteration:
             arrays["perm"] = self.perm
+            if self.diagnostics is not None:
+                arrays.update({f"diagnostics/{k}": v for k, v in self.diagnostics.state_dict().items()})
         return arrays
 
     def _save(self, force: bool) -> None:
@@ -346,6 +348,15 @@ class Solver:
         copy_into(self.model.params, state["params"])
         copy_into(self.model.buffers, state["buffers"])
         meta = state["meta"]
+        source = self.run.layout.checkpoint("last") if self.run else "checkpoint"
+        try:  # the epoch stopped midway: its batch order and its statistics so far
+            check_batch_order(state.get("perm"), meta["iteration"], len(self.splits.train.X),
+                              self.iters_per_epoch)
+            if self.diagnostics is not None and meta["iteration"] and state["diagnostics"]:
+                self.diagnostics.load_state_dict(state["diagnostics"])
+        except RunError as error:
+            raise RunError(f"{source}: {error}; nothing was resumed and the run folder is "
+                           f"unchanged") from None
         self.epoch, self.iteration, self.step_count = meta["epoch"], meta["iteration"], meta["step"]
         self.loss_sum, self.last_finite_loss = meta["loss_sum"], meta["last_finite_loss"]
         self.best_value, self.best_epoch = meta["best_value"], meta["best_epoch"]

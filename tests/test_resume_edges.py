@@ -7,7 +7,10 @@ docs/reliability.md, points 3a to 3e.
 
 import json
 import os
+import shlex
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,8 +22,10 @@ import yaml
 from dl_cli.cli.app import app
 from dl_cli.solver import Solver
 
+from solver_hooks import interrupt_at
 from test_reliability import (TINY, dl, interrupted_run, metric_lines,  # noqa: F401
                               rewrite_checkpoint, snapshot, write_config)
+from test_sequences import text_run  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.reliability
 
@@ -122,3 +127,122 @@ def test_a_checkpoint_that_records_no_config_resumes_as_before(interrupted_run):
     for kind in ("last", "best"):
         rewrite_checkpoint(interrupted_run / f"checkpoints/{kind}.npz", forget)
     assert dl("train", "--resume", interrupted_run, "-q").exit_code == 0
+
+
+# -- 3c. a read-only run folder --------------------------------------------------------------
+def private_mounts_work() -> bool:
+    """Whether this machine lets a test mount in a mount namespace of its own (unshare -m),
+    as root in most containers and CI runners."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs tmpfs /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+needs_mounts = pytest.mark.skipif(not private_mounts_work(),
+                                  reason="cannot mount in a private mount namespace here")
+
+
+def dl_with_mount(mount: str, *args) -> subprocess.CompletedProcess:
+    """`dl ARGS` in a mount namespace of its own in which ``mount`` (a shell command) ran
+    first: a real read-only or full file system, seen by that process alone."""
+    command = " ".join(shlex.quote(str(a)) for a in (sys.executable, "-m", "dl_cli", *args))
+    return subprocess.run(["unshare", "-m", "sh", "-c", f"{mount} && exec {command}"],
+                          capture_output=True, text=True, timeout=120)
+
+
+@needs_mounts
+@pytest.mark.parametrize("folder", ["", "checkpoints"])
+def test_a_read_only_run_folder_stops_the_resume_with_a_message(interrupted_run, folder):
+    read_only = interrupted_run / folder
+    before = snapshot(interrupted_run)
+    done = dl_with_mount(f"mount --bind -o ro {shlex.quote(str(read_only))} "
+                         f"{shlex.quote(str(read_only))}", "train", "--resume", interrupted_run, "-q")
+    message = " ".join(done.stderr.split())
+    assert "Traceback" not in message
+    if folder == "":  # not even the lock can be taken
+        assert done.returncode == 2, message
+        assert f"cannot take the lock {interrupted_run / 'run.lock'} (Read-only file system); " \
+               f"the folder must be writable" in message
+    else:  # training runs until its first checkpoint write
+        assert done.returncode == 1, message
+        assert f"cannot write {interrupted_run / 'checkpoints'}" in message
+        assert "Read-only file system; the checkpoints already written are unchanged" in message
+    after = snapshot(interrupted_run)
+    assert {k: v for k, v in after.items() if k.startswith("checkpoints")} == \
+        {k: v for k, v in before.items() if k.startswith("checkpoints")}
+    assert not (interrupted_run / "run.lock").exists()
+
+
+# -- 3d. a forged batch order ----------------------------------------------------------------
+@pytest.mark.parametrize("forge, found", [
+    (lambda arrays: arrays.pop("perm"), "is missing"),
+    (lambda arrays: arrays.update(perm=arrays["perm"] + 1000), "is not a permutation (a sample repeated or out of range)"),
+    (lambda arrays: arrays.update(perm=arrays["perm"].astype(np.float64)), "is float64 of shape (44,)"),
+    (lambda arrays: arrays.update(perm=arrays["perm"][:10]), "is int64 of shape (10,)"),
+    (lambda arrays: arrays.update(perm=np.zeros(44, np.int64)), "is not a permutation (a sample repeated or out of range)"),
+])
+def test_a_forged_batch_order_stops_the_resume(interrupted_run, forge, found):
+    rewrite_checkpoint(interrupted_run / "checkpoints/last.npz", forge)
+    before = snapshot(interrupted_run)
+    result = dl("train", "--resume", interrupted_run, "-q")
+    assert result.exit_code == 2, result.output
+    message = said(result)
+    assert f"checkpoint 'perm', the batch order of the epoch stopped midway, {found}; expected " \
+           f"a permutation of the 44 training samples; nothing was resumed" in message
+    assert snapshot(interrupted_run) == before
+
+
+def test_an_iteration_beyond_the_epoch_stops_the_resume(interrupted_run):
+    def forge(arrays):
+        meta = json.loads(str(arrays["meta"]))
+        arrays["meta"] = np.array(json.dumps({**meta, "iteration": 6}))
+
+    rewrite_checkpoint(interrupted_run / "checkpoints/last.npz", forge)
+    result = dl("train", "--resume", interrupted_run, "-q")
+    assert result.exit_code == 2
+    assert "'iteration' is 6, but an epoch has 6 iterations" in said(result)
+
+
+# -- 3e. a vocabulary that is not text ---------------------------------------------------------
+def test_a_vocabulary_that_is_not_utf8_is_named_by_dl_sample(text_run, tmp_path):
+    copy = Path(shutil.copytree(text_run, tmp_path / "run"))
+    (copy / "vocab.json").write_bytes(b'["a", "\xff\xfe"]\n')
+    result = dl("sample", copy)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{copy / 'vocab.json'}: not UTF-8 text (byte 7 cannot be decoded)" in said(result)
+
+
+# -- 3f. diagnostics of an epoch stopped midway -------------------------------------------------
+DIAGNOSED = {**TINY, "model": {"layers": [{"type": "affine", "units": 16}, "relu",
+                                          {"type": "affine", "units": 16}, "tanh",
+                                          {"type": "affine", "units": 3}]},
+             "train": {"epochs": 3, "batch_size": 2, "diagnostics": True}}  # 22 steps an epoch
+
+
+def test_the_diagnostics_of_an_epoch_stopped_midway_are_those_of_an_uninterrupted_one(
+        tmp_path, monkeypatch):
+    config = write_config(tmp_path, DIAGNOSED)
+    straight = tmp_path / "straight"
+    assert dl("train", config, "--run-dir", straight, "-q").exit_code == 0
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 34)  # the 12th step of epoch 2, after the sampled step 31
+        assert dl("train", config, "--run-dir", run_dir, "-q").exit_code == 130
+    assert dl("train", "--resume", run_dir, "-q").exit_code == 0
+    assert [r.get("layers") for r in metric_lines(run_dir)] == \
+        [r.get("layers") for r in metric_lines(straight)]
+
+
+def test_forged_diagnostics_stop_the_resume(tmp_path, monkeypatch):
+    config = write_config(tmp_path, DIAGNOSED)
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 34)
+        assert dl("train", config, "--run-dir", run_dir, "-q").exit_code == 130
+    rewrite_checkpoint(run_dir / "checkpoints/last.npz",
+                       lambda arrays: arrays.update({"diagnostics/0/sums": np.full(7, np.nan)}))
+    result = dl("train", "--resume", run_dir, "-q")
+    assert result.exit_code == 2
+    assert "checkpoint 'diagnostics/0/sums' is missing or is not 7 finite sums" in said(result)
