@@ -16,6 +16,7 @@ import platform
 import numpy as np
 
 from . import __version__
+from .nesting import NestingError, json_value
 from .storage import RunError
 
 
@@ -68,7 +69,9 @@ def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
     if "meta" not in arrays:
         raise RunError("checkpoint has no 'meta' entry")
     try:
-        meta = json.loads(str(arrays["meta"]))
+        meta = json_value(str(arrays["meta"]))
+    except NestingError as error:
+        raise RunError(f"checkpoint 'meta' is {error}") from None
     except ValueError as error:
         raise RunError(f"checkpoint 'meta' is not JSON ({error})") from None
     if not isinstance(meta, dict) or not META_KEYS <= set(meta):

@@ -36,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .nesting import json_value
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock, and the guard is skipped
@@ -145,8 +147,8 @@ def parse_holder(text: str) -> Holder | None:
     if text.isascii() and text.isdigit() and len(text) < 20:
         return Holder(int(text), this_host())
     try:
-        raw = json.loads(text)
-    except (ValueError, RecursionError):
+        raw = json_value(text)
+    except ValueError:
         return None
     if not isinstance(raw, dict):
         return None

@@ -19,6 +19,7 @@ import numpy as np
 from .checkpoints import unpack_checkpoint
 from .layout import RunLayout, new_folder
 from .locks import Lock, LockHeld
+from .nesting import NestingError, json_value
 from .storage import (RunError, load_npz, open_append, read_text, refuse_links, remove_stale_temps,
                       save_npz, write_text)
 
@@ -150,7 +151,9 @@ class Run:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json_value(line)
+            except NestingError as error:
+                raise RunError(f"{path}: line {number} is {error}") from None
             except ValueError as error:
                 if number == len(lines):  # no newline after it: its writer was killed
                     break
@@ -210,7 +213,7 @@ class Run:
         if not path.exists():
             return {}
         try:
-            summary = json.loads(read_text(path))
+            summary = json_value(read_text(path))
         except ValueError as error:
             raise RunError(f"{path}: not a readable summary ({error})") from None
         if not isinstance(summary, dict):

@@ -79,17 +79,42 @@ def sweep(
                                fail_fast=fail_fast, break_lock=break_lock))
 
 
+MOST_WORKERS = 4096  # more trials at once than any machine or cluster here would run
+
+
+def local_address(address: str) -> bool:
+    """Whether a scheduler address (``tcp://host:8786``, ``host:6379``, a scheduler file,
+    Ray's ``auto``) names this machine: a loopback host, or a file (written by a scheduler
+    this user ran)."""
+    from urllib.parse import urlsplit
+
+    if address == "auto" or Path(address).is_file():  # ray's "auto": a cluster started here
+        return True
+    try:
+        host = urlsplit(address if "://" in address else f"tcp://{address}").hostname or ""
+    except ValueError:  # not an address: the backend says so when it tries it
+        return False
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def check_options(workers: int, backend: str, address: Optional[str], resume: Optional[Path],
                   retry_failed: bool, sweep_dir: Optional[Path]) -> None:
     from ..registry import did_you_mean
     from ..sweep.executors import BACKENDS
 
     at_least("--workers", workers, 1)
+    if workers > MOST_WORKERS:
+        fail(f"--workers: expected an integer from 1 to {MOST_WORKERS:,}, got {workers:,} "
+             f"(each worker is a process, or a task slot of the cluster)")
     if backend not in BACKENDS:
         fail(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}"
              f"{did_you_mean(backend, BACKENDS)}")
     if address is not None and backend == "local":
         fail("--address names a dask scheduler or a ray cluster: add --backend dask or --backend ray")
+    if address is not None and not local_address(address):
+        warn(f"--address {address}: the trials' configs and code run on that cluster, and "
+             f"what its workers send back is trusted (Dask and Ray run what they are sent, "
+             f"and unpickle results): use a scheduler you control, on a network you trust")
     if retry_failed and resume is None:
         fail("--retry-failed goes with --resume SWEEP_DIR")
     if resume is not None and sweep_dir is not None:

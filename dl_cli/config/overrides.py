@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from ..checks import ConfigError, Problems, describe
 from ..schema import Config
+from ..nesting import MAX_DEPTH
 from .yaml12 import parse_yaml
 
 
@@ -51,9 +52,12 @@ def apply_override(root: dict, override: str) -> None:
                            f"(e.g. optimizer.lr=0.01), got {override!r}"])
     segments = key.split(".")
     if "" in segments:
-        raise ConfigError([f"{key or repr(override)}: malformed key in override {override!r}; "
-                           f"write dotted keys such as model.layers.0.units"])
-    value = parse_yaml(value_text, f"override {override!r}", root_path=key)
+        raise ConfigError([f"{key or repr(override)}: malformed key in override "
+                           f"{shortened(override)!r}; write dotted keys such as model.layers.0.units"])
+    if len(segments) > MAX_DEPTH:
+        raise ConfigError([f"{shortened(key)}: a key of {len(segments):,} parts is nested deeper "
+                           f"than {MAX_DEPTH} levels; dl reads no document nested that deep"])
+    value = parse_yaml(value_text, f"override {shortened(override)!r}", root_path=key)
     container: Any = root
     for depth, segment in enumerate(segments):
         path = ".".join(segments[: depth + 1])
@@ -85,9 +89,14 @@ def default_at(segments: list[str]) -> Any:
     return value
 
 
+def shortened(text: str, most: int = 80) -> str:
+    """An override as a message shows it: cut to ``most`` characters."""
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
 def list_index(items: list, segment: str, path: str) -> int:
     size = f"{len(items)} item{'' if len(items) == 1 else 's'}"
-    if not segment.isdigit():
+    if not (segment.isascii() and segment.isdigit()):  # not "²", which str.isdigit takes
         raise ConfigError([f"{path}: '{segment}' is not a list index; the list has {size}"])
     index = int(segment)
     if index >= len(items):

@@ -20,6 +20,7 @@ import yaml
 from yaml.nodes import MappingNode, SequenceNode
 
 from ..checks import ConfigError, Problems, describe, join
+from ..nesting import MAX_DEPTH
 
 # YAML 1.2 floats that YAML 1.1 (PyYAML's resolver) reads as strings: an exponent
 # without a dot in the mantissa, such as 1e-3, -2E5 or .5e1.
@@ -41,11 +42,43 @@ MAX_VALUES = 1_000_000
 
 class ConfigLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that resolves numbers by YAML 1.2's rules: ``1e-3`` is a
-    float, ``010`` is ten, ``1:30`` and ``1:30.5`` are strings."""
+    float, ``010`` is ten, ``1:30`` and ``1:30.5`` are strings; and that refuses a
+    document nested deeper than ``nesting.MAX_DEPTH`` levels as it composes it,
+    counting the levels an alias brings in (``compose_node``)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.depth = 0                      # levels above the node being composed
+        self.heights: dict[int, int] = {}   # node → levels from it down to its deepest leaf
+
+    def compose_node(self, parent, index):
+        alias = self.check_event(yaml.AliasEvent)
+        mark = self.peek_event().start_mark
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, too_deep_here(), mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        if not alias:
+            children = node.value if isinstance(node, SequenceNode) else \
+                [child for pair in node.value for child in pair] if isinstance(node, MappingNode) else []
+            # (an alias of an anchor still being composed has no height yet: a cycle,
+            # which parse_yaml refuses once the document is composed)
+            self.heights[id(node)] = 1 + max((self.heights.get(id(c), 0) for c in children),
+                                             default=0)
+        if self.depth + self.heights.get(id(node), 0) > MAX_DEPTH:  # an alias of a deep anchor
+            raise yaml.composer.ComposerError(None, None, too_deep_here(), mark)
+        return node
 
     def construct_yaml_int(self, node):
         text = self.construct_scalar(node).replace("_", "")
         return int(text, 0) if text[:2] in ("0o", "0x") else int(text, 10)
+
+
+def too_deep_here() -> str:
+    return f"nested deeper than {MAX_DEPTH} levels; dl reads no document nested that deep"
 
 
 ConfigLoader.yaml_implicit_resolvers = {
@@ -100,11 +133,33 @@ def short_tag(tag: str) -> str:
     return tag.replace("tag:yaml.org,2002:", "!!")
 
 
-def node_problems(root: yaml.Node, source: str, root_path: str, tags: Problems,
-                  duplicates: Problems) -> None:
-    """Tags without a safe constructor (nothing may be built from such a document) and
-    duplicate keys (the document can still be read, to report its other mistakes too),
-    found before anything is built."""
+# Python reads integers of at most 4,300 digits from text; beyond, its error advises
+# sys.set_int_max_str_digits, no use to someone writing a config, and names no key.
+MAX_DIGITS = 4300
+
+
+def number_problem(loader: ConfigLoader, node: yaml.ScalarNode, where: str) -> str | None:
+    """Why a scalar tagged as a number (``!!int``, ``!!float``, or read as one) cannot be
+    one, or None; ``where``: "on line L of SOURCE"."""
+    if node.tag == INT_TAG:
+        digits = len(node.value.replace("_", "").lstrip("+-"))
+        if digits > MAX_DIGITS:
+            return (f"an integer of {digits:,} digits {where}; dl reads integers of at most "
+                    f"{MAX_DIGITS:,} digits (a config's have a few)")
+    try:
+        loader.yaml_constructors[node.tag](loader, node)
+    except ValueError:
+        kind = "an integer" if node.tag == INT_TAG else "a number"
+        shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+        return f"{short_tag(node.tag)} {shown!r} {where} is not {kind}"
+    return None
+
+
+def node_problems(loader: ConfigLoader, root: yaml.Node, source: str, root_path: str,
+                  tags: Problems, duplicates: Problems) -> None:
+    """Tags without a safe constructor (nothing may be built from such a document),
+    numbers that cannot be read as such, and duplicate keys (the document can still be
+    read, to report its other mistakes too), found before anything is built."""
     seen: set[int] = set()
 
     def visit(node: yaml.Node, path: str) -> None:
@@ -115,6 +170,11 @@ def node_problems(root: yaml.Node, source: str, root_path: str, tags: Problems,
         if node.tag not in ConfigLoader.yaml_constructors:
             tags.add(path or "top level", f"tag {short_tag(node.tag)} on line {line} of "
                                           f"{source} is not allowed; a config holds plain values only")
+            return
+        if node.tag in (INT_TAG, FLOAT_TAG) and isinstance(node, yaml.ScalarNode):
+            problem = number_problem(loader, node, f"on line {line} of {source}")
+            if problem is not None:
+                tags.add(path or "top level", problem)
             return
         if isinstance(node, SequenceNode):
             for i, item in enumerate(node.value):
@@ -155,7 +215,7 @@ def parse_yaml(text: str, source: str, root_path: str = "", problems: Problems |
         node = loader.get_single_node()
         if node is None:
             return None
-        node_problems(node, source, root_path, tags, duplicates)
+        node_problems(loader, node, source, root_path, tags, duplicates)
         if tags:
             raise ConfigError(tags + duplicates)
         size = expanded_size(node)

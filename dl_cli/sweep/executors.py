@@ -14,7 +14,6 @@ system) and have ``dl-cli`` installed.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -28,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 from ..layout import RunLayout
 from ..locks import Lock, process_alive, process_start
+from ..nesting import json_value
 from ..runs import HELD_LOCKS, release_held_locks
 from ..solver import Interrupted, stop_training
 
@@ -217,7 +217,7 @@ def scheduler_address(path: Path) -> str:
     """The address in a Dask scheduler file: the JSON file ``dask scheduler
     --scheduler-file PATH`` writes, ``{"address": "tcp://host:8786", ...}``."""
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info = json_value(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise BackendError(f"--address {path}: cannot read it ({error.strerror})") from None
     except ValueError:  # not JSON, or not UTF-8 text

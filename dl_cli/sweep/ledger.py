@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..nesting import NestingError, json_value
 from ..runs import entry_problem
 from ..storage import RunError, open_append, read_text
 
@@ -179,7 +180,9 @@ class Ledger:
         events = []
         for number, line in enumerate(text.split("\n"), start=1):
             try:
-                event = json.loads(line)
+                event = json_value(line)
+            except NestingError as error:
+                raise SweepError(f"{self.path}: damaged at line {number}: {error}") from None
             except json.JSONDecodeError:
                 continue  # the tail of a write cut short by a crash, or a blank line
             problem = event_problem(event)
