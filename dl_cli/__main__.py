@@ -7,9 +7,8 @@ skip typer and rich.
 
 
 def main() -> None:
-    from . import quick_exit  # noqa: F401  (first: its exit handler runs last)
-
     try:
+        from . import quick_exit  # noqa: F401  (first: its exit handler runs last)
         from typer.main import get_command
 
         from .cli.app import app

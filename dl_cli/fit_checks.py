@@ -22,15 +22,23 @@ from .nn.model import Model
 from .schema import Config
 
 
-def integer_hint(y: np.ndarray) -> str:
-    """Why whole-number targets (±1, say) were read as regression, and the fix."""
-    values = np.unique(y)
+def regression_advice(splits: Splits) -> str:
+    """What to say after "the data has real-valued targets": why they were read so and
+    the fix. The data set's own reason (the place of a label that is not a class index);
+    for whole numbers that are not 0..K-1 (±1, say) the mapping to make; else use mse."""
+    if splits.task_reason is not None:
+        return f" ({splits.task_reason}): fix that label, or use mse"
+    values = np.unique(np.concatenate([splits.train.y, splits.val.y, splits.test.y], axis=None))
     if not 1 < len(values) <= 100 or np.any(values != np.round(values)):
-        return ""
+        return "; use mse"
     shown = ", ".join(f"{v:g}" for v in values[:6]) + (", …" if len(values) > 6 else "")
-    mapping = ", ".join(f"{v:g} → {i}" for i, v in enumerate(values[:3]))
+    moves = [f"{v:g} → {i}" for i, v in enumerate(values) if v != i][:3]
+    if not moves:  # 0..K-1 already, stored as real numbers (a float array in an npz)
+        return (f" (whole numbers {shown}, read as regression because they are stored as "
+                f"real numbers: store them as integers, or set the data set's task: "
+                f"classification); or use mse")
     return (f" (whole numbers {shown}, read as regression because class labels must be "
-            f"0..K-1: for classes, map them, e.g. {mapping})")
+            f"0..K-1: for classes, map them, e.g. {', '.join(moves)}); use mse")
 
 
 def check_fits(model: Model, splits: Splits) -> None:
@@ -50,7 +58,7 @@ def check_fits(model: Model, splits: Splits) -> None:
         return
     if splits.task != "classification":
         raise ShapeError(f"{name} needs class labels, but the data has real-valued targets"
-                         f"{integer_hint(splits.train.y)}; use mse")
+                         f"{regression_advice(splits)}")
     classes = splits.num_classes
     if loss.task == "classification" and len(target) != loss.label_axes:
         takes = "a label at every step, (N, T)" if loss.label_axes else "one label per sample, (N,)"

@@ -29,6 +29,7 @@ from .data.sequences import encode
 from .layout import RunLayout
 from .nn.model import Model
 from .registry import DATASETS, Registry
+from .nesting import NestingError, json_value
 from .runs import Run
 from .storage import RunError, read_text
 from .training import build_model
@@ -62,14 +63,27 @@ def read_vocab(run_dir: Path) -> list[str]:
         raise SampleError(f"{run_dir} has no vocab.json (written when a text model starts "
                           f"training)")
     try:
-        vocab = json.loads(read_text(path))
+        vocab = json_value(read_text(path))
     except RunError as error:
         raise SampleError(str(error)) from None
+    except NestingError as error:
+        raise SampleError(f"{path}: {error}") from None
     except json.JSONDecodeError as error:
         raise SampleError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(vocab, list) or not vocab or not all(isinstance(c, str) for c in vocab):
-        raise SampleError(f"{path}: expected a non-empty list of characters")
+    if not isinstance(vocab, list) or not vocab or \
+            not all(isinstance(c, str) and len(c) == 1 for c in vocab):
+        raise SampleError(f"{path}: expected a non-empty list of characters (strings of one "
+                          f"character each)")
     return vocab
+
+
+def shown(character: str) -> str:
+    """A drawn character as the terminal gets it: itself if printable (or a newline or a
+    tab, which text holds), else escaped (``\\x1b``), so that a vocabulary forged with
+    control characters cannot drive the terminal."""
+    if character.isprintable() or character in "\n\t":
+        return character
+    return character.encode("unicode_escape").decode("ascii")
 
 
 def load_char_model(run_dir: str | Path, checkpoint: str = "best") -> CharModel:

@@ -2,22 +2,23 @@
 
 Every file is written atomically (a temp file in the same folder, flush, fsync,
 ``os.replace``), so a crash never leaves one half-written. Checkpoints (``.npz``) are
-read member by member: each ``.npy`` header is checked against the bytes the archive
-really holds before an array is allocated, and Python objects are refused, so loading
-one never runs code and a forged header cannot claim gigabytes. A file that cannot be
-used is a ``RunError`` naming it.
+read member by member (``npz``): each ``.npy`` header is checked against the bytes the
+archive really holds before an array is allocated, and Python objects are refused, so
+loading one never runs code and a forged header cannot claim gigabytes. A file that
+cannot be used is a ``RunError`` naming it.
 """
 
 from __future__ import annotations
 
 import errno
-import math
 import os
 import stat
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .npz import read_npz
 
 
 class RunError(RuntimeError):
@@ -132,48 +133,14 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file written by ``save_npz``; anything else (a pickle,
-    a truncated file, an object array, a header promising more bytes than the file
-    holds) is a RunError naming the file."""
+    """Every array of an ``.npz`` file written by ``save_npz`` (``npz.read_npz``, stored
+    members only); anything else (a pickle, a truncated file, an object array, a header
+    promising more bytes than the file holds) is a RunError naming the file."""
     path = Path(path)
     try:
-        with os.fdopen(open_fd(path, os.O_RDONLY), "rb") as f, zipfile.ZipFile(f) as archive:
-            size = os.fstat(f.fileno()).st_size
-            return {info.filename.removesuffix(".npy"): read_member(archive, info, size)
-                    for info in archive.infolist()}
+        with os.fdopen(open_fd(path, os.O_RDONLY), "rb") as f:
+            return read_npz(f, os.fstat(f.fileno()).st_size, deflated=False)
     except FileNotFoundError:
         raise RunError(f"{path}: no such checkpoint") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
         raise RunError(f"{path}: not a readable checkpoint ({error})") from None
-
-
-NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
-               (2, 0): np.lib.format.read_array_header_2_0}
-
-
-def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, archive_size: int) -> np.ndarray:
-    """One ``.npy`` member, allocated only once its header's shape × itemsize equals the
-    bytes stored for it, and those bytes lie inside the file (``archive_size``)."""
-    name = info.filename.removesuffix(".npy")
-    if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
-        raise ValueError(f"member '{name}' is compressed; checkpoints store arrays as they are")
-    if info.header_offset + info.compress_size > archive_size:
-        raise ValueError(f"member '{name}' claims {info.file_size:,} bytes, more than the "
-                         f"file holds")
-    with archive.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        if version not in NPY_HEADERS:
-            raise ValueError(f"member '{name}': unsupported .npy format version {version}")
-        shape, fortran_order, dtype = NPY_HEADERS[version](f)
-        if dtype.hasobject or dtype.kind not in "biufcSU":
-            raise ValueError(f"member '{name}' holds {dtype} values; a checkpoint holds "
-                             f"plain numbers only and nothing in it is unpickled")
-        claimed = math.prod(shape) * dtype.itemsize
-        stored = info.file_size - f.tell()
-        if claimed != stored:
-            raise ValueError(f"member '{name}': its header claims shape {shape} of {dtype} "
-                             f"({claimed:,} bytes), but {stored:,} bytes are stored")
-        data = bytearray(claimed)
-        if f.readinto(data) != claimed:
-            raise EOFError(f"member '{name}' ends early")
-    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")

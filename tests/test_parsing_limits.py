@@ -7,7 +7,13 @@ docs/reliability.md, point 12c.
 # ruff: noqa: F811  (the fixtures imported below are parameters of the tests)
 
 import json
+import os
+import resource
 import shutil
+import subprocess
+import sys
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +23,12 @@ from typer.testing import CliRunner
 from dl_cli.cli.app import app
 from dl_cli.config.yaml12 import parse_yaml
 from dl_cli.checks import ConfigError
+from dl_cli.data import DataError
 from dl_cli.nesting import MAX_DEPTH
 
-from test_reliability import (TINY, dl, finished_run, interrupted_run,  # noqa: F401
-                              rewrite_checkpoint, run_copy, snapshot, write_config)
+from test_reliability import (TINY, dl, finished_run, forge, interrupted_run,  # noqa: F401
+                              npy_member, rewrite_checkpoint, run_copy, snapshot, write_config)
+from test_sequences import text_run  # noqa: F401  (a fixture)
 from test_sweep import RANDOM, reference, write_sweep  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.reliability
@@ -112,6 +120,12 @@ def test_a_checkpoint_meta_nested_thousands_deep_stops_the_resume(interrupted_ru
     assert snapshot(interrupted_run) == before
 
 
+def test_a_vocabulary_nested_thousands_deep_is_named(text_run, tmp_path):
+    copy = Path(shutil.copytree(text_run, tmp_path / "run"))
+    (copy / "vocab.json").write_text(DEEP_JSON)
+    refused(dl("sample", copy), copy / "vocab.json", too_deep())
+
+
 def test_a_ledger_line_nested_thousands_deep_is_named(reference, tmp_path):
     folder = Path(shutil.copytree(reference, tmp_path / "sweep"))
     with open(folder / "ledger.jsonl", "a") as f:
@@ -143,6 +157,133 @@ def test_a_worker_count_beyond_any_machine_is_refused(tmp_path):
             "--workers: expected an integer from 1 to 4,096, got 2,147,483,647")
 
 
+# -- data files ------------------------------------------------------------------------------
+def csv_config(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "table.csv").write_text(text)
+    return write_config(tmp_path, {**TINY, "data": {"dataset": {"type": "csv",
+                                                                "path": str(tmp_path / "table.csv")}}})
+
+
+@pytest.mark.parametrize("line, text", [
+    (3, "a,b,label\n1,2,0\n3," + "1" * 200_000 + ",1\n"),
+    (1, "a," + "b" * 200_000 + ",label\n1,2,0\n"),
+])
+def test_a_csv_cell_beyond_what_csv_reads_names_its_line(tmp_path, line, text):
+    refused(dl("train", csv_config(tmp_path, text), "-q"),
+            f"table.csv: line {line}: a cell longer than 131,072 characters")
+
+
+def test_a_fractional_csv_label_outside_the_training_split_is_named_with_its_line(tmp_path):
+    rows = [f"{i % 7 / 7:.3f},{i % 5 / 5:.3f},{i % 2}" for i in range(40)]
+    rows[35] = "0.5,0.5,1.5"  # lands in the validation or test split
+    message = refused(dl("train", csv_config(tmp_path, "a,b,label\n" + "\n".join(rows) + "\n"), "-q"),
+                      "table.csv: line 37: label 1.5 is not a whole number")
+    assert "→" not in message  # no mapping advice: it would map 0 → 0, 1 → 1
+
+
+def run_dl_bounded(*args) -> subprocess.CompletedProcess:
+    """`dl ARGS` in a process of its own, bounded in time and memory (what a hang or an
+    endless read would need)."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
+
+    return subprocess.run([sys.executable, "-m", "dl_cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=60, preexec_fn=limit)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_data_path_that_is_not_a_regular_file_is_refused_at_once(tmp_path, kind):
+    path = tmp_path / "data.csv"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path = Path("/dev/zero")
+    config = write_config(tmp_path, {**TINY, "data": {"dataset": {"type": "csv", "path": str(path)}}})
+    done = run_dl_bounded("train", config, "-q")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"{path}: not a regular file (a FIFO, a device or a socket)" in done.stderr
+
+
+def data_npz(tmp_path: Path, members: dict[str, bytes], compression=zipfile.ZIP_STORED) -> Path:
+    path = tmp_path / "data.npz"
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def npy(array: np.ndarray) -> bytes:
+    return npy_member(array.shape, array.dtype, array.tobytes())
+
+
+def load_npz_data(path: Path):
+    from dl_cli.registry import DATASETS
+
+    return DATASETS.create({"type": "npz", "path": str(path)}).load(np.random.default_rng(0))
+
+
+def test_a_truncated_npz_member_is_called_cut_short(tmp_path):
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    member = npy(X)
+    path = data_npz(tmp_path, {"X.npy": member[:-40], "y.npy": npy(np.arange(30) % 3)})
+    with pytest.raises(DataError, match=r"member 'X': its header claims shape \(30, 2\) of "
+                                        r"float64 \(480 bytes\), but 440 bytes are stored"):
+        load_npz_data(path)
+
+
+def test_a_forged_npz_header_claiming_terabytes_is_refused_without_allocating_it(tmp_path):
+    path = data_npz(tmp_path, {"X.npy": npy_member((2**20, 2**20), "<f8", bytes(64)),
+                               "y.npy": npy(np.arange(30) % 3)})
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as error:
+            load_npz_data(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20
+    assert "its header claims shape (1048576, 1048576) of float64 (8,796,093,022,208 bytes), " \
+           "but 64 bytes are stored" in str(error.value)
+    assert "out of memory" not in str(error.value)
+
+
+def claim_size(path: Path, name: str, size: int) -> None:
+    """Forge the uncompressed size the archive's central directory records for ``name``
+    (what zipfile, and so every reader, goes by)."""
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02")
+    while data[entry + 46:entry + 46 + int.from_bytes(data[entry + 28:entry + 30], "little")] \
+            != name.encode():
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    data[entry + 24:entry + 28] = size.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+def test_a_compressed_npz_cannot_claim_more_than_deflate_expands_to(tmp_path):
+    path = data_npz(tmp_path, {"X.npy": npy(np.zeros((30, 2))), "y.npy": npy(np.arange(30) % 3)},
+                    compression=zipfile.ZIP_DEFLATED)
+    claim_size(path, "X.npy", 2**31)
+    with pytest.raises(DataError, match="member 'X' claims 2,147,483,648 bytes from [0-9]+ "
+                                        "compressed ones, more than deflate can expand to"):
+        load_npz_data(path)
+    zeros = tmp_path / "zeros.npz"  # the most deflate compresses: about 1,000-fold
+    np.savez_compressed(zeros, X=np.zeros((3000, 40)), y=np.arange(3000) % 3)
+    assert load_npz_data(zeros).X.shape == (3000, 40)
+
+
+# -- what dl prints and warns -------------------------------------------------------------------
+def test_a_forged_vocabulary_is_refused_or_printed_escaped(text_run, tmp_path):
+    copy = Path(shutil.copytree(text_run, tmp_path / "run"))
+    vocab = json.loads((copy / "vocab.json").read_text())
+    (copy / "vocab.json").write_text(json.dumps([*vocab[:-1], "\x1b[2J"]))
+    refused(dl("sample", copy), "expected a non-empty list of characters (strings of one")
+    forged = [c if c in "The " else "\x1b" for c in vocab]  # every character drawn is ESC
+    (copy / "vocab.json").write_text(json.dumps(forged))
+    result = dl("sample", copy, "--prime", "The ", "--length", "20", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\\x1b" in result.output
+
+
 @pytest.mark.parametrize("address, warned", [
     ("tcp://10.1.2.3:8786", True), ("ray://head.example.org:10001", True),
     ("tcp://127.0.0.1:8786", False), ("localhost:8786", False), ("auto", False),
@@ -153,3 +294,18 @@ def test_a_scheduler_elsewhere_is_said_to_need_trust(tmp_path, address, warned):
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     assert ("use a scheduler you control, on a network you trust" in said) is warned
+
+
+def test_ctrl_c_as_dl_starts_exits_130_with_one_line():
+    program = ("import sys\n"
+               "class CtrlC:  # a Ctrl-C as dl's first module is imported\n"
+               "    def find_spec(self, name, path=None, target=None):\n"
+               "        if name == 'dl_cli.quick_exit':\n"
+               "            raise KeyboardInterrupt\n"
+               "sys.meta_path.insert(0, CtrlC())\n"
+               "from dl_cli.__main__ import main\n"
+               "sys.argv = ['dl', 'layers']\n"
+               "main()\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (130, "")
+    assert done.stderr == "interrupted while dl was starting; nothing was written\n"

@@ -222,7 +222,7 @@ def sample(
     The text prints as it is drawn; Ctrl-C stops a long sample where it is.
     """
     from ..checks import ConfigError
-    from ..sample import SampleError, characters, load_char_model
+    from ..sample import SampleError, characters, load_char_model, shown
     from ..storage import RunError
 
     if length < 0:
@@ -240,7 +240,7 @@ def sample(
     sys.stdout.write(prime)
     try:
         for character in drawn:
-            sys.stdout.write(character)
+            sys.stdout.write(shown(character))
             sys.stdout.flush()
     except KeyboardInterrupt:
         sys.stdout.write("\n")

@@ -32,6 +32,8 @@ class RawData:
     X_test, y_test: an explicit test set, when the source comes with one.
     names: class names, when the source has them.
     vocab: for token sequences, the string each token stands for (token i is ``vocab[i]``).
+    task_reason: why ``task: auto`` read the targets as regression, naming the first that
+    is not a whole number (``t.csv: line 26: label 1.5``), for messages that need classes.
     """
 
     X: np.ndarray
@@ -42,6 +44,7 @@ class RawData:
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     vocab: list[str] | None = None
+    task_reason: str | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:

@@ -1,7 +1,8 @@
 """Tabular datasets read from files: NumPy ``.npz`` archives and CSV tables.
 
-Nothing a user loads can run code: ``.npz`` arrays are read with ``allow_pickle=False``,
-so an archive holding Python objects is refused. Malformed files raise ``DataError``
+Nothing a user loads can run code: ``.npz`` arrays are read member by member
+(``npz.read_member``), so an archive holding Python objects is refused and a forged
+header cannot claim more memory than the file can hold. Malformed files raise ``DataError``
 naming the file and the line, column or array where the problem is.
 
 ``task: auto`` decides from the labels: integer labels (npz) or whole numbers >= 0 (csv)
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..npz import NpzError, read_member
 from ..registry import DATASETS
 from ..checks import Rule, check_bool, check_choice, is_int, require
 from .base import TASKS, DataError, Dataset, RawData
@@ -47,8 +49,13 @@ def existing(path: Path) -> Path:
 
 
 def existing_file(path: Path) -> Path:
+    """``path``, a regular file (or a link to one): not a folder, and not a FIFO or a
+    device, which reading would block on (a FIFO) or never finish (/dev/zero)."""
     if existing(path).is_dir():
         raise DataError(f"{path}: a folder, where a data file is expected")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file (a FIFO, a device or a socket), where "
+                        f"a data file is expected")
     return path
 
 
@@ -123,39 +130,38 @@ class Npz(Dataset):
         self.task = check_choice("task", task, ("auto", *TASKS))
 
     def read(self, path: Path) -> dict[str, np.ndarray]:
+        """The archive's arrays X, y, X_test, y_test and names (``npz.read_member``: each
+        header checked against the bytes the archive holds before anything is
+        allocated; nothing unpickled); DataError naming the file and the array."""
         existing_file(path)
         if not zipfile.is_zipfile(path):
             raise DataError(f"{path}: not a .npz archive (the zip of .npy arrays that "
                             f"np.savez writes)")
         try:
-            archive = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            with open(path, "rb") as file, zipfile.ZipFile(file) as archive:
+                members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+                size = os.fstat(file.fileno()).st_size
+                arrays = {key: self.member(path, archive, members[key], size)
+                          for key in ("X", "y", "X_test", "y_test", "names") if key in members}
+        except (OSError, zipfile.BadZipFile) as err:
             raise DataError(f"{path}: not a readable .npz archive ({err})") from None
-        arrays = {}
-        with archive:
-            for key in ("X", "y", "X_test", "y_test", "names"):
-                if key in archive.files:
-                    arrays[key] = self.member(path, archive, key)
-            missing = [key for key in ("X", "y") if key not in arrays]
-            if missing:
-                raise DataError(f"{path}: no array named {' or '.join(missing)}; "
-                                f"found {', '.join(archive.files) or 'none'}")
+        missing = [key for key in ("X", "y") if key not in arrays]
+        if missing:
+            raise DataError(f"{path}: no array named {' or '.join(missing)}; "
+                            f"found {', '.join(members) or 'none'}")
         return arrays
 
     @staticmethod
-    def member(path: Path, archive, key: str) -> np.ndarray:
-        """Array ``key`` of the archive; DataError naming it when it is damaged, encrypted,
-        not .npy data, or holds Python objects (never unpickled)."""
+    def member(path: Path, archive, info, size: int) -> np.ndarray:
+        """One array of the archive; DataError naming it when it is damaged, cut short,
+        forged, encrypted, not .npy data, or holds Python objects (never unpickled)."""
+        key = info.filename.removesuffix(".npy")
         try:
-            array = archive[key]
-        except ValueError as err:
-            raise DataError(f"{path}: array '{key}' cannot be read without pickle "
-                            f"({err}); save plain numeric arrays") from None
+            return read_member(archive, info, size, deflated=True)
+        except NpzError as err:
+            raise DataError(f"{path}: {err}") from None
         except (OSError, EOFError, RuntimeError, zipfile.BadZipFile, zlib.error) as err:
             raise DataError(f"{path}: array '{key}' is damaged ({err})") from None
-        if not isinstance(array, np.ndarray):
-            raise DataError(f"{path}: member '{key}' is not .npy data; save arrays with np.savez")
-        return array
 
     @staticmethod
     def check_pairs(path: Path, arrays: dict[str, np.ndarray]) -> list[tuple[str, str]]:
@@ -228,12 +234,26 @@ class Csv(Dataset):
         self.delimiter = require("delimiter", delimiter, DELIMITER)
         self.task = check_choice("task", task, ("auto", *TASKS))
 
+    def rows(self, path: Path):
+        """``(line, cells)`` of every row of the file; DataError naming the line of a cell
+        beyond what ``csv`` reads (128 KiB: no number is that long) or of bytes that are
+        not UTF-8."""
+        with open(path, newline="", encoding=ENCODING) as file:
+            reader = csv.reader(file, delimiter=self.delimiter)
+            try:
+                for row in reader:
+                    yield reader.line_num, row
+            except csv.Error as err:
+                limit = csv.field_size_limit()
+                said = (f"a cell longer than {limit:,} characters; a table of numbers has none"
+                        if "field limit" in str(err) else str(err))
+                raise DataError(f"{path}: line {reader.line_num}: {said}") from None
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
     def header_names(self, path: Path) -> list[str]:
-        try:
-            with open(path, newline="", encoding=ENCODING) as file:
-                return [name.strip() for name in next(csv.reader(file, delimiter=self.delimiter), [])]
-        except UnicodeDecodeError as err:
-            raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        first = next(self.rows(path), (1, []))[1]
+        return [name.strip() for name in first]
 
     def label_column(self, path: Path, names: list[str], width: int) -> int:
         if isinstance(self.label, str):
@@ -248,29 +268,25 @@ class Csv(Dataset):
     def locate_error(self, path: Path, names: list[str]) -> str | None:
         """The first ragged row or non-numeric cell, as ``"line L, column C: ..."``."""
         width = len(names) if self.header else None
-        with open(path, newline="", encoding=ENCODING) as file:
-            reader = csv.reader(file, delimiter=self.delimiter)
-            for row in reader:
-                if not row or (self.header and reader.line_num == 1):
-                    continue
-                if width is None:
-                    width = len(row)
-                if len(row) != width:
-                    return f"line {reader.line_num}: {len(row)} cells where the table has {width}"
-                for column, cell in enumerate(row, start=1):
-                    try:
-                        float(cell)
-                    except ValueError:
-                        return f"line {reader.line_num}, column {column}: {cell!r} is not a number"
+        for line, row in self.rows(path):
+            if not row or (self.header and line == 1):
+                continue
+            if width is None:
+                width = len(row)
+            if len(row) != width:
+                return f"line {line}: {len(row)} cells where the table has {width}"
+            for column, cell in enumerate(row, start=1):
+                try:
+                    float(cell)
+                except ValueError:
+                    shown = cell if len(cell) <= 40 else cell[:37] + "..."
+                    return f"line {line}, column {column}: {shown!r} is not a number"
         return None
 
     def line_of(self, path: Path, row: int) -> int:
         """The line number of data row ``row`` (blank lines and the header skipped)."""
-        with open(path, newline="", encoding=ENCODING) as file:
-            reader = csv.reader(file, delimiter=self.delimiter)
-            rows = (reader.line_num for line in reader
-                    if line and not (self.header and reader.line_num == 1))
-            return next(itertools.islice(rows, row, None))
+        lines = (line for line, cells in self.rows(path) if cells and not (self.header and line == 1))
+        return next(itertools.islice(lines, row, None))
 
     def read_table(self, path: Path, names: list[str]) -> np.ndarray:
         try:
@@ -303,11 +319,16 @@ class Csv(Dataset):
         if X.shape[1] == 0:
             raise DataError(f"{path}: only the label column; a table needs at least one "
                             f"feature column besides it")
-        task = self.task
+        task, reason = self.task, None
         if task == "auto":
             task = "classification" if np.all((y >= 0) & (y == np.round(y))) else "regression"
+            fractions = np.flatnonzero(y != np.round(y))
+            if fractions.size:  # (whole numbers that are not 0..K-1 get a mapping instead)
+                first = fractions[0]
+                reason = (f"{path}: {where(first)}: label {number(y[first])} is not a whole "
+                          f"number, so task: auto read the labels as values to predict")
         if task == "regression":
-            return RawData(X, y, task="regression")
+            return RawData(X, y, task="regression", task_reason=reason)
         labels = class_labels(path, y, where)
         classes = int(labels.max()) + 1
         check_classes(path, {"y": labels}, classes, named=False)

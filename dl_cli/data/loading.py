@@ -46,6 +46,7 @@ class Splits:
     num_classes: int | None
     info: dict
     warnings: list[str] = field(default_factory=list)
+    task_reason: str | None = None  # RawData.task_reason
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -186,4 +187,4 @@ def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
         "preprocess": [Registry.split_spec(spec)[0] for spec in data.preprocess],
     }
     return Splits(train, val, test, task=raw.task, num_classes=raw.classes, info=info,
-                  warnings=[unlearned] if unlearned else [])
+                  warnings=[unlearned] if unlearned else [], task_reason=raw.task_reason)
