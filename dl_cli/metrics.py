@@ -1,7 +1,9 @@
 """Scores of a model on a split: loss, and accuracy or MSE and R².
 
 The metric names are the ones configs monitor: ``val/acc``, ``val/loss``, ``val/mse``,
-``val/r2`` (and the same with ``train/`` and ``test/``).
+``val/r2`` (and the same with ``train/`` and ``test/``). Per-pixel labels (segmentation)
+add ``miou``, the mean intersection over union of the classes; their ``acc`` is the
+pixel accuracy.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import numpy as np
 
 from .nn.model import Model
 
-MAXIMIZED = ("acc", "r2")  # every other metric is minimized
+MAXIMIZED = ("acc", "r2", "miou")  # every other metric is minimized
 
 
 def mode_of(metric: str) -> str:
@@ -31,16 +33,31 @@ def resolve_monitor(monitor: str, mode: str, task: str) -> tuple[str, str]:
     return monitor, mode_of(monitor) if mode == "auto" else mode
 
 
-def reported_metrics(task: str) -> tuple[str, ...]:
+def reported_metrics(task: str, per_pixel: bool = False) -> tuple[str, ...]:
     """What ``evaluate`` scores a model of ``task`` by on every split: the loss, and MSE
-    and R² for regression, accuracy otherwise."""
-    return ("loss", "mse", "r2") if task == "regression" else ("loss", "acc")
+    and R² for regression, accuracy otherwise, and mean IoU for labels of every pixel."""
+    if task == "regression":
+        return ("loss", "mse", "r2")
+    return ("loss", "acc", "miou") if per_pixel else ("loss", "acc")
+
+
+def mean_iou(predicted: np.ndarray, y: np.ndarray, classes: int) -> float:
+    """``mean_c |P_c ∩ T_c| / |P_c ∪ T_c|`` over the pixels predicted (P_c) and labelled
+    (T_c) class c, for the classes in either; the intersections and unions are counted
+    over the whole split (one confusion matrix), not averaged over images."""
+    confusion = np.bincount(classes * y.ravel() + predicted.ravel(),
+                            minlength=classes * classes).reshape(classes, classes)
+    hits = np.diag(confusion)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - hits
+    present = union > 0
+    return float(np.mean(hits[present] / union[present])) if present.any() else float("nan")
 
 
 def evaluate(model: Model, X: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
     """Eval-mode scores of ``model`` on ``(X, y)``: the data loss (no penalty), plus
-    accuracy for classifiers, or MSE (``mean (ŷ − y)²``) and
-    R² (``1 − Σ(ŷ − y)² / Σ(y − ȳ)²``) for regression."""
+    accuracy for classifiers (of every pixel with labels ``(N, H, W)``, which add
+    ``mean_iou``), or MSE (``mean (ŷ − y)²``) and R² (``1 − Σ(ŷ − y)² / Σ(y − ȳ)²``) for
+    regression. Labels equal to the loss's ``ignore_index`` count for neither."""
     if len(X) == 0:
         return {}
     scores = model.scores(X)
@@ -56,4 +73,6 @@ def evaluate(model: Model, X: np.ndarray, y: np.ndarray, prefix: str) -> dict[st
     else:
         keep = y != getattr(model.loss_fn, "ignore_index", None)
         out[f"{prefix}/acc"] = float(np.mean(predicted[keep] == y[keep]))
+        if y.ndim == 3:
+            out[f"{prefix}/miou"] = mean_iou(predicted[keep], y[keep], scores.shape[1])
     return out

@@ -86,7 +86,7 @@ def add_outputs(graph: OnnxGraph, model: Model, scores: str, class_names) -> lis
     outputs = [helper.make_tensor_value_info(graph.output("Identity", scores, name="scores"),
                                              onnx.TensorProto.FLOAT, ["N", *out_shape])]
     if task == "classification":
-        graph.output("Softmax", scores, name="probabilities", axis=-1)
+        graph.output("Softmax", scores, name="probabilities", axis=model.loss_fn.class_axis)
         shape = out_shape
     elif task == "binary":
         z = graph.node("Flatten", scores, axis=1)  # (N, 1)

@@ -160,6 +160,7 @@ class TemporalSoftmaxCrossEntropy(Loss):
     """
 
     label_axes = 1
+    class_axis = -1  # scores (N, T, V)
 
     def __init__(self, ignore_index: int = -1):
         if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
@@ -186,9 +187,6 @@ class TemporalSoftmaxCrossEntropy(Loss):
         dscores *= mask[..., None]
         dscores /= n
         return float(loss), dscores
-
-    def predict(self, scores):
-        return scores.argmax(axis=-1)
 
     def example(self, rng):
         y = rng.integers(0, 5, size=(3, 4))
