@@ -156,8 +156,9 @@ def test_unknown_option_is_refused():
 def test_raw_data_takes_per_step_labels_and_checks_them():
     X = np.zeros((3, 4), dtype=np.int64)
     RawData(X, np.ones((3, 4), dtype=np.int64), classes=2)
-    with pytest.raises(ValueError, match=r"\(N,\) or, one per step, \(N, T\)"):
-        RawData(X, np.ones((3, 4, 1), dtype=np.int64), classes=2)
+    with pytest.raises(ValueError, match=r"\(N,\), one per step \(N, T\) or one per pixel "
+                                         r"\(N, H, W\)"):
+        RawData(X, np.ones((3, 4, 1, 1), dtype=np.int64), classes=2)
     with pytest.raises(ValueError, match=r"\[0, 2\)"):
         RawData(X, np.full((3, 4), 2), classes=2)
 
