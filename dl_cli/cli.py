@@ -516,7 +516,8 @@ def summary(
             _warn(message)
         try:
             check_fits(model, splits)
-            build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype)
+            build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype,
+                          image_targets=splits.train.y.ndim > 2)
         except (ShapeError, DataError) as error:
             _warn(f"dl train would refuse this config: {error}")
 

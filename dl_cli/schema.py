@@ -25,6 +25,8 @@ class DataConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     preprocess: list[Spec] = field(default_factory=list)  # fitted on train only: standardize, pca...
     augment: list[Spec] = field(default_factory=list)     # training batches only: flip, crop...
+    target: str = "labels"   # labels: the data set's targets; input: the preprocessed input
+                             # itself (an autoencoder; augmentation changes the input only)
 
 
 @dataclass
