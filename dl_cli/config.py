@@ -35,7 +35,7 @@ import yaml
 from yaml.nodes import MappingNode, SequenceNode
 
 from . import data, nn, optim  # noqa: F401  (importing them fills the registries)
-from .metrics import direction, mode_of, reported_metrics, resolve_monitor
+from .metrics import config_task, direction, mode_of, reported_metrics, resolve_monitor
 from .registry import (
     AUGMENTATIONS,
     DATASETS,
@@ -354,7 +354,9 @@ def list_index(items: list, segment: str, path: str) -> int:
 
 
 # -- validation -----------------------------------------------------------------------
-MONITORS = ("auto", "val/acc", "val/loss", "val/mse", "val/r2", "train/loss", "train/acc")
+MONITORS = ("auto", "val/acc", "val/loss", "val/mse", "val/r2", "val/miou", "train/loss",
+            "train/acc", "train/miou")
+TARGETS = ("labels", "input")
 MODES = ("max", "min", "auto")
 DTYPES = ("float32", "float64")
 
@@ -440,6 +442,7 @@ RULES = {
     (TrainConfig, "eval_train_samples"): at_least(0),
     (TrainConfig, "log_every"): at_least(0),
     (TrainConfig, "dtype"): one_of(DTYPES),
+    (DataConfig, "target"): one_of(TARGETS),
     (EarlyStoppingConfig, "monitor"): one_of(MONITORS),
     (EarlyStoppingConfig, "mode"): one_of(MODES),
     (EarlyStoppingConfig, "patience"): at_least(1),
@@ -679,8 +682,8 @@ def check_monitors(config: Config, errors: list[str]) -> None:
                                         config.checkpoint)):
         return
     try:
-        task = LOSSES.create(model.loss).task
-    except (ValueError, TypeError):  # reported by the check of model.loss
+        task = config_task(model.loss, data_config)
+    except (ValueError, TypeError):  # reported by the checks of model.loss and data.dataset
         return
     settings = (data_config.split.val if data_config.split is not INVALID else INVALID,
                 config.validation.kfold, train.eval_train_samples)

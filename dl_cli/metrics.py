@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .nn.model import Model
+from .registry import DATASETS, LOSSES, Registry
 
 MAXIMIZED = ("acc", "r2", "miou")  # every other metric is minimized
 
@@ -25,6 +26,25 @@ def direction(metric: str) -> str:
     return "maximized" if mode_of(metric) == "max" else "minimized"
 
 
+def run_task(loss_task: str, real_targets: bool = False, per_pixel: bool = False) -> str:
+    """How a run is scored: the loss's task (classification, binary, regression), except
+    that real-valued targets (a reconstruction, ``data.target: input``) are scored as
+    regression whatever the loss, and class labels of every pixel as ``segmentation``."""
+    if real_targets:
+        return "regression"
+    if per_pixel and loss_task == "classification":
+        return "segmentation"
+    return loss_task
+
+
+def config_task(loss, data) -> str:
+    """``run_task`` as a config sets it: the task of its loss (a spec), its
+    ``data.target``, and whether its data set labels every pixel (``Dataset.per_pixel``)."""
+    name = Registry.split_spec(data.dataset)[0]
+    per_pixel = name in DATASETS and DATASETS.get(name).per_pixel
+    return run_task(LOSSES.create(loss).task, data.target == "input", per_pixel)
+
+
 def resolve_monitor(monitor: str, mode: str, task: str) -> tuple[str, str]:
     """``auto`` monitors val/acc for classifiers and val/loss for regression; mode ``auto``
     follows the metric (``mode_of``)."""
@@ -33,12 +53,13 @@ def resolve_monitor(monitor: str, mode: str, task: str) -> tuple[str, str]:
     return monitor, mode_of(monitor) if mode == "auto" else mode
 
 
-def reported_metrics(task: str, per_pixel: bool = False) -> tuple[str, ...]:
-    """What ``evaluate`` scores a model of ``task`` by on every split: the loss, and MSE
-    and R² for regression, accuracy otherwise, and mean IoU for labels of every pixel."""
+def reported_metrics(task: str) -> tuple[str, ...]:
+    """What ``evaluate`` scores a model of ``task`` (``run_task``) by on every split: the
+    loss, and MSE and R² for regression, accuracy otherwise, and mean IoU for
+    segmentation."""
     if task == "regression":
         return ("loss", "mse", "r2")
-    return ("loss", "acc", "miou") if per_pixel else ("loss", "acc")
+    return ("loss", "acc", "miou") if task == "segmentation" else ("loss", "acc")
 
 
 def mean_iou(predicted: np.ndarray, y: np.ndarray, classes: int) -> float:
@@ -55,22 +76,24 @@ def mean_iou(predicted: np.ndarray, y: np.ndarray, classes: int) -> float:
 
 def evaluate(model: Model, X: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
     """Eval-mode scores of ``model`` on ``(X, y)``: the data loss (no penalty), plus
-    accuracy for classifiers (of every pixel with labels ``(N, H, W)``, which add
-    ``mean_iou``), or MSE (``mean (ŷ − y)²``) and R² (``1 − Σ(ŷ − y)² / Σ(y − ȳ)²``) for
-    regression. Labels equal to the loss's ``ignore_index`` count for neither."""
+    accuracy for class labels (of every pixel with labels ``(N, H, W)``, which add
+    ``mean_iou``), or, for real-valued targets, MSE (``mean (ŷ − y)²``) and R²
+    (``1 − Σ(ŷ − y)² / Σ(y − ȳ)²``) of the loss's ``values``. Labels equal to the loss's
+    ``ignore_index`` count for neither."""
     if len(X) == 0:
         return {}
     scores = model.scores(X)
     loss, _ = model.loss_fn(scores, y)
     out = {f"{prefix}/loss": float(loss)}
-    predicted = model.loss_fn.predict(scores)
-    if model.loss_fn.task == "regression":
-        target = y.reshape(predicted.shape).astype(np.float64)
+    if y.dtype.kind == "f":
+        target = y.astype(np.float64)
+        predicted = model.loss_fn.values(scores).reshape(target.shape)
         residual = float(np.sum((predicted - target) ** 2))
         total = float(np.sum((target - target.mean(axis=0)) ** 2))
         out[f"{prefix}/mse"] = residual / target.size
         out[f"{prefix}/r2"] = 1.0 - residual / total if total > 0 else float("nan")
     else:
+        predicted = model.loss_fn.predict(scores)
         keep = y != getattr(model.loss_fn, "ignore_index", None)
         out[f"{prefix}/acc"] = float(np.mean(predicted[keep] == y[keep]))
         if y.ndim == 3:

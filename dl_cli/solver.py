@@ -33,7 +33,7 @@ import numpy as np
 from . import threads
 from .data import Splits
 from .diagnostics import Diagnostics
-from .metrics import evaluate, resolve_monitor
+from .metrics import evaluate, resolve_monitor, run_task
 from .nn import ShapeError
 from .nn.model import Model
 from .optim import clip_grad_norm, clip_grad_value, global_norm
@@ -83,7 +83,7 @@ class Solver:
         # A lone last sample joins the batch before it (batchnorm needs two per batch).
         lone_last = n % self.batch_size == 1 and n > self.batch_size
         self.iters_per_epoch = n // self.batch_size if lone_last else math.ceil(n / self.batch_size)
-        task = model.loss_fn.task
+        task = run_task(model.loss_fn.task, splits.task == "regression", splits.train.y.ndim == 3)
         checkpoint = checkpoint or CheckpointConfig()
         self.monitor, self.mode = resolve_monitor(checkpoint.monitor, checkpoint.mode, task)
         stopping = train.early_stopping

@@ -14,7 +14,7 @@ from .activations import sigmoid
 
 class Loss:
     task = "classification"
-    label_axes = 0  # a class label per sample (1: a label per step, (N, T))
+    label_axes = (0,)  # axes of a sample's labels: 0, one per sample (1: per step, (N, T))
     class_axis = 1  # the axis of the scores over the classes: (N, C) or (N, C, H, W)
 
     def __call__(self, scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -23,6 +23,10 @@ class Loss:
     def predict(self, scores: np.ndarray) -> np.ndarray:
         """What the model outputs for people: class indices or values."""
         return scores.argmax(axis=self.class_axis)
+
+    def values(self, scores: np.ndarray) -> np.ndarray:
+        """The output compared with real-valued targets (regression, reconstruction)."""
+        return scores
 
     def example(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Small float64 scores and matching targets, to test and gradient-check the loss."""
@@ -66,6 +70,8 @@ class SoftmaxCrossEntropy(Loss):
     the other rows, and their gradient is zero. Predictions are the arg-max over C, of
     every pixel.
     """
+
+    label_axes = (0, 2)  # a label per sample, (N,), or per pixel, (N, H, W)
 
     def __init__(self, ignore_index: int | None = None):
         if ignore_index is not None and (not isinstance(ignore_index, int)
@@ -142,7 +148,10 @@ class BinaryCrossEntropy(Loss):
     """Logistic loss on logits z with labels y in {0, 1}, stable for large |z|.
 
     ``L = mean[ max(z, 0) − z·y + log(1 + e^(−|z|)) ]``; ``dz = (σ(z) − y) / N``.
-    Scores ``(N, 1)`` or ``(N,)``.
+    Scores ``(N, 1)`` or ``(N,)``. Real-valued targets in [0, 1] are probabilities: an
+    autoencoder of inputs scaled to [0, 1] (``data.target: input``) gives one logit per
+    input value, the loss sums over a sample's values, and what is compared with the
+    targets (``values``) is ``σ(z)``.
     """
 
     task = "binary"
@@ -156,6 +165,9 @@ class BinaryCrossEntropy(Loss):
 
     def predict(self, scores):
         return (scores.reshape(scores.shape[0], -1)[:, 0] > 0).astype(np.int64)
+
+    def values(self, scores):
+        return sigmoid(scores)
 
     def example(self, rng):
         return 3 * rng.standard_normal((6, 1)), rng.integers(0, 2, size=6)

@@ -159,7 +159,7 @@ class TemporalSoftmaxCrossEntropy(Loss):
     grows with T. Predictions are the arg-max over V at every step, ``(N, T)``.
     """
 
-    label_axes = 1
+    label_axes = (1,)
     class_axis = -1  # scores (N, T, V)
 
     def __init__(self, ignore_index: int = -1):

@@ -61,8 +61,8 @@ from typing import Any
 
 from ..config import (MONITORS, ConfigError, apply_overrides, describe, monitor_problem,
                       parse_yaml, read_yaml, validate)
-from ..metrics import direction, mode_of, resolve_monitor
-from ..registry import LOSSES, did_you_mean
+from ..metrics import config_task, direction, mode_of, resolve_monitor
+from ..registry import did_you_mean
 from ..runs import safe_name
 from ..schema import Config
 from ..threads import MOST_THREADS
@@ -497,7 +497,7 @@ def settle_metric(spec: SweepSpec, base: dict) -> None:
     metric the model's task never reports (val/acc of a regression), or a validation
     metric without validation data."""
     cfg = validate(base)
-    task = LOSSES.create(cfg.model.loss).task
+    task = config_task(cfg.model.loss, cfg.data)
     if spec.metric is None:
         spec.metric, spec.goal = resolve_monitor(cfg.checkpoint.monitor, cfg.checkpoint.mode, task)
         spec.raw["metric"] = {"name": spec.metric, "goal": spec.goal}
