@@ -3,7 +3,13 @@
 ```python
 plot_path("runs/quickstart/20250101-120000-ab12cd", "plots")   # curves.png
 plot_path("runs/lr-vs-width/20250101-130000-ef34ab", "plots")  # metric_vs_params.png, top_curves.png
+plot_path("runs/fcn-shapes/20250101-140000-0a1b2c", "plots")   # curves.png, label_maps.png
 ```
+
+A run whose model draws images adds a figure of what its best checkpoint does on test
+samples: an autoencoder (``data.target: input``) ``reconstructions.png``, inputs above
+their reconstructions; a segmentation run ``label_maps.png``, images above their true
+and predicted label maps.
 
 Figures are ``matplotlib.figure.Figure`` objects saved directly: pyplot and its global
 state are never touched, so plotting works the same in a terminal, a notebook or a worker.
@@ -14,6 +20,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from .report import read_summary
@@ -71,6 +78,99 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "curves.png"
     fig.savefig(path, dpi=100)
+    return [path, *plot_outputs(run_dir, out_dir)]
+
+
+# -- what a model draws: reconstructions and label maps -----------------------------------
+def trained_model(run_dir: Path):
+    """The run's config, its data and its model with the best checkpoint's weights (the
+    last when there is no best)."""
+    from .config import load_saved_config
+    from .data import load
+    from .runs import check_compatible, copy_into
+    from .training import build_model
+
+    cfg = load_saved_config(Path(run_dir) / "config.yaml")
+    run = Run(run_dir)
+    kind = "best" if (run.checkpoints / "best.npz").exists() else "last"
+    state = run.load_checkpoint(kind)
+    splits = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
+    model = build_model(cfg, splits.in_shape)
+    for what in ("params", "buffers"):
+        check_compatible(getattr(model, what), state[what], what, run.checkpoints / f"{kind}.npz")
+        copy_into(getattr(model, what), state[what])
+    return cfg, splits, model
+
+
+def as_images(X: np.ndarray) -> np.ndarray | None:
+    """Samples as ``(N, H, W)`` grey or ``(N, H, W, 3)`` colour images: images of one or
+    three channels, or flat features of a square number (64 → 8×8); None otherwise."""
+    if X.ndim == 4 and X.shape[1] in (1, 3):
+        return X[:, 0] if X.shape[1] == 1 else X.transpose(0, 2, 3, 1)
+    side = math.isqrt(X.shape[1]) if X.ndim == 2 else 0
+    return X.reshape(len(X), side, side) if side and side * side == X.shape[1] else None
+
+
+def shown(image: np.ndarray) -> np.ndarray:
+    """An image scaled to [0, 1] for ``imshow`` (colour images need it)."""
+    low, high = float(image.min()), float(image.max())
+    return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
+
+def image_grid(rows: list[tuple[str, np.ndarray, dict]], title: str, path: Path) -> None:
+    """One row of images per ``(label, images, imshow options)``."""
+    count = len(rows[0][1])
+    fig = Figure(figsize=(1.4 * count + 1, 1.5 * len(rows) + 0.5))
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.02, top=0.86, wspace=0.05, hspace=0.1)
+    axes = fig.subplots(len(rows), count, squeeze=False)
+    for row, (label, images, options) in zip(axes, rows):
+        for ax, image in zip(row, images):
+            ax.imshow(image if options else shown(image), **options)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(label)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+
+
+def plot_outputs(run_dir: Path, out_dir: Path, count: int = 8) -> list[Path]:
+    """``reconstructions.png`` for an autoencoder run, ``label_maps.png`` for a
+    segmentation run (the first ``count`` test samples, else validation), none for
+    other runs (their data are not loaded)."""
+    from .config import load_saved_config
+    from .metrics import config_task
+
+    cfg = load_saved_config(Path(run_dir) / "config.yaml")
+    reconstructs = cfg.data.target == "input"
+    if not reconstructs and config_task(cfg.model.loss, cfg.data) != "segmentation":
+        return []
+    if not (Path(run_dir) / "checkpoints").is_dir():
+        return []
+    cfg, splits, model = trained_model(run_dir)
+    split = splits.test if len(splits.test) else splits.val
+    X, y = split.X[:count], split.y[:count]
+    inputs = as_images(X)
+    if inputs is None or not len(X):
+        return []
+    grey = {"cmap": "gray", "vmin": float(X.min()), "vmax": float(X.max())}  # the inputs' range
+    name = Path(run_dir).name
+    if reconstructs:
+        outputs = as_images(model.loss_fn.values(model.scores(X)).reshape(X.shape))
+        path = out_dir / "reconstructions.png"
+        image_grid([("input", inputs, grey if inputs.ndim == 3 else {}),
+                    ("reconstruction", outputs, grey if outputs.ndim == 3 else {})],
+                   f"{name}: test inputs and their reconstructions", path)
+        return [path]
+    classes = splits.num_classes
+    labels = {"cmap": "tab10", "vmin": 0, "vmax": 9, "interpolation": "nearest"}
+    predicted = model.predict(X)
+    names = splits.info.get("class_names") or [str(c) for c in range(classes)]
+    legend = ", ".join(f"{c} {n}" for c, n in enumerate(names[:classes]))
+    path = out_dir / "label_maps.png"
+    image_grid([("image", inputs, grey if inputs.ndim == 3 else {}), ("true", y, labels),
+                ("predicted", predicted, labels)],
+               f"{name}: test images, true and predicted labels (tab10 colours: {legend})",
+               path)
     return [path]
 
 

@@ -309,3 +309,25 @@ def test_a_linear_autoencoder_finds_pca_and_a_nonlinear_one_beats_it(tmp_path):
                              {"type": "affine", "units": 4}, {"type": "affine", "units": 256},
                              "relu", {"type": "affine", "units": 64}], 100, 0.002)
     assert nonlinear < 0.8 * pca, (nonlinear, pca)
+
+
+# -- dl plot ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text,figure,image_rows", [
+    (autoencoder(), "reconstructions.png", 2),
+    (segmentation(), "label_maps.png", 3),
+])
+def test_plot_draws_what_the_model_gives_beside_its_inputs(tmp_path, text, figure, image_rows):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    cfg = config(tmp_path, text)
+    run = training.start(cfg)
+    training.train(cfg, run, progress=False)
+    result = CliRunner().invoke(app, ["plot", str(run.path), "--out", str(tmp_path / "png")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "png").glob("*.png")) == sorted(
+        ["curves.png", figure])
+    height, width, _ = imread(tmp_path / "png" / figure).shape
+    assert width > 8 * height / (image_rows + 1)  # eight samples side by side
+
