@@ -77,7 +77,8 @@ REPORT_KEYS = {"study": "a study name such as init", "target": "a number",
                "near_zero": "a number > 0"}
 RULES = ("asha",)
 STUDIES = ("init", "activations", "regularization", "batchnorm", "optimizers", "schedules",
-           "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp")  # report.SECTIONS
+           "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp",
+           "bottleneck", "autoencoder_vs_pca")  # report.SECTIONS
 # metric, params, variants, report and the sections read null as none in their own parsers
 NULL_MEANS_NONE = ("trials", "seeds", "claim", "overrides")
 MOST_TRIALS = 100_000
