@@ -76,6 +76,12 @@ def test_pad_same_keeps_the_size_over_the_stride(size, kernel, stride):
     assert LAYERS.create(layer.config()).config()["pad"] == "same"
 
 
+def test_pad_is_a_number_a_pair_or_same():
+    with pytest.raises(ValueError, match=r"^pad must be an integer >= 0, a pair \[height, width\] "
+                                         r"of them, or same, got 'sam'"):
+        LAYERS.create({"type": "conv2d", "filters": 1, "kernel": 3, "pad": "sam"})
+
+
 def test_pad_same_with_stride_one_refuses_an_even_kernel():
     with pytest.raises(ValueError, match="pad: same with stride 1 needs an odd kernel width"):
         LAYERS.create({"type": "conv2d", "filters": 1, "kernel": [3, 2], "pad": "same"})

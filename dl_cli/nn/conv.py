@@ -78,6 +78,17 @@ def same_pad(size: int, kernel: int, stride: int) -> int:
     return -(-total // 2)
 
 
+def pad_option(pad) -> Pair | None:
+    """conv2d's ``pad`` as ``(height, width)``, or None for ``same`` (set by ``build``)."""
+    if pad == "same":
+        return None
+    try:
+        return as_pair("pad", pad, 0)
+    except ValueError:
+        raise ValueError(f"pad must be an integer >= 0, a pair [height, width] of them, or "
+                         f"same, got {pad!r}") from None
+
+
 def wide_width(W: int, kernel: Pair, stride: Pair, pad: Pair) -> int:
     """``Wv``, the columns per output row in im2col's layout: ``Wp`` with stride 1, else ``Wo``."""
     (_, KW), (_, SW), (_, PW) = kernel, stride, pad
@@ -218,7 +229,7 @@ class Conv2D(Layer):
         self.init = init
         self.kernel_hw = as_pair("kernel", kernel, 1)
         self.stride_hw = as_pair("stride", stride, 1)
-        self.pad_hw = None if pad == "same" else as_pair("pad", pad, 0)  # same: set by build
+        self.pad_hw = pad_option(pad)
         for axis, k, s in zip(("height", "width"), self.kernel_hw, self.stride_hw):
             if pad == "same" and s == 1 and k % 2 == 0:
                 raise ValueError(f"pad: same with stride 1 needs an odd kernel {axis} (a pad "
