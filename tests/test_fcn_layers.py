@@ -319,7 +319,7 @@ def test_evaluate_reports_pixel_accuracy_and_mean_iou():
     x = np.zeros((1, 3, 2, 2))
     x[0, [0, 1, 1, 2], [0, 0, 1, 1], [0, 1, 0, 1]] = 1  # predicts 0, 1 / 1, 2
     scores = evaluate(model, x, y, "val")
-    assert sorted(scores) == sorted(f"val/{m}" for m in reported_metrics("classification", True))
+    assert sorted(scores) == sorted(f"val/{m}" for m in reported_metrics("segmentation"))
     assert scores["val/acc"] == pytest.approx(2 / 3)  # the ignored pixel counts for neither
     assert scores["val/miou"] == pytest.approx((1 + 1 / 2 + 0) / 3)
 

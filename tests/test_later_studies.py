@@ -25,6 +25,7 @@ def report_table(study, heading: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
+@pytest.mark.slow
 def test_the_autoencoder_report_sets_each_trial_beside_pca(tmp_path):
     study = run_study("autoencoder_vs_pca", tmp_path, variants=["linear-4", "relu-4"],
                       overrides=["train.epochs=30"])
@@ -41,6 +42,7 @@ def test_the_autoencoder_report_sets_each_trial_beside_pca(tmp_path):
     assert float(relu_ratio) < 1 and float(relu_cell) < pca  # even after 30 epochs
 
 
+@pytest.mark.slow
 def test_two_3x3_cost_18_c_squared_where_a_5x5_costs_25(tmp_path):
     study = run_study("bottleneck", tmp_path, overrides=["train.epochs=1"])
     C = 32
