@@ -331,3 +331,17 @@ def test_plot_draws_what_the_model_gives_beside_its_inputs(tmp_path, text, figur
     height, width, _ = imread(tmp_path / "png" / figure).shape
     assert width > 8 * height / (image_rows + 1)  # eight samples side by side
 
+
+
+def test_a_binary_cross_entropy_autoencoder_exports_its_reconstruction():
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from dl_cli.export import to_onnx
+
+    model = Model([{"type": "affine", "units": 4}, {"type": "affine", "units": 6}], (6,),
+                  loss="binary_cross_entropy")
+    x = np.random.default_rng(0).random((3, 6)).astype(np.float32)
+    session = ort.InferenceSession(to_onnx(model).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run(["probabilities"], {"X": x})
+    np.testing.assert_allclose(probabilities, model.loss_fn.values(model.forward(x)), atol=1e-6)
