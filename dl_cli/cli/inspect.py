@@ -150,7 +150,7 @@ def layers():
     Layers, losses, initializers, optimizers, schedules, datasets, preprocessing and
     augmentation, one table each.
     """
-    from .. import data, nn, optim  # noqa: F401  (fill the registries)
+    from .. import data, nn, optim, schedules  # noqa: F401  (fill the registries)
     from ..registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
                             PREPROCESSORS, SCHEDULES)
     from ..tables import registry_table

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .. import data, nn, optim  # noqa: F401  (importing them fills the registries)
+from .. import data, nn, optim, schedules  # noqa: F401  (importing them fills the registries)
 from ..checks import INVALID, describe, join
 from ..metrics import direction, mode_of, reported_metrics, resolve_monitor
 from ..registry import INITIALIZERS, LAYERS, Registry, RegistryError
