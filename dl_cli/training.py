@@ -1,4 +1,4 @@
-"""From a validated config to a trained run folder (the data flow of DESIGN.md).
+"""From a validated config to a trained run folder (the data flow of docs/design.md).
 
 ```
 Config.data      ─► data.load   ─► Splits
