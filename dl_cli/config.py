@@ -34,7 +34,7 @@ from typing import Any, Iterable, Union, get_args, get_origin, get_type_hints
 import yaml
 from yaml.nodes import MappingNode, SequenceNode
 
-from . import data, nn, optim  # noqa: F401  (importing them fills the registries)
+from . import data, nn, optim, plugins  # noqa: F401  (importing them fills the registries)
 from .metrics import direction, mode_of, reported_metrics, resolve_monitor
 from .registry import (
     AUGMENTATIONS,
@@ -473,6 +473,9 @@ def validate(raw: Any) -> Config:
     """The typed ``Config`` for a raw dict, or one ConfigError listing every mistake."""
     errors: list[str] = []
     config = check_section(Config, raw, "", errors)
+    failed_plugins = [error for error in errors if error.startswith("plugins")]
+    if failed_plugins:  # the rest would only be what they did not register
+        raise ConfigError(failed_plugins)
     if config is not INVALID:
         check_monitors(config, errors)
         check_schedule_floor(config, errors)
@@ -516,6 +519,11 @@ def default_value(f: dataclasses.Field) -> Any:
 
 
 def check_field(cls: type, name: str, hint: Any, value: Any, path: str, errors: list[str]):
+    if (cls, name) == (Config, "plugins"):  # imported here, before the fields that follow
+        entries, problems = plugins.import_all(value)
+        errors.extend(f"{path}.{problem}" if problem[:1].isdigit() else f"{path}: {problem}"
+                      for problem in problems)
+        return entries
     optional = type(None) in get_args(hint)
     if (cls, name) in SPEC_FIELDS:
         if value is None and optional:
@@ -724,7 +732,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     """Read, override and validate a train config; one ConfigError reports every mistake
     of the overrides and of the resulting config together."""
     raw, duplicates = read_yaml_reporting(path)
-    raw, errors = overridden(raw, overrides)
+    raw, errors = overridden(plugins.anchored(raw, Path(path).parent), overrides)
     errors = duplicates + errors
     try:
         config = validate(raw)
@@ -735,10 +743,15 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     return config
 
 
-def load_saved_config(path: str | Path) -> Config:
+def load_saved_config(path: str | Path, allow_plugins: bool = False) -> Config:
     """The config a run folder keeps: ``load_config``, with every mistake naming the
     file, which no one named on the command line (a config written by an earlier
-    version may break a rule added since; the file can be edited)."""
+    version may break a rule added since; the file can be edited). One that names
+    plugins this process has not imported is refused unless ``allow_plugins``."""
+    if not allow_plugins:
+        waiting = plugins.waiting(read_yaml(path))
+        if waiting:
+            raise ConfigError([plugins.refusal(path, waiting)])
     try:
         return load_config(path)
     except ConfigError as error:
@@ -747,8 +760,12 @@ def load_saved_config(path: str | Path) -> Config:
 
 
 def config_to_dict(config: Config) -> dict:
-    """The fully resolved config (every default filled in) as plain dicts and lists."""
-    return dataclasses.asdict(config)
+    """The fully resolved config (every default filled in) as plain dicts and lists;
+    ``plugins`` only when it names some, so that a config without reads as before."""
+    tree = dataclasses.asdict(config)
+    if not tree["plugins"]:
+        del tree["plugins"]
+    return tree
 
 
 def dump_config(config: Config) -> str:

@@ -79,6 +79,7 @@ class ValidationConfig:
 class Config:
     name: str = "run"        # runs/<name>/<timestamp>-<id>/
     seed: int = 0            # seeds the split, the initial weights, the batch order and dropout
+    plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (plugins.py)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
