@@ -27,6 +27,9 @@ def gradcheck(
     samples: int = typer.Option(4, help="Samples of the data to check the model on, >= 1."),
     max_coords: int = typer.Option(50, help="Coordinates sampled per parameter tensor, >= 1."),
     seed: int = typer.Option(0, help="Seed for inputs and sampled coordinates, >= 0."),
+    plugin: Optional[List[str]] = typer.Option(None, "--plugin", help="A module or .py file "
+                                               "to import first, for --layer NAME of a layer "
+                                               "of one's own (repeatable)."),
 ):
     """Compare analytic gradients with centered differences, in float64.
 
@@ -38,11 +41,15 @@ def gradcheck(
     """
     from .. import gradcheck as gc
     from ..nn import ShapeError
+    from ..plugins import import_all
     from ..registry import LAYERS, LOSSES, RegistryError
     from ..tables import gradcheck_summary, gradcheck_table
 
     if sum([config is not None, layer is not None, all_]) != 1:
         fail("give exactly one of CONFIG, --layer NAME or --all")
+    problems = import_all(plugin or [])[1]
+    if problems:
+        fail(f"--plugin: {problems[0].partition(': ')[2]}")
     at_least("--samples", samples, 1)
     at_least("--max-coords", max_coords, 1)
     at_least("--seed", seed, 0)

@@ -62,6 +62,7 @@ from typing import Any
 from ..config import (MONITORS, ConfigError, apply_overrides, describe, monitor_problem,
                       parse_yaml, read_yaml, validate)
 from ..metrics import direction, mode_of, resolve_monitor
+from ..plugins import anchored
 from ..registry import LOSSES, did_you_mean
 from ..layout import safe_name
 from ..schema import Config
@@ -459,7 +460,8 @@ def base_raw(spec: SweepSpec) -> dict:
     (``validation.kfold``) when the spec scores by k-fold; errors name the file."""
     kfold = [f"validation.kfold={spec.kfold}"] if spec.kfold else []
     try:
-        raw = apply_overrides(read_yaml(spec.base), [*spec.overrides, *kfold])
+        raw = apply_overrides(anchored(read_yaml(spec.base), spec.base.parent),
+                              [*spec.overrides, *kfold])
         validate(raw)
     except ConfigError as error:
         raise SpecError([f"base {spec.base}: {line}" for line in error.errors]) from None
