@@ -31,6 +31,7 @@ sample) and, with ``proba``, one ``prob_<class>`` column per class.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import io
 import itertools
@@ -111,7 +112,8 @@ def csv_samples(file, name: str, layout: TableLayout, shape: tuple[int, ...],
     """Batches of at most ``rows`` samples from a CSV text stream, in order."""
     features = math.prod(shape)
     reader = csv.reader(file, delimiter=layout.delimiter)
-    lines = ((reader.line_num, row) for row in reader if row and any(c.strip() for c in row))
+    lines = ((reader.line_num, row) for row in reader  # blank lines left out
+             if len(row) > 1 or row and row[0].strip())
     first = next(lines, None)
     if first is None:
         raise InputError(f"{name}: no data rows (the file is empty)")
@@ -314,12 +316,22 @@ def header(labels: np.ndarray, probabilities: np.ndarray | None, names: list[str
     return columns
 
 
-def text(values: np.ndarray) -> list[list[str]]:
-    """Rows of cells: numbers as ``%.9g`` (float32 to the last bit), names as they are."""
+@functools.lru_cache(maxsize=4096)
+def cell(text: str) -> str:
+    """A cell as CSV writes it: quoted when it holds a comma, a quote or a line break."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def formatted(values: np.ndarray) -> list[str]:
+    """Each sample's values as the cells of a CSV line: numbers as ``%.9g`` (float32 to
+    the last bit), class names quoted where CSV needs it."""
     flat = values.reshape(len(values), -1)
     if flat.dtype.kind == "f":
-        return np.char.mod("%.9g", flat).tolist()
-    return flat.astype(str).tolist()
+        row = ",".join(["%.9g"] * flat.shape[1])
+        return [row % tuple(sample) for sample in flat.tolist()]
+    return [",".join(cell(str(value)) for value in sample) for sample in flat.tolist()]
 
 
 def check_tokens(X: np.ndarray, vocab: int, first: int) -> None:
@@ -334,7 +346,6 @@ def write_predictions(batches: Iterator[np.ndarray], run, out, proba: bool) -> i
     """Score every batch with ``run`` and write the table to the text stream ``out``;
     the number of samples. The header is written with the first batch's rows, so an
     empty or unreadable file writes nothing."""
-    writer = csv.writer(out, lineterminator="\n")
     vocab = run.model.layers[0].vocab if run.inputs.takes_tokens else None
     count = 0
     for X in batches:
@@ -343,12 +354,12 @@ def write_predictions(batches: Iterator[np.ndarray], run, out, proba: bool) -> i
         scores = run.scores(X)
         labels = run.labels(scores)
         probabilities = run.probabilities(scores) if proba else None
-        if count == 0:
-            writer.writerow(header(labels, probabilities, run.output_names))
-        cells = text(labels)
+        lines = formatted(labels)
         if probabilities is not None:
-            cells = [row + more for row, more in zip(cells, text(probabilities))]
-        writer.writerows(cells)
+            lines = [f"{line},{more}" for line, more in zip(lines, formatted(probabilities))]
+        if count == 0:
+            lines.insert(0, ",".join(map(cell, header(labels, probabilities, run.output_names))))
+        out.write("\n".join(lines) + "\n")
         count += len(X)
     return count
 

@@ -108,8 +108,9 @@ def export(
         fail(f"--format: expected onnx, got {format_!r}")
     try:
         from ..export import ExportError
-    except ImportError as error:
-        if not (error.name or "").startswith("onnx"):
+    except ImportError as error:  # dl_cli.export says so when onnx is the one missing
+        missing = error.name or getattr(error.__cause__, "name", None) or ""
+        if not missing.startswith("onnx"):
             raise
         fail("dl export needs the onnx package: pip install 'dl-cli[onnx]'")
     run = open_run(run_dir, "export", checkpoint, allow_plugins)
