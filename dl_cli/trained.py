@@ -19,6 +19,7 @@ preprocessing fitted again on the training split, as the run did) but cannot pre
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,13 @@ class TrainedRun:
     inputs: Inputs | None
     checkpoint: str
     epoch: int
-    summary: dict
     splits: object | None = field(default=None, repr=False)  # its data, once loaded
+
+    @cached_property
+    def summary(self) -> dict:
+        """The run's summary.json, read when first asked for ({} before it has one);
+        RunError when it is damaged."""
+        return Run(self.path).read_summary()
 
     @property
     def task(self) -> str:
@@ -199,7 +205,7 @@ def load_run(path: str | Path, checkpoint: str = "best", allow_plugins: bool = F
     model = build_model(cfg, in_shape)
     restore(model, state, source)
     return TrainedRun(path=path, config=cfg, model=model, inputs=inputs, checkpoint=checkpoint,
-                      epoch=state["meta"]["epoch"], summary=run.read_summary(), splits=splits)
+                      epoch=state["meta"]["epoch"], splits=splits)
 
 
 def train(config_path: str | Path, overrides=(), run_dir: str | Path | None = None,
