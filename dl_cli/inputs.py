@@ -18,8 +18,8 @@ preprocess/<i>/<statistic>   float64: the statistics step i learned on the train
 ```
 
 - ``task``: the data's, ``classification`` or ``regression``.
-- ``class_names``: classifiers only, the name of class i (the data set's names, a text
-  model's vocabulary, else ``"0"`` … ``"K-1"``: labels are class indices).
+- ``class_names``: the name of class i, where the data has names (a text model's are
+  its vocabulary); null without them, the labels being the class indices 0..K-1.
 - ``shape``, ``dtype``: one raw sample, before preprocessing, and the dtype the model
   reads it in (``float32``, ``float64``, or ``int64`` token ids).
 - ``vocab``: for token sequences, the string each token id stands for.
@@ -60,8 +60,7 @@ class Inputs:
         info = splits.info
         names = None
         if splits.task == "classification":
-            names = info.get("class_names") or info.get("vocab") or [
-                str(i) for i in range(splits.num_classes)]
+            names = info.get("class_names") or info.get("vocab")
         return cls(task=splits.task, shape=tuple(splits.raw_shape),
                    dtype=str(splits.train.X.dtype), class_names=list(names) if names else None,
                    steps=list(splits.steps), vocab=info.get("vocab"))

@@ -476,6 +476,10 @@ def test_the_api_loads_a_run_and_trains_as_dl_train_does(digits, tmp_path):
     config = spiral_config(tmp_path)
     trained = dl.train(config, overrides=["optimizer.lr=0.05", "train.epochs=3"])
     assert trained.config.optimizer["lr"] == 0.05 and trained.summary["epochs"] == 3
+    assert trained.class_names is None  # spirals have no class names: labels are indices
+    X = np.array([[0.1, 0.2], [-0.5, 0.3]])
+    assert trained.predict(X).dtype.kind == "i"
+    assert trained.predict_proba(X).shape == (2, 3)
     assert trained.summary == json.loads((trained.path / "summary.json").read_text())
     cli = dl_cli("train", config, "optimizer.lr=0.05", "train.epochs=3", "-q")
     assert cli.exit_code == 0
