@@ -82,9 +82,10 @@ def is_number(cell: str) -> bool:
     return True
 
 
-def feature_columns(name: str, cells: list[str], header: bool, layout: TableLayout,
+def feature_columns(name: str, line: int, cells: list[str], header: bool, layout: TableLayout,
                     features: int, shape: tuple[int, ...]) -> list[int]:
-    """The indices of the feature columns of a table whose first row is ``cells``."""
+    """The indices of the feature columns of a table whose first row, on ``line``, is
+    ``cells``."""
     width = len(cells)
     label = None
     if header and isinstance(layout.label, str) and layout.label in [c.strip() for c in cells]:
@@ -102,7 +103,7 @@ def feature_columns(name: str, cells: list[str], header: bool, layout: TableLayo
             if width == features + 1:
                 found += (f": one more than the features, but no label column is named (a "
                           f"header line naming it {layout.label!r} marks it)")
-        raise InputError(f"{name}: line 1: {found}; {takes}")
+        raise InputError(f"{name}: line {line}: {found}; {takes}")
     return columns
 
 
@@ -118,7 +119,7 @@ def csv_samples(file, name: str, layout: TableLayout, shape: tuple[int, ...],
     if first is None:
         raise InputError(f"{name}: no data rows (the file is empty)")
     header = not all(is_number(cell) for cell in first[1])
-    columns = feature_columns(name, first[1], header, layout, features, shape)
+    columns = feature_columns(name, first[0], first[1], header, layout, features, shape)
     width = len(first[1])
     if not header:
         lines = itertools.chain([first], lines)

@@ -552,3 +552,16 @@ def test_export_refuses_what_it_cannot_write(digits, tmp_path):
     assert refused.exit_code == 2
     assert "model.layers.1 (use_test_halve) cannot be exported to ONNX" in refused.output
     assert not (run.path / "model.onnx").exists()
+
+
+def test_predict_into_a_pipe_closed_early_stops_quietly(digits, tmp_path):
+    """``dl predict ... | head -1``: exit 1 (a write failed), no traceback, no message."""
+    X, _ = raw_split(digits)
+    data = write_csv(tmp_path / "many.csv", np.concatenate([X] * 30))
+    process = subprocess.Popen([sys.executable, "-m", "dl_cli", "predict", str(digits.path),
+                                "--data", str(data), "--proba"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("prediction,prob_0")
+    process.stdout.close()
+    assert process.wait(timeout=120) == 1
+    assert process.stderr.read() == ""

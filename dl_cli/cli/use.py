@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,6 +83,9 @@ def predict(
                 count = write_table(out_file, batches, run, proba)
     except (InputError, DataError) as error:
         fail(str(error))
+    except BrokenPipeError:  # the reader of standard output stopped early (| head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+        raise typer.Exit(1)
     except OSError as error:
         fail(f"cannot read or write {error.filename or data}: {error.strerror or error}")
     if out_file is not None:
