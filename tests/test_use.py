@@ -565,3 +565,18 @@ def test_predict_into_a_pipe_closed_early_stops_quietly(digits, tmp_path):
     process.stdout.close()
     assert process.wait(timeout=120) == 1
     assert process.stderr.read() == ""
+
+
+def test_a_binary_classifier_predicts_both_class_probabilities(tmp_path):
+    run = dl.train(spiral_config(tmp_path), overrides=[
+        "data.dataset={type: moons, samples: 60}", "model.loss=binary_cross_entropy",
+        "model.layers.2.units=1"])
+    result = dl_cli("predict", run.path, "--data", "-", "--proba", input="0.5,0.2\n-1,0.4\n")
+    assert result.exit_code == 0, result.output
+    columns, rows = table(result.stdout)
+    assert columns == ["prediction", "prob_0", "prob_1"]
+    X = np.array([[0.5, 0.2], [-1, 0.4]])
+    z = run.scores(X)[:, 0].astype(np.float64)
+    want = np.stack([1 / (1 + np.exp(z)), 1 / (1 + np.exp(-z))], axis=1)
+    np.testing.assert_allclose([[float(v) for v in row[1:]] for row in rows], want, atol=1e-8)
+    assert [int(row[0]) for row in rows] == list((z > 0).astype(int))
