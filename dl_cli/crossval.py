@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, Split, Splits, kfold_indices, load, preprocess
+from .data import DataError, Split, Splits, apply_steps, kfold_indices, load
 from .layout import RunLayout, SweepLayout
 from .registry import PREPROCESSORS, Registry
 from .runs import Run
@@ -45,7 +45,7 @@ def fold_splits(cfg: Config, k: int, fold: int, fitted: list | None = None) -> S
     parts = [Split(X[train_idx], y[train_idx]), Split(X[val_idx], y[val_idx]),
              Split(splits.test.X, splits.test.y)]
     steps = fitted if fitted is not None else [PREPROCESSORS.create(s) for s in cfg.data.preprocess]
-    preprocess(parts, steps, fit=fitted is None)
+    apply_steps(parts, steps, fit=fitted is None)
     info = {**splits.info, "fold": fold, "folds": k,
             "preprocess": [Registry.split_spec(spec)[0] for spec in cfg.data.preprocess],
             "sizes": {"train": len(parts[0]), "val": len(parts[1]), "test": len(parts[2])},

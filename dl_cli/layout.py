@@ -169,8 +169,8 @@ def resolve_run(path: str | Path, finished: bool = True) -> Path:
     started = named_runs(path, finished=False)
     if started:
         raise RunError(f"{path} holds {len(started)} run{'s' * (len(started) != 1)}, none "
-                         f"finished (completed or stopped early); give one of them, such as "
-                         f"{started[-1]}")
+                       f"finished (completed or stopped early); give one of them, such as "
+                       f"{started[-1]}")
     return path
 
 

@@ -7,7 +7,6 @@ raw inputs are the digits' own 8×8 pixel values (0..16), split as the run split
 
 import dataclasses
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -114,15 +114,15 @@ def check_folder(path: Path, name: str) -> None:
             return
 
 
-def run_folder(path: Path, command: str, finished: bool = True) -> Path:
+def run_folder(path: Path, command: str) -> Path:
     """The run folder ``path`` stands for (``layout.resolve_run``: a config's name folder
-    means its newest finished run, or its newest run with ``finished`` False), refused
-    (exit 2) when it is a k-fold run folder or a name folder of unfinished runs."""
+    means its newest finished run), refused (exit 2) when it is a k-fold run folder or a
+    name folder of unfinished runs."""
     from ..layout import resolve_run
     from ..storage import RunError
 
     try:
-        resolved = resolve_run(path, finished)
+        resolved = resolve_run(path)
     except RunError as error:
         fail(str(error))
     one_run(resolved, command)

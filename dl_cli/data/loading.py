@@ -148,7 +148,7 @@ def unlearned_classes(raw: RawData, fractions: SplitConfig, splits: list[Split],
     return ". ".join(said)
 
 
-def preprocess(splits: list[Split], steps: list, fit: bool = True) -> None:
+def apply_steps(splits: list[Split], steps: list, fit: bool = True) -> None:
     """Fit each step on the first split (the training split), unless ``fit`` is False
     (steps fitted before), and apply it to every split, in order."""
     for i, step in enumerate(steps):
@@ -185,7 +185,7 @@ def load(data: DataConfig, seed: int = 0, dtype="float32", fitted: list | None =
     check_classes_to_learn(raw, splits[0])
     unlearned = unlearned_classes(raw, data.split, splits)
     raw_shape = tuple(int(d) for d in splits[0].X.shape[1:])
-    preprocess(splits, steps, fit=fitted is None)
+    apply_steps(splits, steps, fit=fitted is None)
 
     train, val, test = splits
     info = {
