@@ -59,10 +59,9 @@ def predict(
     quiet: bool = flag("--quiet", "-q", help="No progress bar."),
     allow_plugins: bool = allow_plugins_flag(),
 ):
-    """Predict for raw samples with a run's model, through the preprocessing it trained
-    with (never fitted again).
+    """Predict for raw samples with a run's model and its fitted preprocessing.
 
-    Prints a CSV table: a prediction column (the class name, or the value for
+    The preprocessing statistics are the run's own, never fitted again. Prints a CSV table: a prediction column (the class name, or the value for
     regression) and, with --proba, one prob_<class> column per class. A large file is
     read, scored and written a batch at a time.
 
@@ -101,10 +100,11 @@ def export(
     opset: Optional[int] = typer.Option(None, help="The ONNX operator set (default 17)."),
     allow_plugins: bool = allow_plugins_flag(),
 ):
-    """Write a run's model as an ONNX graph that takes raw samples: its preprocessing,
-    the network in inference mode, and class probabilities beside the scores.
+    """Write a run's model, behind its preprocessing, as an ONNX graph.
 
-    Needs the onnx package: pip install 'dl-cli[onnx]'.
+    The graph takes raw samples and holds the preprocessing, the network in inference
+    mode, and class probabilities beside the scores. Needs the onnx package (the onnx
+    extra of dl-cli).
 
     Example: dl export runs/digits-mlp --format onnx --out digits.onnx
     """
