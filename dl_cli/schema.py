@@ -132,6 +132,7 @@ class ValidationConfig(Section):
 class Config(Section):
     name: str = key("run", RUN_NAME)     # runs/<name>/<timestamp>-<id>/
     seed: int = key(0, at_least(0))      # seeds the split, the initial weights, the batch order and dropout
+    plugins: list[str] = key(factory=list)  # modules or .py files imported first (plugins.py)
     data: DataConfig = key(factory=DataConfig)
     model: ModelConfig = key(factory=ModelConfig)
     regularization: RegularizationConfig = key(factory=RegularizationConfig)

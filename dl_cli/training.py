@@ -21,6 +21,7 @@ from .checkpoints import check_compatible, versions
 from .config import dump_config, load_saved_config
 from .data import Splits, build_augment, load
 from .fit_checks import check_fits, check_monitored_split, unused_scores
+from .inputs import Inputs
 from .layout import RunLayout, SweepLayout
 from .nn.model import Model
 from .registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry
@@ -100,12 +101,13 @@ def start(cfg: Config, run_dir: Path | None = None) -> Run:
     return run
 
 
-def resume(run_dir: Path) -> tuple[Config, Run]:
-    """Reopen a run folder: its config and its lock."""
+def resume(run_dir: Path, allow_plugins: bool = False) -> tuple[Config, Run]:
+    """Reopen a run folder: its config (refused when it names plugins not yet imported,
+    unless ``allow_plugins``) and its lock."""
     layout = RunLayout(run_dir)
     if not layout.is_run:
         raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_saved_config(layout.config)
+    cfg = load_saved_config(layout.config, allow_plugins)
     run = Run(run_dir)
     run.acquire()
     return cfg, run
@@ -153,6 +155,7 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
 
     try:
         parts = parts or assemble(cfg)
+        run.keep_in_checkpoints(Inputs.from_splits(parts.splits).arrays())
         solver = make_solver(cfg, parts, run, progress)
         if resuming:
             last, best = resume_state(run, parts.model)

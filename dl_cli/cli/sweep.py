@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 
 from .interrupts import interrupts_held, writing
-from .output import AS_IS, at_least, at_most_blas, check_folder, err, fail, flag, one_run, out, warn
+from .output import (AS_IS, at_least, at_most_blas, check_folder, err, fail, flag, out, run_folder,
+                     warn)
 
 
 def sweep(
@@ -198,9 +199,10 @@ def opening(runner, resumed: bool) -> str:
 
 
 def plot(
-    path: Path = typer.Argument(..., metavar="PATH", help="A run folder (its learning curves) "
-                                "or a sweep folder (the metric against each varied "
-                                "parameter, and the learning curves of the best trials)."),
+    path: Path = typer.Argument(..., metavar="PATH", help="A run folder (its learning curves; "
+                                "runs/<name> for the newest finished run) or a sweep folder "
+                                "(the metric against each varied parameter, and the "
+                                "learning curves of the best trials)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG files "
                                            "(default: PATH/plots)."),
     top: int = typer.Option(5, help="Sweeps: how many of the best trials get learning curves."),
@@ -210,7 +212,7 @@ def plot(
     Example: dl plot runs/lr-vs-width/<sweep> --top 3
     """
     at_least("--top", top, 1)
-    one_run(path, "plot")
+    path = run_folder(path, "plot")
     try:
         from ..plot import PlotError, plot_path
     except ImportError:

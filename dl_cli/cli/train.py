@@ -11,8 +11,9 @@ import typer
 from rich.markup import escape
 
 from .interrupts import interrupts_held, writing
-from .output import (AS_IS, EXIT_DIVERGED, EXIT_INTERRUPTED, at_least, at_most_blas, check_folder,
-                     err, fail, flag, load_or_fail, out, warn, within_memory)
+from .output import (AS_IS, EXIT_DIVERGED, EXIT_INTERRUPTED, allow_plugins_flag, at_least,
+                     at_most_blas, check_folder, err, fail, flag, load_or_fail, out, warn,
+                     within_memory)
 
 
 def train(
@@ -23,7 +24,8 @@ def train(
                                         "optimizer.lr=1e-3 model.layers.0.units=256 "
                                         "train.epochs=5"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder "
-                                          "from its checkpoints/last.npz."),
+                                          "from its checkpoints/last.npz (runs/<name>: the "
+                                          "newest run of that name, finished or not)."),
     print_config: bool = flag("--print-config", help="Print the resolved config (YAML that "
                               "dl train reads back) and exit."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of "
@@ -35,6 +37,7 @@ def train(
                                           "the cores is slower (a warning says so); small "
                                           "models and recurrent layers often run faster on 1."),
     quiet: bool = flag("--quiet", "-q", help="No progress bars."),
+    allow_plugins: bool = allow_plugins_flag(),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
 
@@ -54,7 +57,7 @@ def train(
         at_least("--threads", threads, 1)
         at_most_blas("--threads", threads)
     if resume is not None:
-        cfg, run = resumed_run(resume, config, run_dir, print_config)
+        cfg, run = resumed_run(resume, config, run_dir, print_config, allow_plugins)
     else:
         cfg, run = new_run_config(config, overrides or [], run_dir, print_config), None
     available = cores()
@@ -88,12 +91,14 @@ def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Option
     return cfg
 
 
-def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool):
-    """The config and the (locked) run of the folder to resume."""
+def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool,
+                allow_plugins: bool):
+    """The config and the (locked) run of the folder to resume (a config's name folder:
+    its newest run, finished or not)."""
     from ..checks import ConfigError
     from ..config import dump_config
     from ..crossval import resume_run
-    from ..layout import RunLayout
+    from ..layout import RunLayout, resolve_run
     from ..storage import RunError
 
     if config is not None and "=" in str(config) and not config.exists():
@@ -103,11 +108,19 @@ def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], p
         fail("give either a config or --resume RUN_DIR, not both")
     if run_dir is not None:
         fail(f"--run-dir names a new run's folder: a resumed run stays in its own, {resume}")
+    try:
+        chosen = resolve_run(resume, finished=False)
+    except RunError as error:
+        fail(str(error))
+    if chosen != resume:
+        err.print(f"resuming {chosen}, the newest run in {resume}", **AS_IS)
+        resume = chosen
     if print_config:
-        typer.echo(dump_config(load_or_fail(RunLayout(resume).config, [], saved=True)), nl=False)
+        saved = load_or_fail(RunLayout(resume).config, [], saved=True, allow_plugins=allow_plugins)
+        typer.echo(dump_config(saved), nl=False)
         raise typer.Exit()
     try:
-        cfg, run = resume_run(resume)
+        cfg, run = resume_run(resume, allow_plugins)
     except (RunError, ConfigError) as error:
         fail(str(error))
     writing("kfold" if cfg.validation.kfold else "run", resume)

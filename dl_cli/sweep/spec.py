@@ -64,6 +64,7 @@ from ..config.sections import SectionReader
 from ..config.validation import monitor_problem, validate
 from ..config.yaml12 import parse_yaml, read_yaml
 from ..metrics import resolve_monitor
+from ..plugins import anchored
 from ..layout import safe_name
 from ..schema import Config, Prune, Refine, SweepKeys
 from .domains import Domain
@@ -281,7 +282,8 @@ def base_config(spec: SweepSpec) -> tuple[dict, Config]:
     errors name the file."""
     kfold = [f"validation.kfold={spec.kfold}"] if spec.kfold else []
     try:
-        raw = apply_overrides(read_yaml(spec.base), [*spec.overrides, *kfold])
+        raw = apply_overrides(anchored(read_yaml(spec.base), spec.base.parent),
+                              [*spec.overrides, *kfold])
         return raw, validate(raw, keep_components=True)
     except ConfigError as error:
         raise SpecError([f"base {spec.base}: {line}" for line in error.errors]) from None
