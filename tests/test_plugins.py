@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from dl_cli import gradcheck, plugins
+from dl_cli import plugins
 from dl_cli.registry import LAYERS
 
 
