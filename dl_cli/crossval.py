@@ -6,25 +6,34 @@ never scored for a choice. The training and validation splits are pooled and dea
 K folds (stratified by class); fold i trains on the other K − 1 folds and validates on
 fold i. Preprocessing is fitted on each fold's training part only, as ``data.load`` does
 for a normal run, so no statistic leaks from the fold being validated.
+
+A k-fold run folder holds one run folder per fold (``fold-0/`` ... ``fold-K-1/``) and the
+summary of their mean, but no metrics or checkpoints of its own: the commands that read
+one run take a fold's folder (``refuse_kfold_root``), and a fold is resumed only as part
+of the whole run (``resume_run``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, Split, Splits, kfold_indices, load
+from .data import DataError, Split, Splits, apply_steps, kfold_indices, load
+from .layout import RunLayout, SweepLayout
 from .registry import PREPROCESSORS, Registry
 from .runs import Run
 from .schema import Config
 from .solver import Interrupted
+from .storage import RunError
 from .training import Assembled, assemble, resume, start, train
 
 
-def fold_splits(cfg: Config, k: int, fold: int) -> Splits:
-    """Train/val of fold ``fold`` of ``k``, and the usual test split, preprocessed."""
+def fold_splits(cfg: Config, k: int, fold: int, fitted: list | None = None) -> Splits:
+    """Train/val of fold ``fold`` of ``k``, and the usual test split, preprocessed by
+    steps fitted on the fold's training part (or by the ``fitted`` steps given)."""
     raw_data = dataclasses.replace(cfg.data, preprocess=[])
     splits = load(raw_data, seed=cfg.seed, dtype=cfg.train.dtype)
     X = np.concatenate([splits.train.X, splits.val.X])
@@ -35,19 +44,54 @@ def fold_splits(cfg: Config, k: int, fold: int) -> Splits:
     train_idx, val_idx = kfold_indices(y, k, seed=cfg.seed, stratify=cfg.data.split.stratify)[fold]
     parts = [Split(X[train_idx], y[train_idx]), Split(X[val_idx], y[val_idx]),
              Split(splits.test.X, splits.test.y)]
-    for i, spec in enumerate(cfg.data.preprocess):
-        step = PREPROCESSORS.create(spec)
-        try:
-            step.fit(parts[0].X)
-        except ValueError as error:  # as data.load reports it
-            raise DataError(f"data.preprocess.{i}: {error}") from None
-        for part in parts:
-            part.X = step.transform(part.X)
+    steps = fitted if fitted is not None else [PREPROCESSORS.create(s) for s in cfg.data.preprocess]
+    apply_steps(parts, steps, fit=fitted is None)
     info = {**splits.info, "fold": fold, "folds": k,
             "preprocess": [Registry.split_spec(spec)[0] for spec in cfg.data.preprocess],
             "sizes": {"train": len(parts[0]), "val": len(parts[1]), "test": len(parts[2])},
             "in_shape": list(parts[0].X.shape[1:])}
-    return Splits(*parts, task=splits.task, num_classes=splits.num_classes, info=info)
+    return Splits(*parts, task=splits.task, num_classes=splits.num_classes, info=info,
+                  steps=steps, raw_shape=splits.raw_shape)
+
+
+def run_splits(cfg: Config, run: Run, fitted: list | None = None) -> Splits:
+    """The data ``run`` trained on: its fold's, for the folder of one fold of a k-fold
+    run (its summary names the fold), else the config's; preprocessed by the ``fitted``
+    steps when given (the run's own, from its checkpoint), else by steps fitted again."""
+    fold = run.read_summary().get("data", {}).get("fold") if cfg.validation.kfold else None
+    if isinstance(fold, int) and 0 <= fold < cfg.validation.kfold:
+        return fold_splits(cfg, cfg.validation.kfold, fold, fitted)
+    return load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype, fitted=fitted)
+
+
+def refuse_kfold_root(path: Path, command: str) -> None:
+    """Refuse (RunError) a k-fold run folder to ``dl command``, which reads one run: it
+    holds one run per fold and no checkpoint or metrics of its own."""
+    layout = RunLayout(path)
+    folds = layout.folds()
+    if folds:
+        if SweepLayout(path.parent).is_sweep:
+            scored = "a sweep trial, scored in the sweep's results.csv"
+        elif layout.summary.exists():
+            scored = "scored in its summary.json"
+        else:
+            scored = f"not finished: dl train --resume {path} completes it"
+        count = f"{len(folds)} fold{'s' * (len(folds) != 1)}"
+        raise RunError(f"{path} is a k-fold run folder ({count}, {scored}); "
+                       f"dl {command} takes the run folder of one fold: "
+                       f"{', '.join(map(str, folds))}")
+
+
+def resume_run(path: Path, allow_plugins: bool = False) -> tuple[Config, Run]:
+    """Reopen a run folder to continue it (``training.resume``: its config and its lock);
+    refused (RunError) for one fold of a k-fold run, which resumes only with its run."""
+    cfg, run = resume(path, allow_plugins)
+    parent = RunLayout(path.resolve().parent)
+    if cfg.validation.kfold and RunLayout(path.resolve()).is_fold and parent.is_run:
+        run.release()
+        raise RunError(f"{path} is one fold of a k-fold run: resume the whole run, "
+                       f"dl train --resume {parent.path}")
+    return cfg, run
 
 
 def assemble_fold(cfg: Config, k: int, fold: int) -> Assembled:
@@ -74,8 +118,8 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
         folds = []
         for fold in range(k):
             parts = first if fold == 0 else assemble_fold(cfg, k, fold)
-            path = root.path / f"fold-{fold}"
-            resuming = (path / "checkpoints" / "last.npz").exists()
+            path = root.layout.fold(fold)
+            resuming = RunLayout(path).checkpoint("last").exists()
             if resuming:
                 run = resume(path)[1]
             else:
@@ -95,8 +139,9 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
                           f"Resume with: dl train --resume {root.path}") from None
     finally:
         root.release()
-        if root.checkpoints.is_dir() and not any(root.checkpoints.iterdir()):
-            root.checkpoints.rmdir()  # the folds hold the checkpoints
+        checkpoints = root.layout.checkpoints
+        if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+            checkpoints.rmdir()  # the folds hold the checkpoints
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:

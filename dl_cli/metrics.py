@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from .nn.model import Model
-from .registry import DATASETS, LOSSES, Registry
 
 MAXIMIZED = ("acc", "r2", "miou")  # every other metric is minimized
 
@@ -37,12 +36,12 @@ def run_task(loss_task: str, real_targets: bool = False, per_pixel: bool = False
     return loss_task
 
 
-def config_task(loss, data) -> str:
-    """``run_task`` as a config sets it: the task of its loss (a spec), its
-    ``data.target``, and whether its data set labels every pixel (``Dataset.per_pixel``)."""
-    name = Registry.split_spec(data.dataset)[0]
-    per_pixel = name in DATASETS and DATASETS.get(name).per_pixel
-    return run_task(LOSSES.create(loss).task, data.target == "input", per_pixel)
+def config_task(loss, dataset, target: str) -> str:
+    """``run_task`` as a config sets it, from the loss and the data set it builds and its
+    ``data.target``: the loss's task, that of real-valued targets for ``input``, and of
+    labels of every pixel for a data set that has them (``Dataset.per_pixel``)."""
+    per_pixel = dataset is not None and dataset.per_pixel
+    return run_task(loss.task, target == "input", per_pixel)
 
 
 def resolve_monitor(monitor: str, mode: str, task: str) -> tuple[str, str]:

@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .report import read_summary
-from .runs import Run, RunError
+from .layout import RunLayout, SweepLayout
+from .runs import Run
+from .storage import RunError
+from .tables import read_summary
 from .sweep.folder import saved_spec, trial_table
 from .sweep.ledger import SweepError, TrialState
 from .sweep.results import configurations, show
@@ -82,24 +84,14 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
 
 
 # -- what a model draws: reconstructions and label maps -----------------------------------
-def trained_model(run_dir: Path):
-    """The run's config, its data and its model with the best checkpoint's weights (the
-    last when there is no best)."""
-    from .config import load_saved_config
-    from .data import load
-    from .runs import check_compatible, copy_into
-    from .training import build_model
+def draws_outputs(cfg) -> bool:
+    """Whether a run of this config has a figure of its outputs: an autoencoder's
+    (``data.target: input``) or a segmentation model's (``metrics.config_task``)."""
+    from .metrics import config_task
 
-    cfg = load_saved_config(Path(run_dir) / "config.yaml")
-    run = Run(run_dir)
-    kind = "best" if (run.checkpoints / "best.npz").exists() else "last"
-    state = run.load_checkpoint(kind)
-    splits = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
-    model = build_model(cfg, splits.in_shape)
-    for what in ("params", "buffers"):
-        check_compatible(getattr(model, what), state[what], what, run.checkpoints / f"{kind}.npz")
-        copy_into(getattr(model, what), state[what])
-    return cfg, splits, model
+    task = config_task(cfg.components.get("model.loss"), cfg.components.get("data.dataset"),
+                       cfg.data.target)
+    return cfg.data.target == "input" or task == "segmentation"
 
 
 def as_images(X: np.ndarray) -> np.ndarray | None:
@@ -135,26 +127,33 @@ def image_grid(rows: list[tuple[str, np.ndarray, dict]], title: str, path: Path)
 
 def plot_outputs(run_dir: Path, out_dir: Path, count: int = 8) -> list[Path]:
     """``reconstructions.png`` for an autoencoder run, ``label_maps.png`` for a
-    segmentation run (the first ``count`` test samples, else validation), none for
-    other runs (their data are not loaded)."""
+    segmentation run: the first ``count`` test samples (else validation) through the
+    best checkpoint (``trained.load_run``). None for other runs, whose data are not
+    loaded, for a run without checkpoints yet, and for one whose config names plugins
+    (a figure runs none of their code)."""
+    from . import plugins
     from .config import load_saved_config
-    from .metrics import config_task
+    from .config.yaml12 import read_yaml
+    from .trained import load_run
 
-    cfg = load_saved_config(Path(run_dir) / "config.yaml")
-    reconstructs = cfg.data.target == "input"
-    if not reconstructs and config_task(cfg.model.loss, cfg.data) != "segmentation":
+    layout = RunLayout(run_dir)
+    if not layout.checkpoints.is_dir() or plugins.waiting(read_yaml(layout.config)):
         return []
-    if not (Path(run_dir) / "checkpoints").is_dir():
+    if not draws_outputs(load_saved_config(layout.config)):
         return []
-    cfg, splits, model = trained_model(run_dir)
-    split = splits.test if len(splits.test) else splits.val
+    run = load_run(run_dir, checkpoint="best" if layout.checkpoint("best").exists() else "last")
+    try:
+        split = run.data("test")
+    except RunError:  # a config without a test split
+        split = run.data("val")
+    splits = run.splits
     X, y = split.X[:count], split.y[:count]
     inputs = as_images(X)
     if inputs is None or not len(X):
         return []
+    model, name = run.model, Path(run_dir).name
     grey = {"cmap": "gray", "vmin": float(X.min()), "vmax": float(X.max())}  # the inputs' range
-    name = Path(run_dir).name
-    if reconstructs:
+    if run.config.data.target == "input":
         outputs = as_images(model.loss_fn.values(model.scores(X)).reshape(X.shape))
         path = out_dir / "reconstructions.png"
         image_grid([("input", inputs, grey if inputs.ndim == 3 else {}),
@@ -163,12 +162,11 @@ def plot_outputs(run_dir: Path, out_dir: Path, count: int = 8) -> list[Path]:
         return [path]
     classes = splits.num_classes
     labels = {"cmap": "tab10", "vmin": 0, "vmax": 9, "interpolation": "nearest"}
-    predicted = model.predict(X)
     names = splits.info.get("class_names") or [str(c) for c in range(classes)]
     legend = ", ".join(f"{c} {n}" for c, n in enumerate(names[:classes]))
     path = out_dir / "label_maps.png"
     image_grid([("image", inputs, grey if inputs.ndim == 3 else {}), ("true", y, labels),
-                ("predicted", predicted, labels)],
+                ("predicted", model.predict(X), labels)],
                f"{name}: test images, true and predicted labels (tab10 colours: {legend})",
                path)
     return [path]
@@ -223,10 +221,7 @@ def plot_top_curves(spec: SweepSpec, table: dict[int, TrialState], folder: Path,
     best = configurations(table, spec)[:top]
     for result in best:
         trial = result.trials[0]
-        run_dir = folder / trial.dirname
-        if not (run_dir / "metrics.jsonl").exists():
-            run_dir = run_dir / "fold-0"
-        records = epoch_records(run_dir)
+        records = epoch_records(RunLayout(SweepLayout(folder).trial(trial.index)).curves_run())
         if not records:
             continue
         label = f"trial {trial.index}: " + ", ".join(
@@ -263,9 +258,9 @@ def plot_path(path: Path, out_dir: Path, top: int = 5) -> list[Path]:
     """Plot a sweep folder (it has ledger.jsonl) or a run folder (metrics.jsonl)."""
     path, out_dir = Path(path), Path(out_dir)
     try:
-        if (path / "ledger.jsonl").exists():
+        if SweepLayout(path).is_sweep:
             return plot_sweep(path, out_dir, top)
-        if (path / "metrics.jsonl").exists():
+        if RunLayout(path).metrics.exists():
             return plot_run(path, out_dir)
     except (RunError, SweepError) as error:  # a damaged file of the folder, named
         raise PlotError(str(error)) from None

@@ -5,7 +5,7 @@ prints for them."""
 import pytest
 from typer.testing import CliRunner
 
-from dl_cli.cli import app
+from dl_cli.cli.app import app
 
 pytest.importorskip("matplotlib")
 from test_experiments import run_study  # noqa: E402

@@ -2,6 +2,7 @@
 claims and `dl sample`."""
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
 from dl_cli import training
-from dl_cli.cli import app
-from dl_cli.config import load_config, validate
+from dl_cli.cli.app import app
+from dl_cli.config import load_config
+from dl_cli.config.validation import validate
 from dl_cli.data import DataError, RawData, load, split_indices
 from dl_cli.data.sequences import CORPUS, decode, encode
 from dl_cli.metrics import evaluate
@@ -21,6 +23,7 @@ from dl_cli.nn import Model
 from dl_cli.registry import DATASETS, RegistryError
 from dl_cli.sample import SampleError, generate, load_char_model
 from dl_cli.schema import DataConfig
+from dl_cli.storage import load_npz, save_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -416,10 +419,21 @@ def test_sample_needs_a_run_folder_with_its_vocabulary_and_checkpoint(tmp_path, 
     (copy / "checkpoints").mkdir(parents=True)
     (copy / "config.yaml").write_text((text_run / "config.yaml").read_text())
     result = runner.invoke(app, ["sample", str(copy)])
+    assert result.exit_code == 2 and "no such checkpoint" in result.output
+    # the checkpoint holds the vocabulary: no vocab.json needed
+    shutil.copy(text_run / "checkpoints" / "best.npz", copy / "checkpoints" / "best.npz")
+    result = runner.invoke(app, ["sample", str(copy), "--length", "5", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    # a checkpoint written before checkpoints held it: vocab.json, as then
+    arrays = load_npz(copy / "checkpoints" / "best.npz")
+    save_npz(copy / "checkpoints" / "best.npz",
+             {k: v for k, v in arrays.items() if k != "inputs" and not k.startswith("preprocess/")})
+    result = runner.invoke(app, ["sample", str(copy)])
     assert result.exit_code == 2 and "vocab.json" in result.output
     (copy / "vocab.json").write_text((text_run / "vocab.json").read_text())
-    result = runner.invoke(app, ["sample", str(copy)])
-    assert result.exit_code == 2 and "no such checkpoint" in result.output
+    again = runner.invoke(app, ["sample", str(copy), "--length", "5", "--seed", "0"])
+    assert again.exit_code == 0 and again.output == runner.invoke(
+        app, ["sample", str(text_run), "--length", "5", "--seed", "0"]).output
 
 
 def test_an_embedding_smaller_than_the_vocabulary_is_refused_before_a_run_folder(tmp_path):

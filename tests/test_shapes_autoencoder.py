@@ -2,6 +2,8 @@
 every pixel (checks, monitors, mean IoU), ``data.target: input`` (the autoencoder's
 target, denoising, binary cross-entropy on [0, 1]) and the configs built on them."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dl_cli import threads, training
-from dl_cli.cli import app
+from dl_cli.cli.app import app
 from dl_cli.config import ConfigError, load_config
 from dl_cli.data import DataError, load
 from dl_cli.metrics import evaluate
@@ -241,7 +243,7 @@ def test_the_configs_build_the_promised_networks(tmp_path):
                                            [f"runs_dir={tmp_path}"]))
     blocks = [layer for layer in resnet.model.layers if layer.registered_name == "residual"]
     assert [b.shortcut is not None for b in blocks] == [False, True, True]
-    assert resnet.model.has_layer("global_avgpool")
+    assert "global_avgpool" in [layer.registered_name for _, layer in resnet.model.chain.walk("")]
     ae = training.assemble(load_config(ROOT / "configs/autoencoder_digits.yaml",
                                        [f"runs_dir={tmp_path}"]))
     assert min(layer.units for layer in ae.model.layers if hasattr(layer, "units")) == 16
@@ -330,7 +332,23 @@ def test_plot_draws_what_the_model_gives_beside_its_inputs(tmp_path, text, figur
         ["curves.png", figure])
     height, width, _ = imread(tmp_path / "png" / figure).shape
     assert width > 8 * height / (image_rows + 1)  # eight samples side by side
+    assert figure in CliRunner().invoke(app, ["plot", "--help"], terminal_width=400).output
 
+
+def test_plot_runs_no_plugin_code_of_a_run(tmp_path):
+    """A figure of outputs would import the run's plugins: dl plot draws the curves alone."""
+    pytest.importorskip("matplotlib")
+    plugin = tmp_path / "marking.py"
+    plugin.write_text("from pathlib import Path\nPath(__file__).with_name('imported.txt').touch()\n")
+    cfg = config(tmp_path, autoencoder(plugins=[str(plugin)]))
+    run = training.start(cfg)
+    training.train(cfg, run, progress=False)
+    (tmp_path / "imported.txt").unlink()
+    result = subprocess.run([sys.executable, "-m", "dl_cli", "plot", str(run.path), "--out",
+                             str(tmp_path / "png")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in (tmp_path / "png").glob("*.png")] == ["curves.png"]
+    assert not (tmp_path / "imported.txt").exists()
 
 
 def test_a_binary_cross_entropy_autoencoder_exports_its_reconstruction():

@@ -44,9 +44,13 @@ class Conv2DTranspose(Layer):
     Backward, with ``cols = im2col(dout)``: ``dx = rows @ cols`` (conv2d's forward of
     dout with the same filters), ``dW = X @ colsᵀ``, ``db = Σ_{n,i,j} dout``.
     Parameters ``C·F·KH·KW + F``; multiply-adds ``H·W·C·F·KH·KW`` per sample.
+    Reference: ``reference.conv_transpose_forward``, the scatter above as plain loops.
+
+    As conv2d's, its batches are cut into parts on threads (``wants_batch_parts``).
     """
 
     input_grad = True
+    wants_batch_parts = True
 
     examples = (
         Example({"type": "conv2d_transpose", "filters": 2, "kernel": 3}, (3, 4, 5)),
@@ -142,9 +146,10 @@ class Conv2DTranspose(Layer):
             X = self.wide_input(x[part], dout.shape[2:])
             return X @ cols.T, dout[part].sum(axis=(0, 2, 3))  # (C, KH·KW·F), (F,)
 
-        dW_rows, db = threads.summed(threads.in_parts(N, samples, dout.size * self.kernel_hw[0]
-                                                      * self.kernel_hw[1]))
         KH, KW = self.kernel_hw
+        partial_sums = threads.in_parts(N, samples, dout.size * KH * KW)
+        dW_rows = sum(dW_part for dW_part, _ in partial_sums)
+        db = sum(db_part for _, db_part in partial_sums)
         self.grads = {
             "W": np.ascontiguousarray(dW_rows.reshape(C, KH, KW, -1).transpose(0, 3, 1, 2)),
             "b": db,
