@@ -786,7 +786,7 @@ def sweep(
     sweep_dir: Optional[Path] = typer.Option(None, "--sweep-dir", help="Write the sweep here instead "
                                              "of runs/<name>/<time>-<id>/."),
 ):
-    """Grid or random search over any config keys, in parallel, resumable.
+    """Grid, random or TPE search over any config keys, in parallel, resumable.
 
     Each trial is an ordinary run folder (trial-0007/) inside the sweep folder, which also
     holds ledger.jsonl (every trial's state), results.csv (one row per trial) and
@@ -838,6 +838,8 @@ def sweep(
             fail(str(error))
         fail("\n".join(line if line.startswith(str(spec)) else f"{spec}: {line}"
                        for line in error.errors))
+    for message in sweep_spec.warnings:
+        _warn(message)
     if backend == "local":  # the trials run here, on this BLAS
         at_most_blas("threads", sweep_spec.threads)
     if dry_run:
@@ -873,9 +875,9 @@ def sweep(
     try:
         sweep_runner = SweepRunner(sweep_spec, base, folder, runner_backend, console=err,
                                    retry_failed=retry_failed, fail_fast=fail_fast, configs=configs)
-        # every round has as many trials as the first; a trial in a final state is done,
+        # every trial the spec plans; a trial in a final state is done,
         # except a failed one with --retry-failed
-        total = len(first) * sweep_spec.rounds
+        total = sweep_spec.trial_count
         done = sum(s.status in FINAL and not (retry_failed and s.status == "failed")
                    for s in sweep_runner.table.values())
         name = f"[bold]{escape(sweep_spec.name)}[/]"

@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps: grid and random search over any key of a train config.
+"""Hyperparameter sweeps: grid, random and TPE search over any key of a train config.
 
 ```
 spec.py       the sweep spec: base config, params, metric, seeds, refine, prune, k-fold
@@ -6,7 +6,8 @@ domains.py    values, range, uniform, loguniform, int_uniform, int_loguniform; g
 sampling.py   trial parameters from (sweep seed, configuration index) alone
 trial.py      run_trial(config, folder, until=..., kfold=K): one trial (the mean over K
               folds with dl_cli/crossval.py), any executor, never raises
-asha.py       successive halving on the sweep's own table
+pruning.py    successive halving (sha) and the median rule, on the sweep's own table
+tpe.py        model-based search: Optuna's TPE asked and told in rounds of `batch`
 ledger.py     the append-only JSON-lines record of every trial's state
 executors.py  in-process, local processes, Dask or Ray behind concurrent.futures
 folder.py     the sweep folder: create, check before a resume, lock

@@ -3,8 +3,9 @@
 ```yaml
 base: configs/digits_mlp.yaml      # a train config; relative paths: from here, else the spec's folder
 name: lr-vs-width                  # default: the spec file's name
-method: random                     # grid | random
-trials: 24                         # random only; a grid's size is the product of its points
+method: random                     # grid | random | tpe (Optuna's model-based search)
+trials: 24                         # random and tpe; a grid's size is the product of its points
+batch: 4                           # tpe only: configurations asked per round (default 4)
 seed: 0                            # trial parameters depend on (seed, configuration index) only
 metric: {name: val/acc, goal: max} # default: the base's checkpoint monitor; goal: the metric's
                                    #   direction (max for acc, R², min otherwise), or left out
@@ -16,7 +17,7 @@ variants:                          # named sets of changes, each crossed with pa
   tanh: {model.layers.2: tanh, model.init: xavier_normal}
 seeds: [0, 1, 2]                   # repeat every configuration; rank by the mean
 refine: {rounds: 1, top: 5}        # random only: refined rounds after the first
-prune: {rule: asha, min_epochs: 3, eta: 3}
+prune: {rule: sha, min_epochs: 3, eta: 3}   # or rule: median (pruning.py)
 validation: {kfold: 5}             # score each trial as the mean over 5 folds
 keep_checkpoints: best             # best: a configuration's go once it cannot be the best | all
 overrides: [train.epochs=10]       # fixed changes to the base config, as for dl train
@@ -46,6 +47,10 @@ the same metrics on one worker, on many, and on a cluster. It goes up to the lar
 int, which BLAS takes; ``dl sweep`` refuses more threads than BLAS runs on this machine
 and warns when the workers' threads exceed its cores (local workers).
 
+``method: tpe`` asks Optuna's TPE sampler for ``batch`` configurations per round, tells
+it each round's scores, and asks again (``tpe.py``): ``trials`` configurations in
+``⌈trials / batch⌉`` rounds, the same whatever the number of workers.
+
 Domains are described in ``domains.py``.
 """
 
@@ -53,6 +58,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import json
 import math
 from dataclasses import dataclass, field
@@ -67,15 +73,15 @@ from ..runs import safe_name
 from ..schema import Config
 from ..threads import MOST_THREADS
 from .domains import Domain, is_int, is_number, is_plain, parse_domain
+from .pruning import RENAMED, RULES
 
-METHODS = ("grid", "random")
+METHODS = ("grid", "random", "tpe")
 METRICS = tuple(m for m in MONITORS if m != "auto")
-KEYS = ("base", "name", "method", "trials", "seed", "metric", "params", "variants", "seeds",
-        "refine", "prune", "validation", "keep_checkpoints", "overrides", "threads", "claim",
-        "report")
+KEYS = ("base", "name", "method", "trials", "batch", "seed", "metric", "params", "variants",
+        "seeds", "refine", "prune", "validation", "keep_checkpoints", "overrides", "threads",
+        "claim", "report")
 REPORT_KEYS = {"study": "a study name such as init", "target": "a number",
                "near_zero": "a number > 0"}
-RULES = ("asha",)
 STUDIES = ("init", "activations", "regularization", "batchnorm", "optimizers", "schedules",
            "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp")  # report.SECTIONS
 # metric, params, variants, report and the sections read null as none in their own parsers
@@ -89,11 +95,13 @@ class SpecError(ConfigError):
 
 @dataclass(frozen=True)
 class Prune:
-    """Successive halving: train every configuration ``min_epochs``, keep the best 1/eta,
-    train those ``eta`` times longer, and so on up to the configured epochs."""
+    """Train every configuration ``min_epochs``, keep those the rule lets go on (sha: the
+    best 1/eta; median: those not below the median), train them ``eta`` times longer,
+    and so on up to the configured epochs (``pruning.py``)."""
 
     min_epochs: int
     eta: int
+    rule: str = "sha"
 
 
 @dataclass(frozen=True)
@@ -122,15 +130,21 @@ class SweepSpec:
     threads: int = 1
     claim: str | None = None
     report: dict = field(default_factory=dict)
+    batch: int = 4                            # tpe: configurations asked per round
     raw: dict = field(default_factory=dict)   # the effective spec: saved as spec.yaml, hashed
+    warnings: list[str] = field(default_factory=list)  # read, but worth saying (a renamed key)
 
     @property
     def rounds(self) -> int:
+        if self.method == "tpe":
+            return -(-self.trials // self.batch)
         return 1 + (self.refine.rounds if self.refine else 0)
 
     @property
     def trial_count(self) -> int:
         """Every trial the sweep plans, all rounds, counted without listing them."""
+        if self.method == "tpe":  # the last round may be smaller
+            return self.trials * len(self.variant_names) * len(self.repeats)
         return self.configurations_per_round() * len(self.repeats) * self.rounds
 
     @property
@@ -148,7 +162,8 @@ class SweepSpec:
         return dict(self.variants[variant]) if variant is not None else {}
 
     def configurations_per_variant(self, domains: dict[str, Domain] | None = None) -> int:
-        if self.method == "random":
+        """Per round (tpe: in all, over its rounds)."""
+        if self.method in ("random", "tpe"):
             return self.trials
         domains = self.params if domains is None else domains
         return math.prod(d.size() for d in domains.values())
@@ -254,6 +269,7 @@ def parse_spec(raw: dict) -> SweepSpec:
                     f"must be one of {', '.join(METHODS)}{did_you_mean(raw.get('method'), METHODS)}",
                     "grid")
     trials = expect("trials", lambda v: is_int(v) and v >= 1, "must be an integer >= 1")
+    batch = expect("batch", lambda v: is_int(v) and v >= 1, "must be an integer >= 1", 4)
     seed = expect("seed", lambda v: is_int(v) and v >= 0, "must be an integer >= 0", 0)
     threads = expect("threads", lambda v: is_int(v) and 1 <= v <= MOST_THREADS,
                      f"must be an integer from 1 to {MOST_THREADS:,} (BLAS takes a C int)", 1)
@@ -268,11 +284,17 @@ def parse_spec(raw: dict) -> SweepSpec:
     claim = expect("claim", lambda v: isinstance(v, str) and v.strip(), "must be a sentence")
     report = parse_report(raw.get("report"), errors)
     sections = {
-        "prune": parse_section(raw, "prune", {"rule": "asha", "min_epochs": 1, "eta": 3}, errors),
+        "prune": parse_section(raw, "prune", {"rule": "sha", "min_epochs": 1, "eta": 3}, errors),
         "refine": parse_section(raw, "refine", {"rounds": 1, "top": 5}, errors),
         "validation": parse_section(raw, "validation", {"kfold": 5}, errors),
     }
     prune, refine, validation = sections["prune"], sections["refine"], sections["validation"]
+    warnings = []
+    if prune and isinstance(prune["rule"], str) and prune["rule"] in RENAMED:
+        new = RENAMED[prune["rule"]]
+        warnings.append(f"prune.rule: {prune['rule']} is now called {new} (synchronous "
+                        f"successive halving); write rule: {new}")
+        prune["rule"] = new
     if prune and prune["rule"] not in RULES:
         errors.append(f"prune.rule: must be one of {', '.join(RULES)}"
                       f"{did_you_mean(prune['rule'], RULES)}, got {describe(prune['rule'])}")
@@ -284,11 +306,16 @@ def parse_spec(raw: dict) -> SweepSpec:
         value = sections[section][key]
         if not (is_int(value) and value >= minimum):
             errors.append(f"{section}.{key}: must be an integer >= {minimum}, got {describe(value)}")
-    if method == "random" and trials is None and raw.get("trials") is None:
-        errors.append("trials: a random sweep needs the number of trials (trials: 20)")
-    if method == "random" and not params and variants:
-        errors.append("method: a random sweep draws from params, and there are none; "
-                      "use method: grid to train each variant once")
+    if method in ("random", "tpe") and trials is None and raw.get("trials") is None:
+        errors.append(f"trials: a {method} sweep needs the number of trials (trials: 20)")
+    if method in ("random", "tpe") and not params and variants:
+        errors.append(f"method: a {method} sweep draws from params, and there are none; "
+                      f"use method: grid to train each variant once")
+    if raw.get("batch") is not None and method != "tpe":
+        errors.append("batch: only for method tpe (configurations asked per round)")
+    if method == "tpe" and importlib.util.find_spec("optuna") is None:
+        errors.append("method: tpe searches with Optuna, which is not installed: "
+                      "pip install 'dl-cli[optuna]'")
     for variant, changes in (variants or {}).items():
         for path in changes:
             if path in params:
@@ -315,10 +342,11 @@ def parse_spec(raw: dict) -> SweepSpec:
         base=Path(raw["base"]), name=name, method=method, trials=trials, seed=seed,
         metric=metric, goal=goal, params=params, variants=variants, seeds=seeds,
         refine=Refine(refine["rounds"], refine["top"]) if refine else None,
-        prune=Prune(prune["min_epochs"], prune["eta"]) if prune else None,
+        prune=Prune(prune["min_epochs"], prune["eta"], prune["rule"]) if prune else None,
         kfold=validation["kfold"] if validation else None,
         keep_checkpoints=keep, overrides=list(overrides), threads=threads,
-        claim=claim.strip() if claim else None, report=report, raw=copy.deepcopy(raw))
+        claim=claim.strip() if claim else None, report=report, batch=batch,
+        raw=copy.deepcopy(raw), warnings=warnings)
     if spec.trial_count > MOST_TRIALS:
         raise SpecError([too_many_trials(spec)])
     return spec
@@ -327,10 +355,11 @@ def parse_spec(raw: dict) -> SweepSpec:
 def too_many_trials(spec: SweepSpec) -> str:
     """The error of a sweep that plans more than MOST_TRIALS trials, under the key of its
     largest factor."""
-    factors = ({"trials": spec.trials} if spec.method == "random" else
+    factors = ({"trials": spec.trials} if spec.method in ("random", "tpe") else
                {f"params.{path}": domain.size() for path, domain in spec.params.items()})
-    factors.update({"variants": len(spec.variant_names), "seeds": len(spec.repeats),
-                    "refine.rounds": spec.rounds})
+    factors.update({"variants": len(spec.variant_names), "seeds": len(spec.repeats)})
+    if spec.method != "tpe":  # a tpe sweep's rounds share out its trials
+        factors["refine.rounds"] = spec.rounds
     key = max(factors, key=factors.get)
     product = " × ".join(f"{n:,} ({'1 + ' * (k == 'refine.rounds')}{k})"
                          for k, n in factors.items() if n > 1)
