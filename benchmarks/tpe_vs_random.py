@@ -66,8 +66,9 @@ def table(results: list[dict]) -> str:
     by = {(r["method"], r["seed"]): r for r in results}
     seeds = sorted({r["seed"] for r in results})
     lines = [f"| sweep seed | random: best {metric} | TPE: best {metric} | random: its test | "
-             f"TPE: its test | TPE trials beating random's best | winner |",
-             "|---|---|---|---|---|---|---|"]
+             f"TPE: its test | random: mean of its trials | TPE: mean of its trials | "
+             f"TPE trials beating random's best | winner |",
+             "|---|---|---|---|---|---|---|---|---|"]
     wins = 0
     for seed in seeds:
         rand, tpe = by["random", seed], by["tpe", seed]
@@ -76,9 +77,16 @@ def table(results: list[dict]) -> str:
         winner = "TPE" if margin > 0 else "random" if margin < 0 else "tie"
         wins += winner == "TPE"
         lines.append(f"| {seed} | {cell(rand['best'])} | {cell(tpe['best'])} | {cell(rand['test'])} | "
-                     f"{cell(tpe['test'])} | {better} of {len(tpe['values'])} | {winner} |")
-    means = {m: statistics.fmean(by[m, s]["best"] for s in seeds) for m in ("random", "tpe")}
-    lines.append(f"| mean | {means['random']:.4f} | {means['tpe']:.4f} | | | | "
+                     f"{cell(tpe['test'])} | {cell(statistics.fmean(rand['values']))} | "
+                     f"{cell(statistics.fmean(tpe['values']))} | {better} of {len(tpe['values'])} | "
+                     f"{winner} |")
+    means = {(m, key): statistics.fmean(by[m, s][key] for s in seeds)
+             for m in ("random", "tpe") for key in ("best", "test")}
+    trial_means = {m: statistics.fmean(v for s in seeds for v in by[m, s]["values"])
+                   for m in ("random", "tpe")}
+    lines.append(f"| mean | {means['random', 'best']:.4f} | {means['tpe', 'best']:.4f} | "
+                 f"{means['random', 'test']:.4f} | {means['tpe', 'test']:.4f} | "
+                 f"{trial_means['random']:.4f} | {trial_means['tpe']:.4f} | | "
                  f"TPE in {wins} of {len(seeds)} |")
     return "\n".join(lines)
 

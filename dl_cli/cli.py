@@ -308,6 +308,7 @@ def _training_errors(run_path: Optional[Path]):
     """Turn the ways training stops into messages and exit codes (``run_path`` None:
     a k-fold run, whose errors name its folder)."""
     from .data import DataError
+    from .loggers import LoggerError
     from .nn import ShapeError
     from .runs import RunError
     from .solver import Diverged, Interrupted
@@ -330,7 +331,7 @@ def _training_errors(run_path: Optional[Path]):
             err.print(f"{error}; state saved in {run_path}/checkpoints/last.npz.\n"
                       f"Resume with: dl train --resume {run_path}", **AS_IS)
         raise typer.Exit(EXIT_INTERRUPTED)
-    except (DataError, RunError, ShapeError) as error:
+    except (DataError, RunError, ShapeError, LoggerError) as error:
         fail(str(error))
     except OSError as error:  # a MemoryError goes on to within_memory, around every use
         fail(f"cannot write {error.filename or run_path}: {error.strerror or error}; "

@@ -57,9 +57,11 @@ from .schema import (
     ModelConfig,
     RegularizationConfig,
     SplitConfig,
+    TensorBoardConfig,
     TrainConfig,
     ValidationConfig,
 )
+from .loggers import LOGGERS
 
 
 class ConfigError(Exception):
@@ -403,6 +405,18 @@ def one_of(choices):
     return rule
 
 
+def each_one_of(choices):
+    """A list of distinct names from ``choices``."""
+    def rule(values):
+        for value in values:
+            if value not in choices:
+                return (f"unknown value {value!r}{did_you_mean(value, choices)}; "
+                        f"allowed: {', '.join(choices)}")
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        return f"names {', '.join(repeated)} more than once" if repeated else None
+    return rule
+
+
 def batch_size(value):
     if value == "full" or (isinstance(value, int) and value >= 1):
         return None
@@ -440,6 +454,8 @@ RULES = {
     (TrainConfig, "eval_train_samples"): at_least(0),
     (TrainConfig, "log_every"): at_least(0),
     (TrainConfig, "dtype"): one_of(DTYPES),
+    (TrainConfig, "loggers"): each_one_of(tuple(LOGGERS)),
+    (TensorBoardConfig, "histograms_every"): at_least(0),
     (EarlyStoppingConfig, "monitor"): one_of(MONITORS),
     (EarlyStoppingConfig, "mode"): one_of(MODES),
     (EarlyStoppingConfig, "patience"): at_least(1),
@@ -545,6 +561,13 @@ def check_field(cls: type, name: str, hint: Any, value: Any, path: str, errors: 
 def check_type(hint: Any, value: Any, path: str, errors: list[str]):
     """``value`` if it has the annotated type (an int is fine for a float, a bool is never
     an int), a dataclass for a nested section, else INVALID with the error recorded."""
+    if get_origin(hint) is list:
+        if not isinstance(value, list):
+            errors.append(f"{path}: expected a list, got {describe(value)}")
+            return INVALID
+        items = [check_type(get_args(hint)[0], item, join(path, i), errors)
+                 for i, item in enumerate(value)]
+        return INVALID if any(item is INVALID for item in items) else items
     choices = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
     if value is None and type(None) in choices:
         return None

@@ -49,6 +49,16 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class TensorBoardConfig:
+    histograms_every: int = 5  # weight and gradient histograms every N epochs (0: none)
+
+
+@dataclass
+class MlflowConfig:
+    uri: str | None = None     # tracking URI; none: $MLFLOW_TRACKING_URI, else the file store ./mlruns
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 20
     batch_size: Union[int, str] = 64        # an int, or "full" for full-batch gradient descent
@@ -59,6 +69,9 @@ class TrainConfig:
     log_every: int = 0                      # also log the loss every k iterations (0: epochs only)
     diagnostics: bool = False               # per-layer activation, dead-unit and gradient statistics
     dtype: str = "float32"                  # float32 trains fast; float64 for exact checks
+    loggers: list[str] = field(default_factory=list)  # also log live to: tensorboard, mlflow
+    tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
 
 
 @dataclass

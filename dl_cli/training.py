@@ -22,6 +22,7 @@ import numpy as np
 from . import __version__
 from .config import dump_config, load_saved_config
 from .data import DataError, Splits, build_augment, load
+from .loggers import start_loggers
 from .metrics import resolve_monitor
 from .nn import ShapeError
 from .nn.model import Model
@@ -170,10 +171,11 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
 
 
-def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool) -> Solver:
+def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool,
+                observers=()) -> Solver:
     return Solver(parts.model, parts.splits, parts.optimizer, cfg.train,
                   schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
-                  seed=cfg.seed, run=run, progress=progress)
+                  seed=cfg.seed, run=run, progress=progress, observers=observers)
 
 
 def start(cfg: Config, run_dir: Path | None = None) -> Run:
@@ -234,18 +236,21 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
     """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
     False leaves the test split alone unless training stops early (see ``Solver.train``).
 
-    Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state;
-    the run's lock is released whatever happens. Warnings go to ``train.log`` and to
-    ``warn(message)`` when given.
+    Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state, and
+    ``LoggerError`` before training when a logger of ``train.loggers`` cannot start; the
+    run's lock is released and the loggers closed whatever happens. Warnings (a logger
+    failing mid-run, too) go to ``train.log`` and to ``warn(message)`` when given.
     """
     def caution(message: str) -> None:
         run.log(f"warning: {message}")
         if warn is not None:
             warn(message)
 
+    loggers = []
     try:
         parts = parts or assemble(cfg)
-        solver = make_solver(cfg, parts, run, progress)
+        loggers = start_loggers(cfg, run.path, caution)
+        solver = make_solver(cfg, parts, run, progress, observers=loggers)
         if resuming:
             last, best = resume_state(run, parts.model)
             for message in version_changes(last["meta"]):
@@ -278,4 +283,6 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
                 f"at epoch {summary['best_epoch']}; test {summary['test']}")
         return summary
     finally:
+        for logger in loggers:
+            logger.close()
         run.release()

@@ -1,0 +1,45 @@
+"""Loggers: a run's metrics, live, in the tools people already watch runs in.
+
+```yaml
+train:
+  loggers: [tensorboard, mlflow]         # default: none
+  tensorboard: {histograms_every: 5}     # weight and gradient histograms (0: none)
+  mlflow: {uri: http://localhost:5000}   # default: $MLFLOW_TRACKING_URI, else ./mlruns
+```
+
+```
+base.py         the observer interface (Logger), the guard (Guarded), LoggerError
+tensorboard.py  event files in RUN/tensorboard/ (extra dl-cli[tensorboard])
+mlflow.py       one MLflow run per run folder (extra dl-cli[mlflow])
+replay.py       what an earlier run folder recorded, written to either of them
+```
+
+Each package is imported only when a config names its logger. The run folder stays the
+record: a logger that cannot start is a LoggerError before training, one that fails
+mid-run is warned about once and training goes on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Guarded, Logger, LoggerError
+from .mlflow import MlflowLogger
+from .tensorboard import TensorBoardLogger
+
+LOGGERS: dict[str, type[Logger]] = {"tensorboard": TensorBoardLogger, "mlflow": MlflowLogger}
+
+
+def start_loggers(cfg, run_dir: str | Path, warn) -> list[Guarded]:
+    """The loggers ``cfg.train.loggers`` names, started for ``run_dir``, each guarded
+    (``warn(message)`` says once that one failed mid-run). LoggerError, with the loggers
+    started so far closed, when one cannot start."""
+    started: list[Guarded] = []
+    try:
+        for name in cfg.train.loggers:
+            started.append(Guarded(LOGGERS[name](cfg, run_dir), warn))
+    except LoggerError:
+        for logger in started:
+            logger.close()
+        raise
+    return started

@@ -1,0 +1,353 @@
+"""Loggers: TensorBoard event files and MLflow runs hold what metrics.jsonl holds; a logger
+that cannot start stops the run before training; one failing mid-run does not."""
+
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dl_cli import training
+from dl_cli.cli import app
+from dl_cli.config import ConfigError, load_config
+from dl_cli.loggers import Guarded, Logger, start_loggers
+from dl_cli.loggers.replay import replay, replay_all
+
+from solver_hooks import interrupt_at
+
+runner = CliRunner()
+
+TINY = {
+    "name": "tiny",
+    "seed": 0,
+    "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 80, "noise": 0.2},
+             "split": {"val": 0.25, "test": 0.25}, "preprocess": ["standardize"]},
+    "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "schedule": {"type": "step", "every": 2, "gamma": 0.5},
+    "train": {"epochs": 4, "batch_size": 16, "log_every": 2, "diagnostics": True,
+              "tensorboard": {"histograms_every": 2}},
+}
+
+
+def write_config(folder: Path, cfg: dict = TINY) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "cfg.yaml"
+    path.write_text(yaml.safe_dump({**cfg, "runs_dir": str(folder / "runs")}))
+    return path
+
+
+def train(folder: Path, *overrides: str, cfg: dict = TINY):
+    return runner.invoke(app, ["train", str(write_config(folder, cfg)), "-q", *overrides])
+
+
+def the_run(folder: Path) -> Path:
+    (run,) = (folder / "runs" / "tiny").iterdir()
+    return run
+
+
+def records(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def epoch_numbers(run: Path) -> dict[tuple[int, str], float]:
+    """(step, name) → value of every number of metrics.jsonl's epoch lines, the epoch too."""
+    out = {}
+    for record in records(run):
+        if "lr" not in record:
+            continue
+        out[record["step"], "epoch"] = float(record["epoch"])
+        out.update({(record["step"], key): float(value) for key, value in record.items()
+                    if "/" in key or key in ("lr", "time")})
+        for row in record.get("layers", []):
+            out.update({(record["step"], f"layers/{row['index']}.{row['layer']}/{stat}"): value
+                        for stat, value in row.items() if stat not in ("index", "layer")})
+    return out
+
+
+# -- TensorBoard ----------------------------------------------------------------------
+def accumulator(folder: Path):
+    """TensorBoard's own reader of the event files in ``folder``, every point kept."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "histograms": 0,
+                                                          "tensors": 0})
+    events.Reload()
+    return events
+
+
+def event_scalars(folder: Path) -> dict[tuple[int, str], float]:
+    events = accumulator(folder)
+    return {(e.step, tag): e.value for tag in events.Tags()["scalars"] for e in events.Scalars(tag)}
+
+
+def test_tensorboard_holds_every_number_of_every_epoch(tmp_path):
+    pytest.importorskip("tensorboard")
+    result = train(tmp_path, "train.loggers=[tensorboard]")
+    assert result.exit_code == 0, result.output
+    run = the_run(tmp_path)
+    scalars = event_scalars(run / "tensorboard")
+    expected = epoch_numbers(run)
+    assert len(expected) == 4 * 19  # 4 epochs: 8 numbers and 11 layer statistics each
+    for key, value in expected.items():
+        assert scalars[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key  # stored as float32
+    batches = {(r["step"], "train/batch_loss"): r["train/batch_loss"] for r in records(run)
+               if "train/batch_loss" in r}
+    assert len(batches) == 16  # every second of 4 × 8 iterations
+    assert all(scalars[key] == pytest.approx(value, rel=1e-6) for key, value in batches.items())
+    summary = json.loads((run / "summary.json").read_text())
+    final = summary["steps"]
+    assert scalars[final, "test/acc"] == pytest.approx(summary["test"]["test/acc"])
+    assert scalars[summary["best"]["step"], "best/val/acc"] == pytest.approx(summary["best_value"])
+    assert {tag for _, tag in scalars if tag.endswith("weight_norm")} == {
+        "layers/0.affine/weight_norm", "layers/2.affine/weight_norm"}
+
+    events = accumulator(run / "tensorboard")
+    assert sorted(events.Tags()["histograms"]) == sorted(
+        [f"{kind}/{p}" for kind in ("weights", "gradients") for p in ("0.W", "0.b", "2.W", "2.b")])
+    epoch_steps = {r["epoch"]: r["step"] for r in records(run) if "lr" in r}
+    assert [e.step for e in events.Histograms("weights/0.W")] == [epoch_steps[2], epoch_steps[4]]
+    assert events.Histograms("weights/0.W")[0].histogram_value.num == 2 * 16
+
+
+def hparams_of(folder: Path) -> dict:
+    from tensorboard.plugins.hparams import metadata
+
+    events = accumulator(folder)
+    content = events.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content
+    start = metadata.parse_session_start_info_plugin_data(content)
+    values = {}
+    for key, value in start.hparams.items():
+        kind = value.WhichOneof("kind")
+        values[key] = getattr(value, kind)
+    return values
+
+
+def test_tensorboard_hparams_are_the_resolved_config_and_the_run_folder(tmp_path):
+    pytest.importorskip("tensorboard")
+    assert train(tmp_path, "train.loggers=[tensorboard]", "optimizer.lr=0.02").exit_code == 0
+    run = the_run(tmp_path)
+    hparams = hparams_of(run / "tensorboard")
+    assert hparams["optimizer.lr"] == 0.02 and hparams["model.layers.0.units"] == 16
+    assert hparams["model.layers.1"] == "relu" and hparams["train.diagnostics"] is True
+    assert hparams["run_dir"] == str(run)
+
+
+def test_a_resumed_run_shows_each_epoch_once_with_its_final_values(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard")
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 20)  # in epoch 3 of 4, 8 iterations each
+        result = train(tmp_path, "train.loggers=[tensorboard]", "checkpoint.every_seconds=0")
+    assert result.exit_code == 130, result.output
+    run = the_run(tmp_path)
+    result = runner.invoke(app, ["train", "--resume", str(run), "-q"])
+    assert result.exit_code == 0, result.output
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 2
+    scalars = event_scalars(run / "tensorboard")
+    for key, value in epoch_numbers(run).items():
+        if key[1] != "time":  # a resumed epoch counts its time from its resumption
+            assert scalars[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key
+    epochs = sorted(step for step, tag in scalars if tag == "val/acc")
+    assert epochs == [r["step"] for r in records(run) if "lr" in r]
+
+
+# -- MLflow ---------------------------------------------------------------------------
+def mlflow_client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def test_mlflow_holds_the_params_every_epochs_metrics_and_the_test_metrics(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    uri = (tmp_path / "mlruns").as_uri()
+    result = train(tmp_path, "train.loggers=[mlflow]", f"train.mlflow.uri={uri}")
+    assert result.exit_code == 0, result.output
+    run_dir = the_run(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # where mlflow.search_runs looks
+    (run,) = mlflow.search_runs(experiment_names=["tiny"], output_format="list")
+    assert run.info.status == "FINISHED" and run.info.run_name == run_dir.name
+    assert run.data.tags["dl.run_dir"] == str(run_dir) and run.data.tags["dl.status"] == "completed"
+    assert run.data.params["optimizer.lr"] == "0.01"
+    assert run.data.params["model.layers.2.units"] == "3"
+    assert run.data.params["train.loggers.0"] == "mlflow"
+    client = mlflow_client(uri)
+    for (step, name), value in epoch_numbers(run_dir).items():
+        history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, name)}
+        assert history[step] == pytest.approx(value, rel=1e-12, abs=1e-15), (step, name)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert run.data.metrics["test/acc"] == summary["test"]["test/acc"]
+    assert run.data.metrics[f"best/{summary['monitor']}"] == summary["best_value"]
+
+
+def test_mlflow_finds_its_tracking_uri_in_the_environment(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    uri = (tmp_path / "elsewhere").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert train(tmp_path, "train.loggers=[mlflow]").exit_code == 0
+    experiment = mlflow_client(uri).get_experiment_by_name("tiny")
+    assert len(mlflow_client(uri).search_runs([experiment.experiment_id])) == 1
+
+
+def test_mlflow_defaults_to_mlruns_in_the_working_folder(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert train(tmp_path, "train.loggers=[mlflow]").exit_code == 0
+    client = mlflow_client((tmp_path / "mlruns").as_uri())
+    assert len(client.search_runs([client.get_experiment_by_name("tiny").experiment_id])) == 1
+
+
+# -- starting and failing -------------------------------------------------------------
+def test_an_unreachable_tracking_server_stops_the_run_before_training(tmp_path):
+    pytest.importorskip("mlflow")
+    result = train(tmp_path, "train.loggers=[mlflow]", "train.mlflow.uri=http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert "train.loggers: mlflow cannot start a run at http://127.0.0.1:9" in result.output
+    assert "Traceback" not in result.output
+    assert not (the_run(tmp_path) / "metrics.jsonl").exists()
+
+
+def test_a_missing_package_names_the_extra_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    result = train(tmp_path, "train.loggers=[tensorboard]")
+    assert result.exit_code == 2
+    assert "train.loggers: tensorboard needs the tensorboard package" in result.output
+    assert "pip install 'dl-cli[tensorboard]'" in result.output
+
+
+def test_a_logger_failing_mid_run_is_warned_about_once_and_training_goes_on(tmp_path):
+    """The MLflow file store disappears after epoch 1: one warning, every epoch trained."""
+    pytest.importorskip("mlflow")
+    store = tmp_path / "mlruns"
+    cfg = load_config(write_config(tmp_path), ["train.loggers=[mlflow]",
+                                               f"train.mlflow.uri={store.as_uri()}"])
+    parts = training.assemble(cfg)
+    run = training.start(cfg)
+    warnings = []
+    loggers = start_loggers(cfg, run.path, warnings.append)
+
+    def remove_the_store(event, payload):
+        if event == "epoch" and payload["record"]["epoch"] == 1:
+            shutil.rmtree(store)
+
+    solver = training.make_solver(cfg, parts, run, progress=False,
+                                  observers=[remove_the_store, *loggers])
+    summary = solver.train()
+    for logger in loggers:
+        logger.close()
+    assert summary["status"] == "completed" and summary["epochs"] == 4
+    assert len([r for r in records(run.path) if "lr" in r]) == 4
+    (warning,) = warnings
+    assert warning.startswith("the mlflow logger failed at its epoch event (")
+    assert f"{store}' does not exist" in warning
+    assert warning.endswith("training goes on without it, and the run folder keeps every metric")
+
+
+class Failing(Logger):
+    name = "failing"
+
+    def __init__(self):
+        self.heard, self.closed = [], 0
+
+    def epoch(self, record, params=None, grads=None):
+        self.heard.append(record["epoch"])
+        raise OSError(28, "No space left on device")
+
+    def close(self):
+        self.closed += 1
+
+
+def test_the_guard_stops_passing_events_after_the_first_failure():
+    warnings, failing = [], Failing()
+    guarded = Guarded(failing, warnings.append)
+    for epoch in (1, 2, 3):
+        guarded("epoch", {"record": {"epoch": epoch}})
+    guarded("end", {"summary": {}})
+    guarded.close()
+    assert failing.heard == [1] and failing.closed == 1
+    assert warnings == ["the failing logger failed at its epoch event (OSError: [Errno 28] No space "
+                        "left on device); training goes on without it, and the run folder keeps "
+                        "every metric"]
+
+
+# -- the config -----------------------------------------------------------------------
+@pytest.mark.parametrize("override, error", [
+    ("train.loggers=[tensorbord]", "train.loggers: unknown value 'tensorbord' (did you mean "
+                                   "'tensorboard'?); allowed: tensorboard, mlflow"),
+    ("train.loggers=[mlflow, mlflow]", "train.loggers: names mlflow more than once"),
+    ("train.loggers=tensorboard", "train.loggers: expected a list, got 'tensorboard' (string)"),
+    ("train.loggers=[1]", "train.loggers.0: expected a string, got 1 (integer)"),
+    ("train.tensorboard.histograms_every=-1", "train.tensorboard.histograms_every: must be >= 0"),
+    ("train.mlflow.url=x", "train.mlflow.url: unknown key (did you mean 'uri'?)"),
+])
+def test_logger_keys_are_checked(tmp_path, override, error):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_config(tmp_path), [override])
+    assert any(line.startswith(error) for line in caught.value.errors), caught.value.errors
+
+
+def test_no_logger_by_default(tmp_path):
+    cfg = load_config(write_config(tmp_path))
+    assert cfg.train.loggers == [] and cfg.train.mlflow.uri is None
+    assert train(tmp_path).exit_code == 0
+    assert not (the_run(tmp_path) / "tensorboard").exists()
+
+
+# -- replaying a run folder -----------------------------------------------------------
+def test_replay_writes_a_run_trained_without_loggers(tmp_path):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    assert train(tmp_path).exit_code == 0
+    run = the_run(tmp_path)
+    assert replay(run, "tensorboard") == str(run / "tensorboard")
+    scalars = event_scalars(run / "tensorboard")
+    for key, value in epoch_numbers(run).items():
+        assert scalars[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key
+    summary = json.loads((run / "summary.json").read_text())
+    assert scalars[summary["steps"], "test/acc"] == pytest.approx(summary["test"]["test/acc"])
+    assert hparams_of(run / "tensorboard")["optimizer.lr"] == 0.01
+
+    uri = (tmp_path / "mlruns").as_uri()
+    run_id = replay(run, "mlflow", uri=uri)
+    client = mlflow_client(uri)
+    history = {m.step: m.value for m in client.get_metric_history(run_id, "val/acc")}
+    assert history == {r["step"]: r["val/acc"] for r in records(run) if "lr" in r}
+    assert client.get_run(run_id).data.metrics["test/acc"] == summary["test"]["test/acc"]
+
+
+def test_replay_writes_a_run_once(tmp_path):
+    from dl_cli.loggers import LoggerError
+
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    assert train(tmp_path).exit_code == 0
+    run = the_run(tmp_path)
+    replay(run, "tensorboard")
+    with pytest.raises(LoggerError, match="tensorboard exists already"):
+        replay(run, "tensorboard")
+    uri = (tmp_path / "mlruns").as_uri()
+    replay(run, "mlflow", uri=uri)
+    with pytest.raises(LoggerError, match="holds this run already"):
+        replay(run, "mlflow", uri=uri)
+
+
+def test_replay_all_writes_each_trial_of_a_sweep(tmp_path):
+    pytest.importorskip("mlflow")
+    base = write_config(tmp_path, {**TINY, "train": {"epochs": 2, "batch_size": 16}})
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({"base": str(base), "name": "lrs", "method": "grid",
+                                    "params": {"optimizer.lr": {"values": [0.01, 0.1]}}}))
+    result = runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(tmp_path / "sweep")])
+    assert result.exit_code == 0, result.output
+    uri = (tmp_path / "mlruns").as_uri()
+    written = replay_all(tmp_path / "sweep", "mlflow", uri=uri)
+    assert [p.name for p in written] == ["trial-0000", "trial-0001"]
+    client = mlflow_client(uri)
+    runs = client.search_runs([client.get_experiment_by_name("lrs").experiment_id])
+    assert sorted(r.data.params["optimizer.lr"] for r in runs) == ["0.01", "0.1"]
+    assert all(math.isfinite(r.data.metrics["val/acc"]) for r in runs)
