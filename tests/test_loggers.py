@@ -213,7 +213,8 @@ def test_an_unreachable_tracking_server_stops_the_run_before_training(tmp_path):
 
 
 def test_a_missing_package_names_the_extra_to_install(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    for name in [m for m in sys.modules if m.split(".")[0] == "tensorboard"] + ["tensorboard"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
     result = train(tmp_path, "train.loggers=[tensorboard]")
     assert result.exit_code == 2
     assert "train.loggers: tensorboard needs the tensorboard package" in result.output
@@ -351,3 +352,21 @@ def test_replay_all_writes_each_trial_of_a_sweep(tmp_path):
     runs = client.search_runs([client.get_experiment_by_name("lrs").experiment_id])
     assert sorted(r.data.params["optimizer.lr"] for r in runs) == ["0.01", "0.1"]
     assert all(math.isfinite(r.data.metrics["val/acc"]) for r in runs)
+
+
+# -- the Solver's events --------------------------------------------------------------
+def test_the_solver_tells_its_observers_each_event_in_order(tmp_path):
+    cfg = load_config(write_config(tmp_path), ["train.epochs=2"])
+    parts = training.assemble(cfg)
+    heard = []
+    solver = training.make_solver(cfg, parts, None, progress=False)
+    solver.observers.append(lambda event, payload: heard.append((event, payload)))
+    summary = solver.train()
+    events = [event for event, _ in heard]
+    assert events == ["start", *(["iteration"] * 4 + ["epoch"]) * 2, "end"]
+    assert heard[0][1] == {"epoch": 0, "step": 0}
+    epochs = [payload for event, payload in heard if event == "epoch"]
+    assert [p["record"] for p in epochs] == solver.history
+    assert epochs[-1]["params"] is parts.model.params
+    assert set(epochs[-1]["grads"]) == set(parts.model.params)
+    assert heard[-1][1]["summary"] is summary

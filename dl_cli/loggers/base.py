@@ -38,15 +38,10 @@ class LoggerError(RuntimeError):
     """A logger cannot start: its package is not installed, or its server cannot be reached."""
 
 
-def require(module: str, extra: str, logger: str):
-    """Import ``module`` for ``logger``, or a LoggerError naming the extra to install."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise LoggerError(f"train.loggers: {logger} needs the {module} package ({error}); "
-                          f"pip install 'dl-cli[{extra}]'") from None
+def missing(logger: str, package: str, error: ImportError) -> LoggerError:
+    """The error of a logger whose package cannot be imported, naming the extra to install."""
+    return LoggerError(f"train.loggers: {logger} needs the {package} package ({error}); "
+                       f"pip install 'dl-cli[{package}]'")
 
 
 def hyperparameters(cfg: Config) -> dict[str, str | int | float | bool]:

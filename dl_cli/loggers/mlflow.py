@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 import yaml
 
 from ..schema import Config
-from .base import (Logger, LoggerError, hyperparameters, require, scalars, test_metrics,
+from .base import (Logger, LoggerError, hyperparameters, missing, scalars, test_metrics,
                    weight_norms)
 
 DEFAULT_STORE = "mlruns"
@@ -83,8 +83,10 @@ class MlflowLogger(Logger):
     name = "mlflow"
 
     def __init__(self, cfg: Config, run_dir: str | Path):
-        require("mlflow", "mlflow", self.name)
-        from mlflow.tracking import MlflowClient
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError as error:
+            raise missing(self.name, "mlflow", error) from None
 
         self.cfg, self.run_dir = cfg, Path(run_dir).resolve()
         self.uri = tracking_uri(cfg)

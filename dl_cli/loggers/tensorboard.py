@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..schema import Config
-from .base import (Logger, LoggerError, hyperparameters, require, scalars, test_metrics,
+from .base import (Logger, LoggerError, hyperparameters, missing, scalars, test_metrics,
                    weight_norms)
 
 HISTOGRAM_BUCKETS = 30
@@ -61,8 +61,10 @@ class TensorBoardLogger(Logger):
     name = "tensorboard"
 
     def __init__(self, cfg: Config, run_dir: str | Path):
-        require("tensorboard", "tensorboard", self.name)
-        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        try:
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        except ImportError as error:
+            raise missing(self.name, "tensorboard", error) from None
 
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.folder = self.run_dir / "tensorboard"

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import json
 import math
 from dataclasses import dataclass, field
@@ -313,7 +312,7 @@ def parse_spec(raw: dict) -> SweepSpec:
                       f"use method: grid to train each variant once")
     if raw.get("batch") is not None and method != "tpe":
         errors.append("batch: only for method tpe (configurations asked per round)")
-    if method == "tpe" and importlib.util.find_spec("optuna") is None:
+    if method == "tpe" and not optuna_installed():
         errors.append("method: tpe searches with Optuna, which is not installed: "
                       "pip install 'dl-cli[optuna]'")
     for variant, changes in (variants or {}).items():
@@ -350,6 +349,14 @@ def parse_spec(raw: dict) -> SweepSpec:
     if spec.trial_count > MOST_TRIALS:
         raise SpecError([too_many_trials(spec)])
     return spec
+
+
+def optuna_installed() -> bool:
+    try:
+        import optuna  # noqa: F401  (method: tpe asks it for trials)
+    except ImportError:
+        return False
+    return True
 
 
 def too_many_trials(spec: SweepSpec) -> str:
