@@ -3,7 +3,9 @@
 A tree-structured Parzen estimator splits the configurations scored so far into the best
 fraction γ and the rest, fits a density to each, ``l(x)`` and ``g(x)``, and proposes the
 candidate of largest ``l(x) / g(x)``; its first configurations (Optuna's
-``n_startup_trials``, 10) are drawn at random.
+``n_startup_trials``, 10) are drawn at random. The densities are multivariate (one
+over all the parameters together, so that it learns how they act together, the learning
+rate with the batch size for one).
 
 How it fits the sweep's machinery (the ledger, resume, pruning and backends stay as they
 are): the ``trials`` configurations of each variant are planned in rounds of ``batch``.
