@@ -246,3 +246,42 @@ def test_the_tpe_benchmark_tables_both_methods_per_seed(tmp_path, capsys):
     assert rows[0].startswith("| sweep seed | random: best val/acc | TPE: best val/acc |")
     assert [row.split("|")[1].strip() for row in rows[2:]] == ["0", "1", "mean"]
     assert "table.md" in capsys.readouterr().out
+
+
+def test_each_variant_is_searched_by_a_study_of_its_own(tmp_path):
+    spec = write_sweep(tmp_path, {**TPE, "trials": 3, "batch": 2, "seeds": [0, 1],
+                                  "variants": {"relu": {"model.layers.1": "relu"},
+                                               "tanh": {"model.layers.1": "tanh"}}},
+                       {**BASE, "train": {"epochs": 1, "batch_size": 16}})
+    result = sweep(spec, tmp_path / "sweep")
+    assert result.exit_code == 0, result.output
+    trials = Ledger(tmp_path / "sweep" / "ledger.jsonl").table().values()
+    # round 0: configurations 0-1 under relu, 2-3 under tanh; round 1: 4 relu, 5 tanh
+    assert [(s.index, s.round, s.config, s.seed, s.variant) for s in trials] == [
+        (2 * c + j, 0 if c < 4 else 1, c, j, "relu" if c in (0, 1, 4) else "tanh")
+        for c in range(6) for j in (0, 1)]
+    params = {s.config: json.dumps(s.params, sort_keys=True) for s in trials}
+    assert len(set(params.values())) == 6  # the studies are seeded apart
+
+
+def test_the_median_rule_of_a_later_round_reads_the_earlier_rounds(tmp_path):
+    """Each rung of rounds 1 and 2 is decided against the median of every score at that
+    rung so far: both of round 2's configurations are below the median of rung 1 once the
+    better scores of rounds 0 and 1 count, though one of them is the better of the pair."""
+    spec = write_sweep(tmp_path, {**TPE, "trials": 6, "batch": 2,
+                                  "prune": {"rule": "median", "min_epochs": 1, "eta": 2}},
+                       PRUNE_BASE)
+    result = sweep(spec, tmp_path / "sweep")
+    assert result.exit_code == 0, result.output
+    ledger = Ledger(tmp_path / "sweep" / "ledger.jsonl")
+    trials = ledger.table().values()
+    for rung in (1, 2):
+        pruned = {e["trial"] for e in ledger.events() if e["event"] == "prune" and e["rung"] == rung}
+        for round_index in (0, 1, 2):
+            scores = {s.index: s.rungs[rung] for s in trials if s.round == round_index and rung in s.rungs}
+            earlier = {s.index: s.rungs[rung] for s in trials if s.round < round_index and rung in s.rungs}
+            assert pruned & set(scores) == set(scores) - above_median(scores, earlier, "max")
+    round_2 = {s.index: s.rungs[1] for s in trials if s.round == 2}
+    assert len(set(round_2.values())) == 2 and len(above_median(round_2, {}, "max")) == 1
+    assert {e["trial"] for e in ledger.events() if e["event"] == "prune" and e["rung"] == 1} \
+        >= set(round_2)
