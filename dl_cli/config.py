@@ -454,7 +454,7 @@ RULES = {
     (TrainConfig, "eval_train_samples"): at_least(0),
     (TrainConfig, "log_every"): at_least(0),
     (TrainConfig, "dtype"): one_of(DTYPES),
-    (TrainConfig, "loggers"): each_one_of(tuple(LOGGERS)),
+    (TrainConfig, "loggers"): each_one_of(LOGGERS),
     (TensorBoardConfig, "histograms_every"): at_least(0),
     (EarlyStoppingConfig, "monitor"): one_of(MONITORS),
     (EarlyStoppingConfig, "mode"): one_of(MODES),

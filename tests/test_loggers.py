@@ -215,6 +215,7 @@ def test_an_unreachable_tracking_server_stops_the_run_before_training(tmp_path):
 def test_a_missing_package_names_the_extra_to_install(tmp_path, monkeypatch):
     for name in [m for m in sys.modules if m.split(".")[0] == "tensorboard"] + ["tensorboard"]:
         monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules, "dl_cli.loggers.tensorboard", raising=False)
     result = train(tmp_path, "train.loggers=[tensorboard]")
     assert result.exit_code == 2
     assert "train.loggers: tensorboard needs the tensorboard package" in result.output

@@ -24,10 +24,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import Guarded, Logger, LoggerError
-from .mlflow import MlflowLogger
-from .tensorboard import TensorBoardLogger
 
-LOGGERS: dict[str, type[Logger]] = {"tensorboard": TensorBoardLogger, "mlflow": MlflowLogger}
+LOGGERS = ("tensorboard", "mlflow")  # the names train.loggers takes; each one's extra too
+
+
+def logger_class(name: str) -> type[Logger]:
+    """The class of logger ``name``, its package imported; LoggerError naming the extra to
+    install when that package is missing."""
+    try:
+        if name == "tensorboard":
+            from .tensorboard import TensorBoardLogger as chosen
+        else:
+            from .mlflow import MlflowLogger as chosen
+    except ImportError as error:
+        raise LoggerError(f"train.loggers: {name} needs the {name} package ({error}); "
+                          f"pip install 'dl-cli[{name}]'") from None
+    return chosen
 
 
 def start_loggers(cfg, run_dir: str | Path, warn) -> list[Guarded]:
@@ -37,7 +49,7 @@ def start_loggers(cfg, run_dir: str | Path, warn) -> list[Guarded]:
     started: list[Guarded] = []
     try:
         for name in cfg.train.loggers:
-            started.append(Guarded(LOGGERS[name](cfg, run_dir), warn))
+            started.append(Guarded(logger_class(name)(cfg, run_dir), warn))
     except LoggerError:
         for logger in started:
             logger.close()

@@ -38,12 +38,6 @@ class LoggerError(RuntimeError):
     """A logger cannot start: its package is not installed, or its server cannot be reached."""
 
 
-def missing(logger: str, package: str, error: ImportError) -> LoggerError:
-    """The error of a logger whose package cannot be imported, naming the extra to install."""
-    return LoggerError(f"train.loggers: {logger} needs the {package} package ({error}); "
-                       f"pip install 'dl-cli[{package}]'")
-
-
 def hyperparameters(cfg: Config) -> dict[str, str | int | float | bool]:
     """The resolved config as flat dotted keys (``optimizer.lr``, ``model.layers.0.units``);
     values that are not a number, a string or a boolean (null, an empty list) as text."""

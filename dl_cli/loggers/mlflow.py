@@ -29,10 +29,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import yaml
+from mlflow.entities import Metric, Param
+from mlflow.tracking import MlflowClient
 
 from ..schema import Config
-from .base import (Logger, LoggerError, hyperparameters, missing, scalars, test_metrics,
-                   weight_norms)
+from .base import Logger, LoggerError, hyperparameters, scalars, test_metrics, weight_norms
 
 DEFAULT_STORE = "mlruns"
 BATCH = {"params": 100, "metrics": 1000}  # the most MLflow takes in one log_batch
@@ -77,17 +78,12 @@ def chunks(items: list, size: int) -> list[list]:
 
 
 class MlflowLogger(Logger):
-    """Logs a run to MLflow; LoggerError when mlflow is missing or its tracking server
-    cannot be reached (the run is created here, before training)."""
+    """Logs a run to MLflow; LoggerError when its tracking server cannot be reached (the
+    run is created here, before training)."""
 
     name = "mlflow"
 
     def __init__(self, cfg: Config, run_dir: str | Path):
-        try:
-            from mlflow.tracking import MlflowClient
-        except ImportError as error:
-            raise missing(self.name, "mlflow", error) from None
-
         self.cfg, self.run_dir = cfg, Path(run_dir).resolve()
         self.uri = tracking_uri(cfg)
         if is_file_store(self.uri):
@@ -133,8 +129,6 @@ class MlflowLogger(Logger):
 
     # -- writing ---------------------------------------------------------------------
     def log(self, step: int, numbers: dict[str, float]) -> None:
-        from mlflow.entities import Metric
-
         stamp = int(time.time() * 1000)
         metrics = [Metric(key, value, stamp, int(step)) for key, value in numbers.items()]
         with requests_tried(3):
@@ -143,8 +137,6 @@ class MlflowLogger(Logger):
 
     # -- the Solver's events ---------------------------------------------------------
     def start(self, epoch: int, step: int) -> None:
-        from mlflow.entities import Param
-
         params = [Param(key, str(value)) for key, value in hyperparameters(self.cfg).items()]
         with requests_tried(3):
             if self.resumed:

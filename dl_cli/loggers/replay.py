@@ -23,7 +23,7 @@ from pathlib import Path
 from ..config import load_saved_config
 from ..runs import Run
 from ..schema import MlflowConfig
-from . import LOGGERS, LoggerError
+from . import LOGGERS, LoggerError, logger_class
 
 
 def replay(run_dir: str | Path, to: str, uri: str | None = None) -> str:
@@ -41,7 +41,7 @@ def replay(run_dir: str | Path, to: str, uri: str | None = None) -> str:
     if to == "tensorboard" and (run.path / "tensorboard").exists():
         raise LoggerError(f"{run.path / 'tensorboard'} exists already; remove it to write "
                           f"the run's events again")
-    logger = LOGGERS[to](cfg, run.path)
+    logger = logger_class(to)(cfg, run.path)
     try:
         if to == "mlflow" and logger.resumed:
             raise LoggerError(f"{run.path}: MLflow at {logger.uri} holds this run already "

@@ -31,10 +31,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+from tensorboard.plugins.hparams.summary_v2 import hparams_pb
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from ..schema import Config
-from .base import (Logger, LoggerError, hyperparameters, missing, scalars, test_metrics,
-                   weight_norms)
+from .base import Logger, LoggerError, hyperparameters, scalars, test_metrics, weight_norms
 
 HISTOGRAM_BUCKETS = 30
 
@@ -42,8 +46,6 @@ HISTOGRAM_BUCKETS = 30
 def histogram(values: np.ndarray):
     """A ``HistogramProto`` of the finite values: ``bucket[i]`` values up to
     ``bucket_limit[i]`` (and above the previous limit)."""
-    from tensorboard.compat.proto.summary_pb2 import HistogramProto
-
     x = np.asarray(values, dtype=np.float64).ravel()
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -55,17 +57,12 @@ def histogram(values: np.ndarray):
 
 
 class TensorBoardLogger(Logger):
-    """Writes a run's events to ``run_dir/tensorboard``; LoggerError when tensorboard is
-    missing or the folder cannot be written."""
+    """Writes a run's events to ``run_dir/tensorboard``; LoggerError when the folder
+    cannot be written."""
 
     name = "tensorboard"
 
     def __init__(self, cfg: Config, run_dir: str | Path):
-        try:
-            from tensorboard.summary.writer.event_file_writer import EventFileWriter
-        except ImportError as error:
-            raise missing(self.name, "tensorboard", error) from None
-
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.folder = self.run_dir / "tensorboard"
         self.every = cfg.train.tensorboard.histograms_every
@@ -80,23 +77,16 @@ class TensorBoardLogger(Logger):
     # -- writing ---------------------------------------------------------------------
     def write(self, step: int, values: list) -> None:
         """One event holding ``values`` (``Summary.Value`` protos) at ``step``."""
-        from tensorboard.compat.proto.event_pb2 import Event
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
         self.writer.add_event(Event(wall_time=time.time(), step=int(step),
                                     summary=Summary(value=values)))
 
     def write_scalars(self, step: int, numbers: dict[str, float]) -> None:
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
         if numbers:
             self.write(step, [Summary.Value(tag=tag, simple_value=value)
                               for tag, value in numbers.items()])
 
     def write_hparams_status(self, status: int) -> None:
-        from tensorboard.plugins.hparams import metadata, plugin_data_pb2
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
+        """The HParams session's end: ``api_pb2.STATUS_SUCCESS`` or ``STATUS_FAILURE``."""
         info = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time())
         data = metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(session_end_info=info))
         self.write(0, [Summary.Value(tag=metadata.SESSION_END_INFO_TAG, metadata=data,
@@ -104,9 +94,6 @@ class TensorBoardLogger(Logger):
 
     # -- the Solver's events ---------------------------------------------------------
     def start(self, epoch: int, step: int) -> None:
-        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
-        from tensorboard.plugins.hparams.summary_v2 import hparams_pb
-
         if step > 0:  # resumed: what the old files hold from step + 1 on is trained again
             self.writer.add_event(Event(wall_time=time.time(), step=step + 1,
                                         session_log=SessionLog(status=SessionLog.START)))
@@ -119,8 +106,6 @@ class TensorBoardLogger(Logger):
         self.write_scalars(record["step"], scalars(record))
 
     def epoch(self, record: dict, params: dict | None = None, grads: dict | None = None) -> None:
-        from tensorboard.compat.proto.summary_pb2 import Summary
-
         numbers = {"epoch": float(record["epoch"]), **scalars(record)}
         if params is not None and "layers" in record:
             numbers.update(weight_norms(params, self.layer_names))
@@ -134,8 +119,6 @@ class TensorBoardLogger(Logger):
         self.writer.flush()
 
     def end(self, summary: dict) -> None:
-        from tensorboard.plugins.hparams import api_pb2
-
         self.write_scalars(summary.get("steps") or 0, test_metrics(summary))
         best = summary.get("best")
         if summary.get("best_value") is not None and best is not None:
