@@ -12,10 +12,10 @@ def main() -> None:
     try:
         from typer.main import get_command
 
-        from .cli import app
+        from .cli.app import app
 
         command = get_command(app)  # what app() does first: read every command's signature
-    except KeyboardInterrupt:  # once the commands run, cli.Commands answers a Ctrl-C
+    except KeyboardInterrupt:  # once the commands run, cli.app.Commands answers a Ctrl-C
         import signal
         import sys
 

@@ -6,20 +6,28 @@ never scored for a choice. The training and validation splits are pooled and dea
 K folds (stratified by class); fold i trains on the other K − 1 folds and validates on
 fold i. Preprocessing is fitted on each fold's training part only, as ``data.load`` does
 for a normal run, so no statistic leaks from the fold being validated.
+
+A k-fold run folder holds one run folder per fold (``fold-0/`` ... ``fold-K-1/``) and the
+summary of their mean, but no metrics or checkpoints of its own: the commands that read
+one run take a fold's folder (``refuse_kfold_root``), and a fold is resumed only as part
+of the whole run (``resume_run``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 
 from .data import DataError, Split, Splits, kfold_indices, load
+from .layout import RunLayout, SweepLayout
 from .registry import PREPROCESSORS, Registry
 from .runs import Run
 from .schema import Config
 from .solver import Interrupted
+from .storage import RunError
 from .training import Assembled, assemble, resume, start, train
 
 
@@ -50,6 +58,45 @@ def fold_splits(cfg: Config, k: int, fold: int) -> Splits:
     return Splits(*parts, task=splits.task, num_classes=splits.num_classes, info=info)
 
 
+def run_splits(cfg: Config, run: Run) -> Splits:
+    """The data ``run`` trained on: its fold's, for the folder of one fold of a k-fold
+    run (its summary names the fold), else the config's."""
+    fold = run.read_summary().get("data", {}).get("fold") if cfg.validation.kfold else None
+    if isinstance(fold, int) and 0 <= fold < cfg.validation.kfold:
+        return fold_splits(cfg, cfg.validation.kfold, fold)
+    return load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
+
+
+def refuse_kfold_root(path: Path, command: str) -> None:
+    """Refuse (RunError) a k-fold run folder to ``dl command``, which reads one run: it
+    holds one run per fold and no checkpoint or metrics of its own."""
+    layout = RunLayout(path)
+    folds = layout.folds()
+    if folds:
+        if SweepLayout(path.parent).is_sweep:
+            scored = "a sweep trial, scored in the sweep's results.csv"
+        elif layout.summary.exists():
+            scored = "scored in its summary.json"
+        else:
+            scored = f"not finished: dl train --resume {path} completes it"
+        count = f"{len(folds)} fold{'s' * (len(folds) != 1)}"
+        raise RunError(f"{path} is a k-fold run folder ({count}, {scored}); "
+                       f"dl {command} takes the run folder of one fold: "
+                       f"{', '.join(map(str, folds))}")
+
+
+def resume_run(path: Path) -> tuple[Config, Run]:
+    """Reopen a run folder to continue it (``training.resume``: its config and its lock);
+    refused (RunError) for one fold of a k-fold run, which resumes only with its run."""
+    cfg, run = resume(path)
+    parent = RunLayout(path.resolve().parent)
+    if cfg.validation.kfold and RunLayout(path.resolve()).is_fold and parent.is_run:
+        run.release()
+        raise RunError(f"{path} is one fold of a k-fold run: resume the whole run, "
+                       f"dl train --resume {parent.path}")
+    return cfg, run
+
+
 def assemble_fold(cfg: Config, k: int, fold: int) -> Assembled:
     """What ``training.assemble`` builds, on the data of one fold."""
     return assemble(cfg, fold_splits(cfg, k, fold))
@@ -74,8 +121,8 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
         folds = []
         for fold in range(k):
             parts = first if fold == 0 else assemble_fold(cfg, k, fold)
-            path = root.path / f"fold-{fold}"
-            resuming = (path / "checkpoints" / "last.npz").exists()
+            path = root.layout.fold(fold)
+            resuming = RunLayout(path).checkpoint("last").exists()
             if resuming:
                 run = resume(path)[1]
             else:
@@ -95,8 +142,9 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
                           f"Resume with: dl train --resume {root.path}") from None
     finally:
         root.release()
-        if root.checkpoints.is_dir() and not any(root.checkpoints.iterdir()):
-            root.checkpoints.rmdir()  # the folds hold the checkpoints
+        checkpoints = root.layout.checkpoints
+        if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+            checkpoints.rmdir()  # the folds hold the checkpoints
 
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None]:

@@ -22,8 +22,10 @@ from typing import Callable
 
 import numpy as np
 
+from .nn import ShapeError
 from .nn.layer import Layer
 from .nn.model import Model
+from .registry import LAYERS
 
 TOLERANCE = 1e-6
 ZERO = 1e-8  # largest |gradient| still counted as zero: centered differences of an O(1)
@@ -142,6 +144,23 @@ def check_layer(layer: Layer, x: np.ndarray, rng: np.random.Generator | None = N
     if x.dtype.kind == "f":
         checks += _compare(f, {"x": x}, {"x": dx}, lambda p: (title, "input"),
                            max_coords, eps, rng, tolerance)
+    return checks
+
+
+def check_examples(name: str, rng: np.random.Generator,
+                   max_coords: int | None = 200) -> list[Check]:
+    """Check the registered layer ``name`` on each of its ``examples`` (a spec and an input
+    shape), built in float64 on a batch of 3; a ShapeError names the layer."""
+    checks = []
+    for example in LAYERS.get(name).examples:
+        layer = LAYERS.create(example.spec)
+        layer.configure(np.float64, "xavier_normal")
+        try:
+            layer.build(example.in_shape, rng)
+        except ShapeError as error:
+            raise ShapeError(f"{name}: {error}") from None
+        checks += check_layer(layer, example.input(3, rng), rng, name=f"{name} {example.in_shape}",
+                              max_coords=max_coords)
     return checks
 
 

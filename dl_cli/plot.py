@@ -16,8 +16,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from .report import read_summary
-from .runs import Run, RunError
+from .layout import RunLayout, SweepLayout
+from .runs import Run
+from .storage import RunError
+from .tables import read_summary
 from .sweep.folder import saved_spec, trial_table
 from .sweep.ledger import SweepError, TrialState
 from .sweep.results import configurations, show
@@ -123,10 +125,7 @@ def plot_top_curves(spec: SweepSpec, table: dict[int, TrialState], folder: Path,
     best = configurations(table, spec)[:top]
     for result in best:
         trial = result.trials[0]
-        run_dir = folder / trial.dirname
-        if not (run_dir / "metrics.jsonl").exists():
-            run_dir = run_dir / "fold-0"
-        records = epoch_records(run_dir)
+        records = epoch_records(RunLayout(SweepLayout(folder).trial(trial.index)).curves_run())
         if not records:
             continue
         label = f"trial {trial.index}: " + ", ".join(
@@ -163,9 +162,9 @@ def plot_path(path: Path, out_dir: Path, top: int = 5) -> list[Path]:
     """Plot a sweep folder (it has ledger.jsonl) or a run folder (metrics.jsonl)."""
     path, out_dir = Path(path), Path(out_dir)
     try:
-        if (path / "ledger.jsonl").exists():
+        if SweepLayout(path).is_sweep:
             return plot_sweep(path, out_dir, top)
-        if (path / "metrics.jsonl").exists():
+        if RunLayout(path).metrics.exists():
             return plot_run(path, out_dir)
     except (RunError, SweepError) as error:  # a damaged file of the folder, named
         raise PlotError(str(error)) from None

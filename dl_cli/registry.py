@@ -80,15 +80,17 @@ class Registry:
         for required ones)."""
         return dict(init_options(self.get(name).__init__))
 
+    def unknown_option(self, name: str, key: str) -> str:
+        """The error of an option that entry ``name`` does not take."""
+        allowed = self.options(name)
+        return (f"{self.kind} '{name}' has no option '{key}'{did_you_mean(key, allowed)}; "
+                f"options: {', '.join(allowed) or 'none'}")
+
     def check_options(self, name: str, options: dict[str, Any]) -> None:
         allowed = self.options(name)
         for key in options:
             if key not in allowed:
-                listing = ", ".join(allowed) or "none"
-                raise RegistryError(
-                    f"{self.kind} '{name}' has no option '{key}'"
-                    f"{did_you_mean(key, allowed)}; options: {listing}"
-                )
+                raise RegistryError(self.unknown_option(name, key))
         missing = [k for k, v in allowed.items() if v is inspect.Parameter.empty and k not in options]
         if missing:
             raise RegistryError(f"{self.kind} '{name}' needs option(s): {', '.join(missing)}")

@@ -23,11 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoints import restore
 from .config import load_saved_config
 from .data.sequences import encode
+from .layout import RunLayout
 from .nn.model import Model
 from .registry import DATASETS, Registry
-from .runs import Run, check_compatible, copy_into
+from .runs import Run
 from .training import build_model
 
 
@@ -54,7 +56,7 @@ class CharModel:
 
 
 def read_vocab(run_dir: Path) -> list[str]:
-    path = run_dir / "vocab.json"
+    path = RunLayout(run_dir).vocab
     try:
         vocab = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -74,9 +76,10 @@ def load_char_model(run_dir: str | Path, checkpoint: str = "best") -> CharModel:
     the checkpoint is missing or does not fit the model, ConfigError for a bad config.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
+    run = Run(run_dir)
+    if not run.layout.is_run:
         raise SampleError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_saved_config(run_dir / "config.yaml")
+    cfg = load_saved_config(run.layout.config)
     name, _ = Registry.split_spec(cfg.data.dataset)
     if name != "text":
         raise SampleError(f"{run_dir} trained on '{name}' data; dl sample needs a character "
@@ -87,12 +90,7 @@ def load_char_model(run_dir: str | Path, checkpoint: str = "best") -> CharModel:
     if model.out_shape != (steps, len(vocab)):
         raise SampleError(f"{run_dir}: the model outputs {model.out_shape} per sequence, "
                           f"expected scores ({steps}, {len(vocab)}) over the vocabulary")
-    state = Run(run_dir).load_checkpoint(checkpoint)
-    source = run_dir / "checkpoints" / f"{checkpoint}.npz"
-    check_compatible(model.params, state["params"], "parameters", source)
-    check_compatible(model.buffers, state["buffers"], "buffers", source)
-    copy_into(model.params, state["params"])
-    copy_into(model.buffers, state["buffers"])
+    restore(model, run.load_checkpoint(checkpoint), run.layout.checkpoint(checkpoint))
     return CharModel(model, vocab, steps)
 
 

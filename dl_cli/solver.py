@@ -38,14 +38,16 @@ from contextlib import contextmanager
 import numpy as np
 
 from . import threads
+from .checkpoints import copy_into, pack_checkpoint, versions
 from .data import Splits
 from .diagnostics import Diagnostics
 from .metrics import evaluate, resolve_monitor
 from .nn import ShapeError
 from .nn.model import Model
 from .optim import clip_grad_norm, clip_grad_value, global_norm
-from .runs import Run, RunError, copy_into, pack_checkpoint, versions
+from .runs import Run
 from .schema import CheckpointConfig, TrainConfig
+from .storage import RunError
 
 
 class Diverged(RuntimeError):
@@ -101,8 +103,8 @@ class Solver:
         self.train_subset = np.sort(subset_rng.choice(
             n, size=min(train.eval_train_samples, n), replace=False))
 
-        # Convolutional models cut each batch over the cores themselves (see threads.py)
-        self.parts = threads.blas_threads() if model.has_layer("conv2d") else None
+        # Models whose layers want it cut each batch over the cores themselves (threads.py)
+        self.parts = threads.blas_threads() if model.wants_batch_parts else None
         self.rng = np.random.default_rng([seed, 1])  # batch order and augmentation
         self.epoch = 0               # completed epochs
         self.iteration = 0           # completed iterations of the current epoch
@@ -350,7 +352,7 @@ class Solver:
             if self.schedule is not None:
                 self.schedule.load_state_dict(state["schedule"])
         except ValueError as error:
-            raise RunError(f"{self.run.checkpoints / 'last.npz' if self.run else 'checkpoint'}: "
+            raise RunError(f"{self.run.layout.checkpoint('last') if self.run else 'checkpoint'}: "
                            f"{error}; nothing was resumed and the run folder is unchanged") from None
         copy_into(self.model.params, state["params"])
         copy_into(self.model.buffers, state["buffers"])

@@ -2,11 +2,13 @@
 
 NumPy runs an elementwise pass (a ufunc, a copy) on one core, while its BLAS runs a
 matrix product on all of its threads. Inside ``computing_on(n)``, BLAS is held to one
-thread and the layers that do the heavy work (affine, conv2d, max pooling, ReLU) cut
-their batch into ``n`` parts instead, each part done by a thread of its own, products
-and elementwise passes alike: NumPy releases the GIL inside both, so the parts run at
-once. Keeping BLAS on one thread matters: after a product, OpenBLAS's other threads
-keep spinning for more work for a while, on the very cores the parts need.
+thread and the layers whose elementwise work weighs as much as their products
+(conv2d's im2col, max pooling) cut their batch into ``n`` parts instead, with
+``in_parts``: each part is done by a thread of its own, products and elementwise
+passes alike, since NumPy releases the GIL inside both. BLAS must stay on one thread
+meanwhile: after a product, its other threads keep spinning for more work for a while,
+on the very cores the parts need. The other layers compute on the whole batch: their
+products run on BLAS's threads outside ``computing_on`` and on one thread inside.
 
 The parts compute what the whole batch would, up to rounding: BLAS may sum the rows
 of a smaller block in another order, and the sums over the batch (weight and bias
@@ -14,12 +16,10 @@ gradients) add the parts' partial sums in order. So results depend on ``n`` as t
 would on the number of BLAS threads, and on nothing else. Work under ``SMALL`` elements
 is not split: starting the parts would cost more than it saves.
 
-How many threads make sense: no more than the cores this process may run on (``cores``;
-on 2 cores, ``dl train configs/digits_mlp.yaml train.epochs=3`` took 2.6 s on 8 threads,
-0.7 s on 2), and never more than BLAS runs (``blas_most``). Asked for more, OpenBLAS
-quietly runs the most it was built for (64 in NumPy 2.4's wheel, asked for 1000 or
-10**6), and it takes the count as a C int: 2**32 + 1 threads become 1, and from 2**64
-on threadpoolctl raises ctypes' ArgumentError.
+How many threads make sense: no more than the cores this process may run on
+(``cores``), and never more than BLAS runs (``blas_most``): asked for more, BLAS
+quietly runs the most it was built for, and it takes the count as a C int
+(``MOST_THREADS``). ``benchmarks/README.md`` has the numbers behind both limits.
 """
 
 from __future__ import annotations
@@ -122,11 +122,3 @@ def each(items: list, work: Callable[..., T]) -> list[T]:
     finally:
         wait(others)
     return [first] + [future.result() for future in others]
-
-
-def summed(partials: list[tuple]) -> tuple:
-    """The parts' partial sums, tuples of arrays, added entry by entry in the parts' order."""
-    total = partials[0]
-    for partial in partials[1:]:
-        total = tuple(a + b for a, b in zip(total, partial))
-    return total

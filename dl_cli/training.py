@@ -1,4 +1,4 @@
-"""From a validated config to a trained run folder (the data flow of DESIGN.md).
+"""From a validated config to a trained run folder (the data flow of docs/design.md).
 
 ```
 Config.data      ─► data.load   ─► Splits
@@ -13,31 +13,38 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
+from .checkpoints import check_compatible, versions
 from .config import dump_config, load_saved_config
-from .data import DataError, Splits, build_augment, load
+from .data import Splits, build_augment, load
+from .fit_checks import check_fits, check_monitored_split, unused_scores
+from .layout import RunLayout, SweepLayout
 from .loggers import start_loggers
-from .metrics import resolve_monitor
-from .nn import ShapeError
 from .nn.model import Model
-from .registry import OPTIMIZERS, SCHEDULES
-from .runs import Run, RunError, check_compatible, new_run_dir, versions
+from .registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry
+from .runs import Run, new_run_dir
 from .schema import Config
 from .solver import Solver
+from .storage import RunError, write_text
+
+
+def component(cfg: Config, path: str, spec, registry: Registry):
+    """The component at key ``path``: the one validation built to check it, when the
+    config still holds it (``Config.components``), else a new one."""
+    return cfg.components.take(path, spec, registry) if cfg.components else registry.create(spec)
 
 
 def build_model(cfg: Config, in_shape: tuple[int, ...], dtype: str | None = None) -> Model:
     """The config's model for samples of ``in_shape``; a layer that does not fit its
     input is a ShapeError that starts with its key path (``model.layers.3 (maxpool)``,
     ``model.layers.2.layers.0 (affine)`` inside a residual block)."""
-    return Model(cfg.model.layers, in_shape, loss=cfg.model.loss, init=cfg.model.init,
-                 l1=cfg.regularization.l1, l2=cfg.regularization.l2,
+    layers = [component(cfg, f"model.layers.{i}", spec, LAYERS)
+              for i, spec in enumerate(cfg.model.layers)]
+    return Model(layers, in_shape, loss=component(cfg, "model.loss", cfg.model.loss, LOSSES),
+                 init=cfg.model.init, l1=cfg.regularization.l1, l2=cfg.regularization.l2,
                  dtype=dtype or cfg.train.dtype, seed=cfg.seed, path="model.layers")
 
 
@@ -52,105 +59,6 @@ class Assembled:
     augment: object | None
 
 
-def integer_hint(y: np.ndarray) -> str:
-    """Why whole-number targets (±1, say) were read as regression, and the fix."""
-    values = np.unique(y)
-    if not 1 < len(values) <= 100 or np.any(values != np.round(values)):
-        return ""
-    shown = ", ".join(f"{v:g}" for v in values[:6]) + (", …" if len(values) > 6 else "")
-    mapping = ", ".join(f"{v:g} → {i}" for i, v in enumerate(values[:3]))
-    return (f" (whole numbers {shown}, read as regression because class labels must be "
-            f"0..K-1: for classes, map them, e.g. {mapping})")
-
-
-def check_fits(model: Model, splits: Splits) -> None:
-    """Refuse (ShapeError) a model whose output the loss cannot compare with the targets:
-    a regression loss needs one output per target value; a class loss needs labels and
-    a score per class on the last axis (one logit for binary_cross_entropy); a first
-    layer reading token ids needs them (``check_tokens``)."""
-    check_tokens(model, splits)
-    loss, out = model.loss_fn, model.out_shape
-    target = splits.train.y.shape[1:]
-    name = f"model.loss '{loss.registered_name}'"
-    if loss.task == "regression":
-        values = math.prod(target)
-        if math.prod(out) != values:
-            raise ShapeError(f"{name}: the model gives {math.prod(out)} values per sample, the "
-                             f"targets have {values}; set the last layer's units to {values}")
-        return
-    if splits.task != "classification":
-        raise ShapeError(f"{name} needs class labels, but the data has real-valued targets"
-                         f"{integer_hint(splits.train.y)}; use mse")
-    classes = splits.num_classes
-    if loss.task == "classification" and len(target) != loss.label_axes:
-        takes = "a label at every step, (N, T)" if loss.label_axes else "one label per sample, (N,)"
-        has = "one label per sample" if not target else f"labels of shape {target} per sample"
-        other = "temporal_softmax_cross_entropy" if len(target) == 1 else "softmax_cross_entropy"
-        raise ShapeError(f"{name} takes {takes}, but the data has {has}; use {other}")
-    if loss.task == "binary":
-        if classes > 2:
-            raise ShapeError(f"{name} takes labels 0 and 1, but the data has {classes} "
-                             f"classes; use softmax_cross_entropy")
-        wanted = (*target, 1)
-        fits = out == wanted
-    else:
-        wanted = (*target, classes)
-        fits = out[:-1] == target and out[-1] >= classes
-    if not fits:
-        raise ShapeError(f"{name}: the model gives scores of shape {out} per sample, but "
-                         f"{classes} classes need {wanted}; set the last layer's units to "
-                         f"{wanted[-1]}")
-
-
-def check_tokens(model: Model, splits: Splits) -> None:
-    """Refuse (ShapeError naming the key) a first layer that reads token ids (embedding)
-    given real-valued features, or ids beyond its vocabulary."""
-    first = model.layers[0]
-    if not first.takes_tokens:
-        return
-    key = f"model.layers.0 ({first.registered_name})"
-    features = splits.train.X
-    if not np.issubdtype(features.dtype, np.integer):
-        raise ShapeError(f"{key} reads integer token ids, but the data gives {features.dtype} "
-                         f"features: use a token data set (text) or another first layer")
-    largest = max((int(part.X.max()) for part in (splits.train, splits.val, splits.test)
-                   if part.X.size), default=-1)
-    if largest >= first.vocab:
-        raise ShapeError(f"model.layers.0.vocab: {first.vocab} ids are too few, the data's token "
-                         f"ids go up to {largest}; set it to {largest + 1}")
-
-
-def unused_scores(model: Model, splits: Splits) -> str | None:
-    """A class model with more scores than the data has classes trains, but the extra
-    scores are never a target: their softmax share is only ever pushed down. Often a
-    typo in the last layer's units, so it is said (a text model sized for a larger
-    vocabulary than its text uses is the legitimate case)."""
-    if model.loss_fn.task != "classification" or splits.num_classes is None:
-        return None
-    scores, classes = model.out_shape[-1], splits.num_classes
-    if scores <= classes:
-        return None
-    return (f"the model gives {scores} scores per sample but the data has {classes} classes: "
-            f"scores {classes}..{scores - 1} are never a target; set the last layer's units "
-            f"to {classes}")
-
-
-def check_monitored_split(cfg: Config, model: Model, splits: Splits) -> None:
-    """A monitored split must hold samples: a fraction of a small data set can round to
-    none, and a run monitoring it would keep no best checkpoint and score no test."""
-    task = model.loss_fn.task
-    monitors = [cfg.checkpoint.monitor]
-    if cfg.train.early_stopping is not None:
-        monitors.append(cfg.train.early_stopping.monitor)
-    for monitor in monitors:
-        name = resolve_monitor(monitor, "auto", task)[0]
-        if name.startswith("val/") and len(splits.val.X) == 0:
-            total = len(splits.train.X) + len(splits.test.X)
-            raise DataError(f"data.split.val: {cfg.data.split.val:g} of {total} "
-                            f"sample{'s' * (total != 1)} rounds to none, and the run monitors {name}; use more samples "
-                            f"or a larger fraction")
-
-
 def assemble(cfg: Config, splits: Splits | None = None) -> Assembled:
     """Data (loaded from the config unless given), model, optimizer, schedule, augmentation."""
     if splits is None:
@@ -161,8 +69,8 @@ def assemble(cfg: Config, splits: Splits | None = None) -> Assembled:
     return Assembled(
         splits=splits,
         model=model,
-        optimizer=OPTIMIZERS.create(cfg.optimizer),
-        schedule=SCHEDULES.create(cfg.schedule) if cfg.schedule is not None else None,
+        optimizer=component(cfg, "optimizer", cfg.optimizer, OPTIMIZERS),
+        schedule=component(cfg, "schedule", cfg.schedule, SCHEDULES) if cfg.schedule is not None else None,
         augment=build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype),
     )
 
@@ -182,24 +90,24 @@ def start(cfg: Config, run_dir: Path | None = None) -> Run:
     """A new run folder holding the resolved config; a folder that already holds a run
     (or a sweep) is refused, so its checkpoints are never overwritten by another run."""
     path = Path(run_dir) if run_dir is not None else new_run_dir(cfg.runs_dir, cfg.name)
-    if (path / "ledger.jsonl").exists():
+    if SweepLayout(path).is_sweep:
         raise RunError(f"{path} is a sweep folder; a run goes in a folder of its own")
     run = Run(path)
     run.acquire()
-    if (path / "config.yaml").exists():
+    if run.layout.is_run:
         run.release()
         raise RunError(f"{path} already holds a run; continue it with "
                        f"dl train --resume {path}, or choose another folder")
-    run.write_text("config.yaml", dump_config(cfg))
+    write_text(run.layout.config, dump_config(cfg))
     return run
 
 
 def resume(run_dir: Path) -> tuple[Config, Run]:
     """Reopen a run folder: its config and its lock."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
+    layout = RunLayout(run_dir)
+    if not layout.is_run:
         raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_saved_config(run_dir / "config.yaml")
+    cfg = load_saved_config(layout.config)
     run = Run(run_dir)
     run.acquire()
     return cfg, run
@@ -210,7 +118,7 @@ def resume_state(run: Run, model: Model) -> tuple[dict, dict | None]:
     is unreadable or its names, shapes or values do not fit ``model``."""
     states = {}
     for kind in ("last", "best"):
-        path = run.checkpoints / f"{kind}.npz"
+        path = run.layout.checkpoint(kind)
         if kind == "best" and not path.exists():
             continue
         try:
@@ -266,7 +174,7 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
             for message in [*parts.splits.warnings, *([extra] if extra else [])]:
                 caution(message)
             if parts.splits.info["vocab"] is not None:
-                run.write_text("vocab.json", json.dumps(parts.splits.info["vocab"]) + "\n")
+                write_text(run.layout.vocab, json.dumps(parts.splits.info["vocab"]) + "\n")
         base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
                 "environment": versions(), "data": parts.splits.info,
                 "params": parts.model.num_params()}

@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dl_cli import training
-from dl_cli.cli import app
+from dl_cli.cli.app import app
 from dl_cli.config import dump_config, load_config
 from dl_cli.registry import LAYERS
 
@@ -279,7 +279,7 @@ def test_eval_of_a_split_the_run_does_not_have_exits_2(tmp_path):
 
 
 def test_tables_in_a_pipe_keep_whole_run_paths(tmp_path):
-    script = ("import sys; from dl_cli.cli import out, err, PIPE_WIDTH; "
+    script = ("import sys; from dl_cli.cli.output import out, err, PIPE_WIDTH; "
               "print(out.width, err.width, PIPE_WIDTH)")
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     piped = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
@@ -438,7 +438,7 @@ def test_compare_needs_two_runs(tmp_path):
 
 
 def test_compare_tells_folders_of_the_same_name_apart(tmp_path):
-    from dl_cli.report import distinct_labels
+    from dl_cli.tables import distinct_labels
 
     dirs = [tmp_path / "a" / "trial-0000", tmp_path / "b" / "trial-0000", tmp_path / "b" / "x"]
     assert distinct_labels(dirs) == ["a/trial-0000", "b/trial-0000", "b/x"]

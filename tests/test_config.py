@@ -1,22 +1,17 @@
 """Loading train configs: YAML rules, overrides, and one report of every mistake."""
 
+import functools
 import pickle
 
 import numpy as np
 import pytest
 
-from dl_cli.config import (
-    NESTED_LAYERS,
-    ConfigError,
-    apply_overrides,
-    config_to_dict,
-    dump_config,
-    load_config,
-    read_yaml,
-    reported_metrics,
-    validate,
-)
-from dl_cli.metrics import evaluate
+from dl_cli.checks import ConfigError
+from dl_cli.config import config_to_dict, dump_config, load_config
+from dl_cli.config.overrides import apply_overrides
+from dl_cli.config.validation import NESTED_LAYERS, validate
+from dl_cli.config.yaml12 import read_yaml
+from dl_cli.metrics import evaluate, reported_metrics
 from dl_cli.nn.model import Model
 from dl_cli.registry import LAYERS
 from dl_cli.schema import (
@@ -371,6 +366,16 @@ def test_each_mistake_is_reported_at_its_key_path(example, override, key_path, e
     assert expected in error_at(errors, key_path)
 
 
+def test_an_integer_beyond_the_largest_float_is_a_mistake_not_a_crash(example):
+    huge = "1" + "0" * 400  # YAML reads it as an int; float() of it overflows
+    errors = errors_of(example, [f"regularization.l2={huge}", "model.layers.1={type: leaky_relu, "
+                                                               f"alpha: {huge}}}"])
+    assert error_at(errors, "regularization.l2").startswith(
+        "regularization.l2: expected a finite number, got 1000")
+    assert error_at(errors, "model.layers.1.alpha").startswith(
+        "model.layers.1.alpha: alpha must be a finite number >= 0.0, got 1000")
+
+
 def test_val_plus_test_must_leave_training_data(example):
     errors = errors_of(example, ["data.split.val=0.5", "data.split.test=0.5"])
     assert "val + test must be < 1" in error_at(errors, "data.split")
@@ -538,6 +543,43 @@ def test_validation_loads_no_data(example, tmp_path):
     missing = tmp_path / "absent.npz"
     cfg = load_config(example, [f"data.dataset={{type: npz, path: '{missing}'}}"])
     assert cfg.data.dataset["type"] == "npz" and not missing.exists()
+
+
+def test_each_component_is_built_once_to_check_it_and_then_trained(tmp_path, monkeypatch):
+    from dl_cli import training
+    from dl_cli.nn.affine import Affine
+
+    built = []
+    init = Affine.__init__
+
+    @functools.wraps(init)
+    def counted(self, *args, **kwargs):
+        built.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(Affine, "__init__", counted)
+    path = write(tmp_path, """\
+data: {dataset: {type: blobs, samples: 60}}
+model:
+  layers:
+    - {type: residual, layers: [{type: affine, units: 2}, relu]}
+    - {type: affine, units: 3}
+optimizer: {type: adam, lr: 1.0e-3}
+schedule: {type: step, every: 2}
+""")
+    cfg = load_config(path)
+    assert len(built) == 2  # the outer affine, and the one in the block, once each
+    kept = {key: cfg.components.get(key) for key in ("model.layers.0", "model.layers.1",
+                                                     "model.loss", "optimizer", "schedule")}
+    parts = training.assemble(cfg)
+    assert len(built) == 2
+    assert parts.model.layers[0] is kept["model.layers.0"]
+    assert parts.model.layers[1] is kept["model.layers.1"]
+    assert parts.model.loss_fn is kept["model.loss"]
+    assert (parts.optimizer, parts.schedule) == (kept["optimizer"], kept["schedule"])
+    again = training.assemble(cfg)  # a second assembly (the next fold) builds its own
+    assert len(built) == 4 and again.model.layers[1] is not parts.model.layers[1]
+    assert again.optimizer is not parts.optimizer
 
 
 def test_config_error_pickles_with_its_errors():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dl_cli.cli import app
+from dl_cli.cli.app import app
 from dl_cli.data import DataError, build_augment, kfold_indices, load, split_indices
 from dl_cli.data.image_files import CIFAR_RECORD, MNIST_FILES
 from dl_cli.registry import AUGMENTATIONS, DATASETS, PREPROCESSORS, RegistryError

@@ -4,8 +4,8 @@ figures, and stays quiet on a healthy run."""
 import pytest
 from typer.testing import CliRunner
 
-from dl_cli.cli import app
-from dl_cli.diagnose import diagnose
+from dl_cli.cli.app import app
+from dl_cli.advice import diagnose
 
 runner = CliRunner()
 

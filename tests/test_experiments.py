@@ -15,8 +15,8 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from dl_cli.cli import app
-from dl_cli.config import read_yaml
+from dl_cli.cli.app import app
+from dl_cli.config.yaml12 import read_yaml
 from dl_cli.sweep.executors import make_backend
 from dl_cli.sweep.folder import open_sweep
 from dl_cli.sweep.runner import SweepRunner

@@ -12,8 +12,9 @@ import yaml
 from typer.testing import CliRunner
 
 from dl_cli import training
-from dl_cli.cli import app
-from dl_cli.config import ConfigError, load_config
+from dl_cli.checks import ConfigError
+from dl_cli.cli.app import app
+from dl_cli.config import load_config
 from dl_cli.loggers import Guarded, Logger, start_loggers
 from dl_cli.loggers.replay import replay, replay_all
 
@@ -282,8 +283,10 @@ def test_the_guard_stops_passing_events_after_the_first_failure():
     ("train.loggers=[tensorbord]", "train.loggers: unknown value 'tensorbord' (did you mean "
                                    "'tensorboard'?); allowed: tensorboard, mlflow"),
     ("train.loggers=[mlflow, mlflow]", "train.loggers: names mlflow more than once"),
-    ("train.loggers=tensorboard", "train.loggers: expected a list, got 'tensorboard' (string)"),
-    ("train.loggers=[1]", "train.loggers.0: expected a string, got 1 (integer)"),
+    ("train.loggers=tensorboard", "train.loggers: must be a list of names from tensorboard, "
+                                  "mlflow, got 'tensorboard' (string)"),
+    ("train.loggers=[1]", "train.loggers: unknown value 1; allowed: tensorboard, mlflow"),
+    ("train.mlflow.uri=''", "train.mlflow.uri: must not be empty"),
     ("train.tensorboard.histograms_every=-1", "train.tensorboard.histograms_every: must be >= 0"),
     ("train.mlflow.url=x", "train.mlflow.url: unknown key (did you mean 'uri'?)"),
 ])

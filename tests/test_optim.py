@@ -448,7 +448,7 @@ def test_the_solver_lowers_a_plateau_rate_only_when_val_accuracy_stalls(tmp_path
 
     from typer.testing import CliRunner
 
-    from dl_cli.cli import app
+    from dl_cli.cli.app import app
 
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(app, [

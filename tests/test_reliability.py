@@ -32,14 +32,17 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dl_cli import training
-from dl_cli.cli import app
+from dl_cli.checkpoints import versions
+from dl_cli.cli.app import app
 from dl_cli.config import load_config
+from dl_cli.layout import safe_name
 from dl_cli.metrics import evaluate
 from dl_cli.nn.model import Model
 from dl_cli.registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
                              PREPROCESSORS, SCHEDULES)
-from dl_cli.runs import Run, RunError, load_npz, safe_name, save_npz, versions
+from dl_cli.runs import Run
 from dl_cli.solver import Solver
+from dl_cli.storage import RunError, load_npz, save_npz
 from dl_cli.sweep.ledger import FINAL, Ledger
 
 from solver_hooks import interrupt_at

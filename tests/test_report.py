@@ -10,18 +10,19 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from dl_cli import crossval, data, nn, optim, training  # noqa: F401  (fill the registries)
-from dl_cli.cli import app
+from dl_cli import crossval, data, nn, optim, schedules, training  # noqa: F401  (fill the registries)
+from dl_cli.cli.app import app
 from dl_cli.config import load_config
 from dl_cli.gradcheck import ZERO, Check, check_model
+from dl_cli.layout import find_runs
 from dl_cli.registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
                              PREPROCESSORS, SCHEDULES, Registry)
-from dl_cli.report import (compare_table, find_runs, gradcheck_summary, gradcheck_table,
-                           registry_table, runs_table)
 from dl_cli.sweep.ledger import TrialState
 from dl_cli.sweep.results import leaderboard
 from dl_cli.sweep.runner import SweepRunner
 from dl_cli.sweep.spec import prepare
+from dl_cli.tables import (compare_table, gradcheck_summary, gradcheck_table, registry_table,
+                           runs_table)
 
 runner = CliRunner()
 REGISTRIES = (LAYERS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES, DATASETS, PREPROCESSORS,
@@ -245,7 +246,7 @@ def test_a_sweep_with_no_result_yet_says_so(tmp_path):
 
 
 def test_names_in_table_titles_and_cells_are_printed_as_given(tmp_path):
-    from dl_cli.report import compare_table, folds_table, summary_table
+    from dl_cli.tables import compare_table, folds_table, summary_table
 
     def text(table):
         console = Console(width=400, record=True, file=io.StringIO())

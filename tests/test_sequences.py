@@ -12,8 +12,9 @@ from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
 from dl_cli import training
-from dl_cli.cli import app
-from dl_cli.config import load_config, validate
+from dl_cli.cli.app import app
+from dl_cli.config import load_config
+from dl_cli.config.validation import validate
 from dl_cli.data import DataError, RawData, load, split_indices
 from dl_cli.data.sequences import CORPUS, decode, encode
 from dl_cli.metrics import evaluate

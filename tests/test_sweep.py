@@ -15,10 +15,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dl_cli.cli import app
+from dl_cli.cli.app import app
 from dl_cli.config import config_to_dict, load_config
 from dl_cli.data import load
-from dl_cli.report import find_runs
+from dl_cli.layout import find_runs
 from dl_cli.sweep.pruning import promote, rungs
 from dl_cli.crossval import fold_splits
 from dl_cli.sweep.ledger import Ledger
@@ -926,13 +926,13 @@ def test_a_worker_stopped_outside_training_releases_its_run_lock_first(tmp_path)
 
     run = Run(tmp_path / "trial-0000")
     run.acquire()  # a trial between taking its lock and the Solver's own signal handling
-    assert run.lock_path.exists()
+    assert run.layout.lock.exists()
     with pytest.raises(Interrupted):
         stop_worker(signal.SIGTERM, None)
-    assert not run.lock_path.exists()  # so the driver does not take it for a killed worker
+    assert not run.layout.lock.exists()  # so the driver does not take it for a killed worker
     run.acquire()
     run.release()
-    assert not run.lock_path.exists()
+    assert not run.layout.lock.exists()
 
 
 def test_a_parameter_domain_is_overridden_by_its_dotted_path(tmp_path):
@@ -1015,7 +1015,8 @@ def test_a_dry_run_reports_a_model_too_large_for_memory_as_that_trials_error(tmp
     assert "trial 0" not in result.output
 
 
-NULL_REFUSED = {"seed": "must be an integer >= 0", "method": "must be one of grid, random, tpe", "batch": "must be an integer >= 1",
+NULL_REFUSED = {"seed": "must be an integer >= 0", "method": "must be one of grid, random, tpe",
+                "batch": "must be an integer >= 1",
                 "name": "must be a name of letters, digits and ._-",
                 "threads": "must be an integer from 1 to 2,147,483,647",
                 "keep_checkpoints": "must be best or all",
@@ -1078,7 +1079,7 @@ def test_the_report_study_is_one_dl_report_knows(tmp_path):
         "weight_decay, depth_residual, clipping, cnn_vs_mlp"]
     pytest.importorskip("matplotlib")
     from dl_cli.studies.report import SECTIONS
-    from dl_cli.sweep.spec import STUDIES
+    from dl_cli.schema import STUDIES
 
     assert set(STUDIES) == set(SECTIONS)
 

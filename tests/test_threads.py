@@ -15,7 +15,9 @@ from dl_cli.registry import LAYERS, OPTIMIZERS
 from dl_cli.schema import TrainConfig
 from dl_cli.solver import Solver
 
-# (spec, input shape per sample): stride 1 (wide columns) and 2, tiling and other windows
+# (spec, input shape per sample): the layers that cut their batch, conv2d with stride 1
+# (wide columns) and 2, maxpool with tiling and other windows; and relu and affine,
+# which compute on the whole batch inside ``computing_on`` too
 SPLIT_LAYERS = [
     ({"type": "conv2d", "filters": 4, "kernel": 3, "pad": 1}, (3, 6, 7)),
     ({"type": "conv2d", "filters": 3, "kernel": 3, "stride": 2, "pad": 1}, (2, 7, 5)),
@@ -133,6 +135,15 @@ def test_the_solver_cuts_batches_for_convolutional_models_only():
     with mlp.computing():
         seen.append(threads.parts())
     assert seen == [threads.blas_threads(), 1]
+
+
+def test_a_convolution_inside_a_block_asks_for_batch_parts_too():
+    residual = {"type": "residual", "layers": [
+        {"type": "conv2d", "filters": 1, "kernel": 3, "pad": 1}, "relu"]}
+    nested = solver_for([residual, {"type": "affine", "units": 2}], (1, 5, 5))
+    pooled = solver_for(["maxpool", {"type": "affine", "units": 2}], (1, 4, 4))
+    assert nested.model.wants_batch_parts and nested.parts == threads.blas_threads()
+    assert not pooled.model.wants_batch_parts and pooled.parts is None
 
 
 def test_blas_most_asks_blas_and_puts_its_threads_back():

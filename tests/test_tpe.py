@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dl_cli.cli import app
+from dl_cli.cli.app import app
 from dl_cli.sweep.domains import Domain
 from dl_cli.sweep.ledger import Ledger, TrialState
 from dl_cli.sweep.pruning import above_median

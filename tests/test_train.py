@@ -14,10 +14,11 @@ import yaml
 from typer.testing import CliRunner
 
 from dl_cli import training
-from dl_cli.cli import app
-from dl_cli.config import ConfigError, load_config
+from dl_cli.cli.app import app
+from dl_cli.checks import ConfigError
+from dl_cli.config import load_config
 from dl_cli.nn import ShapeError
-from dl_cli.runs import load_npz
+from dl_cli.storage import load_npz
 
 from solver_hooks import interrupt_at
 

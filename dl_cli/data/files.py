@@ -25,16 +25,19 @@ from pathlib import Path
 import numpy as np
 
 from ..registry import DATASETS
-from ..checks import check_bool, check_choice
+from ..checks import Rule, check_bool, check_choice, is_int, require
 from .base import TASKS, DataError, Dataset, RawData
 
 ENCODING = "utf-8-sig"  # UTF-8, skipping a byte-order mark (spreadsheets write one)
 
 
+PATH = Rule("a file or folder name", lambda v: isinstance(v, (str, os.PathLike)) and bool(str(v)))
+LABEL = Rule("a column name or index", lambda v: isinstance(v, str) or is_int(v))
+DELIMITER = Rule("one character", lambda v: isinstance(v, str) and len(v) == 1)
+
+
 def check_path(value) -> str:
-    if not isinstance(value, (str, os.PathLike)) or not str(value):
-        raise ValueError(f"path must be a file or folder name, got {value!r}")
-    return str(value)
+    return str(require("path", value, PATH))
 
 
 def existing(path: Path) -> Path:
@@ -219,14 +222,10 @@ class Csv(Dataset):
                  delimiter: str = ",", task: str = "auto"):
         self.path = check_path(path)
         self.header = check_bool("header", header)
-        if isinstance(label, bool) or not isinstance(label, (str, int)):
-            raise ValueError(f"label must be a column name or index, got {label!r}")
+        self.label = require("label", label, LABEL)
         if isinstance(label, str) and not header:
             raise ValueError(f"label must be a column index when header is false, got {label!r}")
-        self.label = label
-        if not isinstance(delimiter, str) or len(delimiter) != 1:
-            raise ValueError(f"delimiter must be one character, got {delimiter!r}")
-        self.delimiter = delimiter
+        self.delimiter = require("delimiter", delimiter, DELIMITER)
         self.task = check_choice("task", task, ("auto", *TASKS))
 
     def header_names(self, path: Path) -> list[str]:

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..schema import LOGGERS  # the names train.loggers takes; each one's extra too
 from .base import Guarded, Logger, LoggerError
-
-LOGGERS = ("tensorboard", "mlflow")  # the names train.loggers takes; each one's extra too
 
 
 def logger_class(name: str) -> type[Logger]:

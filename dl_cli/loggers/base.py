@@ -30,8 +30,8 @@ import math
 
 import numpy as np
 
-from ..report import flatten
 from ..schema import Config
+from ..tables import flatten
 
 
 class LoggerError(RuntimeError):

@@ -32,6 +32,7 @@ import yaml
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
+from ..layout import RunLayout, SweepLayout
 from ..schema import Config
 from .base import Logger, LoggerError, hyperparameters, scalars, test_metrics, weight_norms
 
@@ -66,10 +67,10 @@ def requests_tried(times: int, timeout_s: int = 10):
 
 def sweep_name(run_dir: Path) -> str | None:
     """The name of the sweep whose trial ``run_dir`` is (its spec.yaml's), else None."""
-    folder = next((p for p in run_dir.parents if (p / "ledger.jsonl").exists()), None)
-    if folder is None or not (folder / "spec.yaml").exists():
+    folder = RunLayout(run_dir).sweep()
+    if folder is None or not SweepLayout(folder).spec.exists():
         return None
-    spec = yaml.safe_load((folder / "spec.yaml").read_text())
+    spec = yaml.safe_load(SweepLayout(folder).spec.read_text())
     return spec.get("name") if isinstance(spec, dict) else None
 
 

@@ -21,6 +21,7 @@ import dataclasses
 from pathlib import Path
 
 from ..config import load_saved_config
+from ..layout import RunLayout, find_runs
 from ..runs import Run
 from ..schema import MlflowConfig
 from . import LOGGERS, LoggerError, logger_class
@@ -34,12 +35,12 @@ def replay(run_dir: str | Path, to: str, uri: str | None = None) -> str:
     if to not in LOGGERS:
         raise LoggerError(f"--to: unknown logger {to!r}; allowed: {', '.join(LOGGERS)}")
     run = Run(run_dir)
-    cfg = load_saved_config(run.path / "config.yaml")
+    cfg = load_saved_config(run.layout.config)
     if uri is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mlflow=MlflowConfig(uri)))
     records, summary = run.read_metrics(), run.read_summary()
-    if to == "tensorboard" and (run.path / "tensorboard").exists():
-        raise LoggerError(f"{run.path / 'tensorboard'} exists already; remove it to write "
+    if to == "tensorboard" and run.layout.tensorboard.exists():
+        raise LoggerError(f"{run.layout.tensorboard} exists already; remove it to write "
                           f"the run's events again")
     logger = logger_class(to)(cfg, run.path)
     try:
@@ -63,9 +64,9 @@ def run_folders(path: str | Path) -> list[Path]:
     """The run folders in ``path``: itself, or every one below it (a sweep's trials, a
     k-fold run's folds), in path order."""
     path = Path(path)
-    if (path / "metrics.jsonl").exists():
+    if RunLayout(path).metrics.exists():
         return [path]
-    return sorted(p.parent for p in path.rglob("metrics.jsonl") if (p.parent / "config.yaml").exists())
+    return [run for run in find_runs(path) if RunLayout(run).metrics.exists()]
 
 
 def replay_all(path: str | Path, to: str, uri: str | None = None) -> dict[Path, str]:

@@ -37,6 +37,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from ..layout import RunLayout
 from ..schema import Config
 from .base import Logger, LoggerError, hyperparameters, scalars, test_metrics, weight_norms
 
@@ -64,7 +65,7 @@ class TensorBoardLogger(Logger):
 
     def __init__(self, cfg: Config, run_dir: str | Path):
         self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.folder = self.run_dir / "tensorboard"
+        self.folder = RunLayout(self.run_dir).tensorboard
         self.every = cfg.train.tensorboard.histograms_every
         self.layer_names = {i: spec if isinstance(spec, str) else spec["type"]
                             for i, spec in enumerate(cfg.model.layers)}

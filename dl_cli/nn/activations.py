@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import threads
 from ..checks import check_float
 from ..registry import LAYERS
 from .layer import Example, Layer
@@ -26,32 +25,24 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 @LAYERS.register("relu")
 class ReLU(Layer):
-    """``max(0, x)``; derivative 1 where x > 0, else 0 (dead units learn nothing)."""
+    """``max(0, x) = x·[x > 0]``; derivative ``[x > 0]``: 1 where x > 0, else 0 (dead
+    units learn nothing). Caches the boolean mask ``[x > 0]``."""
 
     examples = (Example("relu", (6,)), Example("relu", (2, 3, 3)))
 
     def forward(self, x, train=True):
-        out, mask = np.empty_like(x), np.empty(x.shape, bool)
-
-        def rows(part):
-            np.greater(x[part], 0, out=mask[part])
-            np.multiply(x[part], mask[part], out=out[part])
-
-        threads.in_parts(len(x), rows, x.size)
+        mask = x > 0
         self.cache = mask
-        return out
+        return x * mask
 
     def backward(self, dout):
-        mask = self.cache
-        dx = np.empty_like(dout)
-        threads.in_parts(len(dout), lambda part: np.multiply(dout[part], mask[part], out=dx[part]),
-                         dout.size)
-        return dx
+        return dout * self.cache
 
 
 @LAYERS.register("leaky_relu")
 class LeakyReLU(Layer):
-    """``max(αx, x)`` with a small fixed slope α (default 0.01) for x < 0."""
+    """``x`` where x > 0, else ``αx``, with a small fixed slope α (default 0.01);
+    derivative 1 where x > 0, else α. Caches the boolean mask ``[x > 0]``."""
 
     examples = (Example("leaky_relu", (6,)), Example({"type": "leaky_relu", "alpha": 0.2}, (2, 3, 3)))
 

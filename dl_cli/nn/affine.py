@@ -6,8 +6,7 @@ import math
 
 import numpy as np
 
-from .. import threads
-from ..checks import positive_int
+from ..checks import check_bool, positive_int
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -21,8 +20,7 @@ class Affine(Layer):
     Backward: ``dW = xᵀ @ dout``, ``db = Σ_N dout``, ``dx = dout @ Wᵀ`` (reshaped to x).
     Parameters: ``(D + 1)·units``; multiply-adds ``D·units`` per sample.
     ``input_grad = False`` (set by a model whose first layer this is: its input is the
-    data) skips ``dx``; ``backward`` then returns None. Inside ``threads.computing_on``
-    the products are cut into parts: ``out`` and ``dx`` by samples, ``dW`` by units.
+    data) skips ``dx``; ``backward`` then returns None.
     """
 
     input_grad = True
@@ -35,12 +33,9 @@ class Affine(Layer):
 
     def __init__(self, units: int, init=None, bias: bool = True):
         super().__init__()
-        units = positive_int("units", units)
-        if not isinstance(bias, bool):
-            raise ValueError(f"bias must be true or false, got {bias!r}")
-        self.units = units
+        self.units = positive_int("units", units)
+        self.bias = check_bool("bias", bias)
         self.init = init
-        self.bias = bias
         self.decay = {"W"}
 
     def build(self, in_shape, rng):
@@ -55,33 +50,19 @@ class Affine(Layer):
     def forward(self, x, train=True):
         x2 = x.reshape(x.shape[0], -1)
         self.cache = (x2, x.shape)
-        W = self.params["W"]
-        out = np.empty((len(x2), self.units), np.result_type(x2, W))
-
-        def samples(part):
-            np.matmul(x2[part], W, out=out[part])
-            if self.bias:
-                out[part] += self.params["b"]
-
-        threads.in_parts(len(x2), samples, x2.size + W.size)
+        out = x2 @ self.params["W"]
+        if self.bias:
+            out += self.params["b"]
         return out
 
     def backward(self, dout):
         x2, x_shape = self.cache
-        W = self.params["W"]
-        dW = np.empty(W.shape, np.result_type(x2, dout))
-        # dW by columns (units), so each entry is one whole sum over the batch
-        threads.in_parts(self.units, lambda units: np.matmul(x2.T, dout[:, units],
-                                                             out=dW[:, units]), x2.size + W.size)
-        self.grads = {"W": dW}
+        self.grads = {"W": x2.T @ dout}
         if self.bias:
             self.grads["b"] = dout.sum(axis=0)
         if not self.input_grad:
             return None
-        dx = np.empty(x2.shape, np.result_type(dout, W))
-        threads.in_parts(len(dx), lambda part: np.matmul(dout[part], W.T, out=dx[part]),
-                         dx.size + W.size)
-        return dx.reshape(x_shape)
+        return (dout @ self.params["W"].T).reshape(x_shape)
 
     def macs(self, in_shape, out_shape):
         return math.prod(in_shape) * self.units

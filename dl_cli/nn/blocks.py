@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import Rule, check_choice, require
 from ..registry import LAYERS
 from .chain import Chain, format_shape
 from .layer import Example, Layer, ShapeError
 
+LAYER_LIST = Rule("a list of layer specs", lambda v: isinstance(v, list))
+BRANCHES = Rule("a non-empty list of lists of layer specs", lambda v: isinstance(v, list) and bool(v))
+
 
 def chain_of(specs, option: str) -> Chain:
     """A chain built from a list of layer specs; ``option`` names the list in errors."""
-    if not isinstance(specs, list):
-        raise ValueError(f"{option} must be a list of layer specs, got {specs!r}")
+    require(option, specs, LAYER_LIST)
     return Chain([LAYERS.create(spec) for spec in specs])
 
 
@@ -63,14 +66,10 @@ class Residual(Layer):
 
     def __init__(self, layers: list, projection: str = "auto"):
         super().__init__()
-        if projection not in self.projections:
-            raise ValueError(
-                f"projection must be one of {', '.join(self.projections)}, got {projection!r}"
-            )
+        self.projection = check_choice("projection", projection, self.projections)
         self.body = chain_of(layers, "layers")
         if not self.body.layers:
             raise ValueError("layers must list at least one layer spec, got []")
-        self.projection = projection
         self.shortcut: Layer | None = None
 
     def config(self) -> dict:
@@ -182,10 +181,7 @@ class Concat(Layer):
 
     def __init__(self, branches: list):
         super().__init__()
-        if not isinstance(branches, list) or not branches:
-            raise ValueError(
-                f"branches must be a non-empty list of lists of layer specs, got {branches!r}"
-            )
+        require("branches", branches, BRANCHES)
         self.branches = [chain_of(specs, f"branches[{k}]") for k, specs in enumerate(branches)]
         self.branch_shapes: list[tuple[int, ...]] = []
 

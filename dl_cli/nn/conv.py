@@ -12,9 +12,8 @@ padded image, starting at ``(i + u)·Wp + v``, and so are those of a whole image
 im2col copies and col2im adds runs of ``Ho·Wp`` values, one block of rows per offset.
 The ``Wp − Wo`` extra columns of each row read pixels that wrap around into the next
 row: their outputs are dropped and their gradients are zero. Other strides use
-``Wv = Wo`` and strided windows. ``benchmarks/bench_conv.py`` measured this layout
-against the channel-first ``(C·KH·KW, N·Ho·Wo)`` one, whose copies run over only
-``Wo`` values at a time, and against the rows layout ``(N·Ho·Wo, C·KH·KW)``.
+``Wv = Wo`` and strided windows. The channel-first layout ``(C·KH·KW, N·Ho·Wo)`` would
+copy only ``Wo`` values at a time (``benchmarks/bench_conv.py`` times the layouts).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import threads
-from ..checks import positive_int
+from ..checks import is_int, positive_int
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -33,8 +32,7 @@ Pair = tuple[int, int]
 def as_pair(name: str, value, minimum: int) -> Pair:
     """``value`` as ``(height, width)``: an int serves both, a pair ``[h, w]`` each."""
     items = list(value) if isinstance(value, (list, tuple)) else [value, value]
-    if len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < minimum
-                              for v in items):
+    if len(items) != 2 or not all(is_int(v) and v >= minimum for v in items):
         raise ValueError(f"{name} must be an integer >= {minimum} or a pair [height, width] "
                          f"of them, got {value!r}")
     return items[0], items[1]
@@ -189,12 +187,18 @@ class Conv2D(Layer):
     of dout with the 180°-rotated kernel (skipped, and None returned, with
     ``input_grad = False``, which a model sets on its first layer).
     Parameters ``(KH·KW·C + 1)·F``; multiply-adds ``Ho·Wo·F·KH·KW·C`` per sample.
+    Reference: ``reference.conv_forward`` and ``reference.conv_backward``, the same sums
+    as plain loops.
+
     Inside ``threads.computing_on(n)`` each of ``n`` parts of the batch fills its own
     columns of one shared im2col matrix and does its products on its own thread; ``dW``
-    and ``db`` add the parts' sums.
+    and ``db`` add the parts' sums. A model with a convolution asks for its batches in
+    parts (``wants_batch_parts``): its elementwise work (im2col's copies, pooling) weighs
+    about as much as its products, and on one core it would leave the others idle.
     """
 
     input_grad = True
+    wants_batch_parts = True
 
     examples = (
         Example({"type": "conv2d", "filters": 2, "kernel": 3}, (2, 5, 7)),
@@ -272,7 +276,9 @@ class Conv2D(Layer):
                                   self.stride_hw, self.pad_hw)
             return D @ cols[:, columns].T, D.sum(axis=1)  # (F, KH·KW·C), (F,)
 
-        dW_rows, db = threads.summed(threads.in_parts(N, samples, cols.size))
+        partial_sums = threads.in_parts(N, samples, cols.size)
+        dW_rows = sum(dW_part for dW_part, _ in partial_sums)
+        db = sum(db_part for _, db_part in partial_sums)
         self.grads = {
             "W": np.ascontiguousarray(dW_rows.reshape(F, KH, KW, -1).transpose(0, 3, 1, 2)),
             "b": db,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..checks import FRACTION, require
 from ..registry import LAYERS
 from .layer import Example, Layer
 
@@ -28,10 +29,7 @@ class Dropout(Layer):
 
     def __init__(self, drop_rate: float = 0.5):
         super().__init__()
-        if (isinstance(drop_rate, bool) or not isinstance(drop_rate, (int, float))
-                or not 0 <= drop_rate < 1):
-            raise ValueError(f"drop_rate must be a number in [0, 1), got {drop_rate!r}")
-        self.drop_rate = drop_rate
+        self.drop_rate = require("drop_rate", drop_rate, FRACTION)
 
     def build(self, in_shape, rng):
         self.rng = self.new_rng(rng)

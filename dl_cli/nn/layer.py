@@ -60,7 +60,10 @@ class Layer:
     Subclasses set ``self.params`` in ``build``, cache what ``backward`` needs in
     ``forward`` and assign ``self.grads`` in ``backward``. Parameters whose names are in
     ``decay`` are under L1/L2 penalties and weight decay (weights, never biases or
-    batchnorm's gamma/beta).
+    batchnorm's gamma/beta). A layer whose elementwise work weighs as much as its
+    products (conv2d) sets ``wants_batch_parts``: a model holding it trains inside
+    ``threads.computing_on``, where the layers that call ``threads.in_parts`` (conv2d,
+    maxpool) cut each batch into parts on threads.
     """
 
     registered_name = "layer"
@@ -68,6 +71,7 @@ class Layer:
     dtype = np.float64  # set per model by ``configure``; float64 for gradcheck
     default_init = "he_normal"  # the model-wide initializer, unless the layer names one
     takes_tokens = False  # reads integer ids (embedding): a model never converts its input
+    wants_batch_parts = False  # a model with this layer cuts its batches over the cores
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}

@@ -19,6 +19,7 @@ import numpy as np
 from ..registry import LAYERS, LOSSES
 from .chain import Chain
 from .layer import Layer
+from .losses import Loss
 
 
 class Model:
@@ -41,7 +42,7 @@ class Model:
                  path: str = ""):
         self.chain = Chain([spec if isinstance(spec, Layer) else LAYERS.create(spec)
                             for spec in layers], path=path)
-        self.loss_fn = LOSSES.create(loss)
+        self.loss_fn = loss if isinstance(loss, Loss) else LOSSES.create(loss)
         self.in_shape = tuple(in_shape)
         self.l1, self.l2 = float(l1), float(l2)
         self.dtype = np.dtype(dtype)
@@ -110,9 +111,11 @@ class Model:
         """The run-time generators of layers that draw (dropout masks), by layer path."""
         return {path: layer.rng for path, layer in self.chain.walk("") if layer.rng is not None}
 
-    def has_layer(self, name: str) -> bool:
-        """Whether a layer registered as ``name`` is in the model, inside blocks too."""
-        return any(layer.registered_name == name for _, layer in self.chain.walk(""))
+    @property
+    def wants_batch_parts(self) -> bool:
+        """Whether a layer of the model, inside blocks too, wants its batches cut into
+        parts over the cores (``Layer.wants_batch_parts``)."""
+        return any(layer.wants_batch_parts for _, layer in self.chain.walk(""))
 
     def num_params(self) -> int:
         return sum(p.size for p in self.params.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import FRACTION, number, require
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -41,14 +42,9 @@ class BatchNorm(Layer):
 
     def __init__(self, momentum: float = 0.9, eps: float = 1e-5):
         super().__init__()
-        if (isinstance(momentum, bool) or not isinstance(momentum, (int, float))
-                or not 0 <= momentum < 1):
-            raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
-        self.momentum = momentum
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
-            raise ValueError(f"eps must be a number in (0, 1], got {eps!r}: it guards "
-                             f"√(σ² + eps) against a zero variance")
-        self.eps = float(eps)
+        self.momentum = require("momentum", momentum, FRACTION)
+        self.eps = float(require("eps", eps, number("in (0, 1]", lambda x: 0 < x <= 1),
+                                 then=": it guards √(σ² + eps) against a zero variance"))
 
     def build(self, in_shape, rng):
         if len(in_shape) not in (1, 3):

@@ -3,10 +3,9 @@
 Both loop over the offsets inside a window, never over positions. Forward, maximum and
 sum are separable: first over the ``PH`` rows of every window, each a slice of whole
 input rows ``x[:, :, u::SH]``, then over the ``PW`` columns of that, ``[..., v::SW]``
-(both cut to the output size). This was measured faster than reducing over the
-``PH·PW`` offset slices ``x[:, :, u::SH, v::SW]``, strided along both axes, and several
-times faster than reshaping into windows and reducing. Training max pooling and
-every backward go through the offset slices.
+(both cut to the output size), which reads memory in longer runs than the ``PH·PW``
+offset slices ``x[:, :, u::SH, v::SW]``, strided along both axes. Training max pooling
+and every backward go through the offset slices.
 When the windows tile the input (stride equal to pool), the input gradient is the
 reshape ``(N, C, Ho, PH, Wo, PW)`` whose offset slices are written once each; when
 windows overlap or leave gaps, each offset's share is added onto a zeroed gradient.
@@ -122,7 +121,11 @@ class MaxPool(Pool2D):
     masks: it keeps a reference to its input instead (no copy), and a backward after it,
     rare (``Model.loss(..., train=False)``), first finds the masks from that input as the
     training forward would. Every forward overwrites the whole cache, so a backward never
-    sees an earlier batch's masks.
+    sees an earlier batch's masks. Inside ``threads.computing_on`` the masks and the
+    gradient are found for parts of the batch at once, on threads.
+
+    Reference: ``reference.pool_forward(x, pool, stride, np.max)`` and
+    ``reference.maxpool_backward``, plain loops over the windows.
     """
 
     examples = (
@@ -184,6 +187,9 @@ class AvgPool(Pool2D):
 
     Backward spreads ``dout/(PH·PW)`` equally over the window; where windows overlap, a
     pixel collects a share from each.
+
+    Reference: ``reference.pool_forward(x, pool, stride, np.mean)`` and
+    ``reference.avgpool_backward``, plain loops over the windows.
     """
 
     examples = (

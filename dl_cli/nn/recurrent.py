@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import positive_int
+from ..checks import check_bool, check_choice, positive_int
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
@@ -57,13 +57,8 @@ class Recurrent(Layer):
                  initial_state: str = "zero", init=None):
         super().__init__()
         self.hidden = positive_int("hidden", hidden)
-        if not isinstance(return_sequences, bool):
-            raise ValueError(f"return_sequences must be true or false, got {return_sequences!r}")
-        if initial_state not in INITIAL_STATES:
-            raise ValueError(f"initial_state must be one of {', '.join(INITIAL_STATES)}, "
-                             f"got {initial_state!r}")
-        self.return_sequences = return_sequences
-        self.initial_state = initial_state
+        self.return_sequences = check_bool("return_sequences", return_sequences)
+        self.initial_state = check_choice("initial_state", initial_state, INITIAL_STATES)
         self.init = init
         self.decay = {"Wx", "Wh"}
 
@@ -168,6 +163,7 @@ class RNN(Recurrent):
     and BPTT sums over steps ``dWx = Σ_t x_tᵀ da_t``, ``dWh = Σ_t h_{t−1}ᵀ da_t``,
     ``db = Σ_t Σ_N da_t``, with ``dx_t = da_t Wxᵀ``; a learned h0 gets ``Σ_N dh_0``.
     Parameters ``(D + H + 1)·H`` (+ H for h0); multiply-adds ``T·(D + H)·H`` per sample.
+    Reference: ``reference.rnn_forward``, one sample and one step at a time.
     """
 
     examples = (
@@ -242,6 +238,8 @@ class LSTM(Recurrent):
     call (``gate_scale``), so ``1/(1 + e^z)`` gives i, f, o and ``σ(2a_g)``, and
     ``g = 2σ(2a_g) − 1 = tanh(a_g)`` (NumPy's float32 ``tanh`` costs more than ``exp``).
     Parameters ``4(D + H + 1)·H`` (+ 2H for h0, c0); multiply-adds ``4T·(D + H)·H``.
+    Reference: ``reference.lstm_forward``, one sample and one step at a time, the gates
+    by their definitions.
     """
 
     gates = 4

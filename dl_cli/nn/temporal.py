@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_int, positive_int
 from ..registry import LAYERS, LOSSES
-from ..checks import positive_int
 from .layer import Example, Layer, ShapeError
 from .losses import Loss
 
@@ -162,9 +162,7 @@ class TemporalSoftmaxCrossEntropy(Loss):
     label_axes = 1
 
     def __init__(self, ignore_index: int = -1):
-        if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
-            raise ValueError(f"ignore_index must be an integer, got {ignore_index!r}")
-        self.ignore_index = ignore_index
+        self.ignore_index = check_int("ignore_index", ignore_index, minimum=None)
 
     def __call__(self, scores, y):
         n, steps, classes = scores.shape

@@ -16,7 +16,7 @@ import math
 import re
 from pathlib import Path
 
-from ..report import human
+from ..tables import human
 from .figures import error_bars, legend, new_figure, panels, save
 from .measures import activation_std_at_init, data_of, depth_of, gradient_norms, model_costs, model_of
 from .study import Study, at_last_epoch, label_of, metric_of, on_test

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..runs import RunError
+from ..layout import SweepLayout
+from ..storage import RunError
 from .architecture import activations_section, cnn_vs_mlp_section, depth_residual_section, init_section
 from .figures import curves_figure
 from .fitting import polynomial_section, regularization_section, weight_decay_section
@@ -75,7 +76,7 @@ def write_report(folder: Path, out_dir: Path | None = None) -> Path:
     and return the path of ``report.md``."""
     study = load_study(folder)
     if study.kind is not None and study.kind not in SECTIONS:
-        raise ReportError(f"{folder / 'spec.yaml'}: report.study: unknown study {study.kind!r}; "
+        raise ReportError(f"{SweepLayout(folder).spec}: report.study: unknown study {study.kind!r}; "
                           f"known: {', '.join(SECTIONS)}")
     out = Path(out_dir) if out_dir is not None else Path(folder) / "report"
     out.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import load_config
+from ..layout import RunLayout, SweepLayout
 from ..plot import epoch_records
 from ..runs import Run
 from ..schema import Config
@@ -57,7 +58,7 @@ class Trial:
 
     @cached_property
     def config(self) -> Config:
-        return load_config(self.folder / "config.yaml")
+        return load_config(RunLayout(self.folder).config)
 
     @property
     def diverged(self) -> bool:
@@ -72,9 +73,10 @@ class Trial:
 
     def weights(self) -> dict[str, np.ndarray] | None:
         """The parameters training ended with (``last.npz``), else the best ones."""
+        run = Run(self.folder)
         for kind in ("last", "best"):
-            if (self.folder / "checkpoints" / f"{kind}.npz").exists():
-                return Run(self.folder).load_checkpoint(kind)["params"]
+            if run.layout.checkpoint(kind).exists():
+                return run.load_checkpoint(kind)["params"]
         return None
 
 
@@ -183,7 +185,8 @@ def load_study(folder: Path) -> Study:
     """The sweep in ``folder``: its spec and its trials grouped by configuration (those
     that never ran are left out)."""
     folder = Path(folder)
-    if not (folder / "ledger.jsonl").exists() or not (folder / "spec.yaml").exists():
+    layout = SweepLayout(folder)
+    if not layout.ledger.exists() or not layout.spec.exists():
         raise ReportError(f"{folder} is not a sweep folder (no spec.yaml and ledger.jsonl)")
     try:
         spec = saved_spec(folder)
@@ -192,10 +195,8 @@ def load_study(folder: Path) -> Study:
         raise ReportError(str(error)) from None
     groups: dict[int, Group] = {}
     for state in states:
-        run_dir = folder / state.dirname
-        if not (run_dir / "metrics.jsonl").exists() and (run_dir / "fold-0").is_dir():
-            run_dir = run_dir / "fold-0"
-        if state.status not in ("completed", "diverged", "pruned") or not (run_dir / "config.yaml").exists():
+        run_dir = RunLayout(layout.trial(state.index)).curves_run()
+        if state.status not in ("completed", "diverged", "pruned") or not RunLayout(run_dir).is_run:
             continue
         group = groups.setdefault(state.config, Group(label_of(state.variant, state.params),
                                                       state.variant, state.params, []))

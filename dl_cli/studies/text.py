@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 
-from ..report import number
+from ..tables import number
 
 
 def short(value) -> str:

@@ -2,8 +2,10 @@
 
 ```
 spec.py       the sweep spec: base config, params, metric, seeds, refine, prune, k-fold
+spec_keys.py  its keys of more than one value: metric, params, variants, report
 domains.py    values, range, uniform, loguniform, int_uniform, int_loguniform; grid: N
 sampling.py   trial parameters from (sweep seed, configuration index) alone
+planning.py   each trial's validated config, a dry run's build check, refined domains
 trial.py      run_trial(config, folder, until=..., kfold=K): one trial (the mean over K
               folds with dl_cli/crossval.py), any executor, never raises
 pruning.py    successive halving (sha) and the median rule, on the sweep's own table
@@ -11,7 +13,7 @@ tpe.py        model-based search: Optuna's TPE asked and told in rounds of `batc
 ledger.py     the append-only JSON-lines record of every trial's state
 executors.py  in-process, local processes, Dask or Ray behind concurrent.futures
 folder.py     the sweep folder: create, check before a resume, lock
-runner.py     the driver: submit, record, prune, refine, drain on Ctrl-C, resume
+runner.py     the driver: submit, record, prune, refine, drain on Ctrl-C, resume, what is left
 results.py    ranking, leaderboard, results.csv, best.yaml
 ```
 """

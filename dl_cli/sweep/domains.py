@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import describe
+from ..checks import Problems, Rule, describe, is_int, is_number
 from ..registry import did_you_mean
 
 KINDS = ("values", "range", "uniform", "loguniform", "int_uniform", "int_loguniform")
@@ -34,16 +34,6 @@ CONTINUOUS = ("uniform", "loguniform", "int_uniform", "int_loguniform")
 LARGEST_INT = 10**18        # integer bounds: well inside int64, where draws are made
 MOST_POINTS = 10**18        # of a range, counted without listing them
 MOST_GRID_POINTS = 10_000   # of grid: N, which is listed
-
-
-def is_number(value) -> bool:
-    """An int or a float that is finite as a float."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond the largest float
-        return False
 
 
 def is_plain(value) -> bool:
@@ -54,10 +44,6 @@ def is_plain(value) -> bool:
     except (TypeError, ValueError):
         return False
     return True
-
-
-def is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -192,44 +178,53 @@ def bounds_problem(kind: str, args: list) -> str | None:
     return None
 
 
-def parse_domain(raw: Any, path: str, errors: list[str]) -> Domain | None:
-    """A Domain from ``{kind: args, grid: N}``; a bare list means ``{values: list}``."""
+GRID = Rule(f"an integer from 2 to {MOST_GRID_POINTS} (points of the grid)",
+            lambda v: is_int(v) and 2 <= v <= MOST_GRID_POINTS)
+
+
+def parse_domain(raw: Any, path: str, found: list[str]) -> Domain | None:
+    """A Domain from ``{kind: args, grid: N}``; a bare list means ``{values: list}``.
+    Every mistake is added to ``found`` as a line that starts with its key path."""
+    problems = Problems()
+    domain = read_domain(raw, path, problems)
+    found.extend(problems)
+    return domain
+
+
+def read_domain(raw: Any, path: str, problems: Problems) -> Domain | None:
     if isinstance(raw, list):
         raw = {"values": raw}
     if not isinstance(raw, dict):
-        errors.append(f"{path}: expected a domain such as {{values: [...]}} or "
-                      f"{{loguniform: [lo, hi]}}, got {describe(raw)}; fixed values go in "
-                      f"'overrides'")
+        problems.add(path, f"expected a domain such as {{values: [...]}} or {{loguniform: [lo, hi]}}, "
+                           f"got {describe(raw)}; fixed values go in 'overrides'")
         return None
     kinds = [k for k in raw if k in KINDS]
     for key in raw:
         if key not in KINDS and key != "grid":
-            errors.append(f"{path}.{key}: unknown domain{did_you_mean(key, KINDS)}; "
-                          f"allowed: {', '.join(KINDS)} (and grid: N)")
+            problems.add(f"{path}.{key}", f"unknown domain{did_you_mean(key, KINDS)}; "
+                                          f"allowed: {', '.join(KINDS)} (and grid: N)")
     if len(kinds) != 1:
         if not kinds and all(k in KINDS or k == "grid" for k in raw):
-            errors.append(f"{path}: give one of {', '.join(KINDS)}")
+            problems.add(path, f"give one of {', '.join(KINDS)}")
         elif kinds:
-            errors.append(f"{path}: give one domain, got {', '.join(kinds)}")
+            problems.add(path, f"give one domain, got {', '.join(kinds)}")
         return None
     kind, args = kinds[0], raw[kinds[0]]
     where = f"{path}.{kind}"
     grid = raw.get("grid")
-    if grid is not None and (not is_int(grid) or not 2 <= grid <= MOST_GRID_POINTS):
-        errors.append(f"{path}.grid: must be an integer from 2 to {MOST_GRID_POINTS} (points of "
-                      f"the grid), got {describe(grid)}")
+    if grid is not None and not problems.check(f"{path}.grid", grid, GRID):
         return None
     if grid is not None and kind not in CONTINUOUS:
-        errors.append(f"{path}.grid: applies to {', '.join(CONTINUOUS)}; {kind} lists its points already")
+        problems.add(f"{path}.grid", f"applies to {', '.join(CONTINUOUS)}; {kind} lists its points already")
         return None
     if kind == "values":
         if not isinstance(args, list) or not args:
-            errors.append(f"{where}: expected a non-empty list, got {describe(args)}")
+            problems.add(where, f"expected a non-empty list, got {describe(args)}")
             return None
         for i, value in enumerate(args):
             if not is_plain(value):
-                errors.append(f"{where}.{i}: expected numbers, strings, lists or mappings, got "
-                              f"{describe(value)}; quote a date to make it a string")
+                problems.add(f"{where}.{i}", f"expected numbers, strings, lists or mappings, got "
+                                             f"{describe(value)}; quote a date to make it a string")
                 return None
         return Domain(kind, tuple(args))
     size = 3 if kind == "range" else 2
@@ -238,10 +233,10 @@ def parse_domain(raw: Any, path: str, errors: list[str]) -> Domain | None:
     if not (isinstance(args, list) and len(args) == size
             and all(is_int(a) if integer else is_number(a) for a in args)):
         wanted = "integers" if integer else "finite numbers"
-        errors.append(f"{where}: expected {shape} of {wanted}, got {describe(args)}")
+        problems.add(where, f"expected {shape} of {wanted}, got {describe(args)}")
         return None
     problem = bounds_problem(kind, args)
     if problem:
-        errors.append(f"{where}: {problem}")
+        problems.add(where, problem)
         return None
     return Domain(kind, tuple(args), grid)

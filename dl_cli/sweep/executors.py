@@ -26,6 +26,7 @@ from typing import Callable
 
 from threadpoolctl import threadpool_limits
 
+from ..layout import RunLayout
 from ..runs import release_held_locks
 from ..solver import Interrupted, stop_training
 
@@ -165,7 +166,7 @@ class Backend:
         if self.in_process:
             stop_training(signal.SIGTERM)
             return
-        for lock in (p for d in trial_dirs for p in Path(d).rglob("run.lock")):
+        for lock in (p for d in trial_dirs for p in RunLayout(d).locks()):
             try:
                 pid = int(lock.read_text().strip())
                 if pid not in self.signalled:

@@ -1,40 +1,28 @@
-"""The sweep folder: what it holds, how a resume checks it, and one driver at a time.
-
-```
-runs/<sweep name>/<YYYYmmdd-HHMMSS>-<id>/
-  spec.yaml      the effective spec (overrides applied, base as an absolute path)
-  base.yaml      the resolved base config every trial starts from
-  ledger.jsonl   every trial's state, append-only
-  results.csv    one row per trial          best.yaml   the winning config
-  trial-0000/    an ordinary run folder per trial (fold-0/ ... with k-fold)
-  driver.lock    while a driver runs the sweep
-```
-"""
+"""The sweep folder (its files: ``layout.SweepLayout``): made, checked before a resume,
+and run by one driver at a time."""
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import os
-import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
 from .. import __version__
-from ..config import (ConfigDumper, ConfigError, config_to_dict, describe, dump_config, read_yaml,
-                      validate)
-from ..report import flatten
-from ..runs import safe_name, write_atomic
+from ..checks import ConfigError, describe
+from ..config import config_to_dict, dump_config
+from ..config.validation import validate
+from ..config.yaml12 import ConfigDumper, read_yaml
+from ..layout import RunLayout, SweepLayout, new_folder
+from ..storage import write_text
+from ..tables import flatten
 from ..training import config_hash
 from .ledger import Ledger, SweepError, TrialState
 from .results import show
 from .spec import SpecError, SweepSpec, parse_spec
-
-FILES = ("spec.yaml", "base.yaml", "ledger.jsonl", "results.csv", "best.yaml", "driver.lock")  # above
-
 
 def dump_yaml(data) -> str:
     return yaml.dump(data, Dumper=ConfigDumper, sort_keys=False, default_flow_style=None,
@@ -76,7 +64,7 @@ def read_mapping(path: Path) -> dict:
 
 def saved_spec(folder: Path) -> SweepSpec:
     """The spec a sweep folder was started with, from its spec.yaml."""
-    path = Path(folder) / "spec.yaml"
+    path = SweepLayout(folder).spec
     raw = read_mapping(path)
     if not isinstance(raw.get("base"), str):
         raise SweepError(f"{path}: base: expected the path of the base config, "
@@ -90,7 +78,7 @@ def saved_spec(folder: Path) -> SweepSpec:
 def trial_table(folder: Path, spec: SweepSpec) -> dict[int, TrialState]:
     """The trial states of the sweep in ``folder``, refused when a trial is not one of
     ``spec`` (its spec.yaml): a ledger damaged, or copied from another sweep."""
-    ledger = Ledger(Path(folder) / "ledger.jsonl")
+    ledger = Ledger(SweepLayout(folder).ledger)
     table = ledger.table()
     for state in table.values():
         missing = [path for path in spec.params if path not in state.params]
@@ -104,10 +92,9 @@ def trial_table(folder: Path, spec: SweepSpec) -> dict[int, TrialState]:
 
 
 def check_files(folder: Path) -> None:
-    """Refuse a folder holding a directory where a sweep keeps one of its ``FILES``: the
+    """Refuse a folder holding a directory where a sweep keeps one of its files: the
     sweep would fail only when it writes there, after training its trials."""
-    for name in FILES:
-        path = Path(folder) / name
+    for path in SweepLayout(folder).files():
         if path.is_dir():
             raise SweepError(f"{path}: is a directory, not a file; move it out of the sweep "
                              f"folder")
@@ -121,13 +108,13 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
     header = {"spec_hash": spec.spec_hash(), "base_hash": base_hash(base_cfg),
               "version": __version__, "backend": note}
     if resume is not None:
-        folder = Path(resume)
+        folder, layout = Path(resume), SweepLayout(resume)
         check_files(folder)
-        ledger = Ledger(folder / "ledger.jsonl")
+        ledger = Ledger(layout.ledger)
         recorded = ledger.header()
         if recorded is None:
             raise SweepError(f"{folder} is not a sweep folder (no ledger.jsonl with a header)")
-        saved = read_mapping(folder / "spec.yaml")
+        saved = read_mapping(layout.spec)
         saved.pop("base", None)
         now = {k: v for k, v in spec.raw.items() if k != "base"}
         change = (changed_keys(saved, now) if recorded["spec_hash"] != header["spec_hash"]
@@ -138,7 +125,7 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
         trial_table(folder, spec)  # refuses trials the spec cannot have made
         # config_hash: the base hash of sweeps started before it was canonical
         if recorded.get("base_hash") not in (header["base_hash"], config_hash(base_cfg)):
-            saved = read_mapping(folder / "base.yaml")
+            saved = read_mapping(layout.base)
             raise SweepError(f"refusing to resume {folder}: the base config {spec.base} changed "
                              f"since the sweep started ({changed_keys(saved, config_to_dict(base_cfg))}); "
                              f"trials would not be comparable")
@@ -149,13 +136,11 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
             release_lock(folder)
             raise
         return folder
-    if sweep_dir is None:
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        sweep_dir = Path(base_cfg.runs_dir) / safe_name(spec.name) / f"{stamp}-{secrets.token_hex(3)}"
-    folder = Path(sweep_dir)
-    if (folder / "ledger.jsonl").exists():
+    folder = Path(sweep_dir) if sweep_dir is not None else new_folder(base_cfg.runs_dir, spec.name)
+    layout = SweepLayout(folder)
+    if layout.is_sweep:
         raise SweepError(f"{folder} already holds a sweep; continue it with --resume {folder}")
-    if (folder / "config.yaml").exists():
+    if RunLayout(folder).is_run:
         raise SweepError(f"{folder} is a run folder (it holds config.yaml); a sweep needs a "
                          f"folder of its own: a new or empty one")
     check_files(folder)
@@ -164,9 +149,9 @@ def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
     except OSError as error:
         raise SweepError(f"cannot make the sweep folder {folder} ({error.strerror or error})") from None
     hold_lock(folder)
-    write_atomic(folder / "spec.yaml", lambda f: f.write(dump_yaml(spec.raw).encode()))
-    write_atomic(folder / "base.yaml", lambda f: f.write(dump_config(base_cfg).encode()))
-    Ledger(folder / "ledger.jsonl").append("sweep", **header)
+    write_text(layout.spec, dump_yaml(spec.raw))
+    write_text(layout.base, dump_config(base_cfg))
+    Ledger(layout.ledger).append("sweep", **header)
     return folder
 
 
@@ -184,7 +169,7 @@ def hold_lock(folder: Path) -> None:
 
 def release_lock(folder: Path) -> None:
     _HELD.discard(Path(folder).resolve())
-    (Path(folder) / "driver.lock").unlink(missing_ok=True)
+    SweepLayout(folder).lock.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -199,12 +184,12 @@ def sweep_lock(folder: Path):
     try:
         yield
     finally:
-        (Path(folder) / "driver.lock").unlink(missing_ok=True)
+        SweepLayout(folder).lock.unlink(missing_ok=True)
 
 
 def take_lock(folder: Path) -> None:
     """Create ``driver.lock`` naming this process; a lock whose process is gone is taken over."""
-    lock = Path(folder) / "driver.lock"
+    lock = SweepLayout(folder).lock
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)

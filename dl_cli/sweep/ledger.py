@@ -27,7 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runs import RunError, entry_problem, read_text
+from ..runs import entry_problem
+from ..storage import RunError, read_text
 
 FINAL = ("completed", "pruned", "diverged", "failed")  # a trial in one of these is done
 
@@ -85,10 +86,6 @@ class TrialState:
     started: float | None = None  # when the running attempt was submitted (epoch seconds)
     until: int | None = None      # the rung the last result was trained towards
     variant: str | None = None    # the spec's variant this trial trains
-
-    @property
-    def dirname(self) -> str:
-        return f"trial-{self.index:04d}"
 
     def reached(self, epochs: int, first: int) -> bool:
         """Whether the trial takes part in the rung of ``epochs`` (``first``: the first

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from ..report import number
+from ..layout import SweepLayout
+from ..tables import number
 from .ledger import TrialState
 from .spec import SweepSpec
 
@@ -196,7 +197,7 @@ def results_csv(table: dict[int, TrialState], spec: SweepSpec) -> str:
         if spec.kfold:
             folds = [m for m in (s.fold_metrics or []) if m is not None]
             row.append(statistics.stdev(folds) if len(folds) > 1 else None)
-        row += [s.status, s.epochs, round(s.time_s, 3), s.dirname, s.error or ""]
+        row += [s.status, s.epochs, round(s.time_s, 3), SweepLayout.trial_name(s.index), s.error or ""]
         writer.writerow(["" if v is None else v for v in row])
     return out.getvalue()
 

@@ -34,9 +34,13 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 
-from ..config import ConfigError, config_to_dict, dump_config, validate
-from ..runs import process_alive, write_atomic
+from ..checks import ConfigError
+from ..config import config_to_dict, dump_config
+from ..config.validation import validate
+from ..layout import RunLayout, SweepLayout
+from ..runs import process_alive
 from ..schema import Config
+from ..storage import write_text
 from .pruning import above_median, promote, rungs
 from .domains import parse_domain
 from .executors import Backend
@@ -44,77 +48,10 @@ from .folder import SweepError, sweep_lock
 from .ledger import FINAL, Ledger, TrialState
 from .results import (best_configuration, best_yaml, configurations, counts, describe_trial,
                       results_csv, trials_table)
+from .planning import refined, resolve_plan, trial_name
 from .sampling import TrialPlan, plan_round
-from .spec import Domain, SpecError, SweepSpec, resolve
+from .spec import Domain, SweepSpec, resolve
 from .trial import run_trial
-
-
-# -- planning -------------------------------------------------------------------------
-def trial_name(spec: SweepSpec, index: int) -> str:
-    return f"{spec.name}-{index:04d}"
-
-
-def resolve_plan(spec: SweepSpec, base: dict, plan: TrialPlan) -> Config:
-    return resolve(base, plan.params, plan.seed, trial_name(spec, plan.index),
-                   spec.changes(plan.variant))
-
-
-def resolve_plans(spec: SweepSpec, base: dict, plans: list[TrialPlan]) -> dict[int, Config]:
-    """Each trial's validated config; one SpecError names the trials whose values the
-    schema or a registry refuses (at most ten, then how many more)."""
-    configs, errors, bad = {}, [], 0
-    for plan in plans:
-        try:
-            configs[plan.index] = resolve_plan(spec, base, plan)
-        except ConfigError as error:
-            bad += 1
-            if bad <= 10:
-                values = describe_trial(plan.params, plan.variant)
-                errors += [f"trial {plan.index} ({values}): {line}" for line in error.errors]
-    if bad > 10:
-        errors.append(f"... and {bad - 10} more trials")
-    if errors:
-        raise SpecError(errors)
-    return configs
-
-
-def build_errors(configs: dict[int, Config]) -> list[str]:
-    """Load each distinct data config once and build every trial's model on it: the
-    shape mistakes that a schema check cannot see, and models too large for memory (a
-    dry run's second check)."""
-    from ..crossval import fold_splits
-    from ..data import DataError, load
-    from ..memory import out_of_memory, too_large
-    from ..nn import ShapeError
-    from ..training import build_model
-
-    shapes: dict[str, tuple] = {}
-    errors = []
-    for index, cfg in configs.items():
-        kfold = cfg.validation.kfold
-        key = json.dumps([config_to_dict(cfg)["data"], cfg.train.dtype, kfold], sort_keys=True)
-        try:
-            if key not in shapes:
-                shapes[key] = (fold_splits(cfg, kfold, 0) if kfold else
-                               load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)).in_shape
-            build_model(cfg, shapes[key])
-        except (DataError, ShapeError, OSError, ValueError, MemoryError) as error:
-            errors.append(f"trial {index}: {out_of_memory(error) if too_large(error) else error}")
-    return errors
-
-
-def refined(spec: SweepSpec, domains: dict[str, Domain], table: dict[int, TrialState],
-            round_index: int) -> dict[str, Domain] | None:
-    """The next round's domains: each continuous one narrowed around the values of the
-    previous round's ``top`` best configurations (None when none of them completed)."""
-    previous = {i: s for i, s in table.items() if s.round == round_index - 1}
-    ranked = [r for r in configurations(previous, spec) if r.status in ("completed", "pruned")
-              and r.mean is not None][:spec.refine.top]
-    if not ranked:
-        return None
-    return {path: domain.narrowed([r.params[path] for r in ranked]) if domain.continuous else domain
-            for path, domain in domains.items()}
-
 
 POOL_BROKE = "stopped because another worker process died"
 BREAKS_IN_A_ROW = 3  # pools that broke with no trial ending in between: the workers cannot run
@@ -126,7 +63,7 @@ def died_abruptly(trial_dir: Path, wait_s: float = 10.0) -> bool:
     Solvers save ``last.npz`` and release the run's lock. A killed process leaves its
     lock behind, naming a process that no longer exists."""
     deadline = time.monotonic() + wait_s
-    for lock in Path(trial_dir).rglob("run.lock"):
+    for lock in RunLayout(trial_dir).locks():
         while lock.exists() and time.monotonic() < deadline:
             try:
                 pid = int(lock.read_text().strip())
@@ -155,9 +92,10 @@ class SweepRunner:
         """``configs``: trial configs already resolved (the first round's, by the command
         line that checked them), so that they are not resolved again."""
         self.spec, self.base, self.folder, self.backend = spec, base, Path(folder), backend
+        self.layout = SweepLayout(folder)
         self.console = console or Console(stderr=True)
         self.retry_failed, self.fail_fast = retry_failed, fail_fast
-        self.ledger = Ledger(self.folder / "ledger.jsonl")
+        self.ledger = Ledger(self.layout.ledger)
         self.table = self.ledger.table()  # kept current by every append
         self.configs: dict[int, Config] = dict(configs or {})
         self.interrupts = 0
@@ -169,6 +107,14 @@ class SweepRunner:
     @property
     def draining(self) -> bool:
         return self.interrupts > 0 or self.failed_fast
+
+    def trials_left(self) -> tuple[int, int]:
+        """(trials still to run, trials in all): every trial the spec plans; a trial in a
+        final state is done, except a failed one with retry_failed."""
+        total = self.spec.trial_count
+        done = sum(s.status in FINAL and not (self.retry_failed and s.status == "failed")
+                   for s in self.table.values())
+        return total - done, total
 
     def run(self) -> Outcome:
         with sweep_lock(self.folder), self._signals(), self._display():
@@ -197,7 +143,7 @@ class SweepRunner:
         if not self.retry_failed:
             return
         for state in [s for s in self.table.values() if s.status == "failed"]:
-            shutil.rmtree(self.folder / state.dirname, ignore_errors=True)
+            shutil.rmtree(self.layout.trial(state.index), ignore_errors=True)
             self._log("retry", trial=state.index)
 
     def _next_domains(self, domains: dict[str, Domain], round_index: int) -> dict[str, Domain] | None:
@@ -313,7 +259,7 @@ class SweepRunner:
     # -- running ----------------------------------------------------------------------
     def _submit(self, index: int, until: int | None) -> Future:
         self._log("start", trial=index, until=until)
-        args = (run_trial, config_to_dict(self.configs[index]), str(self.folder / self.table[index].dirname))
+        args = (run_trial, config_to_dict(self.configs[index]), str(self.layout.trial(index)))
         options = {"until": until, "kfold": self.spec.kfold, "metric": self.spec.metric,
                    "goal": self.spec.goal, "threads": self.spec.threads}
         try:
@@ -344,7 +290,7 @@ class SweepRunner:
                 if outcome.get("error") == POOL_BROKE and not self.draining:
                     queue.append((index, until))  # a bystander: it continues from last.npz
             if self.interrupts >= 2 and running:
-                self.backend.terminate([self.folder / self.table[i].dirname for i, _ in running.values()])
+                self.backend.terminate([self.layout.trial(i) for i, _ in running.values()])
             if self.interrupts >= 3 or self.interrupts >= 2 and not self.backend.can_terminate:
                 return  # abandon: the ledger says running, a resume continues them
             self._refresh()
@@ -357,14 +303,14 @@ class SweepRunner:
         except BrokenProcessPool:
             if self.interrupts >= 2:
                 return {"status": "interrupted", "until": until, "error": "stopped"}
-            if died_abruptly(self.folder / self.table[index].dirname):
+            if died_abruptly(self.layout.trial(index)):
                 return {"status": "failed", "until": until,
                         "error": "the worker process died (killed, or out of memory)"}
             return {"status": "interrupted", "until": until, "error": POOL_BROKE}
         except Exception as error:
-            folder = self.folder / self.table[index].dirname
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / "error.txt").write_text(
+            trial = RunLayout(self.layout.trial(index))
+            trial.path.mkdir(parents=True, exist_ok=True)
+            trial.error.write_text(
                 "".join(traceback.format_exception(type(error), error, error.__traceback__)))
             return {"status": "failed", "until": until, "error": f"{type(error).__name__}: {error}"}
 
@@ -386,7 +332,7 @@ class SweepRunner:
                 continue
             for trial in result.trials:
                 if trial.index not in self.cleared:
-                    for npz in (self.folder / trial.dirname).rglob("checkpoints/*.npz"):
+                    for npz in RunLayout(self.layout.trial(trial.index)).checkpoint_files():
                         npz.unlink()
                     self.cleared.add(trial.index)
 
@@ -399,7 +345,7 @@ class SweepRunner:
             self.breaks_in_a_row = 0
         if state.status == "failed":
             self._say(f"[red]trial {index} failed[/]: {escape(str(state.error))} "
-                      f"(traceback in {self.folder / state.dirname / 'error.txt'})")
+                      f"(traceback in {RunLayout(self.layout.trial(index)).error})")
             if self.fail_fast and not self.failed_fast:
                 self.failed_fast = True
                 self._say("--fail-fast: no new trials; waiting for the running ones")
@@ -410,8 +356,7 @@ class SweepRunner:
                       f"({state.epochs} epochs, {state.time_s:.1f} s) {escape(values)}")
 
     def _finish(self) -> Outcome:
-        text = results_csv(self.table, self.spec)
-        write_atomic(self.folder / "results.csv", lambda f: f.write(text.encode()))
+        write_text(self.layout.results, results_csv(self.table, self.spec))
         best = best_configuration(self.table, self.spec)
         if best is not None:
             first = best.trials[0]
@@ -419,8 +364,7 @@ class SweepRunner:
                 self.base, best.params, first.seed, trial_name(self.spec, first.index),
                 self.spec.changes(first.variant))
             config = validate({**config_to_dict(cfg), "name": f"{self.spec.name}-best"})
-            text = best_yaml(dump_config(config), best, self.spec, self.folder)
-            write_atomic(self.folder / "best.yaml", lambda f: f.write(text.encode()))
+            write_text(self.layout.best, best_yaml(dump_config(config), best, self.spec, self.folder))
         complete = not self.draining and all(s.status in FINAL for s in self.table.values())
         self._drop_outranked_checkpoints()
         interrupted = self.interrupts > 0

@@ -57,56 +57,29 @@ Domains are described in ``domains.py``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ..config import (MONITORS, ConfigError, apply_overrides, describe, monitor_problem,
-                      parse_yaml, read_yaml, validate)
-from ..metrics import direction, mode_of, resolve_monitor
-from ..registry import LOSSES, did_you_mean
-from ..runs import safe_name
-from ..schema import Config
-from ..threads import MOST_THREADS
-from .domains import Domain, is_int, is_number, is_plain, parse_domain
-from .pruning import RENAMED, RULES
+from ..checks import INVALID, ConfigError, Problems, describe
+from ..config.overrides import apply_overrides
+from ..config.sections import SectionReader
+from ..config.validation import monitor_problem, validate
+from ..config.yaml12 import parse_yaml, read_yaml
+from ..metrics import resolve_monitor
+from ..layout import safe_name
+from ..schema import RENAMED_RULES, Config, Prune, Refine, SweepKeys
+from .domains import Domain
+from .spec_keys import parse_metric, parse_params, parse_report, parse_variants
 
-METHODS = ("grid", "random", "tpe")
-METRICS = tuple(m for m in MONITORS if m != "auto")
-KEYS = ("base", "name", "method", "trials", "batch", "seed", "metric", "params", "variants",
-        "seeds", "refine", "prune", "validation", "keep_checkpoints", "overrides", "threads",
-        "claim", "report")
-REPORT_KEYS = {"study": "a study name such as init", "target": "a number",
-               "near_zero": "a number > 0"}
-STUDIES = ("init", "activations", "regularization", "batchnorm", "optimizers", "schedules",
-           "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp")  # report.SECTIONS
-# metric, params, variants, report and the sections read null as none in their own parsers
-NULL_MEANS_NONE = ("trials", "seeds", "claim", "overrides")
 MOST_TRIALS = 100_000
 
 
 class SpecError(ConfigError):
     """Every mistake found in a sweep spec, one line each, starting with its key path."""
-
-
-@dataclass(frozen=True)
-class Prune:
-    """Train every configuration ``min_epochs``, keep those the rule lets go on (sha: the
-    best 1/eta; median: those not below the median), train them ``eta`` times longer,
-    and so on up to the configured epochs (``pruning.py``)."""
-
-    min_epochs: int
-    eta: int
-    rule: str = "sha"
-
-
-@dataclass(frozen=True)
-class Refine:
-    rounds: int   # refined rounds after the first
-    top: int      # best configurations whose values bound the next round's ranges
 
 
 @dataclass
@@ -221,9 +194,9 @@ def prepare(path: str | Path, overrides: list[str] = ()) -> tuple[SweepSpec, dic
     spec's overrides, the metric against the model's task, every parameter path and value.
     Returns the spec and the base config as raw data."""
     spec = load_spec(path, overrides)
-    base = base_raw(spec)
-    settle_kfold(spec, base)
-    settle_metric(spec, base)
+    base, base_cfg = base_config(spec)
+    settle_kfold(spec, base_cfg)
+    settle_metric(spec, base_cfg)
     check_paths(spec, base)
     return spec, base
 
@@ -247,108 +220,38 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> SweepSpec:
 
 def parse_spec(raw: dict) -> SweepSpec:
     """A SweepSpec from the effective raw spec (``base`` already an existing file)."""
-    errors: list[str] = []
-    for key in raw:
-        if key not in KEYS:
-            errors.append(f"{key}: unknown key{did_you_mean(key, KEYS)}; allowed: {', '.join(KEYS)}")
-
-    def expect(key, check, message, default=None):
-        """The key's value if it passes ``check``; ``default`` when it is left out (or null,
-        where null means none)."""
-        if key not in raw or raw[key] is None and key in NULL_MEANS_NONE:
-            return default
-        if not check(raw[key]):  # null fails every check
-            errors.append(f"{key}: {message}, got {describe(raw[key])}")
-            return None
-        return raw[key]
-
-    name = expect("name", lambda v: isinstance(v, str) and v and safe_name(v) == v,
-                  "must be a name of letters, digits and ._- (it names the sweep folder)")
-    method = expect("method", lambda v: v in METHODS,
-                    f"must be one of {', '.join(METHODS)}{did_you_mean(raw.get('method'), METHODS)}",
-                    "grid")
-    trials = expect("trials", lambda v: is_int(v) and v >= 1, "must be an integer >= 1")
-    batch = expect("batch", lambda v: is_int(v) and v >= 1, "must be an integer >= 1", 4)
-    seed = expect("seed", lambda v: is_int(v) and v >= 0, "must be an integer >= 0", 0)
-    threads = expect("threads", lambda v: is_int(v) and 1 <= v <= MOST_THREADS,
-                     f"must be an integer from 1 to {MOST_THREADS:,} (BLAS takes a C int)", 1)
-    keep = expect("keep_checkpoints", lambda v: v in ("best", "all"), "must be best or all", "best")
-    overrides = expect("overrides", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v),
-                       "must be a list of key=value strings", [])
-    seeds = expect("seeds", lambda v: isinstance(v, list) and v and all(is_int(s) and s >= 0 for s in v)
-                   and len(set(v)) == len(v), "must be a non-empty list of distinct integers >= 0")
-    metric, goal = parse_metric(raw.get("metric"), errors)
-    variants = parse_variants(raw.get("variants"), errors)
-    params = parse_params(raw.get("params"), errors, required=not variants)
-    claim = expect("claim", lambda v: isinstance(v, str) and v.strip(), "must be a sentence")
-    report = parse_report(raw.get("report"), errors)
-    sections = {
-        "prune": parse_section(raw, "prune", {"rule": "sha", "min_epochs": 1, "eta": 3}, errors),
-        "refine": parse_section(raw, "refine", {"rounds": 1, "top": 5}, errors),
-        "validation": parse_section(raw, "validation", {"kfold": 5}, errors),
-    }
-    prune, refine, validation = sections["prune"], sections["refine"], sections["validation"]
-    warnings = []
-    if prune and isinstance(prune["rule"], str) and prune["rule"] in RENAMED:
-        new = RENAMED[prune["rule"]]
-        warnings.append(f"prune.rule: {prune['rule']} is now called {new} (synchronous "
-                        f"successive halving); write rule: {new}")
-        prune["rule"] = new
-    if prune and prune["rule"] not in RULES:
-        errors.append(f"prune.rule: must be one of {', '.join(RULES)}"
-                      f"{did_you_mean(prune['rule'], RULES)}, got {describe(prune['rule'])}")
-    for section, key, minimum in (("prune", "min_epochs", 1), ("prune", "eta", 2),
-                                  ("refine", "rounds", 1), ("refine", "top", 1),
-                                  ("validation", "kfold", 2)):
-        if sections[section] is None:
-            continue
-        value = sections[section][key]
-        if not (is_int(value) and value >= minimum):
-            errors.append(f"{section}.{key}: must be an integer >= {minimum}, got {describe(value)}")
-    if method in ("random", "tpe") and trials is None and raw.get("trials") is None:
-        errors.append(f"trials: a {method} sweep needs the number of trials (trials: 20)")
-    if method in ("random", "tpe") and not params and variants:
-        errors.append(f"method: a {method} sweep draws from params, and there are none; "
-                      f"use method: grid to train each variant once")
-    if raw.get("batch") is not None and method != "tpe":
-        errors.append("batch: only for method tpe (configurations asked per round)")
-    if method == "tpe" and not optuna_installed():
-        errors.append("method: tpe searches with Optuna, which is not installed: "
-                      "pip install 'dl-cli[optuna]'")
-    for variant, changes in (variants or {}).items():
-        for path in changes:
-            if path in params:
-                errors.append(f"variants.{variant}.{path}: also swept in params; "
-                              f"set it in one place")
-    if method == "grid" and raw.get("trials") is not None and (params or variants):
-        sizes = [f"{len(variants)} variants"] if variants else []
-        size = " × ".join(sizes + [str(d.size() or 0) for d in params.values()])
-        errors.append(f"trials: only for method random; a grid's size is the product of its "
-                      f"points ({size})")
-    if method == "grid" and params:
-        for path, domain in params.items():
-            if domain.size() is None:
-                errors.append(f"params.{path}: a grid needs finite points: add grid: N to "
-                              f"{domain.kind}, or use values or range")
-    if refine and method != "random":
-        errors.append("refine: coarse-to-fine refinement follows a random round (method: random)")
-    if refine and params and not any(d.continuous for d in params.values()):
-        errors.append("refine: narrows continuous domains (uniform, loguniform, int_uniform, "
-                      "int_loguniform); params has none")
-    if errors:
-        raise SpecError(errors)
+    reader = SectionReader()
+    problems = reader.problems
+    keys = reader.section(SweepKeys, raw, "")
+    metric, goal = parse_metric(raw.get("metric"), problems)
+    variants = parse_variants(raw.get("variants"), problems)
+    params = parse_params(raw.get("params"), problems, required=not variants)
+    report = parse_report(raw.get("report"), problems)
+    check_plan(keys, raw, params, variants, problems)
+    problems.raise_if_any(SpecError)
+    prune, warnings = renamed_rule(keys.prune)
     spec = SweepSpec(
-        base=Path(raw["base"]), name=name, method=method, trials=trials, seed=seed,
-        metric=metric, goal=goal, params=params, variants=variants, seeds=seeds,
-        refine=Refine(refine["rounds"], refine["top"]) if refine else None,
-        prune=Prune(prune["min_epochs"], prune["eta"], prune["rule"]) if prune else None,
-        kfold=validation["kfold"] if validation else None,
-        keep_checkpoints=keep, overrides=list(overrides), threads=threads,
-        claim=claim.strip() if claim else None, report=report, batch=batch,
-        raw=copy.deepcopy(raw), warnings=warnings)
+        base=Path(raw["base"]), name=keys.name, method=keys.method, trials=keys.trials,
+        seed=keys.seed, metric=metric, goal=goal, params=params, variants=variants,
+        seeds=keys.seeds, refine=keys.refine, prune=prune,
+        kfold=keys.validation.kfold if keys.validation else None,
+        keep_checkpoints=keys.keep_checkpoints, overrides=list(keys.overrides or []),
+        threads=keys.threads, claim=keys.claim.strip() if keys.claim else None,
+        report=report, batch=keys.batch, raw=copy.deepcopy(raw), warnings=warnings)
     if spec.trial_count > MOST_TRIALS:
         raise SpecError([too_many_trials(spec)])
     return spec
+
+
+def renamed_rule(prune: Prune | None) -> tuple[Prune | None, list[str]]:
+    """The prune section with a former rule name (asha) read as its new one, and the
+    warning that names the new key."""
+    if prune is None or prune.rule not in RENAMED_RULES:
+        return prune, []
+    new = RENAMED_RULES[prune.rule]
+    return dataclasses.replace(prune, rule=new), [
+        f"prune.rule: {prune.rule} is now called {new} (synchronous successive halving); "
+        f"write rule: {new}"]
 
 
 def optuna_installed() -> bool:
@@ -357,6 +260,43 @@ def optuna_installed() -> bool:
     except ImportError:
         return False
     return True
+
+
+def check_plan(keys: SweepKeys, raw: dict, params: dict[str, Domain], variants: dict | None,
+               problems: Problems) -> None:
+    """The keys that plan the trials, together: a method and what it needs."""
+    method = keys.method
+    refine = keys.refine if keys.refine is not INVALID else None
+    drawn = method in ("random", "tpe")  # trials drawn from params, not a grid
+    if drawn and keys.trials is None and raw.get("trials") is None:
+        problems.add("trials", f"a {method} sweep needs the number of trials (trials: 20)")
+    if drawn and not params and variants:
+        problems.add("method", f"a {method} sweep draws from params, and there are none; "
+                               f"use method: grid to train each variant once")
+    if raw.get("batch") is not None and method != "tpe":
+        problems.add("batch", "only for method tpe (configurations asked per round)")
+    if method == "tpe" and not optuna_installed():
+        problems.add("method", "tpe searches with Optuna, which is not installed: "
+                               "pip install 'dl-cli[optuna]'")
+    for variant, changes in (variants or {}).items():
+        for path in changes:
+            if path in params:
+                problems.add(f"variants.{variant}.{path}", "also swept in params; set it in one place")
+    if method == "grid" and raw.get("trials") is not None and (params or variants):
+        sizes = [f"{len(variants)} variants"] if variants else []
+        size = " × ".join(sizes + [str(d.size() or 0) for d in params.values()])
+        problems.add("trials", f"only for methods random and tpe; a grid's size is the product "
+                               f"of its points ({size})")
+    if method == "grid":
+        for path, domain in params.items():
+            if domain.size() is None:
+                problems.add(f"params.{path}", f"a grid needs finite points: add grid: N to "
+                                               f"{domain.kind}, or use values or range")
+    if refine and method != "random":
+        problems.add("refine", "coarse-to-fine refinement follows a random round (method: random)")
+    if refine and params and not any(d.continuous for d in params.values()):
+        problems.add("refine", "narrows continuous domains (uniform, loguniform, int_uniform, "
+                               "int_loguniform); params has none")
 
 
 def too_many_trials(spec: SweepSpec) -> str:
@@ -374,132 +314,17 @@ def too_many_trials(spec: SweepSpec) -> str:
             f"at most {MOST_TRIALS:,}")
 
 
-def named(value: Any) -> str:
-    """A name as written ('inits'); anything else described with its kind."""
-    return repr(value) if isinstance(value, str) else describe(value)
-
-
-def parse_metric(raw: Any, errors: list[str]) -> tuple[str | None, str | None]:
-    if raw is None:
-        return None, None
-    if isinstance(raw, str):
-        raw = {"name": raw}
-    if not isinstance(raw, dict):
-        errors.append(f"metric: expected {{name: val/acc, goal: max}}, got {describe(raw)}")
-        return "val/acc", "max"
-    for key in raw:
-        if key not in ("name", "goal"):
-            errors.append(f"metric.{key}: unknown key{did_you_mean(key, ('name', 'goal'))}; "
-                          f"allowed: name, goal")
-    name = raw.get("name", "val/acc")
-    if name not in METRICS:
-        errors.append(f"metric.name: unknown metric {named(name)}{did_you_mean(name, METRICS)}; "
-                      f"allowed: {', '.join(METRICS)}")
-        return "val/acc", "max"
-    goal = raw.get("goal", mode_of(name))
-    if goal not in ("max", "min"):
-        errors.append(f"metric.goal: must be max or min, got {describe(goal)}")
-    elif goal != mode_of(name):
-        errors.append(f"metric.goal: {name} is {direction(name)}, so the goal is "
-                      f"{mode_of(name)} (or leave it out), got {describe(goal)}")
-    return name, goal
-
-
-def is_dotted(path: Any) -> bool:
-    return isinstance(path, str) and bool(path) and "" not in path.split(".")
-
-
-def parse_params(raw: Any, errors: list[str], required: bool = True) -> dict[str, Domain]:
-    if raw is None and not required:
-        return {}
-    if not isinstance(raw, dict) or (required and not raw):
-        errors.append(f"params: expected a mapping of dotted config keys to domains "
-                      f"(optimizer.lr: {{loguniform: [1.0e-4, 1.0e-1]}}), got {describe(raw)}")
-        return {}
-    params = {}
-    for path, domain_raw in raw.items():
-        if not is_dotted(path):
-            errors.append(f"params: {path!r} is not a dotted key such as model.layers.0.units")
-            continue
-        domain = parse_domain(domain_raw, f"params.{path}", errors)
-        if domain is not None:
-            params[path] = domain
-    return params
-
-
-def parse_variants(raw: Any, errors: list[str]) -> dict[str, dict] | None:
-    """``{name: {dotted.key: value}}``, names usable in folder and file names."""
-    if raw is None:
-        return None
-    example = "(relu: {model.layers.1: relu}, tanh: {model.layers.1: tanh})"
-    if not isinstance(raw, dict) or not raw:
-        errors.append(f"variants: expected a mapping of variant names to changes {example}, "
-                      f"got {describe(raw)}")
-        return None
-    variants = {}
-    for name, changes in raw.items():
-        if not isinstance(name, str) or not name or safe_name(name) != name:
-            errors.append(f"variants: {name!r} is not a name of letters, digits and ._-")
-        elif not isinstance(changes, dict) or not changes:
-            errors.append(f"variants.{name}: expected a mapping of dotted config keys to values "
-                          f"{example}, got {describe(changes)}")
-        elif bad := [p for p in changes if not is_dotted(p)]:
-            errors.append(f"variants.{name}: {bad[0]!r} is not a dotted key such as "
-                          f"model.layers.0.units")
-        elif bad := [p for p, value in changes.items() if not is_plain(value)]:
-            errors.append(f"variants.{name}.{bad[0]}: expected numbers, strings, lists or "
-                          f"mappings, got {describe(changes[bad[0]])}; quote a date to make it "
-                          f"a string")
-        else:
-            variants[name] = dict(changes)
-    return variants
-
-
-def parse_report(raw: Any, errors: list[str]) -> dict:
-    """The options of ``dl report``: which study's figures, a target metric, the size
-    below which a weight counts as zero."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        errors.append(f"report: expected a mapping such as {{study: init}}, got {describe(raw)}")
-        return {}
-    for key, value in raw.items():
-        if key not in REPORT_KEYS:
-            errors.append(f"report.{key}: unknown key{did_you_mean(key, REPORT_KEYS)}; "
-                          f"allowed: {', '.join(REPORT_KEYS)}")
-        elif key == "study" and value not in STUDIES:
-            errors.append(f"report.study: unknown study {named(value)}"
-                          f"{did_you_mean(value, STUDIES)}; allowed: {', '.join(STUDIES)}")
-        elif key != "study" and not (is_number(value) and (key != "near_zero" or value > 0)):
-            errors.append(f"report.{key}: must be {REPORT_KEYS[key]}, got {describe(value)}")
-    return dict(raw)
-
-
-def parse_section(raw: dict, key: str, defaults: dict, errors: list[str]) -> dict | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        errors.append(f"{key}: expected a mapping such as {json.dumps(defaults)}, got {describe(value)}")
-        return None
-    for name in value:
-        if name not in defaults:
-            errors.append(f"{key}.{name}: unknown key{did_you_mean(name, defaults)}; "
-                          f"allowed: {', '.join(defaults)}")
-    return {**defaults, **value}
-
-
 # -- the base config and the trial configs --------------------------------------------
-def base_raw(spec: SweepSpec) -> dict:
-    """The base config as raw data with the spec's fixed overrides, and its k-fold
-    (``validation.kfold``) when the spec scores by k-fold; errors name the file."""
+def base_config(spec: SweepSpec) -> tuple[dict, Config]:
+    """The base config with the spec's fixed overrides, and its k-fold
+    (``validation.kfold``) when the spec scores by k-fold, as raw data and validated;
+    errors name the file."""
     kfold = [f"validation.kfold={spec.kfold}"] if spec.kfold else []
     try:
         raw = apply_overrides(read_yaml(spec.base), [*spec.overrides, *kfold])
-        validate(raw)
+        return raw, validate(raw, keep_components=True)
     except ConfigError as error:
         raise SpecError([f"base {spec.base}: {line}" for line in error.errors]) from None
-    return raw
 
 
 def as_override(path: str, value) -> str:
@@ -518,22 +343,21 @@ def resolve(base: dict, params: dict, seed: int | None, name: str,
     return validate(raw)
 
 
-def settle_kfold(spec: SweepSpec, base: dict) -> None:
+def settle_kfold(spec: SweepSpec, cfg: Config) -> None:
     """Without ``validation`` in the spec, score by k-fold when the base config asks for
     it (``validation: {kfold: K}`` in a train config), recorded in ``spec.raw``."""
-    kfold = validate(base).validation.kfold
+    kfold = cfg.validation.kfold
     if spec.kfold is None and kfold:
         spec.kfold = kfold
         spec.raw["validation"] = {"kfold": kfold}
 
 
-def settle_metric(spec: SweepSpec, base: dict) -> None:
+def settle_metric(spec: SweepSpec, cfg: Config) -> None:
     """Without a ``metric`` in the spec, score by what the base config's checkpoint
     monitors (auto: val/acc, val/loss for regression), recorded in ``spec.raw``; refuse a
     metric the model's task never reports (val/acc of a regression), or a validation
     metric without validation data."""
-    cfg = validate(base)
-    task = LOSSES.create(cfg.model.loss).task
+    task = cfg.components.get("model.loss").task
     if spec.metric is None:
         spec.metric, spec.goal = resolve_monitor(cfg.checkpoint.monitor, cfg.checkpoint.mode, task)
         spec.raw["metric"] = {"name": spec.metric, "goal": spec.goal}
@@ -564,7 +388,7 @@ def check_paths(spec: SweepSpec, base: dict) -> None:
     """Check every variant's changes, every parameter path and the values of each domain
     (``values_to_check``) against the config schema (parameters on the first variant);
     one SpecError lists every mistake, with a did-you-mean for misspelled keys."""
-    errors: list[str] = []
+    problems = Problems()
 
     def check(raw: dict, settings: dict, where: str) -> None:
         try:
@@ -578,17 +402,15 @@ def check_paths(spec: SweepSpec, base: dict) -> None:
                     entry = f"{where}.{next(iter(settings))}: {line}"
                 else:
                     entry = f"{where}: {line}"
-                if entry not in errors:
-                    errors.append(entry)
+                if entry not in problems:
+                    problems.append(entry)
 
     for name in spec.variants or {}:
         check(base, spec.changes(name), f"variants.{name}")
-    if errors:
-        raise SpecError(errors)
+    problems.raise_if_any(SpecError)
     first = spec.changes(spec.variant_names[0])
     varied = apply_overrides(base, [as_override(p, v) for p, v in first.items()])
     for path, domain in spec.params.items():
         for value in values_to_check(domain):
             check(varied, {path: value}, "params")
-    if errors:
-        raise SpecError(errors)
+    problems.raise_if_any(SpecError)

@@ -22,9 +22,10 @@ from pathlib import Path
 from threadpoolctl import threadpool_limits
 
 from .. import training
-from ..config import validate
+from ..config.validation import validate
 from ..crossval import assemble_fold
-from ..optim import Schedule
+from ..layout import RunLayout
+from ..schedules import Schedule
 from ..runs import Run
 from ..schema import Config
 from ..solver import Diverged, Interrupted
@@ -68,7 +69,7 @@ def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, in
             status in ("completed", "paused") and summary["epochs"] >= target):
         return summary
     parts = assemble_fold(cfg, *fold) if fold else training.assemble(cfg)
-    resuming = (run_dir / "checkpoints" / "last.npz").exists()
+    resuming = RunLayout(run_dir).checkpoint("last").exists()
     if resuming:
         _, run = training.resume(run_dir)
     else:
@@ -116,11 +117,11 @@ def run_trial(config: dict, trial_dir: str, until: int | None = None, kfold: int
     trial_dir = Path(trial_dir)
     result = {"status": "failed", "metric": None, "epochs": 0, "until": until, "error": None}
     try:
-        cfg = validate(config)
+        cfg = validate(config, keep_components=True)
         folds = [None] if kfold is None else [(kfold, i) for i in range(kfold)]
         summaries, scores = [], []
         for fold in folds:
-            run_dir = trial_dir if fold is None else trial_dir / f"fold-{fold[1]}"
+            run_dir = trial_dir if fold is None else RunLayout(trial_dir).fold(fold[1])
             with threadpool_limits(limits=threads, user_api="blas"):
                 summaries.append(train_run(cfg, run_dir, until, fold))
             scores.append(best_metric(Run(run_dir).read_metrics(), metric, goal, until))
@@ -139,7 +140,7 @@ def run_trial(config: dict, trial_dir: str, until: int | None = None, kfold: int
         result.update(status="interrupted", error=str(error))
     except Exception as error:
         trial_dir.mkdir(parents=True, exist_ok=True)
-        (trial_dir / "error.txt").write_text(traceback.format_exc())
+        RunLayout(trial_dir).error.write_text(traceback.format_exc())
         result.update(status="failed", error=f"{type(error).__name__}: {error}")
     result["time_s"] = round(time.perf_counter() - started, 3)
     return result

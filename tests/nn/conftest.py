@@ -1,7 +1,8 @@
-"""Gradient checks shared by the layer tests: training mode through ``gradcheck``, and
-eval mode, which ``gradcheck.check_layer`` does not cover."""
+"""Gradient checks shared by the layer tests, as fixtures: training mode through
+``gradcheck``, and eval mode, which ``gradcheck.check_layer`` does not cover."""
 
 import numpy as np
+import pytest
 
 from dl_cli import gradcheck
 
@@ -10,12 +11,6 @@ def assert_all_passed(checks, title=""):
     assert checks, "nothing was checked"
     for check in checks:
         assert check.passed, f"{title}{check.param}: rel error {check.error:.2e}"
-
-
-def assert_gradients_match(layer, x):
-    """Every parameter and the input of a built float64 layer in training mode, at every
-    coordinate, against centered differences."""
-    assert_all_passed(gradcheck.check_layer(layer, x, np.random.default_rng(7), max_coords=None))
 
 
 def check_layer_at_eval(layer, x, rng, eps=1e-6, tolerance=gradcheck.TOLERANCE):
@@ -42,3 +37,22 @@ def check_layer_at_eval(layer, x, rng, eps=1e-6, tolerance=gradcheck.TOLERANCE):
         checks.append(gradcheck.check(layer.registered_name, name, array.shape,
                                       analytic[name], numeric, tolerance))
     return checks
+
+
+@pytest.fixture
+def assert_gradients_match():
+    """``assert_gradients_match(layer, x)``: every parameter and the input of a built
+    float64 layer in training mode, at every coordinate, against centered differences."""
+    def check(layer, x):
+        assert_all_passed(gradcheck.check_layer(layer, x, np.random.default_rng(7),
+                                                max_coords=None))
+    return check
+
+
+@pytest.fixture
+def assert_eval_gradients_match():
+    """``assert_eval_gradients_match(layer, x, rng, title)``: ``check_layer_at_eval``,
+    every check passed; a failure starts with ``title``."""
+    def check(layer, x, rng, title=""):
+        assert_all_passed(check_layer_at_eval(layer, x, rng), title)
+    return check

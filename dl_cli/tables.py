@@ -13,7 +13,8 @@ from rich.table import Table
 from .gradcheck import ZERO, Check
 from .nn.model import Model
 from .registry import Registry
-from .runs import Run, RunError
+from .runs import Run
+from .storage import RunError
 
 
 def number(value) -> str:
@@ -159,13 +160,6 @@ def folds_table(summary: dict) -> Table:
     table.add_row("mean", summary["status"], "", number(summary["best_value"]),
                   number(summary["test"].get(test_key)))
     return table
-
-
-def find_runs(root: Path) -> list[Path]:
-    """Run folders under ``root`` (any depth): those holding a config.yaml and a
-    metrics or summary file."""
-    return sorted(p.parent for p in Path(root).rglob("config.yaml")
-                  if (p.parent / "summary.json").exists() or (p.parent / "metrics.jsonl").exists())
 
 
 def read_summary(run_dir: Path) -> dict:

@@ -1,0 +1,113 @@
+"""What a checkpoint holds, and how it goes back into a model.
+
+A checkpoint is an ``.npz`` file of plain arrays (``storage.save_npz``): ``param/<name>``,
+``buffer/<name>``, ``optim/<key>``, ``schedule/<key>``, ``meta`` (a JSON string with the
+epoch, step, generator states, the best metric and the versions of Python, NumPy and
+``dl``) and, for an epoch stopped midway, ``perm`` (its batch order). Nothing is copied
+into a model before every name, shape and value has been checked against it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+
+import numpy as np
+
+from . import __version__
+from .storage import RunError
+
+
+def versions() -> dict[str, str]:
+    """What a run records about the software that wrote it."""
+    return {"python": platform.python_version(), "numpy": np.__version__, "dl": __version__}
+
+
+def pack_checkpoint(params: dict, buffers: dict, optimizer_state: dict,
+                    schedule_state: dict, meta: dict) -> dict[str, np.ndarray]:
+    arrays = {f"param/{k}": v for k, v in params.items()}
+    arrays.update({f"buffer/{k}": v for k, v in buffers.items()})
+    arrays.update({f"optim/{k}": np.asarray(v) for k, v in optimizer_state.items()})
+    arrays.update({f"schedule/{k}": np.asarray(v) for k, v in schedule_state.items()})
+    arrays["meta"] = np.array(json.dumps(meta))
+    return arrays
+
+
+META_KEYS = {"epoch", "iteration", "step", "loss_sum", "last_finite_loss", "best_value",
+             "best_epoch", "stop_best", "stale_epochs", "rng", "layer_rngs"}
+
+
+META_KINDS = {"epoch": "a count", "iteration": "a count", "step": "a count",
+              "stale_epochs": "a count", "best_epoch": "a count or null",
+              "last_finite_loss": "a number or null", "best_value": "a number or null",
+              "stop_best": "a number or null", "rng": "a generator state (an object)",
+              "layer_rngs": "an object of generator states"}
+
+
+def fits_meta(key: str, value) -> bool:
+    """Whether a checkpoint's meta entry has the kind ``META_KINDS`` names."""
+    kind = META_KINDS.get(key, "a number")
+    if value is None:
+        return kind.endswith("or null")
+    if kind.startswith("a count"):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if kind.startswith("a number"):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, dict)
+
+
+def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
+    """Split a checkpoint into ``params``, ``buffers``, ``optim``, ``schedule``, ``meta``
+    and ``perm`` (the batch order of an epoch stopped midway, else None)."""
+    parts: dict = {"param": {}, "buffer": {}, "optim": {}, "schedule": {}}
+    for key, value in arrays.items():
+        group, _, name = key.partition("/")
+        if group in parts:
+            parts[group][name] = value
+    if "meta" not in arrays:
+        raise RunError("checkpoint has no 'meta' entry")
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except ValueError as error:
+        raise RunError(f"checkpoint 'meta' is not JSON ({error})") from None
+    if not isinstance(meta, dict) or not META_KEYS <= set(meta):
+        missing = sorted(META_KEYS - set(meta)) if isinstance(meta, dict) else sorted(META_KEYS)
+        raise RunError(f"checkpoint 'meta' lacks {', '.join(missing)}")
+    for key in META_KEYS:
+        if not fits_meta(key, meta[key]):
+            raise RunError(f"checkpoint 'meta' entry {key!r} is {meta[key]!r}, "
+                           f"expected {META_KINDS.get(key, 'a number')}")
+    return {"params": parts["param"], "buffers": parts["buffer"], "optim": parts["optim"],
+            "schedule": parts["schedule"], "meta": meta, "perm": arrays.get("perm")}
+
+
+def check_compatible(expected: dict[str, np.ndarray], found: dict[str, np.ndarray],
+                     what: str, source) -> None:
+    """Refuse a checkpoint whose names or shapes differ from the model's, or whose
+    values are not finite, before anything is copied."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        raise RunError(f"{source}: {what} do not match the model "
+                       f"(missing: {missing or 'none'}; unexpected: {extra or 'none'})")
+    for key, value in expected.items():
+        if found[key].shape != value.shape:
+            raise RunError(f"{source}: {what[:-1]} '{key}' has shape {found[key].shape}, "
+                           f"the model expects {value.shape}")
+        if found[key].dtype.kind != "f" or not np.all(np.isfinite(found[key])):
+            raise RunError(f"{source}: {what[:-1]} '{key}' holds non-finite or non-float values")
+
+
+def copy_into(target: dict[str, np.ndarray], source: dict[str, np.ndarray]) -> None:
+    """Copy arrays in place, so the optimizer's references stay valid."""
+    for key, value in target.items():
+        value[...] = source[key]
+
+
+def restore(model, state: dict, source) -> None:
+    """Copy a checkpoint's parameters and buffers (``state``, read from ``source``) into
+    ``model``, once both have been checked against it (``check_compatible``)."""
+    check_compatible(model.params, state["params"], "parameters", source)
+    check_compatible(model.buffers, state["buffers"], "buffers", source)
+    copy_into(model.params, state["params"])
+    copy_into(model.buffers, state["buffers"])

@@ -1,0 +1,254 @@
+"""The commands of many runs: ``dl sweep`` runs them, ``dl plot`` and ``dl report`` draw them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.markup import escape
+
+from .interrupts import interrupts_held, writing
+from .output import AS_IS, at_least, at_most_blas, check_folder, err, fail, flag, one_run, out, warn
+
+
+def sweep(
+    spec: Optional[Path] = typer.Argument(None, metavar="SPEC", help="Sweep spec YAML (see "
+                                          "configs/sweep_digits.yaml); required unless --resume "
+                                          "is given."),
+    overrides: Optional[List[str]] = typer.Argument(
+        None, metavar="KEY=VALUE", help="key=value overrides of the base config for every "
+                                        "trial (train.epochs=5); sweep.KEY=VALUE sets a key of "
+                                        "the spec (sweep.trials=8 sweep.seed=1; a domain: "
+                                        "'sweep.params.optimizer.lr={values: [0.01, 0.1]}')."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Trials at once. 1 runs them in this "
+                                "process; N starts N worker processes (with --backend dask and no "
+                                "--address: a LocalCluster of N). Each trial uses the spec's "
+                                "threads: BLAS threads (default 1), so results do not depend on N; "
+                                "a warning says when N × threads exceed the cores."),
+    backend: str = typer.Option("local", help="local | dask | ray. dask and ray are extras: "
+                                "pip install 'dl-cli\\[dask]'."),
+    address: Optional[str] = typer.Option(None, help="dask: the scheduler (tcp://host:8786) or its "
+                                          "scheduler JSON file; ray: the cluster address."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the sweep in this folder: "
+                                          "only trials that never finished run (failed ones with "
+                                          "--retry-failed); refused if the spec or the base "
+                                          "config changed."),
+    retry_failed: bool = flag("--retry-failed", help="With --resume: run the failed trials "
+                              "again, from scratch."),
+    dry_run: bool = flag("--dry-run", help="Print the trials and validate each one's config; "
+                         "train nothing."),
+    fail_fast: bool = flag("--fail-fast", help="Start no trial after the first failure and "
+                           "exit 1."),
+    sweep_dir: Optional[Path] = typer.Option(None, "--sweep-dir", help="Write the sweep here instead "
+                                             "of runs/<name>/<time>-<id>/."),
+):
+    """Grid, random or TPE search over any config keys, in parallel, resumable.
+
+    Each trial is an ordinary run folder (trial-0007/) inside the sweep folder, which also
+    holds ledger.jsonl (every trial's state), results.csv (one row per trial) and
+    best.yaml (the winning config: dl train best.yaml). Exit 0 when a trial completed.
+    Ctrl-C once lets the running trials finish, twice stops them (before the sweep
+    starts, once stops it); resume with dl sweep --resume SWEEP_DIR.
+    """
+    from ..sweep.executors import BackendError, make_backend, start_worker_server
+
+    if backend == "local" and workers > 1 and not dry_run:
+        start_worker_server()  # it imports while the trials are planned
+    check_options(workers, backend, address, resume, retry_failed, sweep_dir)
+    if resume is not None and spec is not None and "=" in str(spec) and not spec.exists():
+        overrides, spec = [str(spec), *(overrides or [])], None  # --resume DIR key=value ...
+    sweep_spec, base, first, configs = planned(spec, overrides or [], resume)
+    for message in sweep_spec.warnings:
+        warn(message)
+    if backend == "local":  # the trials run here, on this BLAS
+        at_most_blas("threads", sweep_spec.threads)
+    if dry_run:
+        print_plan(sweep_spec, first, configs)
+        raise typer.Exit()
+    check_folder_and_cores(sweep_spec, base, sweep_dir, resume, backend, workers)
+    try:
+        runner_backend = make_backend(backend, workers, address, sweep_spec.threads)
+    except BackendError as error:
+        fail(str(error))
+    raise typer.Exit(run_sweep(sweep_spec, base, configs, runner_backend, sweep_dir, resume,
+                               note=f"{backend} × {workers}", retry_failed=retry_failed,
+                               fail_fast=fail_fast))
+
+
+def check_options(workers: int, backend: str, address: Optional[str], resume: Optional[Path],
+                  retry_failed: bool, sweep_dir: Optional[Path]) -> None:
+    from ..registry import did_you_mean
+    from ..sweep.executors import BACKENDS
+
+    at_least("--workers", workers, 1)
+    if backend not in BACKENDS:
+        fail(f"--backend: expected one of {', '.join(BACKENDS)}, got {backend!r}"
+             f"{did_you_mean(backend, BACKENDS)}")
+    if address is not None and backend == "local":
+        fail("--address names a dask scheduler or a ray cluster: add --backend dask or --backend ray")
+    if retry_failed and resume is None:
+        fail("--retry-failed goes with --resume SWEEP_DIR")
+    if resume is not None and sweep_dir is not None:
+        fail("give either --resume SWEEP_DIR or --sweep-dir, not both")
+
+
+def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
+    """The spec (``resume``'s own when none is given), the base config, the first round's
+    trial plans and their validated configs; exit 2 with every mistake."""
+    from ..checks import ConfigError
+    from ..layout import SweepLayout
+    from ..sweep.planning import resolve_plans
+    from ..sweep.sampling import plan_round
+    from ..sweep.spec import prepare
+
+    if spec is None:
+        if resume is None:
+            fail("missing SPEC: dl sweep SPEC.yaml [key=value ...] (or --resume SWEEP_DIR)")
+        spec = SweepLayout(resume).spec
+        if not spec.exists():
+            fail(f"{resume} is not a sweep folder (no spec.yaml)")
+    try:
+        sweep_spec, base = prepare(spec, overrides)
+        first = plan_round(sweep_spec, sweep_spec.params, 0)
+        return sweep_spec, base, first, resolve_plans(sweep_spec, base, first)
+    except ConfigError as error:
+        if resume is None:  # the spec named on the command line
+            fail(str(error))
+        fail("\n".join(line if line.startswith(str(spec)) else f"{spec}: {line}"
+                       for line in error.errors))
+
+
+def print_plan(sweep_spec, first: list, configs: dict) -> None:
+    """A dry run: the trials, how they would run, and whether every model builds."""
+    from ..sweep.planning import build_errors
+    from ..sweep.results import plan_lines, plan_table
+
+    out.print(plan_table(first, sweep_spec))
+    for line in plan_lines(sweep_spec, len(first), max(c.train.epochs for c in configs.values())):
+        out.print(line, **AS_IS)
+    problems = build_errors(configs)
+    if problems:
+        fail("\n".join(problems))
+    out.print(f"all {len(first)} trial configs are valid and their models build", highlight=False)
+
+
+def check_folder_and_cores(sweep_spec, base: dict, sweep_dir: Optional[Path],
+                           resume: Optional[Path], backend: str, workers: int) -> None:
+    """Refuse a sweep folder that cannot be made; warn of more threads than cores."""
+    from ..config.validation import validate
+    from ..threads import cores
+
+    if sweep_dir is not None:
+        check_folder(sweep_dir, "--sweep-dir")
+    elif resume is None:
+        check_folder(Path(validate(base).runs_dir), "runs_dir")
+    available, threads = cores(), sweep_spec.threads
+    if backend == "local" and workers * threads > available:
+        warn(f"{workers} worker{'s' * (workers != 1)} × {threads} BLAS thread"
+             f"{'s' * (threads != 1)} exceed the {available} core{'s' * (available != 1)}: "
+             f"{'trials' if workers > 1 else 'the threads'} will compete for them")
+
+
+def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optional[Path],
+              resume: Optional[Path], note: str, retry_failed: bool, fail_fast: bool) -> int:
+    """Open the sweep folder, run what is left of the sweep and print its leaderboard;
+    return the exit code (``Outcome.exit_code``)."""
+    from ..layout import SweepLayout
+    from ..sweep.folder import SweepError, open_sweep
+    from ..sweep.results import leaderboard
+    from ..sweep.runner import SweepRunner
+
+    try:
+        with interrupts_held():
+            folder = open_sweep(sweep_spec, base, sweep_dir, resume, note=note)
+            writing("sweep", folder)
+    except (SweepError, OSError) as error:
+        backend.close()
+        fail(str(error))
+    outcome = None
+    try:
+        runner = SweepRunner(sweep_spec, base, folder, backend, console=err,
+                             retry_failed=retry_failed, fail_fast=fail_fast, configs=configs)
+        err.print(opening(runner, resume is not None), highlight=False, soft_wrap=True)
+        outcome = runner.run()
+    except SweepError as error:
+        fail(str(error))
+    finally:
+        backend.close(wait=outcome is not None and not outcome.interrupted)
+    out.print(leaderboard(outcome.table, sweep_spec))
+    out.print(f"sweep folder: {folder}  (results.csv, ledger.jsonl, trial-*/)", **AS_IS)
+    best = SweepLayout(folder).best
+    if best.exists():
+        out.print(f"best config: dl train {best}", **AS_IS)
+    if outcome.interrupted or not outcome.complete:
+        err.print(f"continue with: dl sweep --resume {folder}", **AS_IS)
+    return outcome.exit_code
+
+
+def opening(runner, resumed: bool) -> str:
+    """The sweep's first line: how many trials run where (Rich markup)."""
+    left, total = runner.trials_left()
+    name = f"[bold]{escape(runner.spec.name)}[/]"
+    where = f"{escape(runner.backend.description)} → {escape(str(runner.folder))}"
+    if not resumed:
+        return f"{name}: {total} trial{'s' * (total != 1)} on {where}"
+    if left > 0:
+        return f"{name}: {left} of {total} trials to run on {where}"
+    return (f"{name}: already complete, all {total} trials finished; nothing to run "
+            f"({escape(str(runner.folder))})")
+
+
+def plot(
+    path: Path = typer.Argument(..., metavar="PATH", help="A run folder (its learning curves) "
+                                "or a sweep folder (the metric against each varied "
+                                "parameter, and the learning curves of the best trials)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG files "
+                                           "(default: PATH/plots)."),
+    top: int = typer.Option(5, help="Sweeps: how many of the best trials get learning curves."),
+):
+    """Draw curves as PNG files (matplotlib, no display needed) and print their paths.
+
+    Example: dl plot runs/lr-vs-width/<sweep> --top 3
+    """
+    at_least("--top", top, 1)
+    one_run(path, "plot")
+    try:
+        from ..plot import PlotError, plot_path
+    except ImportError:
+        fail("dl plot needs matplotlib: pip install 'dl-cli[plot]'")
+    try:
+        written = plot_path(path, out_dir or path / "plots", top=top)
+    except PlotError as error:
+        fail(str(error))
+    for png in written:
+        out.print(str(png), **AS_IS)
+
+
+def report(
+    sweep_dir: Path = typer.Argument(..., metavar="SWEEP_DIR", help="A sweep folder, such as "
+                                     "one of a study in experiments/ (dl sweep prints where "
+                                     "it is)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for report.md and its "
+                                           "PNG figures (default: SWEEP_DIR/report)."),
+):
+    """Write a study's report.md: its claim, a table and figures.
+
+    The table holds mean ± std per configuration over seeds; beside report.md go the
+    learning curves per variant and the study's own figures as PNG files.
+    """
+    try:
+        from ..studies.report import ReportError, write_report
+    except ImportError:
+        fail("dl report needs matplotlib: pip install 'dl-cli[plot]'")
+    from ..storage import RunError
+
+    try:
+        path = write_report(sweep_dir, out_dir)
+    except (ReportError, RunError) as error:
+        fail(str(error))
+    except OSError as error:  # --out names a file, or a folder that cannot be made
+        fail(f"cannot write the report to {error.filename or out_dir}: {error.strerror or error}")
+    out.print(str(path), **AS_IS)
+    for png in sorted(path.parent.glob("*.png")):
+        out.print(str(png), **AS_IS)

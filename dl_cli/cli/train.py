@@ -1,0 +1,192 @@
+"""``dl train``: a config (or a run folder to resume) into a trained run folder."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.markup import escape
+
+from .interrupts import interrupts_held, writing
+from .output import (AS_IS, EXIT_DIVERGED, EXIT_INTERRUPTED, at_least, at_most_blas, check_folder,
+                     err, fail, flag, load_or_fail, out, warn, within_memory)
+
+
+def train(
+    config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="Train config YAML "
+                                            "(see configs/); required unless --resume is given."),
+    overrides: Optional[List[str]] = typer.Argument(
+        None, metavar="KEY=VALUE", help="key=value overrides, values parsed as YAML: "
+                                        "optimizer.lr=1e-3 model.layers.0.units=256 "
+                                        "train.epochs=5"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder "
+                                          "from its checkpoints/last.npz."),
+    print_config: bool = flag("--print-config", help="Print the resolved config (YAML that "
+                              "dl train reads back) and exit."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of "
+                                           "runs/<name>/<time>-<id>/."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Threads to compute on, from 1 "
+                                          "to as many as NumPy's BLAS runs (OpenBLAS: often 64; "
+                                          "default: as many as BLAS uses): BLAS threads, or, in "
+                                          "convolutional models, parts of each batch. More than "
+                                          "the cores is slower (a warning says so); small "
+                                          "models and recurrent layers often run faster on 1."),
+    quiet: bool = flag("--quiet", "-q", help="No progress bars."),
+):
+    """Train a model from a config: log metrics, keep the best validation checkpoint.
+
+    The run folder gets config.yaml (resolved), metrics.jsonl, summary.json, train.log
+    and checkpoints/{best,last}.npz. Ctrl-C saves last.npz and prints how to resume;
+    before training starts, it stops at once and says what, if anything, was written.
+    With validation.kfold=K it trains one run per fold (fold-0/ ... fold-K-1/) and
+    scores the config by the mean over folds.
+
+    Example: dl train configs/digits_mlp.yaml optimizer.lr=3e-3 train.epochs=10
+    """
+    from threadpoolctl import threadpool_limits
+
+    from ..threads import cores
+
+    if threads is not None:
+        at_least("--threads", threads, 1)
+        at_most_blas("--threads", threads)
+    if resume is not None:
+        cfg, run = resumed_run(resume, config, run_dir, print_config)
+    else:
+        cfg, run = new_run_config(config, overrides or [], run_dir, print_config), None
+    available = cores()
+    if threads is not None and threads > available:
+        warn(f"--threads {threads} exceeds the {available} core{'s' * (available != 1)}: the "
+             f"threads will compete for them, usually slower than --threads {available}")
+    progress = not quiet and sys.stderr.isatty()
+    with threadpool_limits(limits=threads, user_api="blas"), within_memory():
+        if cfg.validation.kfold:
+            train_folds(cfg, run_dir, progress, root=run)
+        else:
+            train_one(cfg, run, run_dir, resume is not None, progress)
+
+
+def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Optional[Path],
+                   print_config: bool):
+    """The config of a new run, whose folder can be made; exit 0 after printing it
+    with --print-config."""
+    from ..config import dump_config
+
+    if config is None:
+        fail("missing CONFIG: dl train CONFIG.yaml [key=value ...] (or --resume RUN_DIR)")
+    cfg = load_or_fail(config, overrides)
+    if print_config:
+        typer.echo(dump_config(cfg), nl=False)  # as is: no markup, no wrapping
+        raise typer.Exit()
+    if run_dir is not None:
+        check_folder(run_dir, "--run-dir")
+    else:
+        check_folder(Path(cfg.runs_dir), "runs_dir")
+    return cfg
+
+
+def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool):
+    """The config and the (locked) run of the folder to resume."""
+    from ..checks import ConfigError
+    from ..config import dump_config
+    from ..crossval import resume_run
+    from ..layout import RunLayout
+    from ..storage import RunError
+
+    if config is not None and "=" in str(config) and not config.exists():
+        fail(f"{config}: key=value overrides do not go with --resume: a resumed run "
+             f"continues its own config.yaml (train the config again to change it)")
+    if config is not None:
+        fail("give either a config or --resume RUN_DIR, not both")
+    if run_dir is not None:
+        fail(f"--run-dir names a new run's folder: a resumed run stays in its own, {resume}")
+    if print_config:
+        typer.echo(dump_config(load_or_fail(RunLayout(resume).config, [], saved=True)), nl=False)
+        raise typer.Exit()
+    try:
+        cfg, run = resume_run(resume)
+    except (RunError, ConfigError) as error:
+        fail(str(error))
+    writing("kfold" if cfg.validation.kfold else "run", resume)
+    return cfg, run
+
+
+def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool) -> None:
+    from .. import training
+    from ..data import DataError
+    from ..memory import out_of_memory
+    from ..nn import ShapeError
+    from ..storage import RunError
+    from ..tables import summary_table
+
+    try:
+        parts = training.assemble(cfg)
+        if run is None:
+            with interrupts_held():
+                run = training.start(cfg, run_dir)
+                writing("run", run.path)
+    except (DataError, ShapeError, RunError, OSError, MemoryError) as error:
+        if run is not None:
+            run.release()
+        fail(out_of_memory(error) if isinstance(error, MemoryError) else str(error))
+    err.print(f"[bold]{escape(cfg.name)}[/]: {parts.model.num_params():,} parameters, "
+              f"{len(parts.splits.train.X)} train / {len(parts.splits.val.X)} val / "
+              f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
+              highlight=False, soft_wrap=True)
+    with training_errors(run):
+        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn)
+    writing("done", run.path)
+    out.print(summary_table(summary))
+    out.print(f"run folder: {run.path}", **AS_IS)
+
+
+def train_folds(cfg, run_dir: Optional[Path], progress: bool, root=None) -> None:
+    from ..crossval import train_folds
+    from ..tables import folds_table
+
+    with training_errors(None):
+        summary = train_folds(cfg, run_dir, progress=progress, warn=warn,
+                              say=lambda line: err.print(line, **AS_IS), root=root,
+                              made=lambda path: writing("kfold", path))
+    writing("done", summary["run_dir"])
+    out.print(folds_table(summary))
+    out.print(f"run folder: {summary['run_dir']}", **AS_IS)
+
+
+@contextmanager
+def training_errors(run):
+    """Turn the ways training stops into messages and exit codes (``run`` None: a k-fold
+    run, whose errors name its folder)."""
+    from ..data import DataError
+    from ..loggers import LoggerError
+    from ..nn import ShapeError
+    from ..solver import Diverged, Interrupted
+    from ..storage import RunError
+
+    try:
+        yield
+    except Diverged as error:
+        if run is None:
+            kept = "The folds' best checkpoints are unchanged"
+        elif run.layout.checkpoint("best").exists():
+            kept = "The best checkpoint is unchanged"
+        else:
+            kept = "No epoch ended before it, so there is no best checkpoint"
+        fail(f"training diverged: {error}. {kept}; try a lower learning rate or gradient "
+             f"clipping.", EXIT_DIVERGED)
+    except Interrupted as error:
+        if run is None:  # k-fold: the error says how to resume the whole run
+            err.print(str(error), **AS_IS)
+        else:
+            err.print(f"{error}; state saved in {run.layout.checkpoint('last')}.\n"
+                      f"Resume with: dl train --resume {run.path}", **AS_IS)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except (DataError, RunError, ShapeError, LoggerError) as error:
+        fail(str(error))
+    except OSError as error:  # a MemoryError goes on to within_memory, around every use
+        written = error.filename or (run.path if run else None)
+        fail(f"cannot write {written}: {error.strerror or error}; the checkpoints already "
+             f"written are unchanged", 1)
