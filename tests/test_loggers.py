@@ -1,6 +1,7 @@
 """Loggers: TensorBoard event files and MLflow runs hold what metrics.jsonl holds; a logger
 that cannot start stops the run before training; one failing mid-run does not."""
 
+import csv
 import json
 import math
 import shutil
@@ -16,7 +17,7 @@ from dl_cli.checks import ConfigError
 from dl_cli.cli.app import app
 from dl_cli.config import load_config
 from dl_cli.loggers import Guarded, Logger, start_loggers
-from dl_cli.loggers.replay import replay, replay_all
+from dl_cli.loggers.replay import export, replay
 
 from solver_hooks import interrupt_at
 
@@ -185,6 +186,24 @@ def test_mlflow_holds_the_params_every_epochs_metrics_and_the_test_metrics(tmp_p
     assert run.data.metrics[f"best/{summary['monitor']}"] == summary["best_value"]
 
 
+def test_each_fold_of_a_kfold_run_is_a_run_of_its_own_in_both_tools(tmp_path):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    uri = (tmp_path / "mlruns").as_uri()
+    result = train(tmp_path, "train.loggers=[tensorboard, mlflow]", f"train.mlflow.uri={uri}",
+                   "validation.kfold=2", "train.epochs=2")
+    assert result.exit_code == 0, result.output
+    folds = [the_run(tmp_path) / f"fold-{i}" for i in (0, 1)]
+    for fold in folds:
+        scalars = event_scalars(fold / "tensorboard")
+        assert {key: value for key, value in scalars.items() if key[1] == "val/acc"} == \
+            pytest.approx({(r["step"], "val/acc"): r["val/acc"] for r in records(fold) if "lr" in r})
+    client = mlflow_client(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert sorted(r.data.tags["dl.run_dir"] for r in runs) == [str(f.resolve()) for f in folds]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+
+
 def test_mlflow_finds_its_tracking_uri_in_the_environment(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     uri = (tmp_path / "elsewhere").as_uri()
@@ -204,23 +223,38 @@ def test_mlflow_defaults_to_mlruns_in_the_working_folder(tmp_path, monkeypatch):
 
 
 # -- starting and failing -------------------------------------------------------------
-def test_an_unreachable_tracking_server_stops_the_run_before_training(tmp_path):
+def run_folders(folder: Path) -> list[Path]:
+    """Every folder under ``folder``/runs: none when no run was started."""
+    return sorted((folder / "runs").rglob("*")) if (folder / "runs").exists() else []
+
+
+@pytest.mark.parametrize("kfold", [None, 3])
+def test_an_unreachable_tracking_server_stops_the_run_before_its_folder_is_made(tmp_path, kfold):
     pytest.importorskip("mlflow")
-    result = train(tmp_path, "train.loggers=[mlflow]", "train.mlflow.uri=http://127.0.0.1:9")
+    more = [f"validation.kfold={kfold}"] if kfold else []
+    result = train(tmp_path, "train.loggers=[tensorboard, mlflow]",
+                   "train.mlflow.uri=http://127.0.0.1:9", *more)
     assert result.exit_code == 2
     assert "train.loggers: mlflow cannot start a run at http://127.0.0.1:9" in result.output
     assert "Traceback" not in result.output
-    assert not (the_run(tmp_path) / "metrics.jsonl").exists()
+    assert run_folders(tmp_path) == []
 
 
-def test_a_missing_package_names_the_extra_to_install(tmp_path, monkeypatch):
+@pytest.mark.parametrize("command", ["train", "sweep"])
+def test_a_missing_package_names_the_extra_to_install(tmp_path, monkeypatch, command):
     for name in [m for m in sys.modules if m.split(".")[0] == "tensorboard"] + ["tensorboard"]:
         monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
     monkeypatch.delitem(sys.modules, "dl_cli.loggers.tensorboard", raising=False)
-    result = train(tmp_path, "train.loggers=[tensorboard]")
+    if command == "train":
+        result = train(tmp_path, "train.loggers=[tensorboard]")
+    else:
+        spec = write_sweep(tmp_path, "train.loggers=[tensorboard]")
+        result = runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(tmp_path / "sweep")])
+        assert not (tmp_path / "sweep").exists()
     assert result.exit_code == 2
     assert "train.loggers: tensorboard needs the tensorboard package" in result.output
     assert "pip install 'dl-cli[tensorboard]'" in result.output
+    assert run_folders(tmp_path) == []
 
 
 def test_a_logger_failing_mid_run_is_warned_about_once_and_training_goes_on(tmp_path):
@@ -232,7 +266,9 @@ def test_a_logger_failing_mid_run_is_warned_about_once_and_training_goes_on(tmp_
     parts = training.assemble(cfg)
     run = training.start(cfg)
     warnings = []
-    loggers = start_loggers(cfg, run.path, warnings.append)
+    loggers = [Guarded(logger, warnings.append) for logger in start_loggers(cfg)]
+    for logger in loggers:
+        logger.open(run.path)
 
     def remove_the_store(event, payload):
         if event == "epoch" and payload["record"]["epoch"] == 1:
@@ -341,21 +377,104 @@ def test_replay_writes_a_run_once(tmp_path):
         replay(run, "mlflow", uri=uri)
 
 
-def test_replay_all_writes_each_trial_of_a_sweep(tmp_path):
+LRS = {"name": "lrs", "method": "grid", "params": {"optimizer.lr": {"values": [0.01, 0.1]}}}
+
+
+def write_sweep(folder: Path, *overrides: str) -> Path:
+    base = write_config(folder, {**TINY, "train": {"epochs": 2, "batch_size": 16}})
+    spec = folder / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({"base": str(base), **LRS, "overrides": list(overrides)}))
+    return spec
+
+
+def sweep_runs(uri: str, sweep_dir: Path):
+    """The sweep's parent MLflow run and its children, which each name it as parent."""
+    client = mlflow_client(uri)
+    runs = client.search_runs([client.get_experiment_by_name("lrs").experiment_id])
+    (parent,) = [r for r in runs if "dl.sweep_dir" in r.data.tags]
+    assert parent.data.tags["dl.sweep_dir"] == str(sweep_dir.resolve())
+    children = [r for r in runs if r is not parent]
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    return parent, sorted(children, key=lambda r: r.data.tags["dl.run_dir"])
+
+
+def check_sweep_in_mlflow(uri: str, sweep_dir: Path) -> None:
+    parent, children = sweep_runs(uri, sweep_dir)
+    assert parent.info.status == "FINISHED" and parent.info.run_name == sweep_dir.name
+    assert parent.data.params["method"] == "grid" and parent.data.params["metric"] == \
+        json.dumps({"name": "val/acc", "goal": "max"})
+    assert json.loads(parent.data.params["params.optimizer.lr"]) == {"values": [0.01, 0.1]}
+    results = list(csv.DictReader((sweep_dir / "results.csv").open()))
+    assert parent.data.metrics["best/val/acc"] == pytest.approx(max(float(r["val/acc"]) for r in results))
+    assert [r.data.tags["dl.run_dir"] for r in children] == [
+        str((sweep_dir / f"trial-000{i}").resolve()) for i in (0, 1)]
+    assert [r.data.params["optimizer.lr"] for r in children] == ["0.01", "0.1"]
+    for child, result in zip(children, results):
+        assert child.info.status == "FINISHED"
+        assert child.data.metrics["best/val/acc"] == pytest.approx(float(result["val/acc"]))
+
+
+def test_a_sweep_logs_its_trials_as_children_of_one_parent_run(tmp_path):
     pytest.importorskip("mlflow")
-    base = write_config(tmp_path, {**TINY, "train": {"epochs": 2, "batch_size": 16}})
-    spec = tmp_path / "sweep.yaml"
-    spec.write_text(yaml.safe_dump({"base": str(base), "name": "lrs", "method": "grid",
-                                    "params": {"optimizer.lr": {"values": [0.01, 0.1]}}}))
+    uri = (tmp_path / "mlruns").as_uri()
+    spec = write_sweep(tmp_path, "train.loggers=[mlflow]", f"train.mlflow.uri={uri}")
+    result = runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(tmp_path / "sweep")])
+    assert result.exit_code == 0, result.output
+    check_sweep_in_mlflow(uri, tmp_path / "sweep")
+
+
+def test_a_sweep_whose_tracking_server_is_unreachable_makes_no_folder(tmp_path):
+    pytest.importorskip("mlflow")
+    spec = write_sweep(tmp_path, "train.loggers=[mlflow]", "train.mlflow.uri=http://127.0.0.1:9")
+    result = runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(tmp_path / "sweep")])
+    assert result.exit_code == 2
+    assert "train.loggers: mlflow cannot start a run at http://127.0.0.1:9" in result.output
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_export_writes_each_trial_of_a_sweep_under_its_parent_run(tmp_path):
+    pytest.importorskip("mlflow")
+    spec = write_sweep(tmp_path)
     result = runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(tmp_path / "sweep")])
     assert result.exit_code == 0, result.output
     uri = (tmp_path / "mlruns").as_uri()
-    written = replay_all(tmp_path / "sweep", "mlflow", uri=uri)
+    written = export(tmp_path / "sweep", "mlflow", uri=uri)
     assert [p.name for p in written] == ["trial-0000", "trial-0001"]
-    client = mlflow_client(uri)
-    runs = client.search_runs([client.get_experiment_by_name("lrs").experiment_id])
-    assert sorted(r.data.params["optimizer.lr"] for r in runs) == ["0.01", "0.1"]
-    assert all(math.isfinite(r.data.metrics["val/acc"]) for r in runs)
+    check_sweep_in_mlflow(uri, tmp_path / "sweep")
+
+
+def test_dl_export_writes_a_run_to_tensorboard_and_to_mlflow(tmp_path):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    assert train(tmp_path).exit_code == 0
+    run = the_run(tmp_path)
+    result = runner.invoke(app, ["export", str(run), "--to", "tensorboard"], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"{run} → {run / 'tensorboard'}"
+    assert event_scalars(run / "tensorboard")[records(run)[-1]["step"], "val/acc"] == \
+        pytest.approx(records(run)[-1]["val/acc"])
+    uri = (tmp_path / "mlruns").as_uri()
+    result = runner.invoke(app, ["export", str(run), "--to", "mlflow", "--uri", uri],
+                           terminal_width=300)
+    assert result.exit_code == 0, result.output
+    run_id = result.output.split("→")[1].strip()
+    assert mlflow_client(uri).get_run(run_id).data.tags["dl.run_dir"] == str(run.resolve())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--to", "wandb"], "--to: unknown logger 'wandb'; allowed: tensorboard, mlflow"),
+    (["--to", "tensorboard", "--uri", "file:///x"], "--uri names an MLflow tracking store"),
+])
+def test_dl_export_refuses_what_it_cannot_write(tmp_path, args, message):
+    assert train(tmp_path).exit_code == 0
+    result = runner.invoke(app, ["export", str(the_run(tmp_path)), *args], terminal_width=300)
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_dl_export_says_a_folder_holds_no_run(tmp_path):
+    result = runner.invoke(app, ["export", str(tmp_path), "--to", "tensorboard"], terminal_width=300)
+    assert result.exit_code == 2
+    assert f"{tmp_path}: no run folder (config.yaml and metrics.jsonl) in it" in result.output
 
 
 # -- the Solver's events --------------------------------------------------------------

@@ -9,5 +9,6 @@ train.py       dl train
 inspect.py     dl gradcheck, summary, layers (a config's model); eval, sample, diagnose,
                runs, compare (what training left)
 sweep.py       dl sweep, plot, report
+records.py     dl export --to tensorboard|mlflow (what earlier runs recorded)
 ```
 """

@@ -117,6 +117,7 @@ def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], p
 def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool) -> None:
     from .. import training
     from ..data import DataError
+    from ..loggers import LoggerError, start_loggers
     from ..memory import out_of_memory
     from ..nn import ShapeError
     from ..storage import RunError
@@ -124,11 +125,12 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool)
 
     try:
         parts = training.assemble(cfg)
+        loggers = start_loggers(cfg)  # before the run folder: one that cannot start leaves none
         if run is None:
             with interrupts_held():
                 run = training.start(cfg, run_dir)
                 writing("run", run.path)
-    except (DataError, ShapeError, RunError, OSError, MemoryError) as error:
+    except (DataError, ShapeError, RunError, LoggerError, OSError, MemoryError) as error:
         if run is not None:
             run.release()
         fail(out_of_memory(error) if isinstance(error, MemoryError) else str(error))
@@ -137,7 +139,8 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool)
               f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
               highlight=False, soft_wrap=True)
     with training_errors(run):
-        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn)
+        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn,
+                                 loggers=loggers)
     writing("done", run.path)
     out.print(summary_table(summary))
     out.print(f"run folder: {run.path}", **AS_IS)

@@ -10,18 +10,16 @@ train:
 ```
 base.py         the observer interface (Logger), the guard (Guarded), LoggerError
 tensorboard.py  event files in RUN/tensorboard/ (extra dl-cli[tensorboard])
-mlflow.py       one MLflow run per run folder (extra dl-cli[mlflow])
-replay.py       what an earlier run folder recorded, written to either of them
+mlflow.py       one MLflow run per run folder, a sweep's parent run (extra dl-cli[mlflow])
+replay.py       what earlier run folders recorded, written to either of them (dl export)
 ```
 
 Each package is imported only when a config names its logger. The run folder stays the
-record: a logger that cannot start is a LoggerError before training, one that fails
-mid-run is warned about once and training goes on.
+record: a logger that cannot start is a LoggerError before any run folder is made, one
+that fails mid-run is warned about once and training goes on.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from ..schema import LOGGERS  # the names train.loggers takes; each one's extra too
 from .base import Guarded, Logger, LoggerError
@@ -41,16 +39,29 @@ def logger_class(name: str) -> type[Logger]:
     return chosen
 
 
-def start_loggers(cfg, run_dir: str | Path, warn) -> list[Guarded]:
-    """The loggers ``cfg.train.loggers`` names, started for ``run_dir``, each guarded
-    (``warn(message)`` says once that one failed mid-run). LoggerError, with the loggers
-    started so far closed, when one cannot start."""
-    started: list[Guarded] = []
+def start_loggers(cfg) -> list[Logger]:
+    """The loggers ``cfg.train.loggers`` names, started: their packages imported, their
+    tools reached (no run folder is needed yet). LoggerError, with the loggers started so
+    far closed, when one cannot start."""
+    started: list[Logger] = []
     try:
         for name in cfg.train.loggers:
-            started.append(Guarded(logger_class(name)(cfg, run_dir), warn))
+            started.append(logger_class(name)(cfg))
     except LoggerError:
         for logger in started:
             logger.close()
         raise
     return started
+
+
+def start_sweep_record(cfg):
+    """Before a sweep whose trials train base config ``cfg``: each logger's package
+    imported, and when they log to MLflow the keeper of the sweep's parent run
+    (``mlflow.MlflowSweep``), started, else None. LoggerError when one cannot start."""
+    for name in cfg.train.loggers:
+        logger_class(name)
+    if "mlflow" not in cfg.train.loggers:
+        return None
+    from .mlflow import MlflowSweep
+
+    return MlflowSweep(cfg)

@@ -2,9 +2,17 @@
 failing one from stopping training.
 
 ```python
-logger = TensorBoardLogger(cfg, run.path)   # LoggerError when it cannot start
-solver.observers.append(Guarded(logger, warn))
+logger = MlflowLogger(cfg)            # starts: LoggerError when it cannot (before any run folder)
+guarded = Guarded(logger, warn)
+guarded.open(run.path)                # begins the record of the run in that folder
+solver.observers.append(guarded)      # the Solver's events fill it
+guarded.close()                       # ends it
 ```
+
+Starting a logger is reaching its tool (its package imported, its tracking server
+answering), which needs no run folder: ``dl train`` starts the loggers before it makes the
+folder, so one that cannot start leaves nothing behind. ``open`` and ``close`` then frame
+the record of one run; a logger may record several runs in turn (the folds of a k-fold run).
 
 A logger hears the events of ``Solver`` (see its docstring) through ``__call__(event,
 payload)``, one method per event:
@@ -27,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -82,6 +91,9 @@ class Logger:
 
     name = "logger"
 
+    def open(self, run_dir: Path) -> None:
+        """Begin the record of the run in ``run_dir`` (a resumed run: continue it)."""
+
     def __call__(self, event: str, payload: dict) -> None:
         handlers = {"start": self.start, "iteration": self.iteration, "epoch": self.epoch,
                     "end": self.end}
@@ -101,7 +113,7 @@ class Logger:
         """The summary of the run, as summary.json holds it."""
 
     def close(self) -> None:
-        """Flush and release what the logger holds."""
+        """End the record of the run (flush, release what it holds); nothing when none is open."""
 
 
 class Guarded:
@@ -111,6 +123,12 @@ class Guarded:
     def __init__(self, logger: Logger, warn):
         self.logger, self.warn = logger, warn
         self.failed = False
+
+    def open(self, run_dir: Path) -> None:
+        try:
+            self.logger.open(run_dir)
+        except Exception as error:  # the tool answered as the logger started; it may not now
+            self._give_up("as it opened the run's record", error)
 
     def __call__(self, event: str, payload: dict) -> None:
         if self.failed:

@@ -58,17 +58,21 @@ def histogram(values: np.ndarray):
 
 
 class TensorBoardLogger(Logger):
-    """Writes a run's events to ``run_dir/tensorboard``; LoggerError when the folder
-    cannot be written."""
+    """Writes a run's events to ``RUN/tensorboard``. It starts once its package is
+    imported; ``open`` makes the event file, LoggerError when the folder cannot be written."""
 
     name = "tensorboard"
 
-    def __init__(self, cfg: Config, run_dir: str | Path):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.folder = RunLayout(self.run_dir).tensorboard
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
         self.every = cfg.train.tensorboard.histograms_every
         self.layer_names = {i: spec if isinstance(spec, str) else spec["type"]
                             for i, spec in enumerate(cfg.model.layers)}
+        self.writer: EventFileWriter | None = None
+
+    def open(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.folder = RunLayout(self.run_dir).tensorboard
         try:
             self.writer = EventFileWriter(str(self.folder), flush_secs=10)
         except OSError as error:
@@ -129,4 +133,6 @@ class TensorBoardLogger(Logger):
         self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
