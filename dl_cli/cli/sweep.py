@@ -240,7 +240,9 @@ def opening(runner, resumed: bool) -> str:
 def plot(
     path: Path = typer.Argument(..., metavar="PATH", help="A run folder (its learning curves) "
                                 "or a sweep folder (the metric against each varied "
-                                "parameter, and the learning curves of the best trials)."),
+                                "parameter, the learning curves of the best trials and, with "
+                                "two parameters and 5 completed trials, each parameter's "
+                                "importance and a contour of the two most important)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG files "
                                            "(default: PATH/plots)."),
     top: int = typer.Option(5, help="Sweeps: how many of the best trials get learning curves."),

@@ -15,5 +15,6 @@ executors.py  in-process, local processes, Dask or Ray behind concurrent.futures
 folder.py     the sweep folder: create, check before a resume, lock
 runner.py     the driver: submit, record, prune, refine, drain on Ctrl-C, resume, what is left
 results.py    ranking, leaderboard, results.csv, best.yaml
+importance.py which parameters mattered: permutation importance, partial dependence (dl plot)
 ```
 """
