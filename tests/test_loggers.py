@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
 from typer.testing import CliRunner
 
 from dl_cli import training
 from dl_cli.checks import ConfigError
 from dl_cli.cli.app import app
+from dl_cli.cli.records import export_records
 from dl_cli.config import load_config
 from dl_cli.loggers import Guarded, Logger, start_loggers
 from dl_cli.loggers.replay import export, replay
@@ -443,38 +445,50 @@ def test_export_writes_each_trial_of_a_sweep_under_its_parent_run(tmp_path):
     check_sweep_in_mlflow(uri, tmp_path / "sweep")
 
 
-def test_dl_export_writes_a_run_to_tensorboard_and_to_mlflow(tmp_path):
+def exported(path: Path, capsys, *args) -> tuple[int, str]:
+    """The exit code and the output (stdout, then stderr) of ``export_records``."""
+    code = 0
+    try:
+        export_records(path, *args)
+    except typer.Exit as stop:
+        code = stop.exit_code
+    printed = capsys.readouterr()
+    return code, printed.out + printed.err
+
+
+def test_export_records_writes_a_run_to_tensorboard_and_to_mlflow(tmp_path, capsys):
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
     assert train(tmp_path).exit_code == 0
     run = the_run(tmp_path)
-    result = runner.invoke(app, ["export", str(run), "--to", "tensorboard"], terminal_width=300)
-    assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"{run} → {run / 'tensorboard'}"
+    code, output = exported(run, capsys, "tensorboard")
+    assert code == 0, output
+    assert output.strip() == f"{run} → {run / 'tensorboard'}"
     assert event_scalars(run / "tensorboard")[records(run)[-1]["step"], "val/acc"] == \
         pytest.approx(records(run)[-1]["val/acc"])
     uri = (tmp_path / "mlruns").as_uri()
-    result = runner.invoke(app, ["export", str(run), "--to", "mlflow", "--uri", uri],
-                           terminal_width=300)
-    assert result.exit_code == 0, result.output
-    run_id = result.output.split("→")[1].strip()
+    code, output = exported(run, capsys, "mlflow", uri)
+    assert code == 0, output
+    run_id = output.split("→")[1].strip()
     assert mlflow_client(uri).get_run(run_id).data.tags["dl.run_dir"] == str(run.resolve())
+    code, output = exported(run, capsys, "mlflow", uri)
+    assert code == 2 and "holds this run already" in output
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--to", "wandb"], "--to: unknown logger 'wandb'; allowed: tensorboard, mlflow"),
-    (["--to", "tensorboard", "--uri", "file:///x"], "--uri names an MLflow tracking store"),
+    (["wandb"], "--to: unknown logger 'wandb'; allowed: tensorboard, mlflow"),
+    (["tensorboard", "file:///x"], "--uri names an MLflow tracking store"),
 ])
-def test_dl_export_refuses_what_it_cannot_write(tmp_path, args, message):
+def test_export_records_refuses_what_it_cannot_write(tmp_path, capsys, args, message):
     assert train(tmp_path).exit_code == 0
-    result = runner.invoke(app, ["export", str(the_run(tmp_path)), *args], terminal_width=300)
-    assert result.exit_code == 2 and message in result.output, result.output
+    code, output = exported(the_run(tmp_path), capsys, *args)
+    assert code == 2 and message in output, output
 
 
-def test_dl_export_says_a_folder_holds_no_run(tmp_path):
-    result = runner.invoke(app, ["export", str(tmp_path), "--to", "tensorboard"], terminal_width=300)
-    assert result.exit_code == 2
-    assert f"{tmp_path}: no run folder (config.yaml and metrics.jsonl) in it" in result.output
+def test_export_records_says_a_folder_holds_no_run(tmp_path, capsys):
+    code, output = exported(tmp_path, capsys, "tensorboard")
+    assert code == 2
+    assert f"{tmp_path}: no run folder (config.yaml and metrics.jsonl) in it" in output
 
 
 # -- the Solver's events --------------------------------------------------------------

@@ -12,7 +12,6 @@ from .. import __version__
 from . import interrupts
 from .inspect import compare, diagnose, evaluate_run, gradcheck, layers, runs, sample, summary
 from .output import flag, out
-from .records import export
 from .sweep import plot, report, sweep
 from .train import train
 
@@ -62,8 +61,7 @@ def main(version: bool = flag("--version", callback=version_callback, is_eager=T
 
 COMMANDS = {"train": train, "gradcheck": gradcheck, "summary": summary, "layers": layers,
             "eval": evaluate_run, "sample": sample, "diagnose": diagnose, "runs": runs,
-            "compare": compare, "sweep": sweep, "plot": plot, "report": report,
-            "export": export}
+            "compare": compare, "sweep": sweep, "plot": plot, "report": report}
 
 app = typer.Typer(cls=Commands, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
