@@ -23,6 +23,7 @@ import numpy as np
 
 from .data import DataError, Split, Splits, apply_steps, kfold_indices, load
 from .layout import RunLayout, SweepLayout
+from .loggers import start_loggers
 from .registry import PREPROCESSORS, Registry
 from .runs import Run
 from .schema import Config
@@ -111,6 +112,7 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
     fold changes nothing)."""
     k = cfg.validation.kfold
     first = assemble_fold(cfg, k, 0)  # every data mistake before a folder is made
+    loggers = start_loggers(cfg)      # and every logger that cannot start; each records every fold
     root = root or start(cfg, run_dir)
     if made is not None:
         made(root.path)
@@ -129,7 +131,8 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
                 sizes = (len(parts.splits.train.X), len(parts.splits.val.X), len(parts.splits.test.X))
                 say(f"fold {fold + 1} of {k}: {sizes[0]} train / {sizes[1]} val / {sizes[2]} "
                     f"test samples → {run.path}{' (resumed)' if resuming else ''}")
-            folds.append(train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn))
+            folds.append(train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn,
+                               loggers=loggers))
         summary = fold_summary(cfg, folds)
         summary["run_dir"] = str(root.path)
         root.write_summary(summary)

@@ -8,6 +8,7 @@ runs/<name>/<YYYYmmdd-HHMMSS>-<short id>/        a run folder: RunLayout
   checkpoints/best.npz   checkpoints/last.npz
   vocab.json (text data)   fold-<i>/ (one run folder per fold with validation.kfold)
   error.txt (a sweep trial that failed: the traceback)
+  tensorboard/ (train.loggers: [tensorboard], or dl export --to tensorboard: event files)
 
 runs/<sweep name>/<YYYYmmdd-HHMMSS>-<short id>/  a sweep folder: SweepLayout
   spec.yaml      the effective spec (overrides applied, base as an absolute path)
@@ -74,6 +75,7 @@ class RunLayout:
     vocab = property(lambda self: self.path / "vocab.json")
     error = property(lambda self: self.path / "error.txt")
     checkpoints = property(lambda self: self.path / "checkpoints")
+    tensorboard = property(lambda self: self.path / "tensorboard")
 
     def checkpoint(self, kind: str) -> Path:
         """``checkpoints/best.npz`` or ``checkpoints/last.npz``."""

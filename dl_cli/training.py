@@ -23,6 +23,7 @@ from .data import Splits, build_augment, load
 from .fit_checks import check_fits, check_monitored_split, unused_scores
 from .inputs import Inputs
 from .layout import RunLayout, SweepLayout
+from .loggers import Guarded, Logger, start_loggers
 from .nn.model import Model
 from .registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry
 from .runs import Run, new_run_dir
@@ -80,10 +81,11 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
 
 
-def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool) -> Solver:
+def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool,
+                observers=()) -> Solver:
     return Solver(parts.model, parts.splits, parts.optimizer, cfg.train,
                   schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
-                  seed=cfg.seed, run=run, progress=progress)
+                  seed=cfg.seed, run=run, progress=progress, observers=observers)
 
 
 def start(cfg: Config, run_dir: Path | None = None) -> Run:
@@ -141,23 +143,33 @@ def version_changes(meta: dict) -> list[str]:
 
 
 def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool = False,
-          progress: bool = True, warn=None, score_test: bool = True) -> dict:
+          progress: bool = True, warn=None, score_test: bool = True,
+          loggers: list[Logger] | None = None) -> dict:
     """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
     False leaves the test split alone unless training stops early (see ``Solver.train``).
+    ``loggers``: those of ``train.loggers``, started before the run folder was made
+    (``loggers.start_loggers``); when None they are started here.
 
-    Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state;
-    the run's lock is released whatever happens. Warnings go to ``train.log`` and to
-    ``warn(message)`` when given.
+    Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state, and
+    ``LoggerError`` before training when a logger of ``train.loggers`` cannot start; the
+    run's lock is released and the loggers' records of the run closed whatever happens.
+    Warnings (a logger failing mid-run, too) go to ``train.log`` and to ``warn(message)``
+    when given.
     """
     def caution(message: str) -> None:
         run.log(f"warning: {message}")
         if warn is not None:
             warn(message)
 
+    observers: list[Guarded] = []
     try:
         parts = parts or assemble(cfg)
         run.keep_in_checkpoints(Inputs.from_splits(parts.splits).arrays())
-        solver = make_solver(cfg, parts, run, progress)
+        observers = [Guarded(logger, caution)
+                     for logger in (start_loggers(cfg) if loggers is None else loggers)]
+        for observer in observers:
+            observer.open(run.path)
+        solver = make_solver(cfg, parts, run, progress, observers=observers)
         if resuming:
             last, best = resume_state(run, parts.model)
             for message in version_changes(last["meta"]):
@@ -190,4 +202,6 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
                 f"at epoch {summary['best_epoch']}; test {summary['test']}")
         return summary
     finally:
+        for observer in observers:
+            observer.close()
         run.release()

@@ -130,6 +130,7 @@ def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], p
 def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool) -> None:
     from .. import training
     from ..data import DataError
+    from ..loggers import LoggerError, start_loggers
     from ..memory import out_of_memory
     from ..nn import ShapeError
     from ..storage import RunError
@@ -137,11 +138,12 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool)
 
     try:
         parts = training.assemble(cfg)
+        loggers = start_loggers(cfg)  # before the run folder: one that cannot start leaves none
         if run is None:
             with interrupts_held():
                 run = training.start(cfg, run_dir)
                 writing("run", run.path)
-    except (DataError, ShapeError, RunError, OSError, MemoryError) as error:
+    except (DataError, ShapeError, RunError, LoggerError, OSError, MemoryError) as error:
         if run is not None:
             run.release()
         fail(out_of_memory(error) if isinstance(error, MemoryError) else str(error))
@@ -150,7 +152,8 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool)
               f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
               highlight=False, soft_wrap=True)
     with training_errors(run):
-        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn)
+        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn,
+                                 loggers=loggers)
     writing("done", run.path)
     out.print(summary_table(summary))
     out.print(f"run folder: {run.path}", **AS_IS)
@@ -174,6 +177,7 @@ def training_errors(run):
     """Turn the ways training stops into messages and exit codes (``run`` None: a k-fold
     run, whose errors name its folder)."""
     from ..data import DataError
+    from ..loggers import LoggerError
     from ..nn import ShapeError
     from ..solver import Diverged, Interrupted
     from ..storage import RunError
@@ -196,7 +200,7 @@ def training_errors(run):
             err.print(f"{error}; state saved in {run.layout.checkpoint('last')}.\n"
                       f"Resume with: dl train --resume {run.path}", **AS_IS)
         raise typer.Exit(EXIT_INTERRUPTED)
-    except (DataError, RunError, ShapeError) as error:
+    except (DataError, RunError, ShapeError, LoggerError) as error:
         fail(str(error))
     except OSError as error:  # a MemoryError goes on to within_memory, around every use
         written = error.filename or (run.path if run else None)

@@ -92,22 +92,42 @@ def predict(
 
 
 def export(
-    run_dir: Path = typer.Argument(..., metavar="RUN", help=RUN_HELP),
-    format_: str = typer.Option("onnx", "--format", help="onnx (the only format)."),
+    run_dir: Path = typer.Argument(..., metavar="RUN", help=RUN_HELP + " With --to, also "
+                                   "a k-fold run (each fold) or a sweep folder (each trial)."),
+    format_: Optional[str] = typer.Option(None, "--format", help="onnx (the default, and the "
+                                          "only model format)."),
+    to: Optional[str] = typer.Option(None, "--to", help="tensorboard | mlflow: write what "
+                                     "the run recorded (metrics, config, summary) to that "
+                                     "tool, for runs trained without train.loggers."),
+    uri: Optional[str] = typer.Option(None, "--uri", help="With --to mlflow: the tracking "
+                                      "store (default: MLFLOW_TRACKING_URI, else ./mlruns)."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="The file to write "
                                             "(default: RUN/model.onnx)."),
     checkpoint: str = typer.Option("best", help="best | last"),
     opset: Optional[int] = typer.Option(None, help="The ONNX operator set (default 17)."),
     allow_plugins: bool = allow_plugins_flag(),
 ):
-    """Write a run's model, behind its preprocessing, as an ONNX graph.
+    """Write a run's model, behind its preprocessing, as an ONNX graph; or, with --to,
+    what earlier runs recorded to TensorBoard or MLflow.
 
     The graph takes raw samples and holds the preprocessing, the network in inference
     mode, and class probabilities beside the scores. Needs the onnx package (the onnx
-    extra of dl-cli).
+    extra of dl-cli); --to needs the tensorboard or mlflow extra.
 
-    Example: dl export runs/digits-mlp --format onnx --out digits.onnx
+    Examples: dl export runs/digits-mlp --format onnx --out digits.onnx;
+    dl export runs/lr-vs-width/<sweep> --to mlflow
     """
+    if to is not None:
+        if format_ is not None or out_file is not None:
+            fail("--to writes a run's records to a tool; --format and --out write a model "
+                 "file: give one or the other")
+        from .records import export_records
+
+        export_records(run_dir, to, uri)
+        return
+    if uri is not None:
+        fail("--uri names an MLflow tracking store: it goes with --to mlflow")
+    format_ = format_ or "onnx"
     if format_ != "onnx":
         fail(f"--format: expected onnx, got {format_!r}")
     try:
