@@ -243,6 +243,7 @@ def test_the_configs_build_the_promised_networks(tmp_path):
                                            [f"runs_dir={tmp_path}"]))
     blocks = [layer for layer in resnet.model.layers if layer.registered_name == "residual"]
     assert [b.shortcut is not None for b in blocks] == [False, True, True]
+    assert [(b.shortcut.kernel, b.shortcut.stride) for b in blocks[1:]] == [(1, 2), (1, 2)]
     assert "global_avgpool" in [layer.registered_name for _, layer in resnet.model.chain.walk("")]
     ae = training.assemble(load_config(ROOT / "configs/autoencoder_digits.yaml",
                                        [f"runs_dir={tmp_path}"]))
