@@ -3,9 +3,11 @@
 A checkpoint is an ``.npz`` file of plain arrays (``storage.save_npz``): ``param/<name>``,
 ``buffer/<name>``, ``optim/<key>``, ``schedule/<key>``, ``meta`` (a JSON string with the
 epoch, step, generator states, the best metric, the versions of Python, NumPy and
-``dl`` and the run's config) and, for an epoch stopped midway, ``perm`` (its batch order)
-and ``diagnostics/<key>`` (the epoch's statistics so far, when they are recorded). Nothing is copied
-into a model before every name, shape and value has been checked against it.
+``dl`` and the run's config), for an epoch stopped midway ``perm`` (its batch order) and
+``diagnostics/<key>`` (the epoch's statistics so far, when they are recorded), and what
+scoring raw inputs takes: ``inputs`` (JSON) and ``preprocess/<i>/<statistic>`` (see
+``inputs.py``; checkpoints of earlier versions lack them). Nothing is copied into a model
+before every name, shape and value has been checked against it.
 """
 
 from __future__ import annotations
@@ -59,9 +61,12 @@ def fits_meta(key: str, value) -> bool:
 
 
 def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
-    """Split a checkpoint into ``params``, ``buffers``, ``optim``, ``schedule``, ``meta``
-    and ``perm`` (the batch order of an epoch stopped midway, else None)."""
-    parts: dict = {"param": {}, "buffer": {}, "optim": {}, "schedule": {}, "diagnostics": {}}
+    """Split a checkpoint into ``params``, ``buffers``, ``optim``, ``schedule``, ``meta``,
+    ``perm`` (the batch order of an epoch stopped midway, else None), ``diagnostics``,
+    ``inputs`` (its JSON text, None in an older checkpoint) and ``preprocess``
+    (``"<i>/<statistic>"``: array)."""
+    parts: dict = {"param": {}, "buffer": {}, "optim": {}, "schedule": {}, "diagnostics": {},
+                   "preprocess": {}}
     for key, value in arrays.items():
         group, _, name = key.partition("/")
         if group in parts:
@@ -84,15 +89,19 @@ def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
     if not isinstance(meta.get("config", {}), dict):
         raise RunError(f"checkpoint 'meta' entry 'config' is {meta['config']!r}, expected "
                        f"the run's config (an object)")
+    inputs = str(arrays["inputs"]) if "inputs" in arrays else None
     return {"params": parts["param"], "buffers": parts["buffer"], "optim": parts["optim"],
             "schedule": parts["schedule"], "meta": meta, "perm": arrays.get("perm"),
-            "diagnostics": parts["diagnostics"]}
+            "diagnostics": parts["diagnostics"], "inputs": inputs,
+            "preprocess": parts["preprocess"]}
 
 
 def check_batch_order(perm: np.ndarray | None, iteration: int, n: int, iterations: int) -> None:
     """Refuse the batch order of an epoch stopped after ``iteration`` of its ``iterations``
-    unless it is a permutation of the ``n`` training samples (RunError)."""
-    if iteration >= iterations:
+    unless it is a permutation of the ``n`` training samples (RunError). ``iteration``
+    may equal ``iterations``: stopped after its last batch, before the epoch's end was
+    recorded."""
+    if iteration > iterations:
         raise RunError(f"checkpoint 'meta' entry 'iteration' is {iteration}, but an epoch "
                        f"has {iterations} iterations")
     if iteration == 0:

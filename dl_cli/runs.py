@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoints import unpack_checkpoint
-from .layout import RunLayout, new_folder
+from .layout import RunLayout, new_folder, point_latest
 from .locks import Lock, LockHeld
 from .nesting import NestingError, json_value
 from .storage import (RunError, load_npz, open_append, read_text, refuse_links, remove_stale_temps,
@@ -109,6 +109,12 @@ class Run:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.layout = RunLayout(self.path)
+        self.kept: dict[str, np.ndarray] = {}
+
+    def keep_in_checkpoints(self, arrays: dict[str, np.ndarray]) -> None:
+        """Arrays every checkpoint written from now on holds beside the training state:
+        what scoring raw inputs takes (``inputs.Inputs.arrays``)."""
+        self.kept = dict(arrays)
 
     def acquire(self, break_lock: bool = False) -> None:
         """Take the folder's lock (``locks.Lock``: refused while another process holds it;
@@ -188,7 +194,7 @@ class Run:
             f.write(line.rstrip("\n") + "\n")
 
     def save_checkpoint(self, kind: str, arrays: dict[str, np.ndarray]) -> None:
-        save_npz(self.layout.checkpoint(kind), arrays)
+        save_npz(self.layout.checkpoint(kind), {**arrays, **self.kept})
 
     def load_checkpoint(self, kind: str) -> dict:
         path = self.layout.checkpoint(kind)
@@ -205,7 +211,10 @@ class Run:
             raise RunError(f"{path}: {error}") from None
 
     def write_summary(self, summary: dict) -> None:
+        """Write summary.json; a finished run becomes its name folder's ``latest``
+        (``layout.point_latest``) when it is the newest."""
         write_text(self.layout.summary, json.dumps(summary, indent=2) + "\n")
+        point_latest(self.path)
 
     def read_summary(self) -> dict:
         """The run's summary.json ({} before it has one); RunError when it is damaged."""

@@ -26,6 +26,7 @@ import numpy as np
 from .checkpoints import restore
 from .config import load_saved_config
 from .data.sequences import encode
+from .inputs import Inputs
 from .layout import RunLayout
 from .nn.model import Model
 from .registry import DATASETS, Registry
@@ -58,6 +59,8 @@ class CharModel:
 
 
 def read_vocab(run_dir: Path) -> list[str]:
+    """The vocabulary a run folder keeps in vocab.json (what a checkpoint written before
+    checkpoints held the vocabulary relies on)."""
     path = RunLayout(run_dir).vocab
     if not path.exists():
         raise SampleError(f"{run_dir} has no vocab.json (written when a text model starts "
@@ -70,9 +73,15 @@ def read_vocab(run_dir: Path) -> list[str]:
         raise SampleError(f"{path}: {error}") from None
     except json.JSONDecodeError as error:
         raise SampleError(f"{path}: not valid JSON ({error})") from None
+    return checked_vocab(vocab, path)
+
+
+def checked_vocab(vocab, source) -> list[str]:
+    """``vocab`` if it is a non-empty list of characters, else SampleError naming
+    ``source`` (vocab.json, or the checkpoint whose ``inputs`` hold it)."""
     if not isinstance(vocab, list) or not vocab or \
             not all(isinstance(c, str) and len(c) == 1 for c in vocab):
-        raise SampleError(f"{path}: expected a non-empty list of characters (strings of one "
+        raise SampleError(f"{source}: expected a non-empty list of characters (strings of one "
                           f"character each)")
     return vocab
 
@@ -86,28 +95,35 @@ def shown(character: str) -> str:
     return character.encode("unicode_escape").decode("ascii")
 
 
-def load_char_model(run_dir: str | Path, checkpoint: str = "best") -> CharModel:
+def load_char_model(run_dir: str | Path, checkpoint: str = "best",
+                    allow_plugins: bool = False) -> CharModel:
     """Rebuild a run's model from its ``config.yaml`` and load its checkpoint.
 
     Raises SampleError when the folder is not a run of a ``text`` model, RunError when
-    the checkpoint is missing or does not fit the model, ConfigError for a bad config.
+    the checkpoint is missing or does not fit the model, ConfigError for a bad config
+    (or one naming plugins, unless ``allow_plugins``).
     """
     run_dir = Path(run_dir)
     run = Run(run_dir)
     if not run.layout.is_run:
         raise SampleError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_saved_config(run.layout.config)
+    cfg = load_saved_config(run.layout.config, allow_plugins)
     name, _ = Registry.split_spec(cfg.data.dataset)
     if name != "text":
         raise SampleError(f"{run_dir} trained on '{name}' data; dl sample needs a character "
                           f"model trained on 'text' data")
-    vocab = read_vocab(run_dir)
+    state = run.load_checkpoint(checkpoint)
+    inputs = Inputs.from_checkpoint(state, cfg.data.preprocess, run.layout.checkpoint(checkpoint))
+    if inputs is not None and inputs.vocab:
+        vocab = checked_vocab(inputs.vocab, f"{run.layout.checkpoint(checkpoint)}: vocab")
+    else:
+        vocab = read_vocab(run_dir)
     steps = DATASETS.create(cfg.data.dataset).steps
     model = build_model(cfg, (steps,))
     if model.out_shape != (steps, len(vocab)):
         raise SampleError(f"{run_dir}: the model outputs {model.out_shape} per sequence, "
                           f"expected scores ({steps}, {len(vocab)}) over the vocabulary")
-    restore(model, run.load_checkpoint(checkpoint), run.layout.checkpoint(checkpoint))
+    restore(model, state, run.layout.checkpoint(checkpoint))
     return CharModel(model, vocab, steps)
 
 

@@ -1,4 +1,4 @@
-"""From a validated config to a trained run folder (the data flow of DESIGN.md).
+"""From a validated config to a trained run folder (the data flow of docs/design.md).
 
 ```
 Config.data      ─► data.load   ─► Splits
@@ -21,7 +21,9 @@ from .checkpoints import check_compatible, versions
 from .config import config_to_dict, dump_config, flatten, load_saved_config
 from .data import Splits, build_augment, load
 from .fit_checks import check_fits, check_monitored_split, unused_scores
+from .inputs import Inputs
 from .layout import RunLayout, SweepLayout
+from .loggers import Guarded, Logger, start_loggers
 from .nn.model import Model
 from .registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry
 from .runs import Run, new_run_dir
@@ -70,7 +72,8 @@ def assemble(cfg: Config, splits: Splits | None = None) -> Assembled:
         model=model,
         optimizer=component(cfg, "optimizer", cfg.optimizer, OPTIMIZERS),
         schedule=component(cfg, "schedule", cfg.schedule, SCHEDULES) if cfg.schedule is not None else None,
-        augment=build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype),
+        augment=build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype,
+                              image_targets=splits.train.y.ndim > 2),  # (N, H, W), (N, C, H, W)
     )
 
 
@@ -78,10 +81,11 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
 
 
-def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool) -> Solver:
+def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool,
+                observers=()) -> Solver:
     return Solver(parts.model, parts.splits, parts.optimizer, cfg.train,
                   schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
-                  seed=cfg.seed, run=run, progress=progress,
+                  seed=cfg.seed, run=run, progress=progress, observers=observers,
                   record={"config": trained_config(cfg)})
 
 
@@ -149,13 +153,15 @@ def start(cfg: Config, run_dir: Path | None = None, break_lock: bool = False) ->
     return run
 
 
-def resume(run_dir: Path, break_lock: bool = False) -> tuple[Config, Run]:
-    """Reopen a run folder: its config and its lock (``break_lock``: see ``Run.acquire``)."""
+def resume(run_dir: Path, allow_plugins: bool = False,
+           break_lock: bool = False) -> tuple[Config, Run]:
+    """Reopen a run folder: its config (refused when it names plugins not yet imported,
+    unless ``allow_plugins``) and its lock (``break_lock``: see ``Run.acquire``)."""
     layout = RunLayout(run_dir)
     refuse_links(layout.path, layout.entries())
     if not layout.is_run:
         raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_saved_config(layout.config)
+    cfg = load_saved_config(layout.config, allow_plugins)
     run = Run(run_dir)
     run.acquire(break_lock)
     return cfg, run
@@ -191,27 +197,38 @@ def version_changes(meta: dict) -> list[str]:
 
 
 def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool = False,
-          progress: bool = True, warn=None, score_test: bool = True) -> dict:
+          progress: bool = True, warn=None, score_test: bool = True,
+          loggers: list[Logger] | None = None) -> dict:
     """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
     False leaves the test split alone unless training stops early (see ``Solver.train``).
+    ``loggers``: those of ``train.loggers``, started before the run folder was made
+    (``loggers.start_loggers``); when None they are started here.
 
-    Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state;
-    the run's lock is released whatever happens. A run to resume that stopped before its
-    first checkpoint trains from the start (the same config and seed: the same run). Warnings go to ``train.log`` and to
-    ``warn(message)`` when given.
+    Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state, and
+    ``LoggerError`` before training when a logger of ``train.loggers`` cannot start; the
+    run's lock is released and the loggers' records of the run closed whatever happens.
+    A run to resume that stopped before its first checkpoint trains from the start (the
+    same config and seed: the same run). Warnings (a logger failing mid-run, too) go to
+    ``train.log`` and to ``warn(message)`` when given.
     """
     def caution(message: str) -> None:
         run.log(f"warning: {message}")
         if warn is not None:
             warn(message)
 
+    observers: list[Guarded] = []
     try:
         parts = parts or assemble(cfg)
-        solver = make_solver(cfg, parts, run, progress)
         if resuming and not run.layout.checkpoint("last").exists():
             run.start_over()
             caution(f"{run.path} stopped before its first checkpoint: training it from the start")
             resuming = False
+        run.keep_in_checkpoints(Inputs.from_splits(parts.splits).arrays())
+        observers = [Guarded(logger, caution)
+                     for logger in (start_loggers(cfg) if loggers is None else loggers)]
+        for observer in observers:
+            observer.open(run.path)
+        solver = make_solver(cfg, parts, run, progress, observers=observers)
         if resuming:
             last, best = resume_state(run, parts.model, cfg)
             for message in version_changes(last["meta"]):
@@ -244,4 +261,6 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
                 f"at epoch {summary['best_epoch']}; test {summary['test']}")
         return summary
     finally:
+        for observer in observers:
+            observer.close()
         run.release()

@@ -27,7 +27,8 @@ from dl_cli.data import DataError
 from dl_cli.nesting import MAX_DEPTH
 
 from test_reliability import (TINY, dl, finished_run, forge, interrupted_run,  # noqa: F401
-                              npy_member, rewrite_checkpoint, run_copy, snapshot, write_config)
+                              npy_member, rewrite_checkpoint, run_copy, snapshot, write_config,
+                              as_older_run)
 from test_sequences import text_run  # noqa: F401  (a fixture)
 from test_sweep import RANDOM, reference, write_sweep  # noqa: F401  (a fixture)
 
@@ -120,10 +121,26 @@ def test_a_checkpoint_meta_nested_thousands_deep_stops_the_resume(interrupted_ru
     assert snapshot(interrupted_run) == before
 
 
+def edit_inputs(run_dir: Path, change) -> None:
+    """Let ``change(text)`` return the new JSON text of best.npz's ``inputs`` record."""
+    def edit(arrays):
+        arrays["inputs"] = np.array(change(str(arrays["inputs"])))
+
+    rewrite_checkpoint(run_dir / "checkpoints/best.npz", edit)
+
+
 def test_a_vocabulary_nested_thousands_deep_is_named(text_run, tmp_path):
     copy = Path(shutil.copytree(text_run, tmp_path / "run"))
+    as_older_run(copy)
     (copy / "vocab.json").write_text(DEEP_JSON)
     refused(dl("sample", copy), copy / "vocab.json", too_deep())
+
+
+def test_a_checkpoint_inputs_record_nested_thousands_deep_is_named(text_run, tmp_path):
+    copy = Path(shutil.copytree(text_run, tmp_path / "run"))
+    edit_inputs(copy, lambda text: text[:-1] + ', "x": ' + DEEP_JSON + "}")
+    refused(dl("sample", copy), copy / "checkpoints/best.npz",
+            f"checkpoint 'inputs' is {too_deep()}")
 
 
 def test_a_ledger_line_nested_thousands_deep_is_named(reference, tmp_path):
@@ -274,11 +291,26 @@ def test_a_compressed_npz_cannot_claim_more_than_deflate_expands_to(tmp_path):
 # -- what dl prints and warns -------------------------------------------------------------------
 def test_a_forged_vocabulary_is_refused_or_printed_escaped(text_run, tmp_path):
     copy = Path(shutil.copytree(text_run, tmp_path / "run"))
+    as_older_run(copy)
     vocab = json.loads((copy / "vocab.json").read_text())
     (copy / "vocab.json").write_text(json.dumps([*vocab[:-1], "\x1b[2J"]))
     refused(dl("sample", copy), "expected a non-empty list of characters (strings of one")
     forged = [c if c in "The " else "\x1b" for c in vocab]  # every character drawn is ESC
     (copy / "vocab.json").write_text(json.dumps(forged))
+    result = dl("sample", copy, "--prime", "The ", "--length", "20", "--seed", "0")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\\x1b" in result.output
+
+
+def test_a_forged_vocabulary_in_a_checkpoint_is_refused_or_printed_escaped(text_run, tmp_path):
+    copy = Path(shutil.copytree(text_run, tmp_path / "run"))
+    record = json.loads(str(np.load(copy / "checkpoints/best.npz")["inputs"]))
+    vocab = record["vocab"]
+    edit_inputs(copy, lambda text: json.dumps({**record, "vocab": [*vocab[:-1], "\x1b[2J"]}))
+    refused(dl("sample", copy), copy / "checkpoints/best.npz",
+            "expected a non-empty list of characters (strings of one")
+    forged = [c if c in "The " else "\x1b" for c in vocab]  # every character drawn is ESC
+    edit_inputs(copy, lambda text: json.dumps({**record, "vocab": forged}))
     result = dl("sample", copy, "--prime", "The ", "--length", "20", "--seed", "0")
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output and "\\x1b" in result.output

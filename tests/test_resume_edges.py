@@ -21,10 +21,11 @@ import yaml
 
 from dl_cli.cli.app import app
 from dl_cli.solver import Solver
+from dl_cli.storage import load_npz
 
 from solver_hooks import interrupt_at
 from test_reliability import (TINY, dl, interrupted_run, metric_lines,  # noqa: F401
-                              rewrite_checkpoint, snapshot, write_config)
+                              rewrite_checkpoint, snapshot, write_config, as_older_run)
 from test_sequences import text_run  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.reliability
@@ -197,17 +198,18 @@ def test_a_forged_batch_order_stops_the_resume(interrupted_run, forge, found):
 def test_an_iteration_beyond_the_epoch_stops_the_resume(interrupted_run):
     def forge(arrays):
         meta = json.loads(str(arrays["meta"]))
-        arrays["meta"] = np.array(json.dumps({**meta, "iteration": 6}))
+        arrays["meta"] = np.array(json.dumps({**meta, "iteration": 7}))
 
     rewrite_checkpoint(interrupted_run / "checkpoints/last.npz", forge)
     result = dl("train", "--resume", interrupted_run, "-q")
     assert result.exit_code == 2
-    assert "'iteration' is 6, but an epoch has 6 iterations" in said(result)
+    assert "'iteration' is 7, but an epoch has 6 iterations" in said(result)
 
 
 # -- 3e. a vocabulary that is not text ---------------------------------------------------------
 def test_a_vocabulary_that_is_not_utf8_is_named_by_dl_sample(text_run, tmp_path):
     copy = Path(shutil.copytree(text_run, tmp_path / "run"))
+    as_older_run(copy)
     (copy / "vocab.json").write_bytes(b'["a", "\xff\xfe"]\n')
     result = dl("sample", copy)
     assert result.exit_code == 2 and "Traceback" not in result.output
@@ -233,6 +235,22 @@ def test_the_diagnostics_of_an_epoch_stopped_midway_are_those_of_an_uninterrupte
     assert dl("train", "--resume", run_dir, "-q").exit_code == 0
     assert [r.get("layers") for r in metric_lines(run_dir)] == \
         [r.get("layers") for r in metric_lines(straight)]
+
+
+def test_an_epoch_stopped_after_its_last_batch_resumes_at_its_end(tmp_path, monkeypatch):
+    config = write_config(tmp_path, DIAGNOSED)
+    straight = tmp_path / "straight"
+    assert dl("train", config, "--run-dir", straight, "-q").exit_code == 0
+    run_dir = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 44)  # the last step of epoch 2, before the epoch's end is recorded
+        assert dl("train", config, "--run-dir", run_dir, "-q").exit_code == 130
+    meta = json.loads(str(load_npz(run_dir / "checkpoints/last.npz")["meta"]))
+    assert (meta["epoch"], meta["iteration"]) == (1, 22)
+    assert dl("train", "--resume", run_dir, "-q").exit_code == 0
+    kept = ("epoch", "train/loss", "val/loss", "layers")
+    assert [{k: r.get(k) for k in kept} for r in metric_lines(run_dir)] == \
+        [{k: r.get(k) for k in kept} for r in metric_lines(straight)]
 
 
 def test_forged_diagnostics_stop_the_resume(tmp_path, monkeypatch):

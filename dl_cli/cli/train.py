@@ -11,8 +11,9 @@ import typer
 from rich.markup import escape
 
 from .interrupts import interrupts_held, writing
-from .output import (AS_IS, EXIT_DIVERGED, EXIT_INTERRUPTED, at_least, at_most_blas, check_folder,
-                     err, fail, flag, load_or_fail, out, warn, within_memory)
+from .output import (AS_IS, EXIT_DIVERGED, EXIT_INTERRUPTED, allow_plugins_flag, at_least,
+                     at_most_blas, check_folder, err, fail, flag, load_or_fail, out, warn,
+                     within_memory)
 
 
 def train(
@@ -23,7 +24,8 @@ def train(
                                         "optimizer.lr=1e-3 model.layers.0.units=256 "
                                         "train.epochs=5"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder "
-                                          "from its checkpoints/last.npz."),
+                                          "from its checkpoints/last.npz (runs/<name>: the "
+                                          "newest run of that name, finished or not)."),
     print_config: bool = flag("--print-config", help="Print the resolved config (YAML that "
                               "dl train reads back) and exit."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of "
@@ -39,6 +41,7 @@ def train(
                             "another machine whose lock it holds (a lock of this machine is "
                             "taken over by itself once its process has ended): only once that "
                             "process has ended."),
+    allow_plugins: bool = allow_plugins_flag(),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
 
@@ -58,7 +61,7 @@ def train(
         at_least("--threads", threads, 1)
         at_most_blas("--threads", threads)
     if resume is not None:
-        cfg, run = resumed_run(resume, config, run_dir, print_config, break_lock)
+        cfg, run = resumed_run(resume, config, run_dir, print_config, allow_plugins, break_lock)
     else:
         cfg, run = new_run_config(config, overrides or [], run_dir, print_config), None
     available = cores()
@@ -93,12 +96,13 @@ def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Option
 
 
 def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool,
-                break_lock: bool = False):
-    """The config and the (locked) run of the folder to resume."""
+                allow_plugins: bool, break_lock: bool = False):
+    """The config and the (locked) run of the folder to resume (a config's name folder:
+    its newest run, finished or not)."""
     from ..checks import ConfigError
     from ..config import dump_config
     from ..crossval import resume_run
-    from ..layout import RunLayout
+    from ..layout import RunLayout, resolve_run
     from ..storage import RunError
 
     if config is not None and "=" in str(config) and not config.exists():
@@ -108,11 +112,19 @@ def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], p
         fail("give either a config or --resume RUN_DIR, not both")
     if run_dir is not None:
         fail(f"--run-dir names a new run's folder: a resumed run stays in its own, {resume}")
+    try:
+        chosen = resolve_run(resume, finished=False)
+    except RunError as error:
+        fail(str(error))
+    if chosen != resume:
+        err.print(f"resuming {chosen}, the newest run in {resume}", **AS_IS)
+        resume = chosen
     if print_config:
-        typer.echo(dump_config(load_or_fail(RunLayout(resume).config, [], saved=True)), nl=False)
+        saved = load_or_fail(RunLayout(resume).config, [], saved=True, allow_plugins=allow_plugins)
+        typer.echo(dump_config(saved), nl=False)
         raise typer.Exit()
     try:
-        cfg, run = resume_run(resume, break_lock)
+        cfg, run = resume_run(resume, allow_plugins, break_lock)
     except (RunError, ConfigError) as error:
         fail(str(error))
     writing("kfold" if cfg.validation.kfold else "run", resume)
@@ -123,6 +135,7 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
               break_lock: bool = False) -> None:
     from .. import training
     from ..data import DataError
+    from ..loggers import LoggerError, start_loggers
     from ..memory import out_of_memory
     from ..nn import ShapeError
     from ..storage import RunError
@@ -130,11 +143,12 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
 
     try:
         parts = training.assemble(cfg)
+        loggers = start_loggers(cfg)  # before the run folder: one that cannot start leaves none
         if run is None:
             with interrupts_held():
                 run = training.start(cfg, run_dir, break_lock=break_lock)
                 writing("run", run.path)
-    except (DataError, ShapeError, RunError, OSError, MemoryError) as error:
+    except (DataError, ShapeError, RunError, LoggerError, OSError, MemoryError) as error:
         if run is not None:
             run.release()
         fail(out_of_memory(error) if isinstance(error, MemoryError) else str(error))
@@ -143,7 +157,8 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
               f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
               highlight=False, soft_wrap=True)
     with training_errors(run):
-        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn)
+        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn,
+                                 loggers=loggers)
     writing("done", run.path)
     out.print(summary_table(summary))
     out.print(f"run folder: {run.path}", **AS_IS)
@@ -167,6 +182,7 @@ def training_errors(run):
     """Turn the ways training stops into messages and exit codes (``run`` None: a k-fold
     run, whose errors name its folder)."""
     from ..data import DataError
+    from ..loggers import LoggerError
     from ..nn import ShapeError
     from ..solver import Diverged, Interrupted
     from ..storage import RunError
@@ -189,7 +205,7 @@ def training_errors(run):
             err.print(f"{error}; state saved in {run.layout.checkpoint('last')}.\n"
                       f"Resume with: dl train --resume {run.path}", **AS_IS)
         raise typer.Exit(EXIT_INTERRUPTED)
-    except (DataError, RunError, ShapeError) as error:
+    except (DataError, RunError, ShapeError, LoggerError) as error:
         fail(str(error))
     except OSError as error:  # a MemoryError goes on to within_memory, around every use
         written = error.filename or (run.path if run else None)

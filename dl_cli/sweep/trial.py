@@ -26,7 +26,7 @@ from .. import training
 from ..config.validation import validate
 from ..crossval import assemble_fold
 from ..layout import RunLayout
-from ..optim import Schedule
+from ..schedules import Schedule
 from ..runs import Run
 from ..schema import Config
 from ..solver import Diverged, Interrupted
@@ -75,7 +75,7 @@ def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, in
     parts = assemble_fold(cfg, *fold) if fold else training.assemble(cfg)
     resuming = RunLayout(run_dir).checkpoint("last").exists()
     if resuming:
-        _, run = training.resume(run_dir, break_lock)
+        _, run = training.resume(run_dir, break_lock=break_lock)
     else:  # what a trial killed in its first epoch left, unless another process holds it
         Run(run_dir).acquire(break_lock)
         shutil.rmtree(run_dir, ignore_errors=True)
