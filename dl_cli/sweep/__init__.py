@@ -11,6 +11,7 @@ trial.py      run_trial(config, folder, until=..., kfold=K): one trial (the mean
 asha.py       successive halving on the sweep's own table
 ledger.py     the append-only JSON-lines record of every trial's state
 executors.py  in-process, local processes, Dask or Ray behind concurrent.futures
+workers.py    what the driver tells of the processes training its trials, by their locks
 folder.py     the sweep folder: create, check before a resume, lock
 runner.py     the driver: submit, record, prune, refine, drain on Ctrl-C, resume, what is left
 results.py    ranking, leaderboard, results.csv, best.yaml

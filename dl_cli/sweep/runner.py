@@ -22,7 +22,6 @@ import json
 import shutil
 import signal
 import threading
-import time
 import traceback
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
@@ -39,7 +38,6 @@ from ..checks import ConfigError
 from ..config import config_to_dict, dump_config
 from ..config.validation import validate
 from ..layout import RunLayout, SweepLayout
-from ..locks import Lock
 from ..schema import Config
 from ..storage import RunError, write_text
 from .asha import promote, rungs
@@ -53,27 +51,10 @@ from .planning import refined, resolve_plan, trial_name
 from .sampling import TrialPlan, plan_round
 from .spec import Domain, SweepSpec, resolve
 from .trial import run_trial
+from .workers import died_abruptly, wait_for_earlier_workers
 
 POOL_BROKE = "stopped because another worker process died"
 BREAKS_IN_A_ROW = 3  # pools that broke with no trial ending in between: the workers cannot run
-
-
-def died_abruptly(trial_dir: Path, wait_s: float = 10.0) -> bool:
-    """Whether the process training in ``trial_dir`` was killed (SIGKILL, out of memory)
-    rather than stopped. When one worker dies the pool sends SIGTERM to the others; their
-    Solvers save ``last.npz`` and release the run's lock. A killed process leaves its
-    lock behind, naming a process that no longer exists."""
-    deadline = time.monotonic() + wait_s
-    for path in RunLayout(trial_dir).locks():
-        lock = Lock(path)
-        while path.exists() and time.monotonic() < deadline:
-            holder = lock.holder()
-            if holder is None or not holder.here:
-                break
-            if not holder.alive():
-                return path.exists()
-            time.sleep(0.05)
-    return False
 
 
 # -- the driver -----------------------------------------------------------------------
@@ -122,6 +103,8 @@ class SweepRunner:
 
     def run(self) -> Outcome:
         with sweep_lock(self.folder), self._signals(), self._display():
+            wait_for_earlier_workers([self.layout.trial(s.index) for s in self.table.values()
+                                      if s.status == "running"])
             self._reset_failed()
             domains: dict[str, Domain] | None = self.spec.params
             for round_index in range(self.spec.rounds):
