@@ -80,7 +80,8 @@ def layer_row_fits(row) -> bool:
 
 
 def record_problem(record: dict) -> str | None:
-    """What is wrong with the values of a metrics line, or None."""
+    """What is wrong with a metrics line (every line dl writes has its epoch and step),
+    or None."""
     scores = dict.fromkeys((key for key in record if "/" in key), "a number or null")
     problem = entry_problem(record, {**RECORD_KINDS, **scores})
     if problem is not None:
@@ -88,7 +89,8 @@ def record_problem(record: dict) -> str | None:
     for row in record.get("layers", []):
         if not layer_row_fits(row):
             return f"'layers' holds {row!r}, expected an object of index, layer and numbers"
-    return None
+    missing = [key for key in ("epoch", "step") if key not in record]
+    return f"no {missing[0]!r} ({RECORD_KINDS[missing[0]]}); every line has one" if missing else None
 
 
 # -- the folder -----------------------------------------------------------------------

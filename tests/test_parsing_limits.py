@@ -341,3 +341,25 @@ def test_ctrl_c_as_dl_starts_exits_130_with_one_line():
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert (done.returncode, done.stdout) == (130, "")
     assert done.stderr == "interrupted while dl was starting; nothing was written\n"
+
+
+# -- found by tests/test_fuzz.py ---------------------------------------------------------------
+def test_a_control_character_in_yaml_is_named_with_its_place(tmp_path):
+    config = write_config(tmp_path)
+    config.write_bytes(config.read_bytes() + b"seed: 1\x01\n")
+    refused(dl("train", config, "-q"), f"{config}, line",
+            "the control character '\\x01' is not allowed in YAML")
+    refused(dl("train", write_config(tmp_path), "seed=a\x01b", "-q"),
+            "seed: override 'seed=a\\x01b', line 1, column 2: the control character")
+
+
+def test_a_metrics_line_without_its_epoch_is_named(interrupted_run):
+    path = interrupted_run / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[0])
+    del record["epoch"]
+    path.write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
+    before = snapshot(interrupted_run)
+    refused(dl("train", "--resume", interrupted_run, "-q"),
+            f"{path}: line 1: no 'epoch' (a count); every line has one")
+    assert snapshot(interrupted_run) == before

@@ -1,21 +1,27 @@
-"""A sweep driver killed or sent SIGTERM: its worker processes never outlive it, and
-SIGTERM is answered as Ctrl-C is.
+"""A sweep driver killed or sent SIGTERM: its worker processes never outlive it, a resume
+waits for them, and SIGTERM is answered as Ctrl-C is.
 
 docs/reliability.md, point 8a.
 """
 
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from dl_cli.cli.app import app
+from dl_cli.locks import process_start
 from dl_cli.sweep.ledger import Ledger
 
-from test_sweep import BASE, write_sweep
+from test_sweep import BASE, reference, write_sweep  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.reliability
 
@@ -95,3 +101,27 @@ def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_says_how_to_resume(start_sweep
     assert session_processes(proc.pid) == []
     for i in (0, 1):
         assert (folder / f"trial-000{i}" / "checkpoints/last.npz").exists()
+
+
+def test_a_resume_waits_for_the_workers_of_a_killed_driver_to_stop(reference, tmp_path):
+    """A driver resumed at once after one was killed finds trials still held by their
+    workers, which are saving their state: it waits for them instead of failing them."""
+    folder = Path(shutil.copytree(reference, tmp_path / "sweep"))
+    ledger = Ledger(folder / "ledger.jsonl")
+    ledger.append("retry", trial=3)  # trial 3 starts over, and is running when the driver dies
+    ledger.append("start", trial=3, until=None)
+    shutil.rmtree(folder / "trial-0003")
+    lock = folder / "trial-0003" / "run.lock"
+    lock.parent.mkdir()
+    stopping = subprocess.Popen([sys.executable, "-c", "import sys, time; time.sleep(1.5); "
+                                 f"__import__('os').unlink({str(lock)!r})"])
+    try:
+        lock.write_text(json.dumps({"pid": stopping.pid, "host": socket.gethostname(),
+                                    "start": process_start(stopping.pid)}))
+        result = CliRunner().invoke(app, ["sweep", "--resume", str(folder)])
+    finally:
+        stopping.wait()
+    assert result.exit_code == 0, result.output
+    table = Ledger(folder / "ledger.jsonl").table()
+    assert table[3].status == "completed" and table[3].metric == \
+        Ledger(reference / "ledger.jsonl").table()[3].metric

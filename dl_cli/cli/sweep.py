@@ -188,6 +188,7 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
     return the exit code (``Outcome.exit_code``)."""
     from ..layout import SweepLayout
     from ..sweep.folder import SweepError, open_sweep
+    from ..sweep.ledger import SweepWriteError
     from ..sweep.results import leaderboard
     from ..sweep.runner import SweepRunner
 
@@ -209,12 +210,18 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
                              break_lock=break_lock)
         err.print(opening(runner, resume is not None), highlight=False, soft_wrap=True)
         outcome = runner.run()
+    except SweepWriteError as error:  # the ledger itself, or results.csv
+        fail(f"{error}; the sweep stopped. {kept(runner.table)}; free space, then continue "
+             f"with: dl sweep --resume {folder}", 1)
     except SweepError as error:
         fail(str(error))
     finally:
         backend.close(wait=outcome is not None and not outcome.interrupted)
     if record is not None:
         guarded(lambda: end_record(record, sweep_spec, outcome), "ended the sweep's parent run")
+    if outcome.out_of_space:
+        err.print(f"the sweep stopped: a trial could not write its files (no space left). "
+                  f"{kept(outcome.table)}; free space, then resume it.", **AS_IS)
     out.print(leaderboard(outcome.table, sweep_spec))
     out.print(f"sweep folder: {folder}  (results.csv, ledger.jsonl, trial-*/)", **AS_IS)
     best = SweepLayout(folder).best
@@ -256,6 +263,13 @@ def guarded(action, what: str) -> None:
     except Exception as error:  # whatever MLflow raises, the sweep goes on
         warn(f"the mlflow logger failed as it {what} ({type(error).__name__}: {error}); "
              f"the trials are logged without it")
+
+
+def kept(table: dict) -> str:
+    """What a sweep stopped by a full disk keeps: its completed trials."""
+    done = sum(state.status == "completed" for state in table.values())
+    return (f"The ledger records {done} completed trial{'s' * (done != 1)} of {len(table)}, "
+            f"each kept in its folder")
 
 
 def opening(runner, resumed: bool) -> str:

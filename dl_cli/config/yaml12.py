@@ -210,8 +210,9 @@ def parse_yaml(text: str, source: str, root_path: str = "", problems: Problems |
     they are recorded there, for the caller to report with its other mistakes."""
     prefix = f"{root_path}: " if root_path else ""
     tags, duplicates = Problems(), Problems()
-    loader = ConfigLoader(text)
+    loader = None
     try:
+        loader = ConfigLoader(text)  # (its reader refuses control characters at once)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -232,10 +233,16 @@ def parse_yaml(text: str, source: str, root_path: str = "", problems: Problems |
         problem = error.problem or "malformed YAML"
         context = f" ({error.context})" if error.context else ""
         raise ConfigError([f"{prefix}{where}: {problem}{context}"]) from None
+    except yaml.reader.ReaderError as error:  # a control character, before any parsing
+        line = text.count("\n", 0, error.position) + 1
+        column = error.position - text.rfind("\n", 0, error.position)
+        raise ConfigError([f"{prefix}{source}, line {line}, column {column}: the control "
+                           f"character {chr(error.character)!r} is not allowed in YAML"]) from None
     except (yaml.YAMLError, ValueError) as error:
         raise ConfigError([f"{prefix}{source}: {error}"]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     report(duplicates, problems)
     return value
 

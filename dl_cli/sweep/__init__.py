@@ -12,6 +12,7 @@ pruning.py    successive halving (sha) and the median rule, on the sweep's own t
 tpe.py        model-based search: Optuna's TPE asked and told in rounds of `batch`
 ledger.py     the append-only JSON-lines record of every trial's state
 executors.py  in-process, local processes, Dask or Ray behind concurrent.futures
+workers.py    what the driver tells of the processes training its trials, by their locks
 folder.py     the sweep folder: create, check before a resume, lock
 runner.py     the driver: submit, record, prune, refine, drain on Ctrl-C, resume, what is left
 results.py    ranking, leaderboard, results.csv, best.yaml

@@ -38,6 +38,10 @@ class SweepError(RuntimeError):
     """A sweep folder cannot be used as asked (in use, damaged, or its spec or base changed)."""
 
 
+class SweepWriteError(SweepError):
+    """A file of the sweep folder cannot be written (a full disk): the sweep stops."""
+
+
 # The fields each kind of event needs and the kind of value each holds (see runs.VALUE_KINDS);
 # every event also has a "time". OPTIONAL: fields some events have, checked where they are.
 EVENTS = {
@@ -154,6 +158,8 @@ class Ledger:
                 os.fsync(f.fileno())
         except RunError as error:
             raise SweepError(str(error)) from None
+        except OSError as error:  # what was appended before stays; a cut line is skipped
+            raise SweepWriteError(f"cannot write {self.path}: {error.strerror or error}") from None
         if self._table is not None:
             for e in events:
                 apply(self._table, e)

@@ -22,7 +22,6 @@ import json
 import shutil
 import signal
 import threading
-import time
 import traceback
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
@@ -39,51 +38,34 @@ from ..checks import ConfigError
 from ..config import config_to_dict, dump_config
 from ..config.validation import validate
 from ..layout import RunLayout, SweepLayout
-from ..locks import Lock
 from ..schema import Config
 from ..storage import RunError, write_text
 from .pruning import above_median, promote, rungs
 from .domains import parse_domain
 from .executors import Backend
 from .folder import SweepError, sweep_lock
-from .ledger import FINAL, Ledger, TrialState
+from .ledger import FINAL, Ledger, SweepWriteError, TrialState
 from .results import (best_configuration, best_yaml, configurations, counts, describe_trial,
                       results_csv, trials_table)
 from .planning import refined, resolve_plan, trial_name
 from .sampling import TrialPlan, plan_round
 from .spec import Domain, SweepSpec, resolve
-from .trial import run_trial
+from .trial import NO_SPACE, run_trial
+from .workers import died_abruptly, wait_for_earlier_workers
 
 POOL_BROKE = "stopped because another worker process died"
 BREAKS_IN_A_ROW = 3  # pools that broke with no trial ending in between: the workers cannot run
 
 
-def died_abruptly(trial_dir: Path, wait_s: float = 10.0) -> bool:
-    """Whether the process training in ``trial_dir`` was killed (SIGKILL, out of memory)
-    rather than stopped. When one worker dies the pool sends SIGTERM to the others; their
-    Solvers save ``last.npz`` and release the run's lock. A killed process leaves its
-    lock behind, naming a process that no longer exists."""
-    deadline = time.monotonic() + wait_s
-    for path in RunLayout(trial_dir).locks():
-        lock = Lock(path)
-        while path.exists() and time.monotonic() < deadline:
-            holder = lock.holder()
-            if holder is None or not holder.here:
-                break
-            if not holder.alive():
-                return path.exists()
-            time.sleep(0.05)
-    return False
-
-
 # -- the driver -----------------------------------------------------------------------
 @dataclass
 class Outcome:
-    exit_code: int          # 0: a trial completed; 1: none did, or --fail-fast; 130: Ctrl-C
+    exit_code: int          # 0: a trial completed; 1: none did, --fail-fast, no space; 130: Ctrl-C
     table: dict[int, TrialState]
     interrupted: bool
     failed_fast: bool
     complete: bool          # every trial reached a final state
+    out_of_space: bool = False  # a trial could not write: no new trials were started
 
 
 class SweepRunner:
@@ -104,13 +86,14 @@ class SweepRunner:
         self.configs: dict[int, Config] = dict(configs or {})
         self.interrupts = 0
         self.failed_fast = False
+        self.out_of_space = False
         self.breaks_in_a_row = 0  # worker pools replaced since a trial last ended
         self.live: Live | None = None
         self.cleared: set[int] = set()  # trials whose checkpoints were deleted (outranked)
 
     @property
     def draining(self) -> bool:
-        return self.interrupts > 0 or self.failed_fast
+        return self.interrupts > 0 or self.failed_fast or self.out_of_space
 
     def trials_left(self) -> tuple[int, int]:
         """(trials still to run, trials in all): every trial the spec plans; a trial in a
@@ -122,6 +105,8 @@ class SweepRunner:
 
     def run(self) -> Outcome:
         with sweep_lock(self.folder), self._signals(), self._display():
+            wait_for_earlier_workers([self.layout.trial(s.index) for s in self.table.values()
+                                      if s.status == "running"])
             self._reset_failed()
             domains: dict[str, Domain] | None = self.spec.params
             for round_index in range(self.spec.rounds):
@@ -349,6 +334,10 @@ class SweepRunner:
         state = self.table[index]
         if state.status != "interrupted":
             self.breaks_in_a_row = 0
+        if (state.error or "").startswith(NO_SPACE) and not self.out_of_space:
+            self.out_of_space = True
+            self._say(f"[red]trial {index} could not write[/]: {escape(str(state.error))}; no new "
+                      f"trials, waiting for the running ones")
         if state.status == "failed":
             self._say(f"[red]trial {index} failed[/]: {escape(str(state.error))} "
                       f"(traceback in {RunLayout(self.layout.trial(index)).error})")
@@ -362,6 +351,22 @@ class SweepRunner:
                       f"({state.epochs} epochs, {state.time_s:.1f} s) {escape(values)}")
 
     def _finish(self) -> Outcome:
+        try:
+            self._write_results()
+        except OSError as error:
+            raise SweepWriteError(f"cannot write {error.filename}: "
+                                  f"{error.strerror or error}") from None
+        complete = not self.draining and all(s.status in FINAL for s in self.table.values())
+        self._drop_outranked_checkpoints()
+        interrupted = self.interrupts > 0
+        completed = any(s.status == "completed" for s in self.table.values())
+        code = (1 if self.failed_fast or self.out_of_space else 130 if interrupted
+                else 0 if completed else 1)
+        return Outcome(code, self.table, interrupted, self.failed_fast, complete,
+                       self.out_of_space)
+
+    def _write_results(self) -> None:
+        """results.csv, and best.yaml once a configuration is scored."""
         write_text(self.layout.results, results_csv(self.table, self.spec))
         best = best_configuration(self.table, self.spec)
         if best is not None:
@@ -371,12 +376,6 @@ class SweepRunner:
                 self.spec.changes(first.variant))
             config = validate({**config_to_dict(cfg), "name": f"{self.spec.name}-best"})
             write_text(self.layout.best, best_yaml(dump_config(config), best, self.spec, self.folder))
-        complete = not self.draining and all(s.status in FINAL for s in self.table.values())
-        self._drop_outranked_checkpoints()
-        interrupted = self.interrupts > 0
-        completed = any(s.status == "completed" for s in self.table.values())
-        code = 1 if self.failed_fast else 130 if interrupted else 0 if completed else 1
-        return Outcome(code, self.table, interrupted, self.failed_fast, complete)
 
     # -- terminal ---------------------------------------------------------------------
     def _say(self, message: str) -> None:

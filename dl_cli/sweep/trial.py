@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import math
 import shutil
 import time
@@ -145,9 +146,17 @@ def run_trial(config: dict, trial_dir: str, until: int | None = None, kfold: int
     except Interrupted as error:
         result.update(status="interrupted", error=str(error))
     except Exception as error:
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(RunError, OSError):  # the result says what failed
-            write_text(RunLayout(trial_dir).error, traceback.format_exc())
-        result.update(status="failed", error=f"{type(error).__name__}: {error}")
+        if isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS:
+            # not the trial's fault: a resume continues it from its last checkpoint
+            result.update(status="interrupted", error=f"{NO_SPACE}: {error}")
+        else:
+            with contextlib.suppress(RunError, OSError):  # the result says what failed
+                trial_dir.mkdir(parents=True, exist_ok=True)
+                write_text(RunLayout(trial_dir).error, traceback.format_exc())
+            result.update(status="failed", error=f"{type(error).__name__}: {error}")
     result["time_s"] = round(time.perf_counter() - started, 3)
     return result
+
+
+NO_SPACE = "no space left to write the trial"  # how the error of its result starts
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, a size limit

@@ -1,0 +1,188 @@
+"""Chaos on sweeps: worker processes and drivers killed at seeded moments, on local
+workers, a Dask LocalCluster and a local Ray. Every trial ends completed exactly once,
+with the results of an undisturbed sweep, and the ledger replays to them.
+
+docs/reliability.md, point 8b. Each test runs in about 10 to 30 s on two cores.
+"""
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dl_cli.locks import Lock
+from dl_cli.sweep.ledger import Ledger
+
+from test_reliability import dl
+from test_sweep_signals import session_processes
+
+pytestmark = [pytest.mark.reliability, pytest.mark.slow]
+
+BASE = {"name": "chaos", "seed": 3,
+        "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40, "noise": 0.2},
+                 "split": {"val": 0.25, "test": 0.25}},
+        "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
+        "optimizer": {"type": "adam", "lr": 0.01},
+        "train": {"epochs": 5, "batch_size": 8}}
+SPEC = {"name": "chaos", "method": "random", "trials": 40, "seed": 0,
+        "params": {"optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]},
+                   "model.layers.0.units": {"values": [4, 8, 16]}}}
+VARYING = ("time_s", "dir")  # what results.csv may differ in between two sweeps
+
+
+@pytest.fixture(scope="module")
+def chaos(tmp_path_factory) -> tuple[Path, Path]:
+    """The sweep spec, and the folder of the same sweep run undisturbed."""
+    tmp = tmp_path_factory.mktemp("chaos")
+    (tmp / "base.yaml").write_text(yaml.safe_dump({**BASE, "runs_dir": str(tmp / "runs")}))
+    spec = tmp / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({"base": str(tmp / "base.yaml"), **SPEC}))
+    assert dl("sweep", spec, "--sweep-dir", tmp / "undisturbed").exit_code == 0
+    return spec, tmp / "undisturbed"
+
+
+def results(folder: Path, trials: int = SPEC["trials"]) -> list[dict]:
+    with open(folder / "results.csv") as f:
+        rows = [{k: v for k, v in row.items() if k not in VARYING} for row in csv.DictReader(f)]
+    return rows[:trials]
+
+
+def ended(folder: Path) -> int:
+    """Results the ledger holds so far (read while a driver appends to it)."""
+    try:
+        return sum(e["event"] == "result" for e in Ledger(folder / "ledger.jsonl").events())
+    except FileNotFoundError:
+        return 0
+
+
+def training(folder: Path) -> list[int]:
+    """The processes of this machine that hold a trial's lock (train it) right now."""
+    found = []
+    for path in sorted(folder.glob("trial-*/run.lock")):
+        holder = Lock(path).holder()
+        if holder is not None and holder.here and holder.alive():
+            found.append(holder.pid)
+    return found
+
+
+def driver(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dl_cli", "sweep", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def wait_until(proc: subprocess.Popen, folder: Path, results: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while ended(folder) < results:
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "the sweep made no progress"
+        time.sleep(0.01)
+
+
+def kill_workers(proc: subprocess.Popen, folder: Path, moments: list[int], seed: int) -> list[int]:
+    """At each moment (a number of ended trials), kill -9 one process training a trial,
+    chosen by ``seed``; return the processes killed."""
+    rng, killed = random.Random(seed), []
+    for moment in moments:
+        wait_until(proc, folder, moment)
+        while not training(folder):
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.005)
+        victim = rng.choice(training(folder))
+        os.kill(victim, signal.SIGKILL)
+        killed.append(victim)
+    return killed
+
+
+def finish(proc: subprocess.Popen) -> str:
+    output, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, output
+    assert session_processes(proc.pid) == [] or wait_for_session(proc.pid)
+    return output
+
+
+def wait_for_session(session: int, wait_s: float = 15) -> bool:
+    deadline = time.monotonic() + wait_s
+    while session_processes(session) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return session_processes(session) == []
+
+
+def check_the_end(folder: Path, undisturbed: Path, trials: int = SPEC["trials"]) -> Counter:
+    """Every trial completed exactly once, with the undisturbed results, and the ledger
+    replays to them; return how many results of each status the ledger holds."""
+    events = Ledger(folder / "ledger.jsonl").events()
+    completed = Counter(e["trial"] for e in events if e["event"] == "result"
+                        and e["status"] == "completed")
+    assert completed == Counter(range(trials))
+    assert results(folder, trials) == results(undisturbed, trials)
+    replayed = Ledger(folder / "ledger.jsonl").table()
+    reference = Ledger(undisturbed / "ledger.jsonl").table()
+    assert {i: (s.status, s.metric, s.epochs) for i, s in replayed.items()} == \
+        {i: (s.status, s.metric, s.epochs) for i, s in reference.items() if i < trials}
+    return Counter(e["status"] for e in events if e["event"] == "result")
+
+
+def test_local_workers_killed_at_seeded_moments(chaos, tmp_path):
+    spec, undisturbed = chaos
+    folder = tmp_path / "sweep"
+    proc = driver(spec, "--sweep-dir", folder, "--workers", "2")
+    killed = kill_workers(proc, folder, moments=[6, 17, 28], seed=0)
+    finish(proc)
+    failed = {i for i, s in Ledger(folder / "ledger.jsonl").table().items() if s.status == "failed"}
+    assert 1 <= len(failed) <= len(killed)  # a worker killed between trials fails none
+    retried = dl("sweep", "--resume", folder, "--retry-failed", "--workers", "2")
+    assert retried.exit_code == 0, retried.output
+    statuses = check_the_end(folder, undisturbed)
+    assert statuses["failed"] == len(failed)
+
+
+def test_a_driver_killed_and_resumed_twice(chaos, tmp_path):
+    spec, undisturbed = chaos
+    folder = tmp_path / "sweep"
+    proc = driver(spec, "--sweep-dir", folder, "--workers", "2")
+    for moment in (8, 24):
+        wait_until(proc, folder, moment)
+        os.kill(proc.pid, signal.SIGKILL)  # its workers save their trials and leave
+        proc.wait()
+        proc = driver("--resume", folder, "--workers", "2")
+    finish(proc)
+    statuses = check_the_end(folder, undisturbed)
+    assert statuses["failed"] == 0
+
+
+def test_dask_workers_killed_at_seeded_moments(chaos, tmp_path):
+    pytest.importorskip("distributed")
+    spec, undisturbed = chaos
+    folder = tmp_path / "sweep"
+    proc = driver(spec, "--sweep-dir", folder, "--backend", "dask", "--workers", "2")
+    kill_workers(proc, folder, moments=[6, 20], seed=1)  # Dask runs their trials again
+    finish(proc)
+    statuses = check_the_end(folder, undisturbed)
+    assert statuses["failed"] == 0
+
+
+def test_ray_resumes_a_sweep_runs_the_same_trials_and_retries_a_killed_worker(chaos, tmp_path):
+    """One Ray start (about 10 s here): the sweep begun on local workers, whose driver is
+    killed, resumes on Ray, where a worker is killed too."""
+    pytest.importorskip("ray")
+    spec, undisturbed = chaos
+    folder, trials = tmp_path / "sweep", 12  # the first 12 trials of the same sweep
+    proc = driver(spec, f"sweep.trials={trials}", "--sweep-dir", folder, "--workers", "2")
+    wait_until(proc, folder, 3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc = driver("--resume", folder, "--backend", "ray", "--workers", "2")
+    kill_workers(proc, folder, moments=[6], seed=2)  # Ray runs its trial again
+    output = finish(proc)
+    assert "Ray, 2 CPUs at a local instance" in output
+    statuses = check_the_end(folder, undisturbed, trials)
+    assert statuses["failed"] == 0

@@ -1,0 +1,294 @@
+"""Mutation fuzzing of everything `dl` reads: sweep specs, overrides, every data-file reader
+and every file of run and sweep folders. Each mutant ends in success or exit 2 with an
+`error:` line: never a traceback, and a command that refuses a folder leaves it as it was.
+
+Every fuzz test runs twice over: a short, derandomized pass in the ordinary suite (the
+``CI`` examples), and a long, random one with ``python -m pytest -m fuzz`` (``LONG``). The
+config fuzzer of `test_reliability.py` is the model. docs/reliability.md, point 10.
+"""
+# ruff: noqa: F811  (the fixtures imported below are parameters of the tests)
+
+import json
+import shutil
+import tempfile
+import traceback
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from dl_cli.cli.app import app
+from dl_cli.data import DataError, load
+from dl_cli.schema import DataConfig, SplitConfig
+
+from test_reliability import (FUZZ_BASE, ODD_VALUES, PLAUSIBLE, TINY, inside, mutate, paths_in,
+                              snapshot)
+
+runner = CliRunner()
+CI = {"configs": 60, "specs": 60, "overrides": 100, "data": 100, "folders": 60}  # examples
+LONG = {"configs": 1000, "specs": 1000, "overrides": 2000, "data": 1500, "folders": 1000}
+
+
+def fuzz_test(check, kind: str, long: bool):
+    """A test running ``check(data)`` on ``CI[kind]`` derandomized examples, or on
+    ``LONG[kind]`` random ones marked ``fuzz``."""
+    def test(data):
+        check(data)
+
+    test = given(data=st.data())(test)
+    test = settings(max_examples=(LONG if long else CI)[kind], deadline=None,
+                    derandomize=not long, database=None,
+                    suppress_health_check=list(HealthCheck))(test)
+    return pytest.mark.fuzz(test) if long else pytest.mark.reliability(test)
+
+
+def dl(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def clean(result, allowed=(0, 2)) -> None:
+    """A command that ended well or said what was wrong: no exception, an allowed exit code,
+    and with exit 2 an `error:` line (or the command line's usage: an argument that starts
+    with a dash is taken for an option)."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), \
+        "".join(traceback.format_exception(result.exception))
+    assert result.exit_code in allowed, result.output
+    if result.exit_code == 2:
+        assert "error:" in result.output or "Usage:" in result.output, result.output
+
+
+# -- bytes ------------------------------------------------------------------------------
+TOKENS = [b"[", b"]", b"{", b"}", b'"', b"\n", b"\x00", b"\xff", b"-1", b"NaN", b"9" * 40,
+          b"1e999", b"[" * 200, b"\x1b[2J", b"!!python/object:os.system", b"&a", b"*a", b"\t",
+          b"\r\n", b",", b":", b"'", b"..", b"0x10"]
+
+
+@st.composite
+def mutated_bytes(draw, data: bytes) -> bytes:
+    """``data`` changed one to three times: a byte flipped, the end cut off, a range
+    deleted, or bytes (random or a token parsers trip on) inserted or written over."""
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, max(len(data) - 1, 0)))
+        action = draw(st.sampled_from(["flip", "cut", "delete", "insert", "overwrite"]))
+        if action == "flip" and data:
+            data = data[:at] + bytes([data[at] ^ draw(st.integers(1, 255))]) + data[at + 1:]
+        elif action == "cut":
+            data = data[:at]
+        elif action == "delete":
+            data = data[:at] + data[at + draw(st.integers(1, 64)):]
+        else:
+            piece = draw(st.one_of(st.sampled_from(TOKENS), st.binary(min_size=1, max_size=16)))
+            end = at + (len(piece) if action == "overwrite" else 0)
+            data = data[:at] + piece + data[end:]
+    return data
+
+
+# -- configs (the ordinary pass is test_reliability.py's) --------------------------------------
+def check_config(data) -> None:
+    cfg = FUZZ_BASE
+    for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+        path = data.draw(st.sampled_from([p for p in paths_in(cfg) if p]), label="path")
+        action = data.draw(st.sampled_from(["replace", "remove", "add"]), label="action")
+        cfg = mutate(cfg, path, action, data.draw(st.one_of(PLAUSIBLE, ODD_VALUES), label="value"))
+    with tempfile.TemporaryDirectory() as folder, inside(folder):
+        Path("cfg.yaml").write_text(yaml.safe_dump(cfg))
+        clean(dl("train", "cfg.yaml", "-q"), allowed=(0, 2, 3))
+
+
+test_mutated_configs_long = fuzz_test(check_config, "configs", long=True)
+
+
+# -- sweep specs ---------------------------------------------------------------------------
+SPEC = {"name": "fuzz", "method": "random", "trials": 3, "seed": 0, "metric": "val/acc",
+        "goal": "max", "threads": 1, "keep_checkpoints": "best",
+        "params": {"optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]},
+                   "model.layers.0.units": {"values": [4, 8]},
+                   "train.batch_size": {"int_uniform": [4, 16]}},
+        "prune": {"min_epochs": 1, "eta": 3},
+        "refine": {"rounds": 2, "trials": 2}}
+
+
+def check_sweep_spec(data) -> None:
+    spec = SPEC
+    for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+        path = data.draw(st.sampled_from([p for p in paths_in(spec) if p]), label="path")
+        action = data.draw(st.sampled_from(["replace", "remove", "add"]), label="action")
+        spec = mutate(spec, path, action, data.draw(st.one_of(PLAUSIBLE, ODD_VALUES), label="value"))
+    with tempfile.TemporaryDirectory() as folder, inside(folder):
+        Path("base.yaml").write_text(yaml.safe_dump({**TINY, "runs_dir": "runs"}))
+        Path("sweep.yaml").write_text(yaml.safe_dump({"base": "base.yaml", **spec}))
+        clean(dl("sweep", "sweep.yaml", "--dry-run"))
+
+
+test_mutated_sweep_specs_validate_or_exit_2 = fuzz_test(check_sweep_spec, "specs", long=False)
+test_mutated_sweep_specs_long = fuzz_test(check_sweep_spec, "specs", long=True)
+
+
+# -- overrides -------------------------------------------------------------------------------
+KEYS = sorted({".".join(map(str, p)) for p in paths_in(TINY) if p} |
+              {"model.layers.9.units", "data.dataset.path", "sweep.trials", "a..b", ".", "",
+               "model.layers.-1", "model.layers.²", "train.epochs.x", "optimizer.lr.0"})
+VALUE_TEXT = st.one_of(
+    st.sampled_from(["1e-3", "[", "]", "{a: 1", "'x", "!!float x", "!!python/object:os.system",
+                     "&a [*a]", "*a", "[" * 150 + "]" * 150, "9" * 5000, ".nan", "-.inf",
+                     "{type: affine, units: 3}", "null", "~", "0x1F", "0o17", "1_000", "---",
+                     "relu", "a: b: c", "\t", "- x\n- y", "|\n x"]),
+    st.text(max_size=20))
+
+
+def check_override(data) -> None:
+    key = data.draw(st.one_of(st.sampled_from(KEYS), st.text(max_size=12)), label="key")
+    override = f"{key}={data.draw(VALUE_TEXT, label='value')}"
+    with tempfile.TemporaryDirectory() as folder, inside(folder):
+        Path("cfg.yaml").write_text(yaml.safe_dump({**TINY, "runs_dir": "runs"}))
+        clean(dl("train", "cfg.yaml", override, "--print-config"))
+        assert not Path("runs").exists()
+
+
+test_mutated_overrides_print_or_exit_2 = fuzz_test(check_override, "overrides", long=False)
+test_mutated_overrides_long = fuzz_test(check_override, "overrides", long=True)
+
+
+# -- data files ------------------------------------------------------------------------------
+def idx(array: np.ndarray) -> bytes:
+    return bytes([0, 0, 8, array.ndim]) + np.array(array.shape, ">u4").tobytes() + \
+        array.astype(np.uint8).tobytes()
+
+
+def data_files(folder: Path, kind: str) -> tuple[dict, list[Path]]:
+    """A valid data set of ``kind`` in ``folder``: its dataset spec and its files."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 2)), np.arange(30) % 3
+    if kind in ("npz", "npz_compressed"):
+        path = folder / "data.npz"
+        (np.savez_compressed if kind == "npz_compressed" else np.savez)(path, X=X, y=y)
+        return {"type": "npz", "path": str(path)}, [path]
+    if kind == "csv":
+        path = folder / "data.csv"
+        path.write_text("a,b,label\n" + "".join(f"{a:.4f},{b:.4f},{c}\n" for (a, b), c in zip(X, y)))
+        return {"type": "csv", "path": str(path)}, [path]
+    if kind == "mnist":
+        images = rng.integers(0, 256, size=(24, 6, 6))
+        files = {"train-images-idx3-ubyte": idx(images[:18]), "train-labels-idx1-ubyte": idx(y[:18]),
+                 "t10k-images-idx3-ubyte": idx(images[18:]), "t10k-labels-idx1-ubyte": idx(y[18:24])}
+        for name, content in files.items():
+            (folder / name).write_bytes(content)
+        return {"type": "mnist", "path": str(folder)}, [folder / name for name in files]
+    if kind == "cifar10":
+        records = lambda n: bytes(np.concatenate([rng.integers(0, 10, (n, 1)),  # noqa: E731
+                                                  rng.integers(0, 256, (n, 3072))], axis=1)
+                                  .astype(np.uint8))
+        names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+        for name in names:
+            (folder / name).write_bytes(records(3))
+        return {"type": "cifar10", "path": str(folder)}, [folder / name for name in names]
+    path = folder / "text.txt"
+    path.write_text("the quick brown fox jumps over the lazy dog. " * 8)
+    return {"type": "text", "path": str(path), "steps": 8}, [path]
+
+
+READERS = ["npz", "npz_compressed", "csv", "mnist", "cifar10", "text"]
+
+
+def check_data_file(data) -> None:
+    kind = data.draw(st.sampled_from(READERS), label="reader")
+    with tempfile.TemporaryDirectory() as folder:
+        spec, files = data_files(Path(folder), kind)
+        target = data.draw(st.sampled_from(files), label="file")
+        target.write_bytes(data.draw(mutated_bytes(target.read_bytes()), label="bytes"))
+        written = target.read_bytes()
+        try:
+            load(DataConfig(dataset=spec, split=SplitConfig(val=0.2, test=0.2, stratify=False)))
+        except DataError as error:  # naming the file, or the data key whose split fails
+            assert str(error).startswith((str(Path(folder)), "data")), error
+        assert target.read_bytes() == written
+
+
+test_mutated_data_files_load_or_name_the_file = fuzz_test(check_data_file, "data", long=False)
+test_mutated_data_files_long = fuzz_test(check_data_file, "data", long=True)
+
+
+# -- run and sweep folders ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    """A finished run, a run stopped in its second epoch, a character model's run and a
+    finished sweep, each to be copied and damaged."""
+    from solver_hooks import interrupt_at
+    from test_sequences import TINY_TEXT
+
+    tmp = tmp_path_factory.mktemp("fuzzed")
+    config = tmp / "cfg.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "runs_dir": str(tmp / "runs")}))
+    assert dl("train", config, "--run-dir", tmp / "finished", "-q").exit_code == 0
+    with pytest.MonkeyPatch.context() as patch:
+        interrupt_at(patch, 8)
+        assert dl("train", config, "--run-dir", tmp / "stopped", "-q").exit_code == 130
+    text = tmp / "text.yaml"
+    text.write_text(yaml.safe_dump({**TINY_TEXT, "runs_dir": str(tmp / "runs")}))
+    assert dl("train", text, "--run-dir", tmp / "text", "-q").exit_code == 0
+    (tmp / "base.yaml").write_text(yaml.safe_dump({**TINY, "runs_dir": str(tmp / "runs")}))
+    (tmp / "sweep.yaml").write_text(yaml.safe_dump(
+        {"base": str(tmp / "base.yaml"), **{k: SPEC[k] for k in ("name", "method", "seed", "params")},
+         "trials": 2}))
+    assert dl("sweep", tmp / "sweep.yaml", "--sweep-dir", tmp / "sweep").exit_code == 0
+    return {name: tmp / name for name in ("finished", "stopped", "text", "sweep")}
+
+
+# (folder, file damaged, commands run on it); "resume" may train on and change the folder
+TARGETS = [
+    ("finished", "config.yaml", [["eval"], ["diagnose"]]),
+    ("finished", "summary.json", [["runs"], ["diagnose"], ["compare"]]),
+    ("finished", "metrics.jsonl", [["diagnose"], ["runs"]]),
+    ("finished", "checkpoints/best.npz", [["eval"]]),
+    ("stopped", "config.yaml", [["resume"]]),
+    ("stopped", "metrics.jsonl", [["resume"]]),
+    ("stopped", "checkpoints/last.npz", [["resume"]]),
+    ("stopped", "checkpoints/best.npz", [["resume"]]),
+    ("text", "vocab.json", [["sample"]]),
+    ("sweep", "ledger.jsonl", [["sweep-resume"]]),
+    ("sweep", "spec.yaml", [["sweep-resume"]]),
+    ("sweep", "trial-0000/summary.json", [["runs"]]),
+]
+
+
+def command(name: str, folder: Path) -> list:
+    return {"eval": ["eval", folder], "diagnose": ["diagnose", folder],
+            "runs": ["runs", folder.parent], "compare": ["compare", folder, folder],
+            "resume": ["train", "--resume", folder, "-q"],
+            "sample": ["sample", folder, "--length", "5", "--seed", "0"],
+            "sweep-resume": ["sweep", "--resume", folder]}[name]
+
+
+def check_folder_file(folders, data) -> None:
+    name, relative, commands = data.draw(st.sampled_from(TARGETS), label="target")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(shutil.copytree(folders[name], Path(tmp) / name))
+        target = folder / relative
+        target.write_bytes(data.draw(mutated_bytes(target.read_bytes()), label="bytes"))
+        for args in commands:
+            before = snapshot(folder)
+            result = dl(*command(args[0], folder))
+            clean(result, allowed=(0, 1, 2) if args[0] == "sweep-resume" else (0, 2))
+            if args[0] not in ("resume", "sweep-resume") or result.exit_code == 2:
+                assert snapshot(folder) == before, (args, result.output)
+
+
+@pytest.mark.reliability
+@settings(max_examples=CI["folders"], deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_damaged_run_and_sweep_files_are_read_or_named(folders, data):
+    check_folder_file(folders, data)
+
+
+@pytest.mark.fuzz
+@settings(max_examples=LONG["folders"], deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_damaged_run_and_sweep_files_long(folders, data):
+    check_folder_file(folders, data)
