@@ -75,7 +75,7 @@ def stop_training(signum: int) -> None:
     trial) to stop after its current iteration, as a signal does on the main thread: it
     saves ``last.npz`` and raises Interrupted."""
     for solver in list(TRAINING):
-        solver._stop_signal = signum
+        solver.request_stop(signum)
 
 
 class Solver:
@@ -137,6 +137,14 @@ class Solver:
             return
         with threads.computing_on(self.parts):
             yield
+
+    def request_stop(self, signum: int = signal.SIGINT) -> None:
+        """Ask training to stop after the current iteration, as SIGINT or SIGTERM does: it
+        saves ``last.npz`` and raises Interrupted. A second SIGINT raises KeyboardInterrupt
+        at once (a second Ctrl-C)."""
+        if self._stop_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._stop_signal = signum
 
     # -- one iteration ---------------------------------------------------------------
     def step(self, idx: np.ndarray) -> float:
@@ -409,12 +417,10 @@ class Solver:
                 TRAINING.discard(self)
             return
 
-        def request_stop(signum, frame):
-            if self._stop_signal is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self._stop_signal = signum
+        def on_signal(signum, frame):
+            self.request_stop(signum)
 
-        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:
