@@ -1,10 +1,108 @@
-"""Fixtures shared by the tests: gradient checks of a layer in training mode through
+"""Fixtures shared by the tests: a small config and its file; Ctrl-C at a chosen moment
+of training or of a sweep; gradient checks of a layer in training mode through
 ``gradcheck``, and eval mode, which ``gradcheck.check_layer`` does not cover."""
+
+import functools
+import signal
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from dl_cli import gradcheck
+from dl_cli.solver import Solver
+from dl_cli.sweep.runner import SweepRunner
+
+
+def make_tiny_config(samples: int = 40, **changes) -> dict:
+    """A run that trains in a blink: a 3-class spiral of ``samples`` points per class
+    (noise 0.2; val 0.25 and test 0.25 of them held out; standardized), affine 16 → relu →
+    affine 3, Adam at 0.01, 3 epochs of batches of 16. ``changes`` replace whole top-level
+    keys: ``make_tiny_config(seed=5, train={"epochs": 4, "batch_size": 8})``."""
+    return {"name": "spiral", "seed": 3,
+            "data": {"dataset": {"type": "spiral", "classes": 3, "samples": samples, "noise": 0.2},
+                     "split": {"val": 0.25, "test": 0.25}, "preprocess": ["standardize"]},
+            "model": {"layers": [{"type": "affine", "units": 16}, "relu",
+                                 {"type": "affine", "units": 3}]},
+            "optimizer": {"type": "adam", "lr": 0.01},
+            "train": {"epochs": 3, "batch_size": 16},
+            **changes}
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """``tiny_config(samples=40, **changes)``: a new small config (``small_config``)."""
+    return make_tiny_config
+
+
+@pytest.fixture(scope="session")
+def write_config():
+    """``write_config(folder, cfg=None, name="cfg.yaml")``: ``cfg`` (else ``tiny_config()``)
+    as a YAML file in ``folder`` (made if missing), its runs going to ``folder/runs``."""
+    def write(folder: Path, cfg: dict | None = None, name: str = "cfg.yaml") -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        path.write_text(yaml.safe_dump({**(cfg or make_tiny_config()), "runs_dir": str(folder / "runs")}))
+        return path
+    return write
+
+
+@pytest.fixture(scope="session")
+def write_sweep(write_config):
+    """``write_sweep(folder, spec, base=None)``: the sweep ``spec`` (named t) as
+    ``folder/sweep.yaml``, over the config ``base`` (else ``tiny_config()``) written as
+    ``folder/base.yaml``."""
+    def write(folder: Path, spec: dict, base: dict | None = None) -> Path:
+        base_path = write_config(folder, base, "base.yaml")
+        path = folder / "sweep.yaml"
+        path.write_text(yaml.safe_dump({"base": str(base_path), "name": "t", **spec}))
+        return path
+    return write
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """``with interrupt_at(n): ...``: a Ctrl-C (``Solver.request_stop``) right after the
+    ``n``-th training iteration inside the block, counted over every Solver (the folds of
+    a k-fold run one after another). Training saves ``last.npz`` and stops."""
+    @contextmanager
+    def interrupting(step_count: int):
+        steps = 0
+        original = Solver.step
+
+        def step(solver, idx):
+            nonlocal steps
+            loss = original(solver, idx)
+            steps += 1
+            if steps == step_count:
+                solver.request_stop(signal.SIGINT)
+            return loss
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Solver, "step", step)
+            yield
+    return interrupting
+
+
+@pytest.fixture
+def observe_sweeps(monkeypatch):
+    """``with observe_sweeps(observer): ...``: every SweepRunner made inside the block (by
+    ``dl sweep``) calls ``observer(sweep_runner, event, payload)`` for each of its events (see
+    ``dl_cli.sweep.runner``); an observer may ``sweep_runner.request_stop()``, as a Ctrl-C."""
+    @contextmanager
+    def observing(observer):
+        made = SweepRunner.__init__
+
+        def init(runner, *args, **kwargs):
+            made(runner, *args, **kwargs)
+            runner.observers.append(functools.partial(observer, runner))
+
+        with monkeypatch.context() as patch:
+            patch.setattr(SweepRunner, "__init__", init)
+            yield
+    return observing
 
 
 def assert_all_passed(checks, title=""):

@@ -45,29 +45,19 @@ from dl_cli.solver import Solver
 from dl_cli.storage import RunError, load_npz, save_npz
 from dl_cli.sweep.ledger import FINAL, Ledger
 
-from solver_hooks import interrupt_at
-
 pytestmark = pytest.mark.reliability
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
-TINY = {
-    "name": "tiny",
-    "seed": 5,
-    "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 30, "noise": 0.2},
-             "split": {"val": 0.25, "test": 0.25}, "preprocess": ["standardize"]},
-    "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
-    "optimizer": {"type": "adam", "lr": 1.0e-2},
-    "train": {"epochs": 4, "batch_size": 8},  # 45 training samples: 6 iterations per epoch
-}
+NAME_AND_SEED = {"name": "tiny", "seed": 5}  # of every run of this file
 
 
-def write_config(folder: Path, cfg: dict = TINY, name: str = "cfg.yaml") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(yaml.safe_dump({**cfg, "runs_dir": str(folder / "runs")}))
-    return path
+@pytest.fixture(scope="module")
+def tiny(tiny_config):
+    """30 spiral points per class, half of them held out: 45 training samples, 6
+    iterations per epoch of 8, for 4 epochs."""
+    return tiny_config(**NAME_AND_SEED, samples=30, train={"epochs": 4, "batch_size": 8})
 
 
 def dl(*args):
@@ -92,10 +82,10 @@ def temp_files(folder: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
+def finished_run(tmp_path_factory, write_config, tiny) -> Path:
     """A completed tiny run; tests copy it before changing anything."""
     folder = tmp_path_factory.mktemp("finished")
-    result = dl("train", write_config(folder), "--run-dir", folder / "run", "-q")
+    result = dl("train", write_config(folder, tiny), "--run-dir", folder / "run", "-q")
     assert result.exit_code == 0, result.output
     return folder / "run"
 
@@ -106,12 +96,11 @@ def run_copy(finished_run, tmp_path) -> Path:
 
 
 @pytest.fixture
-def interrupted_run(tmp_path, monkeypatch) -> Path:
+def interrupted_run(tmp_path, write_config, tiny, interrupt_at) -> Path:
     """A tiny run stopped by Ctrl-C in its second epoch: its last.npz holds optimizer state."""
     run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 8)
-        assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 130
+    with interrupt_at(8):
+        assert dl("train", write_config(tmp_path, tiny), "--run-dir", run_dir, "-q").exit_code == 130
     return run_dir
 
 
@@ -143,17 +132,6 @@ def edit_run_config(run_dir: Path, change) -> None:
 
 
 # -- 1. kill -9 while checkpoints are written -------------------------------------------
-KILL = {**TINY,
-        # One full batch of a small model per epoch: most of each epoch is spent writing
-        # the two checkpoints, so most kills land in those writes.
-        "model": {"layers": [{"type": "affine", "units": 64}, "relu",
-                             {"type": "affine", "units": 64}, "relu",
-                             {"type": "affine", "units": 3}]},
-        "optimizer": {"type": "adam", "lr": 1.0e-4},
-        "train": {"epochs": 1000000, "batch_size": "full"},
-        "checkpoint": {"monitor": "val/loss", "every_seconds": 0}}
-
-
 def fork_dl(args: list[str], log: Path) -> int:
     """Run `dl ARGS` in a forked child (the CLI, in a process of its own, without paying
     the interpreter's start-up twenty times); return its PID. The child writes its
@@ -198,9 +176,17 @@ def wait_for_new(path: Path, before, pid: int, log: Path) -> None:
         time.sleep(0.002)
 
 
-def test_kill_9_during_checkpoint_writes_loses_nothing(tmp_path):
+def test_kill_9_during_checkpoint_writes_loses_nothing(tmp_path, write_config, tiny):
     run_dir, log = tmp_path / "run", tmp_path / "dl.log"
-    config = write_config(tmp_path, KILL)
+    # One full batch of a small model per epoch: most of each epoch is spent writing the
+    # two checkpoints, so most kills land in those writes.
+    config = write_config(tmp_path, {
+        **tiny, "model": {"layers": [{"type": "affine", "units": 64}, "relu",
+                                     {"type": "affine", "units": 64}, "relu",
+                                     {"type": "affine", "units": 3}]},
+        "optimizer": {"type": "adam", "lr": 1.0e-4},
+        "train": {"epochs": 1000000, "batch_size": "full"},
+        "checkpoint": {"monitor": "val/loss", "every_seconds": 0}})
     assert dl("train", config, "--print-config").exit_code == 0  # imports done before forking
     start = ["train", config, "--run-dir", run_dir, "-q"]
     resume = ["train", "--resume", run_dir, "-q"]
@@ -246,7 +232,7 @@ def test_kill_9_during_checkpoint_writes_loses_nothing(tmp_path):
 # -- 2. a checkpoint folder that is full or not writable ---------------------------------
 @pytest.mark.parametrize("fault", ["savez", "replace"])
 def test_a_full_or_read_only_disk_stops_naming_the_file_and_keeps_the_checkpoints(
-        tmp_path, monkeypatch, fault):
+        tmp_path, monkeypatch, fault, tiny, write_config):
     run_dir = tmp_path / "run"
     checkpoints = run_dir / "checkpoints"
     writes, before = [], {}
@@ -272,7 +258,7 @@ def test_a_full_or_read_only_disk_stops_naming_the_file_and_keeps_the_checkpoint
         monkeypatch.setattr(np, "savez", savez)
     else:
         monkeypatch.setattr(os, "replace", replace)
-    result = dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q")
+    result = dl("train", write_config(tmp_path, tiny), "--run-dir", run_dir, "-q")
     assert result.exit_code == 1
     message = " ".join(result.output.split())
     assert re.search(rf"cannot write {re.escape(str(checkpoints))}/(best|last)\.npz", message)
@@ -282,28 +268,17 @@ def test_a_full_or_read_only_disk_stops_naming_the_file_and_keeps_the_checkpoint
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
-def test_a_file_where_the_checkpoint_folder_should_be_is_named(tmp_path):
+def test_a_file_where_the_checkpoint_folder_should_be_is_named(tmp_path, tiny, write_config):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "checkpoints").write_text("not a folder")
-    result = dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q")
+    result = dl("train", write_config(tmp_path, tiny), "--run-dir", run_dir, "-q")
     assert result.exit_code == 2
     assert f"cannot make the checkpoint folder {run_dir / 'checkpoints'}" in \
         " ".join(result.output.split())
 
 
 # -- 3 and 7. SIGINT and SIGTERM in a real process, then --resume; a second process ------
-SIGNALLED = {**TINY, "data": {**TINY["data"], "dataset": {"type": "spiral", "classes": 3,
-                                                          "samples": 40, "noise": 0.2}},
-             "model": {"layers": [{"type": "affine", "units": 16}, {"type": "batchnorm"}, "relu",
-                                  {"type": "dropout", "drop_rate": 0.2},
-                                  {"type": "affine", "units": 3}]},
-             "schedule": {"type": "step", "every": 5, "gamma": 0.5},
-             # 15 iterations per epoch; enough epochs that both signals land in training
-             # even when a loaded machine lets the child run ahead of the test's polling
-             "train": {"epochs": 60, "batch_size": 4}}
-
-
 def start_dl(*args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "dl_cli", *map(str, args), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -321,8 +296,16 @@ def signal_after_epochs(proc: subprocess.Popen, run_dir: Path, epochs: int, sign
     return output
 
 
-def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path):
-    config = write_config(tmp_path, SIGNALLED)
+def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path, write_config, tiny_config):
+    signalled = tiny_config(
+        **NAME_AND_SEED, samples=40,
+        model={"layers": [{"type": "affine", "units": 16}, {"type": "batchnorm"}, "relu",
+                          {"type": "dropout", "drop_rate": 0.2}, {"type": "affine", "units": 3}]},
+        schedule={"type": "step", "every": 5, "gamma": 0.5},
+        # 15 iterations per epoch; enough epochs that both signals land in training even
+        # when a loaded machine lets the child run ahead of the test's polling
+        train={"epochs": 60, "batch_size": 4})
+    config = write_config(tmp_path, signalled)
     straight = tmp_path / "straight"
     assert dl("train", config, "--run-dir", straight, "-q").exit_code == 0
 
@@ -341,7 +324,7 @@ def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path):
     output = signal_after_epochs(proc, run_dir, 1, signal.SIGINT)
     assert f"dl train --resume {run_dir}" in " ".join(output.split())
     first_stop = Run(run_dir).load_checkpoint("last")["meta"]
-    assert first_stop["epoch"] + 2 < SIGNALLED["train"]["epochs"]
+    assert first_stop["epoch"] + 2 < signalled["train"]["epochs"]
 
     proc = start_dl("train", "--resume", run_dir)
     signal_after_epochs(proc, run_dir, first_stop["epoch"] + 2, signal.SIGTERM)
@@ -361,9 +344,9 @@ def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path):
         assert summaries[0][key] == summaries[1][key]
 
 
-def test_a_new_run_into_a_folder_holding_a_run_is_refused(run_copy, tmp_path):
+def test_a_new_run_into_a_folder_holding_a_run_is_refused(run_copy, tmp_path, tiny, write_config):
     before = snapshot(run_copy)
-    result = dl("train", write_config(tmp_path), "--run-dir", run_copy, "-q")
+    result = dl("train", write_config(tmp_path, tiny), "--run-dir", run_copy, "-q")
     assert result.exit_code == 2
     assert f"{run_copy} already holds a run; continue it with dl train --resume {run_copy}" in \
         " ".join(result.output.split())
@@ -371,13 +354,13 @@ def test_a_new_run_into_a_folder_holding_a_run_is_refused(run_copy, tmp_path):
 
 
 # -- 4. resume after the best epoch ----------------------------------------------------
-def test_resume_after_the_best_epoch_keeps_the_best_checkpoint_and_metric(tmp_path, monkeypatch):
+def test_resume_after_the_best_epoch_keeps_the_best_checkpoint_and_metric(tmp_path, monkeypatch, tiny,
+                                                                           write_config, interrupt_at):
     accuracies = {1: 0.5, 2: 0.9, 3: 0.6, 4: 0.7, 5: 0.8, 6: 0.85}
     script_validation(monkeypatch, "val/acc", accuracies)
-    cfg = {**TINY, "train": {"epochs": 6, "batch_size": 8}}
+    cfg = {**tiny, "train": {"epochs": 6, "batch_size": 8}}
     run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 3 * 6 + 2)  # inside epoch 4, after the best epoch 2
+    with interrupt_at(3 * 6 + 2):  # inside epoch 4, after the best epoch 2
         assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 130
     best = (run_dir / "checkpoints/best.npz").read_bytes()
     assert dl("train", "--resume", run_dir, "-q").exit_code == 0
@@ -387,12 +370,11 @@ def test_resume_after_the_best_epoch_keeps_the_best_checkpoint_and_metric(tmp_pa
     assert [r["val/acc"] for r in metric_lines(run_dir)] == list(accuracies.values())
 
 
-def test_resume_keeps_the_epoch_records_without_train_metrics(tmp_path, monkeypatch):
-    cfg = {**TINY, "train": {"epochs": 4, "batch_size": 8, "eval_train_samples": 0}}
+def test_resume_keeps_the_epoch_records_without_train_metrics(tmp_path, tiny, write_config, interrupt_at):
+    cfg = {**tiny, "train": {"epochs": 4, "batch_size": 8, "eval_train_samples": 0}}
     straight, run_dir = tmp_path / "straight", tmp_path / "run"
     assert dl("train", write_config(tmp_path, cfg), "--run-dir", straight, "-q").exit_code == 0
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 2 * 6 + 2)
+    with interrupt_at(2 * 6 + 2):
         assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 130
     assert dl("train", "--resume", run_dir, "-q").exit_code == 0
     summaries = [json.loads((d / "summary.json").read_text()) for d in (straight, run_dir)]
@@ -402,12 +384,12 @@ def test_resume_keeps_the_epoch_records_without_train_metrics(tmp_path, monkeypa
     assert summaries[1]["final"] == summaries[0]["final"]
 
 
-def test_resume_keeps_the_batch_lines_and_the_time_of_the_epochs_before(tmp_path, monkeypatch):
-    cfg = {**TINY, "train": {"epochs": 4, "batch_size": 8, "log_every": 1}}
+def test_resume_keeps_the_batch_lines_and_the_time_of_the_epochs_before(tmp_path, tiny, write_config,
+                                                                         interrupt_at):
+    cfg = {**tiny, "train": {"epochs": 4, "batch_size": 8, "log_every": 1}}
     straight, run_dir = tmp_path / "straight", tmp_path / "run"
     assert dl("train", write_config(tmp_path, cfg), "--run-dir", straight, "-q").exit_code == 0
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 2 * 6 + 4)  # inside epoch 3, after its 4th step
+    with interrupt_at(2 * 6 + 4):  # inside epoch 3, after its 4th step
         assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 130
     before = metric_lines(run_dir)  # timings popped
     times = [r["time"] for r in Run(run_dir).read_metrics() if "lr" in r]
@@ -424,9 +406,9 @@ def test_resume_keeps_the_batch_lines_and_the_time_of_the_epochs_before(tmp_path
     assert "resuming tiny after epoch 2, iteration 4 (step 16)" in log
 
 
-def test_resuming_a_run_that_stopped_early_trains_nothing_more(tmp_path, monkeypatch):
+def test_resuming_a_run_that_stopped_early_trains_nothing_more(tmp_path, monkeypatch, tiny, write_config):
     script_validation(monkeypatch, "val/acc", {1: 0.9, 2: 0.5, 3: 0.5, 4: 0.5, 5: 0.5})
-    cfg = {**TINY, "train": {"epochs": 5, "batch_size": 8,
+    cfg = {**tiny, "train": {"epochs": 5, "batch_size": 8,
                              "early_stopping": {"monitor": "val/acc", "patience": 2}}}
     run_dir = tmp_path / "run"
     assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 0
@@ -519,7 +501,8 @@ def test_a_damaged_last_checkpoint_stops_the_resume_naming_it(run_copy, damage):
 
 
 # -- 6. a non-finite loss, and NaN validation metrics ----------------------------------
-def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, monkeypatch):
+def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, monkeypatch, tiny,
+                                                                      write_config):
     run_dir = tmp_path / "run"
     losses, best_before = [], []
     original = Model.loss
@@ -533,7 +516,7 @@ def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, m
         return value, grads
 
     monkeypatch.setattr(Model, "loss", loss)
-    result = dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q")
+    result = dl("train", write_config(tmp_path, tiny), "--run-dir", run_dir, "-q")
     assert result.exit_code == 3
     message = " ".join(result.output.split())
     assert f"loss became nan at epoch 3, iteration 2; last finite loss: {losses[-2]}" in message
@@ -548,9 +531,9 @@ def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, m
     ("val/loss", {1: float("inf"), 2: float("nan"), 3: 1.5, 4: float("nan")}, 3),
 ])
 def test_a_nan_validation_metric_never_becomes_the_best(tmp_path, monkeypatch, metric, values,
-                                                       best_epoch):
+                                                       best_epoch, tiny, write_config):
     script_validation(monkeypatch, metric, values)
-    cfg = {**TINY, "checkpoint": {"monitor": metric}}
+    cfg = {**tiny, "checkpoint": {"monitor": metric}}
     run_dir = tmp_path / "run"
     assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 0
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -559,22 +542,16 @@ def test_a_nan_validation_metric_never_becomes_the_best(tmp_path, monkeypatch, m
 
 
 # -- 8 and 16. a sweep worker killed; the same results on any number of workers ------------
-SWEEP_BASE = {**TINY, "data": {**TINY["data"], "dataset": {"type": "spiral", "classes": 3,
-                                                           "samples": 60, "noise": 0.2}},
-              "train": {"epochs": 25, "batch_size": 8}}
 SWEEP_SPEC = {"name": "killed", "method": "random", "trials": 3, "seed": 0,
               "params": {"optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]}}}
 
 
-def write_sweep(folder: Path) -> Path:
-    base = write_config(folder, SWEEP_BASE, "base.yaml")
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump({**SWEEP_SPEC, "base": str(base)}))
-    return path
-
-
-def test_a_killed_sweep_worker_fails_its_trial_alone_and_a_retry_reruns_only_it(tmp_path):
-    spec = write_sweep(tmp_path)
+def test_a_killed_sweep_worker_fails_its_trial_alone_and_a_retry_reruns_only_it(tmp_path, write_config,
+                                                                               tiny_config):
+    base = tiny_config(**NAME_AND_SEED, samples=60, train={"epochs": 25, "batch_size": 8})
+    spec = tmp_path / "sweep.yaml"
+    base_path = write_config(tmp_path, base, "base.yaml")
+    spec.write_text(yaml.safe_dump({**SWEEP_SPEC, "base": str(base_path)}))
     straight = tmp_path / "straight"
     assert dl("sweep", spec, "--sweep-dir", straight).exit_code == 0  # one worker, in process
 
@@ -772,15 +749,16 @@ def test_mutated_configs_train_or_exit_2_never_a_traceback(data):
      "model.loss 'softmax_cross_entropy' needs class labels, but the data has real-valued "
      "targets; use mse"),
 ])
-def test_a_model_that_cannot_score_the_data_is_refused_before_training(tmp_path, change, message):
-    result = dl("train", write_config(tmp_path, {**TINY, **change}), "-q")
+def test_a_model_that_cannot_score_the_data_is_refused_before_training(tmp_path, change, message, tiny,
+                                                                       write_config):
+    result = dl("train", write_config(tmp_path, {**tiny, **change}), "-q")
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_batch_a_layer_refuses_exits_2_naming_the_layer_and_the_batch(tmp_path):
-    cfg = {**TINY, "model": {"layers": [{"type": "affine", "units": 4}, {"type": "batchnorm"},
+def test_a_batch_a_layer_refuses_exits_2_naming_the_layer_and_the_batch(tmp_path, tiny, write_config):
+    cfg = {**tiny, "model": {"layers": [{"type": "affine", "units": 4}, {"type": "batchnorm"},
                                         {"type": "affine", "units": 3}]},
            "train": {"epochs": 1, "batch_size": 1}}
     result = dl("train", write_config(tmp_path, cfg), "-q")
@@ -826,8 +804,8 @@ def malformed(folder: Path, kind: str) -> dict:
     ("mnist", r"train-labels-idx1-ubyte: byte offset 11: label 11 is out of range"),
     ("cifar10", r"test_batch\.bin: length 3173 is not a positive multiple .* offset 3073"),
 ])
-def test_malformed_data_files_exit_2_naming_file_and_place(tmp_path, kind, where):
-    cfg = {**TINY, "data": {"dataset": malformed(tmp_path, kind), "split": {"val": 0.25}}}
+def test_malformed_data_files_exit_2_naming_file_and_place(tmp_path, kind, where, tiny, write_config):
+    cfg = {**tiny, "data": {"dataset": malformed(tmp_path, kind), "split": {"val": 0.25}}}
     result = dl("train", write_config(tmp_path, cfg), "-q")
     assert result.exit_code == 2
     assert re.search(where, " ".join(result.output.split()))
@@ -963,11 +941,11 @@ def test_an_object_array_in_a_checkpoint_is_refused_and_not_executed(run_copy, t
     assert not target.exists()
 
 
-def test_the_data_path_refuses_a_pickle_renamed_npz_without_executing_it(tmp_path):
+def test_the_data_path_refuses_a_pickle_renamed_npz_without_executing_it(tmp_path, tiny, write_config):
     target = tmp_path / "executed"
     data = tmp_path / "data.npz"
     data.write_bytes(pickle.dumps(Payload(target)))
-    cfg = {**TINY, "data": {"dataset": {"type": "npz", "path": str(data)}}}
+    cfg = {**tiny, "data": {"dataset": {"type": "npz", "path": str(data)}}}
     result = dl("train", write_config(tmp_path, cfg), "-q")
     assert result.exit_code == 2 and "data.npz: not a .npz archive" in result.output
     assert not target.exists()
@@ -998,8 +976,8 @@ def test_the_source_never_unpickles_or_imports_by_name():
 
 # -- 15. names cannot leave the runs folder; archive members are never paths -------------
 @pytest.mark.parametrize("name", ["..", "...", ".", ".hidden", "~", "-", "a b", "$HOME", "..x"])
-def test_run_names_stay_inside_the_runs_folder(tmp_path, name):
-    cfg = {**TINY, "name": name, "train": {"epochs": 1, "batch_size": 8}}
+def test_run_names_stay_inside_the_runs_folder(tmp_path, name, tiny, write_config):
+    cfg = {**tiny, "name": name, "train": {"epochs": 1, "batch_size": 8}}
     result = dl("train", write_config(tmp_path, cfg), "-q")
     assert result.exit_code == 0, result.output
     (folder,) = (tmp_path / "runs").iterdir()
@@ -1008,8 +986,8 @@ def test_run_names_stay_inside_the_runs_folder(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["../../x", "a/../../b", "/etc", "..\\..\\x"])
-def test_run_names_with_separators_are_rejected(tmp_path, name):
-    result = dl("train", write_config(tmp_path, {**TINY, "name": name}), "-q")
+def test_run_names_with_separators_are_rejected(tmp_path, name, tiny, write_config):
+    result = dl("train", write_config(tmp_path, {**tiny, "name": name}), "-q")
     assert result.exit_code == 2 and "name: must be a non-empty name without '/'" in result.output
     assert not (tmp_path / "runs").exists()
 

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import signal
@@ -24,32 +25,14 @@ from dl_cli.crossval import fold_splits
 from dl_cli.sweep.ledger import Ledger
 from dl_cli.sweep.sampling import (grid_configuration, grid_configurations, plan_round,
                                    sample_configuration)
-from dl_cli.sweep.runner import SweepRunner
 from dl_cli.sweep.spec import Domain, SpecError, load_spec, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
-BASE = {
-    "name": "spiral",
-    "seed": 3,
-    "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40, "noise": 0.2},
-             "split": {"val": 0.25, "test": 0.25}, "preprocess": ["standardize"]},
-    "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
-    "optimizer": {"type": "adam", "lr": 0.01},
-    "train": {"epochs": 3, "batch_size": 16},
-}
 RANDOM = {"method": "random", "trials": 4, "seed": 0,
           "params": {"optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]},
                      "model.layers.0.units": {"values": [4, 16]}}}
-
-
-def write_sweep(folder: Path, spec: dict, base: dict = BASE) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "base.yaml").write_text(yaml.safe_dump({**base, "runs_dir": str(folder / "runs")}))
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump({"base": str(folder / "base.yaml"), "name": "t", **spec}))
-    return path
 
 
 def sweep(spec: Path, folder: Path, *args: str):
@@ -78,7 +61,7 @@ def events(folder: Path, kind: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, write_sweep):
     """A finished 4-trial random sweep run in process (workers 1)."""
     tmp = tmp_path_factory.mktemp("reference")
     spec = write_sweep(tmp, RANDOM)
@@ -102,7 +85,7 @@ def test_grid_sizes_and_log_spaced_points():
     assert len({json.dumps(c, sort_keys=True) for c in everything}) == len(everything)
 
 
-def test_dry_run_lists_the_grid_and_refuses_trials_on_a_grid(tmp_path):
+def test_dry_run_lists_the_grid_and_refuses_trials_on_a_grid(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, {"method": "grid", "params": {
         "model.layers.0.units": {"values": [4, 8, 16]},
         "optimizer.lr": {"loguniform": [1.0e-4, 1.0e-1], "grid": 4}}})
@@ -130,7 +113,7 @@ def test_random_parameters_depend_only_on_seed_and_index():
     assert all(1 <= d["n"] <= 64 and isinstance(d["n"], int) for d in draws)
 
 
-def test_repeat_seeds_share_a_configuration(tmp_path):
+def test_repeat_seeds_share_a_configuration(tmp_path, write_sweep):
     spec = load_spec(write_sweep(tmp_path, {**RANDOM, "seeds": [5, 6]}))
     plans = plan_round(spec, spec.params, 0)
     assert [(p.index, p.config, p.seed) for p in plans[:4]] == [(0, 0, 5), (1, 0, 6), (2, 1, 5), (3, 1, 6)]
@@ -142,7 +125,7 @@ VARIANTS = {"relu": {"model.layers.1": "relu"},
             "tanh": {"model.layers.1": "tanh", "model.init": "xavier_normal"}}
 
 
-def test_variants_cross_the_params_and_the_seeds(tmp_path):
+def test_variants_cross_the_params_and_the_seeds(tmp_path, write_sweep):
     spec = load_spec(write_sweep(tmp_path, {"method": "grid", "variants": VARIANTS, "seeds": [0, 1],
                                             "params": {"optimizer.lr": {"values": [0.01, 0.1]}}}))
     plans = plan_round(spec, spec.params, 0)
@@ -159,7 +142,7 @@ def test_variants_cross_the_params_and_the_seeds(tmp_path):
     assert second[0].params == second[4].params == sample_configuration(drawn.params, 0, 4)
 
 
-def test_a_variant_sweep_records_each_trials_variant(tmp_path):
+def test_a_variant_sweep_records_each_trials_variant(tmp_path, tiny_config, write_sweep):
     spec = write_sweep(tmp_path, {"method": "grid", "variants": VARIANTS})  # no params needed
     folder = tmp_path / "sweep"
     result = sweep(spec, folder)
@@ -168,7 +151,8 @@ def test_a_variant_sweep_records_each_trials_variant(tmp_path):
     assert [(r["trial"], r["variant"]) for r in rows(folder)] == [("0", "relu"), ("1", "tanh")]
     assert [e["variant"] for e in events(folder, "trial")] == ["relu", "tanh"]
     relu, tanh = (load_config(folder / f"trial-{i:04d}" / "config.yaml") for i in (0, 1))
-    assert (relu.model.layers[1], relu.model.init) == ("relu", BASE["model"].get("init", "he_normal"))
+    base_init = tiny_config()["model"].get("init", "he_normal")
+    assert (relu.model.layers[1], relu.model.init) == ("relu", base_init)
     assert (tanh.model.layers[1], tanh.model.init) == ("tanh", "xavier_normal")
     best = (folder / "best.yaml").read_text()
     assert "# variant " in best.splitlines()[2]
@@ -181,7 +165,7 @@ def test_a_variant_sweep_records_each_trials_variant(tmp_path):
     assert (tmp_path / "plots" / "metric_vs_params.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_variant_mistakes_are_found_before_any_trial(tmp_path):
+def test_variant_mistakes_are_found_before_any_trial(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, {"method": "grid", "variants": {
         "ok": {"model.layers.1": "tanh"},
         "typo": {"model.layers.1": "tahn", "optimizer.lrr": 0.1},
@@ -210,7 +194,7 @@ def test_variant_mistakes_are_found_before_any_trial(tmp_path):
 
 
 # -- mistakes found before anything runs ----------------------------------------------
-def test_typo_in_a_parameter_path_fails_before_any_trial(tmp_path):
+def test_typo_in_a_parameter_path_fails_before_any_trial(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, {"method": "grid", "params": {
         "train.batchsize": {"values": [8, 16]}, "optimizer.lrr": {"values": [0.1]},
         "model.layers.5.units": {"values": [3]}}})
@@ -222,7 +206,7 @@ def test_typo_in_a_parameter_path_fails_before_any_trial(tmp_path):
     assert not (tmp_path / "sweep").exists() and not (tmp_path / "runs").exists()
 
 
-def test_spec_mistakes_are_reported_together(tmp_path):
+def test_spec_mistakes_are_reported_together(tmp_path, write_sweep):
     path = write_sweep(tmp_path, {"trails": 3, "method": "random", "params": {
         "optimizer.lr": {"logunifrm": [0, 1]}, "regularization.l2": {"loguniform": [0.0, 1.0]},
         "train.epochs": {"int_uniform": [5, 2]}}, "prune": {"rule": "asah"}})
@@ -238,16 +222,16 @@ def test_spec_mistakes_are_reported_together(tmp_path):
         assert expected in text
 
 
-def test_overrides_reach_the_base_and_sweep_keys_the_spec(tmp_path):
+def test_overrides_reach_the_base_and_sweep_keys_the_spec(tmp_path, write_sweep):
     spec, base = prepare(write_sweep(tmp_path, RANDOM), ["train.epochs=2", "sweep.trials=7"])
     assert spec.trials == 7 and base["train"]["epochs"] == 2
     assert spec.raw["overrides"] == ["train.epochs=2"]
     assert (spec.metric, spec.goal) == ("val/acc", "max")  # the base's checkpoint monitor (auto)
 
 
-def test_the_metric_must_be_one_the_model_reports(tmp_path):
-    regression = {**BASE, "data": {"dataset": {"type": "polynomial"}, "split": {"val": 0.2}},
-                  "model": {"layers": [{"type": "affine", "units": 1}], "loss": "mse"}}
+def test_the_metric_must_be_one_the_model_reports(tmp_path, tiny_config, write_sweep):
+    regression = tiny_config(data={"dataset": {"type": "polynomial"}, "split": {"val": 0.2}},
+                             model={"layers": [{"type": "affine", "units": 1}], "loss": "mse"})
     spec, _ = prepare(write_sweep(tmp_path, RANDOM | {"params": {"optimizer.lr": {"values": [0.1]}}},
                                   regression))
     assert (spec.metric, spec.goal) == ("val/loss", "min")
@@ -263,29 +247,28 @@ FAILING = {"method": "grid", "params": {"model.layers.0": {"values": [
     {"type": "affine", "units": 4}]}}}
 
 
-def test_a_dry_run_checks_the_folds_of_a_kfold_sweep(tmp_path):
+def test_a_dry_run_checks_the_folds_of_a_kfold_sweep(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, {**RANDOM, "validation": {"kfold": 500}})
     dry = runner.invoke(app, ["sweep", str(spec), "--dry-run"], terminal_width=300)
     assert dry.exit_code == 2, dry.output
     assert "trial 0: validation.kfold: must be at most 90 (the samples" in dry.output
 
 
-def test_a_second_ctrl_c_stops_an_in_process_trial_saving_its_state(tmp_path, monkeypatch):
+def test_a_second_ctrl_c_stops_an_in_process_trial_saving_its_state(tmp_path, write_sweep, tiny_config,
+                                                                    observe_sweeps):
     from dl_cli.runs import Run
 
-    original = SweepRunner._submit
+    def ctrl_c_twice_as_the_trial_trains(sweep_runner, event, payload):
+        if event == "submitted":
+            sweep_runner.request_stop()
+            sweep_runner.request_stop()
 
-    def submit_then_ctrl_c_twice(self, index, until):
-        future = original(self, index, until)
-        self.interrupts = 2  # as two Ctrl-Cs while the trial trains
-        return future
-
-    monkeypatch.setattr(SweepRunner, "_submit", submit_then_ctrl_c_twice)
-    long = {**BASE, "train": {"epochs": 3000, "batch_size": 16}}
+    long = tiny_config(train={"epochs": 3000, "batch_size": 16})
     spec = write_sweep(tmp_path, {"method": "grid", "params": {"optimizer.lr": {"values": [0.01]}}},
                        long)
     folder = tmp_path / "sweep"
-    result = sweep(spec, folder)
+    with observe_sweeps(ctrl_c_twice_as_the_trial_trains):
+        result = sweep(spec, folder)
     assert result.exit_code == 130, result.output
     assert [e["status"] for e in events(folder, "result")] == ["interrupted"]
     trial = folder / "trial-0000"
@@ -294,7 +277,7 @@ def test_a_second_ctrl_c_stops_an_in_process_trial_saving_its_state(tmp_path, mo
     assert not (trial / "run.lock").exists()
 
 
-def test_a_trial_that_raises_is_failed_and_the_sweep_goes_on(tmp_path):
+def test_a_trial_that_raises_is_failed_and_the_sweep_goes_on(tmp_path, write_sweep):
     dry = runner.invoke(app, ["sweep", str(write_sweep(tmp_path, FAILING)), "--dry-run"])
     assert dry.exit_code == 2 and "trial 1: " in dry.output and "conv2d" in dry.output
     result = sweep(write_sweep(tmp_path, FAILING), tmp_path / "sweep")
@@ -305,13 +288,13 @@ def test_a_trial_that_raises_is_failed_and_the_sweep_goes_on(tmp_path):
     assert "trial 1 failed" in result.output
 
 
-def test_fail_fast_starts_nothing_after_a_failure(tmp_path):
+def test_fail_fast_starts_nothing_after_a_failure(tmp_path, write_sweep):
     result = sweep(write_sweep(tmp_path, FAILING), tmp_path / "sweep", "--fail-fast")
     assert result.exit_code == 1
     assert [e["trial"] for e in events(tmp_path / "sweep", "start")] == [0, 1]
 
 
-def test_a_diverged_trial_is_a_result(tmp_path):
+def test_a_diverged_trial_is_a_result(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, {"method": "grid", "params": {"optimizer": {"values": [
         {"type": "sgd", "lr": 1.0e+12}, {"type": "adam", "lr": 0.01}]}}})
     result = sweep(spec, tmp_path / "sweep")
@@ -321,10 +304,10 @@ def test_a_diverged_trial_is_a_result(tmp_path):
     assert best.optimizer == {"type": "adam", "lr": 0.01}
 
 
-def test_retry_failed_reruns_only_the_failed_trials(tmp_path):
+def test_retry_failed_reruns_only_the_failed_trials(tmp_path, tiny_config, write_sweep):
     data = tmp_path / "data.npz"
     spec = write_sweep(tmp_path, {"method": "grid", "params": {"data.dataset": {"values": [
-        BASE["data"]["dataset"], {"type": "npz", "path": str(data)}]}}})
+        tiny_config()["data"]["dataset"], {"type": "npz", "path": str(data)}]}}})
     folder = tmp_path / "sweep"
     assert sweep(spec, folder).exit_code == 0
     assert [r["status"] for r in rows(folder)] == ["completed", "failed"]
@@ -344,7 +327,7 @@ def with_checkpoints(folder: Path) -> set[str]:
 
 
 def test_checkpoints_go_once_outranked_and_stay_while_a_failed_trial_may_still_win(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, write_sweep):
     from dl_cli.sweep import runner as sweep_runner
 
     folder = tmp_path / "sweep"
@@ -377,18 +360,17 @@ def test_checkpoints_go_once_outranked_and_stay_while_a_failed_trial_may_still_w
     assert "keeps its checkpoints only while it may be the sweep's best" in evaluated.output
 
 
-def test_kfold_preprocessing_that_does_not_fit_names_its_key_path(tmp_path):
+def test_kfold_preprocessing_that_does_not_fit_names_its_key_path(tmp_path, tiny_config):
     from dl_cli.data import DataError
 
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(BASE))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config()))
     cfg = load_config(tmp_path / "c.yaml", ["data.preprocess=[center, {type: pca, components: 5}]"])
     with pytest.raises(DataError, match=r"^data\.preprocess\.1: "):
         fold_splits(cfg, 2, 0)
 
 
-def test_killed_sweep_resumes_without_touching_completed_trials(tmp_path):
-    slow = {**BASE, "data": {**BASE["data"], "dataset": {"type": "spiral", "samples": 100}},
-            "train": {"epochs": 30, "batch_size": 16}}
+def test_killed_sweep_resumes_without_touching_completed_trials(tmp_path, write_sweep, tiny_config):
+    slow = tiny_config(samples=100, train={"epochs": 30, "batch_size": 16})
     spec = write_sweep(tmp_path, {**RANDOM, "keep_checkpoints": "all"}, slow)
     folder = tmp_path / "sweep"
     process = subprocess.Popen([sys.executable, "-m", "dl_cli", "sweep", str(spec), "--sweep-dir",
@@ -422,7 +404,7 @@ def test_killed_sweep_resumes_without_touching_completed_trials(tmp_path):
         assert metric_lines(straight / f"trial-{t:04d}") == metric_lines(folder / f"trial-{t:04d}")
 
 
-def test_resume_refuses_a_changed_spec_or_base(tmp_path):
+def test_resume_refuses_a_changed_spec_or_base(tmp_path, tiny_config, write_sweep):
     spec = write_sweep(tmp_path, RANDOM)
     folder = tmp_path / "sweep"
     assert sweep(spec, folder).exit_code == 0
@@ -436,7 +418,7 @@ def test_resume_refuses_a_changed_spec_or_base(tmp_path):
     result = runner.invoke(app, ["sweep", "--resume", str(folder), "sweep.trials=5"])
     assert result.exit_code == 2  # without SPEC the override is still an override
     assert "the spec changed" in result.output and "trials: 4 → 5" in result.output
-    write_sweep(tmp_path, RANDOM, {**BASE, "optimizer": {"type": "sgd", "lr": 0.01}})
+    write_sweep(tmp_path, RANDOM, tiny_config(optimizer={"type": "sgd", "lr": 0.01}))
     result = runner.invoke(app, ["sweep", "--resume", str(folder)])
     assert result.exit_code == 2
     assert "base config" in result.output and "optimizer.type: adam → sgd" in result.output
@@ -444,7 +426,7 @@ def test_resume_refuses_a_changed_spec_or_base(tmp_path):
 
 
 # -- scoring: seeds, k-fold, pruning, refinement ---------------------------------------
-def test_seeds_rank_by_the_mean_and_only_the_best_keeps_checkpoints(tmp_path):
+def test_seeds_rank_by_the_mean_and_only_the_best_keeps_checkpoints(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, {"method": "grid", "seeds": [0, 1],
                                   "params": {"model.layers.0.units": {"values": [2, 16]}}})
     folder = tmp_path / "sweep"
@@ -462,7 +444,7 @@ def test_seeds_rank_by_the_mean_and_only_the_best_keeps_checkpoints(tmp_path):
     assert len(find_runs(folder)) == 4  # dl runs / dl compare see the trial folders
 
 
-def test_kfold_scores_the_mean_over_folds(tmp_path):
+def test_kfold_scores_the_mean_over_folds(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, {"method": "grid", "validation": {"kfold": 3},
                                   "params": {"model.layers.0.units": {"values": [8]}}})
     folder = tmp_path / "sweep"
@@ -474,8 +456,10 @@ def test_kfold_scores_the_mean_over_folds(tmp_path):
     assert result["metric"] == pytest.approx(np.mean(best))
 
 
-def test_a_kfold_sweep_needs_no_validation_split_and_its_best_config_trains(tmp_path):
-    no_val = {**BASE, "data": {**BASE["data"], "split": {"val": 0.0, "test": 0.25}}}
+def test_a_kfold_sweep_needs_no_validation_split_and_its_best_config_trains(tmp_path, write_sweep,
+                                                                            tiny_config):
+    base = tiny_config()
+    no_val = {**base, "data": {**base["data"], "split": {"val": 0.0, "test": 0.25}}}
     spec = write_sweep(tmp_path, {"method": "grid", "validation": {"kfold": 2},
                                   "params": {"model.layers.0.units": {"values": [8]}}}, base=no_val)
     folder = tmp_path / "sweep"
@@ -487,9 +471,9 @@ def test_a_kfold_sweep_needs_no_validation_split_and_its_best_config_trains(tmp_
     assert "2-fold cross-validation" in (folder / "best.yaml").read_text().splitlines()[3]
 
 
-def test_kfold_of_the_base_config_applies_to_the_sweep(tmp_path):
+def test_kfold_of_the_base_config_applies_to_the_sweep(tmp_path, tiny_config, write_sweep):
     spec = write_sweep(tmp_path, {"method": "grid", "params": {"model.layers.0.units": {"values": [8]}}},
-                       base={**BASE, "validation": {"kfold": 2}})
+                       base=tiny_config(validation={"kfold": 2}))
     folder = tmp_path / "sweep"
     assert sweep(spec, folder).exit_code == 0
     assert sorted(p.name for p in (folder / "trial-0000").glob("fold-*")) == ["fold-0", "fold-1"]
@@ -497,8 +481,8 @@ def test_kfold_of_the_base_config_applies_to_the_sweep(tmp_path):
     assert len(result["fold_metrics"]) == 2
 
 
-def test_folds_partition_train_and_val_and_fit_preprocessing_on_the_fold(tmp_path):
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(BASE))
+def test_folds_partition_train_and_val_and_fit_preprocessing_on_the_fold(tmp_path, tiny_config):
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config()))
     cfg = load_config(tmp_path / "c.yaml")
     bare = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, preprocess=[]))
     normal = load(bare.data, cfg.seed)
@@ -522,13 +506,13 @@ def rows_sorted(X: np.ndarray) -> np.ndarray:
     return X[np.lexsort(X.T[::-1])]
 
 
-SHA_BASE = {**BASE, "schedule": {"type": "cosine"}, "train": {"epochs": 4, "batch_size": 16}}
+SHA_CHANGES = {"schedule": {"type": "cosine"}, "train": {"epochs": 4, "batch_size": 16}}  # of tiny_config
 SHA = {"method": "grid", "prune": {"rule": "sha", "min_epochs": 1, "eta": 2},
         "params": {"optimizer.lr": {"values": [1.0e-7, 0.01, 0.03, 0.1]}}}
 
 
-def test_sha_stops_a_clearly_bad_trial_early(tmp_path):
-    base = SHA_BASE
+def test_sha_stops_a_clearly_bad_trial_early(tmp_path, write_sweep, tiny_config):
+    base = tiny_config(**SHA_CHANGES)
     spec = write_sweep(tmp_path, SHA, base)
     folder = tmp_path / "sweep"
     result = sweep(spec, folder)
@@ -553,17 +537,15 @@ def test_sha_stops_a_clearly_bad_trial_early(tmp_path):
     assert summary["status"] == "paused" and summary["epochs"] == 1  # `dl runs` says so
 
 
-def test_sha_verdicts_survive_an_interruption(tmp_path, monkeypatch):
-    spec = write_sweep(tmp_path, SHA, SHA_BASE)
+def test_sha_verdicts_survive_an_interruption(tmp_path, write_sweep, tiny_config, observe_sweeps):
+    spec = write_sweep(tmp_path, SHA, tiny_config(**SHA_CHANGES))
     assert sweep(spec, tmp_path / "straight").exit_code == 0
-    original = SweepRunner._prune
 
-    def prune_then_interrupt(self, plans, epochs):
-        original(self, plans, epochs)
-        self.interrupts = 1  # as a Ctrl-C right after the first verdict: drain and stop
+    def ctrl_c_after_the_first_verdict(sweep_runner, event, payload):  # drain and stop
+        if event == "pruned" and not sweep_runner.draining:
+            sweep_runner.request_stop()
 
-    with monkeypatch.context() as patch:
-        patch.setattr(SweepRunner, "_prune", prune_then_interrupt)
+    with observe_sweeps(ctrl_c_after_the_first_verdict):
         assert sweep(spec, tmp_path / "resumed").exit_code == 130
     assert {r["status"] for r in rows(tmp_path / "resumed")} == {"paused", "pruned"}
     result = runner.invoke(app, ["sweep", "--resume", str(tmp_path / "resumed")])
@@ -579,27 +561,35 @@ def prune_events(folder: Path) -> list[tuple]:
 
 
 @pytest.mark.parametrize("left", ["interrupted", "running"])
-def test_sha_verdicts_survive_a_trial_stopped_past_a_rung(tmp_path, monkeypatch, left):
+def test_sha_verdicts_survive_a_trial_stopped_past_a_rung(tmp_path, monkeypatch, left, write_sweep,
+                                                          tiny_config, observe_sweeps):
     """A trial trained to epoch 2 whose result the ledger never got (Ctrl-C twice: the
     trial reports interrupted; a killed driver: the ledger still says running) is scored
     at rung 1 and rung 2 on resume exactly as in an uninterrupted sweep."""
-    spec = write_sweep(tmp_path, SHA, SHA_BASE)
+    from dl_cli.sweep import runner as sweep_runner
+
+    spec = write_sweep(tmp_path, SHA, tiny_config(**SHA_CHANGES))
     assert sweep(spec, tmp_path / "straight").exit_code == 0
-    original = SweepRunner._record
+    original = sweep_runner.run_trial
 
-    def lose_the_rung_2_result(self, index, until, result):
-        if until == 2:
-            if left == "interrupted":
-                original(self, index, until, {"status": "interrupted", "until": until,
-                                              "error": "stopped"})
-            self.interrupts = 3  # leave at once
-        else:
-            original(self, index, until, result)
+    def lose_the_rung_2_result(config, trial_dir, **options):
+        result = original(config, trial_dir, **options)  # trained to its rung
+        if options["until"] != 2:
+            return result
+        if left == "running":  # the driver stops dead before it records the result
+            raise KeyboardInterrupt
+        return {"status": "interrupted", "until": 2, "error": "stopped"}
 
-    with monkeypatch.context() as patch:
-        patch.setattr(SweepRunner, "_record", lose_the_rung_2_result)
+    def leave_at_once(sweep_runner, event, payload):  # Ctrl-C three times
+        if event == "recorded" and payload["until"] == 2:
+            for _ in range(3):
+                sweep_runner.request_stop()
+
+    with monkeypatch.context() as patch, observe_sweeps(leave_at_once):
+        patch.setattr(sweep_runner, "run_trial", lose_the_rung_2_result)
         assert sweep(spec, tmp_path / "resumed").exit_code == 130
-    assert left in {r["status"] for r in rows(tmp_path / "resumed")}
+    table = Ledger(tmp_path / "resumed" / "ledger.jsonl").table()
+    assert left in {state.status for state in table.values()}
     result = runner.invoke(app, ["sweep", "--resume", str(tmp_path / "resumed")])
     assert result.exit_code == 0, result.output
     assert outcomes(tmp_path / "resumed") == outcomes(tmp_path / "straight")
@@ -610,10 +600,10 @@ def test_sha_verdicts_survive_a_trial_stopped_past_a_rung(tmp_path, monkeypatch,
     assert sorted(resumed) == sorted(rung_scores)
 
 
-def test_a_rung_is_scored_at_its_epoch_even_from_a_later_checkpoint(tmp_path):
+def test_a_rung_is_scored_at_its_epoch_even_from_a_later_checkpoint(tmp_path, tiny_config):
     from dl_cli.sweep.trial import run_trial
 
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**SHA_BASE, "runs_dir": str(tmp_path)}))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_config(**SHA_CHANGES, runs_dir=str(tmp_path))))
     config = config_to_dict(load_config(tmp_path / "c.yaml"))
     trial = tmp_path / "trial"
     ahead = run_trial(config, str(trial), until=3, metric="val/loss", goal="min")
@@ -623,25 +613,63 @@ def test_a_rung_is_scored_at_its_epoch_even_from_a_later_checkpoint(tmp_path):
     assert ahead["metric"] == min(r["val/loss"] for r in metric_lines(trial))
 
 
-def test_a_diverged_seed_gets_its_configuration_pruned(tmp_path, monkeypatch):
+def test_a_diverged_seed_gets_its_configuration_pruned(tmp_path, monkeypatch, write_sweep, tiny_config):
     """Seed 0 of configuration 0 diverges: the configuration scores the worst at its rung
     and its other seed is pruned, instead of training to the end."""
+    from dl_cli.sweep import runner as sweep_runner
+
     spec = write_sweep(tmp_path, {"method": "grid", "seeds": [0, 1],
                                   "prune": {"rule": "sha", "min_epochs": 1, "eta": 2},
-                                  "params": {"optimizer.lr": {"values": [0.05, 0.01]}}}, SHA_BASE)
+                                  "params": {"optimizer.lr": {"values": [0.05, 0.01]}}},
+                       tiny_config(**SHA_CHANGES))
     folder = tmp_path / "sweep"
-    original = SweepRunner._record
+    original = sweep_runner.run_trial
 
-    def diverge(self, index, until, result):
-        if index == 0:
+    def diverge(config, trial_dir, **options):
+        result = original(config, trial_dir, **options)
+        if trial_dir.endswith("trial-0000"):
             result = {**result, "status": "diverged", "metric": 0.9}
-        original(self, index, until, result)
+        return result
 
-    monkeypatch.setattr(SweepRunner, "_record", diverge)
+    monkeypatch.setattr(sweep_runner, "run_trial", diverge)
     result = sweep(spec, folder)
     assert result.exit_code == 0, result.output
     assert [r["status"] for r in rows(folder)] == ["diverged", "pruned", "completed", "completed"]
     assert prune_events(folder) == [(1, 1)]
+
+
+def test_observers_hear_each_submission_result_and_verdict_in_order(tmp_path, write_sweep,
+                                                                    tiny_config):
+    """SHA over 4 configurations: rung 1 for all, the best half to rung 2, the best of
+    them to the end (4 epochs); each trial is submitted, then recorded, and each rung's
+    verdict names the configurations it keeps and prunes, as the ledger has them."""
+    from rich.console import Console
+
+    from dl_cli.sweep.executors import make_backend
+    from dl_cli.sweep.folder import open_sweep
+    from dl_cli.sweep.runner import SweepRunner
+
+    spec, base = prepare(write_sweep(tmp_path, SHA, tiny_config(**SHA_CHANGES)))
+    folder = open_sweep(spec, base, tmp_path / "sweep")
+    heard = []
+    driver = SweepRunner(spec, base, folder, make_backend("local", 1),
+                         console=Console(file=io.StringIO()),
+                         observers=[lambda event, payload: heard.append((event, payload))])
+    assert driver.run().exit_code == 0
+    submitted = [(p["trial"], p["until"]) for e, p in heard if e == "submitted"]
+    recorded = [(p["trial"], p["until"], p["state"].status) for e, p in heard if e == "recorded"]
+    assert [e for e, _ in heard] == ["submitted", "recorded"] * 4 + ["pruned"] + \
+        ["submitted", "recorded"] * 2 + ["pruned"] + ["submitted", "recorded"]
+    assert submitted == [(t, u) for t, u, _ in recorded]
+    assert submitted == [(e["trial"], e["until"]) for e in events(folder, "start")]
+    assert [u for _, u in submitted] == [1] * 4 + [2] * 2 + [4]
+    assert recorded[-1][2] == "completed"
+    verdicts = [p for e, p in heard if e == "pruned"]
+    assert [v["rung"] for v in verdicts] == [1, 2]
+    assert [sorted(v["kept"] + v["pruned"]) for v in verdicts] == [[0, 1, 2, 3],
+                                                                   sorted(verdicts[0]["kept"])]
+    # one seed: a configuration's index is its trial's
+    assert [(t, v["rung"]) for v in verdicts for t in v["pruned"]] == prune_events(folder)
 
 
 def test_rungs_and_promotion():
@@ -654,7 +682,7 @@ def test_rungs_and_promotion():
     assert promote({0: 0.5, 1: 0.5}, eta=3, goal="max") == {0}  # ties: lower index
 
 
-def test_refine_narrows_continuous_ranges_around_the_best(tmp_path):
+def test_refine_narrows_continuous_ranges_around_the_best(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, {**RANDOM, "refine": {"rounds": 1, "top": 2}})
     folder = tmp_path / "sweep"
     assert sweep(spec, folder).exit_code == 0
@@ -670,7 +698,8 @@ def test_refine_narrows_continuous_ranges_around_the_best(tmp_path):
     assert all(lo <= float(r["optimizer.lr"]) <= hi for r in table[4:])
 
 
-def test_retried_trial_keeps_the_refined_rounds_the_ledger_recorded(reference, tmp_path, monkeypatch):
+def test_retried_trial_keeps_the_refined_rounds_the_ledger_recorded(reference, tmp_path,
+                                                                    monkeypatch, write_sweep):
     """The best trial of round 0 fails, so rounds 1 and 2 narrow around the others; once
     --retry-failed completes it, the recorded rounds stay as they were."""
     import dl_cli.sweep.runner as runner_module
@@ -699,17 +728,19 @@ def test_retried_trial_keeps_the_refined_rounds_the_ledger_recorded(reference, t
     assert {e["trial"]: e["params"] for e in events(folder, "trial")} == declared
 
 
-def test_resume_ignores_the_key_order_of_the_base_but_not_of_params(tmp_path):
+def test_resume_ignores_the_key_order_of_the_base_but_not_of_params(tmp_path, write_sweep, tiny_config):
     spec = write_sweep(tmp_path, {"method": "grid", "params": {
         "model.layers.0.units": {"values": [4]}, "optimizer.lr": {"values": [0.01, 0.03]}}})
     folder = tmp_path / "sweep"
 
+    base = tiny_config()
+
     def write_base(dataset: dict) -> None:
-        text = yaml.safe_dump({**BASE, "data": {**BASE["data"], "dataset": dataset},
+        text = yaml.safe_dump({**base, "data": {**base["data"], "dataset": dataset},
                                "runs_dir": str(tmp_path / "runs")}, sort_keys=False)
         (tmp_path / "base.yaml").write_text(text)
 
-    dataset = BASE["data"]["dataset"]
+    dataset = base["data"]["dataset"]
     write_base(dataset)
     assert sweep(spec, folder).exit_code == 0
     write_base(dict(reversed(dataset.items())))  # the same content, keys in another order
@@ -726,7 +757,7 @@ def test_resume_ignores_the_key_order_of_the_base_but_not_of_params(tmp_path):
         in result.output
 
 
-def test_huge_integer_domains_are_never_listed(tmp_path, monkeypatch):
+def test_huge_integer_domains_are_never_listed(tmp_path, monkeypatch, write_sweep):
     huge = {"seed": Domain("int_uniform", (0, 10**12)), "units": Domain("range", (1, 10**12, 1)),
             "lr": Domain("range", (0.0, 1.0, 1e-12))}
     expected = []
@@ -765,7 +796,7 @@ def test_a_cut_last_line_does_not_swallow_the_next_event(tmp_path):
     assert ledger.path.read_text().splitlines()[1] == '{"event": "result", "tri'
 
 
-def test_a_second_resume_of_a_running_sweep_leaves_its_ledger_alone(tmp_path):
+def test_a_second_resume_of_a_running_sweep_leaves_its_ledger_alone(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, {"method": "grid", "params": {"model.layers.0.units": {"values": [4]}}})
     folder = tmp_path / "sweep"
     assert sweep(spec, folder).exit_code == 0
@@ -789,7 +820,7 @@ def test_refined_ranges_stay_inside_the_original_domain():
 
 
 # -- backends -------------------------------------------------------------------------
-def test_two_workers_give_the_same_results(reference, tmp_path):
+def test_two_workers_give_the_same_results(reference, tmp_path, write_sweep):
     spec = write_sweep(tmp_path, RANDOM)
     result = sweep(spec, tmp_path / "sweep", "--workers", "2")
     assert result.exit_code == 0, result.output
@@ -798,7 +829,7 @@ def test_two_workers_give_the_same_results(reference, tmp_path):
         assert metric_lines(tmp_path / "sweep" / f"trial-{t:04d}") == metric_lines(reference / f"trial-{t:04d}")
 
 
-def test_dask_backend_gives_the_same_results(reference, tmp_path):
+def test_dask_backend_gives_the_same_results(reference, tmp_path, write_sweep):
     distributed = pytest.importorskip("distributed")
     spec = write_sweep(tmp_path, RANDOM)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -812,7 +843,7 @@ def test_dask_backend_gives_the_same_results(reference, tmp_path):
         assert metric_lines(tmp_path / "sweep" / f"trial-{t:04d}") == metric_lines(reference / f"trial-{t:04d}")
 
 
-def test_bad_backend_options_exit_2(tmp_path):
+def test_bad_backend_options_exit_2(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, RANDOM)
     for args, message in ((["--backend", "daks"], "did you mean 'dask'"),
                           (["--address", "tcp://x:1"], "add --backend dask"),
@@ -850,7 +881,7 @@ def test_digits_sweep_is_the_same_on_one_and_two_workers(tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_backend_gives_the_same_results(reference, tmp_path):
+def test_ray_backend_gives_the_same_results(reference, tmp_path, write_sweep):
     pytest.importorskip("ray")
     spec = write_sweep(tmp_path, RANDOM)
     result = sweep(spec, tmp_path / "sweep", "--backend", "ray", "--workers", "2")
@@ -892,7 +923,8 @@ def test_the_worker_server_leaves_without_the_garbage_collectors_last_passes():
     assert inherited  # imported by the server, so its exit handler is registered there
 
 
-def test_workers_that_die_as_they_start_stop_the_sweep_instead_of_looping(tmp_path, monkeypatch):
+def test_workers_that_die_as_they_start_stop_the_sweep_instead_of_looping(tmp_path, monkeypatch,
+                                                                          write_sweep):
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -935,7 +967,7 @@ def test_a_worker_stopped_outside_training_releases_its_run_lock_first(tmp_path)
     assert not run.layout.lock.exists()
 
 
-def test_a_parameter_domain_is_overridden_by_its_dotted_path(tmp_path):
+def test_a_parameter_domain_is_overridden_by_its_dotted_path(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, RANDOM)
     domain = "sweep.params.optimizer.lr={values: [0.05]}"
     result = runner.invoke(app, ["sweep", str(spec), domain, "--dry-run"])
@@ -955,13 +987,18 @@ def test_zero_trials_is_one_error():
 
 
 # -- limits and nulls in the spec -----------------------------------------------------
-def spec_errors(tmp_path: Path, spec: dict, overrides: list[str] = ()) -> list[str]:
-    with pytest.raises(SpecError) as caught:
-        load_spec(write_sweep(tmp_path, spec), list(overrides))
-    return caught.value.errors
+@pytest.fixture(scope="session")
+def spec_errors(write_sweep):
+    """``spec_errors(folder, spec, overrides=())``: the mistakes ``load_spec`` finds in ``spec``."""
+    def errors(folder: Path, spec: dict, overrides: list[str] = ()) -> list[str]:
+        with pytest.raises(SpecError) as caught:
+            load_spec(write_sweep(folder, spec), list(overrides))
+        return caught.value.errors
+    return errors
 
 
-def test_a_sweep_plans_at_most_100000_trials_counted_before_any_is_listed(tmp_path):
+def test_a_sweep_plans_at_most_100000_trials_counted_before_any_is_listed(tmp_path, write_sweep,
+                                                                          spec_errors):
     assert load_spec(write_sweep(tmp_path, {**RANDOM, "trials": 50_000, "seeds": [0, 1]})).trial_count \
         == 100_000
     assert spec_errors(tmp_path, {**RANDOM, "trials": 50_001, "seeds": [0, 1]}) == [
@@ -990,12 +1027,12 @@ def test_a_sweep_plans_at_most_100000_trials_counted_before_any_is_listed(tmp_pa
     ({"uniform": [-1.0e+308, 1.0e+308]},
      "params.x.uniform: hi - lo must be a finite number, got [lo, hi] = [-1e+308, 1e+308]"),
 ])
-def test_domains_too_large_to_draw_from_are_refused_as_read(tmp_path, domain, error):
+def test_domains_too_large_to_draw_from_are_refused_as_read(tmp_path, domain, error, spec_errors):
     (message,) = spec_errors(tmp_path, {**RANDOM, "params": {"x": domain}})
     assert message.startswith(error), message
 
 
-def test_the_largest_domains_allowed_still_draw(tmp_path):
+def test_the_largest_domains_allowed_still_draw(tmp_path, write_sweep):
     spec = load_spec(write_sweep(tmp_path, {**RANDOM, "params": {
         "a": {"int_uniform": [-10**18, 10**18]}, "b": {"int_loguniform": [1, 10**18]},
         "c": {"range": [0.0, 1.0, 1.0e-18 * 1.01]}, "d": {"loguniform": [1e-300, 1e300], "grid": 10_000}}}))
@@ -1005,7 +1042,7 @@ def test_the_largest_domains_allowed_still_draw(tmp_path):
     assert len({d["d"] for d in draws}) > 10
 
 
-def test_a_dry_run_reports_a_model_too_large_for_memory_as_that_trials_error(tmp_path):
+def test_a_dry_run_reports_a_model_too_large_for_memory_as_that_trials_error(tmp_path, write_sweep):
     spec = write_sweep(tmp_path, {"method": "grid", "params": {
         "model.layers.0.units": {"values": [16, 10**15, 4 * 10**18]}}})
     result = runner.invoke(app, ["sweep", str(spec), "--dry-run"], terminal_width=300)
@@ -1028,14 +1065,14 @@ NULL_REFUSED = {"seed": "must be an integer >= 0", "method": "must be one of gri
 
 @pytest.mark.parametrize("key, inner", [(key, inner) for key, value in NULL_REFUSED.items()
                                         for inner in (value if isinstance(value, dict) else [None])])
-def test_null_is_refused_where_a_key_has_a_default(tmp_path, key, inner):
+def test_null_is_refused_where_a_key_has_a_default(tmp_path, key, inner, spec_errors):
     value, path, allowed = ((None, key, NULL_REFUSED[key]) if inner is None else
                             ({inner: None}, f"{key}.{inner}", NULL_REFUSED[key][inner]))
     (error,) = spec_errors(tmp_path, {**RANDOM, key: value})
     assert error.startswith(f"{path}: {allowed}") and error.endswith("null"), error
 
 
-def test_null_means_none_where_leaving_a_key_out_does(tmp_path):
+def test_null_means_none_where_leaving_a_key_out_does(tmp_path, write_sweep):
     spec = load_spec(write_sweep(tmp_path, {**RANDOM, "seeds": None, "claim": None, "refine": None,
                                             "prune": None, "validation": None, "metric": None,
                                             "report": None, "variants": None}))
@@ -1050,7 +1087,7 @@ def test_null_means_none_where_leaving_a_key_out_does(tmp_path):
     assert spec.overrides == ["train.epochs=2"]
 
 
-def test_a_dry_run_checks_every_listed_value(tmp_path):
+def test_a_dry_run_checks_every_listed_value(tmp_path, write_sweep):
     units = {"values": [4] * 50 + [-5]}  # more than the 50 points a domain lists for its checks
     spec = write_sweep(tmp_path, {**RANDOM, "trials": 1, "refine": {"rounds": 1, "top": 1},
                                   "params": {"model.layers.0.units": units,
@@ -1060,19 +1097,20 @@ def test_a_dry_run_checks_every_listed_value(tmp_path):
     assert caught.value.errors == ["params.model.layers.0.units: units must be a positive integer, got -5"]
 
 
-def test_a_goal_against_the_metrics_direction_is_refused(tmp_path):
+def test_a_goal_against_the_metrics_direction_is_refused(tmp_path, tiny_config, write_sweep,
+                                                         spec_errors):
     assert spec_errors(tmp_path, {**RANDOM, "metric": {"name": "val/loss", "goal": "max"}}) == [
         "metric.goal: val/loss is minimized, so the goal is min (or leave it out), got 'max' (string)"]
     assert spec_errors(tmp_path, {**RANDOM, "metric": {"name": "val/acc", "goal": "min"}}) == [
         "metric.goal: val/acc is maximized, so the goal is max (or leave it out), got 'min' (string)"]
-    backwards = {**BASE, "checkpoint": {"monitor": "val/loss", "mode": "max"}}
+    backwards = tiny_config(checkpoint={"monitor": "val/loss", "mode": "max"})
     with pytest.raises(SpecError, match="checkpoint.mode: val/loss is minimized, so the mode is min"):
         prepare(write_sweep(tmp_path, RANDOM, backwards))
     spec, _ = prepare(write_sweep(tmp_path, RANDOM), ["sweep.metric=val/loss"])
     assert (spec.metric, spec.goal) == ("val/loss", "min")
 
 
-def test_the_report_study_is_one_dl_report_knows(tmp_path):
+def test_the_report_study_is_one_dl_report_knows(tmp_path, spec_errors):
     assert spec_errors(tmp_path, {**RANDOM, "report": {"study": "inits"}}) == [
         "report.study: unknown study 'inits' (did you mean 'init'?); allowed: "
         "init, activations, regularization, batchnorm, optimizers, schedules, polynomial, "
@@ -1084,7 +1122,7 @@ def test_the_report_study_is_one_dl_report_knows(tmp_path):
     assert set(STUDIES) == set(SECTIONS)
 
 
-def test_a_date_among_the_values_or_in_a_variant_is_refused_as_read(tmp_path):
+def test_a_date_among_the_values_or_in_a_variant_is_refused_as_read(tmp_path, spec_errors):
     import datetime
 
     day = datetime.date(2024, 1, 1)  # what YAML reads from an unquoted 2024-01-01
@@ -1096,7 +1134,8 @@ def test_a_date_among_the_values_or_in_a_variant_is_refused_as_read(tmp_path):
         "datetime.date(2024, 1, 1) (date); quote a date to make it a string"]
 
 
-def test_threads_go_up_to_a_c_int_in_the_spec_and_to_what_blas_runs_in_a_local_sweep(tmp_path):
+def test_threads_go_up_to_a_c_int_in_the_spec_and_to_what_blas_runs_in_a_local_sweep(
+        tmp_path, write_sweep, spec_errors):
     from dl_cli import threads
 
     (error,) = spec_errors(tmp_path, {**RANDOM, "threads": 2**31})
@@ -1112,7 +1151,7 @@ def test_threads_go_up_to_a_c_int_in_the_spec_and_to_what_blas_runs_in_a_local_s
                                      f"most threads NumPy's BLAS runs here, got 1000")
 
 
-def test_more_blas_threads_than_cores_are_warned_of(tmp_path, monkeypatch):
+def test_more_blas_threads_than_cores_are_warned_of(tmp_path, monkeypatch, write_sweep):
     import dl_cli.threads
 
     monkeypatch.setattr(dl_cli.threads, "cores", lambda: 1)
