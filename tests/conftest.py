@@ -1,8 +1,10 @@
-"""Fixtures shared by the tests: a small config and its file; Ctrl-C at a chosen moment
-of training or of a sweep; gradient checks of a layer in training mode through
-``gradcheck``, and eval mode, which ``gradcheck.check_layer`` does not cover."""
+"""Fixtures shared by the tests: a small config and its file; a finished run and a
+finished sweep to read, or to copy and damage; Ctrl-C at a chosen moment of training or of
+a sweep; gradient checks of a layer in training mode through ``gradcheck``, and eval mode,
+which ``gradcheck.check_layer`` does not cover."""
 
 import functools
+import shutil
 import signal
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from dl_cli import gradcheck
+from dl_cli.cli.app import app
 from dl_cli.solver import Solver
 from dl_cli.sweep.runner import SweepRunner
 
@@ -60,6 +64,51 @@ def write_sweep(write_config):
         path.write_text(yaml.safe_dump({"base": str(base_path), "name": "t", **spec}))
         return path
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_config):
+    """The run that tests stop, damage and resume (``finished_run``): runs/tiny, seed 5, 30
+    spiral points per class of which 45 train, in 6 iterations per epoch of 8, for 4 epochs."""
+    return tiny_config(name="tiny", seed=5, samples=30, train={"epochs": 4, "batch_size": 8})
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, write_config, tiny) -> Path:
+    """A completed run of ``tiny``; tests copy it (``run_copy``) before changing anything."""
+    folder = tmp_path_factory.mktemp("finished")
+    result = CliRunner().invoke(app, ["train", str(write_config(folder, tiny)), "--run-dir",
+                                      str(folder / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    return folder / "run"
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path) -> Path:
+    return Path(shutil.copytree(finished_run, tmp_path / "run"))
+
+
+def random_search() -> dict:
+    return {"method": "random", "trials": 4, "seed": 0,
+            "params": {"optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]},
+                       "model.layers.0.units": {"values": [4, 16]}}}
+
+
+@pytest.fixture
+def random_spec() -> dict:
+    """A random search of 4 trials over the learning rate and the first layer's units."""
+    return random_search()
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory, write_sweep):
+    """A finished sweep of ``random_spec`` over ``tiny_config()``, run in process (workers
+    1); tests read it, or copy it before changing anything."""
+    tmp = tmp_path_factory.mktemp("reference")
+    spec = write_sweep(tmp, random_search())
+    result = CliRunner().invoke(app, ["sweep", str(spec), "--sweep-dir", str(tmp / "sweep")])
+    assert result.exit_code == 0, result.output
+    return tmp / "sweep"
 
 
 @pytest.fixture

@@ -20,10 +20,12 @@ from dl_cli.loggers.replay import export, replay
 
 runner = CliRunner()
 
+
 @pytest.fixture(scope="session")
-def tiny(tiny_config):
-    """80 spiral points per class: 4 epochs of 8 iterations, a step schedule, the batch
-    loss every 2 iterations, diagnostics, and histograms every 2 epochs."""
+def logged(tiny_config):
+    """The config these tests log, runs/tiny: 80 spiral points per class, 4 epochs of 8
+    iterations, a step schedule, the batch loss every 2 iterations, diagnostics, and
+    histograms every 2 epochs."""
     return tiny_config(name="tiny", seed=0, samples=80,
                        schedule={"type": "step", "every": 2, "gamma": 0.5},
                        train={"epochs": 4, "batch_size": 16, "log_every": 2, "diagnostics": True,
@@ -31,10 +33,10 @@ def tiny(tiny_config):
 
 
 @pytest.fixture(scope="session")
-def train(write_config, tiny):
-    """``train(folder, *overrides)``: ``dl train`` of the tiny config written in ``folder``."""
+def train(write_config, logged):
+    """``train(folder, *overrides)``: ``dl train`` of the logged config written in ``folder``."""
     def run(folder: Path, *overrides: str):
-        return runner.invoke(app, ["train", str(write_config(folder, tiny)), "-q", *overrides])
+        return runner.invoke(app, ["train", str(write_config(folder, logged)), "-q", *overrides])
     return run
 
 
@@ -154,7 +156,8 @@ def mlflow_client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def test_mlflow_holds_the_params_every_epochs_metrics_and_the_test_metrics(tmp_path, monkeypatch, train):
+def test_mlflow_holds_the_params_every_epochs_metrics_and_the_test_metrics(tmp_path, monkeypatch,
+                                                                           train):
     mlflow = pytest.importorskip("mlflow")
     uri = (tmp_path / "mlruns").as_uri()
     result = train(tmp_path, "train.loggers=[mlflow]", f"train.mlflow.uri={uri}")
@@ -219,7 +222,8 @@ def run_folders(folder: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("kfold", [None, 3])
-def test_an_unreachable_tracking_server_stops_the_run_before_its_folder_is_made(tmp_path, kfold, train):
+def test_an_unreachable_tracking_server_stops_the_run_before_its_folder_is_made(
+        tmp_path, kfold, train):
     pytest.importorskip("mlflow")
     more = [f"validation.kfold={kfold}"] if kfold else []
     result = train(tmp_path, "train.loggers=[tensorboard, mlflow]",
@@ -231,7 +235,8 @@ def test_an_unreachable_tracking_server_stops_the_run_before_its_folder_is_made(
 
 
 @pytest.mark.parametrize("command", ["train", "sweep"])
-def test_a_missing_package_names_the_extra_to_install(tmp_path, monkeypatch, command, train, write_sweep):
+def test_a_missing_package_names_the_extra_to_install(tmp_path, monkeypatch, command, train,
+                                                      write_sweep):
     for name in [m for m in sys.modules if m.split(".")[0] == "tensorboard"] + ["tensorboard"]:
         monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
     monkeypatch.delitem(sys.modules, "dl_cli.loggers.tensorboard", raising=False)
@@ -247,11 +252,12 @@ def test_a_missing_package_names_the_extra_to_install(tmp_path, monkeypatch, com
     assert run_folders(tmp_path) == []
 
 
-def test_a_logger_failing_mid_run_is_warned_about_once_and_training_goes_on(tmp_path, tiny, write_config):
+def test_a_logger_failing_mid_run_is_warned_about_once_and_training_goes_on(tmp_path, logged,
+                                                                            write_config):
     """The MLflow file store disappears after epoch 1: one warning, every epoch trained."""
     pytest.importorskip("mlflow")
     store = tmp_path / "mlruns"
-    cfg = load_config(write_config(tmp_path, tiny), ["train.loggers=[mlflow]",
+    cfg = load_config(write_config(tmp_path, logged), ["train.loggers=[mlflow]",
                                                f"train.mlflow.uri={store.as_uri()}"])
     parts = training.assemble(cfg)
     run = training.start(cfg)
@@ -316,14 +322,14 @@ def test_the_guard_stops_passing_events_after_the_first_failure():
     ("train.tensorboard.histograms_every=-1", "train.tensorboard.histograms_every: must be >= 0"),
     ("train.mlflow.url=x", "train.mlflow.url: unknown key (did you mean 'uri'?)"),
 ])
-def test_logger_keys_are_checked(tmp_path, override, error, tiny, write_config):
+def test_logger_keys_are_checked(tmp_path, override, error, logged, write_config):
     with pytest.raises(ConfigError) as caught:
-        load_config(write_config(tmp_path, tiny), [override])
+        load_config(write_config(tmp_path, logged), [override])
     assert any(line.startswith(error) for line in caught.value.errors), caught.value.errors
 
 
-def test_no_logger_by_default(tmp_path, tiny, write_config, train):
-    cfg = load_config(write_config(tmp_path, tiny))
+def test_no_logger_by_default(tmp_path, logged, write_config, train):
+    cfg = load_config(write_config(tmp_path, logged))
     assert cfg.train.loggers == [] and cfg.train.mlflow.uri is None
     assert train(tmp_path).exit_code == 0
     assert not (the_run(tmp_path) / "tensorboard").exists()
@@ -371,11 +377,11 @@ LRS = {"name": "lrs", "method": "grid", "params": {"optimizer.lr": {"values": [0
 
 
 @pytest.fixture(scope="session")
-def write_sweep(write_config, tiny):
-    """``write_sweep(folder, *overrides)``: a grid over two learning rates of the tiny
+def write_sweep(write_config, logged):
+    """``write_sweep(folder, *overrides)``: a grid over two learning rates of the logged
     config trained for 2 epochs, the overrides applied to it."""
     def write(folder: Path, *overrides: str) -> Path:
-        base = write_config(folder, {**tiny, "train": {"epochs": 2, "batch_size": 16}})
+        base = write_config(folder, {**logged, "train": {"epochs": 2, "batch_size": 16}})
         spec = folder / "sweep.yaml"
         spec.write_text(yaml.safe_dump({"base": str(base), **LRS, "overrides": list(overrides)}))
         return spec
@@ -490,8 +496,8 @@ def test_dl_export_to_says_a_folder_holds_no_run(tmp_path, capsys):
 
 
 # -- the Solver's events --------------------------------------------------------------
-def test_the_solver_tells_its_observers_each_event_in_order(tmp_path, tiny, write_config):
-    cfg = load_config(write_config(tmp_path, tiny), ["train.epochs=2"])
+def test_the_solver_tells_its_observers_each_event_in_order(tmp_path, logged, write_config):
+    cfg = load_config(write_config(tmp_path, logged), ["train.epochs=2"])
     parts = training.assemble(cfg)
     heard = []
     solver = training.make_solver(cfg, parts, None, progress=False)

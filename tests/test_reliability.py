@@ -13,7 +13,6 @@ import os
 import pickle
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -50,14 +49,7 @@ pytestmark = pytest.mark.reliability
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
-NAME_AND_SEED = {"name": "tiny", "seed": 5}  # of every run of this file
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_config):
-    """30 spiral points per class, half of them held out: 45 training samples, 6
-    iterations per epoch of 8, for 4 epochs."""
-    return tiny_config(**NAME_AND_SEED, samples=30, train={"epochs": 4, "batch_size": 8})
+NAME_AND_SEED = {"name": "tiny", "seed": 5}  # of every run of this file (``tiny`` in conftest.py)
 
 
 def dl(*args):
@@ -79,20 +71,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def temp_files(folder: Path) -> list[Path]:
     return sorted(folder.rglob(".*.tmp"))
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, write_config, tiny) -> Path:
-    """A completed tiny run; tests copy it before changing anything."""
-    folder = tmp_path_factory.mktemp("finished")
-    result = dl("train", write_config(folder, tiny), "--run-dir", folder / "run", "-q")
-    assert result.exit_code == 0, result.output
-    return folder / "run"
-
-
-@pytest.fixture
-def run_copy(finished_run, tmp_path) -> Path:
-    return Path(shutil.copytree(finished_run, tmp_path / "run"))
 
 
 @pytest.fixture
@@ -296,7 +274,8 @@ def signal_after_epochs(proc: subprocess.Popen, run_dir: Path, epochs: int, sign
     return output
 
 
-def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path, write_config, tiny_config):
+def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path, write_config,
+                                                                   tiny_config):
     signalled = tiny_config(
         **NAME_AND_SEED, samples=40,
         model={"layers": [{"type": "affine", "units": 16}, {"type": "batchnorm"}, "relu",
@@ -354,8 +333,9 @@ def test_a_new_run_into_a_folder_holding_a_run_is_refused(run_copy, tmp_path, ti
 
 
 # -- 4. resume after the best epoch ----------------------------------------------------
-def test_resume_after_the_best_epoch_keeps_the_best_checkpoint_and_metric(tmp_path, monkeypatch, tiny,
-                                                                           write_config, interrupt_at):
+def test_resume_after_the_best_epoch_keeps_the_best_checkpoint_and_metric(tmp_path, monkeypatch,
+                                                                          tiny, write_config,
+                                                                          interrupt_at):
     accuracies = {1: 0.5, 2: 0.9, 3: 0.6, 4: 0.7, 5: 0.8, 6: 0.85}
     script_validation(monkeypatch, "val/acc", accuracies)
     cfg = {**tiny, "train": {"epochs": 6, "batch_size": 8}}
@@ -370,7 +350,8 @@ def test_resume_after_the_best_epoch_keeps_the_best_checkpoint_and_metric(tmp_pa
     assert [r["val/acc"] for r in metric_lines(run_dir)] == list(accuracies.values())
 
 
-def test_resume_keeps_the_epoch_records_without_train_metrics(tmp_path, tiny, write_config, interrupt_at):
+def test_resume_keeps_the_epoch_records_without_train_metrics(tmp_path, tiny, write_config,
+                                                              interrupt_at):
     cfg = {**tiny, "train": {"epochs": 4, "batch_size": 8, "eval_train_samples": 0}}
     straight, run_dir = tmp_path / "straight", tmp_path / "run"
     assert dl("train", write_config(tmp_path, cfg), "--run-dir", straight, "-q").exit_code == 0
@@ -384,8 +365,8 @@ def test_resume_keeps_the_epoch_records_without_train_metrics(tmp_path, tiny, wr
     assert summaries[1]["final"] == summaries[0]["final"]
 
 
-def test_resume_keeps_the_batch_lines_and_the_time_of_the_epochs_before(tmp_path, tiny, write_config,
-                                                                         interrupt_at):
+def test_resume_keeps_the_batch_lines_and_the_time_of_the_epochs_before(tmp_path, tiny,
+                                                                        write_config, interrupt_at):
     cfg = {**tiny, "train": {"epochs": 4, "batch_size": 8, "log_every": 1}}
     straight, run_dir = tmp_path / "straight", tmp_path / "run"
     assert dl("train", write_config(tmp_path, cfg), "--run-dir", straight, "-q").exit_code == 0
@@ -406,7 +387,8 @@ def test_resume_keeps_the_batch_lines_and_the_time_of_the_epochs_before(tmp_path
     assert "resuming tiny after epoch 2, iteration 4 (step 16)" in log
 
 
-def test_resuming_a_run_that_stopped_early_trains_nothing_more(tmp_path, monkeypatch, tiny, write_config):
+def test_resuming_a_run_that_stopped_early_trains_nothing_more(tmp_path, monkeypatch, tiny,
+                                                               write_config):
     script_validation(monkeypatch, "val/acc", {1: 0.9, 2: 0.5, 3: 0.5, 4: 0.5, 5: 0.5})
     cfg = {**tiny, "train": {"epochs": 5, "batch_size": 8,
                              "early_stopping": {"monitor": "val/acc", "patience": 2}}}
@@ -431,8 +413,8 @@ def test_resuming_a_run_that_stopped_early_trains_nothing_more(tmp_path, monkeyp
     (lambda raw: raw["train"].update(dtype="float64"),
      "adam state 'm/0.W' is float32 (2, 16), the parameter float64 (2, 16)"),
 ])
-def test_optimizer_or_schedule_state_that_does_not_fit_stops_the_resume(
-        interrupted_run, change, message):
+def test_optimizer_or_schedule_state_that_does_not_fit_stops_the_resume(interrupted_run, change,
+                                                                        message):
     run_dir = interrupted_run
     edit_run_config(run_dir, change)
     before = snapshot(run_dir)
@@ -502,7 +484,7 @@ def test_a_damaged_last_checkpoint_stops_the_resume_naming_it(run_copy, damage):
 
 # -- 6. a non-finite loss, and NaN validation metrics ----------------------------------
 def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, monkeypatch, tiny,
-                                                                      write_config):
+                                                                     write_config):
     run_dir = tmp_path / "run"
     losses, best_before = [], []
     original = Model.loss
@@ -531,7 +513,7 @@ def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, m
     ("val/loss", {1: float("inf"), 2: float("nan"), 3: 1.5, 4: float("nan")}, 3),
 ])
 def test_a_nan_validation_metric_never_becomes_the_best(tmp_path, monkeypatch, metric, values,
-                                                       best_epoch, tiny, write_config):
+                                                        best_epoch, tiny, write_config):
     script_validation(monkeypatch, metric, values)
     cfg = {**tiny, "checkpoint": {"monitor": metric}}
     run_dir = tmp_path / "run"
@@ -546,8 +528,8 @@ SWEEP_SPEC = {"name": "killed", "method": "random", "trials": 3, "seed": 0,
               "params": {"optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]}}}
 
 
-def test_a_killed_sweep_worker_fails_its_trial_alone_and_a_retry_reruns_only_it(tmp_path, write_config,
-                                                                               tiny_config):
+def test_a_killed_sweep_worker_fails_its_trial_alone_and_a_retry_reruns_only_it(
+        tmp_path, write_config, tiny_config):
     base = tiny_config(**NAME_AND_SEED, samples=60, train={"epochs": 25, "batch_size": 8})
     spec = tmp_path / "sweep.yaml"
     base_path = write_config(tmp_path, base, "base.yaml")
@@ -749,15 +731,16 @@ def test_mutated_configs_train_or_exit_2_never_a_traceback(data):
      "model.loss 'softmax_cross_entropy' needs class labels, but the data has real-valued "
      "targets; use mse"),
 ])
-def test_a_model_that_cannot_score_the_data_is_refused_before_training(tmp_path, change, message, tiny,
-                                                                       write_config):
+def test_a_model_that_cannot_score_the_data_is_refused_before_training(tmp_path, change, message,
+                                                                       tiny, write_config):
     result = dl("train", write_config(tmp_path, {**tiny, **change}), "-q")
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_batch_a_layer_refuses_exits_2_naming_the_layer_and_the_batch(tmp_path, tiny, write_config):
+def test_a_batch_a_layer_refuses_exits_2_naming_the_layer_and_the_batch(tmp_path, tiny,
+                                                                        write_config):
     cfg = {**tiny, "model": {"layers": [{"type": "affine", "units": 4}, {"type": "batchnorm"},
                                         {"type": "affine", "units": 3}]},
            "train": {"epochs": 1, "batch_size": 1}}
@@ -804,7 +787,8 @@ def malformed(folder: Path, kind: str) -> dict:
     ("mnist", r"train-labels-idx1-ubyte: byte offset 11: label 11 is out of range"),
     ("cifar10", r"test_batch\.bin: length 3173 is not a positive multiple .* offset 3073"),
 ])
-def test_malformed_data_files_exit_2_naming_file_and_place(tmp_path, kind, where, tiny, write_config):
+def test_malformed_data_files_exit_2_naming_file_and_place(tmp_path, kind, where, tiny,
+                                                           write_config):
     cfg = {**tiny, "data": {"dataset": malformed(tmp_path, kind), "split": {"val": 0.25}}}
     result = dl("train", write_config(tmp_path, cfg), "-q")
     assert result.exit_code == 2
@@ -941,7 +925,8 @@ def test_an_object_array_in_a_checkpoint_is_refused_and_not_executed(run_copy, t
     assert not target.exists()
 
 
-def test_the_data_path_refuses_a_pickle_renamed_npz_without_executing_it(tmp_path, tiny, write_config):
+def test_the_data_path_refuses_a_pickle_renamed_npz_without_executing_it(tmp_path, tiny,
+                                                                         write_config):
     target = tmp_path / "executed"
     data = tmp_path / "data.npz"
     data.write_bytes(pickle.dumps(Payload(target)))

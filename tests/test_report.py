@@ -190,7 +190,7 @@ GRID = {"method": "grid", "params": {"optimizer.lr": {"values": [0.1, 0.03, 0.01
 
 
 def test_an_interrupted_sweep_ranks_only_the_configurations_with_a_result(tmp_path, write_sweep,
-                                                                        observe_sweeps):
+                                                                          observe_sweeps):
     def ctrl_c_after_the_second_trial(sweep_runner, event, payload):  # drain and stop
         completed = sum(s.status == "completed" for s in sweep_runner.table.values())
         if event == "recorded" and completed == 2 and not sweep_runner.draining:

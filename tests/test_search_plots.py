@@ -104,8 +104,8 @@ def test_only_completed_trials_are_fitted_and_too_few_fit_nothing(tmp_path, the_
     assert fit(spec, same) is None  # nothing to explain
 
 
-def test_dl_plot_draws_importance_and_contour_titled_with_the_metric_and_trial_count(tmp_path, the_spec,
-                                                                                     write_spec):
+def test_dl_plot_draws_importance_and_contour_titled_with_the_metric_and_trial_count(
+        tmp_path, the_spec, write_spec):
     result = runner.invoke(app, ["sweep", str(write_spec(tmp_path)), "--sweep-dir",
                                  str(tmp_path / "sweep")])
     assert result.exit_code == 0, result.output

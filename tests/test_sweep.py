@@ -30,10 +30,6 @@ from dl_cli.sweep.spec import Domain, SpecError, load_spec, prepare
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
-RANDOM = {"method": "random", "trials": 4, "seed": 0,
-          "params": {"optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]},
-                     "model.layers.0.units": {"values": [4, 16]}}}
-
 
 def sweep(spec: Path, folder: Path, *args: str):
     return runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(folder), *args])
@@ -58,16 +54,6 @@ def metric_lines(run_dir: Path) -> list[dict]:
 
 def events(folder: Path, kind: str) -> list[dict]:
     return [e for e in Ledger(folder / "ledger.jsonl").events() if e["event"] == kind]
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, write_sweep):
-    """A finished 4-trial random sweep run in process (workers 1)."""
-    tmp = tmp_path_factory.mktemp("reference")
-    spec = write_sweep(tmp, RANDOM)
-    result = sweep(spec, tmp / "sweep")
-    assert result.exit_code == 0, result.output
-    return tmp / "sweep"
 
 
 # -- domains, grids, sampling ---------------------------------------------------------
@@ -113,8 +99,8 @@ def test_random_parameters_depend_only_on_seed_and_index():
     assert all(1 <= d["n"] <= 64 and isinstance(d["n"], int) for d in draws)
 
 
-def test_repeat_seeds_share_a_configuration(tmp_path, write_sweep):
-    spec = load_spec(write_sweep(tmp_path, {**RANDOM, "seeds": [5, 6]}))
+def test_repeat_seeds_share_a_configuration(tmp_path, write_sweep, random_spec):
+    spec = load_spec(write_sweep(tmp_path, {**random_spec, "seeds": [5, 6]}))
     plans = plan_round(spec, spec.params, 0)
     assert [(p.index, p.config, p.seed) for p in plans[:4]] == [(0, 0, 5), (1, 0, 6), (2, 1, 5), (3, 1, 6)]
     assert plans[0].params == plans[1].params != plans[2].params
@@ -125,16 +111,16 @@ VARIANTS = {"relu": {"model.layers.1": "relu"},
             "tanh": {"model.layers.1": "tanh", "model.init": "xavier_normal"}}
 
 
-def test_variants_cross_the_params_and_the_seeds(tmp_path, write_sweep):
+def test_variants_cross_the_params_and_the_seeds(tmp_path, write_sweep, random_spec):
     spec = load_spec(write_sweep(tmp_path, {"method": "grid", "variants": VARIANTS, "seeds": [0, 1],
                                             "params": {"optimizer.lr": {"values": [0.01, 0.1]}}}))
     plans = plan_round(spec, spec.params, 0)
     assert [(p.index, p.config, p.variant, p.params["optimizer.lr"], p.seed) for p in plans] == [
         (0, 0, "relu", 0.01, 0), (1, 0, "relu", 0.01, 1), (2, 1, "relu", 0.1, 0), (3, 1, "relu", 0.1, 1),
         (4, 2, "tanh", 0.01, 0), (5, 2, "tanh", 0.01, 1), (6, 3, "tanh", 0.1, 0), (7, 3, "tanh", 0.1, 1)]
-    drawn = load_spec(write_sweep(tmp_path / "random", {**RANDOM, "variants": VARIANTS}))
+    drawn = load_spec(write_sweep(tmp_path / "random", {**random_spec, "variants": VARIANTS}))
     plans = plan_round(drawn, drawn.params, 0)
-    assert len(plans) == 2 * RANDOM["trials"]
+    assert len(plans) == 2 * random_spec["trials"]
     assert [p.params for p in plans[:4]] == [p.params for p in plans[4:]]  # the same draws
     assert [p.params for p in plans[:4]] == [sample_configuration(drawn.params, 0, i) for i in range(4)]
     second = plan_round(drawn, drawn.params, 1)  # a refined round continues the numbering
@@ -222,17 +208,17 @@ def test_spec_mistakes_are_reported_together(tmp_path, write_sweep):
         assert expected in text
 
 
-def test_overrides_reach_the_base_and_sweep_keys_the_spec(tmp_path, write_sweep):
-    spec, base = prepare(write_sweep(tmp_path, RANDOM), ["train.epochs=2", "sweep.trials=7"])
+def test_overrides_reach_the_base_and_sweep_keys_the_spec(tmp_path, write_sweep, random_spec):
+    spec, base = prepare(write_sweep(tmp_path, random_spec), ["train.epochs=2", "sweep.trials=7"])
     assert spec.trials == 7 and base["train"]["epochs"] == 2
     assert spec.raw["overrides"] == ["train.epochs=2"]
     assert (spec.metric, spec.goal) == ("val/acc", "max")  # the base's checkpoint monitor (auto)
 
 
-def test_the_metric_must_be_one_the_model_reports(tmp_path, tiny_config, write_sweep):
+def test_the_metric_must_be_one_the_model_reports(tmp_path, tiny_config, write_sweep, random_spec):
     regression = tiny_config(data={"dataset": {"type": "polynomial"}, "split": {"val": 0.2}},
                              model={"layers": [{"type": "affine", "units": 1}], "loss": "mse"})
-    spec, _ = prepare(write_sweep(tmp_path, RANDOM | {"params": {"optimizer.lr": {"values": [0.1]}}},
+    spec, _ = prepare(write_sweep(tmp_path, random_spec | {"params": {"optimizer.lr": {"values": [0.1]}}},
                                   regression))
     assert (spec.metric, spec.goal) == ("val/loss", "min")
     with pytest.raises(SpecError, match="a regression model does not report val/acc"):
@@ -247,15 +233,15 @@ FAILING = {"method": "grid", "params": {"model.layers.0": {"values": [
     {"type": "affine", "units": 4}]}}}
 
 
-def test_a_dry_run_checks_the_folds_of_a_kfold_sweep(tmp_path, write_sweep):
-    spec = write_sweep(tmp_path, {**RANDOM, "validation": {"kfold": 500}})
+def test_a_dry_run_checks_the_folds_of_a_kfold_sweep(tmp_path, write_sweep, random_spec):
+    spec = write_sweep(tmp_path, {**random_spec, "validation": {"kfold": 500}})
     dry = runner.invoke(app, ["sweep", str(spec), "--dry-run"], terminal_width=300)
     assert dry.exit_code == 2, dry.output
     assert "trial 0: validation.kfold: must be at most 90 (the samples" in dry.output
 
 
-def test_a_second_ctrl_c_stops_an_in_process_trial_saving_its_state(tmp_path, write_sweep, tiny_config,
-                                                                    observe_sweeps):
+def test_a_second_ctrl_c_stops_an_in_process_trial_saving_its_state(tmp_path, write_sweep,
+                                                                    tiny_config, observe_sweeps):
     from dl_cli.runs import Run
 
     def ctrl_c_twice_as_the_trial_trains(sweep_runner, event, payload):
@@ -369,9 +355,10 @@ def test_kfold_preprocessing_that_does_not_fit_names_its_key_path(tmp_path, tiny
         fold_splits(cfg, 2, 0)
 
 
-def test_killed_sweep_resumes_without_touching_completed_trials(tmp_path, write_sweep, tiny_config):
+def test_killed_sweep_resumes_without_touching_completed_trials(tmp_path, write_sweep, tiny_config,
+                                                                random_spec):
     slow = tiny_config(samples=100, train={"epochs": 30, "batch_size": 16})
-    spec = write_sweep(tmp_path, {**RANDOM, "keep_checkpoints": "all"}, slow)
+    spec = write_sweep(tmp_path, {**random_spec, "keep_checkpoints": "all"}, slow)
     folder = tmp_path / "sweep"
     process = subprocess.Popen([sys.executable, "-m", "dl_cli", "sweep", str(spec), "--sweep-dir",
                                 str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -404,8 +391,8 @@ def test_killed_sweep_resumes_without_touching_completed_trials(tmp_path, write_
         assert metric_lines(straight / f"trial-{t:04d}") == metric_lines(folder / f"trial-{t:04d}")
 
 
-def test_resume_refuses_a_changed_spec_or_base(tmp_path, tiny_config, write_sweep):
-    spec = write_sweep(tmp_path, RANDOM)
+def test_resume_refuses_a_changed_spec_or_base(tmp_path, tiny_config, write_sweep, random_spec):
+    spec = write_sweep(tmp_path, random_spec)
     folder = tmp_path / "sweep"
     assert sweep(spec, folder).exit_code == 0
     result = runner.invoke(app, ["sweep", str(spec), "--resume", str(folder)])
@@ -418,7 +405,7 @@ def test_resume_refuses_a_changed_spec_or_base(tmp_path, tiny_config, write_swee
     result = runner.invoke(app, ["sweep", "--resume", str(folder), "sweep.trials=5"])
     assert result.exit_code == 2  # without SPEC the override is still an override
     assert "the spec changed" in result.output and "trials: 4 → 5" in result.output
-    write_sweep(tmp_path, RANDOM, tiny_config(optimizer={"type": "sgd", "lr": 0.01}))
+    write_sweep(tmp_path, random_spec, tiny_config(optimizer={"type": "sgd", "lr": 0.01}))
     result = runner.invoke(app, ["sweep", "--resume", str(folder)])
     assert result.exit_code == 2
     assert "base config" in result.output and "optimizer.type: adam → sgd" in result.output
@@ -613,7 +600,8 @@ def test_a_rung_is_scored_at_its_epoch_even_from_a_later_checkpoint(tmp_path, ti
     assert ahead["metric"] == min(r["val/loss"] for r in metric_lines(trial))
 
 
-def test_a_diverged_seed_gets_its_configuration_pruned(tmp_path, monkeypatch, write_sweep, tiny_config):
+def test_a_diverged_seed_gets_its_configuration_pruned(tmp_path, monkeypatch, write_sweep,
+                                                       tiny_config):
     """Seed 0 of configuration 0 diverges: the configuration scores the worst at its rung
     and its other seed is pruned, instead of training to the end."""
     from dl_cli.sweep import runner as sweep_runner
@@ -682,8 +670,8 @@ def test_rungs_and_promotion():
     assert promote({0: 0.5, 1: 0.5}, eta=3, goal="max") == {0}  # ties: lower index
 
 
-def test_refine_narrows_continuous_ranges_around_the_best(tmp_path, write_sweep):
-    spec = write_sweep(tmp_path, {**RANDOM, "refine": {"rounds": 1, "top": 2}})
+def test_refine_narrows_continuous_ranges_around_the_best(tmp_path, write_sweep, random_spec):
+    spec = write_sweep(tmp_path, {**random_spec, "refine": {"rounds": 1, "top": 2}})
     folder = tmp_path / "sweep"
     assert sweep(spec, folder).exit_code == 0
     table = rows(folder)
@@ -699,13 +687,14 @@ def test_refine_narrows_continuous_ranges_around_the_best(tmp_path, write_sweep)
 
 
 def test_retried_trial_keeps_the_refined_rounds_the_ledger_recorded(reference, tmp_path,
-                                                                    monkeypatch, write_sweep):
+                                                                    monkeypatch, write_sweep,
+                                                                    random_spec):
     """The best trial of round 0 fails, so rounds 1 and 2 narrow around the others; once
     --retry-failed completes it, the recorded rounds stay as they were."""
     import dl_cli.sweep.runner as runner_module
 
     best = max(rows(reference), key=lambda r: float(r["val/acc"]))["trial"]
-    spec = write_sweep(tmp_path, {**RANDOM, "refine": {"rounds": 2, "top": 1}})
+    spec = write_sweep(tmp_path, {**random_spec, "refine": {"rounds": 2, "top": 1}})
     folder = tmp_path / "sweep"
     real = runner_module.run_trial
 
@@ -728,7 +717,8 @@ def test_retried_trial_keeps_the_refined_rounds_the_ledger_recorded(reference, t
     assert {e["trial"]: e["params"] for e in events(folder, "trial")} == declared
 
 
-def test_resume_ignores_the_key_order_of_the_base_but_not_of_params(tmp_path, write_sweep, tiny_config):
+def test_resume_ignores_the_key_order_of_the_base_but_not_of_params(tmp_path, write_sweep,
+                                                                    tiny_config):
     spec = write_sweep(tmp_path, {"method": "grid", "params": {
         "model.layers.0.units": {"values": [4]}, "optimizer.lr": {"values": [0.01, 0.03]}}})
     folder = tmp_path / "sweep"
@@ -820,8 +810,8 @@ def test_refined_ranges_stay_inside_the_original_domain():
 
 
 # -- backends -------------------------------------------------------------------------
-def test_two_workers_give_the_same_results(reference, tmp_path, write_sweep):
-    spec = write_sweep(tmp_path, RANDOM)
+def test_two_workers_give_the_same_results(reference, tmp_path, write_sweep, random_spec):
+    spec = write_sweep(tmp_path, random_spec)
     result = sweep(spec, tmp_path / "sweep", "--workers", "2")
     assert result.exit_code == 0, result.output
     assert outcomes(tmp_path / "sweep") == outcomes(reference)
@@ -829,9 +819,9 @@ def test_two_workers_give_the_same_results(reference, tmp_path, write_sweep):
         assert metric_lines(tmp_path / "sweep" / f"trial-{t:04d}") == metric_lines(reference / f"trial-{t:04d}")
 
 
-def test_dask_backend_gives_the_same_results(reference, tmp_path, write_sweep):
+def test_dask_backend_gives_the_same_results(reference, tmp_path, write_sweep, random_spec):
     distributed = pytest.importorskip("distributed")
-    spec = write_sweep(tmp_path, RANDOM)
+    spec = write_sweep(tmp_path, random_spec)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         result = sweep(spec, tmp_path / "sweep", "--backend", "dask", "--address",
@@ -843,8 +833,8 @@ def test_dask_backend_gives_the_same_results(reference, tmp_path, write_sweep):
         assert metric_lines(tmp_path / "sweep" / f"trial-{t:04d}") == metric_lines(reference / f"trial-{t:04d}")
 
 
-def test_bad_backend_options_exit_2(tmp_path, write_sweep):
-    spec = write_sweep(tmp_path, RANDOM)
+def test_bad_backend_options_exit_2(tmp_path, write_sweep, random_spec):
+    spec = write_sweep(tmp_path, random_spec)
     for args, message in ((["--backend", "daks"], "did you mean 'dask'"),
                           (["--address", "tcp://x:1"], "add --backend dask"),
                           (["--workers", "0"], "--workers"),
@@ -881,9 +871,9 @@ def test_digits_sweep_is_the_same_on_one_and_two_workers(tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_backend_gives_the_same_results(reference, tmp_path, write_sweep):
+def test_ray_backend_gives_the_same_results(reference, tmp_path, write_sweep, random_spec):
     pytest.importorskip("ray")
-    spec = write_sweep(tmp_path, RANDOM)
+    spec = write_sweep(tmp_path, random_spec)
     result = sweep(spec, tmp_path / "sweep", "--backend", "ray", "--workers", "2")
     assert result.exit_code == 0, result.output
     assert outcomes(tmp_path / "sweep") == outcomes(reference)
@@ -924,7 +914,7 @@ def test_the_worker_server_leaves_without_the_garbage_collectors_last_passes():
 
 
 def test_workers_that_die_as_they_start_stop_the_sweep_instead_of_looping(tmp_path, monkeypatch,
-                                                                          write_sweep):
+                                                                          write_sweep, random_spec):
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
@@ -938,7 +928,7 @@ def test_workers_that_die_as_they_start_stop_the_sweep_instead_of_looping(tmp_pa
         return executors.Backend("local", pool(), workers, "dying workers", renew=pool)
 
     monkeypatch.setattr(executors, "make_backend", dying_backend)
-    spec = write_sweep(tmp_path, RANDOM)
+    spec = write_sweep(tmp_path, random_spec)
     folder = tmp_path / "sweep"
     result = sweep(spec, folder, "--workers", "2")
     assert result.exit_code == 2
@@ -967,8 +957,8 @@ def test_a_worker_stopped_outside_training_releases_its_run_lock_first(tmp_path)
     assert not run.layout.lock.exists()
 
 
-def test_a_parameter_domain_is_overridden_by_its_dotted_path(tmp_path, write_sweep):
-    spec = write_sweep(tmp_path, RANDOM)
+def test_a_parameter_domain_is_overridden_by_its_dotted_path(tmp_path, write_sweep, random_spec):
+    spec = write_sweep(tmp_path, random_spec)
     domain = "sweep.params.optimizer.lr={values: [0.05]}"
     result = runner.invoke(app, ["sweep", str(spec), domain, "--dry-run"])
     assert result.exit_code == 0, result.output
@@ -998,14 +988,14 @@ def spec_errors(write_sweep):
 
 
 def test_a_sweep_plans_at_most_100000_trials_counted_before_any_is_listed(tmp_path, write_sweep,
-                                                                          spec_errors):
-    assert load_spec(write_sweep(tmp_path, {**RANDOM, "trials": 50_000, "seeds": [0, 1]})).trial_count \
+                                                                          spec_errors, random_spec):
+    assert load_spec(write_sweep(tmp_path, {**random_spec, "trials": 50_000, "seeds": [0, 1]})).trial_count \
         == 100_000
-    assert spec_errors(tmp_path, {**RANDOM, "trials": 50_001, "seeds": [0, 1]}) == [
+    assert spec_errors(tmp_path, {**random_spec, "trials": 50_001, "seeds": [0, 1]}) == [
         "trials: the sweep would plan 100,002 trials = 50,001 (trials) × 2 (seeds); at most 100,000"]
-    (error,) = spec_errors(tmp_path, RANDOM, ["sweep.trials=100000000"])
+    (error,) = spec_errors(tmp_path, random_spec, ["sweep.trials=100000000"])
     assert error.startswith("trials: the sweep would plan 100,000,000 trials")
-    (error,) = spec_errors(tmp_path, {**RANDOM, "refine": {"rounds": 10**9}})
+    (error,) = spec_errors(tmp_path, {**random_spec, "refine": {"rounds": 10**9}})
     assert error == ("refine.rounds: the sweep would plan 4,000,000,004 trials = 4 (trials) × "
                      "1,000,000,001 (1 + refine.rounds); at most 100,000")
 
@@ -1027,13 +1017,14 @@ def test_a_sweep_plans_at_most_100000_trials_counted_before_any_is_listed(tmp_pa
     ({"uniform": [-1.0e+308, 1.0e+308]},
      "params.x.uniform: hi - lo must be a finite number, got [lo, hi] = [-1e+308, 1e+308]"),
 ])
-def test_domains_too_large_to_draw_from_are_refused_as_read(tmp_path, domain, error, spec_errors):
-    (message,) = spec_errors(tmp_path, {**RANDOM, "params": {"x": domain}})
+def test_domains_too_large_to_draw_from_are_refused_as_read(tmp_path, domain, error, spec_errors,
+                                                            random_spec):
+    (message,) = spec_errors(tmp_path, {**random_spec, "params": {"x": domain}})
     assert message.startswith(error), message
 
 
-def test_the_largest_domains_allowed_still_draw(tmp_path, write_sweep):
-    spec = load_spec(write_sweep(tmp_path, {**RANDOM, "params": {
+def test_the_largest_domains_allowed_still_draw(tmp_path, write_sweep, random_spec):
+    spec = load_spec(write_sweep(tmp_path, {**random_spec, "params": {
         "a": {"int_uniform": [-10**18, 10**18]}, "b": {"int_loguniform": [1, 10**18]},
         "c": {"range": [0.0, 1.0, 1.0e-18 * 1.01]}, "d": {"loguniform": [1e-300, 1e300], "grid": 10_000}}}))
     draws = [sample_configuration(spec.params, 0, i) for i in range(20)]
@@ -1065,31 +1056,31 @@ NULL_REFUSED = {"seed": "must be an integer >= 0", "method": "must be one of gri
 
 @pytest.mark.parametrize("key, inner", [(key, inner) for key, value in NULL_REFUSED.items()
                                         for inner in (value if isinstance(value, dict) else [None])])
-def test_null_is_refused_where_a_key_has_a_default(tmp_path, key, inner, spec_errors):
+def test_null_is_refused_where_a_key_has_a_default(tmp_path, key, inner, spec_errors, random_spec):
     value, path, allowed = ((None, key, NULL_REFUSED[key]) if inner is None else
                             ({inner: None}, f"{key}.{inner}", NULL_REFUSED[key][inner]))
-    (error,) = spec_errors(tmp_path, {**RANDOM, key: value})
+    (error,) = spec_errors(tmp_path, {**random_spec, key: value})
     assert error.startswith(f"{path}: {allowed}") and error.endswith("null"), error
 
 
-def test_null_means_none_where_leaving_a_key_out_does(tmp_path, write_sweep):
-    spec = load_spec(write_sweep(tmp_path, {**RANDOM, "seeds": None, "claim": None, "refine": None,
+def test_null_means_none_where_leaving_a_key_out_does(tmp_path, write_sweep, random_spec):
+    spec = load_spec(write_sweep(tmp_path, {**random_spec, "seeds": None, "claim": None, "refine": None,
                                             "prune": None, "validation": None, "metric": None,
                                             "report": None, "variants": None}))
     assert (spec.seeds, spec.claim, spec.refine, spec.prune, spec.kfold, spec.metric,
             spec.report, spec.variants) == (None, None, None, None, None, None, {}, None)
-    grid = load_spec(write_sweep(tmp_path, RANDOM), ["sweep.method=grid", "sweep.trials=null",
+    grid = load_spec(write_sweep(tmp_path, random_spec), ["sweep.method=grid", "sweep.trials=null",
                                                      "sweep.params.optimizer.lr=[0.01]"])
     assert grid.trial_count == 2
     # an overrides: whose items are all commented out is null: none, and the command
     # line's base overrides still apply
-    spec = load_spec(write_sweep(tmp_path, {**RANDOM, "overrides": None}), ["train.epochs=2"])
+    spec = load_spec(write_sweep(tmp_path, {**random_spec, "overrides": None}), ["train.epochs=2"])
     assert spec.overrides == ["train.epochs=2"]
 
 
-def test_a_dry_run_checks_every_listed_value(tmp_path, write_sweep):
+def test_a_dry_run_checks_every_listed_value(tmp_path, write_sweep, random_spec):
     units = {"values": [4] * 50 + [-5]}  # more than the 50 points a domain lists for its checks
-    spec = write_sweep(tmp_path, {**RANDOM, "trials": 1, "refine": {"rounds": 1, "top": 1},
+    spec = write_sweep(tmp_path, {**random_spec, "trials": 1, "refine": {"rounds": 1, "top": 1},
                                   "params": {"model.layers.0.units": units,
                                              "optimizer.lr": {"loguniform": [1e-4, 1e-1]}}})
     with pytest.raises(SpecError) as caught:
@@ -1098,20 +1089,20 @@ def test_a_dry_run_checks_every_listed_value(tmp_path, write_sweep):
 
 
 def test_a_goal_against_the_metrics_direction_is_refused(tmp_path, tiny_config, write_sweep,
-                                                         spec_errors):
-    assert spec_errors(tmp_path, {**RANDOM, "metric": {"name": "val/loss", "goal": "max"}}) == [
+                                                         spec_errors, random_spec):
+    assert spec_errors(tmp_path, {**random_spec, "metric": {"name": "val/loss", "goal": "max"}}) == [
         "metric.goal: val/loss is minimized, so the goal is min (or leave it out), got 'max' (string)"]
-    assert spec_errors(tmp_path, {**RANDOM, "metric": {"name": "val/acc", "goal": "min"}}) == [
+    assert spec_errors(tmp_path, {**random_spec, "metric": {"name": "val/acc", "goal": "min"}}) == [
         "metric.goal: val/acc is maximized, so the goal is max (or leave it out), got 'min' (string)"]
     backwards = tiny_config(checkpoint={"monitor": "val/loss", "mode": "max"})
     with pytest.raises(SpecError, match="checkpoint.mode: val/loss is minimized, so the mode is min"):
-        prepare(write_sweep(tmp_path, RANDOM, backwards))
-    spec, _ = prepare(write_sweep(tmp_path, RANDOM), ["sweep.metric=val/loss"])
+        prepare(write_sweep(tmp_path, random_spec, backwards))
+    spec, _ = prepare(write_sweep(tmp_path, random_spec), ["sweep.metric=val/loss"])
     assert (spec.metric, spec.goal) == ("val/loss", "min")
 
 
-def test_the_report_study_is_one_dl_report_knows(tmp_path, spec_errors):
-    assert spec_errors(tmp_path, {**RANDOM, "report": {"study": "inits"}}) == [
+def test_the_report_study_is_one_dl_report_knows(tmp_path, spec_errors, random_spec):
+    assert spec_errors(tmp_path, {**random_spec, "report": {"study": "inits"}}) == [
         "report.study: unknown study 'inits' (did you mean 'init'?); allowed: "
         "init, activations, regularization, batchnorm, optimizers, schedules, polynomial, "
         "weight_decay, depth_residual, clipping, cnn_vs_mlp"]
@@ -1135,17 +1126,17 @@ def test_a_date_among_the_values_or_in_a_variant_is_refused_as_read(tmp_path, sp
 
 
 def test_threads_go_up_to_a_c_int_in_the_spec_and_to_what_blas_runs_in_a_local_sweep(
-        tmp_path, write_sweep, spec_errors):
+        tmp_path, write_sweep, spec_errors, random_spec):
     from dl_cli import threads
 
-    (error,) = spec_errors(tmp_path, {**RANDOM, "threads": 2**31})
+    (error,) = spec_errors(tmp_path, {**random_spec, "threads": 2**31})
     assert error == ("threads: must be an integer from 1 to 2,147,483,647 (BLAS takes a C int), "
                      "got 2147483648 (integer)")
-    assert load_spec(write_sweep(tmp_path, {**RANDOM, "threads": 2**31 - 1})).threads == 2**31 - 1
+    assert load_spec(write_sweep(tmp_path, {**random_spec, "threads": 2**31 - 1})).threads == 2**31 - 1
     most = threads.blas_most(1000)
     if most == 1000:
         pytest.skip("this BLAS runs 1000 threads")
-    result = sweep(write_sweep(tmp_path, {**RANDOM, "threads": 1000}), tmp_path / "s", "--dry-run")
+    result = sweep(write_sweep(tmp_path, {**random_spec, "threads": 1000}), tmp_path / "s", "--dry-run")
     assert result.exit_code == 2 and not (tmp_path / "s").exists()
     assert result.output.strip() == (f"error: threads: expected an integer from 1 to {most}, the "
                                      f"most threads NumPy's BLAS runs here, got 1000")

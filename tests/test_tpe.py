@@ -244,7 +244,8 @@ def test_each_variant_is_searched_by_a_study_of_its_own(tmp_path, write_sweep, t
     assert len(set(params.values())) == 6  # the studies are seeded apart
 
 
-def test_the_median_rule_of_a_later_round_reads_the_earlier_rounds(tmp_path, write_sweep, tiny_config):
+def test_the_median_rule_of_a_later_round_reads_the_earlier_rounds(tmp_path, write_sweep,
+                                                                   tiny_config):
     """Each rung of rounds 1 and 2 is decided against the median of every score at that
     rung so far: both of round 2's configurations are below the median of rung 1 once the
     better scores of rounds 0 and 1 count, though one of them is the better of the pair."""

@@ -127,7 +127,8 @@ def test_bad_config_exits_2_before_loading_anything(tmp_path, spiral, write_conf
     ({"train": {"epochs": 6, "early_stopping": {"patience": 0}}},
      "train.early_stopping.patience: must be >= 1, got 0"),
 ])
-def test_configs_that_would_train_for_nothing_exit_2(tmp_path, changes, message, spiral, write_config):
+def test_configs_that_would_train_for_nothing_exit_2(tmp_path, changes, message, spiral,
+                                                     write_config):
     result = runner.invoke(app, ["train", str(write_config(tmp_path, {**spiral, **changes})), "-q"])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert message in " ".join(result.output.split())
@@ -146,7 +147,8 @@ def test_more_scores_than_classes_trains_with_a_warning(tmp_path, write_config, 
     assert exact.exit_code == 0 and "warning" not in exact.output
 
 
-def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, write_config, spiral, interrupt_at):
+def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, write_config, spiral,
+                                                         interrupt_at):
     straight_config = write_config(tmp_path / "straight", spiral)
     assert runner.invoke(app, ["train", str(straight_config), "-q"]).exit_code == 0
     straight = run_dir_of(tmp_path / "straight")
@@ -291,8 +293,8 @@ def test_kfold_scores_the_config_by_the_mean_over_folds(tmp_path, write_config, 
     assert not (root / "checkpoints").exists()  # the folds hold them
 
 
-def test_an_interrupted_kfold_run_resumes_to_the_uninterrupted_result(tmp_path, write_config, spiral,
-                                                                     interrupt_at):
+def test_an_interrupted_kfold_run_resumes_to_the_uninterrupted_result(tmp_path, write_config,
+                                                                      spiral, interrupt_at):
     config = write_config(tmp_path, spiral)
     straight, run_dir = tmp_path / "straight", tmp_path / "run"
     args = ["validation.kfold=3", "train.epochs=3", "-q"]
@@ -324,7 +326,7 @@ def test_kfold_larger_than_the_data_exits_2_before_making_a_folder(tmp_path, wri
 
 
 def test_resume_says_what_does_not_go_with_it_and_prints_the_runs_config(tmp_path, spiral,
-                                                                          write_config):
+                                                                         write_config):
     run_dir = tmp_path / "run"
     assert runner.invoke(app, ["train", str(write_config(tmp_path, spiral)), "--run-dir", str(run_dir),
                                "-q"]).exit_code == 0
@@ -384,7 +386,7 @@ MISFITS = [
 
 @pytest.mark.parametrize("layers,key", MISFITS)
 def test_build_model_names_a_misfit_layer_by_the_key_validation_uses(tmp_path, layers, key, spiral,
-                                                                    write_config):
+                                                                     write_config):
     path = write_config(tmp_path, {**spiral, "model": {"layers": layers}})
     with pytest.raises(ShapeError) as error:
         training.build_model(load_config(path), (2,))
