@@ -124,6 +124,7 @@ def test_layers_shows_index_brackets_in_formulas():
 
 
 def test_report_errors_are_printed_as_given(tmp_path):
+    pytest.importorskip("matplotlib")  # dl report checks for it first
     folder = tmp_path / "x[red]"
     folder.mkdir()
     result = runner.invoke(app, ["report", str(folder)], terminal_width=400)

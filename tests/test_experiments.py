@@ -119,10 +119,10 @@ def test_the_degree_19_fit_ends_with_a_higher_test_loss_than_the_cubic(tmp_path)
                       overrides=["data.dataset.train_samples=40", "train.epochs=700"])
     groups = by_label(study)
 
-    def test_loss(label):
+    def mean_test_loss(label):
         return statistics.fmean(groups[label].values(lambda t: t.test("test/loss")))
 
-    assert test_loss("degree-19") > 2 * test_loss("degree-3")
+    assert mean_test_loss("degree-19") > 2 * mean_test_loss("degree-3")
     weights = learned_weights(study)
     assert weights["degree-19"].shape == (20,)
     np.testing.assert_allclose(weights["degree-3"], [5.0, 1.2, -3.4, 5.6], atol=0.3)

@@ -252,6 +252,7 @@ def test_names_in_table_titles_and_cells_are_printed_as_given(tmp_path):
 
 
 def test_a_study_names_long_and_continuous_domains_instead_of_listing_them(tmp_path, write_sweep):
+    pytest.importorskip("matplotlib")
     from dl_cli.studies.report import how_it_ran
     from dl_cli.studies.study import Study
 

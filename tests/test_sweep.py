@@ -517,9 +517,9 @@ def test_sha_stops_a_clearly_bad_trial_early(tmp_path, write_sweep, tiny_config)
     assert metric_lines(folder / f"trial-{int(winner['trial']):04d}") == \
         metric_lines(tmp_path / "straight" / "sweep" / "trial-0000")
     # The test split is scored once per trial, when it ends: never for a pruned one.
-    def test_scores(trial):
+    def times_test_scored(trial):
         return (folder / f"trial-{trial:04d}" / "train.log").read_text().count("; test {'test/")
-    assert test_scores(int(winner["trial"])) == 1 and test_scores(0) == 0
+    assert times_test_scored(int(winner["trial"])) == 1 and times_test_scored(0) == 0
     summary = json.loads((folder / "trial-0000" / "summary.json").read_text())
     assert summary["status"] == "paused" and summary["epochs"] == 1  # `dl runs` says so
 
