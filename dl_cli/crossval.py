@@ -108,7 +108,7 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
     and ``RUN/summary.json`` scoring the config as the mean (± sample std) of each fold's
     best monitored metric. The test split is scored by each fold's best parameters and
     averaged the same way; it still chooses nothing. ``say`` takes a line as each fold
-    starts, ``made`` the run folder's path once it exists. Given the (locked) ``root``
+    starts and as each of its epochs ends, ``made`` the run folder's path once it exists. Given the (locked) ``root``
     of an interrupted k-fold run, it continues it:
     each fold from its ``last.npz``, a fold that has none from the start (a finished
     fold changes nothing)."""
@@ -132,7 +132,8 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
                 sizes = (len(parts.splits.train.X), len(parts.splits.val.X), len(parts.splits.test.X))
                 say(f"fold {fold + 1} of {k}: {sizes[0]} train / {sizes[1]} val / {sizes[2]} "
                     f"test samples → {run.path}{' (resumed)' if resuming else ''}")
-            folds.append(train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn))
+            folds.append(train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn,
+                               say=say))
         summary = fold_summary(cfg, folds)
         summary["run_dir"] = str(root.path)
         root.write_summary(summary)

@@ -27,6 +27,7 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
+from typing import Callable
 
 import numpy as np
 
@@ -58,6 +59,11 @@ def improves(value: float, best: float | None, mode: str, min_delta: float = 0.0
     if best is None:
         return True
     return value > best + min_delta if mode == "max" else value < best - min_delta
+
+
+def signal_name(signum: int) -> str:
+    """How a stop is named to the user: ``Ctrl-C`` for SIGINT, else the signal's name."""
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
 TRAINING: "weakref.WeakSet[Solver]" = weakref.WeakSet()  # training off the main thread
@@ -118,6 +124,8 @@ class Solver:
         self.save_every = checkpoint.every_seconds
         self._pending_best: dict[str, np.ndarray] | None = None  # best not yet on disk
         self._last_saved = -math.inf
+        # called with each epoch's record once it is logged (progress.EpochLines)
+        self.epoch_end: list[Callable[[dict], None]] = []
 
     @contextmanager
     def computing(self):
@@ -211,23 +219,24 @@ class Solver:
         self.optimizer.lr = (self.schedule.lr_at(self.epoch, base_lr, self.cfg.epochs)
                              if self.schedule is not None else base_lr)
         bar = self._progress_bar()
-        for it in range(self.iteration, self.iters_per_epoch):
-            end = n if it == self.iters_per_epoch - 1 else (it + 1) * bs
-            loss = self.step(self.perm[it * bs:end])
-            self.loss_sum += loss
-            self.iteration, self.step_count = it + 1, self.step_count + 1
-            if self.cfg.log_every and self.step_count % self.cfg.log_every == 0:
-                self._log({"step": self.step_count, "epoch": self.epoch + 1, "train/batch_loss": loss})
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{self.loss_sum / (it + 1):.4f}", refresh=False)
-            if self._stop_signal is not None:
+        try:  # the bar is gone before anything else prints, a stop's message included
+            for it in range(self.iteration, self.iters_per_epoch):
+                end = n if it == self.iters_per_epoch - 1 else (it + 1) * bs
+                loss = self.step(self.perm[it * bs:end])
+                self.loss_sum += loss
+                self.iteration, self.step_count = it + 1, self.step_count + 1
+                if self.cfg.log_every and self.step_count % self.cfg.log_every == 0:
+                    self._log({"step": self.step_count, "epoch": self.epoch + 1,
+                               "train/batch_loss": loss})
                 if bar is not None:
-                    bar.close()
-                raise Interrupted(f"stopped by signal {self._stop_signal} at epoch "
-                                  f"{self.epoch + 1}, iteration {self.iteration}")
-        if bar is not None:
-            bar.close()
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{self.loss_sum / (it + 1):.4f}", refresh=False)
+                if self._stop_signal is not None:
+                    raise Interrupted(f"interrupted ({signal_name(self._stop_signal)}) at "
+                                      f"epoch {self.epoch + 1}, iteration {self.iteration}")
+        finally:
+            if bar is not None:
+                bar.close()
         self._end_epoch(started)
 
     def _end_epoch(self, started: float) -> None:
@@ -261,6 +270,8 @@ class Solver:
                 record["status"] = "early_stopped"
         self.history.append(record)
         self._log(record)
+        for listener in self.epoch_end:
+            listener(record)
         self._save(force=False)
 
     def patience_ran_out(self) -> bool:

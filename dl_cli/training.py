@@ -26,7 +26,9 @@ from .nn.model import Model
 from .registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry
 from .runs import Run, new_run_dir
 from .schema import Config
-from .solver import Solver
+from .numbers import figure, scores_text
+from .progress import EpochLines
+from .solver import Interrupted, Solver
 from .storage import RunError, write_text
 
 
@@ -137,14 +139,23 @@ def version_changes(meta: dict) -> list[str]:
             for name in now if written.get(name) != now[name]]
 
 
+def outcome_line(summary: dict) -> str:
+    """How a run ended, in ``train.log``: ``completed: best val/acc 0.9777 at epoch 4 of 5;
+    test/loss 0.09436  test/acc 0.9694``."""
+    test = scores_text(summary["test"]) if summary["test"] else "test split not scored"
+    return (f"{summary['status']}: best {summary['monitor']} {figure(summary['best_value'])} "
+            f"at epoch {summary['best_epoch']} of {summary['epochs']}; {test}")
+
+
 def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool = False,
-          progress: bool = True, warn=None, score_test: bool = True) -> dict:
+          progress: bool = True, warn=None, score_test: bool = True, say=None) -> dict:
     """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
     False leaves the test split alone unless training stops early (see ``Solver.train``).
 
     Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state;
     the run's lock is released whatever happens. Warnings go to ``train.log`` and to
-    ``warn(message)`` when given.
+    ``warn(message)`` when given; each epoch's line (``progress.epoch_line``) goes to
+    ``train.log`` and to ``say(line)`` when given.
     """
     def caution(message: str) -> None:
         run.log(f"warning: {message}")
@@ -173,17 +184,22 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
         base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
                 "environment": versions(), "data": parts.splits.info,
                 "params": parts.model.num_params()}
+        def tell(line: str) -> None:
+            run.log(line)
+            if say is not None:
+                say(line)
+
+        solver.epoch_end.append(EpochLines(solver, tell))
         try:
             summary = solver.train(score_test)
         except Exception as error:
             with contextlib.suppress(OSError):  # the error being raised says more
                 run.write_summary({**base, **solver.finish(score_test=False)})
-                run.log(f"{solver.status}: {error}")
+                run.log(str(error) if isinstance(error, Interrupted) else f"{solver.status}: {error}")
             raise
         summary = {**base, **summary}
         run.write_summary(summary)
-        run.log(f"{summary['status']}: best {summary['monitor']} {summary['best_value']} "
-                f"at epoch {summary['best_epoch']}; test {summary['test']}")
+        run.log(outcome_line(summary))
         return summary
     finally:
         run.release()

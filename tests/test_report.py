@@ -246,20 +246,21 @@ def test_a_sweep_with_no_result_yet_says_so(tmp_path):
 
 
 def test_names_in_table_titles_and_cells_are_printed_as_given(tmp_path):
-    from dl_cli.tables import compare_table, folds_table, summary_table
+    from dl_cli.cli.output import AS_IS
+    from dl_cli.tables import compare_table, folds_title, summary_title
 
-    def text(table):
+    def text(table, **options):
         console = Console(width=400, record=True, file=io.StringIO())
-        console.print(table)
+        console.print(table, **options)
         return console.export_text()
 
     summary = {"name": "n[red]x", "status": "completed", "monitor": "val/acc", "best_value": 0.5,
                "best_epoch": 1, "epochs": 1, "best": {"val/acc": 0.5}, "test": {}}
-    assert "n[red]x" in text(summary_table(summary))
+    assert "n[red]x" in text(summary_title(summary), **AS_IS)
     folds = {**summary, "kfold": 2, "best_std": 0.0,
              "folds": [{"fold": 0, "status": "completed", "best_epoch": 1, "best_value": 0.5,
                         "test": {}}]}
-    assert "n[red]x" in text(folds_table(folds))
+    assert "n[red]x" in text(folds_title(folds), **AS_IS)
     runs = [tmp_path / "a[red]", tmp_path / "b"]
     table = compare_table(runs, [{"data": {"preprocess": ["[bold]"]}}, {"data": {"preprocess": []}}])
     assert "a[red]" in text(table) and "[bold]" in text(table)

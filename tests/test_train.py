@@ -268,7 +268,7 @@ def test_ctrl_c_in_a_real_process_saves_last_and_exits_130(tmp_path):
 
 def test_kfold_scores_the_config_by_the_mean_over_folds(tmp_path):
     result = runner.invoke(app, ["train", str(write_config(tmp_path)), "validation.kfold=3",
-                                 "train.epochs=2", "-q"])
+                                 "train.epochs=2"])
     assert result.exit_code == 0, result.output
     root = run_dir_of(tmp_path)
     summary = json.loads((root / "summary.json").read_text())
@@ -311,7 +311,7 @@ def test_an_interrupted_kfold_run_resumes_to_the_uninterrupted_result(tmp_path, 
     one_fold = runner.invoke(app, ["train", "--resume", str(run_dir / "fold-1")])
     assert one_fold.exit_code == 2
     assert f"resume the whole run, dl train --resume {run_dir}" in " ".join(one_fold.output.split())
-    resumed = runner.invoke(app, ["train", "--resume", str(run_dir), "-q"])
+    resumed = runner.invoke(app, ["train", "--resume", str(run_dir)])
     assert resumed.exit_code == 0, resumed.output
     assert "fold 2 of 3" in resumed.output and "(resumed)" in resumed.output
     for fold in range(3):

@@ -202,9 +202,9 @@ def evaluate_run(
     if len(data.X) == 0:
         fail(f"{run_dir} has no {split} split to score: its config sets data.split.{split}: 0")
     metrics = evaluate(model, data.X, data.y, split)
-    out.print(metrics_table(escape(f"{run_dir.name}: {checkpoint} checkpoint (epoch "
-                                   f"{state['meta']['epoch']}) on {split} ({len(data.X)} samples)"),
-                            metrics))
+    out.print(f"{run_dir.name}: {checkpoint} checkpoint (epoch {state['meta']['epoch']}) on "
+              f"{split} ({len(data.X)} samples)", **AS_IS)
+    out.print(metrics_table(metrics))
 
 
 def sample(

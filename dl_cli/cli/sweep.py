@@ -177,11 +177,20 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
     out.print(leaderboard(outcome.table, sweep_spec))
     out.print(f"sweep folder: {folder}  (results.csv, ledger.jsonl, trial-*/)", **AS_IS)
     best = SweepLayout(folder).best
-    if best.exists():
+    if is_study(sweep_spec):  # it compares configurations; no one of them is the answer
+        if outcome.complete:
+            out.print(f"next: dl report {folder}", **AS_IS)
+    elif best.exists():
         out.print(f"best config: dl train {best}", **AS_IS)
     if outcome.interrupted or not outcome.complete:
         err.print(f"continue with: dl sweep --resume {folder}", **AS_IS)
     return outcome.exit_code
+
+
+def is_study(sweep_spec) -> bool:
+    """Whether the sweep is a study (a ``claim`` or ``report`` in its spec): what it
+    leads to is ``dl report``, not the one best config."""
+    return bool(sweep_spec.claim or sweep_spec.report)
 
 
 def opening(runner, resumed: bool) -> str:

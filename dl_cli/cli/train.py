@@ -34,7 +34,8 @@ def train(
                                           "convolutional models, parts of each batch. More than "
                                           "the cores is slower (a warning says so); small "
                                           "models and recurrent layers often run faster on 1."),
-    quiet: bool = flag("--quiet", "-q", help="No progress bars."),
+    quiet: bool = flag("--quiet", "-q", help="Print the final table alone: no line per "
+                       "epoch, no progress bar."),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
 
@@ -62,11 +63,17 @@ def train(
         warn(f"--threads {threads} exceeds the {available} core{'s' * (available != 1)}: the "
              f"threads will compete for them, usually slower than --threads {available}")
     progress = not quiet and sys.stderr.isatty()
+    say = None if quiet else epoch_say
     with threadpool_limits(limits=threads, user_api="blas"), within_memory():
         if cfg.validation.kfold:
-            train_folds(cfg, run_dir, progress, root=run)
+            train_folds(cfg, run_dir, progress, say, root=run)
         else:
-            train_one(cfg, run, run_dir, resume is not None, progress)
+            train_one(cfg, run, run_dir, resume is not None, progress, say)
+
+
+def epoch_say(line: str) -> None:
+    """An epoch's line, on stdout as the epoch ends (Rich flushes each print)."""
+    out.print(line, **AS_IS)
 
 
 def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Optional[Path],
@@ -114,13 +121,13 @@ def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], p
     return cfg, run
 
 
-def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool) -> None:
+def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool, say) -> None:
     from .. import training
     from ..data import DataError
     from ..memory import out_of_memory
     from ..nn import ShapeError
     from ..storage import RunError
-    from ..tables import summary_table
+    from ..tables import summary_table, summary_title
 
     try:
         parts = training.assemble(cfg)
@@ -132,26 +139,29 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool)
         if run is not None:
             run.release()
         fail(out_of_memory(error) if isinstance(error, MemoryError) else str(error))
-    err.print(f"[bold]{escape(cfg.name)}[/]: {parts.model.num_params():,} parameters, "
-              f"{len(parts.splits.train.X)} train / {len(parts.splits.val.X)} val / "
-              f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
-              highlight=False, soft_wrap=True)
+    if say is not None:
+        err.print(f"[bold]{escape(cfg.name)}[/]: {parts.model.num_params():,} parameters, "
+                  f"{len(parts.splits.train.X)} train / {len(parts.splits.val.X)} val / "
+                  f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
+                  highlight=False, soft_wrap=True)
     with training_errors(run):
-        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn)
+        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn,
+                                 say=say)
     writing("done", run.path)
+    out.print(summary_title(summary), **AS_IS)
     out.print(summary_table(summary))
     out.print(f"run folder: {run.path}", **AS_IS)
 
 
-def train_folds(cfg, run_dir: Optional[Path], progress: bool, root=None) -> None:
+def train_folds(cfg, run_dir: Optional[Path], progress: bool, say, root=None) -> None:
     from ..crossval import train_folds
-    from ..tables import folds_table
+    from ..tables import folds_table, folds_title
 
     with training_errors(None):
-        summary = train_folds(cfg, run_dir, progress=progress, warn=warn,
-                              say=lambda line: err.print(line, **AS_IS), root=root,
+        summary = train_folds(cfg, run_dir, progress=progress, warn=warn, say=say, root=root,
                               made=lambda path: writing("kfold", path))
     writing("done", summary["run_dir"])
+    out.print(folds_title(summary), **AS_IS)
     out.print(folds_table(summary))
     out.print(f"run folder: {summary['run_dir']}", **AS_IS)
 
