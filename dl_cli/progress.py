@@ -23,12 +23,13 @@ SPLITS = ("train/", "val/")
 
 def score(value) -> str:
     """A score at four decimals, so that the lines of a run align (``0.0659`` under
-    ``0.2655``); scientific notation outside [0.001, 10⁴); ``-`` for a missing one."""
+    ``0.2655``), two from 10 on; scientific notation outside [0.001, 10⁴); ``-`` for a
+    missing one."""
     if value is None:
         return "-"
     if not math.isfinite(value) or value != 0 and not 1e-3 <= abs(value) < 1e4:
         return f"{value:.3e}"
-    return f"{value:.4f}"
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
 
 
 def epoch_scores(record: dict) -> dict:
