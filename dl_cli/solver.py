@@ -101,8 +101,10 @@ class Solver:
         self.train_subset = np.sort(subset_rng.choice(
             n, size=min(train.eval_train_samples, n), replace=False))
 
-        # Models whose layers want it cut each batch over the cores themselves (threads.py)
-        self.parts = threads.blas_threads() if model.wants_batch_parts else None
+        # Models whose layers want it cut each batch over the cores themselves (threads.py);
+        # both counts go into the checkpoints, for a resume to compute as the run did
+        self.thread_count = threads.blas_threads()
+        self.parts = self.thread_count if model.wants_batch_parts else None
         self.rng = np.random.default_rng([seed, 1])  # batch order and augmentation
         self.epoch = 0               # completed epochs
         self.iteration = 0           # completed iterations of the current epoch
@@ -309,7 +311,7 @@ class Solver:
             "loss_sum": self.loss_sum, "last_finite_loss": self.last_finite_loss,
             "best_value": self.best_value, "best_epoch": self.best_epoch,
             "stop_best": self.stop_best, "stale_epochs": self.stale_epochs,
-            "monitor": self.monitor,
+            "monitor": self.monitor, "threads": self.thread_count, "parts": self.parts,
             "rng": self.rng.bit_generator.state,
             "layer_rngs": {k: g.bit_generator.state for k, g in self.model.rngs().items()},
             "versions": versions(),

@@ -19,6 +19,7 @@ from pathlib import Path
 from . import __version__
 from .checkpoints import check_compatible, versions
 from .config import dump_config, load_saved_config
+from .continuation import nothing_left
 from .data import Splits, build_augment, load
 from .fit_checks import check_fits, check_monitored_split, unused_scores
 from .layout import RunLayout, SweepLayout
@@ -47,6 +48,10 @@ def build_model(cfg: Config, in_shape: tuple[int, ...], dtype: str | None = None
     return Model(layers, in_shape, loss=component(cfg, "model.loss", cfg.model.loss, LOSSES),
                  init=cfg.model.init, l1=cfg.regularization.l1, l2=cfg.regularization.l2,
                  dtype=dtype or cfg.train.dtype, seed=cfg.seed, path="model.layers")
+
+
+class Finished(RuntimeError):
+    """A resumed run has nothing left to train; its folder is unchanged."""
 
 
 @dataclass
@@ -152,8 +157,9 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
     """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
     False leaves the test split alone unless training stops early (see ``Solver.train``).
 
-    Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state;
-    the run's lock is released whatever happens. Warnings go to ``train.log`` and to
+    Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state, and
+    ``Finished`` for a resumed run with nothing left to train (``continuation``), before
+    writing anything; the run's lock is released whatever happens. Warnings go to ``train.log`` and to
     ``warn(message)`` when given; each epoch's line (``progress.epoch_line``) goes to
     ``train.log`` and to ``say(line)`` when given.
     """
@@ -167,10 +173,15 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
         solver = make_solver(cfg, parts, run, progress)
         if resuming:
             last, best = resume_state(run, parts.model)
-            for message in version_changes(last["meta"]):
-                caution(message)
             solver.restore(last, best)  # checks the optimizer's state before any write
             meta = last["meta"]
+            done = nothing_left(cfg, meta, run.path)
+            if done is not None:
+                raise Finished(done)
+            for message in version_changes(meta):
+                caution(message)
+            if dump_config(load_saved_config(run.layout.config)) != dump_config(cfg):
+                write_text(run.layout.config, dump_config(cfg))  # trained longer
             run.truncate_metrics(meta["epoch"], meta["step"])
             run.log(f"dl {__version__}: resuming {cfg.name} after epoch {meta['epoch']}, "
                     f"iteration {meta['iteration']} (step {meta['step']})")

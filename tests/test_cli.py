@@ -587,7 +587,7 @@ def test_a_ctrl_c_after_the_run_folder_is_made_says_what_to_do_with_it(tmp_path,
         assert stopped.exit_code == 130 and "Traceback" not in stopped.output
         assert last_line(stopped) == (f"interrupted before any checkpoint was saved; {new} "
                                       f"cannot be resumed: remove it")
-        resumed = runner.invoke(app, ["train", "--resume", str(done), "-q"])
+        resumed = runner.invoke(app, ["train", "--resume", str(done), "train.epochs=3", "-q"])
         assert resumed.exit_code == 130
         assert last_line(resumed) == f"interrupted; continue with dl train --resume {done}"
         folds = runner.invoke(app, ["train", str(path), "validation.kfold=2", "-q",

@@ -334,7 +334,8 @@ def test_resume_says_what_does_not_go_with_it_and_prints_the_runs_config(tmp_pat
     run_dir = tmp_path / "run"
     assert runner.invoke(app, ["train", str(write_config(tmp_path)), "--run-dir", str(run_dir),
                                "-q"]).exit_code == 0
-    cases = [(["train.epochs=9"], "train.epochs=9: key=value overrides do not go with --resume"),
+    cases = [(["optimizer.lr=9"], "optimizer.lr: a resumed run continues its own config.yaml; "
+                                  "only train.epochs and train.early_stopping.patience may change"),
              (["--run-dir", str(tmp_path / "x")], "--run-dir names a new run's folder")]
     for extra, message in cases:
         result = runner.invoke(app, ["train", "--resume", str(run_dir), *extra], terminal_width=300)

@@ -21,13 +21,17 @@ def sweep(
                                         "trial (train.epochs=5); sweep.KEY=VALUE sets a key of "
                                         "the spec (sweep.trials=8 sweep.seed=1; a domain: "
                                         "'sweep.params.optimizer.lr={values: [0.01, 0.1]}')."),
-    workers: int = typer.Option(1, "--workers", "-w", help="Trials at once. 1 runs them in this "
-                                "process; N starts N worker processes (with --backend dask and no "
-                                "--address: a LocalCluster of N). Each trial uses the spec's "
-                                "threads: BLAS threads (default 1), so results do not depend on N; "
-                                "a warning says when N × threads exceed the cores."),
-    backend: str = typer.Option("local", help="local | dask | ray. dask and ray are extras: "
-                                "pip install 'dl-cli\\[dask]'."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Trials at once "
+                                          "(default 1; with --resume, as the sweep last ran). "
+                                          "1 runs them in this process; N starts N worker "
+                                          "processes (with --backend dask and no --address: "
+                                          "a LocalCluster of N). Each trial uses the spec's "
+                                          "threads: BLAS threads (default 1), so results do "
+                                          "not depend on N; a warning says when N × threads "
+                                          "exceed the cores."),
+    backend: Optional[str] = typer.Option(None, help="local | dask | ray (default local; with "
+                                          "--resume, as the sweep last ran). dask and ray are "
+                                          "extras: pip install 'dl-cli\\[dask]'."),
     address: Optional[str] = typer.Option(None, help="dask: the scheduler (tcp://host:8786) or its "
                                           "scheduler JSON file; ray: the cluster address."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the sweep in this folder: "
@@ -53,6 +57,7 @@ def sweep(
     """
     from ..sweep.executors import BackendError, make_backend, start_worker_server
 
+    workers, backend, address = placement(resume, workers, backend, address)
     if backend == "local" and workers > 1 and not dry_run:
         start_worker_server()  # it imports while the trials are planned
     check_options(workers, backend, address, resume, retry_failed, sweep_dir)
@@ -71,7 +76,28 @@ def sweep(
         fail(str(error))
     raise typer.Exit(run_sweep(sweep_spec, base, configs, runner_backend, sweep_dir, resume,
                                note=f"{backend} × {workers}", retry_failed=retry_failed,
-                               fail_fast=fail_fast))
+                               fail_fast=fail_fast, placement={"executor": backend,
+                                                               "workers": workers,
+                                                               "address": address}))
+
+
+def placement(resume: Optional[Path], workers: Optional[int], backend: Optional[str],
+              address: Optional[str]) -> tuple[int, str, Optional[str]]:
+    """Workers, backend and address: as given; for what is not given, on --resume, as
+    the sweep last ran (the address only on the same backend), else 1 worker in process."""
+    from ..layout import SweepLayout
+    from ..sweep.ledger import Ledger, SweepError
+
+    last = None
+    if resume is not None and SweepLayout(resume).is_sweep:
+        try:
+            last = Ledger(SweepLayout(resume).ledger).placement()
+        except SweepError:
+            last = None  # opening the sweep says what is wrong with its ledger
+    if last is None or backend not in (None, last["executor"]):
+        return (1 if workers is None else workers), backend or "local", address
+    return (last["workers"] if workers is None else workers, last["executor"],
+            last["address"] if address is None else address)
 
 
 def check_options(workers: int, backend: str, address: Optional[str], resume: Optional[Path],
@@ -149,7 +175,8 @@ def check_folder_and_cores(sweep_spec, base: dict, sweep_dir: Optional[Path],
 
 
 def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optional[Path],
-              resume: Optional[Path], note: str, retry_failed: bool, fail_fast: bool) -> int:
+              resume: Optional[Path], note: str, retry_failed: bool, fail_fast: bool,
+              placement: dict) -> int:
     """Open the sweep folder, run what is left of the sweep and print its leaderboard;
     return the exit code (``Outcome.exit_code``)."""
     from ..layout import SweepLayout
@@ -159,7 +186,8 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
 
     try:
         with interrupts_held():
-            folder = open_sweep(sweep_spec, base, sweep_dir, resume, note=note)
+            folder = open_sweep(sweep_spec, base, sweep_dir, resume, note=note,
+                                placement=placement)
             writing("sweep", folder)
     except (SweepError, OSError) as error:
         backend.close()

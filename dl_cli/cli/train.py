@@ -23,7 +23,10 @@ def train(
                                         "optimizer.lr=1e-3 model.layers.0.units=256 "
                                         "train.epochs=5"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder "
-                                          "from its checkpoints/last.npz."),
+                                          "from its checkpoints/last.npz, on the threads it "
+                                          "trained on. train.epochs=N (more than before) "
+                                          "trains a finished run longer; "
+                                          "train.early_stopping.patience=N may change too."),
     print_config: bool = flag("--print-config", help="Print the resolved config (YAML that "
                               "dl train reads back) and exit."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of "
@@ -55,7 +58,8 @@ def train(
         at_least("--threads", threads, 1)
         at_most_blas("--threads", threads)
     if resume is not None:
-        cfg, run = resumed_run(resume, config, run_dir, print_config)
+        cfg, run = resumed_run(resume, config, overrides or [], run_dir, print_config)
+        threads = resumed_threads(resume, threads)
     else:
         cfg, run = new_run_config(config, overrides or [], run_dir, print_config), None
     available = cores()
@@ -95,30 +99,57 @@ def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Option
     return cfg
 
 
-def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool):
-    """The config and the (locked) run of the folder to resume."""
+def resumed_run(resume: Path, config: Optional[Path], overrides: list[str],
+                run_dir: Optional[Path], print_config: bool):
+    """The config (with the changes a resume accepts, ``continuation.extended``) and the
+    (locked) run of the folder to resume."""
     from ..checks import ConfigError
     from ..config import dump_config
+    from ..continuation import extended
     from ..crossval import resume_run
     from ..layout import RunLayout
     from ..storage import RunError
 
     if config is not None and "=" in str(config) and not config.exists():
-        fail(f"{config}: key=value overrides do not go with --resume: a resumed run "
-             f"continues its own config.yaml (train the config again to change it)")
-    if config is not None:
+        overrides = [str(config), *overrides]  # dl train --resume RUN train.epochs=60
+    elif config is not None:
         fail("give either a config or --resume RUN_DIR, not both")
     if run_dir is not None:
         fail(f"--run-dir names a new run's folder: a resumed run stays in its own, {resume}")
     if print_config:
-        typer.echo(dump_config(load_or_fail(RunLayout(resume).config, [], saved=True)), nl=False)
+        saved = load_or_fail(RunLayout(resume).config, [], saved=True)
+        try:
+            typer.echo(dump_config(extended(saved, overrides) if overrides else saved), nl=False)
+        except ConfigError as error:
+            fail(str(error))
         raise typer.Exit()
     try:
         cfg, run = resume_run(resume)
     except (RunError, ConfigError) as error:
         fail(str(error))
+    if overrides:
+        try:
+            cfg = extended(cfg, overrides)
+        except ConfigError as error:
+            run.release()
+            fail(str(error))
     writing("kfold" if cfg.validation.kfold else "run", resume)
     return cfg, run
+
+
+def resumed_threads(resume: Path, threads: Optional[int]) -> Optional[int]:
+    """The threads a resume computes on: those the run recorded, unless --threads says
+    otherwise (warned: the numbers then differ from an uninterrupted run's)."""
+    from ..continuation import recorded_threads
+
+    recorded = recorded_threads(resume)
+    if threads is None:
+        return recorded
+    if recorded is not None and threads != recorded:
+        warn(f"--threads {threads}: the run trained on {recorded} thread"
+             f"{'s' * (recorded != 1)}; on {threads} its numbers will differ from an "
+             f"uninterrupted run's (leave --threads out to resume on {recorded})")
+    return threads
 
 
 def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool, say) -> None:
@@ -145,8 +176,12 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
                   f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
                   highlight=False, soft_wrap=True)
     with training_errors(run):
-        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn,
-                                 say=say)
+        try:
+            summary = training.train(cfg, run, parts, resuming=resuming, progress=progress,
+                                     warn=warn, say=say)
+        except training.Finished as finished:
+            out.print(str(finished), **AS_IS)
+            return
     writing("done", run.path)
     out.print(summary_title(summary), **AS_IS)
     out.print(summary_table(summary))
@@ -156,10 +191,15 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
 def train_folds(cfg, run_dir: Optional[Path], progress: bool, say, root=None) -> None:
     from ..crossval import train_folds
     from ..tables import folds_table, folds_title
+    from ..training import Finished
 
     with training_errors(None):
-        summary = train_folds(cfg, run_dir, progress=progress, warn=warn, say=say, root=root,
-                              made=lambda path: writing("kfold", path))
+        try:
+            summary = train_folds(cfg, run_dir, progress=progress, warn=warn, say=say,
+                                  root=root, made=lambda path: writing("kfold", path))
+        except Finished as finished:
+            out.print(str(finished), **AS_IS)
+            return
     writing("done", summary["run_dir"])
     out.print(folds_title(summary), **AS_IS)
     out.print(folds_table(summary))
