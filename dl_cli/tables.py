@@ -212,22 +212,6 @@ def best_text(summary: dict) -> str:
     return text
 
 
-def runs_table(run_dirs: list[Path], root: Path) -> Table:
-    table = Table(title=escape(f"runs in {root}"))
-    table.add_column("run", overflow="fold")  # whole: a k-fold run's folds differ by the tail
-    for column in ("status", "epochs", "monitor", "best val", "test"):
-        table.add_column(column)
-    for run_dir in run_dirs:
-        summary = read_summary(run_dir)
-        monitor = summary.get("monitor", "")
-        test = summary.get("test") or {}
-        test_key = monitor.replace("val/", "test/")
-        table.add_row(escape(str(run_dir.relative_to(root))), kfold_status(summary),
-                      number(summary.get("epochs")), monitor, number(summary.get("best_value")),
-                      number(test.get(test_key)))
-    return table
-
-
 def flatten(tree, prefix: str = "") -> dict:
     """``{"a": {"b": 1}, "l": [x]} → {"a.b": 1, "l.0": x}``."""
     if isinstance(tree, dict):

@@ -14,15 +14,14 @@ from dl_cli import crossval, data, nn, optim, training  # noqa: F401  (fill the 
 from dl_cli.cli.app import app
 from dl_cli.config import load_config
 from dl_cli.gradcheck import ZERO, Check, check_model
-from dl_cli.layout import find_runs
 from dl_cli.registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
                              PREPROCESSORS, SCHEDULES, Registry)
 from dl_cli.sweep.ledger import TrialState
 from dl_cli.sweep.results import leaderboard
 from dl_cli.sweep.runner import SweepRunner
 from dl_cli.sweep.spec import prepare
-from dl_cli.tables import (compare_table, gradcheck_summary, gradcheck_table, registry_table,
-                           runs_table)
+from dl_cli.listing import rows, runs_table
+from dl_cli.tables import compare_table, gradcheck_summary, gradcheck_table, registry_table
 
 runner = CliRunner()
 REGISTRIES = (LAYERS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES, DATASETS, PREPROCESSORS,
@@ -166,13 +165,13 @@ def test_compare_shows_the_kfold_mean_and_says_it_is_one(kfold_and_plain):
 
 def test_runs_marks_the_kfold_mean(kfold_and_plain):
     root, kfold, plain = kfold_and_plain
-    out = text(runs_table(find_runs(root), root))
-    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
+    out = text(runs_table(rows(root), root))
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
     parent = str(Path(kfold["run_dir"]).relative_to(root))
-    assert "completed (3-fold mean)" in rows[parent]
-    assert f"{kfold['best_value']:.4g}" in rows[parent]
-    assert "fold mean" not in rows[str(Path(plain["run_dir"]).relative_to(root))]
-    assert "fold mean" not in rows[f"{parent}/fold-0"]  # a fold is an ordinary run
+    assert "completed (3-fold mean)" in lines[parent]
+    assert f"{kfold['best_value']:.4f} ± {kfold['best_std']:.4f}" in lines[parent]
+    assert "fold mean" not in lines[str(Path(plain["run_dir"]).relative_to(root))]
+    assert "fold mean" not in lines[f"{parent}/fold-0"]  # a fold is an ordinary run
 
 
 def test_compare_table_of_a_kfold_run_without_the_mean_shows_a_dash(tmp_path):

@@ -284,16 +284,31 @@ def diagnose(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run 
                   f"  try: {escape(finding.advice)}", highlight=False)
 
 
-def runs(root: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Folder to search "
-                                               "for runs (default: runs, where dl train "
-                                               "writes them).")):
-    """List runs: name, status, epochs, best validation metric, test metric.
+def runs(
+    root: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Folder to search for "
+                                          "runs (default: runs, where dl train writes them); "
+                                          "a sweep folder lists its trials."),
+    name: Optional[str] = typer.Option(None, "--name", help="Only the runs whose name "
+                                       "(the config's name) holds this text."),
+    sort: Optional[str] = typer.Option(None, "--sort", metavar="METRIC", help="Sort by this "
+                                       "metric at the best epoch (val/acc, test/loss, ...), "
+                                       "best first."),
+    last: Optional[int] = typer.Option(None, "--last", metavar="N", help="Only the N runs "
+                                       "started last."),
+    trials: bool = flag("--trials", help="List each sweep's trials instead of one row per "
+                        "sweep."),
+):
+    """List runs: started, duration, status, epochs, best validation metric, test metric.
 
-    Example: dl runs runs/digits-mlp
+    A sweep is one row (its best trial's scores); --trials, or dl runs SWEEP_DIR, lists
+    its trials.
+
+    Example: dl runs --name digits --sort val/acc --last 10
     """
-    from ..layout import find_runs
-    from ..tables import runs_table
+    from ..listing import rows, runs_table, select
 
+    if last is not None:
+        at_least("--last", last, 1)
     if root is None:
         root = Path("runs")
         if not root.exists():
@@ -303,11 +318,19 @@ def runs(root: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Fol
         fail(f"FOLDER: {root}: no such folder")
     if not root.is_dir():
         fail(f"FOLDER: {root} is a file; expected a folder of runs")
-    found = find_runs(root)
+    found = rows(root, trials)
     if not found:
         out.print(f"no runs under {root}", **AS_IS)
         return
-    out.print(runs_table(found, root))
+    if sort is not None and not any(sort in row.scores for row in found):
+        known = sorted({key for row in found for key in row.scores})
+        fail(f"--sort: no run under {root} has {sort!r}; its runs have "
+             f"{', '.join(known) or 'no metrics yet'}")
+    listed = select(found, name, last, sort)
+    if not listed:
+        out.print(f"no runs named *{name}* under {root}", **AS_IS)
+        return
+    out.print(runs_table(listed, root))
 
 
 def compare(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR",
