@@ -17,6 +17,7 @@ from dl_cli import training
 from dl_cli.cli.app import app
 from dl_cli.checks import ConfigError
 from dl_cli.config import load_config
+from dl_cli.config.resolved import dump_resolved
 from dl_cli.nn import ShapeError
 from dl_cli.storage import load_npz
 
@@ -342,7 +343,7 @@ def test_resume_says_what_does_not_go_with_it_and_prints_the_runs_config(tmp_pat
         assert result.exit_code == 2 and message in result.output, result.output
     printed = runner.invoke(app, ["train", "--resume", str(run_dir), "--print-config"])
     assert printed.exit_code == 0
-    assert yaml.safe_load(printed.output) == yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert printed.output == dump_resolved(load_config(run_dir / "config.yaml"))
     assert len(metric_lines(run_dir)) == SPIRAL["train"]["epochs"]  # nothing trained
 
 

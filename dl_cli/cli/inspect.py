@@ -11,6 +11,7 @@ import numpy as np
 import typer
 from rich.markup import escape
 
+from .completion import complete_override
 from .output import (AS_IS, EXIT_INTERRUPTED, at_least, err, fail, flag, load_or_fail, one_run,
                      out, warn, within_memory)
 
@@ -20,6 +21,7 @@ def gradcheck(
                                             "model, loss and regularization on a few samples of "
                                             "its data."),
     overrides: Optional[List[str]] = typer.Argument(None, metavar="KEY=VALUE",
+                                                    autocompletion=complete_override,
                                                     help="key=value overrides of CONFIG."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Check one registered layer "
                                         "on its small example inputs, or one loss."),
@@ -107,6 +109,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
 def summary(
     config: Path = typer.Argument(..., metavar="CONFIG", help="Train config YAML."),
     overrides: Optional[List[str]] = typer.Argument(None, metavar="KEY=VALUE",
+                                                    autocompletion=complete_override,
                                                     help="key=value overrides of CONFIG."),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Sample shape without "
                                               "the batch axis, e.g. 3,224,224; default: the data's."),

@@ -9,15 +9,18 @@ import typer
 from rich.markup import escape
 
 from .interrupts import interrupts_held, writing
+from .completion import complete_override
 from .output import AS_IS, at_least, at_most_blas, check_folder, err, fail, flag, one_run, out, warn
 
 
 def sweep(
     spec: Optional[Path] = typer.Argument(None, metavar="SPEC", help="Sweep spec YAML (see "
                                           "configs/sweep_digits.yaml); required unless --resume "
-                                          "is given."),
+                                          "is given. A train config instead makes a grid of "
+                                          "the overrides given as key=v1,v2,..."),
     overrides: Optional[List[str]] = typer.Argument(
-        None, metavar="KEY=VALUE", help="key=value overrides of the base config for every "
+        None, metavar="KEY=VALUE", autocompletion=complete_override,
+        help="key=value overrides of the base config for every "
                                         "trial (train.epochs=5); sweep.KEY=VALUE sets a key of "
                                         "the spec (sweep.trials=8 sweep.seed=1; a domain: "
                                         "'sweep.params.optimizer.lr={values: [0.01, 0.1]}')."),
@@ -48,6 +51,9 @@ def sweep(
                                              "of runs/<name>/<time>-<id>/."),
 ):
     """Grid or random search over any config keys, in parallel, resumable.
+
+    Quick grid without a spec: dl sweep CONFIG optimizer.lr=1e-3,1e-2
+    model.layers.0.units=64,128 trains the 4 combinations.
 
     Each trial is an ordinary run folder (trial-0007/) inside the sweep folder, which also
     holds ledger.jsonl (every trial's state), results.csv (one row per trial) and
@@ -124,6 +130,7 @@ def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
     from ..layout import SweepLayout
     from ..sweep.planning import resolve_plans
     from ..sweep.sampling import plan_round
+    from ..sweep.quick import is_train_config
     from ..sweep.spec import prepare
 
     if spec is None:
@@ -133,7 +140,10 @@ def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
         if not spec.exists():
             fail(f"{resume} is not a sweep folder (no spec.yaml)")
     try:
-        sweep_spec, base = prepare(spec, overrides)
+        if resume is None and is_train_config(spec):
+            sweep_spec, base = prepare_grid(spec, overrides)
+        else:
+            sweep_spec, base = prepare(spec, overrides)
         first = plan_round(sweep_spec, sweep_spec.params, 0)
         return sweep_spec, base, first, resolve_plans(sweep_spec, base, first)
     except ConfigError as error:
@@ -141,6 +151,23 @@ def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
             fail(str(error))
         fail("\n".join(line if line.startswith(str(spec)) else f"{spec}: {line}"
                        for line in error.errors))
+
+
+def prepare_grid(config: Path, overrides: list[str]):
+    """``sweep.spec.prepare`` of the grid a train config and its overrides describe
+    (``sweep.quick``), read from a spec file of its own like any other spec."""
+    import tempfile
+
+    import yaml
+
+    from ..sweep.quick import grid_spec
+    from ..sweep.spec import prepare
+
+    raw, spec_overrides = grid_spec(config, overrides)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "grid.yaml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        return prepare(path, spec_overrides)
 
 
 def print_plan(sweep_spec, first: list, configs: dict) -> None:

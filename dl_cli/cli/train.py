@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from .interrupts import interrupts_held, writing
+from .completion import complete_override
 from .output import (AS_IS, EXIT_DIVERGED, EXIT_INTERRUPTED, at_least, at_most_blas, check_folder,
                      err, fail, flag, load_or_fail, out, warn, within_memory)
 
@@ -19,7 +20,8 @@ def train(
     config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="Train config YAML "
                                             "(see configs/); required unless --resume is given."),
     overrides: Optional[List[str]] = typer.Argument(
-        None, metavar="KEY=VALUE", help="key=value overrides, values parsed as YAML: "
+        None, metavar="KEY=VALUE", autocompletion=complete_override,
+        help="key=value overrides, values parsed as YAML (~key: back to its default): "
                                         "optimizer.lr=1e-3 model.layers.0.units=256 "
                                         "train.epochs=5"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder "
@@ -27,8 +29,9 @@ def train(
                                           "trained on. train.epochs=N (more than before) "
                                           "trains a finished run longer; "
                                           "train.early_stopping.patience=N may change too."),
-    print_config: bool = flag("--print-config", help="Print the resolved config (YAML that "
-                              "dl train reads back) and exit."),
+    print_config: bool = flag("--print-config", help="Print the config as training will use "
+                              "it (YAML that dl train reads back): every option of every "
+                              "component with its default, auto monitors resolved; then exit."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of "
                                            "runs/<name>/<time>-<id>/."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads to compute on, from 1 "
@@ -84,13 +87,13 @@ def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Option
                    print_config: bool):
     """The config of a new run, whose folder can be made; exit 0 after printing it
     with --print-config."""
-    from ..config import dump_config
+    from ..config.resolved import dump_resolved
 
     if config is None:
         fail("missing CONFIG: dl train CONFIG.yaml [key=value ...] (or --resume RUN_DIR)")
     cfg = load_or_fail(config, overrides)
     if print_config:
-        typer.echo(dump_config(cfg), nl=False)  # as is: no markup, no wrapping
+        typer.echo(dump_resolved(cfg), nl=False)  # as is: no markup, no wrapping
         raise typer.Exit()
     if run_dir is not None:
         check_folder(run_dir, "--run-dir")
@@ -104,7 +107,7 @@ def resumed_run(resume: Path, config: Optional[Path], overrides: list[str],
     """The config (with the changes a resume accepts, ``continuation.extended``) and the
     (locked) run of the folder to resume."""
     from ..checks import ConfigError
-    from ..config import dump_config
+    from ..config.resolved import dump_resolved
     from ..continuation import extended
     from ..crossval import resume_run
     from ..layout import RunLayout
@@ -119,7 +122,7 @@ def resumed_run(resume: Path, config: Optional[Path], overrides: list[str],
     if print_config:
         saved = load_or_fail(RunLayout(resume).config, [], saved=True)
         try:
-            typer.echo(dump_config(extended(saved, overrides) if overrides else saved), nl=False)
+            typer.echo(dump_resolved(extended(saved, overrides) if overrides else saved), nl=False)
         except ConfigError as error:
             fail(str(error))
         raise typer.Exit()
