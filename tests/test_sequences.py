@@ -430,3 +430,23 @@ def test_an_embedding_smaller_than_the_vocabulary_is_refused_before_a_run_folder
     assert ("model.layers.0.vocab: 10 ids are too few, the data's token ids go up to 43; "
             "set it to 44") in result.output
     assert not any(tmp_path.iterdir())
+
+
+def test_a_text_model_takes_its_vocabulary_and_output_size_from_the_corpus(tmp_path):
+    corpus = text_file(tmp_path, "abcab cab! " * 20)  # 5 distinct characters
+    config = tmp_path / "chars.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "chars", "runs_dir": str(tmp_path / "runs"),
+        "data": {"dataset": {"type": "text", "path": str(corpus), "steps": 8}},
+        "model": {"layers": [{"type": "embedding", "dim": 4}, {"type": "rnn", "hidden": 6},
+                             "temporal_affine"],
+                  "loss": "temporal_softmax_cross_entropy"},
+        "train": {"epochs": 1, "batch_size": 8}}))
+    result = CliRunner().invoke(app, ["train", str(config), "-q"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "runs" / "chars").iterdir()
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["layers"]
+    assert saved[0] == {"type": "embedding", "dim": 4, "vocab": 5}
+    assert saved[2] == {"type": "temporal_affine", "units": 5}
+    given = load_config(config, ["model.layers.0.vocab=7"])  # what a config states stays
+    assert given.model.layers[0]["vocab"] == 7 and given.model.layers[2]["units"] == 5
