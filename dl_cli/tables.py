@@ -98,12 +98,13 @@ def gradcheck_summary(checks: list[Check]) -> str:
     return f"{text} (max error {max(measured):.1e})"
 
 
-def registry_table(registry: Registry) -> Table:
-    table = Table(title=registry.plural)
-    table.add_column("name", style="bold")
+def registry_table(registry: Registry, only: str | None = None) -> Table:
+    """Every entry of ``registry`` (or the one called ``only``): name, options, summary."""
+    table = Table(title=registry.plural if only is None else registry.kind)
+    table.add_column("name", style="bold", no_wrap=True)
     table.add_column("options")
     table.add_column("what it is")
-    for name in registry.names():
+    for name in registry.names() if only is None else [only]:
         options = ", ".join(
             k if v is inspect.Parameter.empty else f"{k}={v!r}"
             for k, v in registry.options(name).items())

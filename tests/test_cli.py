@@ -119,8 +119,23 @@ def test_layers_lists_every_registry():
 
 
 def test_layers_shows_index_brackets_in_formulas():
-    result = runner.invoke(app, ["layers"], terminal_width=400)
-    assert "W[x[n, t]]" in result.output  # embedding; Rich markup would eat "[x[n, t]"
+    result = runner.invoke(app, ["layers", "embedding"], terminal_width=400)
+    assert "W[x[n, t]]" in result.output  # Rich markup would eat "[x[n, t]"
+
+
+def test_layers_name_shows_one_entry_and_a_pipe_reads_at_100_columns():
+    from rich.cells import cell_len
+
+    every = runner.invoke(app, ["layers"])  # stdout is not a terminal here
+    assert every.exit_code == 0 and max(map(cell_len, every.output.splitlines())) <= 100
+    one = runner.invoke(app, ["layers", "adam"])
+    assert one.exit_code == 0, one.output
+    assert "beta2=0.999" in one.output and "adamw" not in one.output and "conv2d" not in one.output
+    assert "The corrections undo the pull towards the zero initial moments" in one.output
+    both = runner.invoke(app, ["layers", "constant"])  # an initializer and a schedule
+    assert "initializer" in both.output and "schedule" in both.output
+    unknown = runner.invoke(app, ["layers", "lstn"])
+    assert unknown.exit_code == 2 and "did you mean 'lstm'?" in unknown.output
 
 
 def test_report_errors_are_printed_as_given(tmp_path):

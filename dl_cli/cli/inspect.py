@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from .completion import complete_override
 from .output import (AS_IS, EXIT_INTERRUPTED, at_least, err, fail, flag, load_or_fail, one_run,
-                     out, warn, within_memory)
+                     out, reading_width, warn, within_memory)
 
 
 def gradcheck(
@@ -147,20 +147,36 @@ def summary(
             warn(f"dl train would refuse this config: {error}")
 
 
-def layers():
+def layers(name: Optional[str] = typer.Argument(None, metavar="NAME", help="One entry "
+                                                "(a layer, loss, optimizer, ...): its options "
+                                                "and its whole description.")):
     """Everything a config can name, with its options and a line of doc.
 
     Layers, losses, initializers, optimizers, schedules, datasets, preprocessing and
-    augmentation, one table each.
+    augmentation, one table each; dl layers NAME shows one entry.
     """
+    import inspect as introspect
+
     from .. import data, nn, optim  # noqa: F401  (fill the registries)
     from ..registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
-                            PREPROCESSORS, SCHEDULES)
+                            PREPROCESSORS, SCHEDULES, did_you_mean)
     from ..tables import registry_table
 
-    for registry in (LAYERS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES, DATASETS,
-                     PREPROCESSORS, AUGMENTATIONS):
-        out.print(registry_table(registry))
+    registries = (LAYERS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES, DATASETS, PREPROCESSORS,
+                  AUGMENTATIONS)
+    width = reading_width(out)
+    if name is None:
+        for registry in registries:
+            out.print(registry_table(registry), width=width)
+        return
+    holding = [r for r in registries if name in r]
+    if not holding:
+        every = sorted({n for r in registries for n in r.names()})
+        fail(f"NAME: no registered entry is called {name!r}{did_you_mean(name, every)}; "
+             f"dl layers lists them all")
+    for registry in holding:
+        out.print(registry_table(registry, only=name), width=width)
+        out.print(introspect.getdoc(registry.get(name)) or "", width=width, **AS_IS)
 
 
 def evaluate_run(
