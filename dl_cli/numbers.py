@@ -10,6 +10,7 @@ than two significant digits) put the whole column in scientific notation: ``3.05
 
 from __future__ import annotations
 
+import json
 import math
 
 SIGNIFICANT = 4
@@ -58,3 +59,17 @@ def figure(value) -> str:
 def scores_text(scores: dict) -> str:
     """``{"test/loss": 0.0944, "test/acc": 0.9694}`` → ``test/loss 0.09436  test/acc 0.9694``."""
     return "  ".join(f"{key} {figure(value)}" for key, value in scores.items())
+
+
+def short(value) -> str:
+    """A parameter value in a label or a tick: ``normal(std=0.01)`` for a spec, numbers to
+    four significant digits, other data as compact JSON cut at 30 characters."""
+    if isinstance(value, dict) and "type" in value:
+        options = ", ".join(f"{k}={short(v)}" for k, v in value.items() if k != "type")
+        return f"{value['type']}({options})" if options else str(value["type"])
+    if isinstance(value, (dict, list)):
+        text = json.dumps(value, separators=(",", ":"))
+        return text if len(text) <= 30 else text[:27] + "..."
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4g}"
+    return str(value)
