@@ -128,6 +128,7 @@ class Solver:
         self._last_saved = -math.inf
         # called with each epoch's record once it is logged (progress.EpochLines)
         self.epoch_end: list[Callable[[dict], None]] = []
+        self._bar = None  # the batch bar of the epoch being trained, on a terminal
 
     @contextmanager
     def computing(self):
@@ -207,6 +208,8 @@ class Solver:
             self.status = "failed"
             self.elapsed = time.perf_counter() - started
             raise
+        finally:  # gone before anything else prints, a stop's message included
+            self._close_bar()
         if self.status == "running":
             self.status = "completed"
         self.elapsed = time.perf_counter() - started
@@ -220,25 +223,21 @@ class Solver:
         base_lr = self.optimizer.base_lr
         self.optimizer.lr = (self.schedule.lr_at(self.epoch, base_lr, self.cfg.epochs)
                              if self.schedule is not None else base_lr)
-        bar = self._progress_bar()
-        try:  # the bar is gone before anything else prints, a stop's message included
-            for it in range(self.iteration, self.iters_per_epoch):
-                end = n if it == self.iters_per_epoch - 1 else (it + 1) * bs
-                loss = self.step(self.perm[it * bs:end])
-                self.loss_sum += loss
-                self.iteration, self.step_count = it + 1, self.step_count + 1
-                if self.cfg.log_every and self.step_count % self.cfg.log_every == 0:
-                    self._log({"step": self.step_count, "epoch": self.epoch + 1,
-                               "train/batch_loss": loss})
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{self.loss_sum / (it + 1):.4f}", refresh=False)
-                if self._stop_signal is not None:
-                    raise Interrupted(f"interrupted ({signal_name(self._stop_signal)}) at "
-                                      f"epoch {self.epoch + 1}, iteration {self.iteration}")
-        finally:
+        bar = self._bar = self._progress_bar()
+        for it in range(self.iteration, self.iters_per_epoch):
+            end = n if it == self.iters_per_epoch - 1 else (it + 1) * bs
+            loss = self.step(self.perm[it * bs:end])
+            self.loss_sum += loss
+            self.iteration, self.step_count = it + 1, self.step_count + 1
+            if self.cfg.log_every and self.step_count % self.cfg.log_every == 0:
+                self._log({"step": self.step_count, "epoch": self.epoch + 1, "train/batch_loss": loss})
             if bar is not None:
-                bar.close()
+                bar.update(1)
+                bar.set_postfix(loss=f"{self.loss_sum / (it + 1):.4f}", refresh=False)
+            if self._stop_signal is not None:
+                raise Interrupted(f"interrupted ({signal_name(self._stop_signal)}) at epoch "
+                                  f"{self.epoch + 1}, iteration {self.iteration}")
+        self._close_bar()
         self._end_epoch(started)
 
     def _end_epoch(self, started: float) -> None:
@@ -381,6 +380,11 @@ class Solver:
     def _log(self, record: dict) -> None:
         if self.run is not None:
             self.run.log_metrics(record)
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def _progress_bar(self):
         if not self.progress:
