@@ -13,6 +13,10 @@ keeps the length the run started with: its ``epochs`` is written into ``config.y
 the rate goes on where it ended (cosine: ``min_lr``), and the config, trained from
 scratch, still gives the same run. Anything else is refused: train the config again.
 
+A run is complete when its last checkpoint holds every epoch (or its patience ran out)
+and its summary says it finished; one stopped after its last checkpoint, before its
+summary did, is finished by a resume, which trains no epoch again.
+
 A run computes on the threads it started with (``threads`` in its checkpoints): a
 resume without ``--threads`` takes them up, one with other threads is warned about.
 """
@@ -26,7 +30,7 @@ from .checkpoints import read_meta
 from .config import config_to_dict
 from .config.overrides import apply_overrides
 from .config.validation import validate
-from .layout import RunLayout
+from .layout import FINISHED, RunLayout, status
 from .registry import SCHEDULES
 from .schema import Config
 
@@ -61,7 +65,11 @@ def extended(cfg: Config, overrides: list[str]) -> Config:
 
 def nothing_left(cfg: Config, meta: dict, run_dir: Path) -> str | None:
     """Why a run whose last checkpoint holds ``meta`` has nothing left to train under
-    ``cfg`` (what to give to go on), or None."""
+    ``cfg`` (what to give to go on), or None. A run whose summary does not record it
+    finished (stopped after its last checkpoint, as it scored its test split) has its
+    ending left: the resume writes it."""
+    if status(run_dir) not in FINISHED:
+        return None
     stopping = cfg.train.early_stopping
     if meta["epoch"] >= cfg.train.epochs and meta["iteration"] == 0:
         return (f"{run_dir} is complete: {meta['epoch']} of {cfg.train.epochs} epochs "

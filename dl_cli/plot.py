@@ -2,7 +2,8 @@
 
 ```python
 plot_path("runs/quickstart/20250101-120000-ab12cd", "plots")   # curves.png
-plot_path("runs/lr-vs-width/20250101-130000-ef34ab", "plots")  # metric_vs_params.png, top_curves.png
+plot_path("runs/lr-vs-width/20250101-130000-ef34ab", "plots")  # metric_vs_params.png, top_curves.png,
+                                                               # importance.png, contour.png
 ```
 
 Figures are ``matplotlib.figure.Figure`` objects saved directly: pyplot and its global
@@ -23,6 +24,7 @@ from .runs import Run
 from .storage import RunError
 from .tables import read_summary
 from .sweep.folder import saved_spec, trial_table
+from .sweep.importance import SearchModel, fit, importances, most_important_pair, partial_dependence
 from .sweep.ledger import SweepError, TrialState
 from .numbers import short
 from .sweep.results import configurations
@@ -219,6 +221,80 @@ def plot_top_curves(spec: SweepSpec, table: dict[int, TrialState], folder: Path,
     return fig
 
 
+def plot_importance(spec: SweepSpec, model: SearchModel, shares, spread, path: Path) -> Figure:
+    """Each parameter's permutation importance (``sweep/importance.py``), largest on top,
+    with the spread over the shuffles."""
+    order = sorted(range(len(shares)), key=lambda j: (shares[j], -j))
+    fig = Figure(figsize=(7, 1.2 + 0.5 * len(order)), layout="constrained")
+    ax = fig.subplots()
+    names = [model.columns[j].name for j in order]
+    ax.barh(names, [shares[j] for j in order], xerr=[spread[j] for j in order],
+            color="tab:blue", alpha=0.8, capsize=3)
+    for row, j in enumerate(order):
+        ax.text(shares[j] + spread[j], row, f"  {shares[j]:.0%}", va="center")
+    ax.set_xlim(0, max(1.0, max(shares[j] + spread[j] for j in order) * 1.15))
+    ax.set_xlabel("share of the drop in a random forest's R² when the parameter is shuffled")
+    ax.grid(alpha=0.3, axis="x")
+    fig.suptitle(f"{spec.name}: parameter importance for {spec.metric}\n"
+                 f"({len(model.y)} completed trials)")
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_contour(spec: SweepSpec, model: SearchModel, i: int, j: int, path: Path) -> Figure:
+    """The forest's partial dependence on the two parameters ``i`` and ``j`` (filled
+    contours, or cells when one is a category; brighter is better), with each completed
+    trial at its values, colored by its own metric, and the best one starred."""
+    a, b, depend = partial_dependence(model, i, j)
+    columns = model.columns[i], model.columns[j]
+    x, y = columns[0].decode(a), columns[1].decode(b)
+    trials_x, trials_y = columns[0].decode(model.X[:, i]), columns[1].decode(model.X[:, j])
+    colors = "viridis" if spec.goal == "max" else "viridis_r"
+    low, high = min(depend.min(), model.y.min()), max(depend.max(), model.y.max())
+    fig = Figure(figsize=(7, 5.5), layout="constrained")
+    ax = fig.subplots()
+    if "category" in (columns[0].kind, columns[1].kind):  # one cell per category, no blending
+        filled = ax.pcolormesh(x, y, depend, shading="nearest", cmap=colors, vmin=low, vmax=high)
+    else:
+        filled = ax.contourf(x, y, depend, levels=15, cmap=colors, vmin=low, vmax=high)
+    ax.scatter(trials_x, trials_y, c=model.y, cmap=colors, vmin=low, vmax=high, s=45,
+               edgecolors="black", linewidths=1.0, clip_on=False, label="a trial, colored by its metric")
+    best = int(np.argmax(model.y) if spec.goal == "max" else np.argmin(model.y))
+    ax.scatter([trials_x[best]], [trials_y[best]], marker="*", s=300, color="white",
+               edgecolors="black", clip_on=False, zorder=3, label=f"the best trial: {model.y[best]:.4g}")
+    for set_scale, set_ticks, column in ((ax.set_xscale, ax.set_xticks, columns[0]),
+                                         (ax.set_yscale, ax.set_yticks, columns[1])):
+        if column.kind == "log":
+            set_scale("log")
+        elif column.kind == "category":
+            set_ticks(range(len(column.labels)), column.labels)
+    ax.set_xlabel(columns[0].name)
+    ax.set_ylabel(columns[1].name)
+    fig.legend(loc="outside lower center", ncols=2, fontsize="small")
+    fig.colorbar(filled, ax=ax, label=f"{spec.metric} (the forest's mean prediction)")
+    fig.suptitle(f"{spec.name}: {spec.metric} over {columns[0].name} and {columns[1].name}\n"
+                 f"({len(model.y)} completed trials)")
+    fig.savefig(path, dpi=100)
+    return fig
+
+
+def plot_search(spec: SweepSpec, table: dict[int, TrialState], out_dir: Path) -> list[Path]:
+    """``importance.png`` and ``contour.png`` (its two most important parameters), when
+    the sweep has at least two parameters and ``importance.MIN_TRIALS`` completed trials
+    that do not all score the same."""
+    model = fit(spec, table)
+    if model is None:
+        return []
+    shares, spread = importances(model)
+    paths = [out_dir / "importance.png"]
+    plot_importance(spec, model, shares, spread, paths[0])
+    pair = most_important_pair(model, shares)
+    if pair is not None:
+        paths.append(out_dir / "contour.png")
+        plot_contour(spec, model, *pair, paths[1])
+    return paths
+
+
 def plot_sweep(folder: Path, out_dir: Path, top: int = 5) -> list[Path]:
     spec = saved_spec(folder)
     if spec.metric is None:
@@ -230,7 +306,7 @@ def plot_sweep(folder: Path, out_dir: Path, top: int = 5) -> list[Path]:
     paths = [out_dir / "metric_vs_params.png", out_dir / "top_curves.png"]
     plot_metric_vs_params(spec, table, paths[0])
     plot_top_curves(spec, table, folder, top, paths[1])
-    return paths
+    return paths + plot_search(spec, table, out_dir)
 
 
 def plot_path(path: Path, out_dir: Path, top: int = 5) -> list[Path]:

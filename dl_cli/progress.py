@@ -56,7 +56,7 @@ def epoch_line(record: dict, epochs: int, seconds: float, best: bool) -> str:
 
 
 class EpochLines:
-    """Listens to a Solver's epochs (``Solver.epoch_end``) and hands each one's line to
+    """An observer of a Solver (``Solver.observers``) that hands each epoch's line to
     ``say``; the seconds are those of the epoch, from the run's clock (which a resumed
     run takes up where it stopped)."""
 
@@ -64,7 +64,10 @@ class EpochLines:
         self.solver, self.say = solver, say
         self.clock = solver.elapsed
 
-    def __call__(self, record: dict) -> None:
+    def __call__(self, event: str, payload: dict) -> None:
+        if event != "epoch":
+            return
+        record = payload["record"]
         seconds, self.clock = record["time"] - self.clock, record["time"]
         best = self.solver.best_epoch == record["epoch"]
         self.say(epoch_line(record, self.solver.cfg.epochs, seconds, best))

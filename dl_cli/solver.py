@@ -12,6 +12,14 @@ summary = solver.train()          # keeps the parameters with the best validatio
 solver.best_value, solver.history # best val/acc, one record per epoch
 ```
 
+Observers (``Solver(..., observers=[...])`` or ``solver.observers``) are called as
+``observer(event, payload)``, in order, and must not raise (``loggers.Guarded`` wraps a
+logger so): ``start`` {epoch, step} when ``train`` begins (a resumed run from its
+checkpoint); ``iteration`` {record} at every ``log_every`` iterations; ``epoch`` {record,
+params, grads} as an epoch ends, with the record of metrics.jsonl, the parameters and the
+last update's gradients; ``end`` {summary} once the summary is built (``finish``).
+``dl train``'s line per epoch (``progress.EpochLines``) is one of them.
+
 Each epoch: a fresh permutation of the training set, ``ceil(N / batch_size)`` calls to
 ``step`` (the last batch may be smaller; a lone last sample joins the batch before
 it), the learning rate from the schedule, then
@@ -27,7 +35,6 @@ import threading
 import time
 import weakref
 from contextlib import contextmanager
-from typing import Callable
 
 import numpy as np
 
@@ -80,8 +87,9 @@ def stop_training(signum: int) -> None:
 class Solver:
     def __init__(self, model: Model, splits: Splits, optimizer, train: TrainConfig,
                  schedule=None, checkpoint: CheckpointConfig | None = None, augment=None,
-                 seed: int = 0, run: Run | None = None, progress: bool = True):
+                 seed: int = 0, run: Run | None = None, progress: bool = True, observers=()):
         self.model, self.splits, self.optimizer = model, splits, optimizer
+        self.observers = list(observers)  # observer(event, payload): see the module docstring
         self.schedule, self.augment, self.run = schedule, augment, run
         self.cfg, self.progress = train, progress
         n = len(splits.train.X)
@@ -112,6 +120,7 @@ class Solver:
         self.perm: np.ndarray | None = None
         self.loss_sum = 0.0          # sum of this epoch's minibatch losses
         self.last_finite_loss: float | None = None
+        self.grads: dict[str, np.ndarray] | None = None  # of the last update, as applied
         self.best_value: float | None = None
         self.best_epoch: int | None = None
         self.best_params: dict | None = None
@@ -126,8 +135,6 @@ class Solver:
         self.save_every = checkpoint.every_seconds
         self._pending_best: dict[str, np.ndarray] | None = None  # best not yet on disk
         self._last_saved = -math.inf
-        # called with each epoch's record once it is logged (progress.EpochLines)
-        self.epoch_end: list[Callable[[dict], None]] = []
         self._bar = None  # the batch bar of the epoch being trained, on a terminal
 
     @contextmanager
@@ -169,7 +176,7 @@ class Solver:
         self.optimizer.step(self.model.params, grads, self.model.decay)
         if self.diagnostics is not None:
             self.diagnostics.after_step(grads)
-        self.last_finite_loss = loss
+        self.last_finite_loss, self.grads = loss, grads
         return loss
 
     def check_accuracy(self, split: str) -> dict[str, float]:
@@ -187,6 +194,7 @@ class Solver:
         training stopped early, which ends the run."""
         self.status = "early_stopped" if self.patience_ran_out() else "running"
         started = time.perf_counter() - self.elapsed
+        self._notify("start", epoch=self.epoch, step=self.step_count)
         try:
             with self._signals(), self.computing():
                 while self.epoch < self.cfg.epochs and self.status == "running":
@@ -230,7 +238,9 @@ class Solver:
             self.loss_sum += loss
             self.iteration, self.step_count = it + 1, self.step_count + 1
             if self.cfg.log_every and self.step_count % self.cfg.log_every == 0:
-                self._log({"step": self.step_count, "epoch": self.epoch + 1, "train/batch_loss": loss})
+                record = {"step": self.step_count, "epoch": self.epoch + 1, "train/batch_loss": loss}
+                self._log(record)
+                self._notify("iteration", record=record)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{self.loss_sum / (it + 1):.4f}", refresh=False)
@@ -271,8 +281,7 @@ class Solver:
                 record["status"] = "early_stopped"
         self.history.append(record)
         self._log(record)
-        for listener in self.epoch_end:
-            listener(record)
+        self._notify("epoch", record=record, params=self.model.params, grads=self.grads)
         self._save(force=False)
 
     def patience_ran_out(self) -> bool:
@@ -283,13 +292,13 @@ class Solver:
 
     def finish(self, score_test: bool = True) -> dict:
         """Load the best parameters, score the test split once with them (only for a
-        run that ended normally) and build the summary."""
+        run that ended normally) and build the summary, which the observers hear."""
         if self.best_params is not None:
             copy_into(self.model.params, self.best_params)
             copy_into(self.model.buffers, self.best_buffers)
         test = self.check_accuracy("test") if score_test and self.best_params is not None else {}
         best_record = next((r for r in self.history if r["epoch"] == self.best_epoch), None)
-        return {
+        summary = {
             "status": self.status,
             "monitor": self.monitor,
             "mode": self.mode,
@@ -302,6 +311,8 @@ class Solver:
             "steps": self.step_count,
             "time_s": round(self.elapsed, 3),
         }
+        self._notify("end", summary=summary)
+        return summary
 
     # -- checkpoints and resume ------------------------------------------------------
     def _meta(self) -> dict:
@@ -380,6 +391,10 @@ class Solver:
     def _log(self, record: dict) -> None:
         if self.run is not None:
             self.run.log_metrics(record)
+
+    def _notify(self, event: str, **payload) -> None:
+        for observer in self.observers:
+            observer(event, payload)
 
     def _close_bar(self) -> None:
         if self._bar is not None:

@@ -1,4 +1,4 @@
-"""From a validated config to a trained run folder (the data flow of DESIGN.md).
+"""From a validated config to a trained run folder (the data flow of docs/design.md).
 
 ```
 Config.data      ─► data.load   ─► Splits
@@ -22,7 +22,9 @@ from .config import dump_config, load_saved_config
 from .continuation import nothing_left
 from .data import Splits, build_augment, load
 from .fit_checks import check_fits, check_monitored_split, unused_scores
+from .inputs import Inputs
 from .layout import RunLayout, SweepLayout
+from .loggers import Guarded, Logger, start_loggers
 from .nn.model import Model
 from .registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry
 from .runs import Run, new_run_dir
@@ -85,10 +87,11 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
 
 
-def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool) -> Solver:
+def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool,
+                observers=()) -> Solver:
     return Solver(parts.model, parts.splits, parts.optimizer, cfg.train,
                   schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
-                  seed=cfg.seed, run=run, progress=progress)
+                  seed=cfg.seed, run=run, progress=progress, observers=observers)
 
 
 def start(cfg: Config, run_dir: Path | None = None) -> Run:
@@ -107,12 +110,13 @@ def start(cfg: Config, run_dir: Path | None = None) -> Run:
     return run
 
 
-def resume(run_dir: Path) -> tuple[Config, Run]:
-    """Reopen a run folder: its config and its lock."""
+def resume(run_dir: Path, allow_plugins: bool = False) -> tuple[Config, Run]:
+    """Reopen a run folder: its config (refused when it names plugins not yet imported,
+    unless ``allow_plugins``) and its lock."""
     layout = RunLayout(run_dir)
     if not layout.is_run:
         raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_saved_config(layout.config)
+    cfg = load_saved_config(layout.config, allow_plugins)
     run = Run(run_dir)
     run.acquire()
     return cfg, run
@@ -153,31 +157,50 @@ def outcome_line(summary: dict) -> str:
 
 
 def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool = False,
-          progress: bool = True, warn=None, score_test: bool = True, say=None) -> dict:
+          progress: bool = True, warn=None, score_test: bool = True,
+          loggers: list[Logger] | None = None, say=None) -> dict:
     """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
     False leaves the test split alone unless training stops early (see ``Solver.train``).
+    ``loggers``: those of ``train.loggers``, started before the run folder was made
+    (``loggers.start_loggers``); when None they are started here.
 
     Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state, and
     ``Finished`` for a resumed run with nothing left to train (``continuation``), before
-    writing anything; the run's lock is released whatever happens. Warnings go to ``train.log`` and to
-    ``warn(message)`` when given; each epoch's line (``progress.epoch_line``) goes to
-    ``train.log`` and to ``say(line)`` when given.
+    writing anything or opening a logger, and ``LoggerError`` before training when a
+    logger of ``train.loggers`` cannot start; the run's lock is released and the loggers'
+    records of the run closed whatever happens. Warnings (a logger failing mid-run, too)
+    go to ``train.log`` and to ``warn(message)`` when given; each epoch's line
+    (``progress.epoch_line``) goes to ``train.log`` and to ``say(line)`` when given.
     """
     def caution(message: str) -> None:
         run.log(f"warning: {message}")
         if warn is not None:
             warn(message)
 
+    def tell(line: str) -> None:
+        run.log(line)
+        if say is not None:
+            say(line)
+
+    observers: list[Guarded] = []
     try:
         parts = parts or assemble(cfg)
         solver = make_solver(cfg, parts, run, progress)
         if resuming:
             last, best = resume_state(run, parts.model)
             solver.restore(last, best)  # checks the optimizer's state before any write
-            meta = last["meta"]
-            done = nothing_left(cfg, meta, run.path)
+            done = nothing_left(cfg, last["meta"], run.path)
             if done is not None:
                 raise Finished(done)
+        run.keep_in_checkpoints(Inputs.from_splits(parts.splits).arrays())
+        observers = [Guarded(logger, caution)
+                     for logger in (start_loggers(cfg) if loggers is None else loggers)]
+        for observer in observers:
+            observer.open(run.path)
+        # the line of an epoch first, then the loggers' work
+        solver.observers += [EpochLines(solver, tell), *observers]
+        if resuming:
+            meta = last["meta"]
             for message in version_changes(meta):
                 caution(message)
             if dump_config(load_saved_config(run.layout.config)) != dump_config(cfg):
@@ -195,12 +218,6 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
         base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
                 "environment": versions(), "data": parts.splits.info,
                 "params": parts.model.num_params()}
-        def tell(line: str) -> None:
-            run.log(line)
-            if say is not None:
-                say(line)
-
-        solver.epoch_end.append(EpochLines(solver, tell))
         try:
             summary = solver.train(score_test)
         except Exception as error:
@@ -213,4 +230,6 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
         run.log(outcome_line(summary))
         return summary
     finally:
+        for observer in observers:
+            observer.close()
         run.release()

@@ -83,6 +83,21 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path):
     assert snapshot(run_dir) == before
 
 
+def test_a_run_stopped_after_its_last_epoch_is_finished_by_a_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    trained = epoch_lines(run_dir)
+    stopped = {**summary, "status": "interrupted", "test": {}}  # as it scored the test split
+    (run_dir / "summary.json").write_text(json.dumps(stopped))
+    result = dl("train", "--resume", run_dir, "-q")
+    assert result.exit_code == 0, result.output
+    assert "nothing changed" not in result.output
+    resumed = json.loads((run_dir / "summary.json").read_text())
+    assert resumed["status"] == "completed" and resumed["test"] == summary["test"]
+    assert epoch_lines(run_dir) == trained  # no epoch trained again
+
+
 def test_a_finished_run_trained_longer_matches_a_run_trained_that_long(tmp_path):
     run_dir, straight = tmp_path / "run", tmp_path / "straight"
     assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 0

@@ -2,6 +2,7 @@
 claims and `dl sample`."""
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from dl_cli.nn import Model
 from dl_cli.registry import DATASETS, RegistryError
 from dl_cli.sample import SampleError, generate, load_char_model
 from dl_cli.schema import DataConfig
+from dl_cli.storage import load_npz, save_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -416,10 +418,21 @@ def test_sample_needs_a_run_folder_with_its_vocabulary_and_checkpoint(tmp_path, 
     (copy / "checkpoints").mkdir(parents=True)
     (copy / "config.yaml").write_text((text_run / "config.yaml").read_text())
     result = runner.invoke(app, ["sample", str(copy)])
+    assert result.exit_code == 2 and "no such checkpoint" in result.output
+    # the checkpoint holds the vocabulary: no vocab.json needed
+    shutil.copy(text_run / "checkpoints" / "best.npz", copy / "checkpoints" / "best.npz")
+    result = runner.invoke(app, ["sample", str(copy), "--length", "5", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    # a checkpoint written before checkpoints held it: vocab.json, as then
+    arrays = load_npz(copy / "checkpoints" / "best.npz")
+    save_npz(copy / "checkpoints" / "best.npz",
+             {k: v for k, v in arrays.items() if k != "inputs" and not k.startswith("preprocess/")})
+    result = runner.invoke(app, ["sample", str(copy)])
     assert result.exit_code == 2 and "vocab.json" in result.output
     (copy / "vocab.json").write_text((text_run / "vocab.json").read_text())
-    result = runner.invoke(app, ["sample", str(copy)])
-    assert result.exit_code == 2 and "no such checkpoint" in result.output
+    again = runner.invoke(app, ["sample", str(copy), "--length", "5", "--seed", "0"])
+    assert again.exit_code == 0 and again.output == runner.invoke(
+        app, ["sample", str(text_run), "--length", "5", "--seed", "0"]).output
 
 
 def test_an_embedding_smaller_than_the_vocabulary_is_refused_before_a_run_folder(tmp_path):
@@ -444,7 +457,7 @@ def test_a_text_model_takes_its_vocabulary_and_output_size_from_the_corpus(tmp_p
         "train": {"epochs": 1, "batch_size": 8}}))
     result = CliRunner().invoke(app, ["train", str(config), "-q"])
     assert result.exit_code == 0, result.output
-    (run_dir,) = (tmp_path / "runs" / "chars").iterdir()
+    (run_dir,) = [p for p in (tmp_path / "runs" / "chars").iterdir() if p.name != "latest"]
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["layers"]
     assert saved[0] == {"type": "embedding", "dim": 4, "vocab": 5}
     assert saved[2] == {"type": "temporal_affine", "units": 5}

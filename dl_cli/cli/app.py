@@ -15,6 +15,7 @@ from .habits import habit_hint
 from .output import fail, flag, out
 from .sweep import plot, report, sweep
 from .train import train
+from .use import export, predict
 
 
 class Commands(TyperGroup):
@@ -64,8 +65,9 @@ def main(version: bool = flag("--version", callback=version_callback, is_eager=T
 
 
 COMMANDS = {"train": train, "gradcheck": gradcheck, "summary": summary, "layers": layers,
-            "eval": evaluate_run, "sample": sample, "diagnose": diagnose, "runs": runs,
-            "compare": compare, "sweep": sweep, "plot": plot, "report": report}
+            "eval": evaluate_run, "predict": predict, "export": export, "sample": sample,
+            "diagnose": diagnose, "runs": runs, "compare": compare, "sweep": sweep, "plot": plot,
+            "report": report}
 
 app = typer.Typer(cls=Commands, no_args_is_help=True, add_completion=True,
                   pretty_exceptions_enable=False)

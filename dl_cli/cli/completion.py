@@ -49,7 +49,7 @@ def registry_of(key: str) -> Registry | None:
 def complete_override(incomplete: str) -> list[str]:
     """What ``incomplete`` may become: a key (``optimizer.`` → its keys, each ending in
     ``=``), or after ``key=`` a registered name."""
-    from .. import data, nn, optim  # noqa: F401  (fill the registries)
+    from .. import data, nn, optim, schedules  # noqa: F401  (fill the registries)
 
     key, equals, value = incomplete.partition("=")
     if equals:

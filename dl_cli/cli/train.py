@@ -12,8 +12,9 @@ from rich.markup import escape
 
 from .interrupts import interrupts_held, writing
 from .completion import complete_override
-from .output import (AS_IS, EXIT_DIVERGED, EXIT_INTERRUPTED, at_least, at_most_blas, check_folder,
-                     err, fail, flag, load_or_fail, out, warn, within_memory)
+from .output import (AS_IS, EXIT_DIVERGED, EXIT_INTERRUPTED, allow_plugins_flag, at_least,
+                     at_most_blas, check_folder, err, fail, flag, load_or_fail, out, warn,
+                     within_memory)
 
 
 def train(
@@ -25,9 +26,10 @@ def train(
                                         "optimizer.lr=1e-3 model.layers.0.units=256 "
                                         "train.epochs=5"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder "
-                                          "from its checkpoints/last.npz, on the threads it "
-                                          "trained on. train.epochs=N (more than before) "
-                                          "trains a finished run longer; "
+                                          "from its checkpoints/last.npz (runs/<name>: the "
+                                          "newest run of that name, finished or not), on the "
+                                          "threads it trained on. train.epochs=N (more than "
+                                          "before) trains a finished run longer; "
                                           "train.early_stopping.patience=N may change too."),
     print_config: bool = flag("--print-config", help="Print the config as training will use "
                               "it (YAML that dl train reads back): every option of every "
@@ -42,6 +44,7 @@ def train(
                                           "models and recurrent layers often run faster on 1."),
     quiet: bool = flag("--quiet", "-q", help="Print the final table alone: no line per "
                        "epoch, no progress bar."),
+    allow_plugins: bool = allow_plugins_flag(),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
 
@@ -61,8 +64,9 @@ def train(
         at_least("--threads", threads, 1)
         at_most_blas("--threads", threads)
     if resume is not None:
-        cfg, run = resumed_run(resume, config, overrides or [], run_dir, print_config)
-        threads = resumed_threads(resume, threads)
+        cfg, run = resumed_run(resume, config, overrides or [], run_dir, print_config,
+                               allow_plugins)
+        threads = resumed_threads(run.path, threads)
     else:
         cfg, run = new_run_config(config, overrides or [], run_dir, print_config), None
     available = cores()
@@ -103,14 +107,15 @@ def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Option
 
 
 def resumed_run(resume: Path, config: Optional[Path], overrides: list[str],
-                run_dir: Optional[Path], print_config: bool):
+                run_dir: Optional[Path], print_config: bool, allow_plugins: bool):
     """The config (with the changes a resume accepts, ``continuation.extended``) and the
-    (locked) run of the folder to resume."""
+    (locked) run of the folder to resume (a config's name folder: its newest run,
+    finished or not)."""
     from ..checks import ConfigError
     from ..config.resolved import dump_resolved
     from ..continuation import extended
     from ..crossval import resume_run
-    from ..layout import RunLayout
+    from ..layout import RunLayout, resolve_run
     from ..storage import RunError
 
     if config is not None and "=" in str(config) and not config.exists():
@@ -119,15 +124,22 @@ def resumed_run(resume: Path, config: Optional[Path], overrides: list[str],
         fail("give either a config or --resume RUN_DIR, not both")
     if run_dir is not None:
         fail(f"--run-dir names a new run's folder: a resumed run stays in its own, {resume}")
+    try:
+        chosen = resolve_run(resume, finished=False)
+    except RunError as error:
+        fail(str(error))
+    if chosen != resume:
+        err.print(f"resuming {chosen}, the newest run in {resume}", **AS_IS)
+        resume = chosen
     if print_config:
-        saved = load_or_fail(RunLayout(resume).config, [], saved=True)
+        saved = load_or_fail(RunLayout(resume).config, [], saved=True, allow_plugins=allow_plugins)
         try:
             typer.echo(dump_resolved(extended(saved, overrides) if overrides else saved), nl=False)
         except ConfigError as error:
             fail(str(error))
         raise typer.Exit()
     try:
-        cfg, run = resume_run(resume)
+        cfg, run = resume_run(resume, allow_plugins)
     except (RunError, ConfigError) as error:
         fail(str(error))
     if overrides:
@@ -158,6 +170,7 @@ def resumed_threads(resume: Path, threads: Optional[int]) -> Optional[int]:
 def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool, say) -> None:
     from .. import training
     from ..data import DataError
+    from ..loggers import LoggerError, start_loggers
     from ..memory import out_of_memory
     from ..nn import ShapeError
     from ..storage import RunError
@@ -165,11 +178,12 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
 
     try:
         parts = training.assemble(cfg)
+        loggers = start_loggers(cfg)  # before the run folder: one that cannot start leaves none
         if run is None:
             with interrupts_held():
                 run = training.start(cfg, run_dir)
                 writing("run", run.path)
-    except (DataError, ShapeError, RunError, OSError, MemoryError) as error:
+    except (DataError, ShapeError, RunError, LoggerError, OSError, MemoryError) as error:
         if run is not None:
             run.release()
         fail(out_of_memory(error) if isinstance(error, MemoryError) else str(error))
@@ -181,7 +195,7 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
     with training_errors(run):
         try:
             summary = training.train(cfg, run, parts, resuming=resuming, progress=progress,
-                                     warn=warn, say=say)
+                                     warn=warn, loggers=loggers, say=say)
         except training.Finished as finished:
             out.print(str(finished), **AS_IS)
             return
@@ -214,6 +228,7 @@ def training_errors(run):
     """Turn the ways training stops into messages and exit codes (``run`` None: a k-fold
     run, whose errors name its folder)."""
     from ..data import DataError
+    from ..loggers import LoggerError
     from ..nn import ShapeError
     from ..solver import Diverged, Interrupted
     from ..storage import RunError
@@ -236,7 +251,7 @@ def training_errors(run):
             err.print(f"{error}; state saved in {run.layout.checkpoint('last')}.\n"
                       f"Resume with: dl train --resume {run.path}", **AS_IS)
         raise typer.Exit(EXIT_INTERRUPTED)
-    except (DataError, RunError, ShapeError) as error:
+    except (DataError, RunError, ShapeError, LoggerError) as error:
         fail(str(error))
     except OSError as error:  # a MemoryError goes on to within_memory, around every use
         written = error.filename or (run.path if run else None)

@@ -4,6 +4,8 @@ dataset → shuffle and split (seeded; stratified by class) → cast to the run'
 preprocessing fitted on the training split, applied to all three. A step that does not
 fit the data raises ``DataError`` naming ``data.preprocess.i``; what trains but should
 be known (a class the split left out of training) comes back in ``Splits.warnings``.
+The fitted steps come back in ``Splits.steps``; given steps fitted before (a run's,
+restored from its checkpoint), ``load`` applies them and fits nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class Splits:
     (classification) or targets in the run's dtype (regression). ``info`` is JSON-ready:
     dataset, sizes, class names, the vocabulary of token sequences. ``warnings`` are
     messages about data that trains but limits the run, for the caller to show once.
+    ``steps`` are the fitted preprocessing steps, in order, and ``raw_shape`` the shape
+    of one sample before them (``(64,)`` for digits before a PCA to 20 components).
     """
 
     train: Split
@@ -46,6 +50,8 @@ class Splits:
     num_classes: int | None
     info: dict
     warnings: list[str] = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    raw_shape: tuple[int, ...] = ()
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -142,17 +148,31 @@ def unlearned_classes(raw: RawData, fractions: SplitConfig, splits: list[Split],
     return ". ".join(said)
 
 
-def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
+def apply_steps(splits: list[Split], steps: list, fit: bool = True) -> None:
+    """Fit each step on the first split (the training split), unless ``fit`` is False
+    (steps fitted before), and apply it to every split, in order."""
+    for i, step in enumerate(steps):
+        try:
+            if fit:
+                step.fit(splits[0].X)
+            for split in splits:
+                split.X = step.transform(split.X)
+        except ValueError as error:  # a fitted step's statistics may not fit other data
+            raise DataError(f"data.preprocess.{i}: {error}") from None
+
+
+def load(data: DataConfig, seed: int = 0, dtype="float32", fitted: list | None = None) -> Splits:
     """Load the configured dataset and return its preprocessed splits.
 
     ``seed`` fixes the synthetic data and the split (two independent streams).
+    ``fitted``: the steps of ``data.preprocess`` fitted before, applied as they are.
     """
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")
     name, options = Registry.split_spec(data.dataset)
     dataset = DATASETS.create(data.dataset)
-    steps = [PREPROCESSORS.create(spec) for spec in data.preprocess]
+    steps = fitted if fitted is not None else [PREPROCESSORS.create(s) for s in data.preprocess]
     data_seed, split_seed = np.random.SeedSequence(seed).spawn(2)
 
     raw = dataset.load(np.random.default_rng(data_seed))
@@ -164,13 +184,8 @@ def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
     check_cast(raw, splits, dtype)
     check_classes_to_learn(raw, splits[0])
     unlearned = unlearned_classes(raw, data.split, splits)
-    for i, step in enumerate(steps):
-        try:
-            step.fit(splits[0].X)
-        except ValueError as error:
-            raise DataError(f"data.preprocess.{i}: {error}") from None
-        for split in splits:
-            split.X = step.transform(split.X)
+    raw_shape = tuple(int(d) for d in splits[0].X.shape[1:])
+    apply_steps(splits, steps, fit=fitted is None)
 
     train, val, test = splits
     info = {
@@ -186,4 +201,4 @@ def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
         "preprocess": [Registry.split_spec(spec)[0] for spec in data.preprocess],
     }
     return Splits(train, val, test, task=raw.task, num_classes=raw.classes, info=info,
-                  warnings=[unlearned] if unlearned else [])
+                  warnings=[unlearned] if unlearned else [], steps=steps, raw_shape=raw_shape)
