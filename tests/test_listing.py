@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dl_cli.cli.app import app
+from dl_cli.layout import named_runs
 from dl_cli.listing import driver_seconds, duration
 
 runner = CliRunner()
@@ -97,3 +98,16 @@ def test_durations_read_as_time():
     events = [{"event": "sweep", "time": 0.0}, {"event": "result", "time": 10.0},
               {"event": "sweep", "time": 100.0}, {"event": "result", "time": 105.0}]
     assert driver_seconds(events) == 15.0  # the pause between the drivers does not count
+
+
+def test_the_latest_link_of_a_name_folder_is_no_row_of_its_own(tmp_path):
+    runs = tmp_path / "runs"
+    config = tmp_path / "delta.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "name": "delta", "runs_dir": str(runs)}))
+    for _ in range(2):
+        assert dl("train", config, "-q").exit_code == 0
+    assert (runs / "delta" / "latest").resolve() == named_runs(runs / "delta")[-1].resolve()
+    trained = sorted(p for p in (runs / "delta").iterdir() if p.name != "latest")
+    assert len(trained) == 2
+    assert table_rows(dl("runs", runs).output) == [f"delta/{p.name}" for p in trained]
+    assert table_rows(dl("runs", runs / "delta").output) == [p.name for p in trained]

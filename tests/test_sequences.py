@@ -18,6 +18,7 @@ from dl_cli.config import load_config
 from dl_cli.config.validation import validate
 from dl_cli.data import DataError, RawData, load, split_indices
 from dl_cli.data.sequences import CORPUS, decode, encode
+from dl_cli.layout import named_runs
 from dl_cli.metrics import evaluate
 from dl_cli.nn import Model
 from dl_cli.registry import DATASETS, RegistryError
@@ -433,6 +434,20 @@ def test_sample_needs_a_run_folder_with_its_vocabulary_and_checkpoint(tmp_path, 
     again = runner.invoke(app, ["sample", str(copy), "--length", "5", "--seed", "0"])
     assert again.exit_code == 0 and again.output == runner.invoke(
         app, ["sample", str(text_run), "--length", "5", "--seed", "0"]).output
+
+
+def test_sample_reads_a_name_folder_as_its_newest_finished_run(tmp_path):
+    path = tmp_path / "text.yaml"
+    path.write_text(yaml.safe_dump({**TINY_TEXT, "runs_dir": str(tmp_path / "runs")}))
+    for _ in range(2):
+        assert runner.invoke(app, ["train", str(path), "-q"]).exit_code == 0
+    name = tmp_path / "runs" / TINY_TEXT["name"]
+    older, newer = named_runs(name)
+    shutil.rmtree(older / "checkpoints")  # only the newest can sample
+    drawn = runner.invoke(app, ["sample", str(name), "--length", "20", "--seed", "1"])
+    assert drawn.exit_code == 0, drawn.output
+    assert drawn.output == runner.invoke(
+        app, ["sample", str(newer), "--length", "20", "--seed", "1"]).output
 
 
 def test_an_embedding_smaller_than_the_vocabulary_is_refused_before_a_run_folder(tmp_path):
