@@ -38,8 +38,8 @@ def human(count: int) -> str:
 
 def model_table(model: Model) -> Table:
     table = Table(title=f"model: input {tuple(model.in_shape)}, loss {model.loss_fn.registered_name}")
-    for column in ("#", "layer", "output shape", "params", "multiply-adds"):
-        table.add_column(column, justify="right" if column != "layer" else "left")
+    for heading in ("#", "layer", "output shape", "params", "multiply-adds"):
+        table.add_column(heading, justify="right" if heading != "layer" else "left")
     rows = model.summary()
     for row in rows:
         table.add_row(str(row["index"]), row["layer"], str(row["output"]),
@@ -66,8 +66,8 @@ def gradcheck_table(checks: list[Check]) -> Table:
     zeros = any(zero_gradient(c) for c in checks)
     table = Table(title="gradient check (float64, centered differences)",
                   caption=ZERO_NOTE if zeros else None, caption_justify="left")
-    for column in ("layer", "parameter", "shape", "max rel. error", "result"):
-        table.add_column(column)
+    for heading in ("layer", "parameter", "shape", "max rel. error", "result"):
+        table.add_column(heading)
     for check in checks:
         error = f"{check.error:.2e}"
         if zero_gradient(check):
