@@ -547,7 +547,7 @@ def test_sha_stops_a_clearly_bad_trial_early(tmp_path):
         metric_lines(tmp_path / "straight" / "sweep" / "trial-0000")
     # The test split is scored once per trial, when it ends: never for a pruned one.
     def test_scores(trial):
-        return (folder / f"trial-{trial:04d}" / "train.log").read_text().count("; test {'test/")
+        return (folder / f"trial-{trial:04d}" / "train.log").read_text().count("; test/")
     assert test_scores(int(winner["trial"])) == 1 and test_scores(0) == 0
     summary = json.loads((folder / "trial-0000" / "summary.json").read_text())
     assert summary["status"] == "paused" and summary["epochs"] == 1  # `dl runs` says so
