@@ -2,11 +2,12 @@
 
 A checkpoint is an ``.npz`` file of plain arrays (``storage.save_npz``): ``param/<name>``,
 ``buffer/<name>``, ``optim/<key>``, ``schedule/<key>``, ``meta`` (a JSON string with the
-epoch, step, generator states, the best metric and the versions of Python, NumPy and
-``dl``), for an epoch stopped midway ``perm`` (its batch order), and what scoring raw
-inputs takes: ``inputs`` (JSON) and ``preprocess/<i>/<statistic>`` (see ``inputs.py``;
-checkpoints of earlier versions lack them). Nothing is copied into a model before every
-name, shape and value has been checked against it.
+epoch, step, generator states, the best metric, the threads it computed on, the batch
+parts of convolutional models and the versions of Python, NumPy and ``dl``), for an epoch
+stopped midway ``perm`` (its batch order), and what scoring raw inputs takes: ``inputs``
+(JSON) and ``preprocess/<i>/<statistic>`` (see ``inputs.py``; checkpoints of earlier
+versions lack them). Nothing is copied into a model before every name, shape and value has
+been checked against it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import platform
 import numpy as np
 
 from . import __version__
-from .storage import RunError
+from .storage import RunError, load_npz_member
 
 
 def versions() -> dict[str, str]:
@@ -85,6 +86,16 @@ def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
     return {"params": parts["param"], "buffers": parts["buffer"], "optim": parts["optim"],
             "schedule": parts["schedule"], "meta": meta, "perm": arrays.get("perm"),
             "inputs": inputs, "preprocess": parts["preprocess"]}
+
+
+def read_meta(path) -> dict | None:
+    """The ``meta`` of the checkpoint at ``path``, read without its arrays; None when it
+    cannot be read (resuming from it then says why)."""
+    try:
+        meta = json.loads(str(load_npz_member(path, "meta")))
+    except (RunError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def check_compatible(expected: dict[str, np.ndarray], found: dict[str, np.ndarray],

@@ -25,7 +25,9 @@ column of a cell, how many features the model takes, the shape it takes, an empt
 
 The output table has a ``prediction`` column (the class name, or the index where the
 data has no names; the value for regression; ``prediction_<i>`` for several per
-sample) and, with ``proba``, one ``prob_<class>`` column per class.
+sample: a label per step or per pixel, row-major, an autoencoder's reconstruction)
+and, with ``proba``, one ``prob_<class>`` column per class (``prob_<i>_<class>`` per
+step or pixel).
 """
 
 from __future__ import annotations
@@ -300,7 +302,7 @@ def check_predictable(run, proba: bool) -> None:
     model, text from a character model (``dl sample``'s work)."""
     if proba and run.task == "regression":
         raise InputError("--proba: a regression model predicts values, not class probabilities")
-    if run.inputs.vocab is not None and run.model.loss_fn.label_axes:
+    if run.inputs.vocab is not None and 1 in run.model.loss_fn.label_axes:
         raise InputError(f"{run.path} is a character model: dl sample {run.path} --prime TEXT "
                          f"generates text from it")
 

@@ -34,7 +34,9 @@ def key(default: Any = None, rule: Rule | None = None, *, factory=None,
     return field(default=default, metadata=metadata)
 
 
-MONITORS = ("auto", "val/acc", "val/loss", "val/mse", "val/r2", "train/loss", "train/acc")
+MONITORS = ("auto", "val/acc", "val/loss", "val/mse", "val/r2", "val/miou", "train/loss",
+            "train/acc", "train/miou")
+TARGETS = ("labels", "input")
 MODES = ("max", "min", "auto")
 DTYPES = ("float32", "float64")
 LOGGERS = ("tensorboard", "mlflow")  # train.loggers: each is an observer of the Solver (dl_cli/loggers)
@@ -80,6 +82,9 @@ class DataConfig(Section):
     split: SplitConfig = key(factory=SplitConfig)
     preprocess: list[Spec] = key(factory=list, specs=PREPROCESSORS)  # fitted on train only: standardize, pca...
     augment: list[Spec] = key(factory=list, specs=AUGMENTATIONS)     # training batches only: flip, crop...
+    target: str = key("labels", known(TARGETS))  # labels: the data set's targets; input: the
+                                                 # preprocessed input itself (an autoencoder;
+                                                 # augmentation changes the input only)
 
 
 @dataclass
@@ -170,7 +175,8 @@ RENAMED_RULES = {"asha": "sha"}     # former rule names, still read (with a warn
 PRUNE_RULE = Rule(lambda v: f"one of {', '.join(PRUNE_RULES)}{did_you_mean(v, PRUNE_RULES)}",
                   lambda v: v in PRUNE_RULES or v in RENAMED_RULES)
 STUDIES = ("init", "activations", "regularization", "batchnorm", "optimizers", "schedules",
-           "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp")  # studies.report.SECTIONS
+           "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp",
+           "bottleneck", "autoencoder_vs_pca")  # studies.report.SECTIONS
 
 
 def is_folder_name(value) -> bool:

@@ -18,6 +18,7 @@ logger so): ``start`` {epoch, step} when ``train`` begins (a resumed run from it
 checkpoint); ``iteration`` {record} at every ``log_every`` iterations; ``epoch`` {record,
 params, grads} as an epoch ends, with the record of metrics.jsonl, the parameters and the
 last update's gradients; ``end`` {summary} once the summary is built (``finish``).
+``dl train``'s line per epoch (``progress.EpochLines``) is one of them.
 
 Each epoch: a fresh permutation of the training set, ``ceil(N / batch_size)`` calls to
 ``step`` (the last batch may be smaller; a lone last sample joins the batch before
@@ -41,7 +42,7 @@ from . import threads
 from .checkpoints import copy_into, pack_checkpoint, versions
 from .data import Splits
 from .diagnostics import Diagnostics
-from .metrics import evaluate, resolve_monitor
+from .metrics import evaluate, resolve_monitor, run_task
 from .nn import ShapeError
 from .nn.model import Model
 from .optim import clip_grad_norm, clip_grad_value, global_norm
@@ -65,6 +66,11 @@ def improves(value: float, best: float | None, mode: str, min_delta: float = 0.0
     if best is None:
         return True
     return value > best + min_delta if mode == "max" else value < best - min_delta
+
+
+def signal_name(signum: int) -> str:
+    """How a stop is named to the user: ``Ctrl-C`` for SIGINT, else the signal's name."""
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
 TRAINING: "weakref.WeakSet[Solver]" = weakref.WeakSet()  # training off the main thread
@@ -93,7 +99,7 @@ class Solver:
         # A lone last sample joins the batch before it (batchnorm needs two per batch).
         lone_last = n % self.batch_size == 1 and n > self.batch_size
         self.iters_per_epoch = n // self.batch_size if lone_last else math.ceil(n / self.batch_size)
-        task = model.loss_fn.task
+        task = run_task(model.loss_fn.task, splits.task == "regression", splits.train.y.ndim == 3)
         checkpoint = checkpoint or CheckpointConfig()
         self.monitor, self.mode = resolve_monitor(checkpoint.monitor, checkpoint.mode, task)
         stopping = train.early_stopping
@@ -103,8 +109,10 @@ class Solver:
         self.train_subset = np.sort(subset_rng.choice(
             n, size=min(train.eval_train_samples, n), replace=False))
 
-        # Models whose layers want it cut each batch over the cores themselves (threads.py)
-        self.parts = threads.blas_threads() if model.wants_batch_parts else None
+        # Models whose layers want it cut each batch over the cores themselves (threads.py);
+        # both counts go into the checkpoints, for a resume to compute as the run did
+        self.thread_count = threads.blas_threads()
+        self.parts = self.thread_count if model.wants_batch_parts else None
         self.rng = np.random.default_rng([seed, 1])  # batch order and augmentation
         self.epoch = 0               # completed epochs
         self.iteration = 0           # completed iterations of the current epoch
@@ -127,6 +135,7 @@ class Solver:
         self.save_every = checkpoint.every_seconds
         self._pending_best: dict[str, np.ndarray] | None = None  # best not yet on disk
         self._last_saved = -math.inf
+        self._bar = None  # the batch bar of the epoch being trained, on a terminal
 
     @contextmanager
     def computing(self):
@@ -215,6 +224,8 @@ class Solver:
             self.status = "failed"
             self.elapsed = time.perf_counter() - started
             raise
+        finally:  # gone before anything else prints, a stop's message included
+            self._close_bar()
         if self.status == "running":
             self.status = "completed"
         self.elapsed = time.perf_counter() - started
@@ -228,7 +239,7 @@ class Solver:
         base_lr = self.optimizer.base_lr
         self.optimizer.lr = (self.schedule.lr_at(self.epoch, base_lr, self.cfg.epochs)
                              if self.schedule is not None else base_lr)
-        bar = self._progress_bar()
+        bar = self._bar = self._progress_bar()
         for it in range(self.iteration, self.iters_per_epoch):
             end = n if it == self.iters_per_epoch - 1 else (it + 1) * bs
             loss = self.step(self.perm[it * bs:end])
@@ -242,12 +253,9 @@ class Solver:
                 bar.update(1)
                 bar.set_postfix(loss=f"{self.loss_sum / (it + 1):.4f}", refresh=False)
             if self._stop_signal is not None:
-                if bar is not None:
-                    bar.close()
-                raise Interrupted(f"stopped by signal {self._stop_signal} at epoch "
+                raise Interrupted(f"interrupted ({signal_name(self._stop_signal)}) at epoch "
                                   f"{self.epoch + 1}, iteration {self.iteration}")
-        if bar is not None:
-            bar.close()
+        self._close_bar()
         self._end_epoch(started)
 
     def _end_epoch(self, started: float) -> None:
@@ -321,7 +329,7 @@ class Solver:
             "loss_sum": self.loss_sum, "last_finite_loss": self.last_finite_loss,
             "best_value": self.best_value, "best_epoch": self.best_epoch,
             "stop_best": self.stop_best, "stale_epochs": self.stale_epochs,
-            "monitor": self.monitor,
+            "monitor": self.monitor, "threads": self.thread_count, "parts": self.parts,
             "rng": self.rng.bit_generator.state,
             "layer_rngs": {k: g.bit_generator.state for k, g in self.model.rngs().items()},
             "versions": versions(),
@@ -395,6 +403,11 @@ class Solver:
     def _notify(self, event: str, **payload) -> None:
         for observer in self.observers:
             observer(event, payload)
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def _progress_bar(self):
         if not self.progress:

@@ -98,6 +98,22 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
         raise RunError(f"{path}: not a readable checkpoint ({error})") from None
 
 
+def load_npz_member(path: Path, name: str) -> np.ndarray:
+    """One array of an ``.npz`` file written by ``save_npz`` (``load_npz``'s checks), the
+    others left unread; RunError when the file or the member cannot be read."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with zipfile.ZipFile(path) as archive:
+            return read_member(archive, archive.getinfo(f"{name}.npy"), size)
+    except FileNotFoundError:
+        raise RunError(f"{path}: no such checkpoint") from None
+    except KeyError:
+        raise RunError(f"{path}: holds no '{name}'") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        raise RunError(f"{path}: not a readable checkpoint ({error})") from None
+
+
 NPY_HEADERS = {(1, 0): np.lib.format.read_array_header_1_0,
                (2, 0): np.lib.format.read_array_header_2_0}
 

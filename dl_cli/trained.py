@@ -35,22 +35,23 @@ from .nn.model import Model
 from .runs import Run
 from .schema import Config
 from .storage import RunError, write_atomic
-from .fit_checks import check_fits
+from .fit_checks import check_fits, class_axis
 from .training import assemble, build_model, start
 from .training import train as train_run
 
 CHECKPOINTS = ("best", "last")
 
 
-def probabilities(scores: np.ndarray, task: str) -> np.ndarray:
-    """Class probabilities from a model's scores: the softmax over the last axis
-    (``classification``), or ``[1 − σ(z), σ(z)]`` for the logit z of a binary model."""
+def probabilities(scores: np.ndarray, task: str, class_axis: int = -1) -> np.ndarray:
+    """Class probabilities from a model's scores: the softmax over the classes' axis
+    (``classification``), moved last, so that ``(N, C, H, W)`` scores of every pixel give
+    ``(N, H, W, C)``; or ``[1 − σ(z), σ(z)]`` for the logit z of a binary model."""
     scores = scores.astype(np.float64)
     if task == "binary":
         one = sigmoid(scores.reshape(len(scores), -1)[:, :1])
         return np.concatenate([1 - one, one], axis=1)
-    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    e = np.exp(scores - scores.max(axis=class_axis, keepdims=True))
+    return np.moveaxis(e / e.sum(axis=class_axis, keepdims=True), class_axis, -1)
 
 
 def lacking(checkpoint: Path, doing: str) -> str:
@@ -84,8 +85,10 @@ class TrainedRun:
 
     @property
     def task(self) -> str:
-        """The model's: ``classification``, ``binary`` or ``regression``."""
-        return self.model.loss_fn.task
+        """What the model predicts: ``classification``, ``binary`` or ``regression``, as
+        its loss says; but a model trained to reproduce its input (``data.target: input``)
+        predicts values whatever its loss: ``regression``."""
+        return "regression" if self.config.data.target == "input" else self.model.loss_fn.task
 
     @property
     def class_names(self) -> list[str] | None:
@@ -96,7 +99,8 @@ class TrainedRun:
     def output_names(self) -> list[str]:
         """A name for each class the model scores: the data's class names, and the
         indices of classes beyond them (a model with more scores than named classes)."""
-        count = 2 if self.task == "binary" else self.model.out_shape[-1]
+        out = self.model.out_shape
+        count = 2 if self.task == "binary" else out[class_axis(self.model.loss_fn, len(out))]
         names = list(self.class_names or [])[:count]
         return names + [str(i) for i in range(len(names), count)]
 
@@ -113,7 +117,10 @@ class TrainedRun:
 
     def labels(self, scores: np.ndarray) -> np.ndarray:
         """What ``predict`` gives for these scores."""
-        predicted = self.model.loss_fn.predict(scores)
+        loss = self.model.loss_fn
+        if self.task == "regression" and loss.task != "regression":
+            return loss.values(scores)  # a reconstruction: σ(z) of binary cross-entropy's logits
+        predicted = loss.predict(scores)
         if self.task == "regression" or not self.class_names:
             return predicted
         return np.array(self.output_names)[predicted]
@@ -122,15 +129,18 @@ class TrainedRun:
         """What ``predict_proba`` gives for these scores."""
         if self.task == "regression":
             raise ValueError("a regression model predicts values, not class probabilities")
-        return probabilities(scores, self.task)
+        return probabilities(scores, self.task, self.model.loss_fn.class_axis)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class names (class indices where the data has no names) for a classifier, the
-        predicted values for a regression model."""
+        """Class names (class indices where the data has no names) for a classifier, of
+        every pixel ``(N, H, W)`` for a segmentation model; the predicted values for a
+        regression model, the reconstructions of an autoencoder (``data.target: input``),
+        in the preprocessed inputs' scale."""
         return self.labels(self.scores(X))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(N, classes)`` (``(N, T, classes)`` for a label per step)."""
+        """Class probabilities ``(N, classes)`` (``(N, T, classes)`` for a label per step,
+        ``(N, H, W, classes)`` per pixel)."""
         return self.probabilities(self.scores(X))
 
     def data(self, split: str = "test"):

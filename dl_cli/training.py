@@ -19,6 +19,7 @@ from pathlib import Path
 from . import __version__
 from .checkpoints import check_compatible, versions
 from .config import dump_config, load_saved_config
+from .continuation import nothing_left
 from .data import Splits, build_augment, load
 from .fit_checks import check_fits, check_monitored_split, unused_scores
 from .inputs import Inputs
@@ -28,7 +29,9 @@ from .nn.model import Model
 from .registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry
 from .runs import Run, new_run_dir
 from .schema import Config
-from .solver import Solver
+from .numbers import figure, scores_text
+from .progress import EpochLines
+from .solver import Interrupted, Solver
 from .storage import RunError, write_text
 
 
@@ -47,6 +50,10 @@ def build_model(cfg: Config, in_shape: tuple[int, ...], dtype: str | None = None
     return Model(layers, in_shape, loss=component(cfg, "model.loss", cfg.model.loss, LOSSES),
                  init=cfg.model.init, l1=cfg.regularization.l1, l2=cfg.regularization.l2,
                  dtype=dtype or cfg.train.dtype, seed=cfg.seed, path="model.layers")
+
+
+class Finished(RuntimeError):
+    """A resumed run has nothing left to train; its folder is unchanged."""
 
 
 @dataclass
@@ -72,7 +79,8 @@ def assemble(cfg: Config, splits: Splits | None = None) -> Assembled:
         model=model,
         optimizer=component(cfg, "optimizer", cfg.optimizer, OPTIMIZERS),
         schedule=component(cfg, "schedule", cfg.schedule, SCHEDULES) if cfg.schedule is not None else None,
-        augment=build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype),
+        augment=build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype,
+                              image_targets=splits.train.y.ndim > 2),  # (N, H, W), (N, C, H, W)
     )
 
 
@@ -141,40 +149,63 @@ def version_changes(meta: dict) -> list[str]:
             for name in now if written.get(name) != now[name]]
 
 
+def outcome_line(summary: dict) -> str:
+    """How a run ended, in ``train.log``: ``completed: best val/acc 0.9777 at epoch 4 of 5;
+    test/loss 0.09436  test/acc 0.9694``."""
+    test = scores_text(summary["test"]) if summary["test"] else "test split not scored"
+    return (f"{summary['status']}: best {summary['monitor']} {figure(summary['best_value'])} "
+            f"at epoch {summary['best_epoch']} of {summary['epochs']}; {test}")
+
+
 def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool = False,
           progress: bool = True, warn=None, score_test: bool = True,
-          loggers: list[Logger] | None = None) -> dict:
+          loggers: list[Logger] | None = None, say=None) -> dict:
     """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
     False leaves the test split alone unless training stops early (see ``Solver.train``).
     ``loggers``: those of ``train.loggers``, started before the run folder was made
     (``loggers.start_loggers``); when None they are started here.
 
     Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state, and
-    ``LoggerError`` before training when a logger of ``train.loggers`` cannot start; the
-    run's lock is released and the loggers' records of the run closed whatever happens.
-    Warnings (a logger failing mid-run, too) go to ``train.log`` and to ``warn(message)``
-    when given.
+    ``Finished`` for a resumed run with nothing left to train (``continuation``), before
+    writing anything or opening a logger, and ``LoggerError`` before training when a
+    logger of ``train.loggers`` cannot start; the run's lock is released and the loggers'
+    records of the run closed whatever happens. Warnings (a logger failing mid-run, too)
+    go to ``train.log`` and to ``warn(message)`` when given; each epoch's line
+    (``progress.epoch_line``) goes to ``train.log`` and to ``say(line)`` when given.
     """
     def caution(message: str) -> None:
         run.log(f"warning: {message}")
         if warn is not None:
             warn(message)
 
+    def tell(line: str) -> None:
+        run.log(line)
+        if say is not None:
+            say(line)
+
     observers: list[Guarded] = []
     try:
         parts = parts or assemble(cfg)
+        solver = make_solver(cfg, parts, run, progress)
+        if resuming:
+            last, best = resume_state(run, parts.model)
+            solver.restore(last, best)  # checks the optimizer's state before any write
+            done = nothing_left(cfg, last["meta"], run.path)
+            if done is not None:
+                raise Finished(done)
         run.keep_in_checkpoints(Inputs.from_splits(parts.splits).arrays())
         observers = [Guarded(logger, caution)
                      for logger in (start_loggers(cfg) if loggers is None else loggers)]
         for observer in observers:
             observer.open(run.path)
-        solver = make_solver(cfg, parts, run, progress, observers=observers)
+        # the line of an epoch first, then the loggers' work
+        solver.observers += [EpochLines(solver, tell), *observers]
         if resuming:
-            last, best = resume_state(run, parts.model)
-            for message in version_changes(last["meta"]):
-                caution(message)
-            solver.restore(last, best)  # checks the optimizer's state before any write
             meta = last["meta"]
+            for message in version_changes(meta):
+                caution(message)
+            if dump_config(load_saved_config(run.layout.config)) != dump_config(cfg):
+                write_text(run.layout.config, dump_config(cfg))  # trained longer
             run.truncate_metrics(meta["epoch"], meta["step"])
             run.log(f"dl {__version__}: resuming {cfg.name} after epoch {meta['epoch']}, "
                     f"iteration {meta['iteration']} (step {meta['step']})")
@@ -193,12 +224,11 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
         except Exception as error:
             with contextlib.suppress(OSError):  # the error being raised says more
                 run.write_summary({**base, **solver.finish(score_test=False)})
-                run.log(f"{solver.status}: {error}")
+                run.log(str(error) if isinstance(error, Interrupted) else f"{solver.status}: {error}")
             raise
         summary = {**base, **summary}
         run.write_summary(summary)
-        run.log(f"{summary['status']}: best {summary['monitor']} {summary['best_value']} "
-                f"at epoch {summary['best_epoch']}; test {summary['test']}")
+        run.log(outcome_line(summary))
         return summary
     finally:
         for observer in observers:

@@ -66,8 +66,9 @@ def test_built_in_datasets_load_with_right_shapes_and_types(spec, shape, classes
 def test_every_registered_dataset_is_covered():
     files = {"npz", "csv", "mnist", "cifar10"}  # tested below on files written here
     sequences = {"sine", "adding", "text", "hello"}  # tested in tests/test_sequences.py
+    segmentation = {"shapes"}  # tested in tests/test_shapes_autoencoder.py
     covered = {spec if isinstance(spec, str) else spec["type"] for spec, *_ in BUILT_IN}
-    assert covered | files | sequences == set(DATASETS.names())
+    assert covered | files | sequences | segmentation == set(DATASETS.names())
 
 
 @pytest.mark.parametrize("name,loader", [("digits", "load_digits"), ("iris", "load_iris"),
@@ -505,6 +506,40 @@ def test_csv_with_header_and_label_column(tmp_path):
     np.testing.assert_array_equal(data.X, [[1.5, 2.0], [-1.0, 0.3], [0.0, 4.0]])
     np.testing.assert_array_equal(data.y, [0, 1, 2])
     assert data.classes == 3 and data.y.dtype == np.int64
+
+
+def test_csv_labels_that_are_words_name_classes_in_sorted_order(tmp_path):
+    path = tmp_path / "flowers.csv"
+    path.write_text("length,width,species\n5.1,3.5,setosa\n7.0,3.2,versicolor\n"
+                    "6.3,3.3,virginica\n4.9,3.0, setosa\n6.4,3.2,versicolor\n")
+    data = raw({"type": "csv", "path": str(path), "label": "species"})
+    np.testing.assert_array_equal(data.y, [0, 1, 2, 0, 1])
+    assert (data.classes, data.names) == (3, ["setosa", "versicolor", "virginica"])
+    np.testing.assert_array_equal(data.X[:, 1], [3.5, 3.2, 3.3, 3.0, 3.2])
+    path.write_text("length,species\n5.1,setosa\n7.0,\n")
+    with pytest.raises(DataError, match=r"flowers\.csv: line 3: no label"):
+        raw({"type": "csv", "path": str(path), "label": "species"})
+    path.write_text("length,species\n5.1,setosa\n7.0,virginica\n")
+    with pytest.raises(DataError, match=r"line 2, column 2: 'setosa' is not a number"):
+        raw({"type": "csv", "path": str(path), "label": "species", "task": "regression"})
+
+
+def test_a_csv_of_named_classes_trains_and_keeps_the_names(tmp_path):
+    rng = np.random.default_rng(0)
+    species = ["virginica", "setosa", "versicolor"]
+    rows = [f"{x:.3f},{y:.3f},{species[k]}" for k in range(3)
+            for x, y in rng.normal(loc=3 * k, size=(20, 2))]
+    (tmp_path / "flowers.csv").write_text("x,y,species\n" + "\n".join(rows) + "\n")
+    config = tmp_path / "flowers.yaml"
+    config.write_text(f"name: flowers\nruns_dir: {tmp_path / 'runs'}\n"
+                      f"data: {{dataset: {{type: csv, path: {tmp_path / 'flowers.csv'}, "
+                      f"label: species}}}}\nmodel: {{layers: [{{type: affine, units: 3}}]}}\n"
+                      f"train: {{epochs: 2}}\n")
+    result = CliRunner().invoke(app, ["train", str(config), "-q"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = [p for p in (tmp_path / "runs" / "flowers").iterdir() if p.name != "latest"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["data"]["class_names"] == ["setosa", "versicolor", "virginica"]
 
 
 def test_csv_without_header_takes_a_label_index_and_finds_regression(tmp_path):

@@ -383,7 +383,7 @@ def test_resume_keeps_the_batch_lines_and_the_time_of_the_epochs_before(tmp_path
     assert resumed[:2] == times and resumed[2] >= times[1]  # the clock goes on
     assert json.loads((run_dir / "summary.json").read_text())["time_s"] >= times[1]
     log = (run_dir / "train.log").read_text()  # the log tells the run's story
-    assert "interrupted: stopped by signal 2 at epoch 3, iteration 4" in log
+    assert "interrupted (Ctrl-C) at epoch 3, iteration 4" in log
     assert "resuming tiny after epoch 2, iteration 4 (step 16)" in log
 
 

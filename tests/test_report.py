@@ -13,14 +13,13 @@ from dl_cli import crossval, data, nn, optim, schedules, training  # noqa: F401 
 from dl_cli.cli.app import app
 from dl_cli.config import load_config
 from dl_cli.gradcheck import ZERO, Check, check_model
-from dl_cli.layout import find_runs
 from dl_cli.registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
                              PREPROCESSORS, SCHEDULES, Registry)
 from dl_cli.sweep.ledger import TrialState
 from dl_cli.sweep.results import leaderboard
 from dl_cli.sweep.spec import prepare
-from dl_cli.tables import (compare_table, gradcheck_summary, gradcheck_table, registry_table,
-                           runs_table)
+from dl_cli.listing import rows, runs_table
+from dl_cli.tables import compare_table, gradcheck_summary, gradcheck_table, registry_table
 
 runner = CliRunner()
 REGISTRIES = (LAYERS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES, DATASETS, PREPROCESSORS,
@@ -165,13 +164,13 @@ def test_compare_shows_the_kfold_mean_and_says_it_is_one(kfold_and_plain):
 
 def test_runs_marks_the_kfold_mean(kfold_and_plain):
     root, kfold, plain = kfold_and_plain
-    out = text(runs_table(find_runs(root), root))
-    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
+    out = text(runs_table(rows(root), root))
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
     parent = str(Path(kfold["run_dir"]).relative_to(root))
-    assert "completed (3-fold mean)" in rows[parent]
-    assert f"{kfold['best_value']:.4g}" in rows[parent]
-    assert "fold mean" not in rows[str(Path(plain["run_dir"]).relative_to(root))]
-    assert "fold mean" not in rows[f"{parent}/fold-0"]  # a fold is an ordinary run
+    assert "completed (3-fold mean)" in lines[parent]
+    assert f"{kfold['best_value']:.4f} ± {kfold['best_std']:.4f}" in lines[parent]
+    assert "fold mean" not in lines[str(Path(plain["run_dir"]).relative_to(root))]
+    assert "fold mean" not in lines[f"{parent}/fold-0"]  # a fold is an ordinary run
 
 
 def test_compare_table_of_a_kfold_run_without_the_mean_shows_a_dash(tmp_path):
@@ -232,20 +231,21 @@ def test_a_sweep_with_no_result_yet_says_so(tmp_path, write_sweep):
 
 
 def test_names_in_table_titles_and_cells_are_printed_as_given(tmp_path):
-    from dl_cli.tables import compare_table, folds_table, summary_table
+    from dl_cli.cli.output import AS_IS
+    from dl_cli.tables import compare_table, folds_title, summary_title
 
-    def text(table):
+    def text(table, **options):
         console = Console(width=400, record=True, file=io.StringIO())
-        console.print(table)
+        console.print(table, **options)
         return console.export_text()
 
     summary = {"name": "n[red]x", "status": "completed", "monitor": "val/acc", "best_value": 0.5,
                "best_epoch": 1, "epochs": 1, "best": {"val/acc": 0.5}, "test": {}}
-    assert "n[red]x" in text(summary_table(summary))
+    assert "n[red]x" in text(summary_title(summary), **AS_IS)
     folds = {**summary, "kfold": 2, "best_std": 0.0,
              "folds": [{"fold": 0, "status": "completed", "best_epoch": 1, "best_value": 0.5,
                         "test": {}}]}
-    assert "n[red]x" in text(folds_table(folds))
+    assert "n[red]x" in text(folds_title(folds), **AS_IS)
     runs = [tmp_path / "a[red]", tmp_path / "b"]
     table = compare_table(runs, [{"data": {"preprocess": ["[bold]"]}}, {"data": {"preprocess": []}}])
     assert "a[red]" in text(table) and "[bold]" in text(table)

@@ -518,7 +518,7 @@ def test_sha_stops_a_clearly_bad_trial_early(tmp_path, write_sweep, tiny_config)
         metric_lines(tmp_path / "straight" / "sweep" / "trial-0000")
     # The test split is scored once per trial, when it ends: never for a pruned one.
     def times_test_scored(trial):
-        return (folder / f"trial-{trial:04d}" / "train.log").read_text().count("; test {'test/")
+        return (folder / f"trial-{trial:04d}" / "train.log").read_text().count("; test/")
     assert times_test_scored(int(winner["trial"])) == 1 and times_test_scored(0) == 0
     summary = json.loads((folder / "trial-0000" / "summary.json").read_text())
     assert summary["status"] == "paused" and summary["epochs"] == 1  # `dl runs` says so
@@ -1105,7 +1105,7 @@ def test_the_report_study_is_one_dl_report_knows(tmp_path, spec_errors, random_s
     assert spec_errors(tmp_path, {**random_spec, "report": {"study": "inits"}}) == [
         "report.study: unknown study 'inits' (did you mean 'init'?); allowed: "
         "init, activations, regularization, batchnorm, optimizers, schedules, polynomial, "
-        "weight_decay, depth_residual, clipping, cnn_vs_mlp"]
+        "weight_decay, depth_residual, clipping, cnn_vs_mlp, bottleneck, autoencoder_vs_pca"]
     pytest.importorskip("matplotlib")
     from dl_cli.studies.report import SECTIONS
     from dl_cli.schema import STUDIES

@@ -220,6 +220,22 @@ def test_a_name_folder_of_unfinished_runs_names_the_newest(tmp_path, spiral_conf
                 f"give one of them, such as {run.path}") in result.output
 
 
+def test_plot_and_diagnose_read_a_name_folder_as_its_newest_finished_run(tmp_path, spiral_config):
+    config = spiral_config(tmp_path)
+    first, second, third = (dl.train(config).path for _ in range(3))
+    set_status(third, "interrupted")
+    for other in (first, third):  # only the newest finished run keeps what they read
+        (other / "metrics.jsonl").unlink()
+    name = second.parent
+    diagnosed = dl_cli("diagnose", name)
+    assert diagnosed.exit_code == 0, diagnosed.output
+    assert diagnosed.output == dl_cli("diagnose", second).output
+    plotted = dl_cli("plot", name)
+    assert plotted.exit_code == 0, plotted.output
+    assert str(second / "plots") in plotted.output and any((second / "plots").glob("*.png"))
+    assert not (name / "plots").exists()
+
+
 def test_latest_is_only_for_the_runs_dl_names(tmp_path, spiral_config):
     config = spiral_config(tmp_path)
     custom = tmp_path / "runs" / "spiral-use" / "by-hand"

@@ -27,11 +27,17 @@ EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 # In a pipe or a file, tables are as wide as their content (Rich would cut them at 80
 # columns, breaking run paths and values); a terminal's width, or COLUMNS, still rules.
 PIPE_WIDTH = 1000
+READING_WIDTH = 100  # prose (dl layers' descriptions) in a pipe wraps here instead
 
 
 def console(stream) -> Console:
     piped = not stream.isatty() and "COLUMNS" not in os.environ
     return Console(stderr=stream is sys.stderr, emoji=False, width=PIPE_WIDTH if piped else None)
+
+
+def reading_width(shown: Console) -> int | None:
+    """The width to print prose at: the terminal's (None), or ``READING_WIDTH`` in a pipe."""
+    return READING_WIDTH if shown.width == PIPE_WIDTH else None
 
 
 out = console(sys.stdout)

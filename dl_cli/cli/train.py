@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from .interrupts import interrupts_held, writing
+from .completion import complete_override
 from .output import (AS_IS, EXIT_DIVERGED, EXIT_INTERRUPTED, allow_plugins_flag, at_least,
                      at_most_blas, check_folder, err, fail, flag, load_or_fail, out, warn,
                      within_memory)
@@ -20,14 +21,19 @@ def train(
     config: Optional[Path] = typer.Argument(None, metavar="CONFIG", help="Train config YAML "
                                             "(see configs/); required unless --resume is given."),
     overrides: Optional[List[str]] = typer.Argument(
-        None, metavar="KEY=VALUE", help="key=value overrides, values parsed as YAML: "
+        None, metavar="KEY=VALUE", autocompletion=complete_override,
+        help="key=value overrides, values parsed as YAML (~key: back to its default): "
                                         "optimizer.lr=1e-3 model.layers.0.units=256 "
                                         "train.epochs=5"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder "
                                           "from its checkpoints/last.npz (runs/<name>: the "
-                                          "newest run of that name, finished or not)."),
-    print_config: bool = flag("--print-config", help="Print the resolved config (YAML that "
-                              "dl train reads back) and exit."),
+                                          "newest run of that name, finished or not), on the "
+                                          "threads it trained on. train.epochs=N (more than "
+                                          "before) trains a finished run longer; "
+                                          "train.early_stopping.patience=N may change too."),
+    print_config: bool = flag("--print-config", help="Print the config as training will use "
+                              "it (YAML that dl train reads back): every option of every "
+                              "component with its default, auto monitors resolved; then exit."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of "
                                            "runs/<name>/<time>-<id>/."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Threads to compute on, from 1 "
@@ -36,7 +42,8 @@ def train(
                                           "convolutional models, parts of each batch. More than "
                                           "the cores is slower (a warning says so); small "
                                           "models and recurrent layers often run faster on 1."),
-    quiet: bool = flag("--quiet", "-q", help="No progress bars."),
+    quiet: bool = flag("--quiet", "-q", help="Print the final table alone: no line per "
+                       "epoch, no progress bar."),
     allow_plugins: bool = allow_plugins_flag(),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
@@ -57,7 +64,9 @@ def train(
         at_least("--threads", threads, 1)
         at_most_blas("--threads", threads)
     if resume is not None:
-        cfg, run = resumed_run(resume, config, run_dir, print_config, allow_plugins)
+        cfg, run = resumed_run(resume, config, overrides or [], run_dir, print_config,
+                               allow_plugins)
+        threads = resumed_threads(run.path, threads)
     else:
         cfg, run = new_run_config(config, overrides or [], run_dir, print_config), None
     available = cores()
@@ -65,24 +74,30 @@ def train(
         warn(f"--threads {threads} exceeds the {available} core{'s' * (available != 1)}: the "
              f"threads will compete for them, usually slower than --threads {available}")
     progress = not quiet and sys.stderr.isatty()
+    say = None if quiet else epoch_say
     with threadpool_limits(limits=threads, user_api="blas"), within_memory():
         if cfg.validation.kfold:
-            train_folds(cfg, run_dir, progress, root=run)
+            train_folds(cfg, run_dir, progress, say, root=run)
         else:
-            train_one(cfg, run, run_dir, resume is not None, progress)
+            train_one(cfg, run, run_dir, resume is not None, progress, say)
+
+
+def epoch_say(line: str) -> None:
+    """An epoch's line, on stdout as the epoch ends (Rich flushes each print)."""
+    out.print(line, **AS_IS)
 
 
 def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Optional[Path],
                    print_config: bool):
     """The config of a new run, whose folder can be made; exit 0 after printing it
     with --print-config."""
-    from ..config import dump_config
+    from ..config.resolved import dump_resolved
 
     if config is None:
         fail("missing CONFIG: dl train CONFIG.yaml [key=value ...] (or --resume RUN_DIR)")
     cfg = load_or_fail(config, overrides)
     if print_config:
-        typer.echo(dump_config(cfg), nl=False)  # as is: no markup, no wrapping
+        typer.echo(dump_resolved(cfg), nl=False)  # as is: no markup, no wrapping
         raise typer.Exit()
     if run_dir is not None:
         check_folder(run_dir, "--run-dir")
@@ -91,20 +106,21 @@ def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Option
     return cfg
 
 
-def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool,
-                allow_plugins: bool):
-    """The config and the (locked) run of the folder to resume (a config's name folder:
-    its newest run, finished or not)."""
+def resumed_run(resume: Path, config: Optional[Path], overrides: list[str],
+                run_dir: Optional[Path], print_config: bool, allow_plugins: bool):
+    """The config (with the changes a resume accepts, ``continuation.extended``) and the
+    (locked) run of the folder to resume (a config's name folder: its newest run,
+    finished or not)."""
     from ..checks import ConfigError
-    from ..config import dump_config
+    from ..config.resolved import dump_resolved
+    from ..continuation import extended
     from ..crossval import resume_run
     from ..layout import RunLayout, resolve_run
     from ..storage import RunError
 
     if config is not None and "=" in str(config) and not config.exists():
-        fail(f"{config}: key=value overrides do not go with --resume: a resumed run "
-             f"continues its own config.yaml (train the config again to change it)")
-    if config is not None:
+        overrides = [str(config), *overrides]  # dl train --resume RUN train.epochs=60
+    elif config is not None:
         fail("give either a config or --resume RUN_DIR, not both")
     if run_dir is not None:
         fail(f"--run-dir names a new run's folder: a resumed run stays in its own, {resume}")
@@ -117,24 +133,48 @@ def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], p
         resume = chosen
     if print_config:
         saved = load_or_fail(RunLayout(resume).config, [], saved=True, allow_plugins=allow_plugins)
-        typer.echo(dump_config(saved), nl=False)
+        try:
+            typer.echo(dump_resolved(extended(saved, overrides) if overrides else saved), nl=False)
+        except ConfigError as error:
+            fail(str(error))
         raise typer.Exit()
     try:
         cfg, run = resume_run(resume, allow_plugins)
     except (RunError, ConfigError) as error:
         fail(str(error))
+    if overrides:
+        try:
+            cfg = extended(cfg, overrides)
+        except ConfigError as error:
+            run.release()
+            fail(str(error))
     writing("kfold" if cfg.validation.kfold else "run", resume)
     return cfg, run
 
 
-def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool) -> None:
+def resumed_threads(resume: Path, threads: Optional[int]) -> Optional[int]:
+    """The threads a resume computes on: those the run recorded, unless --threads says
+    otherwise (warned: the numbers then differ from an uninterrupted run's)."""
+    from ..continuation import recorded_threads
+
+    recorded = recorded_threads(resume)
+    if threads is None:
+        return recorded
+    if recorded is not None and threads != recorded:
+        warn(f"--threads {threads}: the run trained on {recorded} thread"
+             f"{'s' * (recorded != 1)}; on {threads} its numbers will differ from an "
+             f"uninterrupted run's (leave --threads out to resume on {recorded})")
+    return threads
+
+
+def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool, say) -> None:
     from .. import training
     from ..data import DataError
     from ..loggers import LoggerError, start_loggers
     from ..memory import out_of_memory
     from ..nn import ShapeError
     from ..storage import RunError
-    from ..tables import summary_table
+    from ..tables import summary_table, summary_title
 
     try:
         parts = training.assemble(cfg)
@@ -147,27 +187,38 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool)
         if run is not None:
             run.release()
         fail(out_of_memory(error) if isinstance(error, MemoryError) else str(error))
-    err.print(f"[bold]{escape(cfg.name)}[/]: {parts.model.num_params():,} parameters, "
-              f"{len(parts.splits.train.X)} train / {len(parts.splits.val.X)} val / "
-              f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
-              highlight=False, soft_wrap=True)
+    if say is not None:
+        err.print(f"[bold]{escape(cfg.name)}[/]: {parts.model.num_params():,} parameters, "
+                  f"{len(parts.splits.train.X)} train / {len(parts.splits.val.X)} val / "
+                  f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
+                  highlight=False, soft_wrap=True)
     with training_errors(run):
-        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn,
-                                 loggers=loggers)
+        try:
+            summary = training.train(cfg, run, parts, resuming=resuming, progress=progress,
+                                     warn=warn, loggers=loggers, say=say)
+        except training.Finished as finished:
+            out.print(str(finished), **AS_IS)
+            return
     writing("done", run.path)
+    out.print(summary_title(summary), **AS_IS)
     out.print(summary_table(summary))
     out.print(f"run folder: {run.path}", **AS_IS)
 
 
-def train_folds(cfg, run_dir: Optional[Path], progress: bool, root=None) -> None:
+def train_folds(cfg, run_dir: Optional[Path], progress: bool, say, root=None) -> None:
     from ..crossval import train_folds
-    from ..tables import folds_table
+    from ..tables import folds_table, folds_title
+    from ..training import Finished
 
     with training_errors(None):
-        summary = train_folds(cfg, run_dir, progress=progress, warn=warn,
-                              say=lambda line: err.print(line, **AS_IS), root=root,
-                              made=lambda path: writing("kfold", path))
+        try:
+            summary = train_folds(cfg, run_dir, progress=progress, warn=warn, say=say,
+                                  root=root, made=lambda path: writing("kfold", path))
+        except Finished as finished:
+            out.print(str(finished), **AS_IS)
+            return
     writing("done", summary["run_dir"])
+    out.print(folds_title(summary), **AS_IS)
     out.print(folds_table(summary))
     out.print(f"run folder: {summary['run_dir']}", **AS_IS)
 

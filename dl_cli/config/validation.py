@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import data, nn, optim, plugins, schedules  # noqa: F401  (importing them fills the registries)
 from ..checks import INVALID, ConfigError, describe, join
-from ..metrics import direction, mode_of, reported_metrics, resolve_monitor
+from ..metrics import config_task, direction, mode_of, reported_metrics, resolve_monitor
 from ..registry import INITIALIZERS, LAYERS, Registry, RegistryError
 from ..schema import MONITORS, Config
 from .sections import SectionReader
@@ -196,14 +196,15 @@ def check_monitors(config: Config, reader: ConfigReader) -> None:
     sections = [("checkpoint", config.checkpoint)]
     if train.early_stopping not in (None, INVALID):
         sections.append(("train.early_stopping", train.early_stopping))
+    task = config_task(loss, reader.built.get("data.dataset"), config.data.target)
     for path, section in sections:
         if section.monitor is INVALID:
             continue
-        problem = monitor_problem(section.monitor, loss.task, *settings)
+        problem = monitor_problem(section.monitor, task, *settings)
         if problem:
             reader.problems.add(f"{path}.monitor", problem)
         elif section.mode in ("min", "max"):
-            metric = resolve_monitor(section.monitor, "auto", loss.task)[0]
+            metric = resolve_monitor(section.monitor, "auto", task)[0]
             if section.mode != mode_of(metric):
                 reader.problems.add(f"{path}.mode", f"{metric} is {direction(metric)}, so the mode "
                                                     f"is {mode_of(metric)} (or auto), got {section.mode}")

@@ -1,11 +1,12 @@
 """From a data config to the three splits a run trains, validates and tests on.
 
 dataset → shuffle and split (seeded; stratified by class) → cast to the run's dtype →
-preprocessing fitted on the training split, applied to all three. A step that does not
-fit the data raises ``DataError`` naming ``data.preprocess.i``; what trains but should
-be known (a class the split left out of training) comes back in ``Splits.warnings``.
-The fitted steps come back in ``Splits.steps``; given steps fitted before (a run's,
-restored from its checkpoint), ``load`` applies them and fits nothing.
+preprocessing fitted on the training split, applied to all three → the targets: the
+data set's, or (``data.target: input``, an autoencoder) the preprocessed input itself.
+A step that does not fit the data raises ``DataError`` naming ``data.preprocess.i``;
+what trains but should be known (a class the split left out of training) comes back in
+``Splits.warnings``. The fitted steps come back in ``Splits.steps``; given steps fitted
+before (a run's, restored from its checkpoint), ``load`` applies them and fits nothing.
 """
 
 from __future__ import annotations
@@ -182,23 +183,34 @@ def load(data: DataConfig, seed: int = 0, dtype="float32", fitted: list | None =
         splits = [Split(X.astype(input_dtype, copy=False), y.astype(target_dtype, copy=False))
                   for X, y in split_raw(raw, data, split_seed)]
     check_cast(raw, splits, dtype)
-    check_classes_to_learn(raw, splits[0])
-    unlearned = unlearned_classes(raw, data.split, splits)
+    reconstruct = data.target == "input"
+    if reconstruct and input_dtype == np.int64:
+        raise DataError("data.target: input needs real-valued inputs to reconstruct, but "
+                        "this data set's inputs are token ids")
+    if not reconstruct:
+        check_classes_to_learn(raw, splits[0])
+    unlearned = None if reconstruct else unlearned_classes(raw, data.split, splits)
     raw_shape = tuple(int(d) for d in splits[0].X.shape[1:])
     apply_steps(splits, steps, fit=fitted is None)
+    task, classes, names = raw.task, raw.classes, raw.names
+    if reconstruct:  # the same array: augmentation makes new inputs and leaves it be
+        for split in splits:
+            split.y = split.X
+        task, classes, names = "regression", None, None
 
     train, val, test = splits
     info = {
         "dataset": name,
         "options": options,
-        "task": raw.task,
-        "num_classes": raw.classes,
-        "class_names": raw.names,
+        "task": task,
+        "target": data.target,
+        "num_classes": classes,
+        "class_names": names,
         "vocab": raw.vocab,
         "sizes": {"train": len(train), "val": len(val), "test": len(test)},
         "test_set": "split" if raw.X_test is None else "given",
         "in_shape": list(train.X.shape[1:]),
         "preprocess": [Registry.split_spec(spec)[0] for spec in data.preprocess],
     }
-    return Splits(train, val, test, task=raw.task, num_classes=raw.classes, info=info,
+    return Splits(train, val, test, task=task, num_classes=classes, info=info,
                   warnings=[unlearned] if unlearned else [], steps=steps, raw_shape=raw_shape)

@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 
 from ..layout import RunLayout
 from ..runs import release_held_locks
-from ..solver import Interrupted, stop_training
+from ..solver import Interrupted, signal_name, stop_training
 
 BACKENDS = ("local", "dask", "ray")
 # What every local worker imports: preloaded once by the fork server, inherited by each worker.
@@ -68,7 +68,7 @@ def stop_worker(signum, frame) -> None:
     """SIGTERM outside training (inside it, the Solver's own handler stops cleanly): the
     trial's run lock is released at once, wherever its setup was, then it unwinds."""
     release_held_locks()
-    raise Interrupted(f"stopped by signal {signum}")
+    raise Interrupted(f"interrupted ({signal_name(signum)})")
 
 
 def worker_context():

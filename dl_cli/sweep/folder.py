@@ -101,12 +101,13 @@ def check_files(folder: Path) -> None:
 
 
 def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
-               resume: Path | None = None, note: str = "") -> Path:
+               resume: Path | None = None, note: str = "", placement: dict | None = None) -> Path:
     """A new sweep folder holding spec.yaml and base.yaml, or the folder to resume after
-    checking that neither the spec nor the base config changed."""
+    checking that neither the spec nor the base config changed. ``placement`` (executor,
+    workers, address) goes into the ledger for a later resume to run the same way."""
     base_cfg = validate(base)
     header = {"spec_hash": spec.spec_hash(), "base_hash": base_hash(base_cfg),
-              "version": __version__, "backend": note}
+              "version": __version__, "backend": note, **(placement or {})}
     if resume is not None:
         folder, layout = Path(resume), SweepLayout(resume)
         check_files(folder)

@@ -69,7 +69,7 @@ from ..config.overrides import apply_overrides
 from ..config.sections import SectionReader
 from ..config.validation import monitor_problem, validate
 from ..config.yaml12 import parse_yaml, read_yaml
-from ..metrics import resolve_monitor
+from ..metrics import config_task, resolve_monitor
 from ..plugins import anchored
 from ..layout import safe_name
 from ..schema import RENAMED_RULES, Config, Prune, Refine, SweepKeys
@@ -359,7 +359,8 @@ def settle_metric(spec: SweepSpec, cfg: Config) -> None:
     monitors (auto: val/acc, val/loss for regression), recorded in ``spec.raw``; refuse a
     metric the model's task never reports (val/acc of a regression), or a validation
     metric without validation data."""
-    task = cfg.components.get("model.loss").task
+    task = config_task(cfg.components.get("model.loss"), cfg.components.get("data.dataset"),
+                       cfg.data.target)
     if spec.metric is None:
         spec.metric, spec.goal = resolve_monitor(cfg.checkpoint.monitor, cfg.checkpoint.mode, task)
         spec.raw["metric"] = {"name": spec.metric, "goal": spec.goal}
