@@ -1,9 +1,11 @@
 """Fixtures shared by the tests: a small config and its file; a finished run and a
-finished sweep to read, or to copy and damage; Ctrl-C at a chosen moment of training or of
-a sweep; gradient checks of a layer in training mode through ``gradcheck``, and eval mode,
-which ``gradcheck.check_layer`` does not cover."""
+finished sweep to read, or to copy and damage; a study of experiments/ on a small budget;
+Ctrl-C at a chosen moment of training or of a sweep; gradient checks of a layer in
+training mode through ``gradcheck``, and eval mode, which ``gradcheck.check_layer`` does
+not cover."""
 
 import functools
+import io
 import shutil
 import signal
 from contextlib import contextmanager
@@ -12,12 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner
 
 from dl_cli import gradcheck
 from dl_cli.cli.app import app
 from dl_cli.solver import Solver
 from dl_cli.sweep.runner import SweepRunner
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def make_tiny_config(samples: int = 40, **changes) -> dict:
@@ -109,6 +114,41 @@ def reference(tmp_path_factory, write_sweep):
     result = CliRunner().invoke(app, ["sweep", str(spec), "--sweep-dir", str(tmp / "sweep")])
     assert result.exit_code == 0, result.output
     return tmp / "sweep"
+
+
+@pytest.fixture(scope="session")
+def run_study():
+    """``run_study(name, folder, variants=None, params=None, seeds=(0,), overrides=())``:
+    experiments/NAME.yaml with only ``variants``, ``params`` replaced, ``seeds`` and
+    base-config ``overrides``, run in process into ``folder``; the loaded study."""
+    from dl_cli.config.yaml12 import read_yaml
+    from dl_cli.studies.study import load_study
+    from dl_cli.sweep.executors import make_backend
+    from dl_cli.sweep.folder import open_sweep
+    from dl_cli.sweep.spec import prepare
+
+    def run(name: str, folder: Path, variants: list[str] | None = None,
+            params: dict | None = None, seeds: list[int] = (0,), overrides: list[str] = ()):
+        spec = read_yaml(EXPERIMENTS / f"{name}.yaml")
+        spec["base"] = str((EXPERIMENTS / spec["base"]).resolve())
+        if variants is not None:
+            spec["variants"] = {v: spec["variants"][v] for v in variants}
+        if params is not None:
+            spec["params"] = params
+        spec["seeds"] = list(seeds)
+        path = folder / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        sweep_spec, base = prepare(path, [f"runs_dir={folder / 'runs'}", *overrides])
+        study = open_sweep(sweep_spec, base, folder / name)
+        backend = make_backend("local", 1)
+        try:
+            outcome = SweepRunner(sweep_spec, base, study, backend,
+                                  console=Console(file=io.StringIO())).run()
+        finally:
+            backend.close()
+        assert outcome.complete
+        return load_study(study)
+    return run
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from dl_cli.studies.figures import (by_param_figure, learning_curves, moving_ave
 from dl_cli.studies.study import metric_of  # noqa: E402
 from dl_cli.sweep.folder import saved_spec, trial_table  # noqa: E402
 
-from test_experiments import run_study  # noqa: E402
 
 runner = CliRunner()
 
@@ -90,7 +89,7 @@ def test_curves_smooth_noise_and_say_when_one_hides_another():
 
 
 @pytest.fixture(scope="module")
-def seeded_study(tmp_path_factory):
+def seeded_study(tmp_path_factory, run_study):
     """The clipping study on two learning rates and two seeds, a few epochs."""
     return run_study("clipping", tmp_path_factory.mktemp("clipping"), seeds=[0, 1],
                      params={"optimizer.lr": {"values": [0.1, 0.5]}},
