@@ -1,4 +1,6 @@
-"""Model-based search (method: tpe) and the pruning rules (sha, median)."""
+"""Model-based search (method: tpe): Optuna's distributions of the domains, what the
+ledger tells its study, rounds as in one go on any number of workers, and the median
+rule across its rounds."""
 
 import csv
 import json
@@ -29,23 +31,12 @@ TPE = {"method": "tpe", "trials": 16, "batch": 4, "seed": 0,
                   "train.batch_size": {"range": [8, 32, 8]}}}
 
 
-def sweep(spec: Path, folder: Path, *args: str):
-    return runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(folder), *args])
-
-
-def outcomes(folder: Path) -> list[tuple]:
+def tpe_outcomes(folder: Path) -> list[tuple]:
     """What must not depend on scheduling: each trial's params, metric, status, epochs."""
     with open(folder / "results.csv") as f:
         return [(r["trial"], r["round"], r["optimizer.lr"], r["model.layers.0.units"],
                  r["train.batch_size"], r["val/acc"], r["status"], r["epochs"])
                 for r in csv.DictReader(f)]
-
-
-def metric_lines(run_dir: Path) -> list[dict]:
-    lines = [json.loads(s) for s in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    for line in lines:
-        line.pop("time", None)
-    return lines
 
 
 # -- the sweep's domains as Optuna distributions -------------------------------------
@@ -90,7 +81,7 @@ def test_the_ledger_is_told_by_configuration_mean_pruned_rungs_and_failures(tmp_
 
 # -- deterministic rounds -------------------------------------------------------------
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory, write_sweep):
+def straight(tmp_path_factory, write_sweep, sweep):
     """A finished tpe sweep, in process."""
     tmp = tmp_path_factory.mktemp("tpe")
     spec = write_sweep(tmp, TPE)
@@ -108,16 +99,18 @@ def test_rounds_of_batch_continue_the_configuration_indices(straight):
     assert all(s.status == "completed" for s in trials.values())
 
 
-def test_two_workers_give_the_same_trials_and_metrics(straight, tmp_path, write_sweep):
+def test_two_workers_give_the_same_trials_and_metrics(straight, tmp_path, write_sweep, sweep,
+                                                      metric_lines):
     result = sweep(write_sweep(tmp_path, TPE), tmp_path / "sweep", "--workers", "2")
     assert result.exit_code == 0, result.output
-    assert outcomes(tmp_path / "sweep") == outcomes(straight)
+    assert tpe_outcomes(tmp_path / "sweep") == tpe_outcomes(straight)
     for t in range(16):
         assert metric_lines(tmp_path / "sweep" / f"trial-{t:04d}") == \
             metric_lines(straight / f"trial-{t:04d}")
 
 
-def test_a_resumed_sweep_asks_the_same_trials(straight, tmp_path, write_sweep, observe_sweeps):
+def test_a_resumed_sweep_asks_the_same_trials(straight, tmp_path, write_sweep, observe_sweeps,
+                                              sweep):
     """Stopped in round 1 (two of its four trials done), resumed: round 1 comes from the
     ledger, rounds 2 and 3 from a fresh study told the ledger, as in one go."""
     spec = write_sweep(tmp_path, TPE)
@@ -132,7 +125,7 @@ def test_a_resumed_sweep_asks_the_same_trials(straight, tmp_path, write_sweep, o
     assert sorted(table) == list(range(8)) and table[6].status == "pending"
     result = runner.invoke(app, ["sweep", "--resume", str(tmp_path / "sweep")])
     assert result.exit_code == 0, result.output
-    assert outcomes(tmp_path / "sweep") == outcomes(straight)
+    assert tpe_outcomes(tmp_path / "sweep") == tpe_outcomes(straight)
 
 
 def test_the_model_reads_the_scores_it_is_told(straight):
@@ -172,47 +165,7 @@ def test_the_dry_run_of_a_tpe_sweep_lists_its_first_round(tmp_path, write_sweep)
 
 
 # -- pruning rules --------------------------------------------------------------------
-def test_the_median_rule():
-    scores = {0: 0.3, 1: 0.9, 2: 0.8, 3: 0.1}
-    assert above_median(scores, {}, "max") == {1, 2}
-    assert above_median(scores, {}, "min") == {0, 3}
-    assert above_median(scores, {7: 0.95, 8: 0.97, 9: 0.99}, "max") == {1}  # median of 7: 0.9
-    assert above_median({0: float("nan"), 1: None, 2: 0.5}, {}, "max") == {2}
-    assert above_median({0: 0.5, 1: 0.5}, {}, "max") == {0, 1}  # equal to the median goes on
-
-
-PRUNED = {"schedule": {"type": "cosine"}, "train": {"epochs": 4, "batch_size": 16}}  # of tiny_config
-LRS = {"optimizer.lr": {"values": [1.0e-7, 0.01, 0.03, 0.1]}}
-
-
-def test_a_median_sweep_stops_what_falls_below_the_median(tmp_path, write_sweep, tiny_config):
-    spec = write_sweep(tmp_path, {"method": "grid", "params": LRS,
-                                  "prune": {"rule": "median", "min_epochs": 1, "eta": 2}},
-                       tiny_config(**PRUNED))
-    result = sweep(spec, tmp_path / "sweep")
-    assert result.exit_code == 0, result.output
-    events = [e for e in Ledger(tmp_path / "sweep" / "ledger.jsonl").events()]
-    rung_1 = {e["trial"]: e["metric"] for e in events if e["event"] == "result" and e["until"] == 1}
-    middle = sorted(rung_1.values())[1:3]
-    below = {t for t, m in rung_1.items() if m < sum(middle) / 2}
-    assert 0 in below  # lr 1e-7 learns nothing
-    assert {e["trial"] for e in events if e["event"] == "prune" and e["rung"] == 1} == below
-
-
-def test_asha_is_read_as_sha_with_a_warning(tmp_path, write_sweep, tiny_config):
-    spec = write_sweep(tmp_path, {"method": "grid", "params": LRS,
-                                  "prune": {"rule": "asha", "min_epochs": 1, "eta": 2}},
-                       tiny_config(**PRUNED))
-    loaded = load_spec(spec)
-    assert loaded.prune.rule == "sha"
-    result = sweep(spec, tmp_path / "sweep")
-    assert result.exit_code == 0, result.output
-    assert "warning: prune.rule: asha is now called sha (synchronous successive halving); " \
-           "write rule: sha" in " ".join(result.output.split())
-    pruned = [e for e in Ledger(tmp_path / "sweep" / "ledger.jsonl").events() if e["event"] == "prune"]
-    assert [e["rung"] for e in pruned] == [1, 1, 2]  # the best half of each rung goes on
-
-
+FOUR_EPOCHS = {"schedule": {"type": "cosine"}, "train": {"epochs": 4, "batch_size": 16}}  # of tiny_config
 def test_the_tpe_benchmark_tables_both_methods_per_seed(tmp_path, capsys):
     from benchmarks import tpe_vs_random
 
@@ -228,7 +181,7 @@ def test_the_tpe_benchmark_tables_both_methods_per_seed(tmp_path, capsys):
     assert "table.md" in capsys.readouterr().out
 
 
-def test_each_variant_is_searched_by_a_study_of_its_own(tmp_path, write_sweep, tiny_config):
+def test_each_variant_is_searched_by_a_study_of_its_own(tmp_path, write_sweep, tiny_config, sweep):
     spec = write_sweep(tmp_path, {**TPE, "trials": 3, "batch": 2, "seeds": [0, 1],
                                   "variants": {"relu": {"model.layers.1": "relu"},
                                                "tanh": {"model.layers.1": "tanh"}}},
@@ -245,13 +198,13 @@ def test_each_variant_is_searched_by_a_study_of_its_own(tmp_path, write_sweep, t
 
 
 def test_the_median_rule_of_a_later_round_reads_the_earlier_rounds(tmp_path, write_sweep,
-                                                                   tiny_config):
+                                                                   tiny_config, sweep):
     """Each rung of rounds 1 and 2 is decided against the median of every score at that
     rung so far: both of round 2's configurations are below the median of rung 1 once the
     better scores of rounds 0 and 1 count, though one of them is the better of the pair."""
     spec = write_sweep(tmp_path, {**TPE, "trials": 6, "batch": 2,
                                   "prune": {"rule": "median", "min_epochs": 1, "eta": 2}},
-                       tiny_config(**PRUNED))
+                       tiny_config(**FOUR_EPOCHS))
     result = sweep(spec, tmp_path / "sweep")
     assert result.exit_code == 0, result.output
     ledger = Ledger(tmp_path / "sweep" / "ledger.jsonl")
