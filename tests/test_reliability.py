@@ -1,7 +1,7 @@
 """Fault injection and bad input: `dl` loses nothing, executes nothing, names every bad input.
 
 The numbers in the section titles are the points of docs/reliability.md, which also cites
-the tests of test_train.py, test_config.py and test_data.py that prove the other points.
+the tests of test_train.py, test_config.py and tests/data/ that prove the other points.
 Run this file alone with `python -m pytest -m reliability`.
 """
 
