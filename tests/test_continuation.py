@@ -14,18 +14,19 @@ from dl_cli.cli.app import app
 
 runner = CliRunner()
 
-TINY = {"name": "tiny", "seed": 1,
-        "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40}},
-        "model": {"layers": [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}]},
-        "optimizer": {"type": "adam", "lr": 0.01},
-        "schedule": {"type": "step", "every": 2, "gamma": 0.5},
-        "train": {"epochs": 3, "batch_size": 8}}
+THREE_EPOCHS = {"epochs": 3, "batch_size": 8}
 
 
-def write_config(tmp_path: Path, name: str = "tiny.yaml", **sections) -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump({**TINY, **sections}))
-    return path
+@pytest.fixture(scope="session")
+def write_tiny(tiny_config, write_config):
+    """``write_tiny(folder, name="tiny.yaml", **sections)``: a run of 3 epochs of 9
+    iterations (72 training samples: the default split of 40 spiral points per class) with a
+    step schedule, these sections replaced."""
+    def write(folder: Path, name: str = "tiny.yaml", **sections) -> Path:
+        cfg = tiny_config(name="tiny", seed=1, data={"dataset": {"type": "spiral", "samples": 40}},
+                          schedule={"type": "step", "every": 2, "gamma": 0.5}, train=THREE_EPOCHS)
+        return write_config(folder, {**cfg, **sections}, name)
+    return write
 
 
 def dl(*args):
@@ -41,10 +42,10 @@ def snapshot(folder: Path) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
-def test_a_resume_computes_on_the_threads_the_run_trained_with(tmp_path, interrupt_at):
-    config, run_dir, straight = write_config(tmp_path), tmp_path / "run", tmp_path / "straight"
+def test_a_resume_computes_on_the_threads_the_run_trained_with(tmp_path, interrupt_at, write_tiny):
+    config, run_dir, straight = write_tiny(tmp_path), tmp_path / "run", tmp_path / "straight"
     assert dl("train", config, "--threads", "1", "--run-dir", straight, "-q").exit_code == 0
-    with interrupt_at(8):  # in the second epoch
+    with interrupt_at(8):  # the 8th of the first epoch's 9 iterations
         assert dl("train", config, "--threads", "1", "--run-dir", run_dir, "-q").exit_code == 130
     assert read_meta(run_dir / "checkpoints" / "last.npz")["threads"] == 1
     with threadpool_limits(limits=2, user_api="blas"):  # a shell whose BLAS runs 2
@@ -55,10 +56,10 @@ def test_a_resume_computes_on_the_threads_the_run_trained_with(tmp_path, interru
     assert epoch_lines(run_dir) == epoch_lines(straight)
 
 
-def test_a_resume_on_other_threads_is_warned_of(tmp_path, interrupt_at):
+def test_a_resume_on_other_threads_is_warned_of(tmp_path, interrupt_at, write_tiny):
     run_dir = tmp_path / "run"
     with interrupt_at(8):
-        assert dl("train", write_config(tmp_path), "--threads", "1", "--run-dir", run_dir,
+        assert dl("train", write_tiny(tmp_path), "--threads", "1", "--run-dir", run_dir,
                   "-q").exit_code == 130
     result = dl("train", "--resume", run_dir, "--threads", "2", "-q")
     assert result.exit_code == 0, result.output
@@ -67,9 +68,9 @@ def test_a_resume_on_other_threads_is_warned_of(tmp_path, interrupt_at):
     assert read_meta(run_dir / "checkpoints" / "last.npz")["threads"] == 2
 
 
-def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path):
+def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, write_tiny):
     run_dir = tmp_path / "run"
-    assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 0
+    assert dl("train", write_tiny(tmp_path), "--run-dir", run_dir, "-q").exit_code == 0
     before = snapshot(run_dir)
     for _ in range(2):
         result = dl("train", "--resume", run_dir)
@@ -79,9 +80,9 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path):
     assert snapshot(run_dir) == before
 
 
-def test_a_run_stopped_after_its_last_epoch_is_finished_by_a_resume(tmp_path):
+def test_a_run_stopped_after_its_last_epoch_is_finished_by_a_resume(tmp_path, write_tiny):
     run_dir = tmp_path / "run"
-    assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 0
+    assert dl("train", write_tiny(tmp_path), "--run-dir", run_dir, "-q").exit_code == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     trained = epoch_lines(run_dir)
     stopped = {**summary, "status": "interrupted", "test": {}}  # as it scored the test split
@@ -94,10 +95,10 @@ def test_a_run_stopped_after_its_last_epoch_is_finished_by_a_resume(tmp_path):
     assert epoch_lines(run_dir) == trained  # no epoch trained again
 
 
-def test_a_finished_run_trained_longer_matches_a_run_trained_that_long(tmp_path):
+def test_a_finished_run_trained_longer_matches_a_run_trained_that_long(tmp_path, write_tiny):
     run_dir, straight = tmp_path / "run", tmp_path / "straight"
-    assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 0
-    longer = write_config(tmp_path, "longer.yaml", train={**TINY["train"], "epochs": 5})
+    assert dl("train", write_tiny(tmp_path), "--run-dir", run_dir, "-q").exit_code == 0
+    longer = write_tiny(tmp_path, "longer.yaml", train={**THREE_EPOCHS, "epochs": 5})
     assert dl("train", longer, "--run-dir", straight, "-q").exit_code == 0
     result = dl("train", "--resume", run_dir, "train.epochs=5")
     assert result.exit_code == 0, result.output
@@ -107,8 +108,8 @@ def test_a_finished_run_trained_longer_matches_a_run_trained_that_long(tmp_path)
     assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 5
 
 
-def test_a_whole_run_schedule_keeps_the_length_the_run_started_with(tmp_path):
-    config = write_config(tmp_path, schedule={"type": "cosine", "min_lr": 0.001})
+def test_a_whole_run_schedule_keeps_the_length_the_run_started_with(tmp_path, write_tiny):
+    config = write_tiny(tmp_path, schedule={"type": "cosine", "min_lr": 0.001})
     run_dir = tmp_path / "run"
     assert dl("train", config, "--run-dir", run_dir, "-q").exit_code == 0
     assert dl("train", "--resume", run_dir, "train.epochs=5", "-q").exit_code == 0
@@ -121,7 +122,7 @@ def test_a_whole_run_schedule_keeps_the_length_the_run_started_with(tmp_path):
     assert epoch_lines(again) == epoch_lines(run_dir)
 
 
-def test_a_run_stopped_early_goes_on_only_with_more_patience(tmp_path, monkeypatch):
+def test_a_run_stopped_early_goes_on_only_with_more_patience(tmp_path, monkeypatch, write_tiny):
     from dl_cli.solver import Solver
 
     original = Solver.check_accuracy
@@ -134,7 +135,7 @@ def test_a_run_stopped_early_goes_on_only_with_more_patience(tmp_path, monkeypat
 
     monkeypatch.setattr(Solver, "check_accuracy", check_accuracy)
     stopping = {"monitor": "val/acc", "patience": 1}
-    config = write_config(tmp_path, train={**TINY["train"], "epochs": 6, "early_stopping": stopping})
+    config = write_tiny(tmp_path, train={**THREE_EPOCHS, "epochs": 6, "early_stopping": stopping})
     run_dir = tmp_path / "run"
     assert dl("train", config, "--run-dir", run_dir, "-q").exit_code == 0
     before = snapshot(run_dir)
@@ -153,22 +154,22 @@ def test_a_run_stopped_early_goes_on_only_with_more_patience(tmp_path, monkeypat
     (["train.epochs=2"], "train.epochs: a resumed run trains on; expected at least the run's 3, got 2"),
     (["train.early_stopping.patience=4"], "train.early_stopping.patience: the run has no early stopping"),
 ])
-def test_a_resume_refuses_every_other_change(tmp_path, overrides, message):
+def test_a_resume_refuses_every_other_change(tmp_path, overrides, message, write_tiny):
     run_dir = tmp_path / "run"
-    assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 0
+    assert dl("train", write_tiny(tmp_path), "--run-dir", run_dir, "-q").exit_code == 0
     before = snapshot(run_dir)
     result = dl("train", "--resume", run_dir, *overrides)
     assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
     assert snapshot(run_dir) == before
 
 
-def test_a_sweep_resumes_on_the_workers_it_ran_on_unless_told_otherwise(tmp_path):
+def test_a_sweep_resumes_on_the_workers_it_ran_on_unless_told_otherwise(tmp_path, write_tiny):
     import numpy as np
 
     from dl_cli.sweep.ledger import Ledger
 
     data = tmp_path / "data.npz"
-    base = write_config(tmp_path, "base.yaml", train={"epochs": 1, "batch_size": 8})
+    base = write_tiny(tmp_path, "base.yaml", train={"epochs": 1, "batch_size": 8})
     spec = tmp_path / "sweep.yaml"
     spec.write_text(yaml.safe_dump({"base": str(base), "name": "s", "method": "grid", "params": {
         "data.dataset": {"values": [{"type": "spiral", "classes": 3, "samples": 30},

@@ -22,11 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "configs" / "digits_mlp.yaml"
 runner = CliRunner()
 
-TINY = {"name": "tiny", "seed": 0,
-        "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40}},
-        "model": {"layers": [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}]},
-        "optimizer": {"type": "adam", "lr": 0.01},
-        "train": {"epochs": 1, "batch_size": 16}}
 
 
 def dl(*args):
@@ -64,9 +59,9 @@ def test_other_tools_habits_get_a_hint(args, hint):
     assert result.exit_code == 2 and hint in said(result), result.output
 
 
-def test_a_train_config_and_comma_values_make_a_grid_sweep(tmp_path):
-    base = tmp_path / "tiny.yaml"
-    base.write_text(yaml.safe_dump({**TINY, "runs_dir": str(tmp_path / "runs")}))
+def test_a_train_config_and_comma_values_make_a_grid_sweep(tmp_path, tiny_config, write_config):
+    one_epoch = tiny_config(name="tiny", seed=0, train={"epochs": 1, "batch_size": 16})
+    base = write_config(tmp_path, one_epoch, "tiny.yaml")
     result = dl("sweep", base, "optimizer.lr=0.01,0.1", "model.layers.0.units=4,8",
                 "regularization.l2=1e-4")
     assert result.exit_code == 0, result.output

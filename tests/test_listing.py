@@ -14,10 +14,7 @@ from dl_cli.layout import named_runs
 from dl_cli.listing import driver_seconds, duration
 
 runner = CliRunner()
-
-TINY = {"seed": 0, "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40}},
-        "model": {"layers": [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}]},
-        "train": {"epochs": 2, "batch_size": 16}}
+TWO_EPOCHS = {"seed": 0, "train": {"epochs": 2, "batch_size": 16}}  # of tiny_config
 
 
 def dl(*args):
@@ -25,7 +22,7 @@ def dl(*args):
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
+def root(tmp_path_factory, tiny_config) -> Path:
     """Runs named alpha (two) and beta, and a sweep of two trials, started in this order."""
     folder = tmp_path_factory.mktemp("listing")
     runs = folder / "runs"
@@ -33,9 +30,10 @@ def root(tmp_path_factory) -> Path:
                             ("beta", 0.05, "20250102-120000-bbbbbb"),
                             ("alpha", 0.03, "20250103-120000-cccccc")):
         config = folder / f"{name}.yaml"
-        config.write_text(yaml.safe_dump({**TINY, "name": name, "optimizer": {"type": "adam", "lr": lr}}))
+        cfg = tiny_config(**TWO_EPOCHS, name=name, optimizer={"type": "adam", "lr": lr})
+        config.write_text(yaml.safe_dump(cfg))
         assert dl("train", config, "--run-dir", runs / name / stamp, "-q").exit_code == 0
-    (folder / "base.yaml").write_text(yaml.safe_dump({**TINY, "name": "gamma"}))
+    (folder / "base.yaml").write_text(yaml.safe_dump(tiny_config(**TWO_EPOCHS, name="gamma")))
     spec = folder / "sweep.yaml"
     spec.write_text(yaml.safe_dump({"base": str(folder / "base.yaml"), "name": "gamma",
                                     "method": "grid",
@@ -100,10 +98,10 @@ def test_durations_read_as_time():
     assert driver_seconds(events) == 15.0  # the pause between the drivers does not count
 
 
-def test_the_latest_link_of_a_name_folder_is_no_row_of_its_own(tmp_path):
+def test_the_latest_link_of_a_name_folder_is_no_row_of_its_own(tmp_path, tiny_config):
     runs = tmp_path / "runs"
     config = tmp_path / "delta.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "name": "delta", "runs_dir": str(runs)}))
+    config.write_text(yaml.safe_dump(tiny_config(**TWO_EPOCHS, name="delta", runs_dir=str(runs))))
     for _ in range(2):
         assert dl("train", config, "-q").exit_code == 0
     assert (runs / "delta" / "latest").resolve() == named_runs(runs / "delta")[-1].resolve()

@@ -22,18 +22,15 @@ from dl_cli.tables import metrics_table, summary_table
 
 runner = CliRunner()
 
-TINY = {"name": "tiny", "seed": 0,
-        "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40}},
-        "model": {"layers": [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}]},
-        "optimizer": {"type": "adam", "lr": 0.01},
-        "train": {"epochs": 3, "batch_size": 16}}
-
-
-def write_config(tmp_path, **train):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump({**TINY, "runs_dir": str(tmp_path / "runs"),
-                                    "train": {**TINY["train"], **train}}))
-    return path
+@pytest.fixture(scope="session")
+def write_tiny(tiny_config, write_config):
+    """``write_tiny(folder, **train)``: folder/tiny.yaml, a small run of 3 epochs (runs/tiny)
+    on the default split (24 of the 120 samples for val), its train keys changed."""
+    def write(folder: Path, **train) -> Path:
+        cfg = tiny_config(name="tiny", seed=0, data={"dataset": {"type": "spiral", "samples": 40}},
+                          train={"epochs": 3, "batch_size": 16, **train})
+        return write_config(folder, cfg, "tiny.yaml")
+    return write
 
 
 def rendered(table) -> str:
@@ -46,8 +43,8 @@ def epoch_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("epoch ")]
 
 
-def test_each_epoch_prints_a_line_that_train_log_keeps_too(tmp_path):
-    result = runner.invoke(app, ["train", str(write_config(tmp_path))])
+def test_each_epoch_prints_a_line_that_train_log_keeps_too(tmp_path, write_tiny):
+    result = runner.invoke(app, ["train", str(write_tiny(tmp_path))])
     assert result.exit_code == 0, result.output
     lines = epoch_lines(result.output)
     assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
@@ -61,8 +58,8 @@ def test_each_epoch_prints_a_line_that_train_log_keeps_too(tmp_path):
     assert "test/acc 0." in last and "{" not in last and "'" not in last
 
 
-def test_quiet_keeps_the_final_table_alone(tmp_path):
-    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--quiet"])
+def test_quiet_keeps_the_final_table_alone(tmp_path, write_tiny):
+    result = runner.invoke(app, ["train", str(write_tiny(tmp_path)), "--quiet"])
     assert result.exit_code == 0, result.output
     assert epoch_lines(result.output) == []
     assert "parameters," not in result.output  # the opening line too
@@ -71,15 +68,15 @@ def test_quiet_keeps_the_final_table_alone(tmp_path):
     assert len(epoch_lines((run_dir / "train.log").read_text())) == 3
 
 
-def test_the_summary_title_is_one_line_above_a_narrow_table(tmp_path):
-    result = runner.invoke(app, ["train", str(write_config(tmp_path, epochs=2)), "-q"])
+def test_the_summary_title_is_one_line_above_a_narrow_table(tmp_path, write_tiny):
+    result = runner.invoke(app, ["train", str(write_tiny(tmp_path, epochs=2)), "-q"])
     assert result.exit_code == 0, result.output
     (title,) = [line for line in result.output.splitlines() if "completed; best" in line]
     assert title.startswith("tiny: completed; best val/acc ") and title.endswith(" of 2")
 
 
-def test_eval_prints_its_title_as_one_line(tmp_path):
-    config = write_config(tmp_path, epochs=1)
+def test_eval_prints_its_title_as_one_line(tmp_path, write_tiny):
+    config = write_tiny(tmp_path, epochs=1)
     assert runner.invoke(app, ["train", str(config), "-q"]).exit_code == 0
     (run_dir,) = [p for p in (tmp_path / "runs" / "tiny").iterdir() if p.name != "latest"]
     result = runner.invoke(app, ["eval", str(run_dir), "--split", "val"])
@@ -115,12 +112,12 @@ def test_an_epoch_line_reads_like_kerass():
     assert "train/objective 1.5000" in epoch_line(unscored, 1, 0.1, best=False)
 
 
-def test_the_batch_bar_is_closed_before_a_stop_propagates(tmp_path, monkeypatch):
+def test_the_batch_bar_is_closed_before_a_stop_propagates(tmp_path, monkeypatch, write_tiny):
     from tqdm import tqdm
 
     from dl_cli.solver import Solver
 
-    cfg = load_config(write_config(tmp_path))
+    cfg = load_config(write_tiny(tmp_path))
     parts = training.assemble(cfg)
     solver = training.make_solver(cfg, parts, None, progress=True)
     calls = []
@@ -139,8 +136,8 @@ def test_the_batch_bar_is_closed_before_a_stop_propagates(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
-def test_in_a_pipe_each_line_arrives_as_its_epoch_ends_and_ctrl_c_is_named(tmp_path):
-    config = write_config(tmp_path, epochs=100000)
+def test_in_a_pipe_each_line_arrives_as_its_epoch_ends_and_ctrl_c_is_named(tmp_path, write_tiny):
+    config = write_tiny(tmp_path, epochs=100000)
     proc = subprocess.Popen([sys.executable, "-m", "dl_cli", "train", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=Path(__file__).resolve().parents[1])
@@ -158,9 +155,11 @@ def test_in_a_pipe_each_line_arrives_as_its_epoch_ends_and_ctrl_c_is_named(tmp_p
     assert "interrupted (Ctrl-C) at epoch " in errors and "signal 2" not in errors
 
 
-def test_a_finished_study_ends_with_the_report_command_and_a_search_with_best_yaml(tmp_path):
+def test_a_finished_study_ends_with_the_report_command_and_a_search_with_best_yaml(
+        tmp_path, tiny_config):
     base = tmp_path / "base.yaml"
-    base.write_text(yaml.safe_dump({**TINY, "train": {"epochs": 1, "batch_size": 16}}))
+    one_epoch = tiny_config(name="tiny", seed=0, train={"epochs": 1, "batch_size": 16})
+    base.write_text(yaml.safe_dump(one_epoch))
     grid = {"base": str(base), "name": "s", "method": "grid",
             "params": {"optimizer.lr": {"values": [0.01, 0.1]}}}
     for spec, last in ((grid, "best config: dl train "),
