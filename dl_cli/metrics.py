@@ -38,22 +38,26 @@ def reported_metrics(task: str) -> tuple[str, ...]:
 
 
 def evaluate(model: Model, X: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
-    """Eval-mode scores of ``model`` on ``(X, y)``: the data loss (no penalty), plus
-    accuracy for classifiers, or MSE (``mean (ŷ − y)²``) and
-    R² (``1 − Σ(ŷ − y)² / Σ(y − ȳ)²``) for regression."""
+    """Eval-mode scores of ``model`` on ``(X, y)`` (see ``scored``); nothing for no data."""
     if len(X) == 0:
         return {}
-    scores = model.scores(X)
-    loss, _ = model.loss_fn(scores, y)
+    return scored(model.loss_fn, model.scores(X), y, prefix)
+
+
+def scored(loss_fn, scores: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
+    """The metrics of ``scores`` against targets ``y``: the data loss (no penalty), plus
+    accuracy for classifiers, or MSE (``mean (ŷ − y)²``) and
+    R² (``1 − Σ(ŷ − y)² / Σ(y − ȳ)²``) for regression."""
+    loss, _ = loss_fn(scores, y)
     out = {f"{prefix}/loss": float(loss)}
-    predicted = model.loss_fn.predict(scores)
-    if model.loss_fn.task == "regression":
+    predicted = loss_fn.predict(scores)
+    if loss_fn.task == "regression":
         target = y.reshape(predicted.shape).astype(np.float64)
         residual = float(np.sum((predicted - target) ** 2))
         total = float(np.sum((target - target.mean(axis=0)) ** 2))
         out[f"{prefix}/mse"] = residual / target.size
         out[f"{prefix}/r2"] = 1.0 - residual / total if total > 0 else float("nan")
     else:
-        keep = y != getattr(model.loss_fn, "ignore_index", None)
+        keep = y != getattr(loss_fn, "ignore_index", None)
         out[f"{prefix}/acc"] = float(np.mean(predicted[keep] == y[keep]))
     return out

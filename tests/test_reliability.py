@@ -524,8 +524,8 @@ def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, m
     losses, best_before = [], []
     original = Model.loss
 
-    def loss(self, x, y, train=True):
-        value, grads = original(self, x, y, train)
+    def loss(self, x, y, train=True, keys=None):
+        value, grads = original(self, x, y, train, keys)
         if len(losses) == 2 * 6 + 1:  # epoch 3, iteration 2
             best_before.append((run_dir / "checkpoints/best.npz").read_bytes())
             value = float("nan")
