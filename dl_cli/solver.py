@@ -39,7 +39,7 @@ from . import threads
 from .checkpoints import copy_into, pack_checkpoint, versions
 from .data import Splits
 from .diagnostics import Diagnostics
-from .distributed.source import GradientSource, LocalSource
+from .distributed.source import GradientSource, LocalSource, WorkersLost
 from .metrics import resolve_monitor, scored
 from .nn import ShapeError
 from .nn.model import Model
@@ -195,7 +195,7 @@ class Solver:
                        "error": str(error)})
             self._save(force=True)  # the failing update was not applied
             raise
-        except Interrupted:
+        except (Interrupted, WorkersLost):  # the last completed step is saved to resume from
             self.status = "interrupted"
             self.elapsed = time.perf_counter() - started
             self._save(force=True)
@@ -238,12 +238,11 @@ class Solver:
         self._end_epoch(started)
 
     def _end_epoch(self, started: float) -> None:
-        self.epoch += 1
+        scores = {**self.check_accuracy("train"), **self.check_accuracy("val")}
+        self.epoch += 1  # once scored: a stop while scoring resumes by scoring again
         self.iteration = 0
         record = {"epoch": self.epoch, "step": self.step_count, "lr": self.optimizer.lr,
-                  "train/objective": self.loss_sum / self.iters_per_epoch}
-        record.update(self.check_accuracy("train"))
-        record.update(self.check_accuracy("val"))
+                  "train/objective": self.loss_sum / self.iters_per_epoch, **scores}
         self.elapsed = time.perf_counter() - started
         record["time"] = round(self.elapsed, 3)
         if self.diagnostics is not None:

@@ -78,10 +78,27 @@ def config_hash(cfg: Config) -> str:
     return hashlib.sha256(dump_config(cfg).encode()).hexdigest()[:16]
 
 
-def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool) -> Solver:
-    return Solver(parts.model, parts.splits, parts.optimizer, cfg.train,
-                  schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
-                  seed=cfg.seed, run=run, progress=progress)
+def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool,
+                cluster=None, log=None) -> Solver:
+    """The Solver of the config: in this process, or on the workers of ``cluster``
+    (``distributed.cluster.Cluster``) as ``cfg.parallel`` says; ``log`` hears of lost
+    workers."""
+    options = dict(schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
+                   seed=cfg.seed, run=run, progress=progress)
+    if cluster is None:
+        return Solver(parts.model, parts.splits, parts.optimizer, cfg.train, **options)
+    parallel = cfg.parallel
+    if parallel.mode == "sync":
+        from .distributed.dask_sync import DaskSource
+
+        source = DaskSource(cluster.client, parts.model, parts.splits, cfg, parallel.workers,
+                            parallel.wait, log)
+        return Solver(parts.model, parts.splits, parts.optimizer, cfg.train, source=source,
+                      **options)
+    from .distributed.async_training import AsyncSolver
+
+    return AsyncSolver(parts.model, parts.splits, parts.optimizer, cfg.train, cluster=cluster,
+                       config=cfg, log=log, **options)
 
 
 def start(cfg: Config, run_dir: Path | None = None) -> Run:
@@ -138,52 +155,69 @@ def version_changes(meta: dict) -> list[str]:
 
 
 def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool = False,
-          progress: bool = True, warn=None, score_test: bool = True) -> dict:
+          progress: bool = True, warn=None, score_test: bool = True, cluster=None) -> dict:
     """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
     False leaves the test split alone unless training stops early (see ``Solver.train``).
+    A config with ``parallel`` trains on the Dask workers of ``cluster``
+    (``distributed.cluster.connect``), or of a LocalCluster started for the run.
 
-    Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state;
-    the run's lock is released whatever happens. Warnings go to ``train.log`` and to
-    ``warn(message)`` when given.
+    Raises the Solver's ``Diverged``, ``Interrupted`` and ``WorkersLost`` after recording
+    the state; the run's lock is released whatever happens. Warnings go to ``train.log``
+    and to ``warn(message)`` when given.
     """
     def caution(message: str) -> None:
         run.log(f"warning: {message}")
         if warn is not None:
             warn(message)
 
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(run.release)
         parts = parts or assemble(cfg)
-        solver = make_solver(cfg, parts, run, progress)
-        if resuming:
-            last, best = resume_state(run, parts.model)
-            for message in version_changes(last["meta"]):
-                caution(message)
-            solver.restore(last, best)  # checks the optimizer's state before any write
-            meta = last["meta"]
-            run.truncate_metrics(meta["epoch"], meta["step"])
-            run.log(f"dl {__version__}: resuming {cfg.name} after epoch {meta['epoch']}, "
-                    f"iteration {meta['iteration']} (step {meta['step']})")
+        if cfg.parallel is None:
+            cluster = None
         else:
-            run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
-            extra = unused_scores(parts.model, parts.splits)
-            for message in [*parts.splits.warnings, *([extra] if extra else [])]:
-                caution(message)
-            if parts.splits.info["vocab"] is not None:
-                write_text(run.layout.vocab, json.dumps(parts.splits.info["vocab"]) + "\n")
-        base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
-                "environment": versions(), "data": parts.splits.info,
-                "params": parts.model.num_params()}
-        try:
-            summary = solver.train(score_test)
-        except Exception as error:
-            with contextlib.suppress(OSError):  # the error being raised says more
-                run.write_summary({**base, **solver.finish(score_test=False)})
-                run.log(f"{solver.status}: {error}")
-            raise
-        summary = {**base, **summary}
-        run.write_summary(summary)
-        run.log(f"{summary['status']}: best {summary['monitor']} {summary['best_value']} "
-                f"at epoch {summary['best_epoch']}; test {summary['test']}")
-        return summary
-    finally:
-        run.release()
+            if cluster is None:
+                from .distributed.cluster import connect
+
+                cluster = connect(cfg.parallel.workers, None, quiet=True)
+                stack.callback(cluster.close)
+            run.log(f"training on {cfg.parallel.workers} Dask workers of {cluster.where} "
+                    f"({cfg.parallel.mode})")
+        solver = make_solver(cfg, parts, run, progress, cluster, log=caution)
+        return _train(cfg, run, parts, solver, resuming, score_test, caution)
+
+
+def _train(cfg: Config, run: Run, parts: Assembled, solver: Solver, resuming: bool,
+           score_test: bool, caution) -> dict:
+    """The run's training, new or resumed, with the Solver made for it."""
+    if resuming:
+        last, best = resume_state(run, parts.model)
+        for message in version_changes(last["meta"]):
+            caution(message)
+        solver.restore(last, best)  # checks the optimizer's state before any write
+        meta = last["meta"]
+        run.truncate_metrics(meta["epoch"], meta["step"])
+        run.log(f"dl {__version__}: resuming {cfg.name} after epoch {meta['epoch']}, "
+                f"iteration {meta['iteration']} (step {meta['step']})")
+    else:
+        run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
+        extra = unused_scores(parts.model, parts.splits)
+        for message in [*parts.splits.warnings, *([extra] if extra else [])]:
+            caution(message)
+        if parts.splits.info["vocab"] is not None:
+            write_text(run.layout.vocab, json.dumps(parts.splits.info["vocab"]) + "\n")
+    base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
+            "environment": versions(), "data": parts.splits.info,
+            "params": parts.model.num_params()}
+    try:
+        summary = solver.train(score_test)
+    except Exception as error:
+        with contextlib.suppress(OSError):  # the error being raised says more
+            run.write_summary({**base, **solver.finish(score_test=False)})
+            run.log(f"{solver.status}: {error}")
+        raise
+    summary = {**base, **summary}
+    run.write_summary(summary)
+    run.log(f"{summary['status']}: best {summary['monitor']} {summary['best_value']} "
+            f"at epoch {summary['best_epoch']}; test {summary['test']}")
+    return summary

@@ -35,6 +35,20 @@ def train(
                                           "the cores is slower (a warning says so); small "
                                           "models and recurrent layers often run faster on 1."),
     quiet: bool = flag("--quiet", "-q", help="No progress bars."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="local | dask (an extra: pip "
+                                          "install 'dl-cli\\[dask]'). dask trains on Dask "
+                                          "workers, each holding a shard of the data: map-reduce "
+                                          "gradients, the numbers of one process (the config's "
+                                          "parallel section: mode sync, or async, a parameter "
+                                          "server whose results depend on timing, its update "
+                                          "order recorded). Default: as the config's parallel "
+                                          "section says, else local."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Dask workers to train on "
+                                          "(parallel.workers; without --address, a LocalCluster "
+                                          "of this many processes)."),
+    address: Optional[str] = typer.Option(None, "--address", help="The Dask scheduler to train on "
+                                          "(tcp://host:8786) or its scheduler JSON file, instead "
+                                          "of a LocalCluster; a resumed run may name another."),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
 
@@ -45,6 +59,7 @@ def train(
     scores the config by the mean over folds.
 
     Example: dl train configs/digits_mlp.yaml optimizer.lr=3e-3 train.epochs=10
+    On 2 Dask workers: dl train configs/digits_mlp.yaml --backend dask --workers 2
     """
     from threadpoolctl import threadpool_limits
 
@@ -54,9 +69,16 @@ def train(
         at_least("--threads", threads, 1)
         at_most_blas("--threads", threads)
     if resume is not None:
+        if backend is not None or workers is not None:
+            fail("--backend and --workers do not go with --resume: a resumed run continues "
+                 "its own config.yaml, parallel section included (--address may name "
+                 "another cluster)")
         cfg, run = resumed_run(resume, config, run_dir, print_config)
     else:
-        cfg, run = new_run_config(config, overrides or [], run_dir, print_config), None
+        cfg, run = new_run_config(config, overrides or [], run_dir, print_config,
+                                  backend, workers), None
+    if address is not None and cfg.parallel is None:
+        fail("--address names the Dask cluster to train on: add --backend dask")
     available = cores()
     if threads is not None and threads > available:
         warn(f"--threads {threads} exceeds the {available} core{'s' * (available != 1)}: the "
@@ -66,18 +88,22 @@ def train(
         if cfg.validation.kfold:
             train_folds(cfg, run_dir, progress, root=run)
         else:
-            train_one(cfg, run, run_dir, resume is not None, progress)
+            train_one(cfg, run, run_dir, resume is not None, progress, address)
 
 
 def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Optional[Path],
-                   print_config: bool):
-    """The config of a new run, whose folder can be made; exit 0 after printing it
-    with --print-config."""
+                   print_config: bool, backend: Optional[str] = None,
+                   workers: Optional[int] = None):
+    """The config of a new run, whose folder can be made, with ``--backend`` and
+    ``--workers`` in its parallel section; exit 0 after printing it with --print-config."""
     from ..config import dump_config
 
     if config is None:
         fail("missing CONFIG: dl train CONFIG.yaml [key=value ...] (or --resume RUN_DIR)")
     cfg = load_or_fail(config, overrides)
+    parallel = parallel_overrides(cfg, backend, workers)
+    if parallel:
+        cfg = load_or_fail(config, [*overrides, *parallel])
     if print_config:
         typer.echo(dump_config(cfg), nl=False)  # as is: no markup, no wrapping
         raise typer.Exit()
@@ -86,6 +112,25 @@ def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Option
     else:
         check_folder(Path(cfg.runs_dir), "runs_dir")
     return cfg
+
+
+def parallel_overrides(cfg, backend: Optional[str], workers: Optional[int]) -> list[str]:
+    """The overrides of the config's parallel section that ``--backend`` and
+    ``--workers`` ask for: dask keeps the section's mode (sync if it has none), local
+    removes the section."""
+    from ..registry import did_you_mean
+
+    if backend not in (None, "local", "dask"):
+        fail(f"--backend: expected local or dask, got {backend!r}"
+             f"{did_you_mean(backend, ['local', 'dask'])}")
+    if workers is not None:
+        at_least("--workers", workers, 1)
+        if backend == "local" or backend is None and cfg.parallel is None:
+            fail(f"--workers {workers} trains on Dask workers: add --backend dask")
+    if backend == "local":
+        return ["parallel=null"] if cfg.parallel is not None else []
+    overrides = ["parallel.mode=sync"] if backend == "dask" and cfg.parallel is None else []
+    return overrides + ([f"parallel.workers={workers}"] if workers is not None else [])
 
 
 def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool):
@@ -114,7 +159,8 @@ def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], p
     return cfg, run
 
 
-def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool) -> None:
+def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
+              address: Optional[str] = None) -> None:
     from .. import training
     from ..data import DataError
     from ..memory import out_of_memory
@@ -124,6 +170,7 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool)
 
     try:
         parts = training.assemble(cfg)
+        cluster = dask_cluster(cfg, address)  # before a new run's folder is made
         if run is None:
             with interrupts_held():
                 run = training.start(cfg, run_dir)
@@ -136,11 +183,34 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool)
               f"{len(parts.splits.train.X)} train / {len(parts.splits.val.X)} val / "
               f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
               highlight=False, soft_wrap=True)
-    with training_errors(run):
-        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn)
+    with training_errors(run), closing(cluster):
+        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress,
+                                 warn=warn, cluster=cluster)
     writing("done", run.path)
     out.print(summary_table(summary))
     out.print(f"run folder: {run.path}", **AS_IS)
+
+
+def dask_cluster(cfg, address: Optional[str]):
+    """The Dask cluster a config with a parallel section trains on (a LocalCluster
+    unless ``address`` is given), or None; exit 2 when it cannot be reached."""
+    from ..distributed.cluster import ClusterError, connect
+
+    if cfg.parallel is None:
+        return None
+    try:
+        return connect(cfg.parallel.workers, address, quiet=True)
+    except ClusterError as error:
+        fail(str(error))
+
+
+@contextmanager
+def closing(cluster):
+    try:
+        yield
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def train_folds(cfg, run_dir: Optional[Path], progress: bool, root=None) -> None:
@@ -161,6 +231,7 @@ def training_errors(run):
     """Turn the ways training stops into messages and exit codes (``run`` None: a k-fold
     run, whose errors name its folder)."""
     from ..data import DataError
+    from ..distributed.source import WorkersLost
     from ..nn import ShapeError
     from ..solver import Diverged, Interrupted
     from ..storage import RunError
@@ -183,6 +254,13 @@ def training_errors(run):
             err.print(f"{error}; state saved in {run.layout.checkpoint('last')}.\n"
                       f"Resume with: dl train --resume {run.path}", **AS_IS)
         raise typer.Exit(EXIT_INTERRUPTED)
+    except WorkersLost as error:
+        last = run.layout.checkpoint("last")
+        if not last.exists():
+            fail(f"no Dask workers to train on: {error}; no step was taken", 1)
+        err.print(f"training stopped: the Dask workers are lost ({error}); state saved in "
+                  f"{last}.\nResume with: dl train --resume {run.path}", **AS_IS)
+        raise typer.Exit(1)
     except (DataError, RunError, ShapeError) as error:
         fail(str(error))
     except OSError as error:  # a MemoryError goes on to within_memory, around every use

@@ -24,6 +24,11 @@ from ..nn.model import Model
 AUGMENT_STREAM = 3  # with the run's seed, names the stream of its augmentations
 
 
+class WorkersLost(RuntimeError):
+    """The workers that compute the steps are gone, and none came back in time: the
+    model holds the state after the last completed step, from which the run resumes."""
+
+
 class GradientSource(Protocol):
     """What the Solver asks of whoever computes its steps."""
 
@@ -36,9 +41,6 @@ class GradientSource(Protocol):
     def scores(self, split: str, idx: np.ndarray | None = None) -> np.ndarray:
         """The model's eval-mode scores on split ``train``, ``val`` or ``test`` (the rows
         ``idx`` of it, or all of them), in order."""
-
-    def close(self) -> None:
-        """Release what the source holds (workers, a cluster)."""
 
 
 def augmented(X: np.ndarray, keys: np.ndarray, augment, stream: int) -> np.ndarray:
@@ -67,6 +69,3 @@ class LocalSource:
     def scores(self, split, idx=None):
         X = getattr(self.splits, split).X
         return self.model.scores(X if idx is None else X[idx])
-
-    def close(self):
-        pass
