@@ -211,7 +211,7 @@ class Solver:
 
     def _run_epoch(self, started: float) -> None:
         n, bs = len(self.splits.train.X), self.batch_size
-        if self.iteration == 0:
+        if self.perm is None:  # a new epoch; one stopped midway keeps its order
             self.perm = self.rng.permutation(n)
             self.loss_sum = 0.0
         base_lr = self.optimizer.base_lr
@@ -240,7 +240,7 @@ class Solver:
     def _end_epoch(self, started: float) -> None:
         scores = {**self.check_accuracy("train"), **self.check_accuracy("val")}
         self.epoch += 1  # once scored: a stop while scoring resumes by scoring again
-        self.iteration = 0
+        self.iteration, self.perm = 0, None
         record = {"epoch": self.epoch, "step": self.step_count, "lr": self.optimizer.lr,
                   "train/objective": self.loss_sum / self.iters_per_epoch, **scores}
         self.elapsed = time.perf_counter() - started
@@ -315,7 +315,7 @@ class Solver:
                                  self.optimizer.state_dict(),
                                  self.schedule.state_dict() if self.schedule else {},
                                  self._meta())
-        if self.iteration:
+        if self.perm is not None:  # stopped within an epoch (maybe before its first step)
             arrays["perm"] = self.perm
         return arrays
 

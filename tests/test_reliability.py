@@ -116,13 +116,14 @@ def interrupted_run(tmp_path, monkeypatch) -> Path:
 
 
 def script_validation(monkeypatch, metric: str, values: dict[int, float]) -> None:
-    """Make the validation ``metric`` of epoch e be ``values[e]``."""
+    """Make the validation ``metric`` of epoch e be ``values[e]`` (the Solver scores
+    an epoch before it counts it done)."""
     original = Solver.check_accuracy
 
     def check_accuracy(self, split):
         metrics = original(self, split)
         if split == "val":
-            metrics[metric] = values[self.epoch]
+            metrics[metric] = values[self.epoch + 1]
         return metrics
 
     monkeypatch.setattr(Solver, "check_accuracy", check_accuracy)

@@ -53,16 +53,17 @@ def scheduler_address(path: Path) -> str:
 
 def connect(workers: int, address: str | None, quiet: bool = False) -> Cluster:
     """A client of a new LocalCluster of ``workers`` processes of one thread each (no
-    dashboard), or of the cluster at ``address``. ``quiet``: the scheduler of a
-    LocalCluster, which runs in this process, logs only its errors."""
+    dashboard), or of the cluster at ``address``. ``quiet``: Dask logs nothing in this
+    process (where a LocalCluster's scheduler runs), as training reports a lost worker
+    itself, and Dask would call the shard that went with it lost for good."""
     try:
         import distributed
     except ImportError:
         raise ClusterError("Dask is an extra: pip install 'dl-cli[dask]'") from None
+    if quiet:
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     try:
         if address is None:
-            if quiet:
-                logging.getLogger("distributed").setLevel(logging.ERROR)
             cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
                                                processes=True, dashboard_address=None)
             client = distributed.Client(cluster)
