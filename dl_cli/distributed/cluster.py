@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -76,3 +77,20 @@ def connect(workers: int, address: str | None, quiet: bool = False) -> Cluster:
         return Cluster(client, address, [client.close])
     except (OSError, TimeoutError, ValueError) as error:
         raise ClusterError(f"cannot reach the Dask scheduler {address}: {error}") from None
+
+
+def free_workers(client, count: int, taken: list[str], wait: float) -> list[str]:
+    """The addresses of ``count`` workers of the cluster not in ``taken``, waiting up to
+    ``wait`` seconds for them to join (a LocalCluster's nanny restarts a lost worker in
+    a few); WorkersLost if they do not."""
+    from .source import WorkersLost
+
+    deadline = time.monotonic() + wait
+    while True:
+        free = sorted(set(client.scheduler_info()["workers"]) - set(taken))
+        if len(free) >= count:
+            return free[:count]
+        if time.monotonic() > deadline:
+            raise WorkersLost(f"{count} worker{'s' * (count > 1)} needed, {len(free)} free "
+                              f"after waiting {wait:g} s")
+        time.sleep(0.1)

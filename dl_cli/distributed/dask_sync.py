@@ -27,7 +27,6 @@ gives the same numbers. When no worker comes back within ``parallel.wait`` secon
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import numpy as np
@@ -36,13 +35,9 @@ from ..checkpoints import copy_into
 from ..data import Splits
 from ..nn.model import Model
 from . import batchnorm_sync
-from .shard_worker import Shard, ShardWorker
+from .cluster import free_workers
+from .shard_worker import Shard, ShardWorker, shards
 from .source import WorkersLost, augment_stream
-
-
-def shards(size: int, parts: int) -> list[np.ndarray]:
-    """Indices ``0 .. size-1`` cut into ``parts`` runs of nearly equal length."""
-    return np.array_split(np.arange(size), parts)
 
 
 class DaskSource:
@@ -90,17 +85,7 @@ class DaskSource:
             self.addresses.append(address), self.actors.append(actor), self.data.append(data)
 
     def free_workers(self, count: int) -> list[str]:
-        """``count`` workers of the cluster that hold no shard yet, waiting up to
-        ``wait`` seconds for them; WorkersLost if they do not come."""
-        deadline = time.monotonic() + self.wait
-        while True:
-            free = sorted(set(self.client.scheduler_info()["workers"]) - set(self.addresses))
-            if len(free) >= count:
-                return free[:count]
-            if time.monotonic() > deadline:
-                raise WorkersLost(f"{count} worker{'s' * (count > 1)} needed, "
-                                  f"{len(free)} free after waiting {self.wait:g} s")
-            time.sleep(0.1)
+        return free_workers(self.client, count, self.addresses, self.wait)
 
     def reachable(self, k: int) -> bool:
         try:

@@ -30,6 +30,11 @@ from .batchnorm_sync import Abandoned, Exchange
 from .source import augmented
 
 
+def shards(size: int, parts: int) -> list[np.ndarray]:
+    """Indices ``0 .. size-1`` cut into ``parts`` runs of nearly equal length."""
+    return np.array_split(np.arange(size), parts)
+
+
 @dataclass
 class Shard:
     """One worker's samples: rows of the training split with their indices in it (which

@@ -8,8 +8,7 @@ import pytest
 from dl_cli import training
 from dl_cli.config import load_config
 from dl_cli.distributed import batchnorm_sync
-from dl_cli.distributed.dask_sync import shards
-from dl_cli.distributed.shard_worker import Shard, ShardWorker
+from dl_cli.distributed.shard_worker import Shard, ShardWorker, shards
 from dl_cli.draws import sample_keys
 from dl_cli.nn.normalization import BatchNorm
 
