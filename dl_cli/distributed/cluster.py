@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -65,8 +66,10 @@ def connect(workers: int, address: str | None, quiet: bool = False) -> Cluster:
         logging.getLogger("distributed").setLevel(logging.CRITICAL)
     try:
         if address is None:
-            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                               processes=True, dashboard_address=None)
+            with warnings.catch_warnings():  # no dashboard; its HTTP port need not be 8787
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
+                cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                                   processes=True, dashboard_address=None)
             client = distributed.Client(cluster)
             return Cluster(client, f"a LocalCluster of {workers} processes",
                            [client.close, cluster.close])
