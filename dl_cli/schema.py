@@ -167,7 +167,8 @@ class Config(Section):
 METHODS = ("grid", "random")
 PRUNE_RULES = ("asha",)
 STUDIES = ("init", "activations", "regularization", "batchnorm", "optimizers", "schedules",
-           "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp")  # studies.report.SECTIONS
+           "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp",
+           "distributed")  # studies.report.SECTIONS
 
 
 def is_folder_name(value) -> bool:

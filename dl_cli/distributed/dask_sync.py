@@ -60,10 +60,10 @@ class DaskSource:
         for k, indices in enumerate(self.split_shards["train"]):
             self.owner[indices], self.row[indices] = k, np.arange(len(indices))
         self.recoveries = 0
-        self.addresses: list[str] = []
-        self.actors: list = []
-        self.data: list = []  # the scattered shards' futures, held so they stay
-        for k, address in enumerate(self.free_workers(workers)):
+        self.addresses: list[str] = [""] * workers  # where each shard lives
+        self.actors: list = [None] * workers
+        self.data: list = [None] * workers  # the scattered shards' futures, held so they stay
+        for k, address in enumerate(free_workers(client, workers, [], wait)):
             self.place(k, address)
 
     # -- where the shards live ------------------------------------------------------
@@ -79,13 +79,7 @@ class DaskSource:
         actor = self.client.submit(ShardWorker, self.cfg, self.splits.in_shape, data,
                                    self.stream, actor=True, workers=[address],
                                    allow_other_workers=False, pure=False).result()
-        if k < len(self.actors):
-            self.addresses[k], self.actors[k], self.data[k] = address, actor, data
-        else:
-            self.addresses.append(address), self.actors.append(actor), self.data.append(data)
-
-    def free_workers(self, count: int) -> list[str]:
-        return free_workers(self.client, count, self.addresses, self.wait)
+        self.addresses[k], self.actors[k], self.data[k] = address, actor, data
 
     def reachable(self, k: int) -> bool:
         try:
@@ -106,7 +100,8 @@ class DaskSource:
             self.addresses[k] = ""  # no longer holds anything
         self.log(f"lost the worker{'s' * (len(lost) > 1)} holding shard "
                  f"{', '.join(map(str, lost))} ({error}); the step is computed again")
-        for k, address in zip(lost, self.free_workers(len(lost))):
+        for k, address in zip(lost, free_workers(self.client, len(lost), self.addresses,
+                                                  self.wait)):
             self.place(k, address)
         self.recoveries += 1
 
@@ -154,6 +149,7 @@ class DaskSource:
         return sum(message[1] for message in done), grads, done[0][3]
 
     def join(self, messages: list[tuple]) -> tuple:
+        """The answer to the parts waiting at a batchnorm layer: the batch's statistics."""
         return batchnorm_sync.join(messages)
 
     @staticmethod
@@ -173,8 +169,9 @@ class DaskSource:
         def score():
             state = self.state()
             if idx is None:
-                calls = {k: self.actors[k].scores(state, split, None) for k in range(self.workers)}
-                return np.concatenate([self.gather(calls)[k] for k in range(self.workers)])
+                results = self.gather({k: self.actors[k].scores(state, split, None)
+                                       for k in range(self.workers)})
+                return np.concatenate([results[k] for k in range(self.workers)])
             owners = self.owner[idx]
             calls = {k: self.actors[k].scores(state, split, self.row[idx[owners == k]])
                      for k in range(self.workers) if np.any(owners == k)}
