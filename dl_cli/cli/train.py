@@ -37,12 +37,13 @@ def train(
     quiet: bool = flag("--quiet", "-q", help="No progress bars."),
     backend: Optional[str] = typer.Option(None, "--backend", help="local | dask (an extra: pip "
                                           "install 'dl-cli\\[dask]'). dask trains on Dask "
-                                          "workers, each holding a shard of the data: map-reduce "
-                                          "gradients, the numbers of one process (the config's "
-                                          "parallel section: mode sync, or async, a parameter "
-                                          "server whose results depend on timing, its update "
-                                          "order recorded). Default: as the config's parallel "
-                                          "section says, else local."),
+                                          "workers, each holding a shard of the data, as the "
+                                          "config's parallel.mode says: sync (map-reduce "
+                                          "gradients: the numbers of one process, the default) "
+                                          "or async (a parameter server: results depend on "
+                                          "timing; the order of the updates is recorded, so a "
+                                          "run replays). Default: the config's parallel "
+                                          "section if it has one, else local."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Dask workers to train on "
                                           "(parallel.workers; without --address, a LocalCluster "
                                           "of this many processes)."),
@@ -59,6 +60,7 @@ def train(
     scores the config by the mean over folds.
 
     Example: dl train configs/digits_mlp.yaml optimizer.lr=3e-3 train.epochs=10
+
     On 2 Dask workers: dl train configs/digits_mlp.yaml --backend dask --workers 2
     """
     from threadpoolctl import threadpool_limits

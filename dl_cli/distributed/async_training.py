@@ -53,8 +53,15 @@ class AsyncSolver(Solver):
             return super().train(score_test)
         finally:
             if self.server is not None:
-                with contextlib.suppress(Exception):  # gone with its worker, maybe
-                    self.server.stop().result()
+                self.stop_workers()
+
+    def stop_workers(self) -> None:
+        """Stop the server, and wait for the workers' loops to see it and end (so that
+        none asks a server already gone); a server lost with its worker is let be."""
+        with contextlib.suppress(Exception):
+            self.server.stop().result()
+            for task in self.tasks:
+                task.result(timeout=self.wait)
 
     # -- the server and its workers --------------------------------------------------
     def start(self) -> None:
@@ -94,6 +101,8 @@ class AsyncSolver(Solver):
     def _run_epoch(self, started: float) -> None:
         if self.server is None:
             self.start()
+        if self.iteration == 0:  # a new epoch; one stopped midway keeps its sum
+            self.loss_sum = 0.0
         base_lr = self.optimizer.base_lr
         self.optimizer.lr = (self.schedule.lr_at(self.epoch, base_lr, self.cfg.epochs)
                              if self.schedule is not None else base_lr)

@@ -59,6 +59,9 @@ def test_async_training_reaches_95_percent_and_records_the_staleness_of_every_up
     assert_each_batch_applied_once(updates, 3)
     assert all(u["staleness"] >= 0 for u in updates) and {u["worker"] for u in updates} == {0, 1, 2}
     assert max(u["staleness"] for u in updates) >= 1  # three workers: some gradients are stale
+    for record in (line for line in lines_of(tmp_path / "run") if "lr" in line):
+        losses = [u["train/batch_loss"] for u in updates if u["epoch"] == record["epoch"]]
+        assert record["train/objective"] == pytest.approx(np.mean(losses), rel=1e-12)
     assert_replays(tmp_path / "run")
 
 
