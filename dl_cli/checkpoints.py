@@ -3,8 +3,10 @@
 A checkpoint is an ``.npz`` file of plain arrays (``storage.save_npz``): ``param/<name>``,
 ``buffer/<name>``, ``optim/<key>``, ``schedule/<key>``, ``meta`` (a JSON string with the
 epoch, step, generator states, the best metric and the versions of Python, NumPy and
-``dl``) and, for an epoch stopped midway, ``perm`` (its batch order). Nothing is copied
-into a model before every name, shape and value has been checked against it.
+``dl``), for an epoch stopped midway ``perm`` (its batch order), and what scoring raw
+inputs takes: ``inputs`` (JSON) and ``preprocess/<i>/<statistic>`` (see ``inputs.py``;
+checkpoints of earlier versions lack them). Nothing is copied into a model before every
+name, shape and value has been checked against it.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ def fits_meta(key: str, value) -> bool:
 
 
 def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
-    """Split a checkpoint into ``params``, ``buffers``, ``optim``, ``schedule``, ``meta``
-    and ``perm`` (the batch order of an epoch stopped midway, else None)."""
-    parts: dict = {"param": {}, "buffer": {}, "optim": {}, "schedule": {}}
+    """Split a checkpoint into ``params``, ``buffers``, ``optim``, ``schedule``, ``meta``,
+    ``perm`` (the batch order of an epoch stopped midway, else None), ``inputs`` (its
+    JSON text, None in an older checkpoint) and ``preprocess`` (``"<i>/<statistic>"``:
+    array)."""
+    parts: dict = {"param": {}, "buffer": {}, "optim": {}, "schedule": {}, "preprocess": {}}
     for key, value in arrays.items():
         group, _, name = key.partition("/")
         if group in parts:
@@ -77,8 +81,10 @@ def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
         if not fits_meta(key, meta[key]):
             raise RunError(f"checkpoint 'meta' entry {key!r} is {meta[key]!r}, "
                            f"expected {META_KINDS.get(key, 'a number')}")
+    inputs = str(arrays["inputs"]) if "inputs" in arrays else None
     return {"params": parts["param"], "buffers": parts["buffer"], "optim": parts["optim"],
-            "schedule": parts["schedule"], "meta": meta, "perm": arrays.get("perm")}
+            "schedule": parts["schedule"], "meta": meta, "perm": arrays.get("perm"),
+            "inputs": inputs, "preprocess": parts["preprocess"]}
 
 
 def check_compatible(expected: dict[str, np.ndarray], found: dict[str, np.ndarray],

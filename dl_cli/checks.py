@@ -124,6 +124,23 @@ def known(names) -> Rule:
                                                 f"allowed: {', '.join(names)}")
 
 
+def distinct_names(names) -> Rule:
+    """A list of distinct names from ``names``, each said as ``known`` says it:
+    ``[tensorboard, mlflow]``."""
+    listing = ", ".join(names)
+
+    def says(value) -> str:
+        if not isinstance(value, list):
+            return f"must be a list of names from {listing}, got {describe(value)}"
+        unknown = [name for name in value if name not in names]
+        if unknown:
+            return f"unknown value {unknown[0]!r}{did_you_mean(unknown[0], names)}; allowed: {listing}"
+        return f"names {', '.join(sorted({n for n in value if value.count(n) > 1}))} more than once"
+
+    return Rule(listing, lambda v: isinstance(v, list) and all(n in names for n in v)
+                and len(set(v)) == len(v), says=says)
+
+
 def at_least(minimum) -> Rule:
     """A bound on a number already checked: ``>= minimum``."""
     return Rule(f">= {minimum}", lambda v: v >= minimum, typed=False)

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, Split, Splits, kfold_indices, load
+from .data import DataError, Split, Splits, apply_steps, kfold_indices, load
 from .layout import RunLayout, SweepLayout
+from .loggers import start_loggers
 from .registry import PREPROCESSORS, Registry
 from .runs import Run
 from .schema import Config
@@ -31,8 +32,9 @@ from .storage import RunError
 from .training import Assembled, assemble, resume, start, train
 
 
-def fold_splits(cfg: Config, k: int, fold: int) -> Splits:
-    """Train/val of fold ``fold`` of ``k``, and the usual test split, preprocessed."""
+def fold_splits(cfg: Config, k: int, fold: int, fitted: list | None = None) -> Splits:
+    """Train/val of fold ``fold`` of ``k``, and the usual test split, preprocessed by
+    steps fitted on the fold's training part (or by the ``fitted`` steps given)."""
     raw_data = dataclasses.replace(cfg.data, preprocess=[])
     splits = load(raw_data, seed=cfg.seed, dtype=cfg.train.dtype)
     X = np.concatenate([splits.train.X, splits.val.X])
@@ -43,28 +45,24 @@ def fold_splits(cfg: Config, k: int, fold: int) -> Splits:
     train_idx, val_idx = kfold_indices(y, k, seed=cfg.seed, stratify=cfg.data.split.stratify)[fold]
     parts = [Split(X[train_idx], y[train_idx]), Split(X[val_idx], y[val_idx]),
              Split(splits.test.X, splits.test.y)]
-    for i, spec in enumerate(cfg.data.preprocess):
-        step = PREPROCESSORS.create(spec)
-        try:
-            step.fit(parts[0].X)
-        except ValueError as error:  # as data.load reports it
-            raise DataError(f"data.preprocess.{i}: {error}") from None
-        for part in parts:
-            part.X = step.transform(part.X)
+    steps = fitted if fitted is not None else [PREPROCESSORS.create(s) for s in cfg.data.preprocess]
+    apply_steps(parts, steps, fit=fitted is None)
     info = {**splits.info, "fold": fold, "folds": k,
             "preprocess": [Registry.split_spec(spec)[0] for spec in cfg.data.preprocess],
             "sizes": {"train": len(parts[0]), "val": len(parts[1]), "test": len(parts[2])},
             "in_shape": list(parts[0].X.shape[1:])}
-    return Splits(*parts, task=splits.task, num_classes=splits.num_classes, info=info)
+    return Splits(*parts, task=splits.task, num_classes=splits.num_classes, info=info,
+                  steps=steps, raw_shape=splits.raw_shape)
 
 
-def run_splits(cfg: Config, run: Run) -> Splits:
+def run_splits(cfg: Config, run: Run, fitted: list | None = None) -> Splits:
     """The data ``run`` trained on: its fold's, for the folder of one fold of a k-fold
-    run (its summary names the fold), else the config's."""
+    run (its summary names the fold), else the config's; preprocessed by the ``fitted``
+    steps when given (the run's own, from its checkpoint), else by steps fitted again."""
     fold = run.read_summary().get("data", {}).get("fold") if cfg.validation.kfold else None
     if isinstance(fold, int) and 0 <= fold < cfg.validation.kfold:
-        return fold_splits(cfg, cfg.validation.kfold, fold)
-    return load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
+        return fold_splits(cfg, cfg.validation.kfold, fold, fitted)
+    return load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype, fitted=fitted)
 
 
 def refuse_kfold_root(path: Path, command: str) -> None:
@@ -85,10 +83,10 @@ def refuse_kfold_root(path: Path, command: str) -> None:
                        f"{', '.join(map(str, folds))}")
 
 
-def resume_run(path: Path) -> tuple[Config, Run]:
+def resume_run(path: Path, allow_plugins: bool = False) -> tuple[Config, Run]:
     """Reopen a run folder to continue it (``training.resume``: its config and its lock);
     refused (RunError) for one fold of a k-fold run, which resumes only with its run."""
-    cfg, run = resume(path)
+    cfg, run = resume(path, allow_plugins)
     parent = RunLayout(path.resolve().parent)
     if cfg.validation.kfold and RunLayout(path.resolve()).is_fold and parent.is_run:
         run.release()
@@ -114,6 +112,7 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
     fold changes nothing)."""
     k = cfg.validation.kfold
     first = assemble_fold(cfg, k, 0)  # every data mistake before a folder is made
+    loggers = start_loggers(cfg)      # and every logger that cannot start; each records every fold
     root = root or start(cfg, run_dir)
     if made is not None:
         made(root.path)
@@ -132,7 +131,8 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
                 sizes = (len(parts.splits.train.X), len(parts.splits.val.X), len(parts.splits.test.X))
                 say(f"fold {fold + 1} of {k}: {sizes[0]} train / {sizes[1]} val / {sizes[2]} "
                     f"test samples → {run.path}{' (resumed)' if resuming else ''}")
-            folds.append(train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn))
+            folds.append(train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn,
+                               loggers=loggers))
         summary = fold_summary(cfg, folds)
         summary["run_dir"] = str(root.path)
         root.write_summary(summary)

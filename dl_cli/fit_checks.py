@@ -3,8 +3,10 @@ model built, before anything is trained: refused (ShapeError, DataError) with th
 path to change, or said as a warning (``unused_scores``).
 
 - the loss can compare the model's output with the targets (``check_fits``): one output
-  per target value for regression; for classes, labels of the shape the loss takes and
-  a score per class on the last axis (one logit for binary_cross_entropy);
+  per target value for regression (and for binary cross-entropy on targets in [0, 1],
+  an autoencoder's); for classes, labels of the shape the loss takes (one per sample,
+  step or pixel) and a score per class on the loss's class axis (one logit for
+  binary_cross_entropy);
 - a first layer that reads token ids (embedding) gets ids, within its vocabulary;
 - a monitored split holds samples (``check_monitored_split``).
 """
@@ -33,27 +35,46 @@ def integer_hint(y: np.ndarray) -> str:
             f"0..K-1: for classes, map them, e.g. {mapping})")
 
 
+LABELS = {0: "one label per sample, (N,)", 1: "a label at every step, (N, T)",
+          2: "a label for every pixel, (N, H, W)"}
+
+
+def class_axis(loss, axes: int) -> int:
+    """The axis holding the classes in a sample's scores of ``axes`` axes: 0 of ``(C,)``
+    or ``(C, H, W)``, the last of a sequence's ``(T, V)``."""
+    return loss.class_axis - 1 if loss.class_axis > 0 else axes + loss.class_axis
+
+
 def check_fits(model: Model, splits: Splits) -> None:
     """Refuse (ShapeError) a model whose output the loss cannot compare with the targets:
-    a regression loss needs one output per target value; a class loss needs labels and
-    a score per class on the last axis (one logit for binary_cross_entropy); a first
-    layer reading token ids needs them (``check_tokens``)."""
+    a regression loss needs one output per target value, and so does binary
+    cross-entropy on real-valued targets, which must lie in [0, 1]; a class loss needs
+    labels and a score per class on its class axis, the other axes those of the labels
+    (steps, pixels; one logit for binary_cross_entropy); a first layer reading token ids
+    needs them (``check_tokens``)."""
     check_tokens(model, splits)
     loss, out = model.loss_fn, model.out_shape
     target = splits.train.y.shape[1:]
     name = f"model.loss '{loss.registered_name}'"
-    if loss.task == "regression":
+    y = splits.train.y
+    if loss.task == "classification" and splits.task == "regression":
+        raise ShapeError(f"{name} needs class labels, but the data has real-valued targets"
+                         f"{integer_hint(y)}; use mse")
+    if loss.task == "binary" and splits.task == "regression" and y.size and (
+            y.min() < 0 or y.max() > 1):
+        raise ShapeError(f"{name} compares probabilities, but the targets go from "
+                         f"{y.min():.4g} to {y.max():.4g}{integer_hint(y)}; scale them to "
+                         f"[0, 1] (for data.target: input, data.preprocess: [minmax]) or "
+                         f"use mse")
+    if loss.task == "regression" or splits.task == "regression":
         values = math.prod(target)
         if math.prod(out) != values:
             raise ShapeError(f"{name}: the model gives {math.prod(out)} values per sample, the "
                              f"targets have {values}; set the last layer's units to {values}")
         return
-    if splits.task != "classification":
-        raise ShapeError(f"{name} needs class labels, but the data has real-valued targets"
-                         f"{integer_hint(splits.train.y)}; use mse")
     classes = splits.num_classes
-    if loss.task == "classification" and len(target) != loss.label_axes:
-        takes = "a label at every step, (N, T)" if loss.label_axes else "one label per sample, (N,)"
+    if loss.task == "classification" and len(target) not in loss.label_axes:
+        takes = " or ".join(LABELS[axes] for axes in loss.label_axes)
         has = "one label per sample" if not target else f"labels of shape {target} per sample"
         other = "temporal_softmax_cross_entropy" if len(target) == 1 else "softmax_cross_entropy"
         raise ShapeError(f"{name} takes {takes}, but the data has {has}; use {other}")
@@ -64,12 +85,15 @@ def check_fits(model: Model, splits: Splits) -> None:
         wanted = (*target, 1)
         fits = out == wanted
     else:
-        wanted = (*target, classes)
-        fits = out[:-1] == target and out[-1] >= classes
+        axis = class_axis(loss, len(target) + 1)
+        wanted = (*target[:axis], classes, *target[axis:])
+        fits = (len(out) == len(wanted) and out[:axis] + out[axis + 1:] == target
+                and out[axis] >= classes)
     if not fits:
+        option = "filters" if len(wanted) == 3 else "units"
         raise ShapeError(f"{name}: the model gives scores of shape {out} per sample, but "
-                         f"{classes} classes need {wanted}; set the last layer's units to "
-                         f"{wanted[-1]}")
+                         f"{classes} classes need {wanted}; set the last layer's {option} to "
+                         f"{classes if len(wanted) == 3 else wanted[-1]}")
 
 
 def check_tokens(model: Model, splits: Splits) -> None:
@@ -97,7 +121,8 @@ def unused_scores(model: Model, splits: Splits) -> str | None:
     vocabulary than its text uses is the legitimate case)."""
     if model.loss_fn.task != "classification" or splits.num_classes is None:
         return None
-    scores, classes = model.out_shape[-1], splits.num_classes
+    out = model.out_shape
+    scores, classes = out[class_axis(model.loss_fn, len(out))], splits.num_classes
     if scores <= classes:
         return None
     return (f"the model gives {scores} scores per sample but the data has {classes} classes: "

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoints import unpack_checkpoint
-from .layout import RunLayout, new_folder
+from .layout import RunLayout, new_folder, point_latest
 from .storage import RunError, load_npz, read_text, remove_stale_temps, save_npz, write_text
 
 
@@ -106,6 +106,12 @@ class Run:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.layout = RunLayout(self.path)
+        self.kept: dict[str, np.ndarray] = {}
+
+    def keep_in_checkpoints(self, arrays: dict[str, np.ndarray]) -> None:
+        """Arrays every checkpoint written from now on holds beside the training state:
+        what scoring raw inputs takes (``inputs.Inputs.arrays``)."""
+        self.kept = dict(arrays)
 
     def acquire(self) -> None:
         """Take the folder's lock (refused while a live process holds it), then remove
@@ -186,7 +192,7 @@ class Run:
             f.write(line.rstrip("\n") + "\n")
 
     def save_checkpoint(self, kind: str, arrays: dict[str, np.ndarray]) -> None:
-        save_npz(self.layout.checkpoint(kind), arrays)
+        save_npz(self.layout.checkpoint(kind), {**arrays, **self.kept})
 
     def load_checkpoint(self, kind: str) -> dict:
         path = self.layout.checkpoint(kind)
@@ -203,7 +209,10 @@ class Run:
             raise RunError(f"{path}: {error}") from None
 
     def write_summary(self, summary: dict) -> None:
+        """Write summary.json; a finished run becomes its name folder's ``latest``
+        (``layout.point_latest``) when it is the newest."""
         write_text(self.layout.summary, json.dumps(summary, indent=2) + "\n")
+        point_latest(self.path)
 
     def read_summary(self) -> dict:
         """The run's summary.json ({} before it has one); RunError when it is damaged."""

@@ -26,6 +26,7 @@ import numpy as np
 from .checkpoints import restore
 from .config import load_saved_config
 from .data.sequences import encode
+from .inputs import Inputs
 from .layout import RunLayout
 from .nn.model import Model
 from .registry import DATASETS, Registry
@@ -56,6 +57,8 @@ class CharModel:
 
 
 def read_vocab(run_dir: Path) -> list[str]:
+    """The vocabulary a run folder keeps in vocab.json (what a checkpoint written before
+    checkpoints held the vocabulary relies on)."""
     path = RunLayout(run_dir).vocab
     try:
         vocab = json.loads(path.read_text(encoding="utf-8"))
@@ -69,28 +72,32 @@ def read_vocab(run_dir: Path) -> list[str]:
     return vocab
 
 
-def load_char_model(run_dir: str | Path, checkpoint: str = "best") -> CharModel:
+def load_char_model(run_dir: str | Path, checkpoint: str = "best",
+                    allow_plugins: bool = False) -> CharModel:
     """Rebuild a run's model from its ``config.yaml`` and load its checkpoint.
 
     Raises SampleError when the folder is not a run of a ``text`` model, RunError when
-    the checkpoint is missing or does not fit the model, ConfigError for a bad config.
+    the checkpoint is missing or does not fit the model, ConfigError for a bad config
+    (or one naming plugins, unless ``allow_plugins``).
     """
     run_dir = Path(run_dir)
     run = Run(run_dir)
     if not run.layout.is_run:
         raise SampleError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_saved_config(run.layout.config)
+    cfg = load_saved_config(run.layout.config, allow_plugins)
     name, _ = Registry.split_spec(cfg.data.dataset)
     if name != "text":
         raise SampleError(f"{run_dir} trained on '{name}' data; dl sample needs a character "
                           f"model trained on 'text' data")
-    vocab = read_vocab(run_dir)
+    state = run.load_checkpoint(checkpoint)
+    inputs = Inputs.from_checkpoint(state, cfg.data.preprocess, run.layout.checkpoint(checkpoint))
+    vocab = inputs.vocab if inputs is not None and inputs.vocab else read_vocab(run_dir)
     steps = DATASETS.create(cfg.data.dataset).steps
     model = build_model(cfg, (steps,))
     if model.out_shape != (steps, len(vocab)):
         raise SampleError(f"{run_dir}: the model outputs {model.out_shape} per sequence, "
                           f"expected scores ({steps}, {len(vocab)}) over the vocabulary")
-    restore(model, run.load_checkpoint(checkpoint), run.layout.checkpoint(checkpoint))
+    restore(model, state, run.layout.checkpoint(checkpoint))
     return CharModel(model, vocab, steps)
 
 

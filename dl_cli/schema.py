@@ -17,7 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
-from .checks import INVALID, Rule, above, at_least, integer, is_int, known, one_of, said
+from .checks import (INVALID, Rule, above, at_least, distinct_names, integer, is_int, known,
+                     one_of, said)
 from .registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
                        PREPROCESSORS, SCHEDULES, Registry, did_you_mean)
 from .threads import MOST_THREADS
@@ -33,9 +34,12 @@ def key(default: Any = None, rule: Rule | None = None, *, factory=None,
     return field(default=default, metadata=metadata)
 
 
-MONITORS = ("auto", "val/acc", "val/loss", "val/mse", "val/r2", "train/loss", "train/acc")
+MONITORS = ("auto", "val/acc", "val/loss", "val/mse", "val/r2", "val/miou", "train/loss",
+            "train/acc", "train/miou")
+TARGETS = ("labels", "input")
 MODES = ("max", "min", "auto")
 DTYPES = ("float32", "float64")
+LOGGERS = ("tensorboard", "mlflow")  # train.loggers: each is an observer of the Solver (dl_cli/loggers)
 # a fraction of the data: 1 would leave none to train on
 SHARE = Rule("a fraction in [0, 1)", lambda v: 0 <= v < 1, typed=False)
 RUN_NAME = Rule("a non-empty name without '/' (it names the folder runs/<name>)",
@@ -78,6 +82,9 @@ class DataConfig(Section):
     split: SplitConfig = key(factory=SplitConfig)
     preprocess: list[Spec] = key(factory=list, specs=PREPROCESSORS)  # fitted on train only: standardize, pca...
     augment: list[Spec] = key(factory=list, specs=AUGMENTATIONS)     # training batches only: flip, crop...
+    target: str = key("labels", known(TARGETS))  # labels: the data set's targets; input: the
+                                                 # preprocessed input itself (an autoencoder;
+                                                 # augmentation changes the input only)
 
 
 @dataclass
@@ -102,6 +109,16 @@ class EarlyStoppingConfig(Section):
 
 
 @dataclass
+class TensorBoardConfig(Section):
+    histograms_every: int = key(5, at_least(0))  # weight and gradient histograms every N epochs (0: none)
+
+
+@dataclass
+class MlflowConfig(Section):
+    uri: str | None = key(None, NOT_EMPTY)  # tracking URI; none: $MLFLOW_TRACKING_URI, else the file store ./mlruns
+
+
+@dataclass
 class TrainConfig(Section):
     epochs: int = key(20, at_least(1))
     batch_size: Union[int, str] = key(64, BATCH_SIZE)    # an int, or "full" for full-batch gradient descent
@@ -112,6 +129,9 @@ class TrainConfig(Section):
     log_every: int = key(0, at_least(0))               # also log the loss every k iterations (0: epochs only)
     diagnostics: bool = False                          # per-layer activation, dead-unit and gradient statistics
     dtype: str = key("float32", known(DTYPES))         # float32 trains fast; float64 for exact checks
+    loggers: list[str] = key(factory=list, rule=distinct_names(LOGGERS))  # also log live to: tensorboard, mlflow
+    tensorboard: TensorBoardConfig = key(factory=TensorBoardConfig)
+    mlflow: MlflowConfig = key(factory=MlflowConfig)
 
 
 @dataclass
@@ -147,6 +167,7 @@ class ParallelConfig(Section):
 class Config(Section):
     name: str = key("run", RUN_NAME)     # runs/<name>/<timestamp>-<id>/
     seed: int = key(0, at_least(0))      # seeds the split, the initial weights, the batch order and dropout
+    plugins: list[str] = key(factory=list)  # modules or .py files imported first (plugins.py)
     data: DataConfig = key(factory=DataConfig)
     model: ModelConfig = key(factory=ModelConfig)
     regularization: RegularizationConfig = key(factory=RegularizationConfig)
@@ -164,11 +185,14 @@ class Config(Section):
 
 
 # -- the sweep spec (sweep.spec; described in its docstring) -----------------------------------
-METHODS = ("grid", "random")
-PRUNE_RULES = ("asha",)
+METHODS = ("grid", "random", "tpe")
+PRUNE_RULES = ("sha", "median")     # sweep.pruning
+RENAMED_RULES = {"asha": "sha"}     # former rule names, still read (with a warning)
+PRUNE_RULE = Rule(lambda v: f"one of {', '.join(PRUNE_RULES)}{did_you_mean(v, PRUNE_RULES)}",
+                  lambda v: v in PRUNE_RULES or v in RENAMED_RULES)
 STUDIES = ("init", "activations", "regularization", "batchnorm", "optimizers", "schedules",
            "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp",
-           "distributed")  # studies.report.SECTIONS
+           "bottleneck", "autoencoder_vs_pca", "distributed")  # studies.report.SECTIONS
 
 
 def is_folder_name(value) -> bool:
@@ -179,11 +203,12 @@ def is_folder_name(value) -> bool:
 
 @dataclass(frozen=True)
 class Prune(Section):
-    """Successive halving: train every configuration ``min_epochs``, keep the best 1/eta,
-    train those ``eta`` times longer, and so on up to the configured epochs."""
+    """Train every configuration ``min_epochs``, keep those the rule lets go on (sha: the
+    best 1/eta; median: those not below the median), train them ``eta`` times longer,
+    and so on up to the configured epochs (``sweep.pruning``)."""
 
     show_defaults: ClassVar[bool] = True  # a mistake in the section shows them as an example
-    rule: str = key("asha", one_of(PRUNE_RULES, suggest=True))
+    rule: str = key("sha", PRUNE_RULE)
     min_epochs: int = key(1, integer(1))
     eta: int = key(3, integer(2))
 
@@ -218,6 +243,7 @@ class SweepKeys(Section):
                                is_folder_name))
     method: str = key("grid", one_of(METHODS, suggest=True))
     trials: int | None = key(None, integer(1))
+    batch: int = key(4, integer(1))  # tpe: configurations asked per round
     seed: int = key(0, integer(0))
     metric: Any = None
     params: Any = None

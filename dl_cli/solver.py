@@ -12,6 +12,13 @@ summary = solver.train()          # keeps the parameters with the best validatio
 solver.best_value, solver.history # best val/acc, one record per epoch
 ```
 
+Observers (``Solver(..., observers=[...])`` or ``solver.observers``) are called as
+``observer(event, payload)``, in order, and must not raise (``loggers.Guarded`` wraps a
+logger so): ``start`` {epoch, step} when ``train`` begins (a resumed run from its
+checkpoint); ``iteration`` {record} at every ``log_every`` iterations; ``epoch`` {record,
+params, grads} as an epoch ends, with the record of metrics.jsonl, the parameters and the
+last update's gradients; ``end`` {summary} once the summary is built (``finish``).
+
 Each epoch: a fresh permutation of the training set, ``ceil(N / batch_size)`` calls to
 ``step`` (the last batch may be smaller; a lone last sample joins the batch before
 it), the learning rate from the schedule, then
@@ -40,7 +47,7 @@ from .checkpoints import copy_into, pack_checkpoint, versions
 from .data import Splits
 from .diagnostics import Diagnostics
 from .distributed.source import GradientSource, LocalSource, WorkersLost
-from .metrics import resolve_monitor, scored
+from .metrics import resolve_monitor, run_task, scored
 from .nn import ShapeError
 from .nn.model import Model
 from .optim import clip_grad_norm, clip_grad_value, global_norm
@@ -81,10 +88,11 @@ class Solver:
     def __init__(self, model: Model, splits: Splits, optimizer, train: TrainConfig,
                  schedule=None, checkpoint: CheckpointConfig | None = None, augment=None,
                  seed: int = 0, run: Run | None = None, progress: bool = True,
-                 source: GradientSource | None = None):
+                 source: GradientSource | None = None, observers=()):
         self.model, self.splits, self.optimizer = model, splits, optimizer
         self.schedule, self.run = schedule, run
-        self.source = source or LocalSource(model, splits, augment, seed)
+        self.source = source or LocalSource(model, splits, augment, seed)  # computes each step
+        self.observers = list(observers)  # observer(event, payload): see the module docstring
         self.cfg, self.progress = train, progress
         n = len(splits.train.X)
         if n == 0:
@@ -93,7 +101,7 @@ class Solver:
         # A lone last sample joins the batch before it (batchnorm needs two per batch).
         lone_last = n % self.batch_size == 1 and n > self.batch_size
         self.iters_per_epoch = n // self.batch_size if lone_last else math.ceil(n / self.batch_size)
-        task = model.loss_fn.task
+        task = run_task(model.loss_fn.task, splits.task == "regression", splits.train.y.ndim == 3)
         checkpoint = checkpoint or CheckpointConfig()
         self.monitor, self.mode = resolve_monitor(checkpoint.monitor, checkpoint.mode, task)
         stopping = train.early_stopping
@@ -112,6 +120,7 @@ class Solver:
         self.perm: np.ndarray | None = None
         self.loss_sum = 0.0          # sum of this epoch's minibatch losses
         self.last_finite_loss: float | None = None
+        self.grads: dict[str, np.ndarray] | None = None  # of the last update, as applied
         self.best_value: float | None = None
         self.best_epoch: int | None = None
         self.best_params: dict | None = None
@@ -164,7 +173,7 @@ class Solver:
         self.optimizer.step(self.model.params, grads, self.model.decay)
         if self.diagnostics is not None:
             self.diagnostics.after_step(grads)
-        self.last_finite_loss = loss
+        self.last_finite_loss, self.grads = loss, grads
         return loss
 
     def check_accuracy(self, split: str) -> dict[str, float]:
@@ -183,6 +192,7 @@ class Solver:
         training stopped early, which ends the run."""
         self.status = "early_stopped" if self.patience_ran_out() else "running"
         started = time.perf_counter() - self.elapsed
+        self._notify("start", epoch=self.epoch, step=self.step_count)
         try:
             with self._signals(), self.computing():
                 while self.epoch < self.cfg.epochs and self.status == "running":
@@ -224,7 +234,9 @@ class Solver:
             self.loss_sum += loss
             self.iteration, self.step_count = it + 1, self.step_count + 1
             if self.cfg.log_every and self.step_count % self.cfg.log_every == 0:
-                self._log({"step": self.step_count, "epoch": self.epoch + 1, "train/batch_loss": loss})
+                record = {"step": self.step_count, "epoch": self.epoch + 1, "train/batch_loss": loss}
+                self._log(record)
+                self._notify("iteration", record=record)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{self.loss_sum / (it + 1):.4f}", refresh=False)
@@ -267,6 +279,7 @@ class Solver:
                 record["status"] = "early_stopped"
         self.history.append(record)
         self._log(record)
+        self._notify("epoch", record=record, params=self.model.params, grads=self.grads)
         self._save(force=False)
 
     def patience_ran_out(self) -> bool:
@@ -277,13 +290,13 @@ class Solver:
 
     def finish(self, score_test: bool = True) -> dict:
         """Load the best parameters, score the test split once with them (only for a
-        run that ended normally) and build the summary."""
+        run that ended normally) and build the summary, which the observers hear."""
         if self.best_params is not None:
             copy_into(self.model.params, self.best_params)
             copy_into(self.model.buffers, self.best_buffers)
         test = self.check_accuracy("test") if score_test and self.best_params is not None else {}
         best_record = next((r for r in self.history if r["epoch"] == self.best_epoch), None)
-        return {
+        summary = {
             "status": self.status,
             "monitor": self.monitor,
             "mode": self.mode,
@@ -296,6 +309,8 @@ class Solver:
             "steps": self.step_count,
             "time_s": round(self.elapsed, 3),
         }
+        self._notify("end", summary=summary)
+        return summary
 
     # -- checkpoints and resume ------------------------------------------------------
     def _meta(self) -> dict:
@@ -374,6 +389,10 @@ class Solver:
     def _log(self, record: dict) -> None:
         if self.run is not None:
             self.run.log_metrics(record)
+
+    def _notify(self, event: str, **payload) -> None:
+        for observer in self.observers:
+            observer(event, payload)
 
     def _progress_bar(self):
         if not self.progress:

@@ -1,4 +1,4 @@
-"""From a validated config to a trained run folder (the data flow of DESIGN.md).
+"""From a validated config to a trained run folder (the data flow of docs/design.md).
 
 ```
 Config.data      ─► data.load   ─► Splits
@@ -21,7 +21,9 @@ from .checkpoints import check_compatible, versions
 from .config import dump_config, load_saved_config
 from .data import Splits, build_augment, load
 from .fit_checks import check_fits, check_monitored_split, unused_scores
+from .inputs import Inputs
 from .layout import RunLayout, SweepLayout
+from .loggers import Guarded, Logger, start_loggers
 from .nn.model import Model
 from .registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry
 from .runs import Run, new_run_dir
@@ -70,7 +72,8 @@ def assemble(cfg: Config, splits: Splits | None = None) -> Assembled:
         model=model,
         optimizer=component(cfg, "optimizer", cfg.optimizer, OPTIMIZERS),
         schedule=component(cfg, "schedule", cfg.schedule, SCHEDULES) if cfg.schedule is not None else None,
-        augment=build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype),
+        augment=build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype,
+                              image_targets=splits.train.y.ndim > 2),  # (N, H, W), (N, C, H, W)
     )
 
 
@@ -79,12 +82,12 @@ def config_hash(cfg: Config) -> str:
 
 
 def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool,
-                cluster=None, log=None) -> Solver:
+                cluster=None, log=None, observers=()) -> Solver:
     """The Solver of the config: in this process, or on the workers of ``cluster``
     (``distributed.cluster.Cluster``) as ``cfg.parallel`` says; ``log`` hears of lost
-    workers."""
+    workers, ``observers`` of the training's events (``Solver``)."""
     options = dict(schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
-                   seed=cfg.seed, run=run, progress=progress)
+                   seed=cfg.seed, run=run, progress=progress, observers=observers)
     if cluster is None:
         return Solver(parts.model, parts.splits, parts.optimizer, cfg.train, **options)
     parallel = cfg.parallel
@@ -117,12 +120,13 @@ def start(cfg: Config, run_dir: Path | None = None) -> Run:
     return run
 
 
-def resume(run_dir: Path) -> tuple[Config, Run]:
-    """Reopen a run folder: its config and its lock."""
+def resume(run_dir: Path, allow_plugins: bool = False) -> tuple[Config, Run]:
+    """Reopen a run folder: its config (refused when it names plugins not yet imported,
+    unless ``allow_plugins``) and its lock."""
     layout = RunLayout(run_dir)
     if not layout.is_run:
         raise RunError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_saved_config(layout.config)
+    cfg = load_saved_config(layout.config, allow_plugins)
     run = Run(run_dir)
     run.acquire()
     return cfg, run
@@ -155,36 +159,52 @@ def version_changes(meta: dict) -> list[str]:
 
 
 def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool = False,
-          progress: bool = True, warn=None, score_test: bool = True, cluster=None) -> dict:
+          progress: bool = True, warn=None, score_test: bool = True, cluster=None,
+          loggers: list[Logger] | None = None) -> dict:
     """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
     False leaves the test split alone unless training stops early (see ``Solver.train``).
     A config with ``parallel`` trains on the Dask workers of ``cluster``
     (``distributed.cluster.connect``), or of a LocalCluster started for the run.
+    ``loggers``: those of ``train.loggers``, started before the run folder was made
+    (``loggers.start_loggers``); when None they are started here.
 
     Raises the Solver's ``Diverged``, ``Interrupted`` and ``WorkersLost`` after recording
-    the state; the run's lock is released whatever happens. Warnings go to ``train.log``
-    and to ``warn(message)`` when given.
+    the state, and ``LoggerError`` before training when a logger of ``train.loggers``
+    cannot start; the run's lock is released and the loggers' records of the run closed
+    whatever happens. Warnings (a logger failing mid-run, too) go to ``train.log`` and to
+    ``warn(message)`` when given.
     """
     def caution(message: str) -> None:
         run.log(f"warning: {message}")
         if warn is not None:
             warn(message)
 
-    with contextlib.ExitStack() as stack:
-        stack.callback(run.release)
+    observers: list[Guarded] = []
+    try:
         parts = parts or assemble(cfg)
-        if cfg.parallel is None:
-            cluster = None
-        else:
-            if cluster is None:
-                from .distributed.cluster import connect
+        run.keep_in_checkpoints(Inputs.from_splits(parts.splits).arrays())
+        observers = [Guarded(logger, caution)
+                     for logger in (start_loggers(cfg) if loggers is None else loggers)]
+        for observer in observers:
+            observer.open(run.path)
+        with contextlib.ExitStack() as stack:
+            if cfg.parallel is None:
+                cluster = None
+            else:
+                if cluster is None:
+                    from .distributed.cluster import connect
 
-                cluster = connect(cfg.parallel.workers, None, quiet=True)
-                stack.callback(cluster.close)
-            run.log(f"training on {cfg.parallel.workers} Dask workers of {cluster.where} "
-                    f"({cfg.parallel.mode})")
-        solver = make_solver(cfg, parts, run, progress, cluster, log=caution)
-        return _train(cfg, run, parts, solver, resuming, score_test, caution)
+                    cluster = connect(cfg.parallel.workers, None, quiet=True)
+                    stack.callback(cluster.close)
+                run.log(f"training on {cfg.parallel.workers} Dask workers of {cluster.where} "
+                        f"({cfg.parallel.mode})")
+            solver = make_solver(cfg, parts, run, progress, cluster, log=caution,
+                                 observers=observers)
+            return _train(cfg, run, parts, solver, resuming, score_test, caution)
+    finally:
+        for observer in observers:
+            observer.close()
+        run.release()
 
 
 def _train(cfg: Config, run: Run, parts: Assembled, solver: Solver, resuming: bool,

@@ -398,7 +398,8 @@ def test_a_kfold_run_folder_names_its_fold_folders(tmp_path):
     path = write(tmp_path, [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}])
     result = runner.invoke(app, ["train", str(path), "validation.kfold=3", "-q"])
     assert result.exit_code == 0, result.output
-    (root,) = (tmp_path / "runs" / "cli-test").iterdir()
+    (root,) = [p for p in (tmp_path / "runs" / "cli-test").iterdir() if p.name != "latest"]
+    assert (root.parent / "latest").resolve() == root.resolve()  # a finished k-fold run
     folds = [root / f"fold-{i}" for i in range(3)]
     for command in ("eval", "plot", "diagnose", "sample"):
         refused = runner.invoke(app, [command, str(root)], terminal_width=1000)

@@ -318,7 +318,8 @@ def test_apply_overrides_raises_for_bad_syntax():
      "(did you mean 'max'?); allowed: max, min, auto"),
     ("checkpoint.monitor=val/accuracy", "checkpoint.monitor", "(did you mean 'val/acc'?)"),
     ("train.early_stopping.monitor=val/f1", "train.early_stopping.monitor",
-     "allowed: auto, val/acc, val/loss, val/mse, val/r2, train/loss, train/acc"),
+     "allowed: auto, val/acc, val/loss, val/mse, val/r2, val/miou, train/loss, train/acc, "
+     "train/miou"),
     ("name=a/b", "name", "without '/'"),
     # registry specs: names, options, constructor checks
     ("model.layers.2=rellu", "model.layers.2",

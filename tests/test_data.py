@@ -67,8 +67,9 @@ def test_built_in_datasets_load_with_right_shapes_and_types(spec, shape, classes
 def test_every_registered_dataset_is_covered():
     files = {"npz", "csv", "mnist", "cifar10"}  # tested below on files written here
     sequences = {"sine", "adding", "text", "hello"}  # tested in tests/test_sequences.py
+    segmentation = {"shapes"}  # tested in tests/test_shapes_autoencoder.py
     covered = {spec if isinstance(spec, str) else spec["type"] for spec, *_ in BUILT_IN}
-    assert covered | files | sequences == set(DATASETS.names())
+    assert covered | files | sequences | segmentation == set(DATASETS.names())
 
 
 @pytest.mark.parametrize("name,loader", [("digits", "load_digits"), ("iris", "load_iris"),

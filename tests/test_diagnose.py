@@ -87,7 +87,7 @@ def train_and_diagnose(tmp_path, cfg):
     path.write_text(yaml.safe_dump({"name": "diag", "runs_dir": str(tmp_path / "runs"), **cfg}))
     trained = runner.invoke(app, ["train", str(path), "-q"])
     assert trained.exit_code == 0, trained.output
-    (run_dir,) = (tmp_path / "runs" / "diag").iterdir()
+    (run_dir,) = [p for p in (tmp_path / "runs" / "diag").iterdir() if p.name != "latest"]
     result = runner.invoke(app, ["diagnose", str(run_dir)], terminal_width=200)
     assert result.exit_code == 0, result.output
     return result.output

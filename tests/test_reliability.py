@@ -980,11 +980,16 @@ UNSAFE = [
     (r"yaml\.(load|full_load|unsafe_load|load_all)\(|yaml\.(Unsafe|Full)?Loader\b", "unsafe YAML"),
     (r"(?<![\w.])(eval|exec|__import__)\(|\bimportlib\b", "code from strings"),
 ]
+# The one module that imports by name: a config's plugins, which the user named (see
+# test_plugins.py::test_a_run_folder_imports_no_plugin_until_allowed); importlib only.
+IMPORTS_PLUGINS = (ROOT / "dl_cli" / "plugins.py", r"\bimportlib\b")
 
 
 def test_the_source_never_unpickles_or_imports_by_name():
     for path in sorted((ROOT / "dl_cli").rglob("*.py")):
         text = path.read_text()
+        if path == IMPORTS_PLUGINS[0]:
+            text = re.sub(IMPORTS_PLUGINS[1], "", text)
         for pattern, what in UNSAFE:
             match = re.search(pattern, text)
             assert match is None, f"{path}: {what}: {match and match.group(0)}"

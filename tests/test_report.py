@@ -10,7 +10,7 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from dl_cli import crossval, data, nn, optim, training  # noqa: F401  (fill the registries)
+from dl_cli import crossval, data, nn, optim, schedules, training  # noqa: F401  (fill the registries)
 from dl_cli.cli.app import app
 from dl_cli.config import load_config
 from dl_cli.gradcheck import ZERO, Check, check_model

@@ -2,6 +2,7 @@
 claims and `dl sample`."""
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from dl_cli.nn import Model
 from dl_cli.registry import DATASETS, RegistryError
 from dl_cli.sample import SampleError, generate, load_char_model
 from dl_cli.schema import DataConfig
+from dl_cli.storage import load_npz, save_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -157,8 +159,9 @@ def test_unknown_option_is_refused():
 def test_raw_data_takes_per_step_labels_and_checks_them():
     X = np.zeros((3, 4), dtype=np.int64)
     RawData(X, np.ones((3, 4), dtype=np.int64), classes=2)
-    with pytest.raises(ValueError, match=r"\(N,\) or, one per step, \(N, T\)"):
-        RawData(X, np.ones((3, 4, 1), dtype=np.int64), classes=2)
+    with pytest.raises(ValueError, match=r"\(N,\), one per step \(N, T\) or one per pixel "
+                                         r"\(N, H, W\)"):
+        RawData(X, np.ones((3, 4, 1, 1), dtype=np.int64), classes=2)
     with pytest.raises(ValueError, match=r"\[0, 2\)"):
         RawData(X, np.full((3, 4), 2), classes=2)
 
@@ -416,10 +419,21 @@ def test_sample_needs_a_run_folder_with_its_vocabulary_and_checkpoint(tmp_path, 
     (copy / "checkpoints").mkdir(parents=True)
     (copy / "config.yaml").write_text((text_run / "config.yaml").read_text())
     result = runner.invoke(app, ["sample", str(copy)])
+    assert result.exit_code == 2 and "no such checkpoint" in result.output
+    # the checkpoint holds the vocabulary: no vocab.json needed
+    shutil.copy(text_run / "checkpoints" / "best.npz", copy / "checkpoints" / "best.npz")
+    result = runner.invoke(app, ["sample", str(copy), "--length", "5", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    # a checkpoint written before checkpoints held it: vocab.json, as then
+    arrays = load_npz(copy / "checkpoints" / "best.npz")
+    save_npz(copy / "checkpoints" / "best.npz",
+             {k: v for k, v in arrays.items() if k != "inputs" and not k.startswith("preprocess/")})
+    result = runner.invoke(app, ["sample", str(copy)])
     assert result.exit_code == 2 and "vocab.json" in result.output
     (copy / "vocab.json").write_text((text_run / "vocab.json").read_text())
-    result = runner.invoke(app, ["sample", str(copy)])
-    assert result.exit_code == 2 and "no such checkpoint" in result.output
+    again = runner.invoke(app, ["sample", str(copy), "--length", "5", "--seed", "0"])
+    assert again.exit_code == 0 and again.output == runner.invoke(
+        app, ["sample", str(text_run), "--length", "5", "--seed", "0"]).output
 
 
 def test_an_embedding_smaller_than_the_vocabulary_is_refused_before_a_run_folder(tmp_path):

@@ -19,7 +19,7 @@ from dl_cli.cli.app import app
 from dl_cli.config import config_to_dict, load_config
 from dl_cli.data import load
 from dl_cli.layout import find_runs
-from dl_cli.sweep.asha import promote, rungs
+from dl_cli.sweep.pruning import promote, rungs
 from dl_cli.crossval import fold_splits
 from dl_cli.sweep.ledger import Ledger
 from dl_cli.sweep.sampling import (grid_configuration, grid_configurations, plan_round,
@@ -233,7 +233,7 @@ def test_spec_mistakes_are_reported_together(tmp_path):
                      "params.optimizer.lr.logunifrm: unknown domain (did you mean 'loguniform'?)",
                      "params.regularization.l2.loguniform: a log domain needs lo > 0",
                      "params.train.epochs.int_uniform: lo must be below hi",
-                     "prune.rule: must be one of asha (did you mean 'asha'?), got 'asah' (string)",
+                     "prune.rule: must be one of sha, median, got 'asah' (string)",
                      "trials: a random sweep needs the number of trials"):
         assert expected in text
 
@@ -522,14 +522,14 @@ def rows_sorted(X: np.ndarray) -> np.ndarray:
     return X[np.lexsort(X.T[::-1])]
 
 
-ASHA_BASE = {**BASE, "schedule": {"type": "cosine"}, "train": {"epochs": 4, "batch_size": 16}}
-ASHA = {"method": "grid", "prune": {"rule": "asha", "min_epochs": 1, "eta": 2},
+SHA_BASE = {**BASE, "schedule": {"type": "cosine"}, "train": {"epochs": 4, "batch_size": 16}}
+SHA = {"method": "grid", "prune": {"rule": "sha", "min_epochs": 1, "eta": 2},
         "params": {"optimizer.lr": {"values": [1.0e-7, 0.01, 0.03, 0.1]}}}
 
 
-def test_asha_stops_a_clearly_bad_trial_early(tmp_path):
-    base = ASHA_BASE
-    spec = write_sweep(tmp_path, ASHA, base)
+def test_sha_stops_a_clearly_bad_trial_early(tmp_path):
+    base = SHA_BASE
+    spec = write_sweep(tmp_path, SHA, base)
     folder = tmp_path / "sweep"
     result = sweep(spec, folder)
     assert result.exit_code == 0, result.output
@@ -553,8 +553,8 @@ def test_asha_stops_a_clearly_bad_trial_early(tmp_path):
     assert summary["status"] == "paused" and summary["epochs"] == 1  # `dl runs` says so
 
 
-def test_asha_verdicts_survive_an_interruption(tmp_path, monkeypatch):
-    spec = write_sweep(tmp_path, ASHA, ASHA_BASE)
+def test_sha_verdicts_survive_an_interruption(tmp_path, monkeypatch):
+    spec = write_sweep(tmp_path, SHA, SHA_BASE)
     assert sweep(spec, tmp_path / "straight").exit_code == 0
     original = SweepRunner._prune
 
@@ -579,11 +579,11 @@ def prune_events(folder: Path) -> list[tuple]:
 
 
 @pytest.mark.parametrize("left", ["interrupted", "running"])
-def test_asha_verdicts_survive_a_trial_stopped_past_a_rung(tmp_path, monkeypatch, left):
+def test_sha_verdicts_survive_a_trial_stopped_past_a_rung(tmp_path, monkeypatch, left):
     """A trial trained to epoch 2 whose result the ledger never got (Ctrl-C twice: the
     trial reports interrupted; a killed driver: the ledger still says running) is scored
     at rung 1 and rung 2 on resume exactly as in an uninterrupted sweep."""
-    spec = write_sweep(tmp_path, ASHA, ASHA_BASE)
+    spec = write_sweep(tmp_path, SHA, SHA_BASE)
     assert sweep(spec, tmp_path / "straight").exit_code == 0
     original = SweepRunner._record
 
@@ -613,7 +613,7 @@ def test_asha_verdicts_survive_a_trial_stopped_past_a_rung(tmp_path, monkeypatch
 def test_a_rung_is_scored_at_its_epoch_even_from_a_later_checkpoint(tmp_path):
     from dl_cli.sweep.trial import run_trial
 
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**ASHA_BASE, "runs_dir": str(tmp_path)}))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**SHA_BASE, "runs_dir": str(tmp_path)}))
     config = config_to_dict(load_config(tmp_path / "c.yaml"))
     trial = tmp_path / "trial"
     ahead = run_trial(config, str(trial), until=3, metric="val/loss", goal="min")
@@ -627,8 +627,8 @@ def test_a_diverged_seed_gets_its_configuration_pruned(tmp_path, monkeypatch):
     """Seed 0 of configuration 0 diverges: the configuration scores the worst at its rung
     and its other seed is pruned, instead of training to the end."""
     spec = write_sweep(tmp_path, {"method": "grid", "seeds": [0, 1],
-                                  "prune": {"rule": "asha", "min_epochs": 1, "eta": 2},
-                                  "params": {"optimizer.lr": {"values": [0.05, 0.01]}}}, ASHA_BASE)
+                                  "prune": {"rule": "sha", "min_epochs": 1, "eta": 2},
+                                  "params": {"optimizer.lr": {"values": [0.05, 0.01]}}}, SHA_BASE)
     folder = tmp_path / "sweep"
     original = SweepRunner._record
 
@@ -1015,12 +1015,13 @@ def test_a_dry_run_reports_a_model_too_large_for_memory_as_that_trials_error(tmp
     assert "trial 0" not in result.output
 
 
-NULL_REFUSED = {"seed": "must be an integer >= 0", "method": "must be one of grid, random",
+NULL_REFUSED = {"seed": "must be an integer >= 0", "method": "must be one of grid, random, tpe",
+                "batch": "must be an integer >= 1",
                 "name": "must be a name of letters, digits and ._-",
                 "threads": "must be an integer from 1 to 2,147,483,647",
                 "keep_checkpoints": "must be best or all",
                 "prune": {"eta": "must be an integer >= 2", "min_epochs": "must be an integer >= 1",
-                          "rule": "must be one of asha"},
+                          "rule": "must be one of sha, median"},
                 "refine": {"rounds": "must be an integer >= 1", "top": "must be an integer >= 1"},
                 "validation": {"kfold": "must be an integer >= 2"}}
 
@@ -1075,7 +1076,8 @@ def test_the_report_study_is_one_dl_report_knows(tmp_path):
     assert spec_errors(tmp_path, {**RANDOM, "report": {"study": "inits"}}) == [
         "report.study: unknown study 'inits' (did you mean 'init'?); allowed: "
         "init, activations, regularization, batchnorm, optimizers, schedules, polynomial, "
-        "weight_decay, depth_residual, clipping, cnn_vs_mlp"]
+        "weight_decay, depth_residual, clipping, cnn_vs_mlp, bottleneck, autoencoder_vs_pca, "
+        "distributed"]
     pytest.importorskip("matplotlib")
     from dl_cli.studies.report import SECTIONS
     from dl_cli.schema import STUDIES

@@ -46,7 +46,7 @@ def write_config(tmp_path, cfg=SPIRAL, name="cfg.yaml"):
 
 
 def run_dir_of(tmp_path, name="spiral-test"):
-    (found,) = list((tmp_path / "runs" / name).iterdir())
+    (found,) = [p for p in (tmp_path / "runs" / name).iterdir() if p.name != "latest"]
     return found
 
 

@@ -9,5 +9,7 @@ train.py       dl train
 inspect.py     dl gradcheck, summary, layers (a config's model); eval, sample, diagnose,
                runs, compare (what training left)
 sweep.py       dl sweep, plot, report
+records.py     export_records: what earlier runs recorded, to TensorBoard or MLflow
+               (dl export --to)
 ```
 """

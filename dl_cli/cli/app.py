@@ -14,6 +14,7 @@ from .inspect import compare, diagnose, evaluate_run, gradcheck, layers, runs, s
 from .output import flag, out
 from .sweep import plot, report, sweep
 from .train import train
+from .use import export, predict
 
 
 class Commands(TyperGroup):
@@ -60,8 +61,9 @@ def main(version: bool = flag("--version", callback=version_callback, is_eager=T
 
 
 COMMANDS = {"train": train, "gradcheck": gradcheck, "summary": summary, "layers": layers,
-            "eval": evaluate_run, "sample": sample, "diagnose": diagnose, "runs": runs,
-            "compare": compare, "sweep": sweep, "plot": plot, "report": report}
+            "eval": evaluate_run, "predict": predict, "export": export, "sample": sample,
+            "diagnose": diagnose, "runs": runs, "compare": compare, "sweep": sweep, "plot": plot,
+            "report": report}
 
 app = typer.Typer(cls=Commands, no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)

@@ -11,8 +11,8 @@ import numpy as np
 import typer
 from rich.markup import escape
 
-from .output import (AS_IS, EXIT_INTERRUPTED, at_least, err, fail, flag, load_or_fail, one_run,
-                     out, warn, within_memory)
+from .output import (AS_IS, EXIT_INTERRUPTED, allow_plugins_flag, at_least, err, fail, flag,
+                     load_or_fail, out, run_folder, warn, within_memory)
 
 
 def gradcheck(
@@ -27,6 +27,9 @@ def gradcheck(
     samples: int = typer.Option(4, help="Samples of the data to check the model on, >= 1."),
     max_coords: int = typer.Option(50, help="Coordinates sampled per parameter tensor, >= 1."),
     seed: int = typer.Option(0, help="Seed for inputs and sampled coordinates, >= 0."),
+    plugin: Optional[List[str]] = typer.Option(None, "--plugin", help="A module or .py file "
+                                               "to import first, for --layer NAME of a layer "
+                                               "of one's own (repeatable)."),
 ):
     """Compare analytic gradients with centered differences, in float64.
 
@@ -38,11 +41,15 @@ def gradcheck(
     """
     from .. import gradcheck as gc
     from ..nn import ShapeError
+    from ..plugins import import_all
     from ..registry import LAYERS, LOSSES, RegistryError
     from ..tables import gradcheck_summary, gradcheck_table
 
     if sum([config is not None, layer is not None, all_]) != 1:
         fail("give exactly one of CONFIG, --layer NAME or --all")
+    problems = import_all(plugin or [])[1]
+    if problems:
+        fail(f"--plugin: {problems[0].partition(': ')[2]}")
     at_least("--samples", samples, 1)
     at_least("--max-coords", max_coords, 1)
     at_least("--seed", seed, 0)
@@ -139,7 +146,8 @@ def summary(
             warn(message)
         try:
             check_fits(model, splits)
-            build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype)
+            build_augment(cfg.data.augment, splits.in_shape, splits.train.X.dtype,
+                          image_targets=splits.train.y.ndim > 2)
         except (ShapeError, DataError) as error:
             warn(f"dl train would refuse this config: {error}")
 
@@ -150,7 +158,7 @@ def layers():
     Layers, losses, initializers, optimizers, schedules, datasets, preprocessing and
     augmentation, one table each.
     """
-    from .. import data, nn, optim  # noqa: F401  (fill the registries)
+    from .. import data, nn, optim, schedules  # noqa: F401  (fill the registries)
     from ..registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
                             PREPROCESSORS, SCHEDULES)
     from ..tables import registry_table
@@ -162,60 +170,56 @@ def layers():
 
 def evaluate_run(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder (of a k-fold "
-                                   "run: one of its fold-i/ folders)."),
+                                   "run: one of its fold-i/ folders), or runs/<name> for "
+                                   "its newest finished run."),
     split: str = typer.Option("test", help="test | val | train"),
     checkpoint: str = typer.Option("best", help="best | last"),
+    allow_plugins: bool = allow_plugins_flag(),
 ):
     """Score a run's checkpoint on one split of its data (a fold's split for a fold folder).
 
+    The data are prepared with the preprocessing statistics the checkpoint holds, as
+    they were when the run scored its test split.
+
     Example: dl eval runs/digits-mlp/<run> --split val --checkpoint last
     """
-    from ..checkpoints import restore
-    from ..crossval import run_splits
+    from ..checks import ConfigError
     from ..data import DataError
-    from ..metrics import evaluate
     from ..nn import ShapeError
-    from ..runs import Run
     from ..storage import RunError
     from ..tables import metrics_table
-    from ..fit_checks import check_fits
-    from ..training import build_model
+    from ..trained import load_run
 
     if split not in ("test", "val", "train"):
         fail(f"--split: expected test, val or train, got {split!r}")
     if checkpoint not in ("best", "last"):
         fail(f"--checkpoint: expected best or last, got {checkpoint!r}")
-    one_run(run_dir, "eval")
-    run = Run(run_dir)
-    if not run.layout.is_run:
-        fail(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_or_fail(run.layout.config, [], saved=True)
+    run_dir = run_folder(run_dir, "eval")
     try:
-        state = run.load_checkpoint(checkpoint)
-        splits = run_splits(cfg, run)  # what it trained on
-        model = build_model(cfg, splits.in_shape)
-        check_fits(model, splits)
-        restore(model, state, run.layout.checkpoint(checkpoint))
-    except (RunError, DataError, ShapeError, OSError) as error:
+        run = load_run(run_dir, checkpoint, allow_plugins)
+        if run.inputs is None and run.config.data.preprocess:
+            warn(f"{run_dir}: its checkpoint, written by an earlier version of dl, holds no "
+                 f"preprocessing statistics: they were fitted again on the training split, "
+                 f"as the run fitted them")
+        metrics = run.evaluate(split)
+    except (RunError, DataError, ShapeError, ConfigError, OSError) as error:
         fail(str(error))
-    data = getattr(splits, split)
-    if len(data.X) == 0:
-        fail(f"{run_dir} has no {split} split to score: its config sets data.split.{split}: 0")
-    metrics = evaluate(model, data.X, data.y, split)
+    size = len(run.data(split).X)
     out.print(metrics_table(escape(f"{run_dir.name}: {checkpoint} checkpoint (epoch "
-                                   f"{state['meta']['epoch']}) on {split} ({len(data.X)} samples)"),
-                            metrics))
+                                   f"{run.epoch}) on {split} ({size} samples)"), metrics))
 
 
 def sample(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder of a character "
-                                   "model (data: text)."),
+                                   "model (data: text), or runs/<name> for its newest "
+                                   "finished run."),
     length: int = typer.Option(200, help="Characters to generate after the prime."),
     temperature: float = typer.Option(0.8, help="Divides the scores before the softmax: "
                                       "below 1 safer text, above 1 more varied."),
     prime: str = typer.Option("The ", help="Text the model reads before it generates."),
     seed: Optional[int] = typer.Option(None, help="Seed for a repeatable sample, >= 0."),
     checkpoint: str = typer.Option("best", help="best | last"),
+    allow_plugins: bool = allow_plugins_flag(),
 ):
     """Generate text from a trained character model, one character at a time.
 
@@ -231,9 +235,9 @@ def sample(
         at_least("--seed", seed, 0)
     if checkpoint not in ("best", "last"):
         fail(f"--checkpoint: expected best or last, got {checkpoint!r}")
-    one_run(run_dir, "sample")
+    run_dir = run_folder(run_dir, "sample")
     try:
-        char_model = load_char_model(run_dir, checkpoint)
+        char_model = load_char_model(run_dir, checkpoint, allow_plugins)
         drawn = characters(char_model, prime, length, temperature, np.random.default_rng(seed))
     except (SampleError, RunError, ConfigError, OSError) as error:
         fail(str(error))
@@ -248,8 +252,9 @@ def sample(
     sys.stdout.write("\n")
 
 
-def diagnose(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder "
-                                          "(train with train.diagnostics=true for gradient "
+def diagnose(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder, or "
+                                          "runs/<name> for its newest finished run (train "
+                                          "with train.diagnostics=true for gradient "
                                           "findings).")):
     """Say what a run shows, in the notes' terms, and what to try.
 
@@ -262,7 +267,7 @@ def diagnose(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run 
     from ..layout import RunLayout
     from ..storage import RunError
 
-    one_run(run_dir, "diagnose")
+    run_dir = run_folder(run_dir, "diagnose")
     if not RunLayout(run_dir).metrics.exists():
         fail(f"{run_dir} is not a run folder (no metrics.jsonl)")
     try:
@@ -311,16 +316,22 @@ def runs(root: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Fol
 
 
 def compare(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR",
-                                                  help="Two or more run folders.")):
+                                                  help="Two or more run folders (runs/<name>: "
+                                                       "its newest finished run).")):
     """Configs that differ and metrics side by side.
 
     Example: dl compare runs/digits-mlp/*
     """
     from ..checks import ConfigError
     from ..config.yaml12 import read_yaml
-    from ..layout import RunLayout
+    from ..layout import RunLayout, resolve_run, without_latest_links
+    from ..storage import RunError
     from ..tables import compare_table
 
+    try:
+        run_dirs = [resolve_run(path) for path in without_latest_links(run_dirs)]
+    except RunError as error:
+        fail(str(error))
     if len(run_dirs) < 2:
         fail(f"RUN_DIR: expected two or more run folders to compare, got one ({run_dirs[0]}); "
              f"dl runs lists the runs, dl eval scores one")

@@ -56,6 +56,13 @@ def flag(*decls: str, help: str, **options):
     return typer.Option(False, *decls, metavar="", help=help, **options)
 
 
+def allow_plugins_flag():
+    """``--allow-plugins``, for the commands that read a run folder's config."""
+    return flag("--allow-plugins", help="Import the plugins the run's config.yaml names "
+                "(its own Python code); without it such a run is refused, so that a run "
+                "folder from elsewhere cannot run code by being read.")
+
+
 @contextmanager
 def within_memory():
     """Exit 2 with ``out_of_memory``'s advice when the work asks for arrays that cannot
@@ -68,14 +75,16 @@ def within_memory():
         fail(out_of_memory(error))
 
 
-def load_or_fail(path: Path, overrides: list[str], saved: bool = False):
+def load_or_fail(path: Path, overrides: list[str], saved: bool = False,
+                 allow_plugins: bool = False):
     """The config at ``path``, or exit 2 with every mistake; ``saved``: a run folder's
-    config.yaml, whose mistakes name the file."""
+    config.yaml, whose mistakes name the file (and whose plugins are refused unless
+    ``allow_plugins``)."""
     from ..checks import ConfigError
     from ..config import load_config, load_saved_config
 
     try:
-        return load_saved_config(path) if saved else load_config(path, overrides)
+        return load_saved_config(path, allow_plugins) if saved else load_config(path, overrides)
     except ConfigError as error:
         fail(f"{error}")
 
@@ -105,6 +114,21 @@ def check_folder(path: Path, name: str) -> None:
                 what = "a file" if part == path else f"inside the file {part}"
                 fail(f"{name}: expected a folder (made if missing), got {path}, {what}")
             return
+
+
+def run_folder(path: Path, command: str) -> Path:
+    """The run folder ``path`` stands for (``layout.resolve_run``: a config's name folder
+    means its newest finished run), refused (exit 2) when it is a k-fold run folder or a
+    name folder of unfinished runs."""
+    from ..layout import resolve_run
+    from ..storage import RunError
+
+    try:
+        resolved = resolve_run(path)
+    except RunError as error:
+        fail(str(error))
+    one_run(resolved, command)
+    return resolved
 
 
 def one_run(path: Path, command: str) -> None:

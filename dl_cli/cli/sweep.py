@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 
 from .interrupts import interrupts_held, writing
-from .output import AS_IS, at_least, at_most_blas, check_folder, err, fail, flag, one_run, out, warn
+from .output import (AS_IS, at_least, at_most_blas, check_folder, err, fail, flag, out, run_folder,
+                     warn)
 
 
 def sweep(
@@ -43,7 +44,7 @@ def sweep(
     sweep_dir: Optional[Path] = typer.Option(None, "--sweep-dir", help="Write the sweep here instead "
                                              "of runs/<name>/<time>-<id>/."),
 ):
-    """Grid or random search over any config keys, in parallel, resumable.
+    """Grid, random or TPE search over any config keys, in parallel, resumable.
 
     Each trial is an ordinary run folder (trial-0007/) inside the sweep folder, which also
     holds ledger.jsonl (every trial's state), results.csv (one row per trial) and
@@ -59,6 +60,8 @@ def sweep(
     if resume is not None and spec is not None and "=" in str(spec) and not spec.exists():
         overrides, spec = [str(spec), *(overrides or [])], None  # --resume DIR key=value ...
     sweep_spec, base, first, configs = planned(spec, overrides or [], resume)
+    for message in sweep_spec.warnings:
+        warn(message)
     if backend == "local":  # the trials run here, on this BLAS
         at_most_blas("threads", sweep_spec.threads)
     if dry_run:
@@ -157,6 +160,7 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
     from ..sweep.results import leaderboard
     from ..sweep.runner import SweepRunner
 
+    record = sweep_record(base, backend)
     try:
         with interrupts_held():
             folder = open_sweep(sweep_spec, base, sweep_dir, resume, note=note)
@@ -164,6 +168,8 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
     except (SweepError, OSError) as error:
         backend.close()
         fail(str(error))
+    if record is not None:
+        guarded(lambda: record.open(folder, sweep_spec.raw), "opened the sweep's parent run")
     outcome = None
     try:
         runner = SweepRunner(sweep_spec, base, folder, backend, console=err,
@@ -174,6 +180,8 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
         fail(str(error))
     finally:
         backend.close(wait=outcome is not None and not outcome.interrupted)
+    if record is not None:
+        guarded(lambda: end_record(record, sweep_spec, outcome), "ended the sweep's parent run")
     out.print(leaderboard(outcome.table, sweep_spec))
     out.print(f"sweep folder: {folder}  (results.csv, ledger.jsonl, trial-*/)", **AS_IS)
     best = SweepLayout(folder).best
@@ -182,6 +190,39 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
     if outcome.interrupted or not outcome.complete:
         err.print(f"continue with: dl sweep --resume {folder}", **AS_IS)
     return outcome.exit_code
+
+
+def sweep_record(base: dict, backend):
+    """The sweep's parent run in MLflow (``loggers.start_sweep_record``), started before
+    the sweep folder is made: exit 2 when it cannot start. None when the trials do not
+    log to MLflow."""
+    from ..config.validation import validate
+    from ..loggers import LoggerError, start_sweep_record
+
+    try:
+        return start_sweep_record(validate(base))
+    except LoggerError as error:
+        backend.close()
+        fail(str(error))
+
+
+def end_record(record, sweep_spec, outcome) -> None:
+    """End the parent run with the best configuration's mean metric."""
+    from ..sweep.results import best_configuration
+
+    best = best_configuration(outcome.table, sweep_spec)
+    status = "KILLED" if outcome.interrupted else "FINISHED" if outcome.complete else "FAILED"
+    record.end(sweep_spec.metric, best.mean if best else None, status)
+
+
+def guarded(action, what: str) -> None:
+    """Do ``action``; a failure of the tracking store is a warning: the sweep folder stays
+    the record."""
+    try:
+        action()
+    except Exception as error:  # whatever MLflow raises, the sweep goes on
+        warn(f"the mlflow logger failed as it {what} ({type(error).__name__}: {error}); "
+             f"the trials are logged without it")
 
 
 def opening(runner, resumed: bool) -> str:
@@ -198,19 +239,27 @@ def opening(runner, resumed: bool) -> str:
 
 
 def plot(
-    path: Path = typer.Argument(..., metavar="PATH", help="A run folder (its learning curves) "
-                                "or a sweep folder (the metric against each varied "
-                                "parameter, and the learning curves of the best trials)."),
+    path: Path = typer.Argument(..., metavar="PATH", help="A run folder (its learning curves; "
+                                "runs/<name> for the newest finished run) or a sweep folder "
+                                "(the metric against each varied parameter, the learning "
+                                "curves of the best trials and, with two parameters and 5 "
+                                "completed trials, each parameter's importance and a contour "
+                                "of the two most important)."),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the PNG files "
                                            "(default: PATH/plots)."),
     top: int = typer.Option(5, help="Sweeps: how many of the best trials get learning curves."),
 ):
     """Draw curves as PNG files (matplotlib, no display needed) and print their paths.
 
+    A run that outputs images adds what its best checkpoint does on test samples: an
+    autoencoder (data.target: input) reconstructions.png, inputs above their
+    reconstructions; a segmentation run label_maps.png, images above their true and
+    predicted label maps.
+
     Example: dl plot runs/lr-vs-width/<sweep> --top 3
     """
     at_least("--top", top, 1)
-    one_run(path, "plot")
+    path = run_folder(path, "plot")
     try:
         from ..plot import PlotError, plot_path
     except ImportError:

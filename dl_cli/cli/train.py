@@ -11,8 +11,9 @@ import typer
 from rich.markup import escape
 
 from .interrupts import interrupts_held, writing
-from .output import (AS_IS, EXIT_DIVERGED, EXIT_INTERRUPTED, at_least, at_most_blas, check_folder,
-                     err, fail, flag, load_or_fail, out, warn, within_memory)
+from .output import (AS_IS, EXIT_DIVERGED, EXIT_INTERRUPTED, allow_plugins_flag, at_least,
+                     at_most_blas, check_folder, err, fail, flag, load_or_fail, out, warn,
+                     within_memory)
 
 
 def train(
@@ -23,7 +24,8 @@ def train(
                                         "optimizer.lr=1e-3 model.layers.0.units=256 "
                                         "train.epochs=5"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder "
-                                          "from its checkpoints/last.npz."),
+                                          "from its checkpoints/last.npz (runs/<name>: the "
+                                          "newest run of that name, finished or not)."),
     print_config: bool = flag("--print-config", help="Print the resolved config (YAML that "
                               "dl train reads back) and exit."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Write the run here instead of "
@@ -50,6 +52,7 @@ def train(
     address: Optional[str] = typer.Option(None, "--address", help="The Dask scheduler to train on "
                                           "(tcp://host:8786) or its scheduler JSON file, instead "
                                           "of a LocalCluster; a resumed run may name another."),
+    allow_plugins: bool = allow_plugins_flag(),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
 
@@ -75,7 +78,7 @@ def train(
             fail("--backend and --workers do not go with --resume: a resumed run continues "
                  "its own config.yaml, parallel section included (--address may name "
                  "another cluster)")
-        cfg, run = resumed_run(resume, config, run_dir, print_config)
+        cfg, run = resumed_run(resume, config, run_dir, print_config, allow_plugins)
     else:
         cfg, run = new_run_config(config, overrides or [], run_dir, print_config,
                                   backend, workers), None
@@ -135,12 +138,14 @@ def parallel_overrides(cfg, backend: Optional[str], workers: Optional[int]) -> l
     return overrides + ([f"parallel.workers={workers}"] if workers is not None else [])
 
 
-def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool):
-    """The config and the (locked) run of the folder to resume."""
+def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], print_config: bool,
+                allow_plugins: bool):
+    """The config and the (locked) run of the folder to resume (a config's name folder:
+    its newest run, finished or not)."""
     from ..checks import ConfigError
     from ..config import dump_config
     from ..crossval import resume_run
-    from ..layout import RunLayout
+    from ..layout import RunLayout, resolve_run
     from ..storage import RunError
 
     if config is not None and "=" in str(config) and not config.exists():
@@ -150,11 +155,19 @@ def resumed_run(resume: Path, config: Optional[Path], run_dir: Optional[Path], p
         fail("give either a config or --resume RUN_DIR, not both")
     if run_dir is not None:
         fail(f"--run-dir names a new run's folder: a resumed run stays in its own, {resume}")
+    try:
+        chosen = resolve_run(resume, finished=False)
+    except RunError as error:
+        fail(str(error))
+    if chosen != resume:
+        err.print(f"resuming {chosen}, the newest run in {resume}", **AS_IS)
+        resume = chosen
     if print_config:
-        typer.echo(dump_config(load_or_fail(RunLayout(resume).config, [], saved=True)), nl=False)
+        saved = load_or_fail(RunLayout(resume).config, [], saved=True, allow_plugins=allow_plugins)
+        typer.echo(dump_config(saved), nl=False)
         raise typer.Exit()
     try:
-        cfg, run = resume_run(resume)
+        cfg, run = resume_run(resume, allow_plugins)
     except (RunError, ConfigError) as error:
         fail(str(error))
     writing("kfold" if cfg.validation.kfold else "run", resume)
@@ -165,29 +178,34 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
               address: Optional[str] = None) -> None:
     from .. import training
     from ..data import DataError
+    from ..loggers import LoggerError, start_loggers
     from ..memory import out_of_memory
     from ..nn import ShapeError
     from ..storage import RunError
     from ..tables import summary_table
 
+    cluster = None
     try:
         parts = training.assemble(cfg)
+        loggers = start_loggers(cfg)  # before the run folder: one that cannot start leaves none
         cluster = dask_cluster(cfg, address)  # before a new run's folder is made
         if run is None:
             with interrupts_held():
                 run = training.start(cfg, run_dir)
                 writing("run", run.path)
-    except (DataError, ShapeError, RunError, OSError, MemoryError) as error:
+    except (DataError, ShapeError, RunError, LoggerError, OSError, MemoryError) as error:
         if run is not None:
             run.release()
+        if cluster is not None:
+            cluster.close()
         fail(out_of_memory(error) if isinstance(error, MemoryError) else str(error))
     err.print(f"[bold]{escape(cfg.name)}[/]: {parts.model.num_params():,} parameters, "
               f"{len(parts.splits.train.X)} train / {len(parts.splits.val.X)} val / "
               f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
               highlight=False, soft_wrap=True)
     with training_errors(run), closing(cluster):
-        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress,
-                                 warn=warn, cluster=cluster)
+        summary = training.train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn,
+                                 cluster=cluster, loggers=loggers)
     writing("done", run.path)
     out.print(summary_table(summary))
     out.print(f"run folder: {run.path}", **AS_IS)
@@ -234,6 +252,7 @@ def training_errors(run):
     run, whose errors name its folder)."""
     from ..data import DataError
     from ..distributed.source import WorkersLost
+    from ..loggers import LoggerError
     from ..nn import ShapeError
     from ..solver import Diverged, Interrupted
     from ..storage import RunError
@@ -263,7 +282,7 @@ def training_errors(run):
         err.print(f"training stopped: the Dask workers are lost ({error}); state saved in "
                   f"{last}.\nResume with: dl train --resume {run.path}", **AS_IS)
         raise typer.Exit(1)
-    except (DataError, RunError, ShapeError) as error:
+    except (DataError, RunError, ShapeError, LoggerError) as error:
         fail(str(error))
     except OSError as error:  # a MemoryError goes on to within_memory, around every use
         written = error.filename or (run.path if run else None)

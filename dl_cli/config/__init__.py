@@ -26,6 +26,7 @@ from typing import Iterable
 
 import yaml
 
+from .. import plugins
 from ..checks import ConfigError, Problems
 from ..schema import Config
 from .overrides import apply_overrides
@@ -38,7 +39,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     of the file, the overrides and the resulting config together. The config keeps the
     components built to check it, for its assembly (``training.assemble``)."""
     problems = Problems()
-    raw = apply_overrides(read_yaml(path, problems), overrides, problems)
+    raw = plugins.anchored(read_yaml(path, problems), Path(path).parent)
+    raw = apply_overrides(raw, overrides, problems)
     try:
         config = validate(raw, keep_components=True)
     except ConfigError as error:
@@ -47,10 +49,15 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     return config
 
 
-def load_saved_config(path: str | Path) -> Config:
+def load_saved_config(path: str | Path, allow_plugins: bool = False) -> Config:
     """The config a run folder keeps: ``load_config``, with every mistake naming the
     file, which no one named on the command line (a config written by an earlier
-    version may break a rule added since; the file can be edited)."""
+    version may break a rule added since; the file can be edited). One that names
+    plugins this process has not imported is refused unless ``allow_plugins``."""
+    if not allow_plugins:
+        waiting = plugins.waiting(read_yaml(path))
+        if waiting:
+            raise ConfigError([plugins.refusal(path, waiting)])
     try:
         return load_config(path)
     except ConfigError as error:
@@ -59,8 +66,12 @@ def load_saved_config(path: str | Path) -> Config:
 
 
 def config_to_dict(config: Config) -> dict:
-    """The fully resolved config (every default filled in) as plain dicts and lists."""
-    return dataclasses.asdict(config)
+    """The fully resolved config (every default filled in) as plain dicts and lists;
+    ``plugins`` only when it names some, so that a config without reads as before."""
+    tree = dataclasses.asdict(config)
+    if not tree["plugins"]:
+        del tree["plugins"]
+    return tree
 
 
 def dump_config(config: Config) -> str:

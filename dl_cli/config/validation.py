@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .. import data, nn, optim  # noqa: F401  (importing them fills the registries)
-from ..checks import INVALID, describe, join
-from ..metrics import direction, mode_of, reported_metrics, resolve_monitor
+from .. import data, nn, optim, plugins, schedules  # noqa: F401  (importing them fills the registries)
+from ..checks import INVALID, ConfigError, describe, join
+from ..metrics import config_task, direction, mode_of, reported_metrics, resolve_monitor
 from ..registry import INITIALIZERS, LAYERS, Registry, RegistryError
 from ..schema import MONITORS, Config
 from .sections import SectionReader
@@ -64,6 +64,20 @@ class ConfigReader(SectionReader):
     def __init__(self):
         super().__init__()
         self.built = Components()
+
+    def field(self, f, hint: Any, value: Any, path: str):
+        """``plugins`` is imported as it is read, before the fields that follow it name
+        what it registers; any other field as every section reads it."""
+        if path != "plugins":
+            return super().field(f, hint, value, path)
+        entries, problems = plugins.import_all(value)
+        for problem in problems:
+            index, _, message = problem.partition(": ")
+            if index.isdigit():
+                self.problems.add(f"plugins.{index}", message)
+            else:
+                self.problems.add("plugins", problem)
+        return entries
 
     def check_spec(self, registry: Registry, spec: Any, path: str) -> None:
         """A registered name with known options, which its class accepts when constructed."""
@@ -183,14 +197,15 @@ def check_monitors(config: Config, reader: ConfigReader) -> None:
     sections = [("checkpoint", config.checkpoint)]
     if train.early_stopping not in (None, INVALID):
         sections.append(("train.early_stopping", train.early_stopping))
+    task = config_task(loss, reader.built.get("data.dataset"), config.data.target)
     for path, section in sections:
         if section.monitor is INVALID:
             continue
-        problem = monitor_problem(section.monitor, loss.task, *settings)
+        problem = monitor_problem(section.monitor, task, *settings)
         if problem:
             reader.problems.add(f"{path}.monitor", problem)
         elif section.mode in ("min", "max"):
-            metric = resolve_monitor(section.monitor, "auto", loss.task)[0]
+            metric = resolve_monitor(section.monitor, "auto", task)[0]
             if section.mode != mode_of(metric):
                 reader.problems.add(f"{path}.mode", f"{metric} is {direction(metric)}, so the mode "
                                                     f"is {mode_of(metric)} (or auto), got {section.mode}")
@@ -227,6 +242,9 @@ def validate(raw: Any, keep_components: bool = False) -> Config:
     ``keep_components``: the config holds what was built to check it (``Config.components``)."""
     reader = ConfigReader()
     config = reader.section(Config, raw, "")
+    failed_plugins = [line for line in reader.problems if line.startswith("plugins")]
+    if failed_plugins:  # the rest would only be what they did not register
+        raise ConfigError(failed_plugins)
     if config is not INVALID:
         check_monitors(config, reader)
         check_schedule_floor(config, reader)

@@ -11,10 +11,10 @@ Importing the package registers every dataset, preprocessing step and augmentati
 nothing is read or generated (and scikit-learn is not imported) until ``load`` runs.
 """
 
-from . import datasets, files, image_files, preprocess, sequences, sklearn_sets  # noqa: F401  (registration)
+from . import datasets, files, image_files, preprocess, sequences, shapes, sklearn_sets  # noqa: F401  (registration)
 from .augment import build_augment
 from .base import DataError, Dataset, RawData
-from .loading import Split, Splits, load
+from .loading import Split, Splits, apply_steps, load
 from .split import kfold_indices, split_indices
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "RawData",
     "Split",
     "Splits",
+    "apply_steps",
     "build_augment",
     "kfold_indices",
     "load",

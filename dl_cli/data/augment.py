@@ -9,11 +9,13 @@ augment = build_augment(["flip", {"type": "crop", "pad": 4}], in_shape=(3, 32, 3
 X_batch = augment(X_batch, SampleDraws(stream, sample_keys(epoch, idx)))  # a new array
 ```
 
-``flip``, ``crop`` and ``translate`` need images ``(N, C, H, W)``; ``noise`` works on
-any real-valued shape; none of them applies to integer token ids (text), whose every
-change would be another token. ``build_augment`` calls each step's ``check(in_shape)``
-so a wrong pairing fails when the run starts (``DataError`` naming ``data.augment.i``),
-not in the first batch.
+``flip``, ``crop`` and ``translate`` need images ``(N, C, H, W)`` and move their pixels,
+so they refuse targets that are images too (labels of every pixel, an autoencoder's
+input), which would stay where they were; ``noise`` works on any real-valued shape
+(on an autoencoder's input only: a denoising autoencoder); none of them applies to
+integer token ids (text), whose every change would be another token. ``build_augment``
+calls each step's ``check(in_shape)`` so a wrong pairing fails when the run starts
+(``DataError`` naming ``data.augment.i``), not in the first batch.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Augmentation:
 
 
 class ImageAugmentation(Augmentation):
-    """An augmentation of images ``(C, H, W)``."""
+    """An augmentation of images ``(C, H, W)`` that moves their pixels."""
 
     def check(self, in_shape):
         if len(in_shape) != 3:
@@ -136,9 +138,12 @@ class Pipeline:
         return X
 
 
-def build_augment(specs: list, in_shape: tuple[int, ...], dtype=np.float64) -> Pipeline | None:
-    """The augmentations a config lists, checked against the samples' shape and dtype;
-    None if none. A step that does not fit raises ``DataError`` naming ``data.augment.i``."""
+def build_augment(specs: list, in_shape: tuple[int, ...], dtype=np.float64,
+                  image_targets: bool = False) -> Pipeline | None:
+    """The augmentations a config lists, checked against the samples' shape and dtype and,
+    with ``image_targets`` (labels of every pixel, an autoencoder's input), refusing the
+    steps that move pixels; None if none. A step that does not fit raises ``DataError``
+    naming ``data.augment.i``."""
     if not specs:
         return None
     steps = [AUGMENTATIONS.create(spec) for spec in specs]
@@ -148,6 +153,10 @@ def build_augment(specs: list, in_shape: tuple[int, ...], dtype=np.float64) -> P
             raise DataError(f"{where} changes real-valued inputs, but this data set's inputs "
                             f"are integer token ids; remove it (no augmentation applies to "
                             f"tokens)")
+        if image_targets and isinstance(step, ImageAugmentation):
+            raise DataError(f"{where} moves the pixels of the inputs, but the targets (labels "
+                            f"of every pixel, or the input itself) would stay where they "
+                            f"were; remove it (noise changes the inputs alone)")
         try:
             step.check(tuple(in_shape))
         except ValueError as error:

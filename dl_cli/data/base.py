@@ -28,7 +28,7 @@ class RawData:
     point (float64; 8-bit image files give float32 to halve their memory), or ``(N, T)``
     int64 token sequences.
     y: ``(N,)`` int64 class labels in ``[0, classes)``, ``(N, T)`` int64 labels of every
-    step, or float64 regression targets.
+    step, ``(N, H, W)`` int64 labels of every pixel, or float64 regression targets.
     X_test, y_test: an explicit test set, when the source comes with one.
     names: class names, when the source has them.
     vocab: for token sequences, the string each token stands for (token i is ``vocab[i]``).
@@ -56,9 +56,10 @@ class RawData:
             if self.classes is None:
                 raise ValueError("a classification dataset states its number of classes")
             for _, y in pairs:
-                if y.ndim not in (1, 2) or y.dtype.kind not in "iu":
-                    raise ValueError(f"class labels must be an integer array (N,) or, one per "
-                                     f"step, (N, T), got {y.dtype} {y.shape}")
+                if y.ndim not in (1, 2, 3) or y.dtype.kind not in "iu":
+                    raise ValueError(f"class labels must be an integer array (N,), one per "
+                                     f"step (N, T) or one per pixel (N, H, W), got {y.dtype} "
+                                     f"{y.shape}")
                 if len(y) and (y.min() < 0 or y.max() >= self.classes):
                     raise ValueError(f"class labels must lie in [0, {self.classes}), "
                                      f"got {y.min()}..{y.max()}")
@@ -68,6 +69,7 @@ class Dataset:
     """A registered source of samples: options in ``__init__``, arrays from ``load``."""
 
     registered_name = "dataset"
+    per_pixel = False  # labels every pixel of its images, (N, H, W): segmentation
 
     def load(self, rng: np.random.Generator) -> RawData:
         raise NotImplementedError

@@ -1,9 +1,12 @@
 """From a data config to the three splits a run trains, validates and tests on.
 
 dataset → shuffle and split (seeded; stratified by class) → cast to the run's dtype →
-preprocessing fitted on the training split, applied to all three. A step that does not
-fit the data raises ``DataError`` naming ``data.preprocess.i``; what trains but should
-be known (a class the split left out of training) comes back in ``Splits.warnings``.
+preprocessing fitted on the training split, applied to all three → the targets: the
+data set's, or (``data.target: input``, an autoencoder) the preprocessed input itself.
+A step that does not fit the data raises ``DataError`` naming ``data.preprocess.i``;
+what trains but should be known (a class the split left out of training) comes back in
+``Splits.warnings``. The fitted steps come back in ``Splits.steps``; given steps fitted
+before (a run's, restored from its checkpoint), ``load`` applies them and fits nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class Splits:
     (classification) or targets in the run's dtype (regression). ``info`` is JSON-ready:
     dataset, sizes, class names, the vocabulary of token sequences. ``warnings`` are
     messages about data that trains but limits the run, for the caller to show once.
+    ``steps`` are the fitted preprocessing steps, in order, and ``raw_shape`` the shape
+    of one sample before them (``(64,)`` for digits before a PCA to 20 components).
     """
 
     train: Split
@@ -46,6 +51,8 @@ class Splits:
     num_classes: int | None
     info: dict
     warnings: list[str] = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    raw_shape: tuple[int, ...] = ()
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -142,17 +149,31 @@ def unlearned_classes(raw: RawData, fractions: SplitConfig, splits: list[Split],
     return ". ".join(said)
 
 
-def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
+def apply_steps(splits: list[Split], steps: list, fit: bool = True) -> None:
+    """Fit each step on the first split (the training split), unless ``fit`` is False
+    (steps fitted before), and apply it to every split, in order."""
+    for i, step in enumerate(steps):
+        try:
+            if fit:
+                step.fit(splits[0].X)
+            for split in splits:
+                split.X = step.transform(split.X)
+        except ValueError as error:  # a fitted step's statistics may not fit other data
+            raise DataError(f"data.preprocess.{i}: {error}") from None
+
+
+def load(data: DataConfig, seed: int = 0, dtype="float32", fitted: list | None = None) -> Splits:
     """Load the configured dataset and return its preprocessed splits.
 
     ``seed`` fixes the synthetic data and the split (two independent streams).
+    ``fitted``: the steps of ``data.preprocess`` fitted before, applied as they are.
     """
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")
     name, options = Registry.split_spec(data.dataset)
     dataset = DATASETS.create(data.dataset)
-    steps = [PREPROCESSORS.create(spec) for spec in data.preprocess]
+    steps = fitted if fitted is not None else [PREPROCESSORS.create(s) for s in data.preprocess]
     data_seed, split_seed = np.random.SeedSequence(seed).spawn(2)
 
     raw = dataset.load(np.random.default_rng(data_seed))
@@ -162,28 +183,34 @@ def load(data: DataConfig, seed: int = 0, dtype="float32") -> Splits:
         splits = [Split(X.astype(input_dtype, copy=False), y.astype(target_dtype, copy=False))
                   for X, y in split_raw(raw, data, split_seed)]
     check_cast(raw, splits, dtype)
-    check_classes_to_learn(raw, splits[0])
-    unlearned = unlearned_classes(raw, data.split, splits)
-    for i, step in enumerate(steps):
-        try:
-            step.fit(splits[0].X)
-        except ValueError as error:
-            raise DataError(f"data.preprocess.{i}: {error}") from None
+    reconstruct = data.target == "input"
+    if reconstruct and input_dtype == np.int64:
+        raise DataError("data.target: input needs real-valued inputs to reconstruct, but "
+                        "this data set's inputs are token ids")
+    if not reconstruct:
+        check_classes_to_learn(raw, splits[0])
+    unlearned = None if reconstruct else unlearned_classes(raw, data.split, splits)
+    raw_shape = tuple(int(d) for d in splits[0].X.shape[1:])
+    apply_steps(splits, steps, fit=fitted is None)
+    task, classes, names = raw.task, raw.classes, raw.names
+    if reconstruct:  # the same array: augmentation makes new inputs and leaves it be
         for split in splits:
-            split.X = step.transform(split.X)
+            split.y = split.X
+        task, classes, names = "regression", None, None
 
     train, val, test = splits
     info = {
         "dataset": name,
         "options": options,
-        "task": raw.task,
-        "num_classes": raw.classes,
-        "class_names": raw.names,
+        "task": task,
+        "target": data.target,
+        "num_classes": classes,
+        "class_names": names,
         "vocab": raw.vocab,
         "sizes": {"train": len(train), "val": len(val), "test": len(test)},
         "test_set": "split" if raw.X_test is None else "given",
         "in_shape": list(train.X.shape[1:]),
         "preprocess": [Registry.split_spec(spec)[0] for spec in data.preprocess],
     }
-    return Splits(train, val, test, task=raw.task, num_classes=raw.classes, info=info,
-                  warnings=[unlearned] if unlearned else [])
+    return Splits(train, val, test, task=task, num_classes=classes, info=info,
+                  warnings=[unlearned] if unlearned else [], steps=steps, raw_shape=raw_shape)

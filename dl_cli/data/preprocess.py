@@ -14,6 +14,14 @@ Statistics are per feature for ``(N, D)`` data and per channel for images
 ``(N, C, H, W)`` (taken over N, H and W). ``transform`` keeps the dtype of its input.
 Every step works on real values: ``fit`` refuses integer token ids (text), whose mean,
 scale or projection means nothing (an embedding layer learns their representation).
+
+A fitted step's statistics (``statistics``: their names) are plain float64 arrays, which
+a checkpoint keeps, so that a run scores new raw inputs as it scored its test split:
+
+```python
+arrays = step.fitted()                                  # {"mean": ..., "std": ...}
+again = PREPROCESSORS.create(spec).restore(arrays)      # transform as step does; no fit
+```
 """
 
 from __future__ import annotations
@@ -45,10 +53,31 @@ def safe_scale(scale: np.ndarray, floor: float = 1e-8) -> np.ndarray:
 
 class Preprocessor:
     """``fit(X_train)`` learns statistics and returns self; ``transform(X)`` applies them.
-    ``fit`` raises ``DataError`` on data the step cannot work on."""
+    ``fit`` raises ``DataError`` on data the step cannot work on. ``statistics`` names
+    the attributes ``fit`` sets."""
+
+    statistics: tuple[str, ...] = ()
 
     def fit(self, X: np.ndarray) -> "Preprocessor":
         raise NotImplementedError
+
+    def fitted(self) -> dict[str, np.ndarray]:
+        """The statistics ``fit`` learned, by name."""
+        return {name: getattr(self, name) for name in self.statistics}
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> "Preprocessor":
+        """Take statistics a fit learned before (``fitted()``); returns self. A missing
+        one, or one that is not finite real numbers, is a ValueError naming it."""
+        for name in self.statistics:
+            if name not in arrays:
+                raise ValueError(f"'{self.registered_name}' needs its fitted {name}, which "
+                                 f"is missing")
+            array = np.asarray(arrays[name])
+            if array.dtype.kind not in "fiu" or not np.all(np.isfinite(array)):
+                raise ValueError(f"'{self.registered_name}': fitted {name} holds "
+                                 f"{array.dtype} values that are not all finite numbers")
+            setattr(self, name, array.astype(np.float64))
+        return self
 
     def check(self, X: np.ndarray) -> None:
         """Refuse integer inputs: token ids are names, not quantities."""
@@ -65,6 +94,8 @@ class Preprocessor:
 class Center(Preprocessor):
     """``x − μ``, with μ the training mean."""
 
+    statistics = ("mean",)
+
     def fit(self, X):
         self.check(X)
         self.mean = X.mean(axis=stat_axes(X), keepdims=True, dtype=np.float64)
@@ -78,6 +109,8 @@ class Center(Preprocessor):
 class Standardize(Preprocessor):
     """``(x − μ) / σ``, with μ and σ the training mean and standard deviation; features
     constant in training (σ ≈ 0) are only centred."""
+
+    statistics = ("mean", "std")
 
     def fit(self, X):
         self.check(X)
@@ -94,6 +127,8 @@ class Standardize(Preprocessor):
 class MinMax(Preprocessor):
     """``(x − min) / (max − min)``: the training range mapped to [0, 1] (other splits may
     fall slightly outside)."""
+
+    statistics = ("low", "span")
 
     def fit(self, X):
         self.check(X)
@@ -115,6 +150,8 @@ class PCA(Preprocessor):
     ``(x − μ) @ U[:, :k]``, shape ``(N, k)``: decorrelated features whose variances are
     ``λ_1 ≥ ... ≥ λ_k``. ``components: null`` keeps all D (a rotation).
     """
+
+    statistics = ("mean", "basis", "variance")
 
     def __init__(self, components: int | None = None):
         self.components = None if components is None else check_int("components", components)

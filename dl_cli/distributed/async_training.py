@@ -152,9 +152,12 @@ class AsyncSolver(Solver):
             self.loss_sum += update["loss"]
             self.last_finite_loss = update["loss"]
             self.iteration, self.step_count = self.iteration + 1, update["step"]
-            self._log({"step": update["step"], "epoch": self.epoch + 1,
-                       "worker": update["worker"], "batch": update["batch"],
-                       "staleness": update["staleness"], "train/batch_loss": update["loss"]})
+            record = {"step": update["step"], "epoch": self.epoch + 1,
+                      "worker": update["worker"], "batch": update["batch"],
+                      "staleness": update["staleness"], "train/batch_loss": update["loss"]}
+            self._log(record)  # every update: the order a replay follows
+            if self.cfg.log_every and self.step_count % self.cfg.log_every == 0:
+                self._notify("iteration", record=record)
         params, buffers, optimizer_state, self.batches = self.server.state().result()
         copy_into(self.model.params, params)
         copy_into(self.model.buffers, buffers)

@@ -11,7 +11,7 @@ preprocessing step (``PREPROCESS_EXPORTERS``); a layer of one's own exports once
 exporter is registered under its name (see ``exporters.py``).
 """
 
-from . import blocks, layers, sequences  # noqa: F401  (registration)
+from . import blocks, layers, resample, sequences  # noqa: F401  (registration)
 from .exporters import EXPORTERS
 from .graph import ExportError
 from .onnx_model import DEFAULT_OPSET, to_onnx

@@ -111,7 +111,8 @@ def conv2d(graph, layer, x, in_shape):
 
 @EXPORTERS.register("maxpool")
 def maxpool(graph, layer, x, in_shape):
-    """Maximum over ``pool`` windows at ``stride``; no padding (the shapes fit exactly)."""
+    """Maximum over ``pool`` windows at ``stride``; no padding, and sizes floored as the
+    layer's (ONNX's ``ceil_mode`` 0)."""
     return graph.node("MaxPool", x, kernel_shape=list(layer.pool_hw),
                       strides=list(layer.stride_hw))
 

@@ -81,12 +81,19 @@ def add_preprocessing(graph: OnnxGraph, steps, x: str, in_shape: tuple[int, ...]
 
 def add_outputs(graph: OnnxGraph, model: Model, scores: str, class_names) -> list:
     """``scores``, and ``probabilities`` for a classifier, as graph outputs with their
-    value infos (batch axis ``N``)."""
+    value infos (batch axis ``N``). Binary cross-entropy with a logit per value (targets
+    in [0, 1], an autoencoder's) gives ``σ(z)`` of every value as ``probabilities``."""
     task, out_shape = model.loss_fn.task, tuple(model.out_shape)
     outputs = [helper.make_tensor_value_info(graph.output("Identity", scores, name="scores"),
                                              onnx.TensorProto.FLOAT, ["N", *out_shape])]
     if task == "classification":
-        graph.output("Softmax", scores, name="probabilities", axis=-1)
+        graph.output("Softmax", scores, name="probabilities", axis=model.loss_fn.class_axis)
+        shape = out_shape
+    elif task == "binary" and out_shape != (1,):
+        if class_names is not None:
+            raise ExportError("class names are for classifiers, but this model gives a "
+                              "probability for each of its output values")
+        graph.output("Sigmoid", scores, name="probabilities")
         shape = out_shape
     elif task == "binary":
         z = graph.node("Flatten", scores, axis=1)  # (N, 1)

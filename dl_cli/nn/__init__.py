@@ -11,7 +11,9 @@ from . import (  # noqa: F401  (registration)
     normalization,
     pool,
     recurrent,
+    resample,
     temporal,
+    transpose,
 )
 from .layer import Example, Layer, ShapeError
 from .model import Model

@@ -21,14 +21,20 @@ def chain_of(specs, option: str) -> Chain:
 
 def projection_window(size_in: int, size_out: int) -> tuple[int, int]:
     """``(kernel, stride)`` of the smallest unpadded window with ``size_out`` positions on
-    ``size_in`` (``size_out = (size_in − kernel)/stride + 1``, a whole number).
+    ``size_in``, counted as conv2d counts them: ``⌊(size_in − kernel)/stride⌋ + 1``.
 
-    The largest stride ``s = ⌊(size_in − 1)/(size_out − 1)⌋`` leaves the smallest kernel
-    ``k = size_in − s·(size_out − 1)``: 1 when a 1×1 window fits (7 → 4: stride 2),
-    else the least overlap (8 → 4: 2×2 windows at stride 2).
+    ResNet's 1×1 window, at the stride ``s = ⌈size_in/size_out⌉`` of a padded body that
+    gives ``size_out`` (8 → 4 and 7 → 4: stride 2), reads the pixels ``s·i`` at the centres
+    of that body's windows; it fits when its last position ``s·(size_out − 1)`` lies in
+    the input. Where it does not (5 → 4), the largest stride
+    ``s = ⌊(size_in − 1)/(size_out − 1)⌋`` leaves the smallest kernel that tiles the input
+    exactly, ``k = size_in − s·(size_out − 1)``; and one position reads the whole input.
     """
     if size_out == 1:
         return size_in, 1
+    stride = -(-size_in // size_out)
+    if stride * (size_out - 1) <= size_in - 1:
+        return 1, stride
     stride = (size_in - 1) // (size_out - 1)
     return size_in - stride * (size_out - 1), stride
 
@@ -41,7 +47,8 @@ class Residual(Layer):
     The shortcut is the identity when the body keeps the shape; otherwise (or always, with
     ``projection: always``) a learned projection ``W_s·x`` as in ResNet: an ``affine``
     layer without bias for ``(D,)`` features; for ``(C, H, W)`` inputs an unpadded
-    ``conv2d``, 1×1 with the body's stride whenever that fits (``projection_window``).
+    ``conv2d``, 1×1 with the body's stride whenever that fits (``projection_window``:
+    ResNet's 1×1 stride-2 shortcut beside a k3 s2 p1 body, on even sizes too).
     ``projection: none`` insists on the identity and fails ``build`` when shapes differ.
 
     Backward: ``dx = dF/dx(dout) + dout`` through the identity (``+ dshortcut/dx(dout)``
@@ -62,6 +69,10 @@ class Residual(Layer):
                             "tanh",
                             {"type": "conv2d", "filters": 4, "kernel": 3, "stride": 1, "pad": 1}]},
                 (2, 5, 5)),
+        Example({"type": "residual",  # ResNet's downsampling block: a 1×1 stride-2 shortcut
+                 "layers": [{"type": "conv2d", "filters": 3, "kernel": 3, "stride": 2, "pad": 1},
+                            "relu"]},
+                (2, 6, 4)),
     )
 
     def __init__(self, layers: list, projection: str = "auto"):
@@ -114,7 +125,7 @@ class Residual(Layer):
     def _projection_spec(in_shape, out_shape) -> dict:
         """An ``affine`` layer between feature vectors; a ``conv2d`` without padding between
         images, with the smallest kernel that maps H_in × W_in to H_out × W_out (see
-        ``projection_window``): 1×1 whenever one can, as in ResNet."""
+        ``projection_window``): 1×1 whenever it can, as in ResNet."""
         if len(in_shape) == 1 and len(out_shape) == 1:
             return {"type": "affine", "units": out_shape[0], "bias": False}
         if len(in_shape) == 3 and len(out_shape) == 3 and all(

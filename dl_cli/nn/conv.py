@@ -48,32 +48,43 @@ def image_shape(layer: str, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 def output_length(axis: str, size: int, window: str, kernel: int, stride: int,
                   pad: int | None = None) -> int:
-    """``(size + 2·pad − kernel)/stride + 1`` along one axis, which must be a whole number.
+    """``⌊(size + 2·pad − kernel)/stride⌋ + 1`` along one axis, as PyTorch and Keras count.
 
-    ``axis`` is "height" or "width"; ``window`` names the option ("kernel", "pool");
-    ``pad=None`` for layers that do not pad. A stride that does not fit is reported with
-    the numbers and a way out: the smallest larger pad that fits, else an input size.
+    When the stride does not divide ``size + 2·pad − kernel``, the last rows (or columns)
+    of the padded input are reached by no window: they take no part in the output and
+    get zero gradient. ``axis`` is "height" or "width"; ``window`` names the option
+    ("kernel", "pool"); ``pad=None`` for layers that do not pad. Only a window larger
+    than the (padded) input, where no window fits at all, is a ShapeError.
     """
     padded = size + 2 * (pad or 0)
-    if pad is None:
-        input_name, formula = f"input {axis}", f"{axis} − {window} = {size} − {kernel}"
-    else:
-        input_name = f"padded input {axis}"
-        formula = f"{axis} + 2·pad − {window} = {size} + 2·{pad} − {kernel}"
+    input_name = f"input {axis}" if pad is None else f"padded input {axis}"
     if kernel > padded:
         raise ShapeError(f"{window} {axis} {kernel} is larger than the {input_name} {padded}"
                          + (f" ({size} + 2·{pad})" if pad is not None else ""))
-    excess = (padded - kernel) % stride
-    if excess:
-        fitting_pads = [] if pad is None else [
-            p for p in range(pad + 1, pad + stride) if (size + 2 * p - kernel) % stride == 0]
-        if fitting_pads:
-            hint = f"a pad of {fitting_pads[0]} on the {axis} fits"
-        else:
-            hint = f"crop or pad the input {axis} to {size - excess} or {size - excess + stride}"
-        raise ShapeError(f"stride {stride} does not fit the input {axis}: {formula} = "
-                         f"{padded - kernel} is not divisible by {stride}; {hint}")
     return (padded - kernel) // stride + 1
+
+
+def same_pad(size: int, kernel: int, stride: int) -> int:
+    """The pad on each side that keeps ``⌈size/stride⌉`` outputs (``pad: same``).
+
+    The windows need ``(⌈size/S⌉ − 1)·S + K − size`` padded pixels in all (at least 0);
+    each side gets half of that, rounded up. An odd total rounded up gives one pixel no
+    window reaches when ``S ≥ 2`` (the output size is floored), but one output too many
+    with ``S = 1``, which is why stride 1 needs an odd kernel (``Conv2D`` checks).
+    """
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return -(-total // 2)
+
+
+def pad_option(pad) -> Pair | None:
+    """conv2d's ``pad`` as ``(height, width)``, or None for ``same`` (set by ``build``)."""
+    if pad == "same":
+        return None
+    try:
+        return as_pair("pad", pad, 0)
+    except ValueError:
+        raise ValueError(f"pad must be an integer >= 0, a pair [height, width] of them, or "
+                         f"same, got {pad!r}") from None
 
 
 def wide_width(W: int, kernel: Pair, stride: Pair, pad: Pair) -> int:
@@ -176,8 +187,10 @@ class Conv2D(Layer):
     """2-D convolution (cross-correlation, as in every CNN library) by im2col.
 
     Shapes: x ``(N, C, H, W)``; W ``(F, C, KH, KW)``; b ``(F,)``; out ``(N, F, Ho, Wo)``
-    with ``Ho = (H + 2P − KH)/S + 1`` and ``Wo = (W + 2P − KW)/S + 1`` whole numbers.
-    ``kernel``, ``stride`` and ``pad`` are an int or a pair ``[height, width]``.
+    with ``Ho = ⌊(H + 2P − KH)/S⌋ + 1`` and ``Wo = ⌊(W + 2P − KW)/S⌋ + 1`` (the last rows
+    and columns no window reaches get zero gradient). ``kernel``, ``stride`` and ``pad``
+    are an int or a pair ``[height, width]``; ``pad: same`` pads each side by what keeps
+    ``⌈H/S⌉ × ⌈W/S⌉`` outputs (``same_pad``: 1 for kernel 3, at stride 1 or 2).
 
     Forward: ``out[n, f, i, j] = b[f] + Σ_{c,u,v} W[f, c, u, v]·xpad[n, c, S·i + u, S·j + v]``,
     computed as ``filter_rows() @ cols`` with ``cols = im2col(x)``, one product.
@@ -206,6 +219,9 @@ class Conv2D(Layer):
         Example({"type": "conv2d", "filters": 2, "kernel": 1}, (3, 4, 5)),
         Example({"type": "conv2d", "filters": 2, "kernel": [2, 3], "stride": [1, 2],
                  "pad": [1, 0], "init": "xavier_normal"}, (2, 4, 7)),
+        Example({"type": "conv2d", "filters": 2, "kernel": 3, "stride": 2, "pad": 1}, (2, 6, 8)),
+        Example({"type": "conv2d", "filters": 2, "kernel": [3, 2], "stride": [3, 2],
+                 "pad": "same"}, (1, 7, 5)),
     )
 
     def __init__(self, filters: int, kernel, stride=1, pad=0, init=None):
@@ -217,7 +233,11 @@ class Conv2D(Layer):
         self.init = init
         self.kernel_hw = as_pair("kernel", kernel, 1)
         self.stride_hw = as_pair("stride", stride, 1)
-        self.pad_hw = as_pair("pad", pad, 0)
+        self.pad_hw = pad_option(pad)
+        for axis, k, s in zip(("height", "width"), self.kernel_hw, self.stride_hw):
+            if pad == "same" and s == 1 and k % 2 == 0:
+                raise ValueError(f"pad: same with stride 1 needs an odd kernel {axis} (a pad "
+                                 f"of (kernel − 1)/2 on each side), got {k}")
         self.decay = {"W"}
 
     def output_hw(self, H: int, W: int) -> Pair:
@@ -227,6 +247,9 @@ class Conv2D(Layer):
 
     def build(self, in_shape, rng):
         C, H, W = image_shape("conv2d", in_shape)
+        if self.pad == "same":
+            (KH, KW), (SH, SW) = self.kernel_hw, self.stride_hw
+            self.pad_hw = (same_pad(H, KH, SH), same_pad(W, KW, SW))
         Ho, Wo = self.output_hw(H, W)
         self.params = {
             "W": self.new_weight((self.filters, C, *self.kernel_hw), rng, self.init),

@@ -6,9 +6,10 @@ input rows ``x[:, :, u::SH]``, then over the ``PW`` columns of that, ``[..., v::
 (both cut to the output size), which reads memory in longer runs than the ``PH·PW``
 offset slices ``x[:, :, u::SH, v::SW]``, strided along both axes. Training max pooling
 and every backward go through the offset slices.
-When the windows tile the input (stride equal to pool), the input gradient is the
-reshape ``(N, C, Ho, PH, Wo, PW)`` whose offset slices are written once each; when
-windows overlap or leave gaps, each offset's share is added onto a zeroed gradient.
+When the windows tile the input exactly (stride equal to pool, dividing the size), the
+input gradient is the reshape ``(N, C, Ho, PH, Wo, PW)`` whose offset slices are written
+once each; when windows overlap, leave gaps or leave out the last rows or columns, each
+offset's share is added onto a zeroed gradient.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def combined(combine, parts: list[np.ndarray]) -> np.ndarray:
 class Pool2D(Layer):
     """What max and average pooling share: options, output shape, window slices.
 
-    Shapes: x ``(N, C, H, W)``; out ``(N, C, Ho, Wo)`` with ``Ho = (H − PH)/SH + 1`` and
-    ``Wo = (W − PW)/SW + 1`` whole numbers. ``pool`` and ``stride`` are an int or a pair
-    ``[height, width]``; ``stride=None`` means equal to ``pool`` (windows that tile).
+    Shapes: x ``(N, C, H, W)``; out ``(N, C, Ho, Wo)`` with ``Ho = ⌊(H − PH)/SH⌋ + 1`` and
+    ``Wo = ⌊(W − PW)/SW⌋ + 1``: the last rows and columns no window reaches get zero
+    gradient. ``pool`` and ``stride`` are an int or a pair ``[height, width]``;
+    ``stride=None`` means equal to ``pool`` (windows that tile).
     No parameters.
     """
 
@@ -59,7 +61,7 @@ class Pool2D(Layer):
 
     @property
     def tiles(self) -> bool:
-        """Windows neither overlap nor leave gaps (with a stride that fits the input)."""
+        """Windows neither overlap nor leave gaps between them."""
         return self.stride_hw == self.pool_hw
 
     def reduce_windows(self, x: np.ndarray, out_hw: Pair, combine) -> np.ndarray:
@@ -80,20 +82,21 @@ class Pool2D(Layer):
         return x[:, :, u:u + SH * Ho:SH, v:v + SW * Wo:SW]
 
     def new_input_grad(self, x_shape: tuple[int, ...], out_hw: Pair, dtype) -> np.ndarray:
-        """The input gradient to fill with ``route``. Tiling windows: unfilled, seen as
-        ``(N, C, Ho, PH, Wo, PW)``, whose ``[:, :, :, u, :, v]`` is the offset-``(u, v)``
-        slice of the ``(N, C, H, W)`` reshape (each entry is written once). Otherwise
-        zeros ``(N, C, H, W)`` (entries collect from several windows, or none)."""
-        if not self.tiles:
-            return np.zeros(x_shape, dtype=dtype)
-        N, C, _, _ = x_shape
+        """The input gradient to fill with ``route``. Windows that tile the whole input:
+        unfilled, seen as ``(N, C, Ho, PH, Wo, PW)``, whose ``[:, :, :, u, :, v]`` is the
+        offset-``(u, v)`` slice of the ``(N, C, H, W)`` reshape (each entry is written
+        once). Otherwise zeros ``(N, C, H, W)`` (entries collect from several windows,
+        or none)."""
+        N, C, H, W = x_shape
         (PH, PW), (Ho, Wo) = self.pool_hw, out_hw
+        if not self.tiles or (Ho * PH, Wo * PW) != (H, W):
+            return np.zeros(x_shape, dtype=dtype)
         return np.empty((N, C, Ho, PH, Wo, PW), dtype=dtype)
 
     def route(self, dx: np.ndarray, u: int, v: int, share: np.ndarray, out_hw: Pair) -> None:
-        """Write (tiling windows) or add (others) ``share`` at offset ``(u, v)`` of every
-        window of ``dx`` from ``new_input_grad``."""
-        if self.tiles:
+        """Write (windows tiling the input, ``dx`` seen as 6-D) or add (others) ``share``
+        at offset ``(u, v)`` of every window of ``dx`` from ``new_input_grad``."""
+        if dx.ndim == 6:
             dx[:, :, :, u, :, v] = share
         else:
             target = self.window_slice(dx, u, v, out_hw)
@@ -132,6 +135,7 @@ class MaxPool(Pool2D):
         Example("maxpool", (2, 4, 6)),
         Example({"type": "maxpool", "pool": 3, "stride": 2}, (2, 5, 7)),
         Example({"type": "maxpool", "pool": [2, 3], "stride": [2, 1]}, (1, 4, 5)),
+        Example("maxpool", (2, 5, 7)),
     )
 
     def forward(self, x, train=True):
@@ -196,6 +200,7 @@ class AvgPool(Pool2D):
         Example("avgpool", (2, 4, 6)),
         Example({"type": "avgpool", "pool": 3, "stride": 2}, (2, 5, 7)),
         Example({"type": "avgpool", "pool": [2, 3], "stride": [2, 1]}, (1, 4, 5)),
+        Example("avgpool", (2, 5, 7)),
     )
 
     def forward(self, x, train=True):

@@ -7,12 +7,14 @@ one sample, channel, position or time step at a time, into float64 arrays; the t
 compare every fast layer with its reference. They are slow: for small inputs only.
 
     conv_forward, conv_backward             conv2d
+    conv_transpose_forward                  conv2d_transpose
     pool_forward                            maxpool (reduce=np.max), avgpool (np.mean)
     maxpool_backward, avgpool_backward      maxpool, avgpool
     rnn_forward, lstm_forward               rnn, lstm
 
 ``kernel``, ``pool``, ``stride`` and ``pad`` are an int or a pair ``[height, width]``,
-as in a config; a pooling ``stride`` of None means equal to ``pool``.
+as in a config; a pooling ``stride`` of None means equal to ``pool``. Output sizes are
+floored, as PyTorch's: the last rows and columns that no window reaches take no part.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def window_pairs(window, stride) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 def output_hw(shape: tuple[int, ...], window, stride) -> tuple[int, int]:
-    """``(Ho, Wo) = ((H − KH)/SH + 1, (W − KW)/SW + 1)`` for images ``(..., H, W)``."""
+    """``(Ho, Wo) = (⌊(H − KH)/SH⌋ + 1, ⌊(W − KW)/SW⌋ + 1)`` for images ``(..., H, W)``:
+    the rows after ``SH·(Ho − 1) + KH`` (and columns likewise) are in no window."""
     (KH, KW), (SH, SW) = window_pairs(window, stride)
     H, W = shape[-2:]
     return (H - KH) // SH + 1, (W - KW) // SW + 1
@@ -84,7 +87,7 @@ def conv_backward(x: np.ndarray, W: np.ndarray, dout: np.ndarray, stride=1,
         dxpad[n, :, field(i, j)]   += dout[n, f, i, j] · W[f]
         db[f]                      += dout[n, f, i, j]
 
-    and dx is dxpad without its padding.
+    and dx is dxpad without its padding; a pixel in no window gets zero.
     """
     PH, PW = as_pair("pad", pad, 0)
     xp = padded(x, pad)
@@ -98,6 +101,30 @@ def conv_backward(x: np.ndarray, W: np.ndarray, dout: np.ndarray, stride=1,
                 db[f] += dout[n, f, i, j]
     H, Wd = x.shape[2:]
     return dxp[:, :, PH:PH + H, PW:PW + Wd], dW, db
+
+
+def conv_transpose_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride=1, pad=0,
+                           output_padding=0) -> np.ndarray:
+    """``out[n, f, S·i + u − P, S·j + v − P] += Σ_c x[n, c, i, j]·W[c, f, u, v]``, plus
+    ``b[f]``: every input pixel adds its kernel-weighted values into a ``KH × KW`` patch
+    of the output padded by ``P``, ``S`` pixels from its neighbour's, and the padding is
+    cut off.
+
+    x ``(N, C, H, W)``; W ``(C, F, KH, KW)``; b ``(F,)``; out ``(N, F, Ho, Wo)`` with
+    ``Ho = (H − 1)·SH − 2·PH + KH + output_padding`` (and Wo likewise).
+    """
+    (SH, SW), (PH, PW) = as_pair("stride", stride, 1), as_pair("pad", pad, 0)
+    EH, EW = as_pair("output_padding", output_padding, 0)
+    N, C, H, Wd = x.shape
+    F, KH, KW = W.shape[1:]
+    full = np.zeros((N, F, (H - 1) * SH + KH + EH, (Wd - 1) * SW + KW + EW))
+    for n in range(N):
+        for c in range(C):
+            for i in range(H):
+                for j in range(Wd):
+                    full[n, :, SH * i:SH * i + KH, SW * j:SW * j + KW] += x[n, c, i, j] * W[c]
+    Ho, Wo = full.shape[2] - 2 * PH, full.shape[3] - 2 * PW
+    return full[:, :, PH:PH + Ho, PW:PW + Wo] + b[:, None, None]
 
 
 # -- pooling --------------------------------------------------------------------------

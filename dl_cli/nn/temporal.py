@@ -159,7 +159,8 @@ class TemporalSoftmaxCrossEntropy(Loss):
     grows with T. Predictions are the arg-max over V at every step, ``(N, T)``.
     """
 
-    label_axes = 1
+    label_axes = (1,)
+    class_axis = -1  # scores (N, T, V)
 
     def __init__(self, ignore_index: int = -1):
         self.ignore_index = check_int("ignore_index", ignore_index, minimum=None)
@@ -184,9 +185,6 @@ class TemporalSoftmaxCrossEntropy(Loss):
         dscores *= mask[..., None]
         dscores /= n
         return float(loss), dscores
-
-    def predict(self, scores):
-        return scores.argmax(axis=-1)
 
     def example(self, rng):
         y = rng.integers(0, 5, size=(3, 4))

@@ -6,6 +6,7 @@
 | activations | the gradient norm of every weighted layer, first and last epoch |
 | depth_residual | validation accuracy against depth, plain and residual |
 | cnn_vs_mlp | parameters, multiply-adds and accuracy; each layer's cost |
+| bottleneck | each variant's block of convolutions: receptive field, parameters, multiply-adds, accuracy |
 
 Each section is ``(study, out) -> markdown blocks`` and saves its figures into ``out``.
 """
@@ -121,3 +122,44 @@ def cnn_vs_mlp_section(study: Study, out: Path) -> list[str]:
             ["layer", "output", "parameters", "multiply-adds", "an affine layer from the same "
              "input to the same output"], layer_rows)]
     return lines
+
+
+def receptive_field(kernels: list[int]) -> int:
+    """The input window one output sees through stacked stride-1 convolutions:
+    ``1 + Σ (k − 1)``, so two 3×3 see 5×5, as one 5×5 does."""
+    return 1 + sum(k - 1 for k in kernels)
+
+
+def bottleneck_section(study: Study, out: Path) -> list[str]:
+    """The block is every convolution after the first (the stem, shared by every
+    variant); its parameters and multiply-adds are dl summary's rows of those layers."""
+    rows, labels, block_params, block_macs = [], [], [], []
+    for group in study.groups:
+        model = model_of(group.config)
+        block = [(layer, row) for layer, row in zip(model.layers, model.summary())
+                 if layer.registered_name == "conv2d"][1:]
+        params, macs = sum(r["params"] for _, r in block), sum(r["macs"] for _, r in block)
+        field = receptive_field([layer.kernel_hw[0] for layer, _ in block])
+        kernels = " → ".join(f"{l.kernel_hw[0]}×{l.kernel_hw[1]}×{l.filters}" for l, _ in block)
+        labels.append(group.label)
+        block_params.append(params)
+        block_macs.append(macs)
+        rows.append([group.label, kernels, f"{field}×{field}", f"{params:,}", f"{macs:,}",
+                     f"{sum(r['params'] for r in model.summary()):,}",
+                     group.cell(on_test("test/acc"))])
+    fig, axes = new_figure(3, "the block of each variant: cost, and the accuracy it reaches "
+                              "(mean ± std over seeds)", height=3.8)
+    accuracy, spread = error_bars([g.values(on_test("test/acc")) for g in study.groups], 0.0)
+    columns = (("block parameters", block_params, None),
+               ("block multiply-adds per sample", block_macs, None),
+               ("test/acc", accuracy, spread))
+    for ax, (what, heights, errors) in zip(axes, columns):
+        bars = ax.bar(labels, heights, yerr=errors, capsize=4,
+                      color=[f"C{i}" for i in range(len(labels))])
+        ax.bar_label(bars, [f"{h:,.0f}" if h >= 1 else f"{h:.3f}" for h in heights], padding=2)
+        ax.set(title=what, ylim=(0, max(heights) * 1.15))
+        ax.tick_params(axis="x", labelrotation=20)
+    image = save(fig, out, "block_costs.png")
+    header = ["variant", "block (kernel × kernel × filters)", "receptive field",
+              "block parameters", "block multiply-adds", "model parameters", "test/acc"]
+    return ["## The block: receptive field, cost, accuracy", image, table(header, rows)]

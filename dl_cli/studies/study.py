@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import load_config
+from ..config import load_saved_config
 from ..layout import RunLayout, SweepLayout
 from ..plot import epoch_records
 from ..runs import Run
@@ -58,7 +58,7 @@ class Trial:
 
     @cached_property
     def config(self) -> Config:
-        return load_config(RunLayout(self.folder).config)
+        return load_saved_config(RunLayout(self.folder).config)
 
     @property
     def diverged(self) -> bool:

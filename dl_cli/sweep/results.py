@@ -228,13 +228,16 @@ def plan_table(plans: list, spec: SweepSpec) -> Table:
 
 def plan_lines(spec: SweepSpec, trials: int, max_epochs: int) -> list[str]:
     """How a sweep will run, in a few sentences."""
-    from .asha import rungs
+    from .pruning import rungs
 
     configs = spec.configurations_per_round()
     if spec.method == "grid":
         sizes = [str(len(spec.variant_names))] if spec.variants else []
         sizes += [str(d.size()) for d in spec.params.values()]
         lines = [f"grid of {' × '.join(sizes)} = {configs} configurations"]
+    elif spec.method == "tpe":
+        lines = [f"TPE search (Optuna): {spec.trials} configurations in {spec.rounds} rounds of "
+                 f"{spec.batch}, each round asked once the previous one is scored, seed {spec.seed}"]
     else:
         lines = [f"random search: {spec.trials} configurations drawn from seed {spec.seed}"]
     if spec.variants and spec.params:
@@ -249,8 +252,10 @@ def plan_lines(spec: SweepSpec, trials: int, max_epochs: int) -> list[str]:
         lines.append(f"each trial scored as the mean {spec.metric} over {spec.kfold} folds")
     if spec.prune:
         schedule = rungs(spec.prune.min_epochs, spec.prune.eta, max_epochs)
-        lines.append(f"successive halving at epochs {schedule}: the best 1/{spec.prune.eta} "
-                     f"of each rung go on")
+        verdict = (f"the best 1/{spec.prune.eta} of each rung go on" if spec.prune.rule == "sha"
+                   else "those not below the rung's median go on")
+        lines.append(f"{'successive halving' if spec.prune.rule == 'sha' else 'median rule'} at "
+                     f"epochs {schedule}: {verdict}")
     if spec.refine:
         lines.append(f"then {spec.refine.rounds} refined round(s) of {configs} configurations, "
                      f"ranges narrowed around the best {spec.refine.top} (drawn once the "

@@ -41,7 +41,7 @@ from ..layout import RunLayout, SweepLayout
 from ..runs import process_alive
 from ..schema import Config
 from ..storage import write_text
-from .asha import promote, rungs
+from .pruning import above_median, promote, rungs
 from .domains import parse_domain
 from .executors import Backend
 from .folder import SweepError, sweep_lock
@@ -109,9 +109,9 @@ class SweepRunner:
         return self.interrupts > 0 or self.failed_fast
 
     def trials_left(self) -> tuple[int, int]:
-        """(trials still to run, trials in all). Every round has as many trials as the
-        first; a trial in a final state is done, except a failed one with retry_failed."""
-        total = len(plan_round(self.spec, self.spec.params, 0)) * self.spec.rounds
+        """(trials still to run, trials in all): every trial the spec plans; a trial in a
+        final state is done, except a failed one with retry_failed."""
+        total = self.spec.trial_count
         done = sum(s.status in FINAL and not (self.retry_failed and s.status == "failed")
                    for s in self.table.values())
         return total - done, total
@@ -121,11 +121,11 @@ class SweepRunner:
             self._reset_failed()
             domains: dict[str, Domain] | None = self.spec.params
             for round_index in range(self.spec.rounds):
-                if round_index > 0:
+                if round_index > 0 and self.spec.refine:
                     domains = self._next_domains(domains, round_index)
                     if domains is None:
                         break
-                plans = plan_round(self.spec, domains, round_index)
+                plans = plan_round(self.spec, domains, round_index, self.table)
                 self._declare(plans)
                 if self.spec.prune:
                     self._run_rungs(plans)
@@ -220,19 +220,32 @@ class SweepRunner:
                 return
             self._prune(plans, epochs)
 
+    def _rung_scores(self, trials: list[TrialState], epochs: int) -> dict[int, float | None]:
+        """Each configuration's mean metric at the rung of ``epochs``, over its trials
+        among ``trials``, for those that all reached it (None: one diverged or failed)."""
+        groups: dict[int, list[TrialState]] = {}
+        for trial in trials:
+            groups.setdefault(trial.config, []).append(trial)
+        scores = {}
+        for config, group in groups.items():
+            if all(t.reached(epochs, self.spec.prune.min_epochs) for t in group):
+                values = [t.metric_at(epochs) for t in group]  # None: diverged or failed
+                scores[config] = None if None in values else sum(values) / len(values)
+        return scores
+
     def _prune(self, plans: list[TrialPlan], epochs: int) -> None:
-        """Keep the best configurations of this rung, prune the others' paused trials.
-        Decided from the ledger alone, so a resumed sweep reaches the same verdicts."""
+        """Keep the configurations of this rung the rule lets go on, prune the others'
+        paused trials. Decided from the ledger alone, so a resumed sweep reaches the same
+        verdicts; the median rule also reads the earlier rounds' scores at this rung."""
         groups: dict[int, list[TrialState]] = {}
         for plan in plans:
             groups.setdefault(plan.config, []).append(self.table[plan.index])
-        first = self.spec.prune.min_epochs
-        scores = {}
-        for config, trials in groups.items():
-            if all(t.reached(epochs, first) for t in trials):
-                values = [t.metric_at(epochs) for t in trials]  # None: diverged or failed
-                scores[config] = None if None in values else sum(values) / len(values)
-        keep = promote(scores, self.spec.prune.eta, self.spec.goal)
+        scores = self._rung_scores([self.table[p.index] for p in plans], epochs)
+        if self.spec.prune.rule == "median":
+            earlier = [s for s in self.table.values() if s.round < plans[0].round]
+            keep = above_median(scores, self._rung_scores(earlier, epochs), self.spec.goal)
+        else:
+            keep = promote(scores, self.spec.prune.eta, self.spec.goal)
         for config in scores:
             for trial in groups[config]:
                 if config not in keep and trial.status not in FINAL:

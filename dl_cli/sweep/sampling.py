@@ -11,6 +11,9 @@ of a round is entry ``k`` under variant ``v``, and all variants share entry ``k`
 values (a random draw ``k`` of round r comes from ``[seed, r·P + k]``, which is ``c``
 itself without variants).
 
+A tpe sweep's configurations depend on the scores of its earlier rounds too, read from
+the ledger (``tpe.py``), never on scheduling.
+
 With ``seeds: [s0, s1, ...]`` every configuration is trained once per seed: trial
 ``t = c·S + j`` is configuration ``c`` with seed ``s_j`` (S seeds).
 """
@@ -58,8 +61,15 @@ def grid_configurations(domains: dict[str, Domain]) -> list[dict]:
             for values in itertools.product(*(domains[p].points() for p in paths))]
 
 
-def plan_round(spec: SweepSpec, domains: dict[str, Domain], round_index: int) -> list[TrialPlan]:
-    """The trials of one round; configuration indices continue across rounds."""
+def plan_round(spec: SweepSpec, domains: dict[str, Domain], round_index: int,
+               table: dict | None = None) -> list[TrialPlan]:
+    """The trials of one round; configuration indices continue across rounds. A tpe
+    round is asked of Optuna told the earlier rounds' trials of ``table`` (the ledger's
+    states; ``tpe.plan_tpe_round``)."""
+    if spec.method == "tpe":
+        from .tpe import plan_tpe_round
+
+        return plan_tpe_round(spec, domains, round_index, table)
     per_variant = spec.configurations_per_variant(domains)
     variants = spec.variant_names
     first = round_index * per_variant * len(variants)

@@ -3,8 +3,9 @@
 ```yaml
 base: configs/digits_mlp.yaml      # a train config; relative paths: from here, else the spec's folder
 name: lr-vs-width                  # default: the spec file's name
-method: random                     # grid | random
-trials: 24                         # random only; a grid's size is the product of its points
+method: random                     # grid | random | tpe (Optuna's model-based search)
+trials: 24                         # random and tpe; a grid's size is the product of its points
+batch: 4                           # tpe only: configurations asked per round (default 4)
 seed: 0                            # trial parameters depend on (seed, configuration index) only
 metric: {name: val/acc, goal: max} # default: the base's checkpoint monitor; goal: the metric's
                                    #   direction (max for acc, R², min otherwise), or left out
@@ -16,7 +17,7 @@ variants:                          # named sets of changes, each crossed with pa
   tanh: {model.layers.2: tanh, model.init: xavier_normal}
 seeds: [0, 1, 2]                   # repeat every configuration; rank by the mean
 refine: {rounds: 1, top: 5}        # random only: refined rounds after the first
-prune: {rule: asha, min_epochs: 3, eta: 3}
+prune: {rule: sha, min_epochs: 3, eta: 3}   # or rule: median (pruning.py)
 validation: {kfold: 5}             # score each trial as the mean over 5 folds
 keep_checkpoints: best             # best: a configuration's go once it cannot be the best | all
 overrides: [train.epochs=10]       # fixed changes to the base config, as for dl train
@@ -46,12 +47,17 @@ the same metrics on one worker, on many, and on a cluster. It goes up to the lar
 int, which BLAS takes; ``dl sweep`` refuses more threads than BLAS runs on this machine
 and warns when the workers' threads exceed its cores (local workers).
 
+``method: tpe`` asks Optuna's TPE sampler for ``batch`` configurations per round, tells
+it each round's scores, and asks again (``tpe.py``): ``trials`` configurations in
+``⌈trials / batch⌉`` rounds, the same whatever the number of workers.
+
 Domains are described in ``domains.py``.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -63,9 +69,10 @@ from ..config.overrides import apply_overrides
 from ..config.sections import SectionReader
 from ..config.validation import monitor_problem, validate
 from ..config.yaml12 import parse_yaml, read_yaml
-from ..metrics import resolve_monitor
+from ..metrics import config_task, resolve_monitor
+from ..plugins import anchored
 from ..layout import safe_name
-from ..schema import Config, Prune, Refine, SweepKeys
+from ..schema import RENAMED_RULES, Config, Prune, Refine, SweepKeys
 from .domains import Domain
 from .spec_keys import parse_metric, parse_params, parse_report, parse_variants
 
@@ -96,15 +103,21 @@ class SweepSpec:
     threads: int = 1
     claim: str | None = None
     report: dict = field(default_factory=dict)
+    batch: int = 4                            # tpe: configurations asked per round
     raw: dict = field(default_factory=dict)   # the effective spec: saved as spec.yaml, hashed
+    warnings: list[str] = field(default_factory=list)  # read, but worth saying (a renamed key)
 
     @property
     def rounds(self) -> int:
+        if self.method == "tpe":
+            return -(-self.trials // self.batch)
         return 1 + (self.refine.rounds if self.refine else 0)
 
     @property
     def trial_count(self) -> int:
         """Every trial the sweep plans, all rounds, counted without listing them."""
+        if self.method == "tpe":  # the last round may be smaller
+            return self.trials * len(self.variant_names) * len(self.repeats)
         return self.configurations_per_round() * len(self.repeats) * self.rounds
 
     @property
@@ -122,7 +135,8 @@ class SweepSpec:
         return dict(self.variants[variant]) if variant is not None else {}
 
     def configurations_per_variant(self, domains: dict[str, Domain] | None = None) -> int:
-        if self.method == "random":
+        """Per round (tpe: in all, over its rounds)."""
+        if self.method in ("random", "tpe"):
             return self.trials
         domains = self.params if domains is None else domains
         return math.prod(d.size() for d in domains.values())
@@ -216,17 +230,37 @@ def parse_spec(raw: dict) -> SweepSpec:
     report = parse_report(raw.get("report"), problems)
     check_plan(keys, raw, params, variants, problems)
     problems.raise_if_any(SpecError)
+    prune, warnings = renamed_rule(keys.prune)
     spec = SweepSpec(
         base=Path(raw["base"]), name=keys.name, method=keys.method, trials=keys.trials,
         seed=keys.seed, metric=metric, goal=goal, params=params, variants=variants,
-        seeds=keys.seeds, refine=keys.refine, prune=keys.prune,
+        seeds=keys.seeds, refine=keys.refine, prune=prune,
         kfold=keys.validation.kfold if keys.validation else None,
         keep_checkpoints=keys.keep_checkpoints, overrides=list(keys.overrides or []),
         threads=keys.threads, claim=keys.claim.strip() if keys.claim else None,
-        report=report, raw=copy.deepcopy(raw))
+        report=report, batch=keys.batch, raw=copy.deepcopy(raw), warnings=warnings)
     if spec.trial_count > MOST_TRIALS:
         raise SpecError([too_many_trials(spec)])
     return spec
+
+
+def renamed_rule(prune: Prune | None) -> tuple[Prune | None, list[str]]:
+    """The prune section with a former rule name (asha) read as its new one, and the
+    warning that names the new key."""
+    if prune is None or prune.rule not in RENAMED_RULES:
+        return prune, []
+    new = RENAMED_RULES[prune.rule]
+    return dataclasses.replace(prune, rule=new), [
+        f"prune.rule: {prune.rule} is now called {new} (synchronous successive halving); "
+        f"write rule: {new}"]
+
+
+def optuna_installed() -> bool:
+    try:
+        import optuna  # noqa: F401  (method: tpe asks it for trials)
+    except ImportError:
+        return False
+    return True
 
 
 def check_plan(keys: SweepKeys, raw: dict, params: dict[str, Domain], variants: dict | None,
@@ -234,11 +268,17 @@ def check_plan(keys: SweepKeys, raw: dict, params: dict[str, Domain], variants: 
     """The keys that plan the trials, together: a method and what it needs."""
     method = keys.method
     refine = keys.refine if keys.refine is not INVALID else None
-    if method == "random" and keys.trials is None and raw.get("trials") is None:
-        problems.add("trials", "a random sweep needs the number of trials (trials: 20)")
-    if method == "random" and not params and variants:
-        problems.add("method", "a random sweep draws from params, and there are none; "
-                               "use method: grid to train each variant once")
+    drawn = method in ("random", "tpe")  # trials drawn from params, not a grid
+    if drawn and keys.trials is None and raw.get("trials") is None:
+        problems.add("trials", f"a {method} sweep needs the number of trials (trials: 20)")
+    if drawn and not params and variants:
+        problems.add("method", f"a {method} sweep draws from params, and there are none; "
+                               f"use method: grid to train each variant once")
+    if raw.get("batch") is not None and method != "tpe":
+        problems.add("batch", "only for method tpe (configurations asked per round)")
+    if method == "tpe" and not optuna_installed():
+        problems.add("method", "tpe searches with Optuna, which is not installed: "
+                               "pip install 'dl-cli[optuna]'")
     for variant, changes in (variants or {}).items():
         for path in changes:
             if path in params:
@@ -246,8 +286,8 @@ def check_plan(keys: SweepKeys, raw: dict, params: dict[str, Domain], variants: 
     if method == "grid" and raw.get("trials") is not None and (params or variants):
         sizes = [f"{len(variants)} variants"] if variants else []
         size = " × ".join(sizes + [str(d.size() or 0) for d in params.values()])
-        problems.add("trials", f"only for method random; a grid's size is the product of its "
-                               f"points ({size})")
+        problems.add("trials", f"only for methods random and tpe; a grid's size is the product "
+                               f"of its points ({size})")
     if method == "grid":
         for path, domain in params.items():
             if domain.size() is None:
@@ -263,10 +303,11 @@ def check_plan(keys: SweepKeys, raw: dict, params: dict[str, Domain], variants: 
 def too_many_trials(spec: SweepSpec) -> str:
     """The error of a sweep that plans more than MOST_TRIALS trials, under the key of its
     largest factor."""
-    factors = ({"trials": spec.trials} if spec.method == "random" else
+    factors = ({"trials": spec.trials} if spec.method in ("random", "tpe") else
                {f"params.{path}": domain.size() for path, domain in spec.params.items()})
-    factors.update({"variants": len(spec.variant_names), "seeds": len(spec.repeats),
-                    "refine.rounds": spec.rounds})
+    factors.update({"variants": len(spec.variant_names), "seeds": len(spec.repeats)})
+    if spec.method != "tpe":  # a tpe sweep's rounds share out its trials
+        factors["refine.rounds"] = spec.rounds
     key = max(factors, key=factors.get)
     product = " × ".join(f"{n:,} ({'1 + ' * (k == 'refine.rounds')}{k})"
                          for k, n in factors.items() if n > 1)
@@ -281,7 +322,8 @@ def base_config(spec: SweepSpec) -> tuple[dict, Config]:
     errors name the file."""
     kfold = [f"validation.kfold={spec.kfold}"] if spec.kfold else []
     try:
-        raw = apply_overrides(read_yaml(spec.base), [*spec.overrides, *kfold])
+        raw = apply_overrides(anchored(read_yaml(spec.base), spec.base.parent),
+                              [*spec.overrides, *kfold])
         return raw, validate(raw, keep_components=True)
     except ConfigError as error:
         raise SpecError([f"base {spec.base}: {line}" for line in error.errors]) from None
@@ -317,7 +359,8 @@ def settle_metric(spec: SweepSpec, cfg: Config) -> None:
     monitors (auto: val/acc, val/loss for regression), recorded in ``spec.raw``; refuse a
     metric the model's task never reports (val/acc of a regression), or a validation
     metric without validation data."""
-    task = cfg.components.get("model.loss").task
+    task = config_task(cfg.components.get("model.loss"), cfg.components.get("data.dataset"),
+                       cfg.data.target)
     if spec.metric is None:
         spec.metric, spec.goal = resolve_monitor(cfg.checkpoint.monitor, cfg.checkpoint.mode, task)
         spec.raw["metric"] = {"name": spec.metric, "goal": spec.goal}

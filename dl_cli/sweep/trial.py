@@ -25,7 +25,7 @@ from .. import training
 from ..config.validation import validate
 from ..crossval import assemble_fold
 from ..layout import RunLayout
-from ..optim import Schedule
+from ..schedules import Schedule
 from ..runs import Run
 from ..schema import Config
 from ..solver import Diverged, Interrupted

@@ -74,12 +74,35 @@ def test_residual_spatial_projection_is_a_strided_1x1_convolution():
 
 
 @pytest.mark.parametrize("size_in,size_out,window", [
-    (7, 4, (1, 2)), (5, 5, (1, 1)), (9, 3, (1, 4)), (8, 4, (2, 2)), (5, 4, (2, 1)), (6, 1, (6, 1)),
+    (7, 4, (1, 2)), (5, 5, (1, 1)), (9, 3, (1, 3)), (8, 4, (1, 2)), (4, 2, (1, 2)),
+    (32, 16, (1, 2)), (5, 4, (2, 1)), (6, 1, (6, 1)),
 ])
 def test_projection_window_is_the_smallest_kernel_that_fits(size_in, size_out, window):
     kernel, stride = projection_window(size_in, size_out)
     assert (kernel, stride) == window
-    assert (size_in - kernel) % stride == 0 and (size_in - kernel) // stride + 1 == size_out
+    assert (size_in - kernel) // stride + 1 == size_out  # conv2d's floored count
+    if kernel > 1:  # no 1×1 window fits: the kernel tiles the input exactly
+        assert (size_in - kernel) % stride == 0
+
+
+@pytest.mark.parametrize("size", [4, 7, 8, 32])
+def test_resnet_downsampling_block_has_a_1x1_stride_2_projection(size):
+    """The block of PyTorch's ResNet: a k3 s2 p1 body beside a 1×1 stride-2 shortcut,
+    whose pixels 2·i are the centres of the body's windows, on even sizes too."""
+    spec = {"type": "residual", "layers": [
+        {"type": "conv2d", "filters": 4, "kernel": 3, "stride": 2, "pad": 1}, "relu",
+        {"type": "conv2d", "filters": 4, "kernel": 3, "pad": 1}]}
+    layer, out_shape = built(spec, (2, size, size))
+    half = -(-size // 2)
+    assert out_shape == (4, half, half)
+    shortcut = layer.shortcut.config()
+    assert (shortcut["kernel"], shortcut["stride"], shortcut["pad"]) == (1, 2, 0)
+    x = np.random.default_rng(0).standard_normal((2, 2, size, size))
+    W = layer.shortcut.params["W"][:, :, 0, 0]  # (4, 2)
+    body = layer.body.forward(x)
+    b = layer.shortcut.params["b"][None, :, None, None]
+    np.testing.assert_allclose(layer.forward(x) - body,
+                               np.einsum("fc,nchw->nfhw", W, x[:, :, ::2, ::2]) + b, atol=1e-12)
 
 
 def test_residual_projects_even_sizes_with_a_strided_window():
@@ -88,7 +111,7 @@ def test_residual_projects_even_sizes_with_a_strided_window():
     layer, out_shape = built(spec, (2, 8, 6))
     assert out_shape == (3, 4, 3)
     shortcut = layer.shortcut.config()
-    assert (shortcut["kernel"], shortcut["stride"]) == (2, 2)
+    assert (shortcut["kernel"], shortcut["stride"]) == (1, 2)
     assert layer.forward(np.ones((1, 2, 8, 6))).shape == (1, 3, 4, 3)
     wide, _ = built({"type": "residual", "layers": [
         {"type": "conv2d", "filters": 2, "kernel": [1, 2], "stride": 1, "pad": 0}]}, (2, 5, 5))

@@ -8,8 +8,8 @@ from dl_cli.nn import Model, ShapeError
 
 def test_shape_error_names_the_layer_in_a_model():
     with pytest.raises(ShapeError, match=r"layer 1 \(maxpool\) with input shape \(4, 5, 5\)"):
-        Model([{"type": "conv2d", "filters": 4, "kernel": 3, "pad": 1}, "maxpool"],
-              in_shape=(1, 5, 5))
+        Model([{"type": "conv2d", "filters": 4, "kernel": 3, "pad": 1},
+               {"type": "maxpool", "pool": 6}], in_shape=(1, 5, 5))
 
 
 # -- key paths in build errors ----------------------------------------------------------

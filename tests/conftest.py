@@ -1,4 +1,4 @@
-"""Gradient checks shared by the layer tests, as fixtures: training mode through
+"""Fixtures shared by the tests: gradient checks of a layer in training mode through
 ``gradcheck``, and eval mode, which ``gradcheck.check_layer`` does not cover."""
 
 import numpy as np
