@@ -25,6 +25,11 @@ Each epoch: a fresh permutation of the training set, ``ceil(N / batch_size)`` ca
 it), the learning rate from the schedule, then
 ``check_accuracy`` on the validation set and a training subsample. The test split is
 scored once, at the end, with the best parameters, and never used for any choice.
+
+Who computes a step's loss and gradients, and the scores, is the ``source``
+(``distributed.source.GradientSource``): the model in this process by default, or
+workers that each hold a shard of the data (``distributed.dask_sync``). The loop, the
+optimizer, the checkpoints and the run folder are the same whichever it is.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from . import threads
 from .checkpoints import copy_into, pack_checkpoint, versions
 from .data import Splits
 from .diagnostics import Diagnostics
-from .metrics import evaluate, resolve_monitor, run_task
+from .distributed.source import GradientSource, LocalSource, WorkersLost
+from .metrics import resolve_monitor, run_task, scored
 from .nn import ShapeError
 from .nn.model import Model
 from .optim import clip_grad_norm, clip_grad_value, global_norm
@@ -87,10 +93,12 @@ def stop_training(signum: int) -> None:
 class Solver:
     def __init__(self, model: Model, splits: Splits, optimizer, train: TrainConfig,
                  schedule=None, checkpoint: CheckpointConfig | None = None, augment=None,
-                 seed: int = 0, run: Run | None = None, progress: bool = True, observers=()):
+                 seed: int = 0, run: Run | None = None, progress: bool = True,
+                 source: GradientSource | None = None, observers=()):
         self.model, self.splits, self.optimizer = model, splits, optimizer
+        self.schedule, self.run = schedule, run
+        self.source = source or LocalSource(model, splits, augment, seed)  # computes each step
         self.observers = list(observers)  # observer(event, payload): see the module docstring
-        self.schedule, self.augment, self.run = schedule, augment, run
         self.cfg, self.progress = train, progress
         n = len(splits.train.X)
         if n == 0:
@@ -113,7 +121,7 @@ class Solver:
         # both counts go into the checkpoints, for a resume to compute as the run did
         self.thread_count = threads.blas_threads()
         self.parts = self.thread_count if model.wants_batch_parts else None
-        self.rng = np.random.default_rng([seed, 1])  # batch order and augmentation
+        self.rng = np.random.default_rng([seed, 1])  # batch order
         self.epoch = 0               # completed epochs
         self.iteration = 0           # completed iterations of the current epoch
         self.step_count = 0          # completed iterations in all
@@ -159,17 +167,15 @@ class Solver:
     def step(self, idx: np.ndarray) -> float:
         """One update on the training samples ``idx``; raises Diverged on NaN/inf, and
         ShapeError when a layer refuses the batch (batchnorm given a single sample)."""
-        X, y = self.splits.train.X[idx], self.splits.train.y[idx]
-        if self.augment is not None:
-            X = self.augment(X, self.rng)
         if self.diagnostics is not None:
             self.diagnostics.before_step()
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
             try:
-                loss, grads = self.model.loss(X, y)
+                loss, grads = self.source.gradients(idx, self.epoch)
             except ValueError as error:
+                shape = (len(idx), *self.splits.train.X.shape[1:])
                 raise ShapeError(f"epoch {self.epoch + 1}, iteration {self.iteration + 1}: "
-                                 f"the model cannot train on a batch of shape {X.shape}: "
+                                 f"the model cannot train on a batch of shape {shape}: "
                                  f"{error}") from error
             norm = global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
@@ -189,11 +195,12 @@ class Solver:
 
     def check_accuracy(self, split: str) -> dict[str, float]:
         """Eval-mode metrics on ``train`` (the fixed subsample), ``val`` or ``test``."""
-        data = getattr(self.splits, split)
-        if split == "train":
-            return evaluate(self.model, data.X[self.train_subset], data.y[self.train_subset],
-                            "train")
-        return evaluate(self.model, data.X, data.y, split)
+        idx = self.train_subset if split == "train" else None
+        y = getattr(self.splits, split).y
+        if len(y) == 0 or idx is not None and len(idx) == 0:
+            return {}
+        return scored(self.model.loss_fn, self.source.scores(split, idx),
+                      y if idx is None else y[idx], split)
 
     # -- the loop --------------------------------------------------------------------
     def train(self, score_test: bool = True) -> dict:
@@ -215,7 +222,7 @@ class Solver:
                        "error": str(error)})
             self._save(force=True)  # the failing update was not applied
             raise
-        except Interrupted:
+        except (Interrupted, WorkersLost):  # the last completed step is saved to resume from
             self.status = "interrupted"
             self.elapsed = time.perf_counter() - started
             self._save(force=True)
@@ -233,7 +240,7 @@ class Solver:
 
     def _run_epoch(self, started: float) -> None:
         n, bs = len(self.splits.train.X), self.batch_size
-        if self.iteration == 0:
+        if self.perm is None:  # a new epoch; one stopped midway keeps its order
             self.perm = self.rng.permutation(n)
             self.loss_sum = 0.0
         base_lr = self.optimizer.base_lr
@@ -259,12 +266,11 @@ class Solver:
         self._end_epoch(started)
 
     def _end_epoch(self, started: float) -> None:
-        self.epoch += 1
-        self.iteration = 0
+        scores = {**self.check_accuracy("train"), **self.check_accuracy("val")}
+        self.epoch += 1  # once scored: a stop while scoring resumes by scoring again
+        self.iteration, self.perm = 0, None
         record = {"epoch": self.epoch, "step": self.step_count, "lr": self.optimizer.lr,
-                  "train/objective": self.loss_sum / self.iters_per_epoch}
-        record.update(self.check_accuracy("train"))
-        record.update(self.check_accuracy("val"))
+                  "train/objective": self.loss_sum / self.iters_per_epoch, **scores}
         self.elapsed = time.perf_counter() - started
         record["time"] = round(self.elapsed, 3)
         if self.diagnostics is not None:
@@ -340,7 +346,7 @@ class Solver:
                                  self.optimizer.state_dict(),
                                  self.schedule.state_dict() if self.schedule else {},
                                  self._meta())
-        if self.iteration:
+        if self.perm is not None:  # stopped within an epoch (maybe before its first step)
             arrays["perm"] = self.perm
         return arrays
 

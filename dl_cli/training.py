@@ -89,10 +89,26 @@ def config_hash(cfg: Config) -> str:
 
 
 def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool,
-                observers=()) -> Solver:
-    return Solver(parts.model, parts.splits, parts.optimizer, cfg.train,
-                  schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
-                  seed=cfg.seed, run=run, progress=progress, observers=observers)
+                cluster=None, log=None, observers=()) -> Solver:
+    """The Solver of the config: in this process, or on the workers of ``cluster``
+    (``distributed.cluster.Cluster``) as ``cfg.parallel`` says; ``log`` hears of lost
+    workers, ``observers`` of the training's events (``Solver``)."""
+    options = dict(schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
+                   seed=cfg.seed, run=run, progress=progress, observers=observers)
+    if cluster is None:
+        return Solver(parts.model, parts.splits, parts.optimizer, cfg.train, **options)
+    parallel = cfg.parallel
+    if parallel.mode == "sync":
+        from .distributed.dask_sync import DaskSource
+
+        source = DaskSource(cluster.client, parts.model, parts.splits, cfg, parallel.workers,
+                            parallel.wait, log)
+        return Solver(parts.model, parts.splits, parts.optimizer, cfg.train, source=source,
+                      **options)
+    from .distributed.async_training import AsyncSolver
+
+    return AsyncSolver(parts.model, parts.splits, parts.optimizer, cfg.train, cluster=cluster,
+                       config=cfg, log=log, **options)
 
 
 def start(cfg: Config, run_dir: Path | None = None) -> Run:
@@ -158,20 +174,23 @@ def outcome_line(summary: dict) -> str:
 
 
 def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool = False,
-          progress: bool = True, warn=None, score_test: bool = True,
+          progress: bool = True, warn=None, score_test: bool = True, cluster=None,
           loggers: list[Logger] | None = None, say=None) -> dict:
     """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
     False leaves the test split alone unless training stops early (see ``Solver.train``).
+    A config with ``parallel`` trains on the Dask workers of ``cluster``
+    (``distributed.cluster.connect``), or of a LocalCluster started for the run.
     ``loggers``: those of ``train.loggers``, started before the run folder was made
     (``loggers.start_loggers``); when None they are started here.
 
-    Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state, and
-    ``Finished`` for a resumed run with nothing left to train (``continuation``), before
-    writing anything or opening a logger, and ``LoggerError`` before training when a
-    logger of ``train.loggers`` cannot start; the run's lock is released and the loggers'
-    records of the run closed whatever happens. Warnings (a logger failing mid-run, too)
-    go to ``train.log`` and to ``warn(message)`` when given; each epoch's line
-    (``progress.epoch_line``) goes to ``train.log`` and to ``say(line)`` when given.
+    Raises the Solver's ``Diverged``, ``Interrupted`` and ``WorkersLost`` after recording
+    the state, ``Finished`` for a resumed run with nothing left to train
+    (``continuation``), before writing anything or opening a logger, and ``LoggerError``
+    before training when a logger of ``train.loggers`` cannot start; the run's lock is
+    released and the loggers' records of the run closed whatever happens. Warnings (a
+    logger failing mid-run, too) go to ``train.log`` and to ``warn(message)`` when given;
+    each epoch's line (``progress.epoch_line``) goes to ``train.log`` and to ``say(line)``
+    when given.
     """
     def caution(message: str) -> None:
         run.log(f"warning: {message}")
@@ -186,51 +205,70 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
     observers: list[Guarded] = []
     try:
         parts = parts or assemble(cfg)
-        solver = make_solver(cfg, parts, run, progress)
-        if resuming:
-            last, best = resume_state(run, parts.model)
-            solver.restore(last, best)  # checks the optimizer's state before any write
-            done = nothing_left(cfg, last["meta"], run.path)
-            if done is not None:
-                raise Finished(done)
-        run.keep_in_checkpoints(Inputs.from_splits(parts.splits).arrays())
-        observers = [Guarded(logger, caution)
-                     for logger in (start_loggers(cfg) if loggers is None else loggers)]
-        for observer in observers:
-            observer.open(run.path)
-        # the line of an epoch first, then the loggers' work
-        solver.observers += [EpochLines(solver, tell), *observers]
-        if resuming:
-            meta = last["meta"]
-            for message in version_changes(meta):
-                caution(message)
-            if dump_config(load_saved_config(run.layout.config)) != dump_config(cfg):
-                write_text(run.layout.config, dump_config(cfg))  # trained longer
-            run.truncate_metrics(meta["epoch"], meta["step"])
-            run.log(f"dl {__version__}: resuming {cfg.name} after epoch {meta['epoch']}, "
-                    f"iteration {meta['iteration']} (step {meta['step']})")
-        else:
-            run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
-            extra = unused_scores(parts.model, parts.splits)
-            for message in [*parts.splits.warnings, *([extra] if extra else [])]:
-                caution(message)
-            if parts.splits.info["vocab"] is not None:
-                write_text(run.layout.vocab, json.dumps(parts.splits.info["vocab"]) + "\n")
-        base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
-                "environment": versions(), "data": parts.splits.info,
-                "params": parts.model.num_params()}
-        try:
-            summary = solver.train(score_test)
-        except Exception as error:
-            with contextlib.suppress(OSError):  # the error being raised says more
-                run.write_summary({**base, **solver.finish(score_test=False)})
-                run.log(str(error) if isinstance(error, Interrupted) else f"{solver.status}: {error}")
-            raise
-        summary = {**base, **summary}
-        run.write_summary(summary)
-        run.log(outcome_line(summary))
-        return summary
+        with contextlib.ExitStack() as stack:
+            if cfg.parallel is None:
+                cluster = None
+            elif cluster is None:
+                from .distributed.cluster import connect
+
+                cluster = connect(cfg.parallel.workers, None, quiet=True)
+                stack.callback(cluster.close)
+            solver = make_solver(cfg, parts, run, progress, cluster, log=caution)
+            last = None
+            if resuming:
+                last, best = resume_state(run, parts.model)
+                solver.restore(last, best)  # checks the optimizer's state before any write
+                done = nothing_left(cfg, last["meta"], run.path)
+                if done is not None:
+                    raise Finished(done)
+            run.keep_in_checkpoints(Inputs.from_splits(parts.splits).arrays())
+            observers = [Guarded(logger, caution)
+                         for logger in (start_loggers(cfg) if loggers is None else loggers)]
+            for observer in observers:
+                observer.open(run.path)
+            # the line of an epoch first, then the loggers' work
+            solver.observers += [EpochLines(solver, tell), *observers]
+            if cluster is not None:
+                run.log(f"training on {cfg.parallel.workers} Dask workers of {cluster.where} "
+                        f"({cfg.parallel.mode})")
+            return _train(cfg, run, parts, solver, last, score_test, caution)
     finally:
         for observer in observers:
             observer.close()
         run.release()
+
+
+def _train(cfg: Config, run: Run, parts: Assembled, solver: Solver, last: dict | None,
+           score_test: bool, caution) -> dict:
+    """The run's training with the Solver made for it: new, or resumed from the ``last``
+    checkpoint the Solver was restored from."""
+    if last is not None:
+        meta = last["meta"]
+        for message in version_changes(meta):
+            caution(message)
+        if dump_config(load_saved_config(run.layout.config)) != dump_config(cfg):
+            write_text(run.layout.config, dump_config(cfg))  # trained longer
+        run.truncate_metrics(meta["epoch"], meta["step"])
+        run.log(f"dl {__version__}: resuming {cfg.name} after epoch {meta['epoch']}, "
+                f"iteration {meta['iteration']} (step {meta['step']})")
+    else:
+        run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
+        extra = unused_scores(parts.model, parts.splits)
+        for message in [*parts.splits.warnings, *([extra] if extra else [])]:
+            caution(message)
+        if parts.splits.info["vocab"] is not None:
+            write_text(run.layout.vocab, json.dumps(parts.splits.info["vocab"]) + "\n")
+    base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
+            "environment": versions(), "data": parts.splits.info,
+            "params": parts.model.num_params()}
+    try:
+        summary = solver.train(score_test)
+    except Exception as error:
+        with contextlib.suppress(OSError):  # the error being raised says more
+            run.write_summary({**base, **solver.finish(score_test=False)})
+            run.log(str(error) if isinstance(error, Interrupted) else f"{solver.status}: {error}")
+        raise
+    summary = {**base, **summary}
+    run.write_summary(summary)
+    run.log(outcome_line(summary))
+    return summary

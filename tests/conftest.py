@@ -42,7 +42,7 @@ def make_tiny_config(samples: int = 40, **changes) -> dict:
 
 @pytest.fixture(scope="session")
 def tiny_config():
-    """``tiny_config(samples=40, **changes)``: a new small config (``small_config``)."""
+    """``tiny_config(samples=40, **changes)``: a new small config (``make_tiny_config``)."""
     return make_tiny_config
 
 
@@ -53,7 +53,8 @@ def write_config():
     def write(folder: Path, cfg: dict | None = None, name: str = "cfg.yaml") -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / name
-        path.write_text(yaml.safe_dump({**(cfg or make_tiny_config()), "runs_dir": str(folder / "runs")}))
+        cfg = cfg or make_tiny_config()
+        path.write_text(yaml.safe_dump({**cfg, "runs_dir": str(folder / "runs")}))
         return path
     return write
 
@@ -90,6 +91,7 @@ def finished_run(tmp_path_factory, write_config, tiny) -> Path:
 
 @pytest.fixture
 def run_copy(finished_run, tmp_path) -> Path:
+    """A copy of ``finished_run`` to change."""
     return Path(shutil.copytree(finished_run, tmp_path / "run"))
 
 
@@ -173,6 +175,26 @@ def interrupt_at(monkeypatch):
             patch.setattr(Solver, "step", step)
             yield
     return interrupting
+
+
+@pytest.fixture
+def observe_solvers(monkeypatch):
+    """``with observe_solvers(observer): ...``: every Solver made inside the block (by ``dl
+    train``, ``training.train``, a fold, an in-process trial) calls ``observer(solver, event,
+    payload)`` for each of its events (see ``dl_cli.solver``); an observer may
+    ``solver.request_stop()``, as a Ctrl-C."""
+    @contextmanager
+    def observing(observer):
+        made = Solver.__init__
+
+        def init(solver, *args, **kwargs):
+            made(solver, *args, **kwargs)
+            solver.observers.append(functools.partial(observer, solver))
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Solver, "__init__", init)
+            yield
+    return observing
 
 
 @pytest.fixture

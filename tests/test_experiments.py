@@ -159,6 +159,28 @@ def png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+@pytest.mark.slow  # each trial starts a LocalCluster of its own
+def test_distributed_sync_is_one_curve_whatever_k_and_async_records_its_staleness(
+        tmp_path, run_study):
+    pytest.importorskip("distributed")
+    from dl_cli.studies.distributed import staleness, step_losses
+
+    study = run_study("distributed", tmp_path, variants=["sync-1", "sync-2", "async-2"],
+                      overrides=["train.epochs=1"])
+    groups = by_label(study)
+    steps = groups["sync-1"].trials[0].summary["steps"]
+    assert steps == 34 and len(step_losses(groups["sync-1"])) == steps  # 1079 samples, batches of 32
+    np.testing.assert_allclose(step_losses(groups["sync-2"]), step_losses(groups["sync-1"]),
+                               rtol=1e-10, atol=0)
+    assert staleness(groups["sync-2"]) == [] and len(staleness(groups["async-2"])) == steps
+    assert min(staleness(groups["async-2"])) >= 0
+    result = runner.invoke(app, ["report", str(study.folder)])
+    assert result.exit_code == 0, result.output
+    text = (study.folder / "report" / "report.md").read_text()
+    assert "| async-2 | async | 2 |" in text and "largest relative gap to sync-1" in text
+    assert "](distributed.png)" in text and (study.folder / "report" / "distributed.png").exists()
+
+
 def test_dl_report_writes_the_claim_a_table_and_legible_figures(tmp_path, run_study):
     study = run_study("clipping", tmp_path, params={"optimizer.lr": {"values": [0.1, 0.5]}},
                       overrides=["train.epochs=2"])

@@ -83,13 +83,14 @@ def interrupted_run(tmp_path, write_config, tiny, interrupt_at) -> Path:
 
 
 def script_validation(monkeypatch, metric: str, values: dict[int, float]) -> None:
-    """Make the validation ``metric`` of epoch e be ``values[e]``."""
+    """Make the validation ``metric`` of epoch e be ``values[e]`` (the Solver scores
+    an epoch before it counts it done)."""
     original = Solver.check_accuracy
 
     def check_accuracy(self, split):
         metrics = original(self, split)
         if split == "val":
-            metrics[metric] = values[self.epoch]
+            metrics[metric] = values[self.epoch + 1]
         return metrics
 
     monkeypatch.setattr(Solver, "check_accuracy", check_accuracy)
@@ -489,8 +490,8 @@ def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, m
     losses, best_before = [], []
     original = Model.loss
 
-    def loss(self, x, y, train=True):
-        value, grads = original(self, x, y, train)
+    def loss(self, x, y, train=True, keys=None):
+        value, grads = original(self, x, y, train, keys)
         if len(losses) == 2 * 6 + 1:  # epoch 3, iteration 2
             best_before.append((run_dir / "checkpoints/best.npz").read_bytes())
             value = float("nan")

@@ -1,7 +1,8 @@
 """What the commands print, and how they stop: consoles, errors, warnings, exit codes.
 
-Exit codes: 0 success; 1 a gradient check failed, a write failed, or a sweep in which no
-trial completed (or that --fail-fast stopped); 2 bad input (config, path, option, data file,
+Exit codes: 0 success; 1 a gradient check failed, a write failed, a sweep in which no
+trial completed (or that --fail-fast stopped), or a run whose Dask workers were all lost
+(the resume command is printed); 2 bad input (config, path, option, data file,
 checkpoint) or a sweep whose workers die as they start; 3 training diverged; 130
 interrupted (the resume command is printed; a Ctrl-C before training or a sweep starts
 says what it leaves behind, see ``interrupts.interrupted``).

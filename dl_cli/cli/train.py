@@ -44,6 +44,21 @@ def train(
                                           "models and recurrent layers often run faster on 1."),
     quiet: bool = flag("--quiet", "-q", help="Print the final table alone: no line per "
                        "epoch, no progress bar."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="local | dask (an extra: pip "
+                                          "install 'dl-cli\\[dask]'). dask trains on Dask "
+                                          "workers, each holding a shard of the data, as the "
+                                          "config's parallel.mode says: sync (map-reduce "
+                                          "gradients: the numbers of one process, the default) "
+                                          "or async (a parameter server: results depend on "
+                                          "timing; the order of the updates is recorded, so a "
+                                          "run replays). Default: the config's parallel "
+                                          "section if it has one, else local."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Dask workers to train on "
+                                          "(parallel.workers; without --address, a LocalCluster "
+                                          "of this many processes)."),
+    address: Optional[str] = typer.Option(None, "--address", help="The Dask scheduler to train on "
+                                          "(tcp://host:8786) or its scheduler JSON file, instead "
+                                          "of a LocalCluster; a resumed run may name another."),
     allow_plugins: bool = allow_plugins_flag(),
 ):
     """Train a model from a config: log metrics, keep the best validation checkpoint.
@@ -55,6 +70,8 @@ def train(
     scores the config by the mean over folds.
 
     Example: dl train configs/digits_mlp.yaml optimizer.lr=3e-3 train.epochs=10
+
+    On 2 Dask workers: dl train configs/digits_mlp.yaml --backend dask --workers 2
     """
     from threadpoolctl import threadpool_limits
 
@@ -64,11 +81,18 @@ def train(
         at_least("--threads", threads, 1)
         at_most_blas("--threads", threads)
     if resume is not None:
+        if backend is not None or workers is not None:
+            fail("--backend and --workers do not go with --resume: a resumed run continues "
+                 "its own config.yaml, parallel section included (--address may name "
+                 "another cluster)")
         cfg, run = resumed_run(resume, config, overrides or [], run_dir, print_config,
                                allow_plugins)
         threads = resumed_threads(run.path, threads)
     else:
-        cfg, run = new_run_config(config, overrides or [], run_dir, print_config), None
+        cfg, run = new_run_config(config, overrides or [], run_dir, print_config,
+                                  backend, workers), None
+    if address is not None and cfg.parallel is None:
+        fail("--address names the Dask cluster to train on: add --backend dask")
     available = cores()
     if threads is not None and threads > available:
         warn(f"--threads {threads} exceeds the {available} core{'s' * (available != 1)}: the "
@@ -79,7 +103,7 @@ def train(
         if cfg.validation.kfold:
             train_folds(cfg, run_dir, progress, say, root=run)
         else:
-            train_one(cfg, run, run_dir, resume is not None, progress, say)
+            train_one(cfg, run, run_dir, resume is not None, progress, say, address)
 
 
 def epoch_say(line: str) -> None:
@@ -88,14 +112,18 @@ def epoch_say(line: str) -> None:
 
 
 def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Optional[Path],
-                   print_config: bool):
-    """The config of a new run, whose folder can be made; exit 0 after printing it
-    with --print-config."""
+                   print_config: bool, backend: Optional[str] = None,
+                   workers: Optional[int] = None):
+    """The config of a new run, whose folder can be made, with ``--backend`` and
+    ``--workers`` in its parallel section; exit 0 after printing it with --print-config."""
     from ..config.resolved import dump_resolved
 
     if config is None:
         fail("missing CONFIG: dl train CONFIG.yaml [key=value ...] (or --resume RUN_DIR)")
     cfg = load_or_fail(config, overrides)
+    parallel = parallel_overrides(cfg, backend, workers)
+    if parallel:
+        cfg = load_or_fail(config, [*overrides, *parallel])
     if print_config:
         typer.echo(dump_resolved(cfg), nl=False)  # as is: no markup, no wrapping
         raise typer.Exit()
@@ -104,6 +132,25 @@ def new_run_config(config: Optional[Path], overrides: list[str], run_dir: Option
     else:
         check_folder(Path(cfg.runs_dir), "runs_dir")
     return cfg
+
+
+def parallel_overrides(cfg, backend: Optional[str], workers: Optional[int]) -> list[str]:
+    """The overrides of the config's parallel section that ``--backend`` and
+    ``--workers`` ask for: dask keeps the section's mode (sync if it has none), local
+    removes the section."""
+    from ..registry import did_you_mean
+
+    if backend not in (None, "local", "dask"):
+        fail(f"--backend: expected local or dask, got {backend!r}"
+             f"{did_you_mean(backend, ['local', 'dask'])}")
+    if workers is not None:
+        at_least("--workers", workers, 1)
+        if backend == "local" or backend is None and cfg.parallel is None:
+            fail(f"--workers {workers} trains on Dask workers: add --backend dask")
+    if backend == "local":
+        return ["parallel=null"] if cfg.parallel is not None else []
+    overrides = ["parallel.mode=sync"] if backend == "dask" and cfg.parallel is None else []
+    return overrides + ([f"parallel.workers={workers}"] if workers is not None else [])
 
 
 def resumed_run(resume: Path, config: Optional[Path], overrides: list[str],
@@ -167,7 +214,8 @@ def resumed_threads(resume: Path, threads: Optional[int]) -> Optional[int]:
     return threads
 
 
-def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool, say) -> None:
+def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool, say,
+              address: Optional[str] = None) -> None:
     from .. import training
     from ..data import DataError
     from ..loggers import LoggerError, start_loggers
@@ -176,9 +224,11 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
     from ..storage import RunError
     from ..tables import summary_table, summary_title
 
+    cluster = None
     try:
         parts = training.assemble(cfg)
         loggers = start_loggers(cfg)  # before the run folder: one that cannot start leaves none
+        cluster = dask_cluster(cfg, address)  # before a new run's folder is made
         if run is None:
             with interrupts_held():
                 run = training.start(cfg, run_dir)
@@ -186,16 +236,18 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
     except (DataError, ShapeError, RunError, LoggerError, OSError, MemoryError) as error:
         if run is not None:
             run.release()
+        if cluster is not None:
+            cluster.close()
         fail(out_of_memory(error) if isinstance(error, MemoryError) else str(error))
     if say is not None:
         err.print(f"[bold]{escape(cfg.name)}[/]: {parts.model.num_params():,} parameters, "
                   f"{len(parts.splits.train.X)} train / {len(parts.splits.val.X)} val / "
                   f"{len(parts.splits.test.X)} test samples → {escape(str(run.path))}",
                   highlight=False, soft_wrap=True)
-    with training_errors(run):
+    with training_errors(run), closing(cluster):
         try:
             summary = training.train(cfg, run, parts, resuming=resuming, progress=progress,
-                                     warn=warn, loggers=loggers, say=say)
+                                     warn=warn, cluster=cluster, loggers=loggers, say=say)
         except training.Finished as finished:
             out.print(str(finished), **AS_IS)
             return
@@ -203,6 +255,28 @@ def train_one(cfg, run, run_dir: Optional[Path], resuming: bool, progress: bool,
     out.print(summary_title(summary), **AS_IS)
     out.print(summary_table(summary))
     out.print(f"run folder: {run.path}", **AS_IS)
+
+
+def dask_cluster(cfg, address: Optional[str]):
+    """The Dask cluster a config with a parallel section trains on (a LocalCluster
+    unless ``address`` is given), or None; exit 2 when it cannot be reached."""
+    from ..distributed.cluster import ClusterError, connect
+
+    if cfg.parallel is None:
+        return None
+    try:
+        return connect(cfg.parallel.workers, address, quiet=True)
+    except ClusterError as error:
+        fail(str(error))
+
+
+@contextmanager
+def closing(cluster):
+    try:
+        yield
+    finally:
+        if cluster is not None:
+            cluster.close()
 
 
 def train_folds(cfg, run_dir: Optional[Path], progress: bool, say, root=None) -> None:
@@ -228,6 +302,7 @@ def training_errors(run):
     """Turn the ways training stops into messages and exit codes (``run`` None: a k-fold
     run, whose errors name its folder)."""
     from ..data import DataError
+    from ..distributed.source import WorkersLost
     from ..loggers import LoggerError
     from ..nn import ShapeError
     from ..solver import Diverged, Interrupted
@@ -251,6 +326,13 @@ def training_errors(run):
             err.print(f"{error}; state saved in {run.layout.checkpoint('last')}.\n"
                       f"Resume with: dl train --resume {run.path}", **AS_IS)
         raise typer.Exit(EXIT_INTERRUPTED)
+    except WorkersLost as error:
+        last = run.layout.checkpoint("last")
+        if not last.exists():
+            fail(f"no Dask workers to train on: {error}; no step was taken", 1)
+        err.print(f"training stopped: the Dask workers are lost ({error}); state saved in "
+                  f"{last}.\nResume with: dl train --resume {run.path}", **AS_IS)
+        raise typer.Exit(1)
     except (DataError, RunError, ShapeError, LoggerError) as error:
         fail(str(error))
     except OSError as error:  # a MemoryError goes on to within_memory, around every use

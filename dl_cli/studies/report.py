@@ -20,6 +20,7 @@ from ..numbers import short
 from ..storage import RunError
 from .architecture import (activations_section, bottleneck_section, cnn_vs_mlp_section,
                            depth_residual_section, init_section)
+from .distributed import distributed_section
 from .figures import curves_figure
 from .fitting import polynomial_section, regularization_section, weight_decay_section
 from .learning_rate import batchnorm_section, clipping_section, optimizers_section, schedules_section
@@ -33,7 +34,7 @@ SECTIONS = {"init": init_section, "activations": activations_section,
             "polynomial": polynomial_section, "weight_decay": weight_decay_section,
             "depth_residual": depth_residual_section, "clipping": clipping_section,
             "cnn_vs_mlp": cnn_vs_mlp_section, "bottleneck": bottleneck_section,
-            "autoencoder_vs_pca": autoencoder_vs_pca_section}
+            "autoencoder_vs_pca": autoencoder_vs_pca_section, "distributed": distributed_section}
 
 
 LISTED_POINTS = 20  # a domain with more points is described by its kind and bounds

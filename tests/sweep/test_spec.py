@@ -210,7 +210,8 @@ def test_the_report_study_is_one_dl_report_knows(tmp_path, spec_errors, random_s
     assert spec_errors(tmp_path, {**random_spec, "report": {"study": "inits"}}) == [
         "report.study: unknown study 'inits' (did you mean 'init'?); allowed: "
         "init, activations, regularization, batchnorm, optimizers, schedules, polynomial, "
-        "weight_decay, depth_residual, clipping, cnn_vs_mlp, bottleneck, autoencoder_vs_pca"]
+        "weight_decay, depth_residual, clipping, cnn_vs_mlp, bottleneck, autoencoder_vs_pca, "
+        "distributed"]
     pytest.importorskip("matplotlib")
     from dl_cli.studies.report import SECTIONS
     from dl_cli.schema import STUDIES
