@@ -230,6 +230,7 @@ def test_plot_and_diagnose_read_a_name_folder_as_its_newest_finished_run(tmp_pat
     diagnosed = dl_cli("diagnose", name)
     assert diagnosed.exit_code == 0, diagnosed.output
     assert diagnosed.output == dl_cli("diagnose", second).output
+    pytest.importorskip("matplotlib")
     plotted = dl_cli("plot", name)
     assert plotted.exit_code == 0, plotted.output
     assert str(second / "plots") in plotted.output and any((second / "plots").glob("*.png"))
