@@ -170,54 +170,50 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
         if warn is not None:
             warn(message)
 
-    with contextlib.ExitStack() as stack:
-        stack.callback(run.release)
+    own_cluster = None
+    try:
         parts = parts or assemble(cfg)
-        if cfg.parallel is None:
-            cluster = None
-        else:
+        if cfg.parallel is not None:
             if cluster is None:
                 from .distributed.cluster import connect
 
-                cluster = connect(cfg.parallel.workers, None, quiet=True)
-                stack.callback(cluster.close)
+                cluster = own_cluster = connect(cfg.parallel.workers, None, quiet=True)
             run.log(f"training on {cfg.parallel.workers} Dask workers of {cluster.where} "
                     f"({cfg.parallel.mode})")
-        solver = make_solver(cfg, parts, run, progress, cluster, log=caution)
-        return _train(cfg, run, parts, solver, resuming, score_test, caution)
-
-
-def _train(cfg: Config, run: Run, parts: Assembled, solver: Solver, resuming: bool,
-           score_test: bool, caution) -> dict:
-    """The run's training, new or resumed, with the Solver made for it."""
-    if resuming:
-        last, best = resume_state(run, parts.model)
-        for message in version_changes(last["meta"]):
-            caution(message)
-        solver.restore(last, best)  # checks the optimizer's state before any write
-        meta = last["meta"]
-        run.truncate_metrics(meta["epoch"], meta["step"])
-        run.log(f"dl {__version__}: resuming {cfg.name} after epoch {meta['epoch']}, "
-                f"iteration {meta['iteration']} (step {meta['step']})")
-    else:
-        run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
-        extra = unused_scores(parts.model, parts.splits)
-        for message in [*parts.splits.warnings, *([extra] if extra else [])]:
-            caution(message)
-        if parts.splits.info["vocab"] is not None:
-            write_text(run.layout.vocab, json.dumps(parts.splits.info["vocab"]) + "\n")
-    base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
-            "environment": versions(), "data": parts.splits.info,
-            "params": parts.model.num_params()}
-    try:
-        summary = solver.train(score_test)
-    except Exception as error:
-        with contextlib.suppress(OSError):  # the error being raised says more
-            run.write_summary({**base, **solver.finish(score_test=False)})
-            run.log(f"{solver.status}: {error}")
-        raise
-    summary = {**base, **summary}
-    run.write_summary(summary)
-    run.log(f"{summary['status']}: best {summary['monitor']} {summary['best_value']} "
-            f"at epoch {summary['best_epoch']}; test {summary['test']}")
-    return summary
+        solver = make_solver(cfg, parts, run, progress,
+                             cluster if cfg.parallel is not None else None, log=caution)
+        if resuming:
+            last, best = resume_state(run, parts.model)
+            for message in version_changes(last["meta"]):
+                caution(message)
+            solver.restore(last, best)  # checks the optimizer's state before any write
+            meta = last["meta"]
+            run.truncate_metrics(meta["epoch"], meta["step"])
+            run.log(f"dl {__version__}: resuming {cfg.name} after epoch {meta['epoch']}, "
+                    f"iteration {meta['iteration']} (step {meta['step']})")
+        else:
+            run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
+            extra = unused_scores(parts.model, parts.splits)
+            for message in [*parts.splits.warnings, *([extra] if extra else [])]:
+                caution(message)
+            if parts.splits.info["vocab"] is not None:
+                write_text(run.layout.vocab, json.dumps(parts.splits.info["vocab"]) + "\n")
+        base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
+                "environment": versions(), "data": parts.splits.info,
+                "params": parts.model.num_params()}
+        try:
+            summary = solver.train(score_test)
+        except Exception as error:
+            with contextlib.suppress(OSError):  # the error being raised says more
+                run.write_summary({**base, **solver.finish(score_test=False)})
+                run.log(f"{solver.status}: {error}")
+            raise
+        summary = {**base, **summary}
+        run.write_summary(summary)
+        run.log(f"{summary['status']}: best {summary['monitor']} {summary['best_value']} "
+                f"at epoch {summary['best_epoch']}; test {summary['test']}")
+        return summary
+    finally:
+        if own_cluster is not None:
+            own_cluster.close()
+        run.release()
