@@ -1075,7 +1075,7 @@ def test_the_report_study_is_one_dl_report_knows(tmp_path):
     assert spec_errors(tmp_path, {**RANDOM, "report": {"study": "inits"}}) == [
         "report.study: unknown study 'inits' (did you mean 'init'?); allowed: "
         "init, activations, regularization, batchnorm, optimizers, schedules, polynomial, "
-        "weight_decay, depth_residual, clipping, cnn_vs_mlp"]
+        "weight_decay, depth_residual, clipping, cnn_vs_mlp, distributed"]
     pytest.importorskip("matplotlib")
     from dl_cli.studies.report import SECTIONS
     from dl_cli.schema import STUDIES
