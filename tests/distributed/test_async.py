@@ -2,6 +2,7 @@
 staleness is recorded, and the record replays the run exactly, across a resume too."""
 
 import json
+import os
 import signal
 
 import numpy as np
@@ -98,3 +99,28 @@ def test_each_worker_passes_over_its_shard_in_batches_of_a_fresh_order():
     assert sorted(np.concatenate([rows[0][0], rows[1][0]])) == list(range(9))
     assert not np.array_equal(rows[0][0], rows[2][0])  # each pass its own order
     np.testing.assert_array_equal(worker_batch(0, 1, 9, 4, 3)[0], rows[3][0])  # a function of its arguments
+
+
+def test_a_lost_worker_loop_starts_again_elsewhere_and_no_batch_is_lost(cluster, tmp_path,
+                                                                       monkeypatch):
+    """Worker 1's process is killed after epoch 1 (the server lives on worker 0): its
+    loop starts again on another worker, at the batch the server expects from it."""
+    cfg = load_config(DIGITS_MLP, [*ASYNC, "parallel.workers=2", "train.epochs=3"])
+    original, heard = AsyncSolver._end_epoch, []
+
+    def end_epoch(self, started):
+        original(self, started)
+        if self.epoch == 1:
+            address = self.addresses[1]
+            os.kill(self.client.run(os.getpid, workers=[address])[address], signal.SIGKILL)
+
+    monkeypatch.setattr(AsyncSolver, "_end_epoch", end_epoch)
+    run = training.start(cfg, tmp_path / "run")
+    summary = training.train(cfg, run, progress=False, cluster=cluster, warn=heard.append)
+    assert summary["status"] == "completed" and summary["epochs"] == 3
+    assert len(heard) == 1 and heard[0].startswith("lost worker 1")
+    updates = updates_of(tmp_path / "run")
+    assert len(updates) == 3 * STEPS_PER_EPOCH
+    assert_each_batch_applied_once(updates, 2)
+    assert {u["worker"] for u in updates if u["epoch"] == 3} == {0, 1}
+    assert_replays(tmp_path / "run")
