@@ -4,6 +4,7 @@ staleness is recorded, and the record replays the run exactly, across a resume t
 import json
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def assert_each_batch_applied_once(updates, workers):
 
 def test_async_training_reaches_95_percent_and_records_the_staleness_of_every_update(
         cluster, tmp_path):
-    cfg = load_config(DIGITS_MLP, ASYNC)
+    cfg = load_config(DIGITS_MLP, [*ASYNC, "train.epochs=30"])  # the config's, early stopping
     run = training.start(cfg, tmp_path / "run")
     summary = training.train(cfg, run, progress=False, cluster=cluster)
     assert summary["test"]["test/acc"] >= 0.95
@@ -113,6 +114,8 @@ def test_a_lost_worker_loop_starts_again_elsewhere_and_no_batch_is_lost(cluster,
         if self.epoch == 1:
             address = self.addresses[1]
             os.kill(self.client.run(os.getpid, workers=[address])[address], signal.SIGKILL)
+            while address in self.client.scheduler_info()["workers"]:  # until it is missed
+                time.sleep(0.05)
 
     monkeypatch.setattr(AsyncSolver, "_end_epoch", end_epoch)
     run = training.start(cfg, tmp_path / "run")
