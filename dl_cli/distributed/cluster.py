@@ -20,6 +20,13 @@ from pathlib import Path
 from typing import Callable
 
 
+# Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, to give memory back to
+# the system sooner. It also fixes glibc's mmap threshold, so that every large temporary
+# (a convolution's im2col buffers) is mapped and unmapped again each step: W2's steps
+# took 1.8 times as long (benchmarks/README.md). A LocalCluster's workers keep glibc's own.
+KEEP_MALLOC = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
+
 class ClusterError(RuntimeError):
     """Dask is not installed, or its cluster cannot be reached."""
 
@@ -55,10 +62,11 @@ def scheduler_address(path: Path) -> str:
 
 def connect(workers: int, address: str | None, quiet: bool = False) -> Cluster:
     """A client of a new LocalCluster of ``workers`` processes of one thread each (no
-    dashboard), or of the cluster at ``address``. ``quiet``: Dask logs nothing in this
+    dashboard, glibc's malloc as it is), or of the cluster at ``address``. ``quiet``: Dask logs nothing in this
     process (where a LocalCluster's scheduler runs), as training reports a lost worker
     itself, and Dask would call the shard that went with it lost for good."""
     try:
+        import dask
         import distributed
     except ImportError:
         raise ClusterError("Dask is an extra: pip install 'dl-cli[dask]'") from None
@@ -66,7 +74,7 @@ def connect(workers: int, address: str | None, quiet: bool = False) -> Cluster:
         logging.getLogger("distributed").setLevel(logging.CRITICAL)
     try:
         if address is None:
-            with warnings.catch_warnings():  # no dashboard; its HTTP port need not be 8787
+            with warnings.catch_warnings(), dask.config.set({KEEP_MALLOC: None}):
                 warnings.filterwarnings("ignore", message="Port .* is already in use")
                 cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
                                                    processes=True, dashboard_address=None)

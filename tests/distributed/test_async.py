@@ -2,7 +2,9 @@
 staleness is recorded, and the record replays the run exactly, across a resume too."""
 
 import json
+import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -49,7 +51,7 @@ def assert_each_batch_applied_once(updates, workers):
 
 def test_async_training_reaches_95_percent_and_records_the_staleness_of_every_update(
         cluster, tmp_path):
-    cfg = load_config(DIGITS_MLP, ASYNC)
+    cfg = load_config(DIGITS_MLP, [*ASYNC, "train.epochs=30"])  # the config's, early stopping
     run = training.start(cfg, tmp_path / "run")
     summary = training.train(cfg, run, progress=False, cluster=cluster)
     assert summary["test"]["test/acc"] >= 0.95
@@ -93,3 +95,29 @@ def test_each_worker_passes_over_its_shard_in_batches_of_a_fresh_order():
     assert sorted(np.concatenate([rows[0][0], rows[1][0]])) == list(range(9))
     assert not np.array_equal(rows[0][0], rows[2][0])  # each pass its own order
     np.testing.assert_array_equal(worker_batch(0, 1, 9, 4, 3)[0], rows[3][0])  # a function of its arguments
+
+
+def test_a_lost_worker_loop_starts_again_elsewhere_and_no_batch_is_lost(cluster, tmp_path,
+                                                                       observe_solvers):
+    """Worker 1's process is killed after epoch 1 (the server lives on worker 0): its
+    loop starts again on another worker, at the batch the server expects from it."""
+    cfg = load_config(DIGITS_MLP, [*ASYNC, "parallel.workers=2", "train.epochs=3"])
+    heard = []
+
+    def kill_worker_1_after_epoch_1(solver, event, payload):
+        if event == "epoch" and solver.epoch == 1:
+            address = solver.addresses[1]
+            os.kill(solver.client.run(os.getpid, workers=[address])[address], signal.SIGKILL)
+            while address in solver.client.scheduler_info()["workers"]:  # until it is missed
+                time.sleep(0.05)
+
+    run = training.start(cfg, tmp_path / "run")
+    with observe_solvers(kill_worker_1_after_epoch_1):
+        summary = training.train(cfg, run, progress=False, cluster=cluster, warn=heard.append)
+    assert summary["status"] == "completed" and summary["epochs"] == 3
+    assert len(heard) == 1 and heard[0].startswith("lost worker 1")
+    updates = updates_of(tmp_path / "run")
+    assert len(updates) == 3 * STEPS_PER_EPOCH
+    assert_each_batch_applied_once(updates, 2)
+    assert {u["worker"] for u in updates if u["epoch"] == 3} == {0, 1}
+    assert_replays(tmp_path / "run")

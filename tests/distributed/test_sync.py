@@ -24,7 +24,7 @@ def test_k_workers_give_the_losses_and_metrics_of_one_process(workers, cluster, 
                                                               tmp_path):
     local_losses, local_summary, local_dir = local_run
     losses, summary = trained([*EXACT, f"parallel.workers={workers}"], tmp_path / "run", cluster)
-    assert len(losses) == len(local_losses) == 3 * STEPS_PER_EPOCH
+    assert len(losses) == len(local_losses) == 2 * STEPS_PER_EPOCH
     np.testing.assert_allclose(losses[:STEPS_PER_EPOCH], local_losses[:STEPS_PER_EPOCH],
                                rtol=1e-10, atol=0)
     expected = metrics_of(local_summary)
