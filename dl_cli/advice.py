@@ -6,16 +6,24 @@ Each finding cites the figures it rests on. The rules:
   validation loss over twice the training loss) → more data, L2, dropout, augmentation,
   early stopping;
 - high bias: both accuracies poor and close (train below 0.9, gap under 0.05; regression:
-  train R² below 0.8) → a bigger network, longer training;
+  train R² below 0.8) → a bigger network, longer training; said only when no finding
+  below explains the poor fit (a learning rate too low, vanishing gradients, dead units):
+  a network that barely trains is not shown to be too small;
 - vanishing / exploding gradients: the first weighted layer's gradient norm over 1000×
-  below (above) the last one's (needs ``train.diagnostics``), or a non-finite loss → ReLU,
-  He init, batchnorm, residual connections, clipping;
-- dead units: a ReLU layer with more than half its units never positive in an epoch;
-- learning rate too high: the run diverged; or a classifier's training loss ended over
-  100× the log C of guessing uniformly among C classes (scores blown up, whatever the
-  fit looks like); or the training objective rose in at least 40% of the epochs and
-  ended above 90% of where it started; too low: the objective moved less than 1% from
-  first to last epoch, or updates below 1e-5 of the weights.
+  below (above) the last one's, in the last epoch that measured them (needs
+  ``train.diagnostics``), or a non-finite loss → ReLU, He init, batchnorm, residual
+  connections, clipping;
+- dead units: a ReLU layer with more than half its units never positive in an epoch
+  (the gradients before it then vanish too, and are not reported apart);
+- learning rate too high: the run diverged; or a classifier's training loss reached, at
+  any epoch, over 100× the log C of guessing uniformly among C classes (scores blown up,
+  whatever the fit looks like afterwards); or the training objective rose by more than
+  5% of where it started in at least 40% of the epochs and ended above 90% of where it
+  started (smaller rises are the noise of minibatches, dropout and batchnorm);
+- learning rate too low: the objective never moved 5% from its first epoch while the fit
+  stays poor (train accuracy below 0.9, or training R² below 0.8), or updates below 1e-5
+  of the weights; not said when vanishing gradients or dead units explain a loss that
+  does not move.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ VARIANCE_GAP = 0.1
 BIAS_ACCURACY, BIAS_GAP, BIAS_R2 = 0.9, 0.05, 0.8
 GRADIENT_SPREAD = 1e3
 DEAD_FRACTION = 0.5
-RISING_SHARE, FLAT_CHANGE, TINY_UPDATE = 0.4, 0.01, 1e-5
+RISING_SHARE, FLAT_CHANGE, TINY_UPDATE = 0.4, 0.05, 1e-5
 BLOWN_UP = 100  # a loss this many times that of guessing uniformly
 
 
@@ -52,28 +60,27 @@ def diagnose(records: list[dict], summary: dict) -> list[Finding]:
     if diverged:  # its last figures show the blow-up, not how well the model fits
         return diverged
     epochs = [r for r in records if "train/loss" in r]
-    findings: list[Finding] = []
     if not epochs:
-        return findings
-    last = epochs[-1]
-    blown_up = _blown_up(last, summary)
+        return []
+    blown_up = _blown_up(epochs, summary)
     if blown_up:  # as for a divergence: the accuracies say nothing about capacity
         return blown_up
-    findings += _fit(last)
-    findings += _gradients(epochs)
-    findings += _dead_units(last)
-    findings += _learning_rate(epochs, summary)
-    return findings
+    dead = _dead_units(epochs[-1])
+    causes = _gradients(epochs, dead_units=bool(dead)) + dead
+    rate = _learning_rate(epochs, explained=bool(causes))
+    return _fit(epochs[-1], explained=bool(causes or rate)) + causes + rate
 
 
-def _fit(last: dict) -> list[Finding]:
+def _fit(last: dict, explained: bool) -> list[Finding]:
+    """High variance or high bias at the last epoch; high bias only when nothing else
+    (``explained``) accounts for a poor fit."""
     if "train/acc" in last and "val/acc" in last:
         train, val = last["train/acc"], last["val/acc"]
         if train - val > VARIANCE_GAP:
             return [Finding("high variance (overfitting)",
                             f"train accuracy {train:.3f} vs validation {val:.3f} at epoch {last['epoch']}",
                             "more data, L2 or L1 regularization, dropout, data augmentation, early stopping")]
-        if train < BIAS_ACCURACY and abs(train - val) < BIAS_GAP:
+        if train < BIAS_ACCURACY and abs(train - val) < BIAS_GAP and not explained:
             return [Finding("high bias (underfitting)",
                             f"train accuracy {train:.3f} and validation {val:.3f} are both low and close",
                             "a bigger network (more units or layers), longer training, less regularization")]
@@ -83,7 +90,7 @@ def _fit(last: dict) -> list[Finding]:
             return [Finding("high variance (overfitting)",
                             f"validation loss {val:.4g} is {val / max(train, 1e-12):.1f}× the training loss {train:.4g}",
                             "more data, L2 regularization (weight decay), early stopping")]
-        if last.get("train/r2", 1.0) < BIAS_R2:
+        if last.get("train/r2", 1.0) < BIAS_R2 and not explained:
             return [Finding("high bias (underfitting)",
                             f"training R² is only {last['train/r2']:.3f}",
                             "a richer model (more features, units or layers), longer training")]
@@ -101,17 +108,22 @@ def _divergence(records: list[dict], summary: dict) -> list[Finding]:
                     "careful initialization (He for ReLU)")]
 
 
-def _gradients(epochs: list[dict]) -> list[Finding]:
-    layers = epochs[-1].get("layers")
-    if not layers:
+def _gradients(epochs: list[dict], dead_units: bool) -> list[Finding]:
+    """Compare the first and last weighted layers' gradient norms, in the last epoch
+    that sampled them (an epoch of few iterations may sample none). With ``dead_units``
+    no gradient is said to vanish: dead units pass none back, which is their finding."""
+    measured = [r for r in epochs if any("grad_norm" in row for row in r.get("layers") or [])]
+    if not measured:
         return []
-    norms = [(row["index"], row["layer"], row["grad_norm"]) for row in layers if "grad_norm" in row]
+    epoch = measured[-1]
+    norms = [(row["index"], row["layer"], row["grad_norm"]) for row in epoch["layers"]
+             if "grad_norm" in row]
     if len(norms) < 2:
         return []
     (i0, name0, first), (i1, name1, final) = norms[0], norms[-1]
     evidence = (f"gradient norm {first:.2e} at layer {i0} ({name0}) vs {final:.2e} at layer "
-                f"{i1} ({name1}), epoch {epochs[-1]['epoch']}")
-    if first * GRADIENT_SPREAD < final:
+                f"{i1} ({name1}), epoch {epoch['epoch']}")
+    if first * GRADIENT_SPREAD < final and not dead_units:
         return [Finding("vanishing gradients", evidence,
                         "ReLU-family activations, He initialization, batchnorm, residual connections")]
     if first > final * GRADIENT_SPREAD:
@@ -132,37 +144,54 @@ def _dead_units(last: dict) -> list[Finding]:
     return found
 
 
-def _blown_up(last: dict, summary: dict) -> list[Finding]:
+def _blown_up(epochs: list[dict], summary: dict) -> list[Finding]:
+    """A classifier whose training loss, at any epoch, went far past that of guessing."""
     classes = (summary.get("data") or {}).get("num_classes")
-    loss = last.get("train/loss")
-    if not (isinstance(classes, int) and classes > 1 and isinstance(loss, (int, float))):
+    losses = [(r["train/loss"], r["epoch"]) for r in epochs
+              if isinstance(r.get("train/loss"), (int, float))]
+    if not (isinstance(classes, int) and classes > 1 and losses):
         return []
     chance = math.log(classes)
-    if loss <= BLOWN_UP * chance:
+    worst, epoch = max(losses)
+    if not worst > BLOWN_UP * chance:
         return []
     return [Finding("learning rate too high",
-                    f"the training loss ended at {loss:.4g}, {loss / chance:,.0f}× the "
-                    f"{chance:.3g} of guessing uniformly among {classes} classes: the scores "
+                    f"the training loss reached {worst:.4g} at epoch {epoch}, {worst / chance:,.0f}× "
+                    f"the {chance:.3g} of guessing uniformly among {classes} classes: the scores "
                     f"have blown up",
                     "divide the learning rate by 10 or more, or clip gradients "
                     "(train.clip_grad_norm)")]
 
 
-def _learning_rate(epochs: list[dict], summary: dict) -> list[Finding]:
+def poor_fit(last: dict) -> bool:
+    """Train accuracy below 0.9, or training R² below 0.8; poor when neither is known."""
+    if "train/acc" in last:
+        return last["train/acc"] < BIAS_ACCURACY
+    return last.get("train/r2", -math.inf) < BIAS_R2
+
+
+def _learning_rate(epochs: list[dict], explained: bool) -> list[Finding]:
+    """Too high: a loss that keeps rising by more than noise; too low: one that barely
+    moves while the fit stays poor, unless something else (``explained``) holds it."""
     key = "train/objective" if "train/objective" in epochs[0] else "train/loss"
     losses = [r[key] for r in epochs if math.isfinite(r.get(key, math.nan))]
     if len(losses) < 3:
         return []
-    rises = sum(b > a for a, b in zip(losses, losses[1:]))
+    start = max(abs(losses[0]), 1e-12)
+    rises = sum(b - a > FLAT_CHANGE * start for a, b in zip(losses, losses[1:]))
     if rises >= RISING_SHARE * (len(losses) - 1) and losses[-1] >= 0.9 * losses[0]:
         return [Finding("learning rate too high",
                         f"the training loss rose in {rises} of {len(losses) - 1} epochs "
                         f"({losses[0]:.4g} → {losses[-1]:.4g})",
                         "divide the learning rate by 3 to 10, or use a schedule or Adam")]
-    change = abs(losses[0] - losses[-1]) / max(abs(losses[0]), 1e-12)
+    if explained:
+        return []
+    moved = max(abs(loss - losses[0]) for loss in losses) / start
+    poor = poor_fit(epochs[-1])
     ratios = [row["update_ratio"] for row in epochs[-1].get("layers") or [] if "update_ratio" in row]
-    if change < FLAT_CHANGE or (ratios and max(ratios) < TINY_UPDATE):
-        evidence = f"the training loss moved {change:.2%} in {len(losses)} epochs"
+    if (moved < FLAT_CHANGE and poor) or (ratios and max(ratios) < TINY_UPDATE):
+        evidence = (f"the training loss moved {moved:.2%} at most from its first epoch in "
+                    f"{len(losses)} epochs ({losses[0]:.4g} → {losses[-1]:.4g})")
         if ratios:
             evidence += f"; largest update/weight ratio {max(ratios):.1e}"
         return [Finding("learning rate too low", evidence,

@@ -2,12 +2,13 @@
 
 A checkpoint is an ``.npz`` file of plain arrays (``storage.save_npz``): ``param/<name>``,
 ``buffer/<name>``, ``optim/<key>``, ``schedule/<key>``, ``meta`` (a JSON string with the
-epoch, step, generator states, the best metric, the versions of Python, NumPy and
-``dl`` and the run's config), for an epoch stopped midway ``perm`` (its batch order) and
-``diagnostics/<key>`` (the epoch's statistics so far, when they are recorded), and what
-scoring raw inputs takes: ``inputs`` (JSON) and ``preprocess/<i>/<statistic>`` (see
-``inputs.py``; checkpoints of earlier versions lack them). Nothing is copied into a model
-before every name, shape and value has been checked against it.
+epoch, step, generator states, the best metric, the threads it computed on, the batch
+parts of convolutional models, the versions of Python, NumPy and ``dl`` and the run's
+config), for an epoch stopped midway ``perm`` (its batch order) and ``diagnostics/<key>``
+(the epoch's statistics so far, when they are recorded), and what scoring raw inputs
+takes: ``inputs`` (JSON) and ``preprocess/<i>/<statistic>`` (see ``inputs.py``;
+checkpoints of earlier versions lack them). Nothing is copied into a model before every
+name, shape and value has been checked against it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .nesting import NestingError, json_value
-from .storage import RunError
+from .storage import RunError, load_npz_member
 
 
 def versions() -> dict[str, str]:
@@ -99,12 +100,13 @@ def unpack_checkpoint(arrays: dict[str, np.ndarray]) -> dict:
 def check_batch_order(perm: np.ndarray | None, iteration: int, n: int, iterations: int) -> None:
     """Refuse the batch order of an epoch stopped after ``iteration`` of its ``iterations``
     unless it is a permutation of the ``n`` training samples (RunError). ``iteration``
-    may equal ``iterations``: stopped after its last batch, before the epoch's end was
-    recorded."""
+    may be 0 (stopped before the epoch's first step, or between epochs, without an order)
+    or equal ``iterations`` (stopped after its last batch, before the epoch's end was
+    recorded)."""
     if iteration > iterations:
         raise RunError(f"checkpoint 'meta' entry 'iteration' is {iteration}, but an epoch "
                        f"has {iterations} iterations")
-    if iteration == 0:
+    if perm is None and iteration == 0:  # stopped between epochs
         return
     if perm is None:
         found = "missing"
@@ -116,6 +118,16 @@ def check_batch_order(perm: np.ndarray | None, iteration: int, n: int, iteration
         return
     raise RunError(f"checkpoint 'perm', the batch order of the epoch stopped midway, is "
                    f"{found}; expected a permutation of the {n} training samples")
+
+
+def read_meta(path) -> dict | None:
+    """The ``meta`` of the checkpoint at ``path``, read without its arrays; None when it
+    cannot be read (resuming from it then says why)."""
+    try:
+        meta = json_value(str(load_npz_member(path, "meta")))
+    except (RunError, NestingError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
 
 
 def check_compatible(expected: dict[str, np.ndarray], found: dict[str, np.ndarray],

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import dump_config, load_saved_config
 from .data import DataError, Split, Splits, apply_steps, kfold_indices, load
 from .layout import RunLayout, SweepLayout
 from .loggers import start_loggers
@@ -28,8 +29,8 @@ from .registry import PREPROCESSORS, Registry
 from .runs import Run
 from .schema import Config
 from .solver import Interrupted
-from .storage import RunError
-from .training import Assembled, assemble, resume, start, train
+from .storage import RunError, write_text
+from .training import Assembled, Finished, assemble, resume, start, train
 
 
 def fold_splits(cfg: Config, k: int, fold: int, fitted: list | None = None) -> Splits:
@@ -107,10 +108,10 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
     and ``RUN/summary.json`` scoring the config as the mean (± sample std) of each fold's
     best monitored metric. The test split is scored by each fold's best parameters and
     averaged the same way; it still chooses nothing. ``say`` takes a line as each fold
-    starts, ``made`` the run folder's path once it exists. Given the (locked) ``root``
-    of an interrupted k-fold run, it continues it:
-    each fold from its ``last.npz``, a fold that has none from the start (a finished
-    fold changes nothing)."""
+    starts and as each of its epochs ends, ``made`` the run folder's path once it exists.
+    Given the (locked) ``root`` of an interrupted k-fold run, it continues it: each fold
+    from its ``last.npz``, a fold that has none from the start (a finished fold changes
+    nothing; when every fold is finished, ``Finished``)."""
     k = cfg.validation.kfold
     first = assemble_fold(cfg, k, 0)  # every data mistake before a folder is made
     loggers = start_loggers(cfg)      # and every logger that cannot start; each records every fold
@@ -118,7 +119,7 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
     if made is not None:
         made(root.path)
     try:
-        folds = []
+        folds, finished = [], 0
         for fold in range(k):
             parts = first if fold == 0 else assemble_fold(cfg, k, fold)
             path = root.layout.fold(fold)
@@ -134,8 +135,18 @@ def train_folds(cfg: Config, run_dir=None, progress: bool = True, warn=None, say
                 sizes = (len(parts.splits.train.X), len(parts.splits.val.X), len(parts.splits.test.X))
                 say(f"fold {fold + 1} of {k}: {sizes[0]} train / {sizes[1]} val / {sizes[2]} "
                     f"test samples → {run.path}{' (resumed)' if resuming else ''}")
-            folds.append(train(cfg, run, parts, resuming=resuming, progress=progress, warn=warn,
-                               loggers=loggers))
+            try:
+                folds.append(train(cfg, run, parts, resuming=resuming, progress=progress,
+                                   warn=warn, loggers=loggers, say=say))
+            except Finished:
+                folds.append(run.read_summary())
+                finished += 1
+        if finished == k:
+            raise Finished(f"{root.path} is complete: none of its {k} folds has anything "
+                           f"left to train; nothing changed. To train them longer: dl train "
+                           f"--resume {root.path} train.epochs=N")
+        if dump_config(load_saved_config(root.layout.config)) != dump_config(cfg):
+            write_text(root.layout.config, dump_config(cfg))  # trained longer
         summary = fold_summary(cfg, folds)
         summary["run_dir"] = str(root.path)
         root.write_summary(summary)

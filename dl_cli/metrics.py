@@ -74,26 +74,30 @@ def mean_iou(predicted: np.ndarray, y: np.ndarray, classes: int) -> float:
 
 
 def evaluate(model: Model, X: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
-    """Eval-mode scores of ``model`` on ``(X, y)``: the data loss (no penalty), plus
+    """Eval-mode scores of ``model`` on ``(X, y)`` (see ``scored``); nothing for no data."""
+    if len(X) == 0:
+        return {}
+    return scored(model.loss_fn, model.scores(X), y, prefix)
+
+
+def scored(loss_fn, scores: np.ndarray, y: np.ndarray, prefix: str) -> dict[str, float]:
+    """The metrics of ``scores`` against targets ``y``: the data loss (no penalty), plus
     accuracy for class labels (of every pixel with labels ``(N, H, W)``, which add
     ``mean_iou``), or, for real-valued targets, MSE (``mean (ŷ − y)²``) and R²
     (``1 − Σ(ŷ − y)² / Σ(y − ȳ)²``) of the loss's ``values``. Labels equal to the loss's
     ``ignore_index`` count for neither."""
-    if len(X) == 0:
-        return {}
-    scores = model.scores(X)
-    loss, _ = model.loss_fn(scores, y)
+    loss, _ = loss_fn(scores, y)
     out = {f"{prefix}/loss": float(loss)}
     if y.dtype.kind == "f":
         target = y.astype(np.float64)
-        predicted = model.loss_fn.values(scores).reshape(target.shape)
+        predicted = loss_fn.values(scores).reshape(target.shape)
         residual = float(np.sum((predicted - target) ** 2))
         total = float(np.sum((target - target.mean(axis=0)) ** 2))
         out[f"{prefix}/mse"] = residual / target.size
         out[f"{prefix}/r2"] = 1.0 - residual / total if total > 0 else float("nan")
     else:
-        predicted = model.loss_fn.predict(scores)
-        keep = y != getattr(model.loss_fn, "ignore_index", None)
+        predicted = loss_fn.predict(scores)
+        keep = y != getattr(loss_fn, "ignore_index", None)
         out[f"{prefix}/acc"] = float(np.mean(predicted[keep] == y[keep]))
         if y.ndim == 3:
             out[f"{prefix}/miou"] = mean_iou(predicted[keep], y[keep], scores.shape[1])

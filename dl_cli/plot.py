@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .layout import RunLayout, SweepLayout
 from .runs import Run
@@ -31,7 +32,8 @@ from .tables import read_summary
 from .sweep.folder import saved_spec, trial_table
 from .sweep.importance import SearchModel, fit, importances, most_important_pair, partial_dependence
 from .sweep.ledger import SweepError, TrialState
-from .sweep.results import configurations, show
+from .numbers import short
+from .sweep.results import configurations
 from .sweep.spec import SweepSpec
 
 STATUS_COLORS = {"completed": "tab:green", "pruned": "tab:orange", "paused": "tab:blue",
@@ -70,7 +72,7 @@ def plot_run(run_dir: Path, out_dir: Path) -> list[Path]:
         for split, style in (("train", "-"), ("val", "--")):
             values = [r.get(f"{split}/{name}", math.nan) for r in records]
             ax.plot(epochs, values, style, marker=".", label=f"{split}/{name}")
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         ax.legend()
@@ -178,49 +180,114 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def plot_metric_vs_params(spec: SweepSpec, table: dict[int, TrialState], path: Path) -> None:
+FEW = 4  # numeric parameters with at most this many values are shown as categories
+
+
+def place_values(ax, values: list, order: list | None = None, log: bool = False):
+    """Set ``ax``'s x axis for ``values`` and return where each value goes:
+
+    - symlog for a zero among positive values spanning decades (l2 0, 1e-5, 1e-4): the
+      zero keeps its place, the others their decades;
+    - log for a log domain (``log``) or positive values spanning three decades or more;
+    - categories, evenly spaced with short labels (``numbers.short``), for words, specs
+      and any other numbers of at most ``FEW`` distinct values (batch size 32, 64), in
+      ``order`` or by value;
+    - linear otherwise.
+    """
+    numeric = all(is_number(v) for v in values)
+    positive = [v for v in values if numeric and v > 0]
+    if positive and min(values) == 0 and max(positive) / min(positive) >= 10:
+        ax.set_xscale("symlog", linthresh=min(positive))
+        return list(values)
+    if positive and positive == values and (log or max(values) / min(values) >= 1000):
+        ax.set_xscale("log")
+        return list(values)
+    distinct = list(dict.fromkeys(short(v) for v in values))
+    if numeric and len(distinct) > FEW:
+        return list(values)
+    labels = order or sorted(distinct, key=(lambda t: float(t)) if numeric else None)
+    ax.set_xticks(range(len(labels)), labels, rotation=0 if numeric else 30,
+                  ha="center" if numeric else "right")
+    ax.set_xlim(-0.5, len(labels) - 0.5)
+    return [labels.index(short(v)) for v in values]
+
+
+def epoch_axis(ax) -> None:
+    """An x axis of epochs: whole numbers only."""
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def hidden_by(curve: tuple[list, list], drawn: dict[str, tuple[list, list]]) -> str | None:
+    """The label of a curve already drawn that ``curve`` (epochs, values) coincides with,
+    so that the one drawn over it can say so; None when it shows."""
+    for label, other in drawn.items():
+        if list(other[0]) == list(curve[0]) and np.allclose(other[1], curve[1], rtol=1e-3,
+                                                            atol=1e-9, equal_nan=True):
+            return label
+    return None
+
+
+def outside_legend(ax, **options) -> None:
+    """The axes' legend to the right of the data, never over it."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, **options)
+
+
+STATUS_MARKERS = {"completed": "o", "pruned": "v", "paused": "s", "diverged": "X",
+                  "running": "s", "interrupted": "D"}
+
+
+def plot_metric_vs_params(spec: SweepSpec, table: dict[int, TrialState], path: Path) -> Figure:
     """One panel per varied parameter (and one for the variants): each trial's metric at
-    its value (log axis for log domains, one position per value for non-numeric ones),
-    colored by status."""
+    its value (axes by ``place_values``). A variant sweep colours the points by variant
+    and marks their status by shape; any other sweep colours them by status."""
     params = (["variant"] if spec.variants else []) + list(spec.params)
-    fig = Figure(figsize=(4.5 * len(params), 4), layout="constrained")
+    fig = Figure(figsize=(4.5 * len(params) + 1.5, 4), layout="constrained")
     axes = fig.subplots(1, len(params), squeeze=False)[0]
     scored = [s for s in table.values() if s.metric is not None and math.isfinite(s.metric)]
 
     def value_of(state: TrialState, param: str):
         return state.variant if param == "variant" else state.params[param]
 
+    if spec.variants:
+        groups = [(f"{v}" + ("" if status == "completed" else f" ({status})"),
+                   [s for s in scored if s.variant == v and s.status == status],
+                   {"color": f"C{i % 10}", "marker": STATUS_MARKERS.get(status, "o")})
+                  for i, v in enumerate(spec.variants)
+                  for status in sorted({s.status for s in scored})]
+    else:
+        groups = [(status, [s for s in scored if s.status == status],
+                   {"color": STATUS_COLORS.get(status, "tab:gray")})
+                  for status in sorted({s.status for s in scored})]
     for ax, param in zip(axes, params):
-        values = [value_of(s, param) for s in scored]
-        numeric = all(is_number(v) for v in values)
-        labels = sorted({show(v) for v in values}) if not numeric else []
-        if param == "variant":
-            labels = [v for v in spec.variants if v in values]
-        for status in sorted({s.status for s in scored}):
-            group = [s for s in scored if s.status == status]
-            xs = [value_of(s, param) if numeric else labels.index(show(value_of(s, param)))
-                  for s in group]
-            ax.scatter(xs, [s.metric for s in group], label=status, alpha=0.8,
-                       color=STATUS_COLORS.get(status, "tab:gray"))
-        if numeric and spec.params[param].log:
-            ax.set_xscale("log")
-        if labels:
-            ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        order = [v for v in spec.variants if any(s.variant == v for s in scored)] \
+            if param == "variant" else None
+        log = param != "variant" and spec.params[param].log
+        xs = place_values(ax, [value_of(s, param) for s in scored], order, log)
+        where = dict(zip((id(s) for s in scored), xs))
+        for label, group, style in groups:
+            if group:
+                ax.scatter([where[id(s)] for s in group], [s.metric for s in group],
+                           label=label, alpha=0.8, **style)
         ax.set_xlabel(param)
         ax.set_ylabel(spec.metric)
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    outside_legend(axes[-1], fontsize="small")
     fig.suptitle(f"{spec.name}: {spec.metric} ({spec.goal}) against each parameter")
     fig.savefig(path, dpi=100)
+    return fig
 
 
 def plot_top_curves(spec: SweepSpec, table: dict[int, TrialState], folder: Path, top: int,
-                    path: Path) -> None:
+                    path: Path) -> Figure:
     """The validation metric and the training loss per epoch of the ``top`` best
-    configurations (their first trial; fold 0 of a k-fold trial)."""
-    fig = Figure(figsize=(11, 4), layout="constrained")
+    configurations (their first trial; fold 0 of a k-fold trial); a curve drawn over
+    one it equals is dashed and says so."""
+    fig = Figure(figsize=(13, 4), layout="constrained")
     metric_ax, loss_ax = fig.subplots(1, 2)
     best = configurations(table, spec)[:top]
+    drawn: dict[str, tuple[list, list]] = {}
     for result in best:
         trial = result.trials[0]
         records = epoch_records(RunLayout(SweepLayout(folder).trial(trial.index)).curves_run())
@@ -228,18 +295,25 @@ def plot_top_curves(spec: SweepSpec, table: dict[int, TrialState], folder: Path,
             continue
         label = f"trial {trial.index}: " + ", ".join(
             ([trial.variant] if trial.variant is not None else [])
-            + [f"{p.rsplit('.', 1)[-1]}={show(v)}" for p, v in trial.params.items()])
+            + [f"{p.rsplit('.', 1)[-1]}={short(v)}" for p, v in trial.params.items()])
         epochs = [r["epoch"] for r in records]
-        metric_ax.plot(epochs, [r.get(spec.metric, math.nan) for r in records], marker=".", label=label)
-        loss_ax.plot(epochs, [r.get("train/loss", math.nan) for r in records], marker=".", label=label)
+        curve = (epochs, [r.get(spec.metric, math.nan) for r in records])
+        same = hidden_by(curve, drawn)
+        if same is not None:
+            label += f" (same curves as {same.split(':')[0]})"
+        metric_ax.plot(*curve, marker=".", label=label, ls="--" if same else "-")
+        loss_ax.plot(epochs, [r.get("train/loss", math.nan) for r in records], marker=".",
+                     label=label, ls="--" if same else "-")
+        drawn[label] = curve
     for ax, name in ((metric_ax, spec.metric), (loss_ax, "train/loss")):
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
     loss_ax.set_yscale("log")
-    metric_ax.legend(fontsize="small")
+    outside_legend(loss_ax, fontsize="small")  # one legend for both panels
     fig.suptitle(f"{spec.name}: learning curves of the best {len(best)} configurations")
     fig.savefig(path, dpi=100)
+    return fig
 
 
 def plot_importance(spec: SweepSpec, model: SearchModel, shares, spread, path: Path) -> Figure:

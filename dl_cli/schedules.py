@@ -32,6 +32,12 @@ class Schedule:
     def lr_at(self, epoch: int, base_lr: float, total_epochs: int) -> float:
         raise NotImplementedError
 
+    def horizon(self, total_epochs: int) -> dict:
+        """The options that keep this schedule's rates when the run it was made for, of
+        ``total_epochs``, is trained longer; none for a schedule that does not look at
+        the run's length."""
+        return {}
+
     def observe(self, value: float, goal: str = "min") -> None:
         """Take the monitored validation metric after an epoch; ``goal`` says whether
         lower (``min``, a loss) or higher (``max``, an accuracy) is better."""
@@ -101,6 +107,9 @@ class Cosine(Schedule):
     def floor(self) -> float:
         return self.min_lr
 
+    def horizon(self, total_epochs):
+        return {} if self.epochs is not None else {"epochs": total_epochs}
+
     def lr_at(self, epoch, base_lr, total_epochs):
         span = self.epochs or total_epochs
         progress = min(epoch, span) / span if span > 0 else 1.0
@@ -121,6 +130,15 @@ class Warmup(Schedule):
     @property
     def floor(self) -> float:
         return 0.0 if self.after_schedule is None else self.after_schedule.floor
+
+    def horizon(self, total_epochs):
+        if self.after_schedule is None:
+            return {}
+        after = self.after_schedule.horizon(total_epochs - self.epochs)
+        if not after:
+            return {}
+        spec = {"type": self.after} if isinstance(self.after, str) else dict(self.after)
+        return {"after": {**spec, **after}}
 
     def lr_at(self, epoch, base_lr, total_epochs):
         if epoch < self.epochs:

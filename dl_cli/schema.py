@@ -155,6 +155,21 @@ class ValidationConfig(Section):
                                                    # fold) and score the config as the mean of their best val metric
 
 
+PARALLEL_MODES = ("sync", "async")
+
+
+@dataclass
+class ParallelConfig(Section):
+    """Training on Dask workers (the ``dask`` extra), as ``dl train --backend dask`` does."""
+
+    mode: str = key("sync", known(PARALLEL_MODES))  # sync: map-reduce gradients, the numbers of one
+                                                    # process; async: a parameter server (Downpour),
+                                                    # not deterministic (its update order is recorded)
+    workers: int = key(2, at_least(1))       # a LocalCluster of this many, unless dl train --address
+    wait: float = key(60.0, at_least(0))     # seconds for a lost worker to be replaced before the run
+                                             # stops (last.npz saved, exit 1)
+
+
 @dataclass
 class Config(Section):
     name: str = key("run", RUN_NAME)     # runs/<name>/<timestamp>-<id>/
@@ -168,6 +183,7 @@ class Config(Section):
     train: TrainConfig = key(factory=TrainConfig)
     checkpoint: CheckpointConfig = key(factory=CheckpointConfig)
     validation: ValidationConfig = key(factory=ValidationConfig)
+    parallel: ParallelConfig | None = None  # none: train in this process
     runs_dir: str = key("runs", NOT_EMPTY)  # where run folders are made
 
     # Not a field (never dumped or compared): the components validation built to check
@@ -183,7 +199,7 @@ PRUNE_RULE = Rule(lambda v: f"one of {', '.join(PRUNE_RULES)}{did_you_mean(v, PR
                   lambda v: v in PRUNE_RULES or v in RENAMED_RULES)
 STUDIES = ("init", "activations", "regularization", "batchnorm", "optimizers", "schedules",
            "polynomial", "weight_decay", "depth_residual", "clipping", "cnn_vs_mlp",
-           "bottleneck", "autoencoder_vs_pca")  # studies.report.SECTIONS
+           "bottleneck", "autoencoder_vs_pca", "distributed")  # studies.report.SECTIONS
 
 
 def is_folder_name(value) -> bool:

@@ -18,12 +18,18 @@ logger so): ``start`` {epoch, step} when ``train`` begins (a resumed run from it
 checkpoint); ``iteration`` {record} at every ``log_every`` iterations; ``epoch`` {record,
 params, grads} as an epoch ends, with the record of metrics.jsonl, the parameters and the
 last update's gradients; ``end`` {summary} once the summary is built (``finish``).
+``dl train``'s line per epoch (``progress.EpochLines``) is one of them.
 
 Each epoch: a fresh permutation of the training set, ``ceil(N / batch_size)`` calls to
 ``step`` (the last batch may be smaller; a lone last sample joins the batch before
 it), the learning rate from the schedule, then
 ``check_accuracy`` on the validation set and a training subsample. The test split is
 scored once, at the end, with the best parameters, and never used for any choice.
+
+Who computes a step's loss and gradients, and the scores, is the ``source``
+(``distributed.source.GradientSource``): the model in this process by default, or
+workers that each hold a shard of the data (``distributed.dask_sync``). The loop, the
+optimizer, the checkpoints and the run folder are the same whichever it is.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ from . import threads
 from .checkpoints import check_batch_order, copy_into, pack_checkpoint, versions
 from .data import Splits
 from .diagnostics import Diagnostics
-from .metrics import evaluate, resolve_monitor, run_task
+from .distributed.source import GradientSource, LocalSource, WorkersLost
+from .metrics import resolve_monitor, run_task, scored
 from .nn import ShapeError
 from .nn.model import Model
 from .optim import clip_grad_norm, clip_grad_value, global_norm
@@ -67,6 +74,11 @@ def improves(value: float, best: float | None, mode: str, min_delta: float = 0.0
     return value > best + min_delta if mode == "max" else value < best - min_delta
 
 
+def signal_name(signum: int) -> str:
+    """How a stop is named to the user: ``Ctrl-C`` for SIGINT, else the signal's name."""
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
 TRAINING: "weakref.WeakSet[Solver]" = weakref.WeakSet()  # training off the main thread
 
 
@@ -75,20 +87,21 @@ def stop_training(signum: int) -> None:
     trial) to stop after its current iteration, as a signal does on the main thread: it
     saves ``last.npz`` and raises Interrupted."""
     for solver in list(TRAINING):
-        solver._stop_signal = signum
+        solver.request_stop(signum)
 
 
 class Solver:
     def __init__(self, model: Model, splits: Splits, optimizer, train: TrainConfig,
                  schedule=None, checkpoint: CheckpointConfig | None = None, augment=None,
-                 seed: int = 0, run: Run | None = None, progress: bool = True, observers=(),
-                 record: dict | None = None):
+                 seed: int = 0, run: Run | None = None, progress: bool = True,
+                 source: GradientSource | None = None, observers=(), record: dict | None = None):
         """``record``: entries every checkpoint's meta holds besides the training state
         (the run's config, which a resume compares with its config.yaml)."""
         self.record = record or {}
         self.model, self.splits, self.optimizer = model, splits, optimizer
+        self.schedule, self.run = schedule, run
+        self.source = source or LocalSource(model, splits, augment, seed)  # computes each step
         self.observers = list(observers)  # observer(event, payload): see the module docstring
-        self.schedule, self.augment, self.run = schedule, augment, run
         self.cfg, self.progress = train, progress
         n = len(splits.train.X)
         if n == 0:
@@ -107,9 +120,11 @@ class Solver:
         self.train_subset = np.sort(subset_rng.choice(
             n, size=min(train.eval_train_samples, n), replace=False))
 
-        # Models whose layers want it cut each batch over the cores themselves (threads.py)
-        self.parts = threads.blas_threads() if model.wants_batch_parts else None
-        self.rng = np.random.default_rng([seed, 1])  # batch order and augmentation
+        # Models whose layers want it cut each batch over the cores themselves (threads.py);
+        # both counts go into the checkpoints, for a resume to compute as the run did
+        self.thread_count = threads.blas_threads()
+        self.parts = self.thread_count if model.wants_batch_parts else None
+        self.rng = np.random.default_rng([seed, 1])  # batch order
         self.epoch = 0               # completed epochs
         self.iteration = 0           # completed iterations of the current epoch
         self.step_count = 0          # completed iterations in all
@@ -131,6 +146,7 @@ class Solver:
         self.save_every = checkpoint.every_seconds
         self._pending_best: dict[str, np.ndarray] | None = None  # best not yet on disk
         self._last_saved = -math.inf
+        self._bar = None  # the batch bar of the epoch being trained, on a terminal
 
     @contextmanager
     def computing(self):
@@ -142,21 +158,27 @@ class Solver:
         with threads.computing_on(self.parts):
             yield
 
+    def request_stop(self, signum: int = signal.SIGINT) -> None:
+        """Ask training to stop after the current iteration, as SIGINT or SIGTERM does: it
+        saves ``last.npz`` and raises Interrupted. A second SIGINT raises KeyboardInterrupt
+        at once (a second Ctrl-C)."""
+        if self._stop_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+
     # -- one iteration ---------------------------------------------------------------
     def step(self, idx: np.ndarray) -> float:
         """One update on the training samples ``idx``; raises Diverged on NaN/inf, and
         ShapeError when a layer refuses the batch (batchnorm given a single sample)."""
-        X, y = self.splits.train.X[idx], self.splits.train.y[idx]
-        if self.augment is not None:
-            X = self.augment(X, self.rng)
         if self.diagnostics is not None:
             self.diagnostics.before_step()
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
             try:
-                loss, grads = self.model.loss(X, y)
+                loss, grads = self.source.gradients(idx, self.epoch)
             except ValueError as error:
+                shape = (len(idx), *self.splits.train.X.shape[1:])
                 raise ShapeError(f"epoch {self.epoch + 1}, iteration {self.iteration + 1}: "
-                                 f"the model cannot train on a batch of shape {X.shape}: "
+                                 f"the model cannot train on a batch of shape {shape}: "
                                  f"{error}") from error
             norm = global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
@@ -176,11 +198,12 @@ class Solver:
 
     def check_accuracy(self, split: str) -> dict[str, float]:
         """Eval-mode metrics on ``train`` (the fixed subsample), ``val`` or ``test``."""
-        data = getattr(self.splits, split)
-        if split == "train":
-            return evaluate(self.model, data.X[self.train_subset], data.y[self.train_subset],
-                            "train")
-        return evaluate(self.model, data.X, data.y, split)
+        idx = self.train_subset if split == "train" else None
+        y = getattr(self.splits, split).y
+        if len(y) == 0 or idx is not None and len(idx) == 0:
+            return {}
+        return scored(self.model.loss_fn, self.source.scores(split, idx),
+                      y if idx is None else y[idx], split)
 
     # -- the loop --------------------------------------------------------------------
     def train(self, score_test: bool = True) -> dict:
@@ -202,7 +225,7 @@ class Solver:
                        "error": str(error)})
             self._save(force=True)  # the failing update was not applied
             raise
-        except Interrupted:
+        except (Interrupted, WorkersLost):  # the last completed step is saved to resume from
             self.status = "interrupted"
             self.elapsed = time.perf_counter() - started
             self._save(force=True)
@@ -211,6 +234,8 @@ class Solver:
             self.status = "failed"
             self.elapsed = time.perf_counter() - started
             raise
+        finally:  # gone before anything else prints, a stop's message included
+            self._close_bar()
         if self.status == "running":
             self.status = "completed"
         self.elapsed = time.perf_counter() - started
@@ -218,13 +243,13 @@ class Solver:
 
     def _run_epoch(self, started: float) -> None:
         n, bs = len(self.splits.train.X), self.batch_size
-        if self.iteration == 0:
+        if self.perm is None:  # a new epoch; one stopped midway keeps its order
             self.perm = self.rng.permutation(n)
             self.loss_sum = 0.0
         base_lr = self.optimizer.base_lr
         self.optimizer.lr = (self.schedule.lr_at(self.epoch, base_lr, self.cfg.epochs)
                              if self.schedule is not None else base_lr)
-        bar = self._progress_bar()
+        bar = self._bar = self._progress_bar()
         for it in range(self.iteration, self.iters_per_epoch):
             end = n if it == self.iters_per_epoch - 1 else (it + 1) * bs
             loss = self.step(self.perm[it * bs:end])
@@ -238,21 +263,17 @@ class Solver:
                 bar.update(1)
                 bar.set_postfix(loss=f"{self.loss_sum / (it + 1):.4f}", refresh=False)
             if self._stop_signal is not None:
-                if bar is not None:
-                    bar.close()
-                raise Interrupted(f"stopped by signal {self._stop_signal} at epoch "
+                raise Interrupted(f"interrupted ({signal_name(self._stop_signal)}) at epoch "
                                   f"{self.epoch + 1}, iteration {self.iteration}")
-        if bar is not None:
-            bar.close()
+        self._close_bar()
         self._end_epoch(started)
 
     def _end_epoch(self, started: float) -> None:
-        self.epoch += 1
-        self.iteration = 0
+        scores = {**self.check_accuracy("train"), **self.check_accuracy("val")}
+        self.epoch += 1  # once scored: a stop while scoring resumes by scoring again
+        self.iteration, self.perm = 0, None
         record = {"epoch": self.epoch, "step": self.step_count, "lr": self.optimizer.lr,
-                  "train/objective": self.loss_sum / self.iters_per_epoch}
-        record.update(self.check_accuracy("train"))
-        record.update(self.check_accuracy("val"))
+                  "train/objective": self.loss_sum / self.iters_per_epoch, **scores}
         self.elapsed = time.perf_counter() - started
         record["time"] = round(self.elapsed, 3)
         if self.diagnostics is not None:
@@ -317,7 +338,7 @@ class Solver:
             "loss_sum": self.loss_sum, "last_finite_loss": self.last_finite_loss,
             "best_value": self.best_value, "best_epoch": self.best_epoch,
             "stop_best": self.stop_best, "stale_epochs": self.stale_epochs,
-            "monitor": self.monitor,
+            "monitor": self.monitor, "threads": self.thread_count, "parts": self.parts,
             "rng": self.rng.bit_generator.state,
             "layer_rngs": {k: g.bit_generator.state for k, g in self.model.rngs().items()},
             "versions": versions(), **self.record,
@@ -328,7 +349,7 @@ class Solver:
                                  self.optimizer.state_dict(),
                                  self.schedule.state_dict() if self.schedule else {},
                                  self._meta())
-        if self.iteration:
+        if self.perm is not None:  # stopped within an epoch (maybe before its first step)
             arrays["perm"] = self.perm
             if self.diagnostics is not None:
                 arrays.update({f"diagnostics/{k}": v for k, v in self.diagnostics.state_dict().items()})
@@ -403,6 +424,11 @@ class Solver:
         for observer in self.observers:
             observer(event, payload)
 
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
     def _progress_bar(self):
         if not self.progress:
             return None
@@ -424,12 +450,10 @@ class Solver:
                 TRAINING.discard(self)
             return
 
-        def request_stop(signum, frame):
-            if self._stop_signal is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self._stop_signal = signum
+        def on_signal(signum, frame):
+            self.request_stop(signum)
 
-        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .npz import read_npz
+from .npz import read_member, read_npz
 
 
 class RunError(RuntimeError):
@@ -142,5 +142,22 @@ def load_npz(path: Path) -> dict[str, np.ndarray]:
             return read_npz(f, os.fstat(f.fileno()).st_size, deflated=False)
     except FileNotFoundError:
         raise RunError(f"{path}: no such checkpoint") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+        raise RunError(f"{path}: not a readable checkpoint ({error})") from None
+
+
+def load_npz_member(path: Path, name: str) -> np.ndarray:
+    """One array of an ``.npz`` file written by ``save_npz`` (``load_npz``'s checks), the
+    others left unread; RunError when the file or the member cannot be read."""
+    path = Path(path)
+    try:
+        with os.fdopen(open_fd(path, os.O_RDONLY), "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            with zipfile.ZipFile(f) as archive:
+                return read_member(archive, archive.getinfo(f"{name}.npy"), size)
+    except FileNotFoundError:
+        raise RunError(f"{path}: no such checkpoint") from None
+    except KeyError:
+        raise RunError(f"{path}: holds no '{name}'") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
         raise RunError(f"{path}: not a readable checkpoint ({error})") from None

@@ -13,6 +13,7 @@ from rich.table import Table
 from .config import flatten
 from .gradcheck import ZERO, Check
 from .nn.model import Model
+from .numbers import column, figure
 from .registry import Registry
 from .runs import Run
 from .storage import RunError
@@ -38,8 +39,8 @@ def human(count: int) -> str:
 
 def model_table(model: Model) -> Table:
     table = Table(title=f"model: input {tuple(model.in_shape)}, loss {model.loss_fn.registered_name}")
-    for column in ("#", "layer", "output shape", "params", "multiply-adds"):
-        table.add_column(column, justify="right" if column != "layer" else "left")
+    for heading in ("#", "layer", "output shape", "params", "multiply-adds"):
+        table.add_column(heading, justify="right" if heading != "layer" else "left")
     rows = model.summary()
     for row in rows:
         table.add_row(str(row["index"]), row["layer"], str(row["output"]),
@@ -66,8 +67,8 @@ def gradcheck_table(checks: list[Check]) -> Table:
     zeros = any(zero_gradient(c) for c in checks)
     table = Table(title="gradient check (float64, centered differences)",
                   caption=ZERO_NOTE if zeros else None, caption_justify="left")
-    for column in ("layer", "parameter", "shape", "max rel. error", "result"):
-        table.add_column(column)
+    for heading in ("layer", "parameter", "shape", "max rel. error", "result"):
+        table.add_column(heading)
     for check in checks:
         error = f"{check.error:.2e}"
         if zero_gradient(check):
@@ -98,12 +99,13 @@ def gradcheck_summary(checks: list[Check]) -> str:
     return f"{text} (max error {max(measured):.1e})"
 
 
-def registry_table(registry: Registry) -> Table:
-    table = Table(title=registry.plural)
-    table.add_column("name", style="bold")
+def registry_table(registry: Registry, only: str | None = None) -> Table:
+    """Every entry of ``registry`` (or the one called ``only``): name, options, summary."""
+    table = Table(title=registry.plural if only is None else registry.kind)
+    table.add_column("name", style="bold", no_wrap=True)
     table.add_column("options")
     table.add_column("what it is")
-    for name in registry.names():
+    for name in registry.names() if only is None else [only]:
         options = ", ".join(
             k if v is inspect.Parameter.empty else f"{k}={v!r}"
             for k, v in registry.options(name).items())
@@ -111,55 +113,80 @@ def registry_table(registry: Registry) -> Table:
     return table
 
 
-def metrics_table(title: str, metrics: dict) -> Table:
-    table = Table(title=title)
+def metrics_table(metrics: dict) -> Table:
+    """One row per metric; the values at one precision (``numbers.column``)."""
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key, value in metrics.items():
-        table.add_row(key, number(value))
+    for key, text in zip(metrics, column(list(metrics.values()))):
+        table.add_row(key, text)
     return table
 
 
+def summary_title(summary: dict) -> str:
+    """The line above a run's table: ``digits-mlp: completed; best val/acc 0.9777 at
+    epoch 4 of 5`` (plain text, printed whole)."""
+    return (f"{summary.get('name', 'run')}: {summary.get('status')}; best "
+            f"{summary.get('monitor')} {figure(summary.get('best_value'))} at epoch "
+            f"{summary.get('best_epoch')} of {summary.get('epochs')}")
+
+
+def add_columns(table: Table, columns: list[list], blank: set[tuple[int, int]] = frozenset()) -> None:
+    """Rows from ``columns`` (lists of values, each at one precision); the cells in
+    ``blank`` (row, column) stay empty."""
+    texts = [column(values) for values in columns]
+    for row in range(len(columns[0]) if columns else 0):
+        table.add_row(*("" if (row, c) in blank else texts[c][row] for c in range(len(texts))))
+
+
 def summary_table(summary: dict) -> Table:
-    """Rows train / val / test; columns each measure at the best epoch and at the last."""
+    """Rows train / val / test; columns each measure at the best epoch and at the last
+    (the title is ``summary_title``, a line of its own)."""
     best, final, test = summary.get("best") or {}, summary.get("final") or {}, summary.get("test") or {}
     measures = sorted({key.split("/", 1)[1] for key in (*best, *test)
                        if "/" in key and not key.endswith("/objective")},
                       key=lambda m: (m != "loss", m))
-    title = (f"{escape(str(summary.get('name', 'run')))}: {summary.get('status')}; best "
-             f"{summary.get('monitor')} {number(summary.get('best_value'))} at epoch "
-             f"{summary.get('best_epoch')} of {summary.get('epochs')}")
-    table = Table(title=title)
+    table = Table()
     table.add_column("split")
     for measure in measures:
         table.add_column(f"{measure} (best)", justify="right")
     for measure in measures:
         table.add_column(f"{measure} (last)", justify="right")
-    for split, at_best, at_last in (("train", best, final), ("val", best, final),
-                                    ("test", test, {})):
-        values = [at_best.get(f"{split}/{m}") for m in measures]
-        if all(v is None for v in values):
-            continue
-        table.add_row(split, *(number(v) for v in values),
-                      *(number(at_last.get(f"{split}/{m}")) if at_last else "" for m in measures))
+    rows = [(split, at_best, at_last) for split, at_best, at_last in
+            (("train", best, final), ("val", best, final), ("test", test, {}))
+            if any(at_best.get(f"{split}/{m}") is not None for m in measures)]
+    columns = [[split for split, _, _ in rows]]
+    columns += [[at_best.get(f"{split}/{m}") for split, at_best, _ in rows] for m in measures]
+    columns += [[at_last.get(f"{split}/{m}") for split, _, at_last in rows] for m in measures]
+    blank = {(r, 1 + len(measures) + c) for r, (_, _, at_last) in enumerate(rows) if not at_last
+             for c in range(len(measures))}
+    add_columns(table, columns, blank)
     return table
 
 
+def folds_title(summary: dict) -> str:
+    """The line above a k-fold run's table: the config's score, mean ± std over folds."""
+    mean, std = column([summary["best_value"], summary["best_std"]])
+    return (f"{summary['name']}: {summary['kfold']}-fold cross-validation, "
+            f"{summary['monitor']} {mean} ± {std}")
+
+
 def folds_table(summary: dict) -> Table:
-    """One row per fold, then the mean ± std that scores the config."""
+    """One row per fold, then the mean that scores the config (``folds_title`` above it)."""
     monitor = summary["monitor"]
     test_key = monitor.replace("val/", "test/")
-    title = (f"{escape(summary['name'])}: {summary['kfold']}-fold cross-validation, {monitor} "
-             f"{number(summary['best_value'])} ± {number(summary['best_std'])}")
-    table = Table(title=title)
-    for column in ("fold", "status", "best epoch", f"best {monitor}", test_key):
-        table.add_column(column, justify="right" if column != "status" else "left")
-    for fold in summary["folds"]:
-        table.add_row(str(fold["fold"]), fold["status"], number(fold["best_epoch"]),
-                      number(fold["best_value"]), number((fold["test"] or {}).get(test_key)))
+    table = Table()
+    for heading in ("fold", "status", "best epoch", f"best {monitor}", test_key):
+        table.add_column(heading, justify="right" if heading != "status" else "left")
+    folds = summary["folds"]
+    bests = column([f["best_value"] for f in folds] + [summary["best_value"]])
+    tests = column([(f["test"] or {}).get(test_key) for f in folds]
+                   + [summary["test"].get(test_key)])
+    for i, fold in enumerate(folds):
+        table.add_row(str(fold["fold"]), fold["status"], figure(fold["best_epoch"]),
+                      bests[i], tests[i])
     table.add_section()
-    table.add_row("mean", summary["status"], "", number(summary["best_value"]),
-                  number(summary["test"].get(test_key)))
+    table.add_row("mean", summary["status"], "", bests[-1], tests[-1])
     return table
 
 
@@ -187,20 +214,6 @@ def best_text(summary: dict) -> str:
     return text
 
 
-def runs_table(run_dirs: list[Path], root: Path) -> Table:
-    table = Table(title=escape(f"runs in {root}"))
-    table.add_column("run", overflow="fold")  # whole: a k-fold run's folds differ by the tail
-    for column in ("status", "epochs", "monitor", "best val", "test"):
-        table.add_column(column)
-    for run_dir in run_dirs:
-        summary = read_summary(run_dir)
-        monitor = summary.get("monitor", "")
-        test = summary.get("test") or {}
-        test_key = monitor.replace("val/", "test/")
-        table.add_row(escape(str(run_dir.relative_to(root))), kfold_status(summary),
-                      number(summary.get("epochs")), monitor, number(summary.get("best_value")),
-                      number(test.get(test_key)))
-    return table
 
 
 def distinct_labels(run_dirs: list[Path]) -> list[str]:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from . import __version__
 from .checkpoints import check_compatible, versions
-from .config import config_to_dict, dump_config, flatten, load_saved_config
+from .config import dump_config, load_saved_config
+from .continuation import check_same_config, nothing_left, trained_config
 from .data import Splits, build_augment, load
 from .fit_checks import check_fits, check_monitored_split, unused_scores
 from .inputs import Inputs
@@ -28,7 +29,9 @@ from .nn.model import Model
 from .registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry
 from .runs import Run, new_run_dir
 from .schema import Config
-from .solver import Solver
+from .numbers import figure, scores_text
+from .progress import EpochLines
+from .solver import Interrupted, Solver
 from .storage import RunError, refuse_links, write_text
 
 
@@ -47,6 +50,10 @@ def build_model(cfg: Config, in_shape: tuple[int, ...], dtype: str | None = None
     return Model(layers, in_shape, loss=component(cfg, "model.loss", cfg.model.loss, LOSSES),
                  init=cfg.model.init, l1=cfg.regularization.l1, l2=cfg.regularization.l2,
                  dtype=dtype or cfg.train.dtype, seed=cfg.seed, path="model.layers")
+
+
+class Finished(RuntimeError):
+    """A resumed run has nothing left to train; its folder is unchanged."""
 
 
 @dataclass
@@ -82,58 +89,27 @@ def config_hash(cfg: Config) -> str:
 
 
 def make_solver(cfg: Config, parts: Assembled, run: Run | None, progress: bool,
-                observers=()) -> Solver:
-    return Solver(parts.model, parts.splits, parts.optimizer, cfg.train,
-                  schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
-                  seed=cfg.seed, run=run, progress=progress, observers=observers,
-                  record={"config": trained_config(cfg)})
+                cluster=None, log=None, observers=()) -> Solver:
+    """The Solver of the config: in this process, or on the workers of ``cluster``
+    (``distributed.cluster.Cluster``) as ``cfg.parallel`` says; ``log`` hears of lost
+    workers, ``observers`` of the training's events (``Solver``)."""
+    options = dict(schedule=parts.schedule, checkpoint=cfg.checkpoint, augment=parts.augment,
+                   seed=cfg.seed, run=run, progress=progress, observers=observers,
+                   record={"config": trained_config(cfg)})
+    if cluster is None:
+        return Solver(parts.model, parts.splits, parts.optimizer, cfg.train, **options)
+    parallel = cfg.parallel
+    if parallel.mode == "sync":
+        from .distributed.dask_sync import DaskSource
 
+        source = DaskSource(cluster.client, parts.model, parts.splits, cfg, parallel.workers,
+                            parallel.wait, log)
+        return Solver(parts.model, parts.splits, parts.optimizer, cfg.train, source=source,
+                      **options)
+    from .distributed.async_training import AsyncSolver
 
-# A resumed run may train for more epochs, and runs_dir only says where new runs go.
-RESUMABLE_EDITS = ("train.epochs", "runs_dir")
-
-
-def trained_config(cfg: Config) -> dict:
-    """What every checkpoint records of its run's config: every key but ``RESUMABLE_EDITS``,
-    as JSON values."""
-    tree = json.loads(json.dumps(config_to_dict(cfg), default=str))
-    for path in RESUMABLE_EDITS:
-        *parents, last = path.split(".")
-        node = tree
-        for key in parents:
-            node = node[key]
-        node.pop(last, None)
-    return tree
-
-
-def check_same_config(cfg: Config, meta: dict, run: Run) -> None:
-    """Refuse to resume a run whose config.yaml now differs from the config its last
-    checkpoint was trained with (``trained_config``): it would go on with other data
-    (another seed, split or file) or another model, and say nothing. A checkpoint that
-    records no config (written by an earlier version) is not compared."""
-    recorded = meta.get("config")
-    if recorded is None:
-        return
-    before, now = flatten(recorded), flatten(trained_config(cfg))
-    keys = [k for k in sorted(set(before) | set(now)) if before.get(k, KEY_MISSING)
-            != now.get(k, KEY_MISSING)]
-    if not keys:
-        return
-    shown = ", ".join(f"{k}: {shown_value(before.get(k, KEY_MISSING))} → "
-                      f"{shown_value(now.get(k, KEY_MISSING))}" for k in keys[:6])
-    more = f" and {len(keys) - 6} more" if len(keys) > 6 else ""
-    raise RunError(f"{run.layout.config} was edited since {run.layout.checkpoint('last')} was "
-                   f"written ({shown}{more}); resuming would go on with other data or another "
-                   f"model: restore those keys, or train the edited config as a new run "
-                   f"(dl train {run.layout.config})")
-
-
-KEY_MISSING = "(not set)"
-
-
-def shown_value(value) -> str:
-    text = value if value == KEY_MISSING else json.dumps(value, separators=(",", ":"))
-    return text if len(text) <= 40 else text[:37] + "..."
+    return AsyncSolver(parts.model, parts.splits, parts.optimizer, cfg.train, cluster=cluster,
+                       config=cfg, log=log, **options)
 
 
 def start(cfg: Config, run_dir: Path | None = None, break_lock: bool = False) -> Run:
@@ -179,7 +155,7 @@ def resume_state(run: Run, model: Model, cfg: Config) -> tuple[dict, dict | None
         try:
             states[kind] = state = run.load_checkpoint(kind)
             if kind == "last":
-                check_same_config(cfg, state["meta"], run)
+                check_same_config(cfg, state["meta"], run.layout.config, path)
             check_compatible(model.params, state["params"], "parameters", path)
             check_compatible(model.buffers, state["buffers"], "buffers", path)
         except RunError as error:
@@ -196,25 +172,43 @@ def version_changes(meta: dict) -> list[str]:
             for name in now if written.get(name) != now[name]]
 
 
+def outcome_line(summary: dict) -> str:
+    """How a run ended, in ``train.log``: ``completed: best val/acc 0.9777 at epoch 4 of 5;
+    test/loss 0.09436  test/acc 0.9694``."""
+    test = scores_text(summary["test"]) if summary["test"] else "test split not scored"
+    return (f"{summary['status']}: best {summary['monitor']} {figure(summary['best_value'])} "
+            f"at epoch {summary['best_epoch']} of {summary['epochs']}; {test}")
+
+
 def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool = False,
-          progress: bool = True, warn=None, score_test: bool = True,
-          loggers: list[Logger] | None = None) -> dict:
+          progress: bool = True, warn=None, score_test: bool = True, cluster=None,
+          loggers: list[Logger] | None = None, say=None) -> dict:
     """Train into ``run`` (new or resumed) and write ``summary.json``; ``score_test``
     False leaves the test split alone unless training stops early (see ``Solver.train``).
+    A config with ``parallel`` trains on the Dask workers of ``cluster``
+    (``distributed.cluster.connect``), or of a LocalCluster started for the run.
     ``loggers``: those of ``train.loggers``, started before the run folder was made
     (``loggers.start_loggers``); when None they are started here.
 
-    Raises the Solver's ``Diverged`` and ``Interrupted`` after recording the state, and
-    ``LoggerError`` before training when a logger of ``train.loggers`` cannot start; the
-    run's lock is released and the loggers' records of the run closed whatever happens.
-    A run to resume that stopped before its first checkpoint trains from the start (the
-    same config and seed: the same run). Warnings (a logger failing mid-run, too) go to
-    ``train.log`` and to ``warn(message)`` when given.
+    Raises the Solver's ``Diverged``, ``Interrupted`` and ``WorkersLost`` after recording
+    the state, ``Finished`` for a resumed run with nothing left to train
+    (``continuation``), before writing anything or opening a logger, and ``LoggerError``
+    before training when a logger of ``train.loggers`` cannot start; the run's lock is
+    released and the loggers' records of the run closed whatever happens. A run to resume
+    that stopped before its first checkpoint trains from the start (the same config and
+    seed: the same run). Warnings (a logger failing mid-run, too) go to ``train.log`` and
+    to ``warn(message)`` when given; each epoch's line (``progress.epoch_line``) goes to
+    ``train.log`` and to ``say(line)`` when given.
     """
     def caution(message: str) -> None:
         run.log(f"warning: {message}")
         if warn is not None:
             warn(message)
+
+    def tell(line: str) -> None:
+        run.log(line)
+        if say is not None:
+            say(line)
 
     observers: list[Guarded] = []
     try:
@@ -223,44 +217,70 @@ def train(cfg: Config, run: Run, parts: Assembled | None = None, resuming: bool 
             run.start_over()
             caution(f"{run.path} stopped before its first checkpoint: training it from the start")
             resuming = False
-        run.keep_in_checkpoints(Inputs.from_splits(parts.splits).arrays())
-        observers = [Guarded(logger, caution)
-                     for logger in (start_loggers(cfg) if loggers is None else loggers)]
-        for observer in observers:
-            observer.open(run.path)
-        solver = make_solver(cfg, parts, run, progress, observers=observers)
-        if resuming:
-            last, best = resume_state(run, parts.model, cfg)
-            for message in version_changes(last["meta"]):
-                caution(message)
-            solver.restore(last, best)  # checks the optimizer's state before any write
-            meta = last["meta"]
-            run.truncate_metrics(meta["epoch"], meta["step"])
-            run.log(f"dl {__version__}: resuming {cfg.name} after epoch {meta['epoch']}, "
-                    f"iteration {meta['iteration']} (step {meta['step']})")
-        else:
-            run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
-            extra = unused_scores(parts.model, parts.splits)
-            for message in [*parts.splits.warnings, *([extra] if extra else [])]:
-                caution(message)
-            if parts.splits.info["vocab"] is not None:
-                write_text(run.layout.vocab, json.dumps(parts.splits.info["vocab"]) + "\n")
-        base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
-                "environment": versions(), "data": parts.splits.info,
-                "params": parts.model.num_params()}
-        try:
-            summary = solver.train(score_test)
-        except Exception as error:
-            with contextlib.suppress(OSError):  # the error being raised says more
-                run.write_summary({**base, **solver.finish(score_test=False)})
-                run.log(f"{solver.status}: {error}")
-            raise
-        summary = {**base, **summary}
-        run.write_summary(summary)
-        run.log(f"{summary['status']}: best {summary['monitor']} {summary['best_value']} "
-                f"at epoch {summary['best_epoch']}; test {summary['test']}")
-        return summary
+        with contextlib.ExitStack() as stack:
+            if cfg.parallel is None:
+                cluster = None
+            elif cluster is None:
+                from .distributed.cluster import connect
+
+                cluster = connect(cfg.parallel.workers, None, quiet=True)
+                stack.callback(cluster.close)
+            solver = make_solver(cfg, parts, run, progress, cluster, log=caution)
+            last = None
+            if resuming:
+                last, best = resume_state(run, parts.model, cfg)
+                solver.restore(last, best)  # checks the optimizer's state before any write
+                done = nothing_left(cfg, last["meta"], run.path)
+                if done is not None:
+                    raise Finished(done)
+            run.keep_in_checkpoints(Inputs.from_splits(parts.splits).arrays())
+            observers = [Guarded(logger, caution)
+                         for logger in (start_loggers(cfg) if loggers is None else loggers)]
+            for observer in observers:
+                observer.open(run.path)
+            # the line of an epoch first, then the loggers' work
+            solver.observers += [EpochLines(solver, tell), *observers]
+            if cluster is not None:
+                run.log(f"training on {cfg.parallel.workers} Dask workers of {cluster.where} "
+                        f"({cfg.parallel.mode})")
+            return _train(cfg, run, parts, solver, last, score_test, caution)
     finally:
         for observer in observers:
             observer.close()
         run.release()
+
+
+def _train(cfg: Config, run: Run, parts: Assembled, solver: Solver, last: dict | None,
+           score_test: bool, caution) -> dict:
+    """The run's training with the Solver made for it: new, or resumed from the ``last``
+    checkpoint the Solver was restored from."""
+    if last is not None:
+        meta = last["meta"]
+        for message in version_changes(meta):
+            caution(message)
+        if dump_config(load_saved_config(run.layout.config)) != dump_config(cfg):
+            write_text(run.layout.config, dump_config(cfg))  # trained longer
+        run.truncate_metrics(meta["epoch"], meta["step"])
+        run.log(f"dl {__version__}: resuming {cfg.name} after epoch {meta['epoch']}, "
+                f"iteration {meta['iteration']} (step {meta['step']})")
+    else:
+        run.log(f"dl {__version__}: training {cfg.name} into {run.path}")
+        extra = unused_scores(parts.model, parts.splits)
+        for message in [*parts.splits.warnings, *([extra] if extra else [])]:
+            caution(message)
+        if parts.splits.info["vocab"] is not None:
+            write_text(run.layout.vocab, json.dumps(parts.splits.info["vocab"]) + "\n")
+    base = {"name": cfg.name, "run_dir": str(run.path), "config_hash": config_hash(cfg),
+            "environment": versions(), "data": parts.splits.info,
+            "params": parts.model.num_params()}
+    try:
+        summary = solver.train(score_test)
+    except Exception as error:
+        with contextlib.suppress(OSError):  # the error being raised says more
+            run.write_summary({**base, **solver.finish(score_test=False)})
+            run.log(str(error) if isinstance(error, Interrupted) else f"{solver.status}: {error}")
+        raise
+    summary = {**base, **summary}
+    run.write_summary(summary)
+    run.log(outcome_line(summary))
+    return summary

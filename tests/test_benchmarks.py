@@ -10,13 +10,13 @@ import pytest
 from benchmarks import digits_mlp, harness, w1_mlp, w2_cnn, w3_lstm
 from benchmarks.__main__ import MODULES
 
-TINY = ["--size", "tiny", "--repeats", "1", "--no-memory", "--threads", "1"]
+TINY_ARGS = ["--size", "tiny", "--repeats", "1", "--no-memory", "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
 def tiny_results():
     """Every workload, dl against scikit-learn where it is a peer (PyTorch separately)."""
-    return harness.main(MODULES, TINY + ["--frameworks", "dl,sklearn"])
+    return harness.main(MODULES, TINY_ARGS + ["--frameworks", "dl,sklearn"])
 
 
 def test_every_workload_runs_on_dl_and_its_peers(tiny_results, capsys):

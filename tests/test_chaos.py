@@ -16,35 +16,24 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
 from dl_cli.locks import Lock
 from dl_cli.sweep.ledger import Ledger
 
-from test_reliability import dl
-from test_sweep_signals import session_processes
-
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
-BASE = {"name": "chaos", "seed": 3,
-        "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40, "noise": 0.2},
-                 "split": {"val": 0.25, "test": 0.25}},
-        "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
-        "optimizer": {"type": "adam", "lr": 0.01},
-        "train": {"epochs": 5, "batch_size": 8}}
-SPEC = {"name": "chaos", "method": "random", "trials": 40, "seed": 0,
+SPEC = {"method": "random", "trials": 40, "seed": 0,
         "params": {"optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]},
                    "model.layers.0.units": {"values": [4, 8, 16]}}}
 VARYING = ("time_s", "dir")  # what results.csv may differ in between two sweeps
 
 
 @pytest.fixture(scope="module")
-def chaos(tmp_path_factory) -> tuple[Path, Path]:
-    """The sweep spec, and the folder of the same sweep run undisturbed."""
+def chaos(tmp_path_factory, write_sweep, tiny_config, dl) -> tuple[Path, Path]:
+    """The sweep spec (40 trials of 5 epochs over ``tiny_config``), and the folder of the
+    same sweep run undisturbed."""
     tmp = tmp_path_factory.mktemp("chaos")
-    (tmp / "base.yaml").write_text(yaml.safe_dump({**BASE, "runs_dir": str(tmp / "runs")}))
-    spec = tmp / "sweep.yaml"
-    spec.write_text(yaml.safe_dump({"base": str(tmp / "base.yaml"), **SPEC}))
+    spec = write_sweep(tmp, SPEC, tiny_config(train={"epochs": 5, "batch_size": 8}))
     assert dl("sweep", spec, "--sweep-dir", tmp / "undisturbed").exit_code == 0
     return spec, tmp / "undisturbed"
 
@@ -102,18 +91,13 @@ def kill_workers(proc: subprocess.Popen, folder: Path, moments: list[int], seed:
     return killed
 
 
-def finish(proc: subprocess.Popen) -> str:
+def finish(proc: subprocess.Popen, session_left) -> str:
+    """The driver's output once it ended well and every process of its session is gone
+    (``session_left``, the fixture)."""
     output, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, output
-    assert session_processes(proc.pid) == [] or wait_for_session(proc.pid)
+    assert session_left(proc.pid) == []
     return output
-
-
-def wait_for_session(session: int, wait_s: float = 15) -> bool:
-    deadline = time.monotonic() + wait_s
-    while session_processes(session) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return session_processes(session) == []
 
 
 def check_the_end(folder: Path, undisturbed: Path, trials: int = SPEC["trials"]) -> Counter:
@@ -131,12 +115,12 @@ def check_the_end(folder: Path, undisturbed: Path, trials: int = SPEC["trials"])
     return Counter(e["status"] for e in events if e["event"] == "result")
 
 
-def test_local_workers_killed_at_seeded_moments(chaos, tmp_path):
+def test_local_workers_killed_at_seeded_moments(chaos, tmp_path, dl, session_left):
     spec, undisturbed = chaos
     folder = tmp_path / "sweep"
     proc = driver(spec, "--sweep-dir", folder, "--workers", "2")
     killed = kill_workers(proc, folder, moments=[6, 17, 28], seed=0)
-    finish(proc)
+    finish(proc, session_left)
     failed = {i for i, s in Ledger(folder / "ledger.jsonl").table().items() if s.status == "failed"}
     assert 1 <= len(failed) <= len(killed)  # a worker killed between trials fails none
     retried = dl("sweep", "--resume", folder, "--retry-failed", "--workers", "2")
@@ -145,7 +129,7 @@ def test_local_workers_killed_at_seeded_moments(chaos, tmp_path):
     assert statuses["failed"] == len(failed)
 
 
-def test_a_driver_killed_and_resumed_twice(chaos, tmp_path):
+def test_a_driver_killed_and_resumed_twice(chaos, tmp_path, session_left):
     spec, undisturbed = chaos
     folder = tmp_path / "sweep"
     proc = driver(spec, "--sweep-dir", folder, "--workers", "2")
@@ -154,23 +138,24 @@ def test_a_driver_killed_and_resumed_twice(chaos, tmp_path):
         os.kill(proc.pid, signal.SIGKILL)  # its workers save their trials and leave
         proc.wait()
         proc = driver("--resume", folder, "--workers", "2")
-    finish(proc)
+    finish(proc, session_left)
     statuses = check_the_end(folder, undisturbed)
     assert statuses["failed"] == 0
 
 
-def test_dask_workers_killed_at_seeded_moments(chaos, tmp_path):
+def test_dask_workers_killed_at_seeded_moments(chaos, tmp_path, session_left):
     pytest.importorskip("distributed")
     spec, undisturbed = chaos
     folder = tmp_path / "sweep"
     proc = driver(spec, "--sweep-dir", folder, "--backend", "dask", "--workers", "2")
     kill_workers(proc, folder, moments=[6, 20], seed=1)  # Dask runs their trials again
-    finish(proc)
+    finish(proc, session_left)
     statuses = check_the_end(folder, undisturbed)
     assert statuses["failed"] == 0
 
 
-def test_ray_resumes_a_sweep_runs_the_same_trials_and_retries_a_killed_worker(chaos, tmp_path):
+def test_ray_resumes_a_sweep_runs_the_same_trials_and_retries_a_killed_worker(
+        chaos, tmp_path, session_left):
     """One Ray start (about 10 s here): the sweep begun on local workers, whose driver is
     killed, resumes on Ray, where a worker is killed too."""
     pytest.importorskip("ray")
@@ -182,7 +167,7 @@ def test_ray_resumes_a_sweep_runs_the_same_trials_and_retries_a_killed_worker(ch
     proc.wait()
     proc = driver("--resume", folder, "--backend", "ray", "--workers", "2")
     kill_workers(proc, folder, moments=[6], seed=2)  # Ray runs its trial again
-    output = finish(proc)
+    output = finish(proc, session_left)
     assert "Ray, 2 CPUs at a local instance" in output
     statuses = check_the_end(folder, undisturbed, trials)
     assert statuses["failed"] == 0

@@ -120,11 +120,27 @@ def test_layers_lists_every_registry():
 
 
 def test_layers_shows_index_brackets_in_formulas():
-    result = runner.invoke(app, ["layers"], terminal_width=400)
-    assert "W[x[n, t]]" in result.output  # embedding; Rich markup would eat "[x[n, t]"
+    result = runner.invoke(app, ["layers", "embedding"], terminal_width=400)
+    assert "W[x[n, t]]" in result.output  # Rich markup would eat "[x[n, t]"
+
+
+def test_layers_name_shows_one_entry_and_a_pipe_reads_at_100_columns():
+    from rich.cells import cell_len
+
+    every = runner.invoke(app, ["layers"])  # stdout is not a terminal here
+    assert every.exit_code == 0 and max(map(cell_len, every.output.splitlines())) <= 100
+    one = runner.invoke(app, ["layers", "adam"])
+    assert one.exit_code == 0, one.output
+    assert "beta2=0.999" in one.output and "adamw" not in one.output and "conv2d" not in one.output
+    assert "The corrections undo the pull towards the zero initial moments" in one.output
+    both = runner.invoke(app, ["layers", "constant"])  # an initializer and a schedule
+    assert "initializer" in both.output and "schedule" in both.output
+    unknown = runner.invoke(app, ["layers", "lstn"])
+    assert unknown.exit_code == 2 and "did you mean 'lstm'?" in unknown.output
 
 
 def test_report_errors_are_printed_as_given(tmp_path):
+    pytest.importorskip("matplotlib")  # dl report checks for it first
     folder = tmp_path / "x[red]"
     folder.mkdir()
     result = runner.invoke(app, ["report", str(folder)], terminal_width=400)
@@ -199,8 +215,17 @@ def test_print_config_output_loads_back_as_the_same_config(tmp_path):
     second = runner.invoke(app, ["train", str(saved), "--print-config"])
     assert second.exit_code == 0, second.output
     assert second.output == first.output
-    expected = dump_config(load_config(source, [f"name={long_name}"]))
-    assert yaml.safe_load(first.output) == yaml.safe_load(expected)
+    printed, given = yaml.safe_load(first.output), yaml.safe_load(
+        dump_config(load_config(source, [f"name={long_name}"])))
+    for key in ("name", "seed", "regularization", "validation", "runs_dir"):
+        assert printed[key] == given[key], key
+    # as training uses it: each component's options at their defaults, auto monitors resolved
+    assert printed["optimizer"] == {"type": "adam", "lr": 0.01, "beta1": 0.9, "beta2": 0.999,
+                                    "eps": 1e-8}
+    assert printed["schedule"] == {"type": "step", "every": 8, "gamma": 0.5}
+    assert printed["model"]["layers"][2] == "relu"
+    assert printed["checkpoint"] == {**given["checkpoint"], "monitor": "val/acc", "mode": "max"}
+    assert printed["train"]["early_stopping"]["mode"] == "max"
 
 
 def test_names_and_paths_with_brackets_and_colons_print_as_given(tmp_path):
@@ -588,7 +613,7 @@ def test_a_ctrl_c_after_the_run_folder_is_made_says_what_to_do_with_it(tmp_path,
         assert stopped.exit_code == 130 and "Traceback" not in stopped.output
         assert last_line(stopped) == (f"interrupted before any checkpoint was saved; "
                                       f"dl train --resume {new} trains it from the start")
-        resumed = runner.invoke(app, ["train", "--resume", str(done), "-q"])
+        resumed = runner.invoke(app, ["train", "--resume", str(done), "train.epochs=3", "-q"])
         assert resumed.exit_code == 130
         assert last_line(resumed) == f"interrupted; continue with dl train --resume {done}"
         folds = runner.invoke(app, ["train", str(path), "validation.kfold=2", "-q",

@@ -1,6 +1,5 @@
 """Damaged or wrong-kind files in run and sweep folders: exit 2 naming the file, never a
 traceback; listings show a damaged run as unreadable and go on."""
-# ruff: noqa: F811  (the fixtures imported below are parameters of the tests)
 
 import json
 import re
@@ -8,14 +7,24 @@ import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from dl_cli.cli.app import app
 from dl_cli.sweep.folder import SweepError
 from dl_cli.sweep.ledger import EVENTS, Ledger
 
-from test_reliability import dl, finished_run, run_copy, snapshot  # noqa: F401  (fixtures)
-from test_sweep import RANDOM, reference, write_sweep  # noqa: F401  (a fixture)
-
+runner = CliRunner()
 NOT_UTF8 = b"\xff\xfe\x00garbage\xc3\x28\n"
+
+
+def dl(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` but temp files, and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix != ".tmp"}
 
 
 def said(result) -> str:
@@ -218,20 +227,21 @@ def test_report_says_a_file_it_reads_is_a_directory_not_that_it_cannot_write(swe
     assert "cannot write" not in message
 
 
-def test_a_sweep_into_a_run_folder_is_refused(run_copy, tmp_path):
+def test_a_sweep_into_a_run_folder_is_refused(run_copy, tmp_path, write_sweep, random_spec):
     before = snapshot(run_copy)
-    spec = write_sweep(tmp_path, RANDOM)
+    spec = write_sweep(tmp_path, random_spec)
     refused(dl("sweep", spec, "--sweep-dir", run_copy), f"{run_copy} is a run folder")
     assert snapshot(run_copy) == before
 
 
 @pytest.mark.parametrize("content", [b"hello\n", b"{}", b'{"address": 5}', NOT_UTF8],
                          ids=["text", "no address", "a number", "not text"])
-def test_an_address_file_that_is_not_a_scheduler_file_is_named(tmp_path, content):
+def test_an_address_file_that_is_not_a_scheduler_file_is_named(tmp_path, content, write_sweep,
+                                                               random_spec):
     pytest.importorskip("distributed")
     address = tmp_path / "scheduler.json"
     address.write_bytes(content)
-    spec = write_sweep(tmp_path, RANDOM)
+    spec = write_sweep(tmp_path, random_spec)
     result = dl("sweep", spec, "--backend", "dask", "--address", address,
                 "--sweep-dir", tmp_path / "sweep")
     refused(result, f"--address {address}: not a Dask scheduler file", "tcp://host:8786")

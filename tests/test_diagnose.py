@@ -1,11 +1,16 @@
 """`diagnose` on hand-made metric records: each rule fires on its symptom, cites its
 figures, and stays quiet on a healthy run."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from dl_cli.cli.app import app
-from dl_cli.advice import diagnose
+from dl_cli.advice import diagnose, read_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 runner = CliRunner()
 
@@ -170,4 +175,88 @@ def test_a_blown_up_loss_is_a_learning_rate_too_high_not_underfitting():
                      val_loss=[9e8, 6e6, 8e3], val_acc=[0.75, 0.32, 0.125])
     findings = diagnose(records, {"status": "completed", "data": {"num_classes": 10}})
     assert [f.title for f in findings] == ["learning rate too high"]
-    assert "3,127× the 2.3 of guessing uniformly among 10 classes" in findings[0].evidence
+    assert ("reached 8e+08 at epoch 1, 347,435,586× the 2.3 of guessing uniformly among 10 "
+            "classes") in findings[0].evidence
+
+
+def test_a_loss_that_blew_up_midway_counts_though_the_last_epoch_looks_tame():
+    records = epochs(3, train_loss=[2.0, 5e3, 1.9], train_acc=[0.3, 0.2, 0.31],
+                     val_acc=[0.3, 0.2, 0.3])
+    findings = diagnose(records, {"status": "completed", "data": {"num_classes": 10}})
+    assert [f.title for f in findings] == ["learning rate too high"]
+    assert "reached 5000 at epoch 2" in findings[0].evidence
+
+
+def test_a_loss_that_wobbles_by_less_than_noise_is_not_a_rate_too_high():
+    wobbling = epochs(5, train_objective=[3.368, 3.303, 3.339, 3.312, 3.356],
+                      train_loss=[2.67, 2.86, 2.90, 2.89, 2.87], train_acc=[0.04] * 5,
+                      val_acc=[0.05] * 5)  # digits with lr 1e-5: dropout's noise, no learning
+    assert titles(diagnose(wobbling, {})) == ["learning rate too low"]
+
+
+# -- the verdicts on real short runs --------------------------------------------------
+SPIRAL = {"dataset": {"type": "spiral", "classes": 3, "samples": 100, "noise": 0.2},
+          "preprocess": ["standardize"]}
+
+
+def mlp(units: int, activation: str = "relu", depth: int = 1) -> list:
+    return [layer for _ in range(depth) for layer in ({"type": "affine", "units": units},
+                                                      activation)] + [{"type": "affine", "units": 3}]
+
+
+def spiral_run(layers, optimizer, epochs, data=SPIRAL, diagnostics=False, init="he_normal",
+               batch_size=32) -> dict:
+    return {"data": data, "model": {"layers": layers, "init": init}, "optimizer": optimizer,
+            "train": {"epochs": epochs, "batch_size": batch_size, "diagnostics": diagnostics}}
+
+
+def digits_run(lr: float) -> list[str]:
+    return [str(ROOT / "configs" / "digits_mlp.yaml"), f"optimizer.lr={lr}", "train.epochs=5"]
+
+
+RUNS = {
+    "too low": (spiral_run(mlp(32), {"type": "sgd", "lr": 1e-5}, 5), ["learning rate too low"]),
+    "too high": (spiral_run(mlp(32), {"type": "adam", "lr": 50}, 5), ["learning rate too high"]),
+    "overfitting": (spiral_run(mlp(128, depth=2), {"type": "adam", "lr": 0.01}, 60, batch_size=16,
+                               data={**SPIRAL, "dataset": {**SPIRAL["dataset"], "samples": 40,
+                                                           "noise": 0.5},
+                                     "split": {"val": 0.4, "test": 0.1}}),
+                    ["high variance (overfitting)"]),
+    "underfitting": (spiral_run([{"type": "affine", "units": 3}], {"type": "adam", "lr": 0.05}, 10),
+                     ["high bias (underfitting)"]),
+    "dead ReLUs": (spiral_run(mlp(32), {"type": "adam", "lr": 0.01}, 3, diagnostics=True,
+                              data={**SPIRAL, "preprocess": ["minmax"]},  # inputs ≥ 0, weights < 0
+                              init={"type": "constant", "value": -1.0}),
+                   ["dead ReLU units"]),
+    "sigmoid stack": (spiral_run(mlp(32, "sigmoid", depth=8), {"type": "sgd", "lr": 0.1}, 3,
+                                 diagnostics=True, init="xavier_normal"),
+                      ["vanishing gradients"]),
+    "healthy": ({"data": {"dataset": {"type": "blobs", "classes": 3, "samples": 150},
+                          "preprocess": ["standardize"]},
+                 "model": {"layers": mlp(16)}, "optimizer": {"type": "adam", "lr": 0.01},
+                 "train": {"epochs": 8, "batch_size": 32}}, []),
+}
+
+
+@pytest.mark.parametrize("case", RUNS)
+def test_each_verdict_on_a_real_short_run(tmp_path, case):
+    cfg, expected = RUNS[case]
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"name": "case", "seed": 0, **cfg,
+                                      "runs_dir": str(tmp_path / "runs")}))
+    assert runner.invoke(app, ["train", str(config), "-q"]).exit_code == 0
+    (run_dir,) = [p for p in (tmp_path / "runs" / "case").iterdir() if p.name != "latest"]
+    assert titles(diagnose(*read_run(run_dir))) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lr, verdict", [(1e-5, "learning rate too low"),
+                                         (50, "learning rate too high")])
+def test_the_digits_mlp_with_a_rate_far_off_is_told_which_way(tmp_path, lr, verdict):
+    args = [*digits_run(lr), f"runs_dir={tmp_path}", "-q"]
+    assert runner.invoke(app, ["train", *args]).exit_code == 0
+    (run_dir,) = [p for p in (tmp_path / "digits-mlp").iterdir() if p.name != "latest"]
+    result = runner.invoke(app, ["diagnose", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    said = [line.split(":")[0] for line in result.output.splitlines() if not line.startswith(("(", " "))]
+    assert said == [verdict]

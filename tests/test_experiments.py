@@ -5,56 +5,29 @@ changes that keep it to seconds: fewer variants, parameter values and seeds, few
 epochs. The numbers it checks are the ones ``dl report`` prints (dl_cli/studies/).
 """
 
-import io
+import json
 import statistics
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from rich.console import Console
 from typer.testing import CliRunner
 
 from dl_cli.cli.app import app
-from dl_cli.config.yaml12 import read_yaml
-from dl_cli.sweep.executors import make_backend
-from dl_cli.sweep.folder import open_sweep
-from dl_cli.sweep.runner import SweepRunner
 from dl_cli.sweep.spec import prepare
 
 pytest.importorskip("matplotlib")
 from dl_cli.studies.measures import (activation_std_at_init, epochs_to_target,  # noqa: E402
                                      first_weight, gradient_norms, learned_weights, model_costs,
                                      near_zero_fraction, spread_across, weight_norms)
-from dl_cli.studies.study import load_study  # noqa: E402
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 runner = CliRunner()
 
 
-def run_study(name: str, tmp_path: Path, variants: list[str] | None = None,
-              params: dict | None = None, seeds: list[int] = (0,), overrides: list[str] = ()):
-    """Run experiments/NAME.yaml with only ``variants``, ``params`` replaced, ``seeds``
-    and base-config ``overrides``; return the loaded study."""
-    spec = read_yaml(EXPERIMENTS / f"{name}.yaml")
-    spec["base"] = str((EXPERIMENTS / spec["base"]).resolve())
-    if variants is not None:
-        spec["variants"] = {v: spec["variants"][v] for v in variants}
-    if params is not None:
-        spec["params"] = params
-    spec["seeds"] = list(seeds)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    sweep_spec, base = prepare(path, [f"runs_dir={tmp_path / 'runs'}", *overrides])
-    folder = open_sweep(sweep_spec, base, tmp_path / name)
-    backend = make_backend("local", 1)
-    try:
-        outcome = SweepRunner(sweep_spec, base, folder, backend,
-                              console=Console(file=io.StringIO())).run()
-    finally:
-        backend.close()
-    assert outcome.complete
-    return load_study(folder)
+def metric_lines(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
 def by_label(study) -> dict:
@@ -79,7 +52,7 @@ def test_every_study_has_a_claim_a_report_section_and_a_valid_plan():
     assert all(f"dl sweep experiments/{name}.yaml" in readme for name in names)
 
 
-def test_init_zeros_stay_at_chance_while_he_learns(tmp_path):
+def test_init_zeros_stay_at_chance_while_he_learns(tmp_path, run_study):
     study = run_study("init", tmp_path, variants=["relu-10"], overrides=["train.epochs=5"],
                       params={"model.init": {"values": ["zeros", {"type": "normal", "std": 0.01},
                                                         "he_normal"]}})
@@ -93,7 +66,7 @@ def test_init_zeros_stay_at_chance_while_he_learns(tmp_path):
     assert 0.2 < stds[he.label][-1][1] / stds[he.label][0][1] < 5     # it keeps its scale
 
 
-def test_sigmoid_first_layer_gradient_is_far_below_relus(tmp_path):
+def test_sigmoid_first_layer_gradient_is_far_below_relus(tmp_path, run_study):
     study = run_study("activations", tmp_path, variants=["sigmoid", "relu"],
                       overrides=["train.epochs=1"])
     norms, source = gradient_norms(study, "first")
@@ -105,7 +78,7 @@ def test_sigmoid_first_layer_gradient_is_far_below_relus(tmp_path):
     assert 0.1 < relu[0] / relu[-1] < 10
 
 
-def test_l1_leaves_far_more_near_zero_weights_than_l2(tmp_path):
+def test_l1_leaves_far_more_near_zero_weights_than_l2(tmp_path, run_study):
     study = run_study("regularization", tmp_path, variants=["l2", "l1"],
                       overrides=["train.epochs=150"])
     zeros = near_zero_fraction(study, study.spec.report["near_zero"])
@@ -113,22 +86,22 @@ def test_l1_leaves_far_more_near_zero_weights_than_l2(tmp_path):
     assert zeros["l1"][0] > 5 * zeros["l2"][0]
 
 
-def test_the_degree_19_fit_ends_with_a_higher_test_loss_than_the_cubic(tmp_path):
+def test_the_degree_19_fit_ends_with_a_higher_test_loss_than_the_cubic(tmp_path, run_study):
     # 20 training points instead of 100 make the overfitting quick and clear
     study = run_study("polynomial", tmp_path, variants=["degree-3", "degree-19"], seeds=[1, 4],
                       overrides=["data.dataset.train_samples=40", "train.epochs=700"])
     groups = by_label(study)
 
-    def test_loss(label):
+    def mean_test_loss(label):
         return statistics.fmean(groups[label].values(lambda t: t.test("test/loss")))
 
-    assert test_loss("degree-19") > 2 * test_loss("degree-3")
+    assert mean_test_loss("degree-19") > 2 * mean_test_loss("degree-3")
     weights = learned_weights(study)
     assert weights["degree-19"].shape == (20,)
     np.testing.assert_allclose(weights["degree-3"], [5.0, 1.2, -3.4, 5.6], atol=0.3)
 
 
-def test_weight_decay_shrinks_the_weights_and_the_test_loss(tmp_path):
+def test_weight_decay_shrinks_the_weights_and_the_test_loss(tmp_path, run_study):
     study = run_study("weight_decay", tmp_path)
     groups, norms = by_label(study), weight_norms(study)
     free, decayed = groups["l2=0"], groups["l2=3"]
@@ -137,7 +110,7 @@ def test_weight_decay_shrinks_the_weights_and_the_test_loss(tmp_path):
     assert free.trials[0].final("train/loss") < 1e-3  # λ = 0 fits the 20 samples exactly
 
 
-def test_batchnorm_reaches_the_target_where_the_plain_network_diverges(tmp_path):
+def test_batchnorm_reaches_the_target_where_the_plain_network_diverges(tmp_path, run_study):
     study = run_study("batchnorm", tmp_path, params={"optimizer.lr": {"values": [3.0]}},
                       overrides=["train.epochs=4"])
     reached = epochs_to_target(study, 0.9)
@@ -146,7 +119,7 @@ def test_batchnorm_reaches_the_target_where_the_plain_network_diverges(tmp_path)
     assert normalized.diverged == 0 and reached[normalized.label][0] is not None
 
 
-def test_deep_residual_networks_train_where_plain_ones_do_not(tmp_path):
+def test_deep_residual_networks_train_where_plain_ones_do_not(tmp_path, run_study):
     study = run_study("depth_residual", tmp_path, variants=["plain-22", "residual-22"],
                       overrides=["train.epochs=4"])
     groups = by_label(study)
@@ -154,14 +127,14 @@ def test_deep_residual_networks_train_where_plain_ones_do_not(tmp_path):
     assert mean_metric(groups["plain-22"]) < 0.5
 
 
-def test_adam_is_less_sensitive_to_the_learning_rate_than_sgd(tmp_path):
+def test_adam_is_less_sensitive_to_the_learning_rate_than_sgd(tmp_path, run_study):
     study = run_study("optimizers", tmp_path, variants=["sgd", "adam"],
                       params={"optimizer.lr": {"values": [1.0e-4, 1.0e-2, 1.0e-1]}})
     spread = spread_across(study)  # ten epochs at each rate, as in the study
     assert spread["adam"] < 0.6 * spread["sgd"]
 
 
-def test_decaying_the_rate_ends_with_a_lower_training_loss(tmp_path):
+def test_decaying_the_rate_ends_with_a_lower_training_loss(tmp_path, run_study):
     study = run_study("schedules", tmp_path, variants=["constant", "cosine"],
                       overrides=["train.epochs=20"])
     groups = by_label(study)
@@ -169,7 +142,7 @@ def test_decaying_the_rate_ends_with_a_lower_training_loss(tmp_path):
     assert cosine < 0.6 * constant
 
 
-def test_clipping_keeps_the_rnn_from_diverging(tmp_path):
+def test_clipping_keeps_the_rnn_from_diverging(tmp_path, run_study):
     study = run_study("clipping", tmp_path, params={"optimizer.lr": {"values": [0.5]}},
                       overrides=["train.epochs=3"])
     unclipped, clipped = by_label(study)["unclipped, lr=0.5"], by_label(study)["clipped, lr=0.5"]
@@ -177,7 +150,7 @@ def test_clipping_keeps_the_rnn_from_diverging(tmp_path):
     assert clipped.diverged == 0 and clipped.trials[0].state.metric < 0.05
 
 
-def test_the_cnn_shares_weights_fewer_parameters_more_multiply_adds(tmp_path):
+def test_the_cnn_shares_weights_fewer_parameters_more_multiply_adds(tmp_path, run_study):
     study = run_study("cnn_vs_mlp", tmp_path, overrides=["train.epochs=2"])
     costs = model_costs(study)
     assert costs["cnn"][0] < costs["mlp"][0] / 3 and costs["cnn"][1] > 4 * costs["mlp"][1]
@@ -191,7 +164,34 @@ def png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-def test_dl_report_writes_the_claim_a_table_and_legible_figures(tmp_path):
+@pytest.mark.slow  # each trial starts a LocalCluster of its own
+def test_distributed_sync_is_one_curve_whatever_k_and_async_records_its_staleness(
+        tmp_path, run_study):
+    pytest.importorskip("distributed")
+    from dl_cli import training
+    from dl_cli.config import load_config
+    from dl_cli.studies.distributed import staleness, step_losses
+
+    study = run_study("distributed", tmp_path, variants=["sync-2", "async-2"],
+                      overrides=["train.epochs=1"])
+    groups = by_label(study)
+    cfg = load_config(EXPERIMENTS / "configs" / "digits_distributed.yaml",
+                      ["parallel=null", "train.epochs=1"])  # the same in this process
+    training.train(cfg, training.start(cfg, tmp_path / "local"), progress=False)
+    local = [line["train/batch_loss"] for line in metric_lines(tmp_path / "local")
+             if "train/batch_loss" in line]
+    assert len(local) == 34  # 1079 samples in batches of 32
+    np.testing.assert_allclose(step_losses(groups["sync-2"]), local, rtol=1e-10, atol=0)
+    assert staleness(groups["sync-2"]) == [] and len(staleness(groups["async-2"])) == 34
+    assert min(staleness(groups["async-2"])) >= 0
+    result = runner.invoke(app, ["report", str(study.folder)])
+    assert result.exit_code == 0, result.output
+    text = (study.folder / "report" / "report.md").read_text()
+    assert "| async-2 | async | 2 |" in text and "largest relative gap to sync-2" in text
+    assert "](distributed.png)" in text and (study.folder / "report" / "distributed.png").exists()
+
+
+def test_dl_report_writes_the_claim_a_table_and_legible_figures(tmp_path, run_study):
     study = run_study("clipping", tmp_path, params={"optimizer.lr": {"values": [0.1, 0.5]}},
                       overrides=["train.epochs=2"])
     result = runner.invoke(app, ["report", str(study.folder)])
@@ -214,7 +214,7 @@ def test_dl_report_writes_the_claim_a_table_and_legible_figures(tmp_path):
     assert str(report) in result.output
 
 
-def test_dl_report_refuses_what_is_not_a_study(tmp_path):
+def test_dl_report_refuses_what_is_not_a_study(tmp_path, run_study):
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "is not a sweep folder" in result.output
     study = run_study("weight_decay", tmp_path)

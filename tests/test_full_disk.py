@@ -14,25 +14,25 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import yaml
 
 from dl_cli.sweep.ledger import Ledger
 
-from test_chaos import BASE, SPEC
-from test_reliability import dl
-from test_resume_edges import needs_mounts
-
 pytestmark = pytest.mark.reliability
 TRIALS = 30
+SPEC = {"method": "random", "trials": TRIALS, "seed": 0,
+        "params": {"optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]},
+                   "model.layers.0.units": {"values": [4, 8, 16]}}}
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> tuple[Path, Path]:
-    """A spec of 30 small trials, and its folder run undisturbed."""
+def sweep(tmp_path_factory, write_sweep, tiny_config, dl) -> tuple[Path, Path]:
+    """A spec of 30 small trials (5 epochs over ``tiny_config`` without preprocessing, so
+    that a checkpoint is smaller than the ledger's limit below), and its folder run
+    undisturbed."""
     tmp = tmp_path_factory.mktemp("full")
-    (tmp / "base.yaml").write_text(yaml.safe_dump({**BASE, "runs_dir": str(tmp / "runs")}))
-    spec = tmp / "sweep.yaml"
-    spec.write_text(yaml.safe_dump({"base": str(tmp / "base.yaml"), **SPEC, "trials": TRIALS}))
+    base = tiny_config(train={"epochs": 5, "batch_size": 8})
+    del base["data"]["preprocess"]
+    spec = write_sweep(tmp, SPEC, base)
     assert dl("sweep", spec, "--sweep-dir", tmp / "undisturbed").exit_code == 0
     return spec, tmp / "undisturbed"
 
@@ -68,7 +68,7 @@ def said(text: str) -> str:
     return " ".join(text.split())
 
 
-@needs_mounts
+@pytest.mark.usefixtures("private_mounts")
 def test_a_disk_that_fills_during_a_sweep_loses_no_completed_trial(sweep, tmp_path):
     """A real full disk: a 200 KiB tmpfs, in a mount namespace of the test's own."""
     spec, undisturbed = sweep
@@ -92,15 +92,16 @@ def test_a_disk_that_fills_during_a_sweep_loses_no_completed_trial(sweep, tmp_pa
     check_nothing_lost(out / "full", out / "resumed", undisturbed)
 
 
-def test_a_ledger_that_cannot_grow_stops_the_sweep_and_loses_no_completed_trial(sweep, tmp_path):
-    """A file size limit (RLIMIT_FSIZE, 11,000 bytes) that the ledger reaches before any
-    other file (a checkpoint here is 10 KB, the ledger 12 KB by the end);
+def test_a_ledger_that_cannot_grow_stops_the_sweep_and_loses_no_completed_trial(
+        sweep, tmp_path, dl):
+    """A file size limit (RLIMIT_FSIZE, 11,500 bytes) that the ledger reaches before any
+    other file (a checkpoint here is at most 11,024 bytes, the ledger 12 KB by the end);
     writes beyond it fail with EFBIG, as on a full disk."""
     spec, undisturbed = sweep
     folder, full = tmp_path / "sweep", tmp_path / "full"
 
     def limit():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (11_000, 11_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (11_500, 11_500))
 
     done = subprocess.run([sys.executable, "-m", "dl_cli", "sweep", str(spec), "--sweep-dir",
                            str(folder)], capture_output=True, text=True, timeout=300,

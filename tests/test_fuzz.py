@@ -3,16 +3,16 @@ and every file of run and sweep folders. Each mutant ends in success or exit 2 w
 `error:` line: never a traceback, and a command that refuses a folder leaves it as it was.
 
 Every fuzz test runs twice over: a short, derandomized pass in the ordinary suite (the
-``CI`` examples), and a long, random one with ``python -m pytest -m fuzz`` (``LONG``). The
-config fuzzer of `test_reliability.py` is the model. docs/reliability.md, point 10.
+``CI`` examples), and a long, random one with ``python -m pytest -m fuzz`` (``LONG``).
+docs/reliability.md, point 10.
 """
-# ruff: noqa: F811  (the fixtures imported below are parameters of the tests)
 
+import contextlib
 import json
+import os
 import shutil
 import tempfile
 import traceback
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +24,10 @@ from typer.testing import CliRunner
 
 from dl_cli.cli.app import app
 from dl_cli.data import DataError, load
+from dl_cli.registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
+                             PREPROCESSORS, SCHEDULES)
 from dl_cli.schema import DataConfig, SplitConfig
 
-from test_reliability import (FUZZ_BASE, ODD_VALUES, PLAUSIBLE, TINY, inside, mutate, paths_in,
-                              snapshot)
 
 runner = CliRunner()
 CI = {"configs": 60, "specs": 60, "overrides": 100, "data": 100, "folders": 60}  # examples
@@ -49,6 +49,11 @@ def fuzz_test(check, kind: str, long: bool):
 
 def dl(*args):
     return runner.invoke(app, [str(a) for a in args])
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.suffix != ".tmp"}
 
 
 def clean(result, allowed=(0, 2)) -> None:
@@ -88,7 +93,77 @@ def mutated_bytes(draw, data: bytes) -> bytes:
     return data
 
 
-# -- configs (the ordinary pass is test_reliability.py's) --------------------------------------
+# -- configs ---------------------------------------------------------------------------
+FUZZ_BASE = {
+    "name": "fuzz",
+    "seed": 0,
+    "data": {"dataset": {"type": "spiral", "classes": 2, "samples": 10, "noise": 0.1},
+             "split": {"val": 0.2, "test": 0.2, "stratify": True}, "preprocess": ["standardize"],
+             "augment": []},
+    "model": {"layers": [{"type": "affine", "units": 4}, {"type": "batchnorm"}, "relu",
+                         {"type": "dropout", "drop_rate": 0.1}, {"type": "affine", "units": 2}],
+              "init": "he_normal", "loss": "softmax_cross_entropy"},
+    "regularization": {"l1": 0.0, "l2": 1.0e-3},
+    "optimizer": {"type": "sgd", "lr": 0.1},
+    "schedule": {"type": "step", "every": 1, "gamma": 0.5},
+    "train": {"epochs": 1, "batch_size": 4, "clip_grad_norm": 5.0,
+              "early_stopping": {"patience": 1}},
+    "checkpoint": {"monitor": "auto"},
+    "runs_dir": "runs",
+}
+# Values of every kind a person might type; integers stay small, since a config asking for
+# a billion units is a resource question, not a malformed one. Half the replacements are
+# plausible (a registered name, a small number), so that mutants get past validation.
+REGISTERED = sorted({name for registry in (LAYERS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES,
+                                           DATASETS, PREPROCESSORS, AUGMENTATIONS)
+                     for name in registry.names()} - {"text"})  # text: a larger corpus
+PLAUSIBLE = st.one_of(st.sampled_from(REGISTERED), st.integers(0, 6), st.sampled_from(
+    [0.0, 0.5, 0.99, 1.0, 2.0, 1e-8, 1e3, "val/loss", "val/acc", "train/loss", "min", "max"]))
+ODD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 12),
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.sampled_from(["", "full", "relu", "adam", "mse", "digits", "npz", "val/loss", "max",
+                     "float64", "../../x", "os.system", "standardize", "flip", "1e-3"]),
+    st.lists(st.sampled_from(["relu", 3, None, "affine"]), max_size=3),
+    st.dictionaries(st.sampled_from(["type", "units", "lr", "_target_", "path"]),
+                    st.sampled_from(["affine", "relu", 2, -1, None, "x.npz"]), max_size=2),
+)
+
+
+@contextlib.contextmanager
+def inside(folder):
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def paths_in(tree, prefix=()):
+    yield prefix
+    items = tree.items() if isinstance(tree, dict) else \
+        enumerate(tree) if isinstance(tree, list) else ()
+    for key, value in items:
+        yield from paths_in(value, (*prefix, key))
+
+
+def mutate(tree, path, action, value):
+    """A copy of ``tree`` with the node at ``path`` replaced, removed or given a new key."""
+    tree = json.loads(json.dumps(tree))
+    parent = tree
+    for key in path[:-1]:
+        parent = parent[key]
+    key = path[-1]
+    if action == "remove":
+        del parent[key]
+    elif action == "add" and isinstance(parent[key], dict):
+        parent[key]["unexpected"] = value
+    else:
+        parent[key] = value
+    return tree
+
+
 def check_config(data) -> None:
     cfg = FUZZ_BASE
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
@@ -100,6 +175,7 @@ def check_config(data) -> None:
         clean(dl("train", "cfg.yaml", "-q"), allowed=(0, 2, 3))
 
 
+test_mutated_configs_train_or_exit_2 = fuzz_test(check_config, "configs", long=False)
 test_mutated_configs_long = fuzz_test(check_config, "configs", long=True)
 
 
@@ -120,7 +196,7 @@ def check_sweep_spec(data) -> None:
         action = data.draw(st.sampled_from(["replace", "remove", "add"]), label="action")
         spec = mutate(spec, path, action, data.draw(st.one_of(PLAUSIBLE, ODD_VALUES), label="value"))
     with tempfile.TemporaryDirectory() as folder, inside(folder):
-        Path("base.yaml").write_text(yaml.safe_dump({**TINY, "runs_dir": "runs"}))
+        Path("base.yaml").write_text(yaml.safe_dump(FUZZ_BASE))
         Path("sweep.yaml").write_text(yaml.safe_dump({"base": "base.yaml", **spec}))
         clean(dl("sweep", "sweep.yaml", "--dry-run"))
 
@@ -130,7 +206,7 @@ test_mutated_sweep_specs_long = fuzz_test(check_sweep_spec, "specs", long=True)
 
 
 # -- overrides -------------------------------------------------------------------------------
-KEYS = sorted({".".join(map(str, p)) for p in paths_in(TINY) if p} |
+KEYS = sorted({".".join(map(str, p)) for p in paths_in(FUZZ_BASE) if p} |
               {"model.layers.9.units", "data.dataset.path", "sweep.trials", "a..b", ".", "",
                "model.layers.-1", "model.layers.²", "train.epochs.x", "optimizer.lr.0"})
 VALUE_TEXT = st.one_of(
@@ -145,7 +221,7 @@ def check_override(data) -> None:
     key = data.draw(st.one_of(st.sampled_from(KEYS), st.text(max_size=12)), label="key")
     override = f"{key}={data.draw(VALUE_TEXT, label='value')}"
     with tempfile.TemporaryDirectory() as folder, inside(folder):
-        Path("cfg.yaml").write_text(yaml.safe_dump({**TINY, "runs_dir": "runs"}))
+        Path("cfg.yaml").write_text(yaml.safe_dump(FUZZ_BASE))
         clean(dl("train", "cfg.yaml", override, "--print-config"))
         assert not Path("runs").exists()
 
@@ -214,29 +290,12 @@ test_mutated_data_files_long = fuzz_test(check_data_file, "data", long=True)
 
 
 # -- run and sweep folders ----------------------------------------------------------------
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory) -> dict[str, Path]:
+@pytest.fixture
+def folders(finished_run, interrupted_run, text_run, reference) -> dict[str, Path]:
     """A finished run, a run stopped in its second epoch, a character model's run and a
     finished sweep, each to be copied and damaged."""
-    from solver_hooks import interrupt_at
-    from test_sequences import TINY_TEXT
-
-    tmp = tmp_path_factory.mktemp("fuzzed")
-    config = tmp / "cfg.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "runs_dir": str(tmp / "runs")}))
-    assert dl("train", config, "--run-dir", tmp / "finished", "-q").exit_code == 0
-    with pytest.MonkeyPatch.context() as patch:
-        interrupt_at(patch, 8)
-        assert dl("train", config, "--run-dir", tmp / "stopped", "-q").exit_code == 130
-    text = tmp / "text.yaml"
-    text.write_text(yaml.safe_dump({**TINY_TEXT, "runs_dir": str(tmp / "runs")}))
-    assert dl("train", text, "--run-dir", tmp / "text", "-q").exit_code == 0
-    (tmp / "base.yaml").write_text(yaml.safe_dump({**TINY, "runs_dir": str(tmp / "runs")}))
-    (tmp / "sweep.yaml").write_text(yaml.safe_dump(
-        {"base": str(tmp / "base.yaml"), **{k: SPEC[k] for k in ("name", "method", "seed", "params")},
-         "trials": 2}))
-    assert dl("sweep", tmp / "sweep.yaml", "--sweep-dir", tmp / "sweep").exit_code == 0
-    return {name: tmp / name for name in ("finished", "stopped", "text", "sweep")}
+    return {"finished": finished_run, "stopped": interrupted_run, "text": text_run,
+            "sweep": reference}
 
 
 # (folder, file damaged, commands run on it); "resume" may train on and change the folder

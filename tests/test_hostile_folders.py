@@ -3,7 +3,6 @@ names with control characters are refused, and no file outside the folder change
 
 docs/reliability.md, point 15.
 """
-# ruff: noqa: F811  (the fixtures imported below are parameters of the tests)
 
 import os
 import shutil
@@ -16,8 +15,6 @@ import yaml
 
 from dl_cli.storage import RunError, write_text
 
-from test_reliability import TINY, dl, finished_run, interrupted_run, run_copy, write_config  # noqa: F401
-from test_sweep import RANDOM, reference, write_sweep  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.reliability
 
@@ -42,7 +39,7 @@ def victim(tmp_path) -> Path:
 @pytest.mark.parametrize("name", ["train.log", "metrics.jsonl", "summary.json", "checkpoints",
                                   "checkpoints/last.npz", "config.yaml"])
 def test_a_link_planted_in_a_run_folder_is_refused_and_its_target_unchanged(
-        interrupted_run, victim, tmp_path, name):
+        interrupted_run, victim, tmp_path, name, dl):
     planted = interrupted_run / name
     if name == "checkpoints":
         target = tmp_path / "elsewhere"
@@ -79,7 +76,7 @@ def test_a_fifo_in_a_run_folder_is_refused_without_blocking(interrupted_run):
 
 @pytest.mark.parametrize("name", ["ledger.jsonl", "results.csv", "trial-0001"])
 def test_a_link_planted_in_a_sweep_folder_is_refused_and_its_target_unchanged(
-        reference, tmp_path, victim, name):
+        reference, tmp_path, victim, name, dl):
     folder = Path(shutil.copytree(reference, tmp_path / "sweep"))
     planted = folder / name
     if planted.is_dir():
@@ -96,13 +93,13 @@ def test_a_link_planted_in_a_sweep_folder_is_refused_and_its_target_unchanged(
 
 @pytest.mark.parametrize("name", ["run\nwarning: forged line", "run\x1b[2J", "run\u202egnp.exe",
                                   "run\x00"])
-def test_run_names_with_control_characters_are_refused(tmp_path, name):
-    config = write_config(tmp_path, {**TINY, "name": name})
+def test_run_names_with_control_characters_are_refused(tmp_path, name, dl, tiny, write_config):
+    config = write_config(tmp_path, {**tiny, "name": name})
     message = refused(dl("train", config, "-q"), "name: must be a non-empty name without")
     assert "control characters" in message and not (tmp_path / "runs").exists()
 
 
-def test_a_forged_run_config_cannot_write_a_line_into_the_log(interrupted_run):
+def test_a_forged_run_config_cannot_write_a_line_into_the_log(interrupted_run, dl):
     path = interrupted_run / "config.yaml"
     raw = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**raw, "name": "tiny\nerror: forged"}))

@@ -8,7 +8,6 @@ from typer.testing import CliRunner
 from dl_cli.cli.app import app
 
 pytest.importorskip("matplotlib")
-from test_experiments import run_study  # noqa: E402
 
 from dl_cli.studies.architecture import receptive_field  # noqa: E402
 from dl_cli.studies.measures import model_of  # noqa: E402
@@ -26,7 +25,7 @@ def report_table(study, heading: str) -> list[list[str]]:
 
 
 @pytest.mark.slow
-def test_the_autoencoder_report_sets_each_trial_beside_pca(tmp_path):
+def test_the_autoencoder_report_sets_each_trial_beside_pca(tmp_path, run_study):
     study = run_study("autoencoder_vs_pca", tmp_path, variants=["linear-4", "relu-4"],
                       overrides=["train.epochs=30"])
     linear = next(g for g in study.groups if g.label == "linear-4")
@@ -43,7 +42,7 @@ def test_the_autoencoder_report_sets_each_trial_beside_pca(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_3x3_cost_18_c_squared_where_a_5x5_costs_25(tmp_path):
+def test_two_3x3_cost_18_c_squared_where_a_5x5_costs_25(tmp_path, run_study):
     study = run_study("bottleneck", tmp_path, overrides=["train.epochs=1"])
     C = 32
     rows = {row[0]: row for row in report_table(study, "## The block: receptive field")}

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from dl_cli.cli.app import app
 from dl_cli.locks import GRACE_S, Holder, Lock, process_start
@@ -23,29 +22,14 @@ from dl_cli.storage import RunError
 
 pytestmark = pytest.mark.reliability
 
-runner = CliRunner()
-TINY = {"name": "tiny", "seed": 5,
-        "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 30, "noise": 0.2},
-                 "split": {"val": 0.25, "test": 0.25}},
-        "model": {"layers": [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}]},
-        "optimizer": {"type": "adam", "lr": 1.0e-2},
-        "train": {"epochs": 3, "batch_size": 8}}
-
-
-def dl(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
 def text(result) -> str:
     return " ".join(result.output.split())
 
 
 @pytest.fixture
-def stopped_run(tmp_path) -> Path:
-    """A tiny run that trained one epoch of three, as if stopped there."""
-    config = tmp_path / "cfg.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "runs_dir": str(tmp_path / "runs"),
-                                      "train": {**TINY["train"], "epochs": 1}}))
+def stopped_run(tmp_path, write_config, tiny, dl) -> Path:
+    """A ``tiny`` run that trained one epoch of four, as if stopped there."""
+    config = write_config(tmp_path, {**tiny, "train": {**tiny["train"], "epochs": 1}})
     run_dir = tmp_path / "run"
     assert dl("train", config, "--run-dir", run_dir, "-q").exit_code == 0
     raw = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -60,7 +44,7 @@ def write_lock(run_dir: Path, **fields) -> Path:
     return lock
 
 
-def test_a_lock_still_being_written_is_held_and_an_old_unreadable_one_is_taken(stopped_run):
+def test_a_lock_still_being_written_is_held_and_an_old_unreadable_one_is_taken(stopped_run, dl):
     lock = stopped_run / "run.lock"
     lock.write_bytes(b"")  # created, its content not yet written
     result = dl("train", "--resume", stopped_run, "-q")
@@ -121,7 +105,7 @@ def test_processes_taking_one_lock_at_once_leave_one_holder(tmp_path, before):
         assert take_in_children(folder, 12) == 1
 
 
-def test_four_resumes_of_one_run_at_once_train_it_once(stopped_run, tmp_path):
+def test_four_resumes_of_one_run_at_once_train_it_once(stopped_run, tmp_path, dl):
     straight = tmp_path / "straight"
     shutil.copytree(stopped_run, straight)
     assert dl("train", "--resume", straight, "-q").exit_code == 0
@@ -151,7 +135,7 @@ def test_four_resumes_of_one_run_at_once_train_it_once(stopped_run, tmp_path):
     assert lines(stopped_run) == lines(straight)
 
 
-def test_a_lock_of_another_host_is_held_until_broken_on_purpose(stopped_run):
+def test_a_lock_of_another_host_is_held_until_broken_on_purpose(stopped_run, dl):
     lock = write_lock(stopped_run, pid=os.getpid(), host="node-elsewhere", since=time.time())
     before = lock.read_bytes()
     result = dl("train", "--resume", stopped_run, "-q")
@@ -164,12 +148,10 @@ def test_a_lock_of_another_host_is_held_until_broken_on_purpose(stopped_run):
     assert not lock.exists()
 
 
-def test_a_sweep_driver_of_another_host_is_named_and_broken_on_purpose(tmp_path):
-    base = tmp_path / "base.yaml"
-    base.write_text(yaml.safe_dump({**TINY, "runs_dir": str(tmp_path / "runs")}))
-    spec = tmp_path / "sweep.yaml"
-    spec.write_text(yaml.safe_dump({"base": str(base), "name": "t", "method": "grid",
-                                    "params": {"model.layers.0.units": {"values": [4, 8]}}}))
+def test_a_sweep_driver_of_another_host_is_named_and_broken_on_purpose(
+        tmp_path, dl, tiny, write_sweep):
+    spec = write_sweep(tmp_path, {"method": "grid",
+                                  "params": {"model.layers.0.units": {"values": [4, 8]}}}, tiny)
     folder = tmp_path / "sweep"
     assert dl("sweep", spec, "--sweep-dir", folder).exit_code == 0
     lock = folder / "driver.lock"
@@ -182,7 +164,7 @@ def test_a_sweep_driver_of_another_host_is_named_and_broken_on_purpose(tmp_path)
     assert "--break-lock goes with --resume" in text(dl("sweep", spec, "--break-lock"))
 
 
-def test_a_pid_reused_by_another_process_or_a_reboot_does_not_hold_a_lock(stopped_run):
+def test_a_pid_reused_by_another_process_or_a_reboot_does_not_hold_a_lock(stopped_run, dl):
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         start = process_start(other.pid)

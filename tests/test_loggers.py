@@ -18,32 +18,26 @@ from dl_cli.config import load_config
 from dl_cli.loggers import Guarded, Logger, start_loggers
 from dl_cli.loggers.replay import export, replay
 
-from solver_hooks import interrupt_at
-
 runner = CliRunner()
 
-TINY = {
-    "name": "tiny",
-    "seed": 0,
-    "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 80, "noise": 0.2},
-             "split": {"val": 0.25, "test": 0.25}, "preprocess": ["standardize"]},
-    "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
-    "optimizer": {"type": "adam", "lr": 0.01},
-    "schedule": {"type": "step", "every": 2, "gamma": 0.5},
-    "train": {"epochs": 4, "batch_size": 16, "log_every": 2, "diagnostics": True,
-              "tensorboard": {"histograms_every": 2}},
-}
+
+@pytest.fixture(scope="session")
+def logged(tiny_config):
+    """The config these tests log, runs/tiny: 80 spiral points per class, 4 epochs of 8
+    iterations, a step schedule, the batch loss every 2 iterations, diagnostics, and
+    histograms every 2 epochs."""
+    return tiny_config(name="tiny", seed=0, samples=80,
+                       schedule={"type": "step", "every": 2, "gamma": 0.5},
+                       train={"epochs": 4, "batch_size": 16, "log_every": 2, "diagnostics": True,
+                              "tensorboard": {"histograms_every": 2}})
 
 
-def write_config(folder: Path, cfg: dict = TINY) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "cfg.yaml"
-    path.write_text(yaml.safe_dump({**cfg, "runs_dir": str(folder / "runs")}))
-    return path
-
-
-def train(folder: Path, *overrides: str, cfg: dict = TINY):
-    return runner.invoke(app, ["train", str(write_config(folder, cfg)), "-q", *overrides])
+@pytest.fixture(scope="session")
+def train(write_config, logged):
+    """``train(folder, *overrides)``: ``dl train`` of the logged config written in ``folder``."""
+    def run(folder: Path, *overrides: str):
+        return runner.invoke(app, ["train", str(write_config(folder, logged)), "-q", *overrides])
+    return run
 
 
 def the_run(folder: Path) -> Path:
@@ -86,7 +80,7 @@ def event_scalars(folder: Path) -> dict[tuple[int, str], float]:
     return {(e.step, tag): e.value for tag in events.Tags()["scalars"] for e in events.Scalars(tag)}
 
 
-def test_tensorboard_holds_every_number_of_every_epoch(tmp_path):
+def test_tensorboard_holds_every_number_of_every_epoch(tmp_path, train):
     pytest.importorskip("tensorboard")
     result = train(tmp_path, "train.loggers=[tensorboard]")
     assert result.exit_code == 0, result.output
@@ -128,7 +122,7 @@ def hparams_of(folder: Path) -> dict:
     return values
 
 
-def test_tensorboard_hparams_are_the_resolved_config_and_the_run_folder(tmp_path):
+def test_tensorboard_hparams_are_the_resolved_config_and_the_run_folder(tmp_path, train):
     pytest.importorskip("tensorboard")
     assert train(tmp_path, "train.loggers=[tensorboard]", "optimizer.lr=0.02").exit_code == 0
     run = the_run(tmp_path)
@@ -138,10 +132,9 @@ def test_tensorboard_hparams_are_the_resolved_config_and_the_run_folder(tmp_path
     assert hparams["run_dir"] == str(run)
 
 
-def test_a_resumed_run_shows_each_epoch_once_with_its_final_values(tmp_path, monkeypatch):
+def test_a_resumed_run_shows_each_epoch_once_with_its_final_values(tmp_path, train, interrupt_at):
     pytest.importorskip("tensorboard")
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 20)  # in epoch 3 of 4, 8 iterations each
+    with interrupt_at(20):  # in epoch 3 of 4, 8 iterations each
         result = train(tmp_path, "train.loggers=[tensorboard]", "checkpoint.every_seconds=0")
     assert result.exit_code == 130, result.output
     run = the_run(tmp_path)
@@ -163,7 +156,8 @@ def mlflow_client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-def test_mlflow_holds_the_params_every_epochs_metrics_and_the_test_metrics(tmp_path, monkeypatch):
+def test_mlflow_holds_the_params_every_epochs_metrics_and_the_test_metrics(tmp_path, monkeypatch,
+                                                                           train):
     mlflow = pytest.importorskip("mlflow")
     uri = (tmp_path / "mlruns").as_uri()
     result = train(tmp_path, "train.loggers=[mlflow]", f"train.mlflow.uri={uri}")
@@ -185,7 +179,7 @@ def test_mlflow_holds_the_params_every_epochs_metrics_and_the_test_metrics(tmp_p
     assert run.data.metrics[f"best/{summary['monitor']}"] == summary["best_value"]
 
 
-def test_each_fold_of_a_kfold_run_is_a_run_of_its_own_in_both_tools(tmp_path):
+def test_each_fold_of_a_kfold_run_is_a_run_of_its_own_in_both_tools(tmp_path, train):
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
     uri = (tmp_path / "mlruns").as_uri()
@@ -203,7 +197,7 @@ def test_each_fold_of_a_kfold_run_is_a_run_of_its_own_in_both_tools(tmp_path):
     assert {r.info.status for r in runs} == {"FINISHED"}
 
 
-def test_mlflow_finds_its_tracking_uri_in_the_environment(tmp_path, monkeypatch):
+def test_mlflow_finds_its_tracking_uri_in_the_environment(tmp_path, monkeypatch, train):
     pytest.importorskip("mlflow")
     uri = (tmp_path / "elsewhere").as_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -212,7 +206,7 @@ def test_mlflow_finds_its_tracking_uri_in_the_environment(tmp_path, monkeypatch)
     assert len(mlflow_client(uri).search_runs([experiment.experiment_id])) == 1
 
 
-def test_mlflow_defaults_to_mlruns_in_the_working_folder(tmp_path, monkeypatch):
+def test_mlflow_defaults_to_mlruns_in_the_working_folder(tmp_path, monkeypatch, train):
     pytest.importorskip("mlflow")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -228,7 +222,8 @@ def run_folders(folder: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("kfold", [None, 3])
-def test_an_unreachable_tracking_server_stops_the_run_before_its_folder_is_made(tmp_path, kfold):
+def test_an_unreachable_tracking_server_stops_the_run_before_its_folder_is_made(
+        tmp_path, kfold, train):
     pytest.importorskip("mlflow")
     more = [f"validation.kfold={kfold}"] if kfold else []
     result = train(tmp_path, "train.loggers=[tensorboard, mlflow]",
@@ -240,7 +235,8 @@ def test_an_unreachable_tracking_server_stops_the_run_before_its_folder_is_made(
 
 
 @pytest.mark.parametrize("command", ["train", "sweep"])
-def test_a_missing_package_names_the_extra_to_install(tmp_path, monkeypatch, command):
+def test_a_missing_package_names_the_extra_to_install(tmp_path, monkeypatch, command, train,
+                                                      write_sweep):
     for name in [m for m in sys.modules if m.split(".")[0] == "tensorboard"] + ["tensorboard"]:
         monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
     monkeypatch.delitem(sys.modules, "dl_cli.loggers.tensorboard", raising=False)
@@ -256,11 +252,12 @@ def test_a_missing_package_names_the_extra_to_install(tmp_path, monkeypatch, com
     assert run_folders(tmp_path) == []
 
 
-def test_a_logger_failing_mid_run_is_warned_about_once_and_training_goes_on(tmp_path):
+def test_a_logger_failing_mid_run_is_warned_about_once_and_training_goes_on(tmp_path, logged,
+                                                                            write_config):
     """The MLflow file store disappears after epoch 1: one warning, every epoch trained."""
     pytest.importorskip("mlflow")
     store = tmp_path / "mlruns"
-    cfg = load_config(write_config(tmp_path), ["train.loggers=[mlflow]",
+    cfg = load_config(write_config(tmp_path, logged), ["train.loggers=[mlflow]",
                                                f"train.mlflow.uri={store.as_uri()}"])
     parts = training.assemble(cfg)
     run = training.start(cfg)
@@ -325,21 +322,21 @@ def test_the_guard_stops_passing_events_after_the_first_failure():
     ("train.tensorboard.histograms_every=-1", "train.tensorboard.histograms_every: must be >= 0"),
     ("train.mlflow.url=x", "train.mlflow.url: unknown key (did you mean 'uri'?)"),
 ])
-def test_logger_keys_are_checked(tmp_path, override, error):
+def test_logger_keys_are_checked(tmp_path, override, error, logged, write_config):
     with pytest.raises(ConfigError) as caught:
-        load_config(write_config(tmp_path), [override])
+        load_config(write_config(tmp_path, logged), [override])
     assert any(line.startswith(error) for line in caught.value.errors), caught.value.errors
 
 
-def test_no_logger_by_default(tmp_path):
-    cfg = load_config(write_config(tmp_path))
+def test_no_logger_by_default(tmp_path, logged, write_config, train):
+    cfg = load_config(write_config(tmp_path, logged))
     assert cfg.train.loggers == [] and cfg.train.mlflow.uri is None
     assert train(tmp_path).exit_code == 0
     assert not (the_run(tmp_path) / "tensorboard").exists()
 
 
 # -- replaying a run folder -----------------------------------------------------------
-def test_replay_writes_a_run_trained_without_loggers(tmp_path):
+def test_replay_writes_a_run_trained_without_loggers(tmp_path, train):
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
     assert train(tmp_path).exit_code == 0
@@ -360,7 +357,7 @@ def test_replay_writes_a_run_trained_without_loggers(tmp_path):
     assert client.get_run(run_id).data.metrics["test/acc"] == summary["test"]["test/acc"]
 
 
-def test_replay_writes_a_run_once(tmp_path):
+def test_replay_writes_a_run_once(tmp_path, train):
     from dl_cli.loggers import LoggerError
 
     pytest.importorskip("tensorboard")
@@ -379,11 +376,16 @@ def test_replay_writes_a_run_once(tmp_path):
 LRS = {"name": "lrs", "method": "grid", "params": {"optimizer.lr": {"values": [0.01, 0.1]}}}
 
 
-def write_sweep(folder: Path, *overrides: str) -> Path:
-    base = write_config(folder, {**TINY, "train": {"epochs": 2, "batch_size": 16}})
-    spec = folder / "sweep.yaml"
-    spec.write_text(yaml.safe_dump({"base": str(base), **LRS, "overrides": list(overrides)}))
-    return spec
+@pytest.fixture(scope="session")
+def write_sweep(write_config, logged):
+    """``write_sweep(folder, *overrides)``: a grid over two learning rates of the logged
+    config trained for 2 epochs, the overrides applied to it."""
+    def write(folder: Path, *overrides: str) -> Path:
+        base = write_config(folder, {**logged, "train": {"epochs": 2, "batch_size": 16}})
+        spec = folder / "sweep.yaml"
+        spec.write_text(yaml.safe_dump({"base": str(base), **LRS, "overrides": list(overrides)}))
+        return spec
+    return write
 
 
 def sweep_runs(uri: str, sweep_dir: Path):
@@ -413,7 +415,7 @@ def check_sweep_in_mlflow(uri: str, sweep_dir: Path) -> None:
         assert child.data.metrics["best/val/acc"] == pytest.approx(float(result["val/acc"]))
 
 
-def test_a_sweep_logs_its_trials_as_children_of_one_parent_run(tmp_path):
+def test_a_sweep_logs_its_trials_as_children_of_one_parent_run(tmp_path, write_sweep):
     pytest.importorskip("mlflow")
     uri = (tmp_path / "mlruns").as_uri()
     spec = write_sweep(tmp_path, "train.loggers=[mlflow]", f"train.mlflow.uri={uri}")
@@ -422,7 +424,7 @@ def test_a_sweep_logs_its_trials_as_children_of_one_parent_run(tmp_path):
     check_sweep_in_mlflow(uri, tmp_path / "sweep")
 
 
-def test_a_sweep_whose_tracking_server_is_unreachable_makes_no_folder(tmp_path):
+def test_a_sweep_whose_tracking_server_is_unreachable_makes_no_folder(tmp_path, write_sweep):
     pytest.importorskip("mlflow")
     spec = write_sweep(tmp_path, "train.loggers=[mlflow]", "train.mlflow.uri=http://127.0.0.1:9")
     result = runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(tmp_path / "sweep")])
@@ -431,7 +433,7 @@ def test_a_sweep_whose_tracking_server_is_unreachable_makes_no_folder(tmp_path):
     assert not (tmp_path / "sweep").exists()
 
 
-def test_export_writes_each_trial_of_a_sweep_under_its_parent_run(tmp_path):
+def test_export_writes_each_trial_of_a_sweep_under_its_parent_run(tmp_path, write_sweep):
     pytest.importorskip("mlflow")
     spec = write_sweep(tmp_path)
     result = runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(tmp_path / "sweep")])
@@ -449,7 +451,7 @@ def exported(path: Path, capsys, to: str, uri: str | None = None) -> tuple[int, 
     return result.exit_code, result.output
 
 
-def test_dl_export_to_writes_a_run_to_tensorboard_and_to_mlflow(tmp_path, capsys):
+def test_dl_export_to_writes_a_run_to_tensorboard_and_to_mlflow(tmp_path, capsys, train):
     pytest.importorskip("tensorboard")
     pytest.importorskip("mlflow")
     assert train(tmp_path).exit_code == 0
@@ -472,13 +474,13 @@ def test_dl_export_to_writes_a_run_to_tensorboard_and_to_mlflow(tmp_path, capsys
     (["wandb"], "--to: unknown logger 'wandb'; allowed: tensorboard, mlflow"),
     (["tensorboard", "file:///x"], "--uri names an MLflow tracking store"),
 ])
-def test_dl_export_to_refuses_what_it_cannot_write(tmp_path, capsys, args, message):
+def test_dl_export_to_refuses_what_it_cannot_write(tmp_path, capsys, args, message, train):
     assert train(tmp_path).exit_code == 0
     code, output = exported(the_run(tmp_path), capsys, *args)
     assert code == 2 and message in output, output
 
 
-def test_dl_export_writes_either_a_model_or_records(tmp_path):
+def test_dl_export_writes_either_a_model_or_records(tmp_path, train):
     assert train(tmp_path).exit_code == 0
     result = runner.invoke(app, ["export", str(the_run(tmp_path)), "--to", "tensorboard",
                                  "--format", "onnx"])
@@ -494,8 +496,8 @@ def test_dl_export_to_says_a_folder_holds_no_run(tmp_path, capsys):
 
 
 # -- the Solver's events --------------------------------------------------------------
-def test_the_solver_tells_its_observers_each_event_in_order(tmp_path):
-    cfg = load_config(write_config(tmp_path), ["train.epochs=2"])
+def test_the_solver_tells_its_observers_each_event_in_order(tmp_path, logged, write_config):
+    cfg = load_config(write_config(tmp_path, logged), ["train.epochs=2"])
     parts = training.assemble(cfg)
     heard = []
     solver = training.make_solver(cfg, parts, None, progress=False)

@@ -4,8 +4,8 @@ with one line saying what and where, never a traceback.
 
 docs/reliability.md, point 12c.
 """
-# ruff: noqa: F811  (the fixtures imported below are parameters of the tests)
 
+import io
 import json
 import os
 import resource
@@ -26,11 +26,6 @@ from dl_cli.checks import ConfigError
 from dl_cli.data import DataError
 from dl_cli.nesting import MAX_DEPTH
 
-from test_reliability import (TINY, dl, finished_run, forge, interrupted_run,  # noqa: F401
-                              npy_member, rewrite_checkpoint, run_copy, snapshot, write_config,
-                              as_older_run)
-from test_sequences import text_run  # noqa: F401  (a fixture)
-from test_sweep import RANDOM, reference, write_sweep  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.reliability
 DEEP = 5000
@@ -52,16 +47,17 @@ def too_deep() -> str:
 
 
 # -- nesting -----------------------------------------------------------------------------
-def test_a_config_nested_thousands_deep_is_refused_with_its_place(tmp_path):
-    config = write_config(tmp_path)
+def test_a_config_nested_thousands_deep_is_refused_with_its_place(tmp_path, dl, tiny, write_config):
+    config = write_config(tmp_path, tiny)
     config.write_text(config.read_text() + "seed: " + "[" * DEEP + "]" * DEEP + "\n")
     message = refused(dl("train", config, "-q"), f"{config}, line", too_deep())
     assert "column 106" in message  # the top mapping, then "seed: " and 100 brackets
     assert message.count("error:") == 1
 
 
-def test_an_override_nested_thousands_deep_is_refused_in_one_short_line(tmp_path):
-    config = write_config(tmp_path)
+def test_an_override_nested_thousands_deep_is_refused_in_one_short_line(
+        tmp_path, dl, tiny, write_config):
+    config = write_config(tmp_path, tiny)
     message = refused(dl("train", config, "seed=" + "[" * DEEP + "]" * DEEP, "-q"),
                       "seed: override 'seed=[[[", "column 101", too_deep())
     assert len(message) < 300
@@ -69,8 +65,8 @@ def test_an_override_nested_thousands_deep_is_refused_in_one_short_line(tmp_path
     refused(dl("train", config, f"{key}=1", "-q"), f"a key of {DEEP:,} parts is {too_deep()}")
 
 
-def test_a_sweep_spec_nested_thousands_deep_is_refused(tmp_path):
-    spec = write_sweep(tmp_path, RANDOM)
+def test_a_sweep_spec_nested_thousands_deep_is_refused(tmp_path, dl, random_spec, write_sweep):
+    spec = write_sweep(tmp_path, random_spec)
     spec.write_text(spec.read_text() + "seed_note: " + "{a: " * DEEP + "1" + "}" * DEEP + "\n")
     refused(dl("sweep", spec, "--dry-run"), str(spec), too_deep())
 
@@ -92,7 +88,7 @@ def test_aliases_that_nest_deeper_than_the_text_are_refused():
 
 @pytest.mark.parametrize("where", ["summary.json", "metrics.jsonl"])
 def test_a_run_file_nested_thousands_deep_is_named_and_runs_lists_the_others(
-        run_copy, finished_run, where):
+        run_copy, finished_run, where, dl):
     path = run_copy / where
     if where == "summary.json":
         path.write_text(json.dumps({"status": "completed", "test": {}})[:-1] + ', "x": '
@@ -110,7 +106,8 @@ def test_a_run_file_nested_thousands_deep_is_named_and_runs_lists_the_others(
         assert f"{path}: line 2 is {too_deep()} (column" in message
 
 
-def test_a_checkpoint_meta_nested_thousands_deep_stops_the_resume(interrupted_run):
+def test_a_checkpoint_meta_nested_thousands_deep_stops_the_resume(
+        interrupted_run, dl, rewrite_checkpoint, snapshot):
     def deepen(arrays):
         meta = json.loads(str(arrays["meta"]))
         arrays["meta"] = np.array(json.dumps(meta)[:-1] + ', "x": ' + DEEP_JSON + "}")
@@ -121,29 +118,34 @@ def test_a_checkpoint_meta_nested_thousands_deep_stops_the_resume(interrupted_ru
     assert snapshot(interrupted_run) == before
 
 
-def edit_inputs(run_dir: Path, change) -> None:
-    """Let ``change(text)`` return the new JSON text of best.npz's ``inputs`` record."""
-    def edit(arrays):
-        arrays["inputs"] = np.array(change(str(arrays["inputs"])))
+@pytest.fixture
+def edit_inputs(rewrite_checkpoint):
+    """``edit_inputs(run_dir, change)``: let ``change(text)`` return the new JSON text of
+    best.npz's ``inputs`` record."""
+    def edit_run(run_dir: Path, change) -> None:
+        def edit(arrays):
+            arrays["inputs"] = np.array(change(str(arrays["inputs"])))
 
-    rewrite_checkpoint(run_dir / "checkpoints/best.npz", edit)
+        rewrite_checkpoint(run_dir / "checkpoints/best.npz", edit)
+    return edit_run
 
 
-def test_a_vocabulary_nested_thousands_deep_is_named(text_run, tmp_path):
+def test_a_vocabulary_nested_thousands_deep_is_named(text_run, tmp_path, as_older_run, dl):
     copy = Path(shutil.copytree(text_run, tmp_path / "run"))
     as_older_run(copy)
     (copy / "vocab.json").write_text(DEEP_JSON)
     refused(dl("sample", copy), copy / "vocab.json", too_deep())
 
 
-def test_a_checkpoint_inputs_record_nested_thousands_deep_is_named(text_run, tmp_path):
+def test_a_checkpoint_inputs_record_nested_thousands_deep_is_named(
+        text_run, tmp_path, dl, edit_inputs):
     copy = Path(shutil.copytree(text_run, tmp_path / "run"))
     edit_inputs(copy, lambda text: text[:-1] + ', "x": ' + DEEP_JSON + "}")
     refused(dl("sample", copy), copy / "checkpoints/best.npz",
             f"checkpoint 'inputs' is {too_deep()}")
 
 
-def test_a_ledger_line_nested_thousands_deep_is_named(reference, tmp_path):
+def test_a_ledger_line_nested_thousands_deep_is_named(reference, tmp_path, dl):
     folder = Path(shutil.copytree(reference, tmp_path / "sweep"))
     with open(folder / "ledger.jsonl", "a") as f:
         f.write('{"event": "start", "trial": 0, "time": 1.0, "x": ' + DEEP_JSON + "}\n")
@@ -152,48 +154,53 @@ def test_a_ledger_line_nested_thousands_deep_is_named(reference, tmp_path):
 
 
 # -- numbers and indices -------------------------------------------------------------------
-def test_numbers_that_cannot_be_read_keep_their_key_path_and_line(tmp_path):
-    config = write_config(tmp_path)
+def test_numbers_that_cannot_be_read_keep_their_key_path_and_line(tmp_path, dl, tiny, write_config):
+    config = write_config(tmp_path, tiny)
     config.write_text(config.read_text() + "seed: " + "9" * 5000 + "\n")
     message = refused(dl("train", config, "-q"), "seed: an integer of 5,000 digits on line")
     assert "set_int_max_str_digits" not in message
-    config = write_config(tmp_path, {**TINY, "optimizer": {"type": "adam", "lr": 0.01}})
+    config = write_config(tmp_path, {**tiny, "optimizer": {"type": "adam", "lr": 0.01}})
     config.write_text(config.read_text().replace("lr: 0.01", "lr: !!float x"))
     refused(dl("train", config, "-q"), "optimizer.lr: !!float 'x' on line", "is not a number")
-    refused(dl("train", write_config(tmp_path), "seed=!!int 0b12", "-q"),
+    refused(dl("train", write_config(tmp_path, tiny), "seed=!!int 0b12", "-q"),
             "seed: !!int '0b12' on line 1 of override", "is not an integer")
 
 
-def test_an_override_index_in_other_digits_is_not_a_list_index(tmp_path):
-    refused(dl("train", write_config(tmp_path), "model.layers.².units=3", "-q"),
+def test_an_override_index_in_other_digits_is_not_a_list_index(tmp_path, dl, tiny, write_config):
+    refused(dl("train", write_config(tmp_path, tiny), "model.layers.².units=3", "-q"),
             "model.layers.²: '²' is not a list index; the list has 3 items")
 
 
-def test_a_worker_count_beyond_any_machine_is_refused(tmp_path):
-    refused(dl("sweep", write_sweep(tmp_path, RANDOM), "--workers", "2147483647"),
+def test_a_worker_count_beyond_any_machine_is_refused(tmp_path, dl, random_spec, write_sweep):
+    refused(dl("sweep", write_sweep(tmp_path, random_spec), "--workers", "2147483647"),
             "--workers: expected an integer from 1 to 4,096, got 2,147,483,647")
 
 
 # -- data files ------------------------------------------------------------------------------
-def csv_config(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "table.csv").write_text(text)
-    return write_config(tmp_path, {**TINY, "data": {"dataset": {"type": "csv",
-                                                                "path": str(tmp_path / "table.csv")}}})
+@pytest.fixture
+def csv_config(tmp_path, write_config, tiny):
+    """``csv_config(text)``: ``tiny`` on a CSV file of ``text``."""
+    def write(text: str) -> Path:
+        (tmp_path / "table.csv").write_text(text)
+        return write_config(tmp_path, {**tiny, "data": {"dataset": {
+            "type": "csv", "path": str(tmp_path / "table.csv")}}})
+    return write
 
 
 @pytest.mark.parametrize("line, text", [
     (3, "a,b,label\n1,2,0\n3," + "1" * 200_000 + ",1\n"),
     (1, "a," + "b" * 200_000 + ",label\n1,2,0\n"),
 ])
-def test_a_csv_cell_beyond_what_csv_reads_names_its_line(tmp_path, line, text):
-    refused(dl("train", csv_config(tmp_path, text), "-q"),
+def test_a_csv_cell_beyond_what_csv_reads_names_its_line(tmp_path, line, text, dl, csv_config):
+    refused(dl("train", csv_config(text), "-q"),
             f"table.csv: line {line}: a cell longer than 131,072 characters")
 
 
-def test_a_fractional_csv_label_outside_the_training_split_is_named_with_its_line(tmp_path):
+def test_a_fractional_csv_label_outside_the_training_split_is_named_with_its_line(
+        tmp_path, dl, csv_config):
     rows = [f"{i % 7 / 7:.3f},{i % 5 / 5:.3f},{i % 2}" for i in range(40)]
     rows[35] = "0.5,0.5,1.5"  # lands in the validation or test split
-    message = refused(dl("train", csv_config(tmp_path, "a,b,label\n" + "\n".join(rows) + "\n"), "-q"),
+    message = refused(dl("train", csv_config("a,b,label\n" + "\n".join(rows) + "\n"), "-q"),
                       "table.csv: line 37: label 1.5 is not a whole number")
     assert "→" not in message  # no mapping advice: it would map 0 → 0, 1 → 1
 
@@ -209,13 +216,14 @@ def run_dl_bounded(*args) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("kind", ["fifo", "device"])
-def test_a_data_path_that_is_not_a_regular_file_is_refused_at_once(tmp_path, kind):
+def test_a_data_path_that_is_not_a_regular_file_is_refused_at_once(
+        tmp_path, kind, tiny, write_config):
     path = tmp_path / "data.csv"
     if kind == "fifo":
         os.mkfifo(path)
     else:
         path = Path("/dev/zero")
-    config = write_config(tmp_path, {**TINY, "data": {"dataset": {"type": "csv", "path": str(path)}}})
+    config = write_config(tmp_path, {**tiny, "data": {"dataset": {"type": "csv", "path": str(path)}}})
     done = run_dl_bounded("train", config, "-q")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert f"{path}: not a regular file (a FIFO, a device or a socket)" in done.stderr
@@ -230,7 +238,9 @@ def data_npz(tmp_path: Path, members: dict[str, bytes], compression=zipfile.ZIP_
 
 
 def npy(array: np.ndarray) -> bytes:
-    return npy_member(array.shape, array.dtype, array.tobytes())
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 def load_npz_data(path: Path):
@@ -248,8 +258,8 @@ def test_a_truncated_npz_member_is_called_cut_short(tmp_path):
         load_npz_data(path)
 
 
-def test_a_forged_npz_header_claiming_terabytes_is_refused_without_allocating_it(tmp_path):
-    path = data_npz(tmp_path, {"X.npy": npy_member((2**20, 2**20), "<f8", bytes(64)),
+def test_a_forged_npz_header_claiming_terabytes_is_refused_without_allocating_it(tmp_path, forge):
+    path = data_npz(tmp_path, {"X.npy": forge.npy((2**20, 2**20), "<f8", bytes(64)),
                                "y.npy": npy(np.arange(30) % 3)})
     tracemalloc.start()
     try:
@@ -289,7 +299,7 @@ def test_a_compressed_npz_cannot_claim_more_than_deflate_expands_to(tmp_path):
 
 
 # -- what dl prints and warns -------------------------------------------------------------------
-def test_a_forged_vocabulary_is_refused_or_printed_escaped(text_run, tmp_path):
+def test_a_forged_vocabulary_is_refused_or_printed_escaped(text_run, tmp_path, as_older_run, dl):
     copy = Path(shutil.copytree(text_run, tmp_path / "run"))
     as_older_run(copy)
     vocab = json.loads((copy / "vocab.json").read_text())
@@ -302,7 +312,8 @@ def test_a_forged_vocabulary_is_refused_or_printed_escaped(text_run, tmp_path):
     assert "\x1b" not in result.output and "\\x1b" in result.output
 
 
-def test_a_forged_vocabulary_in_a_checkpoint_is_refused_or_printed_escaped(text_run, tmp_path):
+def test_a_forged_vocabulary_in_a_checkpoint_is_refused_or_printed_escaped(
+        text_run, tmp_path, dl, edit_inputs):
     copy = Path(shutil.copytree(text_run, tmp_path / "run"))
     record = json.loads(str(np.load(copy / "checkpoints/best.npz")["inputs"]))
     vocab = record["vocab"]
@@ -320,8 +331,9 @@ def test_a_forged_vocabulary_in_a_checkpoint_is_refused_or_printed_escaped(text_
     ("tcp://10.1.2.3:8786", True), ("ray://head.example.org:10001", True),
     ("tcp://127.0.0.1:8786", False), ("localhost:8786", False), ("auto", False),
 ])
-def test_a_scheduler_elsewhere_is_said_to_need_trust(tmp_path, address, warned):
-    result = CliRunner().invoke(app, ["sweep", str(write_sweep(tmp_path, RANDOM)), "--backend",
+def test_a_scheduler_elsewhere_is_said_to_need_trust(
+        tmp_path, address, warned, random_spec, write_sweep):
+    result = CliRunner().invoke(app, ["sweep", str(write_sweep(tmp_path, random_spec)), "--backend",
                                       "dask", "--address", address, "--dry-run"])
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
@@ -344,16 +356,16 @@ def test_ctrl_c_as_dl_starts_exits_130_with_one_line():
 
 
 # -- found by tests/test_fuzz.py ---------------------------------------------------------------
-def test_a_control_character_in_yaml_is_named_with_its_place(tmp_path):
-    config = write_config(tmp_path)
+def test_a_control_character_in_yaml_is_named_with_its_place(tmp_path, dl, tiny, write_config):
+    config = write_config(tmp_path, tiny)
     config.write_bytes(config.read_bytes() + b"seed: 1\x01\n")
     refused(dl("train", config, "-q"), f"{config}, line",
             "the control character '\\x01' is not allowed in YAML")
-    refused(dl("train", write_config(tmp_path), "seed=a\x01b", "-q"),
+    refused(dl("train", write_config(tmp_path, tiny), "seed=a\x01b", "-q"),
             "seed: override 'seed=a\\x01b', line 1, column 2: the control character")
 
 
-def test_a_metrics_line_without_its_epoch_is_named(interrupted_run):
+def test_a_metrics_line_without_its_epoch_is_named(interrupted_run, dl, snapshot):
     path = interrupted_run / "metrics.jsonl"
     lines = path.read_text().splitlines()
     record = json.loads(lines[0])

@@ -1,11 +1,10 @@
 """Fault injection and bad input: `dl` loses nothing, executes nothing, names every bad input.
 
 The numbers in the section titles are the points of docs/reliability.md, which also cites
-the tests of test_train.py, test_config.py and test_data.py that prove the other points.
+the tests of test_train.py, test_config.py and tests/data/ that prove the other points.
 Run this file alone with `python -m pytest -m reliability`.
 """
 
-import contextlib
 import errno
 import io
 import json
@@ -13,13 +12,10 @@ import os
 import pickle
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -27,122 +23,45 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dl_cli import training
 from dl_cli.checkpoints import versions
 from dl_cli.cli.app import app
 from dl_cli.config import load_config
+from dl_cli.continuation import trained_config
 from dl_cli.layout import safe_name
 from dl_cli.metrics import evaluate
 from dl_cli.nn.model import Model
-from dl_cli.registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
-                             PREPROCESSORS, SCHEDULES)
 from dl_cli.runs import Run
 from dl_cli.solver import Solver
 from dl_cli.storage import RunError, load_npz, save_npz
 from dl_cli.sweep.ledger import FINAL, Ledger
-
-from solver_hooks import interrupt_at
 
 pytestmark = pytest.mark.reliability
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
-TINY = {
-    "name": "tiny",
-    "seed": 5,
-    "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 30, "noise": 0.2},
-             "split": {"val": 0.25, "test": 0.25}, "preprocess": ["standardize"]},
-    "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
-    "optimizer": {"type": "adam", "lr": 1.0e-2},
-    "train": {"epochs": 4, "batch_size": 8},  # 45 training samples: 6 iterations per epoch
-}
-
-
-def write_config(folder: Path, cfg: dict = TINY, name: str = "cfg.yaml") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(yaml.safe_dump({**cfg, "runs_dir": str(folder / "runs")}))
-    return path
-
-
-def dl(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def metric_lines(run_dir: Path) -> list[dict]:
-    lines = Run(run_dir).read_metrics()
-    for line in lines:
-        line.pop("time", None)
-    return lines
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` but temp files, and its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.suffix != ".tmp"}
+NAME_AND_SEED = {"name": "tiny", "seed": 5}  # of every run of this file (``tiny`` in conftest.py)
 
 
 def temp_files(folder: Path) -> list[Path]:
     return sorted(folder.rglob(".*.tmp"))
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    """A completed tiny run; tests copy it before changing anything."""
-    folder = tmp_path_factory.mktemp("finished")
-    result = dl("train", write_config(folder), "--run-dir", folder / "run", "-q")
-    assert result.exit_code == 0, result.output
-    return folder / "run"
-
-
-@pytest.fixture
-def run_copy(finished_run, tmp_path) -> Path:
-    return Path(shutil.copytree(finished_run, tmp_path / "run"))
-
-
-@pytest.fixture
-def interrupted_run(tmp_path, monkeypatch) -> Path:
-    """A tiny run stopped by Ctrl-C in its second epoch: its last.npz holds optimizer state."""
-    run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 8)
-        assert dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q").exit_code == 130
-    return run_dir
-
-
 def script_validation(monkeypatch, metric: str, values: dict[int, float]) -> None:
-    """Make the validation ``metric`` of epoch e be ``values[e]``."""
+    """Make the validation ``metric`` of epoch e be ``values[e]`` (the Solver scores
+    an epoch before it counts it done)."""
     original = Solver.check_accuracy
 
     def check_accuracy(self, split):
         metrics = original(self, split)
         if split == "val":
-            metrics[metric] = values[self.epoch]
+            metrics[metric] = values[self.epoch + 1]
         return metrics
 
     monkeypatch.setattr(Solver, "check_accuracy", check_accuracy)
-
-
-def rewrite_checkpoint(path: Path, change) -> None:
-    """Load a checkpoint's arrays, let ``change(arrays)`` edit them, write them back."""
-    arrays = load_npz(path)
-    change(arrays)
-    save_npz(path, arrays)
-
-
-def as_older_run(run_dir: Path) -> None:
-    """Make a text run's best.npz one written before checkpoints held the vocabulary, so
-    that dl sample reads the run's vocab.json."""
-    def drop_inputs(arrays):
-        for key in [k for k in arrays if k == "inputs" or k.startswith("preprocess/")]:
-            del arrays[key]
-
-    rewrite_checkpoint(run_dir / "checkpoints/best.npz", drop_inputs)
 
 
 def edit_run_config(run_dir: Path, change, checkpoints: bool = False) -> None:
@@ -153,28 +72,15 @@ def edit_run_config(run_dir: Path, change, checkpoints: bool = False) -> None:
     change(raw)
     path.write_text(yaml.safe_dump(raw))
     if checkpoints:
-        config = training.trained_config(load_config(path))
-
-        def forge(arrays):
-            meta = json.loads(str(arrays["meta"]))
-            arrays["meta"] = np.array(json.dumps({**meta, "config": config}))
+        config = trained_config(load_config(path))
 
         for npz in (run_dir / "checkpoints").glob("*.npz"):
-            rewrite_checkpoint(npz, forge)
+            arrays = load_npz(npz)
+            meta = json.loads(str(arrays["meta"]))
+            save_npz(npz, {**arrays, "meta": np.array(json.dumps({**meta, "config": config}))})
 
 
 # -- 1. kill -9 while checkpoints are written -------------------------------------------
-KILL = {**TINY,
-        # One full batch of a small model per epoch: most of each epoch is spent writing
-        # the two checkpoints, so most kills land in those writes.
-        "model": {"layers": [{"type": "affine", "units": 64}, "relu",
-                             {"type": "affine", "units": 64}, "relu",
-                             {"type": "affine", "units": 3}]},
-        "optimizer": {"type": "adam", "lr": 1.0e-4},
-        "train": {"epochs": 1000000, "batch_size": "full"},
-        "checkpoint": {"monitor": "val/loss", "every_seconds": 0}}
-
-
 def fork_dl(args: list[str], log: Path) -> int:
     """Run `dl ARGS` in a forked child (the CLI, in a process of its own, without paying
     the interpreter's start-up twenty times); return its PID. The child writes its
@@ -219,9 +125,18 @@ def wait_for_new(path: Path, before, pid: int, log: Path) -> None:
         time.sleep(0.002)
 
 
-def test_kill_9_during_checkpoint_writes_loses_nothing(tmp_path):
+def test_kill_9_during_checkpoint_writes_loses_nothing(
+        tmp_path, write_config, tiny, dl, metric_lines):
     run_dir, log = tmp_path / "run", tmp_path / "dl.log"
-    config = write_config(tmp_path, KILL)
+    # One full batch of a small model per epoch: most of each epoch is spent writing the
+    # two checkpoints, so most kills land in those writes.
+    config = write_config(tmp_path, {
+        **tiny, "model": {"layers": [{"type": "affine", "units": 64}, "relu",
+                                     {"type": "affine", "units": 64}, "relu",
+                                     {"type": "affine", "units": 3}]},
+        "optimizer": {"type": "adam", "lr": 1.0e-4},
+        "train": {"epochs": 1000000, "batch_size": "full"},
+        "checkpoint": {"monitor": "val/loss", "every_seconds": 0}})
     assert dl("train", config, "--print-config").exit_code == 0  # imports done before forking
     start = ["train", config, "--run-dir", run_dir, "-q"]
     resume = ["train", "--resume", run_dir, "-q"]
@@ -267,7 +182,7 @@ def test_kill_9_during_checkpoint_writes_loses_nothing(tmp_path):
 # -- 2. a checkpoint folder that is full or not writable ---------------------------------
 @pytest.mark.parametrize("fault", ["savez", "replace"])
 def test_a_full_or_read_only_disk_stops_naming_the_file_and_keeps_the_checkpoints(
-        tmp_path, monkeypatch, fault):
+        tmp_path, monkeypatch, fault, tiny, write_config, dl, snapshot):
     run_dir = tmp_path / "run"
     checkpoints = run_dir / "checkpoints"
     writes, before = [], {}
@@ -293,7 +208,7 @@ def test_a_full_or_read_only_disk_stops_naming_the_file_and_keeps_the_checkpoint
         monkeypatch.setattr(np, "savez", savez)
     else:
         monkeypatch.setattr(os, "replace", replace)
-    result = dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q")
+    result = dl("train", write_config(tmp_path, tiny), "--run-dir", run_dir, "-q")
     assert result.exit_code == 1
     message = " ".join(result.output.split())
     assert re.search(rf"cannot write {re.escape(str(checkpoints))}/(best|last)\.npz", message)
@@ -303,28 +218,17 @@ def test_a_full_or_read_only_disk_stops_naming_the_file_and_keeps_the_checkpoint
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
-def test_a_file_where_the_checkpoint_folder_should_be_is_named(tmp_path):
+def test_a_file_where_the_checkpoint_folder_should_be_is_named(tmp_path, tiny, write_config, dl):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "checkpoints").write_text("not a folder")
-    result = dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q")
+    result = dl("train", write_config(tmp_path, tiny), "--run-dir", run_dir, "-q")
     assert result.exit_code == 2
     assert f"cannot make the checkpoint folder {run_dir / 'checkpoints'}" in \
         " ".join(result.output.split())
 
 
 # -- 3 and 7. SIGINT and SIGTERM in a real process, then --resume; a second process ------
-SIGNALLED = {**TINY, "data": {**TINY["data"], "dataset": {"type": "spiral", "classes": 3,
-                                                          "samples": 40, "noise": 0.2}},
-             "model": {"layers": [{"type": "affine", "units": 16}, {"type": "batchnorm"}, "relu",
-                                  {"type": "dropout", "drop_rate": 0.2},
-                                  {"type": "affine", "units": 3}]},
-             "schedule": {"type": "step", "every": 5, "gamma": 0.5},
-             # 15 iterations per epoch; enough epochs that both signals land in training
-             # even when a loaded machine lets the child run ahead of the test's polling
-             "train": {"epochs": 60, "batch_size": 4}}
-
-
 def start_dl(*args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "dl_cli", *map(str, args), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -332,7 +236,7 @@ def start_dl(*args) -> subprocess.Popen:
 
 def signal_after_epochs(proc: subprocess.Popen, run_dir: Path, epochs: int, signum: int) -> str:
     deadline = time.monotonic() + 60
-    while len(metric_lines(run_dir)) < epochs if (run_dir / "metrics.jsonl").exists() else True:
+    while len(Run(run_dir).read_metrics()) < epochs if (run_dir / "metrics.jsonl").exists() else True:
         assert proc.poll() is None, proc.stdout.read()
         assert time.monotonic() < deadline
         time.sleep(0.005)
@@ -342,13 +246,24 @@ def signal_after_epochs(proc: subprocess.Popen, run_dir: Path, epochs: int, sign
     return output
 
 
-def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path):
-    config = write_config(tmp_path, SIGNALLED)
+def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path, write_config,
+                                                                   tiny_config, dl, metric_lines):
+    signalled = tiny_config(
+        **NAME_AND_SEED, samples=40,
+        model={"layers": [{"type": "affine", "units": 16}, {"type": "batchnorm"}, "relu",
+                          {"type": "dropout", "drop_rate": 0.2}, {"type": "affine", "units": 3}]},
+        schedule={"type": "step", "every": 5, "gamma": 0.5},
+        # 15 iterations per epoch; enough epochs that both signals land in training even
+        # when a loaded machine lets the child run ahead of the test's polling
+        train={"epochs": 60, "batch_size": 4})
+    config = write_config(tmp_path, signalled)
     straight = tmp_path / "straight"
-    assert dl("train", config, "--run-dir", straight, "-q").exit_code == 0
+    # one thread in both runs: the checkpoints record it, and this test process's BLAS
+    # may run on another count than a new process's
+    assert dl("train", config, "--run-dir", straight, "-q", "--threads", "1").exit_code == 0
 
     run_dir = tmp_path / "run"
-    proc = start_dl("train", config, "--run-dir", run_dir)
+    proc = start_dl("train", config, "--run-dir", run_dir, "--threads", "1")
     # the lock, with its holder's PID in it, then the config: the folder holds a run
     while not ((run_dir / "run.lock").exists() and (run_dir / "run.lock").read_text()
                and (run_dir / "config.yaml").exists()):
@@ -362,7 +277,7 @@ def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path):
     output = signal_after_epochs(proc, run_dir, 1, signal.SIGINT)
     assert f"dl train --resume {run_dir}" in " ".join(output.split())
     first_stop = Run(run_dir).load_checkpoint("last")["meta"]
-    assert first_stop["epoch"] + 2 < SIGNALLED["train"]["epochs"]
+    assert first_stop["epoch"] + 2 < signalled["train"]["epochs"]
 
     proc = start_dl("train", "--resume", run_dir)
     signal_after_epochs(proc, run_dir, first_stop["epoch"] + 2, signal.SIGTERM)
@@ -382,9 +297,10 @@ def test_sigint_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path):
         assert summaries[0][key] == summaries[1][key]
 
 
-def test_a_new_run_into_a_folder_holding_a_run_is_refused(run_copy, tmp_path):
+def test_a_new_run_into_a_folder_holding_a_run_is_refused(
+        run_copy, tmp_path, tiny, write_config, dl, snapshot):
     before = snapshot(run_copy)
-    result = dl("train", write_config(tmp_path), "--run-dir", run_copy, "-q")
+    result = dl("train", write_config(tmp_path, tiny), "--run-dir", run_copy, "-q")
     assert result.exit_code == 2
     assert f"{run_copy} already holds a run; continue it with dl train --resume {run_copy}" in \
         " ".join(result.output.split())
@@ -392,13 +308,14 @@ def test_a_new_run_into_a_folder_holding_a_run_is_refused(run_copy, tmp_path):
 
 
 # -- 4. resume after the best epoch ----------------------------------------------------
-def test_resume_after_the_best_epoch_keeps_the_best_checkpoint_and_metric(tmp_path, monkeypatch):
+def test_resume_after_the_best_epoch_keeps_the_best_checkpoint_and_metric(tmp_path, monkeypatch,
+                                                                          tiny, write_config,
+                                                                          interrupt_at, dl, metric_lines):
     accuracies = {1: 0.5, 2: 0.9, 3: 0.6, 4: 0.7, 5: 0.8, 6: 0.85}
     script_validation(monkeypatch, "val/acc", accuracies)
-    cfg = {**TINY, "train": {"epochs": 6, "batch_size": 8}}
+    cfg = {**tiny, "train": {"epochs": 6, "batch_size": 8}}
     run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 3 * 6 + 2)  # inside epoch 4, after the best epoch 2
+    with interrupt_at(3 * 6 + 2):  # inside epoch 4, after the best epoch 2
         assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 130
     best = (run_dir / "checkpoints/best.npz").read_bytes()
     assert dl("train", "--resume", run_dir, "-q").exit_code == 0
@@ -408,12 +325,12 @@ def test_resume_after_the_best_epoch_keeps_the_best_checkpoint_and_metric(tmp_pa
     assert [r["val/acc"] for r in metric_lines(run_dir)] == list(accuracies.values())
 
 
-def test_resume_keeps_the_epoch_records_without_train_metrics(tmp_path, monkeypatch):
-    cfg = {**TINY, "train": {"epochs": 4, "batch_size": 8, "eval_train_samples": 0}}
+def test_resume_keeps_the_epoch_records_without_train_metrics(tmp_path, tiny, write_config,
+                                                              interrupt_at, dl):
+    cfg = {**tiny, "train": {"epochs": 4, "batch_size": 8, "eval_train_samples": 0}}
     straight, run_dir = tmp_path / "straight", tmp_path / "run"
     assert dl("train", write_config(tmp_path, cfg), "--run-dir", straight, "-q").exit_code == 0
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 2 * 6 + 2)
+    with interrupt_at(2 * 6 + 2):
         assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 130
     assert dl("train", "--resume", run_dir, "-q").exit_code == 0
     summaries = [json.loads((d / "summary.json").read_text()) for d in (straight, run_dir)]
@@ -423,12 +340,12 @@ def test_resume_keeps_the_epoch_records_without_train_metrics(tmp_path, monkeypa
     assert summaries[1]["final"] == summaries[0]["final"]
 
 
-def test_resume_keeps_the_batch_lines_and_the_time_of_the_epochs_before(tmp_path, monkeypatch):
-    cfg = {**TINY, "train": {"epochs": 4, "batch_size": 8, "log_every": 1}}
+def test_resume_keeps_the_batch_lines_and_the_time_of_the_epochs_before(tmp_path, tiny,
+        write_config, interrupt_at, dl, metric_lines):
+    cfg = {**tiny, "train": {"epochs": 4, "batch_size": 8, "log_every": 1}}
     straight, run_dir = tmp_path / "straight", tmp_path / "run"
     assert dl("train", write_config(tmp_path, cfg), "--run-dir", straight, "-q").exit_code == 0
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 2 * 6 + 4)  # inside epoch 3, after its 4th step
+    with interrupt_at(2 * 6 + 4):  # inside epoch 3, after its 4th step
         assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 130
     before = metric_lines(run_dir)  # timings popped
     times = [r["time"] for r in Run(run_dir).read_metrics() if "lr" in r]
@@ -441,13 +358,14 @@ def test_resume_keeps_the_batch_lines_and_the_time_of_the_epochs_before(tmp_path
     assert resumed[:2] == times and resumed[2] >= times[1]  # the clock goes on
     assert json.loads((run_dir / "summary.json").read_text())["time_s"] >= times[1]
     log = (run_dir / "train.log").read_text()  # the log tells the run's story
-    assert "interrupted: stopped by signal 2 at epoch 3, iteration 4" in log
+    assert "interrupted (Ctrl-C) at epoch 3, iteration 4" in log
     assert "resuming tiny after epoch 2, iteration 4 (step 16)" in log
 
 
-def test_resuming_a_run_that_stopped_early_trains_nothing_more(tmp_path, monkeypatch):
+def test_resuming_a_run_that_stopped_early_trains_nothing_more(tmp_path, monkeypatch, tiny,
+                                                               write_config, dl, metric_lines):
     script_validation(monkeypatch, "val/acc", {1: 0.9, 2: 0.5, 3: 0.5, 4: 0.5, 5: 0.5})
-    cfg = {**TINY, "train": {"epochs": 5, "batch_size": 8,
+    cfg = {**tiny, "train": {"epochs": 5, "batch_size": 8,
                              "early_stopping": {"monitor": "val/acc", "patience": 2}}}
     run_dir = tmp_path / "run"
     assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 0
@@ -470,8 +388,8 @@ def test_resuming_a_run_that_stopped_early_trains_nothing_more(tmp_path, monkeyp
     (lambda raw: raw["train"].update(dtype="float64"),
      "adam state 'm/0.W' is float32 (2, 16), the parameter float64 (2, 16)"),
 ])
-def test_optimizer_or_schedule_state_that_does_not_fit_stops_the_resume(
-        interrupted_run, change, message):
+def test_optimizer_or_schedule_state_that_does_not_fit_stops_the_resume(interrupted_run, change,
+                                                                        message, dl, snapshot):
     run_dir = interrupted_run
     edit_run_config(run_dir, change, checkpoints=True)
     before = snapshot(run_dir)
@@ -488,7 +406,8 @@ def test_optimizer_or_schedule_state_that_does_not_fit_stops_the_resume(
     ("v/0.b", np.full(16, np.nan, np.float32), "adam state 'v/0.b' holds non-finite values"),
     ("m/9.W", np.zeros(2, np.float32), "adam state 'm/9.W' belongs to no parameter of the model"),
 ])
-def test_forged_optimizer_state_stops_the_resume(interrupted_run, entry, value, expected):
+def test_forged_optimizer_state_stops_the_resume(
+        interrupted_run, entry, value, expected, dl, rewrite_checkpoint, snapshot):
     run_dir = interrupted_run
 
     def forge(arrays):
@@ -502,7 +421,7 @@ def test_forged_optimizer_state_stops_the_resume(interrupted_run, entry, value, 
     assert snapshot(run_dir) == before
 
 
-def test_a_meta_entry_of_the_wrong_kind_stops_the_resume(interrupted_run):
+def test_a_meta_entry_of_the_wrong_kind_stops_the_resume(interrupted_run, dl, rewrite_checkpoint):
     run_dir = interrupted_run
 
     def forge(arrays):
@@ -517,7 +436,7 @@ def test_a_meta_entry_of_the_wrong_kind_stops_the_resume(interrupted_run):
 
 # -- 5. a truncated or corrupted last.npz on --resume ---------------------------------
 @pytest.mark.parametrize("damage", ["empty", "half", "no_directory", "flipped_byte"])
-def test_a_damaged_last_checkpoint_stops_the_resume_naming_it(run_copy, damage):
+def test_a_damaged_last_checkpoint_stops_the_resume_naming_it(run_copy, damage, dl, snapshot):
     last = run_copy / "checkpoints/last.npz"
     data = bytearray(last.read_bytes())
     if damage == "empty":
@@ -540,13 +459,14 @@ def test_a_damaged_last_checkpoint_stops_the_resume_naming_it(run_copy, damage):
 
 
 # -- 6. a non-finite loss, and NaN validation metrics ----------------------------------
-def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, monkeypatch):
+def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, monkeypatch, tiny,
+        write_config, dl, metric_lines):
     run_dir = tmp_path / "run"
     losses, best_before = [], []
     original = Model.loss
 
-    def loss(self, x, y, train=True):
-        value, grads = original(self, x, y, train)
+    def loss(self, x, y, train=True, keys=None):
+        value, grads = original(self, x, y, train, keys)
         if len(losses) == 2 * 6 + 1:  # epoch 3, iteration 2
             best_before.append((run_dir / "checkpoints/best.npz").read_bytes())
             value = float("nan")
@@ -554,7 +474,7 @@ def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, m
         return value, grads
 
     monkeypatch.setattr(Model, "loss", loss)
-    result = dl("train", write_config(tmp_path), "--run-dir", run_dir, "-q")
+    result = dl("train", write_config(tmp_path, tiny), "--run-dir", run_dir, "-q")
     assert result.exit_code == 3
     message = " ".join(result.output.split())
     assert f"loss became nan at epoch 3, iteration 2; last finite loss: {losses[-2]}" in message
@@ -569,9 +489,9 @@ def test_a_nan_loss_stops_with_exit_3_and_leaves_the_best_checkpoint(tmp_path, m
     ("val/loss", {1: float("inf"), 2: float("nan"), 3: 1.5, 4: float("nan")}, 3),
 ])
 def test_a_nan_validation_metric_never_becomes_the_best(tmp_path, monkeypatch, metric, values,
-                                                       best_epoch):
+                                                        best_epoch, tiny, write_config, dl):
     script_validation(monkeypatch, metric, values)
-    cfg = {**TINY, "checkpoint": {"monitor": metric}}
+    cfg = {**tiny, "checkpoint": {"monitor": metric}}
     run_dir = tmp_path / "run"
     assert dl("train", write_config(tmp_path, cfg), "--run-dir", run_dir, "-q").exit_code == 0
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -580,22 +500,16 @@ def test_a_nan_validation_metric_never_becomes_the_best(tmp_path, monkeypatch, m
 
 
 # -- 8 and 16. a sweep worker killed; the same results on any number of workers ------------
-SWEEP_BASE = {**TINY, "data": {**TINY["data"], "dataset": {"type": "spiral", "classes": 3,
-                                                           "samples": 60, "noise": 0.2}},
-              "train": {"epochs": 25, "batch_size": 8}}
 SWEEP_SPEC = {"name": "killed", "method": "random", "trials": 3, "seed": 0,
               "params": {"optimizer.lr": {"loguniform": [1.0e-3, 1.0e-1]}}}
 
 
-def write_sweep(folder: Path) -> Path:
-    base = write_config(folder, SWEEP_BASE, "base.yaml")
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump({**SWEEP_SPEC, "base": str(base)}))
-    return path
-
-
-def test_a_killed_sweep_worker_fails_its_trial_alone_and_a_retry_reruns_only_it(tmp_path):
-    spec = write_sweep(tmp_path)
+def test_a_killed_sweep_worker_fails_its_trial_alone_and_a_retry_reruns_only_it(
+        tmp_path, write_config, tiny_config, dl, metric_lines):
+    base = tiny_config(**NAME_AND_SEED, samples=60, train={"epochs": 25, "batch_size": 8})
+    spec = tmp_path / "sweep.yaml"
+    base_path = write_config(tmp_path, base, "base.yaml")
+    spec.write_text(yaml.safe_dump({**SWEEP_SPEC, "base": str(base_path)}))
     straight = tmp_path / "straight"
     assert dl("sweep", spec, "--sweep-dir", straight).exit_code == 0  # one worker, in process
 
@@ -671,7 +585,7 @@ EXPECTED = ["model.layers.1: unknown layer 'rellu' (did you mean 'relu'?)",
             "train.erly_stopping: unknown key (did you mean 'early_stopping'?)"]
 
 
-def test_every_config_mistake_is_in_one_report_and_nothing_is_loaded(tmp_path, monkeypatch):
+def test_every_config_mistake_is_in_one_report_and_nothing_is_loaded(tmp_path, monkeypatch, dl):
     calls = spy_on_data(monkeypatch)
     path = tmp_path / "mistakes.yaml"
     path.write_text(MISTAKES.replace("DATA", str(tmp_path / "data.npz")))
@@ -679,108 +593,17 @@ def test_every_config_mistake_is_in_one_report_and_nothing_is_loaded(tmp_path, m
     assert not (tmp_path / "runs").exists() and not Path("runs/mistakes").exists()
 
 
-def test_duplicate_keys_are_reported_with_every_other_mistake(tmp_path, monkeypatch):
+def test_duplicate_keys_are_reported_with_every_other_mistake(tmp_path, monkeypatch, dl):
     calls = spy_on_data(monkeypatch)
     path = tmp_path / "mistakes.yaml"
     path.write_text(MISTAKES.replace("DATA", str(tmp_path / "data.npz")) + "seed: 1\n")
     check_report(dl("train", path), calls, [*EXPECTED, "seed: duplicate key on lines 2 and 12"])
 
 
-# -- 10. a fuzzer that mutates valid configs -------------------------------------------
-FUZZ_BASE = {
-    "name": "fuzz",
-    "seed": 0,
-    "data": {"dataset": {"type": "spiral", "classes": 2, "samples": 10, "noise": 0.1},
-             "split": {"val": 0.2, "test": 0.2, "stratify": True}, "preprocess": ["standardize"],
-             "augment": []},
-    "model": {"layers": [{"type": "affine", "units": 4}, {"type": "batchnorm"}, "relu",
-                         {"type": "dropout", "drop_rate": 0.1}, {"type": "affine", "units": 2}],
-              "init": "he_normal", "loss": "softmax_cross_entropy"},
-    "regularization": {"l1": 0.0, "l2": 1.0e-3},
-    "optimizer": {"type": "sgd", "lr": 0.1},
-    "schedule": {"type": "step", "every": 1, "gamma": 0.5},
-    "train": {"epochs": 1, "batch_size": 4, "clip_grad_norm": 5.0,
-              "early_stopping": {"patience": 1}},
-    "checkpoint": {"monitor": "auto"},
-    "runs_dir": "runs",
-}
-# Values of every kind a person might type; integers stay small, since a config asking for
-# a billion units is a resource question, not a malformed one. Half the replacements are
-# plausible (a registered name, a small number), so that mutants get past validation.
-REGISTERED = sorted({name for registry in (LAYERS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES,
-                                           DATASETS, PREPROCESSORS, AUGMENTATIONS)
-                     for name in registry.names()} - {"text"})  # text: a larger corpus
-PLAUSIBLE = st.one_of(st.sampled_from(REGISTERED), st.integers(0, 6), st.sampled_from(
-    [0.0, 0.5, 0.99, 1.0, 2.0, 1e-8, 1e3, "val/loss", "val/acc", "train/loss", "min", "max"]))
-ODD_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 12),
-    st.floats(allow_nan=True, allow_infinity=True, width=32),
-    st.sampled_from(["", "full", "relu", "adam", "mse", "digits", "npz", "val/loss", "max",
-                     "float64", "../../x", "os.system", "standardize", "flip", "1e-3"]),
-    st.lists(st.sampled_from(["relu", 3, None, "affine"]), max_size=3),
-    st.dictionaries(st.sampled_from(["type", "units", "lr", "_target_", "path"]),
-                    st.sampled_from(["affine", "relu", 2, -1, None, "x.npz"]), max_size=2),
-)
-
-
-@contextlib.contextmanager
-def inside(folder):
-    previous = os.getcwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
-
-
-def paths_in(tree, prefix=()):
-    yield prefix
-    items = tree.items() if isinstance(tree, dict) else \
-        enumerate(tree) if isinstance(tree, list) else ()
-    for key, value in items:
-        yield from paths_in(value, (*prefix, key))
-
-
-def mutate(tree, path, action, value):
-    """A copy of ``tree`` with the node at ``path`` replaced, removed or given a new key."""
-    tree = json.loads(json.dumps(tree))
-    parent = tree
-    for key in path[:-1]:
-        parent = parent[key]
-    key = path[-1]
-    if action == "remove":
-        del parent[key]
-    elif action == "add" and isinstance(parent[key], dict):
-        parent[key]["unexpected"] = value
-    else:
-        parent[key] = value
-    return tree
-
-
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_mutated_configs_train_or_exit_2_never_a_traceback(data):
-    cfg = FUZZ_BASE
-    for _ in range(data.draw(st.integers(1, 3), label="mutations")):
-        paths = [p for p in paths_in(cfg) if p]
-        path = data.draw(st.sampled_from(paths), label="path")
-        action = data.draw(st.sampled_from(["replace", "remove", "add"]), label="action")
-        value = data.draw(st.one_of(PLAUSIBLE, ODD_VALUES), label="value")
-        cfg = mutate(cfg, path, action, value)
-    with tempfile.TemporaryDirectory() as folder, inside(folder):  # runs_dir may be mutated
-        Path("cfg.yaml").write_text(yaml.safe_dump(cfg))
-        result = runner.invoke(app, ["train", "cfg.yaml", "-q"])
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
-        "".join(traceback.format_exception(result.exception))
-    assert result.exit_code in (0, 2, 3), result.output
-    if result.exit_code:
-        assert "error:" in result.output
-
-
-# Configs the fuzzer above can produce that fail late: a model that cannot score the data,
-# a batch a layer refuses, and a resumed run whose config no longer loads; each exits 2
-# with the reason.
+# -- 10. configs that fail late -------------------------------------------------------------
+# Configs the fuzzer of test_fuzz.py can produce that fail late: a model that cannot score
+# the data, a batch a layer refuses, and a resumed run whose config no longer loads; each
+# exits 2 with the reason.
 @pytest.mark.parametrize("change,message", [
     ({"model": {"layers": [{"type": "affine", "units": 2}]}},
      "model.loss 'softmax_cross_entropy': the model gives scores of shape (2,) per sample, "
@@ -793,15 +616,17 @@ def test_mutated_configs_train_or_exit_2_never_a_traceback(data):
      "model.loss 'softmax_cross_entropy' needs class labels, but the data has real-valued "
      "targets; use mse"),
 ])
-def test_a_model_that_cannot_score_the_data_is_refused_before_training(tmp_path, change, message):
-    result = dl("train", write_config(tmp_path, {**TINY, **change}), "-q")
+def test_a_model_that_cannot_score_the_data_is_refused_before_training(tmp_path, change, message,
+                                                                       tiny, write_config, dl):
+    result = dl("train", write_config(tmp_path, {**tiny, **change}), "-q")
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_batch_a_layer_refuses_exits_2_naming_the_layer_and_the_batch(tmp_path):
-    cfg = {**TINY, "model": {"layers": [{"type": "affine", "units": 4}, {"type": "batchnorm"},
+def test_a_batch_a_layer_refuses_exits_2_naming_the_layer_and_the_batch(tmp_path, tiny,
+                                                                        write_config, dl):
+    cfg = {**tiny, "model": {"layers": [{"type": "affine", "units": 4}, {"type": "batchnorm"},
                                         {"type": "affine", "units": 3}]},
            "train": {"epochs": 1, "batch_size": 1}}
     result = dl("train", write_config(tmp_path, cfg), "-q")
@@ -811,7 +636,7 @@ def test_a_batch_a_layer_refuses_exits_2_naming_the_layer_and_the_batch(tmp_path
     assert "batchnorm needs at least 2 values per feature" in message
 
 
-def test_resuming_a_run_whose_config_no_longer_loads_exits_2(run_copy):
+def test_resuming_a_run_whose_config_no_longer_loads_exits_2(run_copy, dl):
     edit_run_config(run_copy, lambda raw: raw["train"].update(epochs=0))
     result = dl("train", "--resume", run_copy, "-q")
     assert result.exit_code == 2 and "train.epochs: must be >= 1" in result.output
@@ -847,8 +672,9 @@ def malformed(folder: Path, kind: str) -> dict:
     ("mnist", r"train-labels-idx1-ubyte: byte offset 11: label 11 is out of range"),
     ("cifar10", r"test_batch\.bin: length 3173 is not a positive multiple .* offset 3073"),
 ])
-def test_malformed_data_files_exit_2_naming_file_and_place(tmp_path, kind, where):
-    cfg = {**TINY, "data": {"dataset": malformed(tmp_path, kind), "split": {"val": 0.25}}}
+def test_malformed_data_files_exit_2_naming_file_and_place(tmp_path, kind, where, tiny,
+                                                           write_config, dl):
+    cfg = {**tiny, "data": {"dataset": malformed(tmp_path, kind), "split": {"val": 0.25}}}
     result = dl("train", write_config(tmp_path, cfg), "-q")
     assert result.exit_code == 2
     assert re.search(where, " ".join(result.output.split()))
@@ -857,7 +683,7 @@ def test_malformed_data_files_exit_2_naming_file_and_place(tmp_path, kind, where
 
 # -- 12. checkpoints that do not fit the model -------------------------------------------
 @pytest.mark.parametrize("command", ["eval", "resume"])
-def test_a_checkpoint_with_other_shapes_is_refused_before_loading(run_copy, command):
+def test_a_checkpoint_with_other_shapes_is_refused_before_loading(run_copy, command, dl, snapshot):
     edit_run_config(run_copy, lambda raw: raw["model"]["layers"][0].update(units=12),
                     checkpoints=True)
     before = snapshot(run_copy)
@@ -869,7 +695,7 @@ def test_a_checkpoint_with_other_shapes_is_refused_before_loading(run_copy, comm
     assert snapshot(run_copy) == before
 
 
-def test_a_checkpoint_with_other_names_is_refused(run_copy):
+def test_a_checkpoint_with_other_names_is_refused(run_copy, dl):
     edit_run_config(run_copy, lambda raw: raw["model"]["layers"].insert(
         2, {"type": "affine", "units": 16}))
     result = dl("eval", run_copy)
@@ -879,7 +705,7 @@ def test_a_checkpoint_with_other_names_is_refused(run_copy):
             in message)
 
 
-def test_non_finite_weights_are_refused(run_copy):
+def test_non_finite_weights_are_refused(run_copy, dl, rewrite_checkpoint):
     def poison(arrays):
         arrays["param/2.W"][0, 0] = np.inf
 
@@ -889,7 +715,7 @@ def test_non_finite_weights_are_refused(run_copy):
     assert "parameter '2.W' holds non-finite or non-float values" in " ".join(result.output.split())
 
 
-def test_a_compressed_checkpoint_is_refused_since_its_sizes_cannot_be_checked(run_copy):
+def test_a_compressed_checkpoint_is_refused_since_its_sizes_cannot_be_checked(run_copy, dl):
     best = run_copy / "checkpoints/best.npz"
     np.savez_compressed(best, **load_npz(best))
     result = dl("eval", run_copy)
@@ -897,7 +723,7 @@ def test_a_compressed_checkpoint_is_refused_since_its_sizes_cannot_be_checked(ru
     assert "is compressed; checkpoints store arrays as they are" in " ".join(result.output.split())
 
 
-def test_a_damaged_summary_is_named_and_listings_show_the_other_runs(run_copy, finished_run):
+def test_a_damaged_summary_is_named_and_listings_show_the_other_runs(run_copy, finished_run, dl):
     (run_copy / "summary.json").write_text('{"status": "comp')  # cut mid-write by hand
     assert dl("eval", run_copy).exit_code == 0  # eval does not need the summary
     diagnosed = dl("diagnose", run_copy)
@@ -911,21 +737,8 @@ def test_a_damaged_summary_is_named_and_listings_show_the_other_runs(run_copy, f
     assert "unreadable (summary.json)" in compared.output and "completed" in compared.output
 
 
-def npy_member(header_shape, dtype, payload: bytes) -> bytes:
-    """A ``.npy`` file whose header claims ``header_shape`` but which holds ``payload``."""
-    buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buffer, {"descr": np.dtype(dtype).str,
-                                                  "fortran_order": False, "shape": header_shape})
-    return buffer.getvalue() + payload
-
-
-def forge(path: Path, members: dict[str, bytes]) -> None:
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-
-
-def test_a_forged_header_claiming_a_huge_array_is_refused_without_allocating_it(run_copy):
+def test_a_forged_header_claiming_a_huge_array_is_refused_without_allocating_it(
+        run_copy, dl, forge):
     best = run_copy / "checkpoints/best.npz"
     arrays = load_npz(best)
     members = {}
@@ -934,7 +747,7 @@ def test_a_forged_header_claiming_a_huge_array_is_refused_without_allocating_it(
         np.save(buffer, value)
         members[f"{key}.npy"] = buffer.getvalue()
     # 2 GiB claimed, 64 bytes stored
-    members["param/0.W.npy"] = npy_member((32768, 16384), "<f4", bytes(64))
+    members["param/0.W.npy"] = forge.npy((32768, 16384), "<f4", bytes(64))
     forge(best, members)
     tracemalloc.start()
     try:
@@ -962,7 +775,7 @@ class Payload:
 
 
 @pytest.mark.parametrize("command", ["eval", "resume"])
-def test_a_pickle_renamed_npz_is_refused_and_not_executed(run_copy, tmp_path, command):
+def test_a_pickle_renamed_npz_is_refused_and_not_executed(run_copy, tmp_path, command, dl):
     target = tmp_path / "executed"
     for kind in ("best", "last"):
         (run_copy / f"checkpoints/{kind}.npz").write_bytes(pickle.dumps(Payload(target)))
@@ -973,7 +786,7 @@ def test_a_pickle_renamed_npz_is_refused_and_not_executed(run_copy, tmp_path, co
     assert not target.exists()
 
 
-def test_an_object_array_in_a_checkpoint_is_refused_and_not_executed(run_copy, tmp_path):
+def test_an_object_array_in_a_checkpoint_is_refused_and_not_executed(run_copy, tmp_path, dl):
     target = tmp_path / "executed"
     best = run_copy / "checkpoints/best.npz"
     arrays = load_npz(best)
@@ -985,11 +798,12 @@ def test_an_object_array_in_a_checkpoint_is_refused_and_not_executed(run_copy, t
     assert not target.exists()
 
 
-def test_the_data_path_refuses_a_pickle_renamed_npz_without_executing_it(tmp_path):
+def test_the_data_path_refuses_a_pickle_renamed_npz_without_executing_it(tmp_path, tiny,
+                                                                         write_config, dl):
     target = tmp_path / "executed"
     data = tmp_path / "data.npz"
     data.write_bytes(pickle.dumps(Payload(target)))
-    cfg = {**TINY, "data": {"dataset": {"type": "npz", "path": str(data)}}}
+    cfg = {**tiny, "data": {"dataset": {"type": "npz", "path": str(data)}}}
     result = dl("train", write_config(tmp_path, cfg), "-q")
     assert result.exit_code == 2 and "data.npz: not a .npz archive" in result.output
     assert not target.exists()
@@ -1020,8 +834,8 @@ def test_the_source_never_unpickles_or_imports_by_name():
 
 # -- 15. names cannot leave the runs folder; archive members are never paths -------------
 @pytest.mark.parametrize("name", ["..", "...", ".", ".hidden", "~", "-", "a b", "$HOME", "..x"])
-def test_run_names_stay_inside_the_runs_folder(tmp_path, name):
-    cfg = {**TINY, "name": name, "train": {"epochs": 1, "batch_size": 8}}
+def test_run_names_stay_inside_the_runs_folder(tmp_path, name, tiny, write_config, dl):
+    cfg = {**tiny, "name": name, "train": {"epochs": 1, "batch_size": 8}}
     result = dl("train", write_config(tmp_path, cfg), "-q")
     assert result.exit_code == 0, result.output
     (folder,) = (tmp_path / "runs").iterdir()
@@ -1030,8 +844,8 @@ def test_run_names_stay_inside_the_runs_folder(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["../../x", "a/../../b", "/etc", "..\\..\\x"])
-def test_run_names_with_separators_are_rejected(tmp_path, name):
-    result = dl("train", write_config(tmp_path, {**TINY, "name": name}), "-q")
+def test_run_names_with_separators_are_rejected(tmp_path, name, tiny, write_config, dl):
+    result = dl("train", write_config(tmp_path, {**tiny, "name": name}), "-q")
     assert result.exit_code == 2 and "name: must be a non-empty name without '/'" in result.output
     assert not (tmp_path / "runs").exists()
 
@@ -1057,7 +871,8 @@ def test_each_run_records_versions_and_the_config_hash(finished_run):
         assert Run(finished_run).load_checkpoint(kind)["meta"]["versions"] == versions()
 
 
-def test_resuming_under_other_versions_warns_on_stderr_and_in_the_log(interrupted_run):
+def test_resuming_under_other_versions_warns_on_stderr_and_in_the_log(
+        interrupted_run, rewrite_checkpoint):
     run_dir = interrupted_run
 
     def older(arrays):

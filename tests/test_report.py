@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -14,20 +13,17 @@ from dl_cli import crossval, data, nn, optim, schedules, training  # noqa: F401 
 from dl_cli.cli.app import app
 from dl_cli.config import load_config
 from dl_cli.gradcheck import ZERO, Check, check_model
-from dl_cli.layout import find_runs
 from dl_cli.registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
                              PREPROCESSORS, SCHEDULES, Registry)
 from dl_cli.sweep.ledger import TrialState
 from dl_cli.sweep.results import leaderboard
-from dl_cli.sweep.runner import SweepRunner
 from dl_cli.sweep.spec import prepare
-from dl_cli.tables import (compare_table, gradcheck_summary, gradcheck_table, registry_table,
-                           runs_table)
+from dl_cli.listing import rows, runs_table
+from dl_cli.tables import compare_table, gradcheck_summary, gradcheck_table, registry_table
 
 runner = CliRunner()
 REGISTRIES = (LAYERS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES, DATASETS, PREPROCESSORS,
               AUGMENTATIONS)
-SPIRAL = {"dataset": {"type": "spiral", "classes": 3, "samples": 30}}
 
 
 def text(table) -> str:
@@ -36,12 +32,14 @@ def text(table) -> str:
     return console.export_text()
 
 
-def write(tmp_path: Path, layers, name: str = "model.yaml", **extra) -> Path:
-    cfg = {"name": "report-test", "runs_dir": str(tmp_path / "runs"), "data": SPIRAL,
-           "model": {"layers": layers}, "train": {"epochs": 2, "batch_size": 16}, **extra}
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+@pytest.fixture(scope="session")
+def write_model(tiny_config, write_config):
+    """``write_model(folder, layers)``: a small config of these layers, trained 2 epochs."""
+    def write(folder: Path, layers) -> Path:
+        cfg = tiny_config(name="report-test", samples=30, model={"layers": layers},
+                          train={"epochs": 2, "batch_size": 16})
+        return write_config(folder, cfg, "model.yaml")
+    return write
 
 
 # -- gradient check ---------------------------------------------------------------------
@@ -73,8 +71,8 @@ def test_the_max_error_leaves_out_tensors_whose_gradients_are_both_zero():
     assert "FAIL" in gradcheck_summary([W_OK, Check("1 affine", "W", (2,), 0.5, largest=1.0)])
 
 
-def test_the_bias_before_batchnorm_is_explained_on_a_real_model(tmp_path):
-    path = write(tmp_path, [{"type": "affine", "units": 6}, {"type": "batchnorm"}, "tanh",
+def test_the_bias_before_batchnorm_is_explained_on_a_real_model(tmp_path, write_model):
+    path = write_model(tmp_path, [{"type": "affine", "units": 6}, {"type": "batchnorm"}, "tanh",
                             {"type": "affine", "units": 3}])
     result = runner.invoke(app, ["gradcheck", str(path)], terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -141,9 +139,9 @@ def test_a_paragraph_that_introduces_a_formula_loses_its_colon_and_keeps_its_bra
 
 # -- dl runs, dl compare: k-fold runs ------------------------------------------------------
 @pytest.fixture(scope="module")
-def kfold_and_plain(tmp_path_factory):
+def kfold_and_plain(tmp_path_factory, write_model):
     tmp = tmp_path_factory.mktemp("runs")
-    path = write(tmp, [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}])
+    path = write_model(tmp, [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}])
     kfold = crossval.train_folds(load_config(path, ["validation.kfold=3", "name=kf"]),
                                  progress=False)
     cfg = load_config(path, ["name=plain"])
@@ -166,13 +164,13 @@ def test_compare_shows_the_kfold_mean_and_says_it_is_one(kfold_and_plain):
 
 def test_runs_marks_the_kfold_mean(kfold_and_plain):
     root, kfold, plain = kfold_and_plain
-    out = text(runs_table(find_runs(root), root))
-    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
+    out = text(runs_table(rows(root), root))
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.startswith("│")}
     parent = str(Path(kfold["run_dir"]).relative_to(root))
-    assert "completed (3-fold mean)" in rows[parent]
-    assert f"{kfold['best_value']:.4g}" in rows[parent]
-    assert "fold mean" not in rows[str(Path(plain["run_dir"]).relative_to(root))]
-    assert "fold mean" not in rows[f"{parent}/fold-0"]  # a fold is an ordinary run
+    assert "completed (3-fold mean)" in lines[parent]
+    assert f"{kfold['best_value']:.4f} ± {kfold['best_std']:.4f}" in lines[parent]
+    assert "fold mean" not in lines[str(Path(plain["run_dir"]).relative_to(root))]
+    assert "fold mean" not in lines[f"{parent}/fold-0"]  # a fold is an ordinary run
 
 
 def test_compare_table_of_a_kfold_run_without_the_mean_shows_a_dash(tmp_path):
@@ -187,33 +185,20 @@ def test_compare_table_of_a_kfold_run_without_the_mean_shows_a_dash(tmp_path):
 
 
 # -- dl sweep: the leaderboard ---------------------------------------------------------------
-BASE = {"name": "spiral", "seed": 3,
-        "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40},
-                 "split": {"val": 0.25, "test": 0.25}},
-        "model": {"layers": [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}]},
-        "train": {"epochs": 2, "batch_size": 16}}
 GRID = {"method": "grid", "params": {"optimizer.lr": {"values": [0.1, 0.03, 0.01, 0.003]}}}
 
 
-def write_sweep(folder: Path, spec: dict) -> Path:
-    (folder / "base.yaml").write_text(yaml.safe_dump({**BASE, "runs_dir": str(folder / "runs")}))
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump({"base": str(folder / "base.yaml"), "name": "t", **spec}))
-    return path
+def test_an_interrupted_sweep_ranks_only_the_configurations_with_a_result(tmp_path, write_sweep,
+                                                                          observe_sweeps):
+    def ctrl_c_after_the_second_trial(sweep_runner, event, payload):  # drain and stop
+        completed = sum(s.status == "completed" for s in sweep_runner.table.values())
+        if event == "recorded" and completed == 2 and not sweep_runner.draining:
+            sweep_runner.request_stop()
 
-
-def test_an_interrupted_sweep_ranks_only_the_configurations_with_a_result(tmp_path, monkeypatch):
-    original = SweepRunner._record
-
-    def record_then_interrupt(self, index, until, result):
-        original(self, index, until, result)
-        if sum(s.status == "completed" for s in self.table.values()) == 2:
-            self.interrupts = 1  # as a Ctrl-C after the second trial: drain and stop
-
-    monkeypatch.setattr(SweepRunner, "_record", record_then_interrupt)
     spec = write_sweep(tmp_path, GRID)
-    result = runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(tmp_path / "sweep")],
-                           terminal_width=240)
+    with observe_sweeps(ctrl_c_after_the_second_trial):
+        result = runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(tmp_path / "sweep")],
+                               terminal_width=240)
     assert result.exit_code == 130, result.output
     words = " ".join(result.output.split())  # the title, wrapped to the terminal
     assert "best 2 of 2 scored configurations by val/acc (max); not scored: 2 pending" in words
@@ -221,7 +206,7 @@ def test_an_interrupted_sweep_ranks_only_the_configurations_with_a_result(tmp_pa
     assert ranks == []  # no rows for configurations without a result
 
 
-def test_a_configuration_scored_on_some_of_its_seeds_says_how_many(tmp_path):
+def test_a_configuration_scored_on_some_of_its_seeds_says_how_many(tmp_path, write_sweep):
     spec, _ = prepare(write_sweep(tmp_path, {**GRID, "seeds": [0, 1]}))
     params = [{"optimizer.lr": lr} for lr in (0.1, 0.03)]
     table = {0: TrialState(0, 0, 0, 0, params[0], status="completed", metric=0.9, epochs=2),
@@ -238,7 +223,7 @@ def test_a_configuration_scored_on_some_of_its_seeds_says_how_many(tmp_path):
     assert "seeds)" not in full
 
 
-def test_a_sweep_with_no_result_yet_says_so(tmp_path):
+def test_a_sweep_with_no_result_yet_says_so(tmp_path, write_sweep):
     spec, _ = prepare(write_sweep(tmp_path, GRID))
     table = {i: TrialState(i, 0, i, None, {"optimizer.lr": 0.1}) for i in range(2)}
     assert leaderboard(table, spec).title == (
@@ -246,26 +231,28 @@ def test_a_sweep_with_no_result_yet_says_so(tmp_path):
 
 
 def test_names_in_table_titles_and_cells_are_printed_as_given(tmp_path):
-    from dl_cli.tables import compare_table, folds_table, summary_table
+    from dl_cli.cli.output import AS_IS
+    from dl_cli.tables import compare_table, folds_title, summary_title
 
-    def text(table):
+    def text(table, **options):
         console = Console(width=400, record=True, file=io.StringIO())
-        console.print(table)
+        console.print(table, **options)
         return console.export_text()
 
     summary = {"name": "n[red]x", "status": "completed", "monitor": "val/acc", "best_value": 0.5,
                "best_epoch": 1, "epochs": 1, "best": {"val/acc": 0.5}, "test": {}}
-    assert "n[red]x" in text(summary_table(summary))
+    assert "n[red]x" in text(summary_title(summary), **AS_IS)
     folds = {**summary, "kfold": 2, "best_std": 0.0,
              "folds": [{"fold": 0, "status": "completed", "best_epoch": 1, "best_value": 0.5,
                         "test": {}}]}
-    assert "n[red]x" in text(folds_table(folds))
+    assert "n[red]x" in text(folds_title(folds), **AS_IS)
     runs = [tmp_path / "a[red]", tmp_path / "b"]
     table = compare_table(runs, [{"data": {"preprocess": ["[bold]"]}}, {"data": {"preprocess": []}}])
     assert "a[red]" in text(table) and "[bold]" in text(table)
 
 
-def test_a_study_names_long_and_continuous_domains_instead_of_listing_them(tmp_path):
+def test_a_study_names_long_and_continuous_domains_instead_of_listing_them(tmp_path, write_sweep):
+    pytest.importorskip("matplotlib")
     from dl_cli.studies.report import how_it_ran
     from dl_cli.studies.study import Study
 

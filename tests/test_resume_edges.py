@@ -3,7 +3,6 @@ each, exit 0 or exit 2 with a message, never a traceback.
 
 docs/reliability.md, points 3a to 3e.
 """
-# ruff: noqa: F811  (the fixtures imported below are parameters of the tests)
 
 import json
 import os
@@ -23,11 +22,6 @@ from dl_cli.cli.app import app
 from dl_cli.solver import Solver
 from dl_cli.storage import load_npz
 
-from solver_hooks import interrupt_at
-from test_reliability import (TINY, dl, interrupted_run, metric_lines,  # noqa: F401
-                              rewrite_checkpoint, snapshot, write_config, as_older_run)
-from test_sequences import text_run  # noqa: F401  (a fixture)
-
 pytestmark = pytest.mark.reliability
 
 
@@ -36,7 +30,10 @@ def said(result) -> str:
 
 
 # -- 3a. killed before its first checkpoint ------------------------------------------------
-UNSAVED = {**TINY, "train": {"epochs": 2, "batch_size": 2, "log_every": 1}}  # 23 steps an epoch
+@pytest.fixture
+def unsaved(tiny) -> dict:
+    """``tiny`` in 23 steps an epoch, each logged."""
+    return {**tiny, "train": {"epochs": 2, "batch_size": 2, "log_every": 1}}
 
 
 def fork_slow_dl(args: list, log: Path) -> int:
@@ -57,8 +54,9 @@ def fork_slow_dl(args: list, log: Path) -> int:
         os._exit(code)
 
 
-def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path):
-    config = write_config(tmp_path, UNSAVED)
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(
+        tmp_path, dl, metric_lines, unsaved, write_config):
+    config = write_config(tmp_path, unsaved)
     straight = tmp_path / "straight"
     assert dl("train", config, "--run-dir", straight, "-q").exit_code == 0
     run_dir, log = tmp_path / "run", tmp_path / "log.txt"
@@ -101,7 +99,7 @@ def edit(run_dir: Path, change) -> None:
      "optimizer.lr: 0.01 → 0.1, optimizer.type: \"adam\" → \"sgd\""),
 ])
 def test_a_run_whose_config_was_edited_is_not_resumed_and_the_keys_are_named(
-        interrupted_run, change, keys):
+        interrupted_run, change, keys, dl, snapshot):
     edit(interrupted_run, change)
     before = snapshot(interrupted_run)
     result = dl("train", "--resume", interrupted_run, "-q")
@@ -113,13 +111,14 @@ def test_a_run_whose_config_was_edited_is_not_resumed_and_the_keys_are_named(
     assert snapshot(interrupted_run) == before
 
 
-def test_a_run_may_be_resumed_for_more_epochs(interrupted_run):
+def test_a_run_may_be_resumed_for_more_epochs(interrupted_run, dl, metric_lines):
     edit(interrupted_run, lambda raw: raw["train"].update(epochs=6))
     assert dl("train", "--resume", interrupted_run, "-q").exit_code == 0
     assert [r["epoch"] for r in metric_lines(interrupted_run)] == [1, 2, 3, 4, 5, 6]
 
 
-def test_a_checkpoint_that_records_no_config_resumes_as_before(interrupted_run):
+def test_a_checkpoint_that_records_no_config_resumes_as_before(
+        interrupted_run, dl, rewrite_checkpoint):
     def forget(arrays):  # a checkpoint written before checkpoints recorded their config
         meta = json.loads(str(arrays["meta"]))
         del meta["config"]
@@ -131,20 +130,6 @@ def test_a_checkpoint_that_records_no_config_resumes_as_before(interrupted_run):
 
 
 # -- 3c. a read-only run folder --------------------------------------------------------------
-def private_mounts_work() -> bool:
-    """Whether this machine lets a test mount in a mount namespace of its own (unshare -m),
-    as root in most containers and CI runners."""
-    if shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs tmpfs /mnt"],
-                           capture_output=True)
-    return probe.returncode == 0
-
-
-needs_mounts = pytest.mark.skipif(not private_mounts_work(),
-                                  reason="cannot mount in a private mount namespace here")
-
-
 def dl_with_mount(mount: str, *args) -> subprocess.CompletedProcess:
     """`dl ARGS` in a mount namespace of its own in which ``mount`` (a shell command) ran
     first: a real read-only or full file system, seen by that process alone."""
@@ -153,9 +138,9 @@ def dl_with_mount(mount: str, *args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-@needs_mounts
+@pytest.mark.usefixtures("private_mounts")
 @pytest.mark.parametrize("folder", ["", "checkpoints"])
-def test_a_read_only_run_folder_stops_the_resume_with_a_message(interrupted_run, folder):
+def test_a_read_only_run_folder_stops_the_resume_with_a_message(interrupted_run, folder, snapshot):
     read_only = interrupted_run / folder
     before = snapshot(interrupted_run)
     done = dl_with_mount(f"mount --bind -o ro {shlex.quote(str(read_only))} "
@@ -184,7 +169,8 @@ def test_a_read_only_run_folder_stops_the_resume_with_a_message(interrupted_run,
     (lambda arrays: arrays.update(perm=arrays["perm"][:10]), "is int64 of shape (10,)"),
     (lambda arrays: arrays.update(perm=np.zeros(44, np.int64)), "is not a permutation (a sample repeated or out of range)"),
 ])
-def test_a_forged_batch_order_stops_the_resume(interrupted_run, forge, found):
+def test_a_forged_batch_order_stops_the_resume(
+        interrupted_run, forge, found, dl, rewrite_checkpoint, snapshot):
     rewrite_checkpoint(interrupted_run / "checkpoints/last.npz", forge)
     before = snapshot(interrupted_run)
     result = dl("train", "--resume", interrupted_run, "-q")
@@ -195,7 +181,7 @@ def test_a_forged_batch_order_stops_the_resume(interrupted_run, forge, found):
     assert snapshot(interrupted_run) == before
 
 
-def test_an_iteration_beyond_the_epoch_stops_the_resume(interrupted_run):
+def test_an_iteration_beyond_the_epoch_stops_the_resume(interrupted_run, dl, rewrite_checkpoint):
     def forge(arrays):
         meta = json.loads(str(arrays["meta"]))
         arrays["meta"] = np.array(json.dumps({**meta, "iteration": 7}))
@@ -207,7 +193,7 @@ def test_an_iteration_beyond_the_epoch_stops_the_resume(interrupted_run):
 
 
 # -- 3e. a vocabulary that is not text ---------------------------------------------------------
-def test_a_vocabulary_that_is_not_utf8_is_named_by_dl_sample(text_run, tmp_path):
+def test_a_vocabulary_that_is_not_utf8_is_named_by_dl_sample(text_run, tmp_path, as_older_run, dl):
     copy = Path(shutil.copytree(text_run, tmp_path / "run"))
     as_older_run(copy)
     (copy / "vocab.json").write_bytes(b'["a", "\xff\xfe"]\n')
@@ -217,33 +203,35 @@ def test_a_vocabulary_that_is_not_utf8_is_named_by_dl_sample(text_run, tmp_path)
 
 
 # -- 3f. diagnostics of an epoch stopped midway -------------------------------------------------
-DIAGNOSED = {**TINY, "model": {"layers": [{"type": "affine", "units": 16}, "relu",
-                                          {"type": "affine", "units": 16}, "tanh",
-                                          {"type": "affine", "units": 3}]},
-             "train": {"epochs": 3, "batch_size": 2, "diagnostics": True}}  # 22 steps an epoch
+@pytest.fixture
+def diagnosed(tiny) -> dict:
+    """``tiny`` deeper, recording diagnostics, in 22 steps an epoch."""
+    return {**tiny, "model": {"layers": [{"type": "affine", "units": 16}, "relu",
+                                         {"type": "affine", "units": 16}, "tanh",
+                                         {"type": "affine", "units": 3}]},
+            "train": {"epochs": 3, "batch_size": 2, "diagnostics": True}}
 
 
 def test_the_diagnostics_of_an_epoch_stopped_midway_are_those_of_an_uninterrupted_one(
-        tmp_path, monkeypatch):
-    config = write_config(tmp_path, DIAGNOSED)
+        tmp_path, monkeypatch, diagnosed, dl, interrupt_at, metric_lines, write_config):
+    config = write_config(tmp_path, diagnosed)
     straight = tmp_path / "straight"
     assert dl("train", config, "--run-dir", straight, "-q").exit_code == 0
     run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 34)  # the 12th step of epoch 2, after the sampled step 31
+    with interrupt_at(34):  # the 12th step of epoch 2, after the sampled step 31
         assert dl("train", config, "--run-dir", run_dir, "-q").exit_code == 130
     assert dl("train", "--resume", run_dir, "-q").exit_code == 0
     assert [r.get("layers") for r in metric_lines(run_dir)] == \
         [r.get("layers") for r in metric_lines(straight)]
 
 
-def test_an_epoch_stopped_after_its_last_batch_resumes_at_its_end(tmp_path, monkeypatch):
-    config = write_config(tmp_path, DIAGNOSED)
+def test_an_epoch_stopped_after_its_last_batch_resumes_at_its_end(
+        tmp_path, monkeypatch, diagnosed, dl, interrupt_at, metric_lines, write_config):
+    config = write_config(tmp_path, diagnosed)
     straight = tmp_path / "straight"
     assert dl("train", config, "--run-dir", straight, "-q").exit_code == 0
     run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 44)  # the last step of epoch 2, before the epoch's end is recorded
+    with interrupt_at(44):  # the last step of epoch 2, before the epoch's end is recorded
         assert dl("train", config, "--run-dir", run_dir, "-q").exit_code == 130
     meta = json.loads(str(load_npz(run_dir / "checkpoints/last.npz")["meta"]))
     assert (meta["epoch"], meta["iteration"]) == (1, 22)
@@ -253,11 +241,11 @@ def test_an_epoch_stopped_after_its_last_batch_resumes_at_its_end(tmp_path, monk
         [{k: r.get(k) for k in kept} for r in metric_lines(straight)]
 
 
-def test_forged_diagnostics_stop_the_resume(tmp_path, monkeypatch):
-    config = write_config(tmp_path, DIAGNOSED)
+def test_forged_diagnostics_stop_the_resume(
+        tmp_path, monkeypatch, diagnosed, dl, interrupt_at, rewrite_checkpoint, write_config):
+    config = write_config(tmp_path, diagnosed)
     run_dir = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 34)
+    with interrupt_at(34):
         assert dl("train", config, "--run-dir", run_dir, "-q").exit_code == 130
     rewrite_checkpoint(run_dir / "checkpoints/last.npz",
                        lambda arrays: arrays.update({"diagnostics/0/sums": np.full(7, np.nan)}))

@@ -20,32 +20,32 @@ from dl_cli.plot import plot_contour, plot_importance  # noqa: E402
 
 runner = CliRunner()
 
-BASE = {
-    "name": "spiral",
-    "seed": 3,
-    "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 60, "noise": 0.2},
-             "split": {"val": 0.25, "test": 0.25}, "preprocess": ["standardize"]},
-    "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
-    "optimizer": {"type": "adam", "lr": 0.01},
-    "train": {"epochs": 3, "batch_size": 16},
-}
 PARAMS = {"optimizer.lr": {"loguniform": [1.0e-4, 1.0e-1]},
           "model.layers.0.units": {"values": [4, 16, 64]},
           "model.layers.1": {"values": ["relu", "tanh"]}}
 
 
-def write_spec(folder, **keys):
-    (folder / "base.yaml").write_text(yaml.safe_dump(BASE))
-    spec = folder / "sweep.yaml"
-    spec.write_text(yaml.safe_dump({"base": "base.yaml", "name": "search", "method": "random",
-                                    "trials": 24, "params": PARAMS, **keys}, sort_keys=False))
-    return spec
+@pytest.fixture(scope="session")
+def write_spec(tiny_config, write_config):
+    """``write_spec(folder)``: a random search of 24 trials over PARAMS, on a small config
+    of 60 spiral points per class."""
+    def write(folder):
+        write_config(folder, tiny_config(samples=60), "base.yaml")
+        spec = folder / "sweep.yaml"
+        spec.write_text(yaml.safe_dump({"base": "base.yaml", "name": "search", "method": "random",
+                                        "trials": 24, "params": PARAMS}, sort_keys=False))
+        return spec
+    return write
 
 
-def the_spec(folder):
-    spec = load_spec(write_spec(folder))
-    spec.metric, spec.goal = "val/acc", "max"  # as dl sweep settles them from the base config
-    return spec
+@pytest.fixture(scope="session")
+def the_spec(write_spec):
+    """``the_spec(folder)``: the search, loaded as ``dl sweep`` settles it."""
+    def load(folder):
+        spec = load_spec(write_spec(folder))
+        spec.metric, spec.goal = "val/acc", "max"  # as dl sweep settles them from the base config
+        return spec
+    return load
 
 
 def synthetic_table(n: int = 40, status=lambda i: "completed") -> dict[int, TrialState]:
@@ -62,7 +62,7 @@ def synthetic_table(n: int = 40, status=lambda i: "completed") -> dict[int, Tria
     return table
 
 
-def test_the_parameter_the_metric_depends_on_is_the_most_important(tmp_path):
+def test_the_parameter_the_metric_depends_on_is_the_most_important(tmp_path, the_spec):
     spec = the_spec(tmp_path)
     model = fit(spec, synthetic_table())
     assert [c.name for c in model.columns] == list(PARAMS)
@@ -76,7 +76,7 @@ def test_the_parameter_the_metric_depends_on_is_the_most_important(tmp_path):
     assert np.array_equal(again[0], shares)
 
 
-def test_partial_dependence_is_the_forests_mean_prediction_over_the_trials(tmp_path):
+def test_partial_dependence_is_the_forests_mean_prediction_over_the_trials(tmp_path, the_spec):
     spec = the_spec(tmp_path)
     model = fit(spec, synthetic_table())
     a, b, depend = partial_dependence(model, 0, 2)
@@ -92,7 +92,7 @@ def test_partial_dependence_is_the_forests_mean_prediction_over_the_trials(tmp_p
     assert -2.5 < peak < -1.5 and depend[0].max() > depend[0][0] and depend[0].max() > depend[0][-1]
 
 
-def test_only_completed_trials_are_fitted_and_too_few_fit_nothing(tmp_path):
+def test_only_completed_trials_are_fitted_and_too_few_fit_nothing(tmp_path, the_spec):
     spec = the_spec(tmp_path)
     pruned_every_third = synthetic_table(status=lambda i: "pruned" if i % 3 == 0 else "completed")
     model = fit(spec, pruned_every_third)
@@ -104,7 +104,8 @@ def test_only_completed_trials_are_fitted_and_too_few_fit_nothing(tmp_path):
     assert fit(spec, same) is None  # nothing to explain
 
 
-def test_dl_plot_draws_importance_and_contour_titled_with_the_metric_and_trial_count(tmp_path):
+def test_dl_plot_draws_importance_and_contour_titled_with_the_metric_and_trial_count(
+        tmp_path, the_spec, write_spec):
     result = runner.invoke(app, ["sweep", str(write_spec(tmp_path)), "--sweep-dir",
                                  str(tmp_path / "sweep")])
     assert result.exit_code == 0, result.output

@@ -18,6 +18,7 @@ from dl_cli.config import load_config
 from dl_cli.config.validation import validate
 from dl_cli.data import DataError, RawData, load, split_indices
 from dl_cli.data.sequences import CORPUS, decode, encode
+from dl_cli.layout import named_runs
 from dl_cli.metrics import evaluate
 from dl_cli.nn import Model
 from dl_cli.registry import DATASETS, RegistryError
@@ -306,20 +307,6 @@ def test_train_refuses_noise_on_token_ids_with_exit_2(tmp_path):
 
 # -- dl sample --------------------------------------------------------------------------
 
-CORPUS_VOCAB = len(set(CORPUS.read_text(encoding="utf-8")))
-TINY_TEXT = {
-    "name": "tiny-text", "seed": 0,
-    "data": {"dataset": {"type": "text", "steps": 16, "stride": 16}, "split": {"val": 0.2, "test": 0.0}},
-    "model": {"init": "xavier_normal",
-              "layers": [{"type": "embedding", "vocab": CORPUS_VOCAB, "dim": 4},
-                         {"type": "lstm", "hidden": 8},
-                         {"type": "temporal_affine", "units": CORPUS_VOCAB}],
-              "loss": "temporal_softmax_cross_entropy"},
-    "optimizer": {"type": "adam", "lr": 1.0e-2},
-    "train": {"epochs": 1, "batch_size": 32},
-}
-
-
 def train_run(tmp_path, cfg, folder):
     path = tmp_path / f"{folder}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -327,11 +314,6 @@ def train_run(tmp_path, cfg, folder):
     result = runner.invoke(app, ["train", str(path), "--run-dir", str(run_dir), "-q"])
     assert result.exit_code == 0, result.output
     return run_dir
-
-
-@pytest.fixture(scope="module")
-def text_run(tmp_path_factory):
-    return train_run(tmp_path_factory.mktemp("sample"), TINY_TEXT, "text-run")
 
 
 def test_train_saves_the_vocabulary_in_the_run_folder(text_run):
@@ -436,6 +418,20 @@ def test_sample_needs_a_run_folder_with_its_vocabulary_and_checkpoint(tmp_path, 
         app, ["sample", str(text_run), "--length", "5", "--seed", "0"]).output
 
 
+def test_sample_reads_a_name_folder_as_its_newest_finished_run(tmp_path, text_config):
+    path = tmp_path / "text.yaml"
+    path.write_text(yaml.safe_dump({**text_config, "runs_dir": str(tmp_path / "runs")}))
+    for _ in range(2):
+        assert runner.invoke(app, ["train", str(path), "-q"]).exit_code == 0
+    name = tmp_path / "runs" / text_config["name"]
+    older, newer = named_runs(name)
+    shutil.rmtree(older / "checkpoints")  # only the newest can sample
+    drawn = runner.invoke(app, ["sample", str(name), "--length", "20", "--seed", "1"])
+    assert drawn.exit_code == 0, drawn.output
+    assert drawn.output == runner.invoke(
+        app, ["sample", str(newer), "--length", "20", "--seed", "1"]).output
+
+
 def test_an_embedding_smaller_than_the_vocabulary_is_refused_before_a_run_folder(tmp_path):
     result = runner.invoke(app, ["train", str(ROOT / "configs" / "char_lstm.yaml"),
                                  "model.layers.0.vocab=10", f"runs_dir={tmp_path}", "-q"],
@@ -444,3 +440,23 @@ def test_an_embedding_smaller_than_the_vocabulary_is_refused_before_a_run_folder
     assert ("model.layers.0.vocab: 10 ids are too few, the data's token ids go up to 43; "
             "set it to 44") in result.output
     assert not any(tmp_path.iterdir())
+
+
+def test_a_text_model_takes_its_vocabulary_and_output_size_from_the_corpus(tmp_path):
+    corpus = text_file(tmp_path, "abcab cab! " * 20)  # 5 distinct characters
+    config = tmp_path / "chars.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "chars", "runs_dir": str(tmp_path / "runs"),
+        "data": {"dataset": {"type": "text", "path": str(corpus), "steps": 8}},
+        "model": {"layers": [{"type": "embedding", "dim": 4}, {"type": "rnn", "hidden": 6},
+                             "temporal_affine"],
+                  "loss": "temporal_softmax_cross_entropy"},
+        "train": {"epochs": 1, "batch_size": 8}}))
+    result = CliRunner().invoke(app, ["train", str(config), "-q"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = [p for p in (tmp_path / "runs" / "chars").iterdir() if p.name != "latest"]
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["layers"]
+    assert saved[0] == {"type": "embedding", "dim": 4, "vocab": 5}
+    assert saved[2] == {"type": "temporal_affine", "units": 5}
+    given = load_config(config, ["model.layers.0.vocab=7"])  # what a config states stays
+    assert given.model.layers[0]["vocab"] == 7 and given.model.layers[2]["units"] == 5

@@ -270,7 +270,7 @@ def test_the_skip_raises_the_mean_iou(tmp_path):
     """fcn_shapes.yaml's data and training, shortened (1000 images, 8 epochs, a narrower
     network): the skip that joins the full-resolution activations gives a clearly higher
     test mean IoU than the same down-then-up body alone."""
-    def test_miou(skip):
+    def trained_miou(skip):
         cfg = load_config(ROOT / "configs/fcn_shapes.yaml", [
             f"runs_dir={tmp_path}", "data.dataset.samples=1000", "train.epochs=8",
             "optimizer.lr=5e-3", "train.eval_train_samples=0",
@@ -279,7 +279,7 @@ def test_the_skip_raises_the_mean_iou(tmp_path):
         summary = training.make_solver(cfg, parts, None, progress=False).train()
         return summary["test"]["test/miou"]
 
-    with_skip, without = test_miou(True), test_miou(False)
+    with_skip, without = trained_miou(True), trained_miou(False)
     assert with_skip > without + 0.03, (with_skip, without)
 
 
@@ -295,7 +295,7 @@ def pca_test_error(splits, k: int) -> float:
 def test_a_linear_autoencoder_finds_pca_and_a_nonlinear_one_beats_it(tmp_path):
     """k = 4: the linear autoencoder's test error within 2 % of PCA's, the ReLU one's
     below it (experiments/autoencoder_vs_pca.yaml runs k = 4, 8, 16 over three seeds)."""
-    def test_mse(layers, epochs, lr):
+    def trained_mse(layers, epochs, lr):
         cfg = load_config(ROOT / "configs/autoencoder_digits.yaml", [
             f"runs_dir={tmp_path}", f"train.epochs={epochs}", f"optimizer.lr={lr}",
             f"model.layers={yaml.safe_dump(layers, default_flow_style=True)}"])
@@ -304,13 +304,13 @@ def test_a_linear_autoencoder_finds_pca_and_a_nonlinear_one_beats_it(tmp_path):
             summary = training.make_solver(cfg, parts, None, progress=False).train()
         return summary["test"]["test/mse"], parts.splits
 
-    linear, splits = test_mse([{"type": "affine", "units": 4}, {"type": "affine", "units": 64}],
-                              100, 0.01)
+    linear, splits = trained_mse([{"type": "affine", "units": 4}, {"type": "affine", "units": 64}],
+                                 100, 0.01)
     pca = pca_test_error(splits, 4)
     assert abs(linear - pca) <= 0.02 * pca, (linear, pca)
-    nonlinear, _ = test_mse([{"type": "affine", "units": 256}, "relu",
-                             {"type": "affine", "units": 4}, {"type": "affine", "units": 256},
-                             "relu", {"type": "affine", "units": 64}], 100, 0.002)
+    nonlinear, _ = trained_mse([{"type": "affine", "units": 256}, "relu",
+                                {"type": "affine", "units": 4}, {"type": "affine", "units": 256},
+                                "relu", {"type": "affine", "units": 64}], 100, 0.002)
     assert nonlinear < 0.8 * pca, (nonlinear, pca)
 
 

@@ -21,50 +21,33 @@ from dl_cli.cli.app import app
 from dl_cli.locks import process_start
 from dl_cli.sweep.ledger import Ledger
 
-from test_sweep import BASE, reference, write_sweep  # noqa: F401  (a fixture)
-
 pytestmark = pytest.mark.reliability
 
-ENDLESS = {**BASE, "train": {"epochs": 100000, "batch_size": 16}}  # trials that never end
 FOUR = {"method": "grid", "params": {"model.layers.0.units": {"values": [4, 8, 16, 32]}}}
 
 
-def session_processes(session: int) -> list[int]:
-    """The live processes of a session (every process a driver started, whatever its
-    parent now is)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        if int(fields[3]) == session and fields[0] not in (b"Z", b"X"):
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture
-def start_sweep(tmp_path):
+def start_sweep(tmp_path, write_sweep, tiny_config, processes_of_session):
     """Start `dl sweep --workers 2` of endless trials in a session of its own; return it
     and its folder once both trials train. What it leaves running is killed at the end."""
     started = []
 
     def start():
-        started.append(sweep_of_endless_trials(tmp_path))
+        endless = tiny_config(train={"epochs": 100000, "batch_size": 16})  # trials never end
+        started.append(sweep_of_endless_trials(write_sweep(tmp_path, FOUR, endless),
+                                               tmp_path / "sweep"))
         return started[-1]
 
     yield start
     for proc, _ in started:
-        for pid in session_processes(proc.pid):
+        for pid in processes_of_session(proc.pid):
             os.kill(pid, signal.SIGKILL)
         proc.wait()
 
 
-def sweep_of_endless_trials(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    folder = tmp_path / "sweep"
+def sweep_of_endless_trials(spec: Path, folder: Path) -> tuple[subprocess.Popen, Path]:
     proc = subprocess.Popen([sys.executable, "-m", "dl_cli", "sweep",
-                             str(write_sweep(tmp_path, FOUR, ENDLESS)), "--sweep-dir", str(folder),
+                             str(spec), "--sweep-dir", str(folder),
                              "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -75,21 +58,19 @@ def sweep_of_endless_trials(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     return proc, folder
 
 
-def test_the_workers_of_a_killed_driver_save_their_trials_and_exit(start_sweep):
+def test_the_workers_of_a_killed_driver_save_their_trials_and_exit(
+        start_sweep, processes_of_session, session_left):
     proc, folder = start_sweep()
-    assert len(session_processes(proc.pid)) >= 4  # driver, fork server, two workers
+    assert len(processes_of_session(proc.pid)) >= 4  # driver, fork server, two workers
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)  # every process holding the driver's output has closed it
-    deadline = time.monotonic() + 10
-    while session_processes(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert session_processes(proc.pid) == []
+    assert session_left(proc.pid) == []
     for i in (0, 1):  # each worker stopped its trial as the driver would: saved, unlocked
         trial = folder / f"trial-000{i}"
         assert (trial / "checkpoints/last.npz").exists() and not (trial / "run.lock").exists()
 
 
-def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_says_how_to_resume(start_sweep):
+def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_says_how_to_resume(start_sweep, session_left):
     proc, folder = start_sweep()
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=60)
@@ -98,7 +79,7 @@ def test_sigterm_stops_a_sweep_as_ctrl_c_does_and_says_how_to_resume(start_sweep
     assert f"continue with: dl sweep --resume {folder}" in " ".join(output.split())
     table = Ledger(folder / "ledger.jsonl").table()
     assert [table[i].status for i in range(4)] == ["interrupted", "interrupted", "pending", "pending"]
-    assert session_processes(proc.pid) == []
+    assert session_left(proc.pid) == []
     for i in (0, 1):
         assert (folder / f"trial-000{i}" / "checkpoints/last.npz").exists()
 

@@ -3,7 +3,6 @@
 
 docs/reliability.md, point 1a.
 """
-# ruff: noqa: F811  (the fixtures imported below are parameters of the tests)
 
 import csv
 import shutil
@@ -13,10 +12,6 @@ import pytest
 
 from dl_cli.runs import Run
 from dl_cli.sweep.ledger import Ledger
-
-from solver_hooks import interrupt_at
-from test_reliability import TINY, dl, metric_lines, write_config
-from test_sweep import RANDOM, reference, write_sweep  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.reliability
 RESUMED_AT = ("first byte", "middle", "all but the newline")
@@ -29,26 +24,24 @@ def cuts(record: bytes) -> dict[str, int]:
             "first byte": 1, "middle": len(record) // 2, "all but the newline": len(record) - 1}
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+@pytest.fixture
+def runs(tmp_path, write_config, tiny, dl, interrupt_at):
     """An uninterrupted run of three epochs, and the same run stopped in its second epoch
     whose metrics.jsonl then gets epoch 2's record: a kill while the record was written,
     after the checkpoint of epoch 1 and before the next."""
-    tmp = tmp_path_factory.mktemp("runs")
-    config = write_config(tmp, {**TINY, "train": {"epochs": 3, "batch_size": 8},
+    config = write_config(tmp_path, {**tiny, "train": {"epochs": 3, "batch_size": 8},
                                 "checkpoint": {"every_seconds": 0}})
-    straight = tmp / "straight"
+    straight = tmp_path / "straight"
     assert dl("train", config, "--run-dir", straight, "-q").exit_code == 0
-    stopped = tmp / "stopped"
-    with pytest.MonkeyPatch.context() as patch:
-        interrupt_at(patch, 9)  # the third step of epoch 2
+    stopped = tmp_path / "stopped"
+    with interrupt_at(9):  # the third step of epoch 2
         assert dl("train", config, "--run-dir", stopped, "-q").exit_code == 130
     record = (straight / "metrics.jsonl").read_bytes().splitlines(keepends=True)[1]
     return straight, stopped, record
 
 
 def test_a_metrics_line_cut_at_any_byte_reads_as_never_written_and_the_run_resumes(
-        runs, tmp_path):
+        runs, tmp_path, dl, metric_lines):
     straight, stopped, record = runs
     before = Run(stopped).read_metrics()
     assert [r["epoch"] for r in before] == [1]
@@ -71,7 +64,7 @@ def results(folder: Path) -> list[dict]:
 
 
 def test_a_ledger_line_cut_at_any_byte_reads_as_never_written_and_the_sweep_resumes(
-        reference, tmp_path):
+        reference, tmp_path, dl):
     ledger = (reference / "ledger.jsonl").read_bytes()
     lines = ledger.splitlines(keepends=True)
     record, kept = lines[-1], b"".join(lines[:-1])

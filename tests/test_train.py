@@ -17,32 +17,24 @@ from dl_cli import training
 from dl_cli.cli.app import app
 from dl_cli.checks import ConfigError
 from dl_cli.config import load_config
+from dl_cli.config.resolved import dump_resolved
 from dl_cli.nn import ShapeError
 from dl_cli.storage import load_npz
-
-from solver_hooks import interrupt_at
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
-SPIRAL = {
-    "name": "spiral-test",
-    "seed": 3,
-    "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 60, "noise": 0.2},
-             "split": {"val": 0.25, "test": 0.25}, "preprocess": ["standardize"]},
-    "model": {"layers": [{"type": "affine", "units": 16}, {"type": "batchnorm"}, "relu",
-                         {"type": "dropout", "drop_rate": 0.2}, {"type": "affine", "units": 3}]},
-    "regularization": {"l2": 1.0e-3},
-    "optimizer": {"type": "adam", "lr": 1.0e-2},
-    "schedule": {"type": "step", "every": 2, "gamma": 0.5},
-    "train": {"epochs": 6, "batch_size": 16},
-}
 
-
-def write_config(tmp_path, cfg=SPIRAL, name="cfg.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump({**cfg, "runs_dir": str(tmp_path / "runs")}))
-    return path
+@pytest.fixture
+def spiral(tiny_config):
+    """A 3-class spiral of 60 points per class through batchnorm and dropout, with an L2
+    penalty and a step schedule: 6 epochs of ceil(90 / 16) = 6 iterations."""
+    return tiny_config(
+        name="spiral-test", samples=60,
+        model={"layers": [{"type": "affine", "units": 16}, {"type": "batchnorm"}, "relu",
+                          {"type": "dropout", "drop_rate": 0.2}, {"type": "affine", "units": 3}]},
+        regularization={"l2": 1.0e-3}, schedule={"type": "step", "every": 2, "gamma": 0.5},
+        train={"epochs": 6, "batch_size": 16})
 
 
 def run_dir_of(tmp_path, name="spiral-test"):
@@ -57,8 +49,8 @@ def metric_lines(run_dir):
     return lines
 
 
-def test_train_writes_the_run_folder(tmp_path):
-    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--quiet"])
+def test_train_writes_the_run_folder(tmp_path, write_config, spiral):
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, spiral)), "--quiet"])
     assert result.exit_code == 0, result.output
     run = run_dir_of(tmp_path)
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "train.log",
@@ -76,11 +68,11 @@ def test_train_writes_the_run_folder(tmp_path):
     assert summary["status"] == "completed" and "test/acc" in summary["test"]
     assert summary["environment"]["numpy"] == np.__version__
     # The resolved config reruns as it is.
-    assert load_config(run / "config.yaml") == load_config(write_config(tmp_path))
+    assert load_config(run / "config.yaml") == load_config(write_config(tmp_path, spiral))
 
 
-def test_best_checkpoint_holds_the_best_epoch_parameters(tmp_path):
-    cfg = load_config(write_config(tmp_path))
+def test_best_checkpoint_holds_the_best_epoch_parameters(tmp_path, write_config, spiral):
+    cfg = load_config(write_config(tmp_path, spiral))
     run = training.start(cfg)
     summary = training.train(cfg, run, progress=False)
     best = run.load_checkpoint("best")
@@ -92,17 +84,17 @@ def test_best_checkpoint_holds_the_best_epoch_parameters(tmp_path):
     assert f"{summary['best_value']:.4g}" in result.output
 
 
-def test_same_seed_gives_identical_metrics_and_checkpoints(tmp_path):
+def test_same_seed_gives_identical_metrics_and_checkpoints(tmp_path, write_config, spiral):
     for sub in ("a", "b"):
-        (tmp_path / sub).mkdir()
-        assert runner.invoke(app, ["train", str(write_config(tmp_path / sub)), "-q"]).exit_code == 0
+        config = write_config(tmp_path / sub, spiral)
+        assert runner.invoke(app, ["train", str(config), "-q"]).exit_code == 0
     a, b = run_dir_of(tmp_path / "a"), run_dir_of(tmp_path / "b")
     assert metric_lines(a) == metric_lines(b)
     assert (a / "checkpoints/best.npz").read_bytes() == (b / "checkpoints/best.npz").read_bytes()
 
 
-def test_overrides_and_print_config(tmp_path):
-    path = write_config(tmp_path)
+def test_overrides_and_print_config(tmp_path, write_config, spiral):
+    path = write_config(tmp_path, spiral)
     result = runner.invoke(app, ["train", str(path), "optimizer.lr=1e-3",
                                  "model.layers.0.units=8", "--print-config"])
     assert result.exit_code == 0, result.output
@@ -112,8 +104,8 @@ def test_overrides_and_print_config(tmp_path):
     assert not (tmp_path / "runs").exists()  # nothing trained
 
 
-def test_bad_config_exits_2_before_loading_anything(tmp_path):
-    bad = {**SPIRAL, "optimizer": {"type": "adma", "lr": -1}, "train": {"epochs": 2, "batchsize": 4}}
+def test_bad_config_exits_2_before_loading_anything(tmp_path, spiral, write_config):
+    bad = {**spiral, "optimizer": {"type": "adma", "lr": -1}, "train": {"epochs": 2, "batchsize": 4}}
     result = runner.invoke(app, ["train", str(write_config(tmp_path, bad))])
     assert result.exit_code == 2
     assert "adma" in result.output and "did you mean 'adam'" in result.output
@@ -123,7 +115,7 @@ def test_bad_config_exits_2_before_loading_anything(tmp_path):
 
 @pytest.mark.parametrize("changes,message", [
     # a monitor the run never reports: no best checkpoint, no test score
-    ({"data": {**SPIRAL["data"], "split": {"val": 0.0, "test": 0.25}}},
+    ({"data": {"split": {"val": 0.0, "test": 0.25}}},
      "checkpoint.monitor: auto (val/acc for this model) needs a validation split"),
     ({"data": {"dataset": "polynomial"}, "model": {"layers": [{"type": "affine", "units": 1}],
                                                    "loss": "mse"},
@@ -136,34 +128,34 @@ def test_bad_config_exits_2_before_loading_anything(tmp_path):
     ({"train": {"epochs": 6, "early_stopping": {"patience": 0}}},
      "train.early_stopping.patience: must be >= 1, got 0"),
 ])
-def test_configs_that_would_train_for_nothing_exit_2(tmp_path, changes, message):
-    result = runner.invoke(app, ["train", str(write_config(tmp_path, {**SPIRAL, **changes})), "-q"])
+def test_configs_that_would_train_for_nothing_exit_2(tmp_path, changes, message, spiral,
+                                                     write_config):
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, {**spiral, **changes})), "-q"])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert message in " ".join(result.output.split())
     assert not (tmp_path / "runs").exists()
 
 
-def test_more_scores_than_classes_trains_with_a_warning(tmp_path):
-    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "model.layers.4.units=5",
+def test_more_scores_than_classes_trains_with_a_warning(tmp_path, write_config, spiral):
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, spiral)), "model.layers.4.units=5",
                                  "train.epochs=1", "-q"])
     assert result.exit_code == 0, result.output
     message = "the model gives 5 scores per sample but the data has 3 classes"
     assert message in " ".join(result.output.split())
     assert message in (run_dir_of(tmp_path) / "train.log").read_text()
-    exact = runner.invoke(app, ["train", str(write_config(tmp_path, name="exact.yaml")),
+    exact = runner.invoke(app, ["train", str(write_config(tmp_path, spiral, name="exact.yaml")),
                                 "train.epochs=1", "-q"])
     assert exact.exit_code == 0 and "warning" not in exact.output
 
 
-def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, monkeypatch):
-    (tmp_path / "straight").mkdir()
-    (tmp_path / "resumed").mkdir()
-    assert runner.invoke(app, ["train", str(write_config(tmp_path / "straight")), "-q"]).exit_code == 0
+def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, write_config, spiral,
+                                                         interrupt_at):
+    straight_config = write_config(tmp_path / "straight", spiral)
+    assert runner.invoke(app, ["train", str(straight_config), "-q"]).exit_code == 0
     straight = run_dir_of(tmp_path / "straight")
 
-    with monkeypatch.context() as patch:
-        interrupt_at(patch, 15)  # mid-epoch 3
-        result = runner.invoke(app, ["train", str(write_config(tmp_path / "resumed")), "-q"])
+    with interrupt_at(15):  # mid-epoch 3
+        result = runner.invoke(app, ["train", str(write_config(tmp_path / "resumed", spiral)), "-q"])
     assert result.exit_code == 130
     resumed = run_dir_of(tmp_path / "resumed")
     assert "dl train --resume" in result.output
@@ -182,8 +174,8 @@ def test_interrupt_and_resume_match_an_uninterrupted_run(tmp_path, monkeypatch):
     assert (s1["best_epoch"], s1["best_value"], s1["test"]) == (s2["best_epoch"], s2["best_value"], s2["test"])
 
 
-def test_early_stopping_stops_after_patience(tmp_path):
-    cfg = {**SPIRAL, "optimizer": {"type": "sgd", "lr": 1.0e-6},
+def test_early_stopping_stops_after_patience(tmp_path, spiral, write_config):
+    cfg = {**spiral, "optimizer": {"type": "sgd", "lr": 1.0e-6},
            "train": {"epochs": 30, "batch_size": 16,
                      "early_stopping": {"monitor": "val/loss", "patience": 2, "min_delta": 1.0}}}
     result = runner.invoke(app, ["train", str(write_config(tmp_path, cfg)), "-q"])
@@ -193,8 +185,8 @@ def test_early_stopping_stops_after_patience(tmp_path):
     assert len(lines) == 3 and lines[-1]["status"] == "early_stopped"
 
 
-def test_divergence_stops_with_exit_3_and_keeps_the_best_checkpoint(tmp_path):
-    cfg = {**SPIRAL, "optimizer": {"type": "sgd", "lr": 1.0e12},
+def test_divergence_stops_with_exit_3_and_keeps_the_best_checkpoint(tmp_path, spiral, write_config):
+    cfg = {**spiral, "optimizer": {"type": "sgd", "lr": 1.0e12},
            "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
            "train": {"epochs": 5, "batch_size": 16}}
     result = runner.invoke(app, ["train", str(write_config(tmp_path, cfg)), "-q"])
@@ -205,8 +197,8 @@ def test_divergence_stops_with_exit_3_and_keeps_the_best_checkpoint(tmp_path):
     assert json.loads((run / "summary.json").read_text())["status"] == "diverged"
 
 
-def test_full_batch_and_batch_size_one(tmp_path):
-    plain = {**SPIRAL, "model": {"layers": [{"type": "affine", "units": 8}, "relu",
+def test_full_batch_and_batch_size_one(tmp_path, spiral, write_config):
+    plain = {**spiral, "model": {"layers": [{"type": "affine", "units": 8}, "relu",
                                             {"type": "affine", "units": 3}]}}
     for batch_size, steps in (("full", 1), (1, 90)):
         cfg = load_config(write_config(tmp_path, plain),
@@ -217,14 +209,30 @@ def test_full_batch_and_batch_size_one(tmp_path):
         assert solver.step_count == steps
 
 
-def test_a_lone_last_sample_joins_the_previous_batch(tmp_path):
-    cfg = load_config(write_config(tmp_path), ["train.batch_size=89", "train.epochs=1"])
+def test_a_lone_last_sample_joins_the_previous_batch(tmp_path, write_config, spiral):
+    cfg = load_config(write_config(tmp_path, spiral), ["train.batch_size=89", "train.epochs=1"])
     solver = training.make_solver(cfg, training.assemble(cfg), None, progress=False)
     sizes = []
     original = solver.step
     solver.step = lambda idx: sizes.append(len(idx)) or original(idx)
     solver.train()
     assert sizes == [90]
+
+
+def test_a_stop_request_ends_training_after_the_current_iteration(tmp_path, write_config, spiral):
+    """As a first Ctrl-C: the iteration under way ends, then Interrupted; a second Ctrl-C
+    (SIGINT) no longer waits, while another SIGTERM changes nothing."""
+    from dl_cli.solver import Interrupted
+
+    cfg = load_config(write_config(tmp_path, spiral))
+    solver = training.make_solver(cfg, training.assemble(cfg), None, progress=False)
+    solver.observers.append(lambda event, payload: event == "start" and solver.request_stop())
+    with pytest.raises(Interrupted, match="at epoch 1, iteration 1"):
+        solver.train()
+    assert (solver.step_count, solver.status) == (1, "interrupted")
+    solver.request_stop(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        solver.request_stop(signal.SIGINT)
 
 
 def test_regression_reports_mse_and_r2(tmp_path):
@@ -234,8 +242,8 @@ def test_regression_reports_mse_and_r2(tmp_path):
     assert {"test/mse", "test/r2", "test/loss"} <= set(summary["test"])
 
 
-def test_second_process_on_the_same_run_folder_is_refused(tmp_path):
-    cfg = load_config(write_config(tmp_path))
+def test_second_process_on_the_same_run_folder_is_refused(tmp_path, write_config, spiral):
+    cfg = load_config(write_config(tmp_path, spiral))
     run = training.start(cfg)
     result = runner.invoke(app, ["train", "--resume", str(run.path)])
     assert result.exit_code == 2
@@ -244,8 +252,8 @@ def test_second_process_on_the_same_run_folder_is_refused(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_in_a_real_process_saves_last_and_exits_130(tmp_path):
-    cfg = {**SPIRAL, "train": {"epochs": 100000, "batch_size": 16}}
+def test_ctrl_c_in_a_real_process_saves_last_and_exits_130(tmp_path, spiral, write_config):
+    cfg = {**spiral, "train": {"epochs": 100000, "batch_size": 16}}
     path = write_config(tmp_path, cfg)
     proc = subprocess.Popen([sys.executable, "-m", "dl_cli", "train", str(path), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -266,9 +274,9 @@ def test_ctrl_c_in_a_real_process_saves_last_and_exits_130(tmp_path):
     assert (metrics.parent / "checkpoints/last.npz").exists()
 
 
-def test_kfold_scores_the_config_by_the_mean_over_folds(tmp_path):
-    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "validation.kfold=3",
-                                 "train.epochs=2", "-q"])
+def test_kfold_scores_the_config_by_the_mean_over_folds(tmp_path, write_config, spiral):
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, spiral)), "validation.kfold=3",
+                                 "train.epochs=2"])
     assert result.exit_code == 0, result.output
     root = run_dir_of(tmp_path)
     summary = json.loads((root / "summary.json").read_text())
@@ -286,32 +294,20 @@ def test_kfold_scores_the_config_by_the_mean_over_folds(tmp_path):
     assert not (root / "checkpoints").exists()  # the folds hold them
 
 
-def test_an_interrupted_kfold_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
-    import signal as signals
-
-    from dl_cli.solver import Solver
-
-    config = write_config(tmp_path)
+def test_an_interrupted_kfold_run_resumes_to_the_uninterrupted_result(tmp_path, write_config,
+                                                                      spiral, interrupt_at):
+    config = write_config(tmp_path, spiral)
     straight, run_dir = tmp_path / "straight", tmp_path / "run"
     args = ["validation.kfold=3", "train.epochs=3", "-q"]
     assert runner.invoke(app, ["train", str(config), *args, "--run-dir", str(straight)]).exit_code == 0
-    steps, original = [], Solver.step
-
-    def step(self, idx):  # Ctrl-C in the second fold's second epoch
-        steps.append(1)
-        if len(steps) == 3 * 6 + 8:
-            self._stop_signal = signals.SIGINT
-        return original(self, idx)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(Solver, "step", step)
+    with interrupt_at(3 * 6 + 8):  # Ctrl-C in the second fold's second epoch
         stopped = runner.invoke(app, ["train", str(config), *args, "--run-dir", str(run_dir)])
     assert stopped.exit_code == 130, stopped.output
     assert f"Resume with: dl train --resume {run_dir}" in stopped.output
     one_fold = runner.invoke(app, ["train", "--resume", str(run_dir / "fold-1")])
     assert one_fold.exit_code == 2
     assert f"resume the whole run, dl train --resume {run_dir}" in " ".join(one_fold.output.split())
-    resumed = runner.invoke(app, ["train", "--resume", str(run_dir), "-q"])
+    resumed = runner.invoke(app, ["train", "--resume", str(run_dir)])
     assert resumed.exit_code == 0, resumed.output
     assert "fold 2 of 3" in resumed.output and "(resumed)" in resumed.output
     for fold in range(3):
@@ -321,8 +317,8 @@ def test_an_interrupted_kfold_run_resumes_to_the_uninterrupted_result(tmp_path, 
         assert summaries[0][key] == summaries[1][key], key
 
 
-def test_kfold_larger_than_the_data_exits_2_before_making_a_folder(tmp_path):
-    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "validation.kfold=1000",
+def test_kfold_larger_than_the_data_exits_2_before_making_a_folder(tmp_path, write_config, spiral):
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, spiral)), "validation.kfold=1000",
                                  "-q"], terminal_width=300)
     assert result.exit_code == 2, result.output
     assert ("validation.kfold: must be at most 135 (the samples of the train and val splits, "
@@ -330,22 +326,24 @@ def test_kfold_larger_than_the_data_exits_2_before_making_a_folder(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_resume_says_what_does_not_go_with_it_and_prints_the_runs_config(tmp_path):
+def test_resume_says_what_does_not_go_with_it_and_prints_the_runs_config(tmp_path, spiral,
+                                                                         write_config):
     run_dir = tmp_path / "run"
-    assert runner.invoke(app, ["train", str(write_config(tmp_path)), "--run-dir", str(run_dir),
+    assert runner.invoke(app, ["train", str(write_config(tmp_path, spiral)), "--run-dir", str(run_dir),
                                "-q"]).exit_code == 0
-    cases = [(["train.epochs=9"], "train.epochs=9: key=value overrides do not go with --resume"),
+    cases = [(["optimizer.lr=9"], "optimizer.lr: a resumed run continues its own config.yaml; "
+                                  "only train.epochs and train.early_stopping.patience may change"),
              (["--run-dir", str(tmp_path / "x")], "--run-dir names a new run's folder")]
     for extra, message in cases:
         result = runner.invoke(app, ["train", "--resume", str(run_dir), *extra], terminal_width=300)
         assert result.exit_code == 2 and message in result.output, result.output
     printed = runner.invoke(app, ["train", "--resume", str(run_dir), "--print-config"])
     assert printed.exit_code == 0
-    assert yaml.safe_load(printed.output) == yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert len(metric_lines(run_dir)) == SPIRAL["train"]["epochs"]  # nothing trained
+    assert printed.output == dump_resolved(load_config(run_dir / "config.yaml"))
+    assert len(metric_lines(run_dir)) == spiral["train"]["epochs"]  # nothing trained
 
 
-def test_threads_option_limits_blas(tmp_path, monkeypatch):
+def test_threads_option_limits_blas(tmp_path, monkeypatch, write_config, spiral):
     from threadpoolctl import threadpool_info
 
     seen = []
@@ -356,13 +354,14 @@ def test_threads_option_limits_blas(tmp_path, monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(training, "train", spy)
-    result = runner.invoke(app, ["train", str(write_config(tmp_path)), "--threads", "1", "-q"])
+    result = runner.invoke(app, ["train", str(write_config(tmp_path, spiral)), "--threads", "1", "-q"])
     assert result.exit_code == 0, result.output
     assert seen and set(seen) == {1}
-    assert runner.invoke(app, ["train", str(write_config(tmp_path)), "--threads", "0"]).exit_code == 2
+    config = write_config(tmp_path, spiral)
+    assert runner.invoke(app, ["train", str(config), "--threads", "0"]).exit_code == 2
 
 
-def test_a_validation_split_that_rounds_to_no_sample_is_refused(tmp_path):
+def test_a_validation_split_that_rounds_to_no_sample_is_refused(tmp_path, write_config):
     hello = {"name": "hello", "data": {"dataset": {"type": "hello", "samples": 1}},
              "model": {"layers": [{"type": "embedding", "vocab": 4, "dim": 4},
                                   {"type": "rnn", "hidden": 8},
@@ -388,8 +387,9 @@ MISFITS = [
 
 
 @pytest.mark.parametrize("layers,key", MISFITS)
-def test_build_model_names_a_misfit_layer_by_the_key_validation_uses(tmp_path, layers, key):
-    path = write_config(tmp_path, {**SPIRAL, "model": {"layers": layers}})
+def test_build_model_names_a_misfit_layer_by_the_key_validation_uses(tmp_path, layers, key, spiral,
+                                                                     write_config):
+    path = write_config(tmp_path, {**spiral, "model": {"layers": layers}})
     with pytest.raises(ShapeError) as error:
         training.build_model(load_config(path), (2,))
     assert str(error.value).startswith(f"{key} (conv2d) with input shape (4): conv2d needs images")
@@ -399,9 +399,9 @@ def test_build_model_names_a_misfit_layer_by_the_key_validation_uses(tmp_path, l
     assert [e for e in invalid.value.errors if e.startswith(f"{key}.filters: ")]
 
 
-def test_train_names_a_misfit_layer_in_nested_blocks_by_its_key(tmp_path):
+def test_train_names_a_misfit_layer_in_nested_blocks_by_its_key(tmp_path, spiral, write_config):
     layers, key = MISFITS[-1]
-    path = write_config(tmp_path, {**SPIRAL, "model": {"layers": layers}})
+    path = write_config(tmp_path, {**spiral, "model": {"layers": layers}})
     result = runner.invoke(app, ["train", str(path), "-q"])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert f"{key} (conv2d) with input shape (4): conv2d needs images" in " ".join(

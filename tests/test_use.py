@@ -81,17 +81,15 @@ def digits_cnn(tmp_path_factory):
                     overrides=["train.epochs=1", f"runs_dir={folder}"])
 
 
-SPIRAL = {"name": "spiral-use", "seed": 0,
-          "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40},
-                   "preprocess": ["standardize"]},
-          "model": {"layers": [{"type": "affine", "units": 8}, "relu", {"type": "affine", "units": 3}]},
-          "optimizer": {"type": "adam", "lr": 1.0e-2}, "train": {"epochs": 2, "batch_size": 16}}
-
-
-def spiral_config(tmp_path, **changes):
-    path = tmp_path / "spiral.yaml"
-    path.write_text(yaml.safe_dump({**SPIRAL, "runs_dir": str(tmp_path / "runs"), **changes}))
-    return path
+@pytest.fixture(scope="session")
+def spiral_config(tiny_config, write_config):
+    """``spiral_config(folder, **changes)``: ``folder/spiral.yaml``, a small config whose
+    runs go to ``folder/runs/spiral-use``, trained 2 epochs; ``changes`` replace its keys."""
+    def write(folder: Path, **changes) -> Path:
+        cfg = {**tiny_config(name="spiral-use", seed=0, train={"epochs": 2, "batch_size": 16}),
+               **changes}
+        return write_config(folder, cfg, "spiral.yaml")
+    return write
 
 
 # -- a self-contained run -----------------------------------------------------------------
@@ -189,7 +187,7 @@ def set_status(run_dir: Path, status: str) -> None:
     summary.write_text(json.dumps({**json.loads(summary.read_text()), "status": status}))
 
 
-def test_a_name_folder_means_its_newest_finished_run(tmp_path):
+def test_a_name_folder_means_its_newest_finished_run(tmp_path, spiral_config):
     config = spiral_config(tmp_path)
     first, second, third = (dl.train(config).path for _ in range(3))
     name = tmp_path / "runs" / "spiral-use"
@@ -212,7 +210,7 @@ def test_a_name_folder_means_its_newest_finished_run(tmp_path):
     assert listed.output.count("completed") == 3
 
 
-def test_a_name_folder_of_unfinished_runs_names_the_newest(tmp_path):
+def test_a_name_folder_of_unfinished_runs_names_the_newest(tmp_path, spiral_config):
     run = dl.train(spiral_config(tmp_path))
     set_status(run.path, "diverged")
     for command in ("eval", "predict", "export", "diagnose", "plot"):
@@ -223,7 +221,24 @@ def test_a_name_folder_of_unfinished_runs_names_the_newest(tmp_path):
                 f"give one of them, such as {run.path}") in result.output
 
 
-def test_latest_is_only_for_the_runs_dl_names(tmp_path):
+def test_plot_and_diagnose_read_a_name_folder_as_its_newest_finished_run(tmp_path, spiral_config):
+    config = spiral_config(tmp_path)
+    first, second, third = (dl.train(config).path for _ in range(3))
+    set_status(third, "interrupted")
+    for other in (first, third):  # only the newest finished run keeps what they read
+        (other / "metrics.jsonl").unlink()
+    name = second.parent
+    diagnosed = dl_cli("diagnose", name)
+    assert diagnosed.exit_code == 0, diagnosed.output
+    assert diagnosed.output == dl_cli("diagnose", second).output
+    pytest.importorskip("matplotlib")
+    plotted = dl_cli("plot", name)
+    assert plotted.exit_code == 0, plotted.output
+    assert str(second / "plots") in plotted.output and any((second / "plots").glob("*.png"))
+    assert not (name / "plots").exists()
+
+
+def test_latest_is_only_for_the_runs_dl_names(tmp_path, spiral_config):
     config = spiral_config(tmp_path)
     custom = tmp_path / "runs" / "spiral-use" / "by-hand"
     assert dl_cli("train", config, "--run-dir", custom, "-q").exit_code == 0
@@ -409,7 +424,7 @@ def test_samples_that_are_not_a_regular_file_are_refused_at_once(digits, tmp_pat
     assert f"{path}: not a regular file (a FIFO, a device or a socket)" in done.stderr
 
 
-def test_predict_refuses_what_it_cannot_do(tmp_path):
+def test_predict_refuses_what_it_cannot_do(tmp_path, spiral_config):
     sine = dl.train(spiral_config(tmp_path), overrides=[
         "data.dataset={type: sine, samples: 60, steps: 5}", "model.loss=mse",
         "model.layers=[{type: rnn, hidden: 4, return_sequences: false}, {type: affine, units: 1}]"])
@@ -430,10 +445,10 @@ def test_predict_refuses_what_it_cannot_do(tmp_path):
     assert f"{text.path} is a character model: dl sample {text.path} --prime TEXT" in refused.output
 
 
-def test_a_huge_csv_is_streamed_in_batches_of_bounded_memory(tmp_path):
+def test_a_huge_csv_is_streamed_in_batches_of_bounded_memory(tmp_path, spiral_config, tiny_config):
     """40,000 rows, read 128 at a time, are predicted with less than 500 kB allocated at
     once (reading the rows whole takes 10 MB); the progress callback hears every byte."""
-    run = dl.train(spiral_config(tmp_path, data={**SPIRAL["data"], "preprocess": []}))
+    run = dl.train(spiral_config(tmp_path, data={**tiny_config()["data"], "preprocess": []}))
     rows = np.random.default_rng(0).normal(size=(40_000, 2)).round(4)
     path = tmp_path / "big.csv"
     path.write_text("x,y\n" + "\n".join(f"{a:g},{b:g}" for a, b in rows) + "\n")
@@ -463,7 +478,7 @@ def test_a_huge_csv_is_streamed_in_batches_of_bounded_memory(tmp_path):
     assert heard[0] == path.stat().st_size
 
 
-def test_read_samples_names_the_label_column_of_a_csv_data_set(tmp_path):
+def test_read_samples_names_the_label_column_of_a_csv_data_set(tmp_path, spiral_config):
     """A run trained on a CSV reads a CSV like it: its label column, its delimiter."""
     data = tmp_path / "train.csv"
     rng = np.random.default_rng(0)
@@ -481,7 +496,7 @@ def test_read_samples_names_the_label_column_of_a_csv_data_set(tmp_path):
 
 
 # -- the Python API --------------------------------------------------------------------------
-def test_the_api_loads_a_run_and_trains_as_dl_train_does(digits, tmp_path):
+def test_the_api_loads_a_run_and_trains_as_dl_train_does(digits, tmp_path, spiral_config):
     run = dl.load_run(digits.path.parent)  # the name folder: its newest finished run
     assert isinstance(run, dl.TrainedRun) and run.path == digits.path
     assert run.config.name == "digits-mlp" and run.summary == digits.summary
@@ -549,7 +564,7 @@ def test_export_without_onnx_names_the_extra(digits):
     assert done.stderr.strip() == "error: dl export needs the onnx package: pip install 'dl-cli[onnx]'"
 
 
-def test_export_refuses_what_it_cannot_write(digits, tmp_path):
+def test_export_refuses_what_it_cannot_write(digits, tmp_path, spiral_config):
     pytest.importorskip("onnx")
     wrong = dl_cli("export", digits.path, "--format", "tflite")
     assert wrong.exit_code == 2 and "--format: expected onnx, got 'tflite'" in wrong.output
@@ -583,7 +598,7 @@ def test_predict_into_a_pipe_closed_early_stops_quietly(digits, tmp_path):
     assert process.stderr.read() == ""
 
 
-def test_a_binary_classifier_predicts_both_class_probabilities(tmp_path):
+def test_a_binary_classifier_predicts_both_class_probabilities(tmp_path, spiral_config):
     run = dl.train(spiral_config(tmp_path), overrides=[
         "data.dataset={type: moons, samples: 60}", "model.loss=binary_cross_entropy",
         "model.layers.2.units=1"])

@@ -11,7 +11,8 @@ from typer.core import TyperGroup
 from .. import __version__
 from . import interrupts
 from .inspect import compare, diagnose, evaluate_run, gradcheck, layers, runs, sample, summary
-from .output import flag, out
+from .habits import habit_hint
+from .output import fail, flag, out
 from .sweep import plot, report, sweep
 from .train import train
 from .use import export, predict
@@ -29,6 +30,9 @@ class Commands(TyperGroup):
 
     def make_context(self, info_name, args, parent=None, **extra):
         interrupts.reset()
+        hint = habit_hint(args)
+        if hint is not None:
+            fail(hint)
         command = next((arg for arg in args if not arg.startswith("-")), None)
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
@@ -70,7 +74,7 @@ COMMANDS = {"train": train, "gradcheck": gradcheck, "summary": summary, "layers"
             "diagnose": diagnose, "runs": runs, "compare": compare, "sweep": sweep, "plot": plot,
             "report": report}
 
-app = typer.Typer(cls=Commands, no_args_is_help=True, add_completion=False,
+app = typer.Typer(cls=Commands, no_args_is_help=True, add_completion=True,
                   pretty_exceptions_enable=False)
 app.callback(help=reflowed(main.__doc__))(main)
 for name, command in COMMANDS.items():

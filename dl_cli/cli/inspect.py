@@ -11,8 +11,9 @@ import numpy as np
 import typer
 from rich.markup import escape
 
+from .completion import complete_override
 from .output import (AS_IS, EXIT_INTERRUPTED, allow_plugins_flag, at_least, err, fail, flag,
-                     load_or_fail, out, run_folder, warn, within_memory)
+                     load_or_fail, out, reading_width, run_folder, warn, within_memory)
 
 
 def gradcheck(
@@ -20,6 +21,7 @@ def gradcheck(
                                             "model, loss and regularization on a few samples of "
                                             "its data."),
     overrides: Optional[List[str]] = typer.Argument(None, metavar="KEY=VALUE",
+                                                    autocompletion=complete_override,
                                                     help="key=value overrides of CONFIG."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Check one registered layer "
                                         "on its small example inputs, or one loss."),
@@ -114,6 +116,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
 def summary(
     config: Path = typer.Argument(..., metavar="CONFIG", help="Train config YAML."),
     overrides: Optional[List[str]] = typer.Argument(None, metavar="KEY=VALUE",
+                                                    autocompletion=complete_override,
                                                     help="key=value overrides of CONFIG."),
     input_shape: Optional[str] = typer.Option(None, "--input-shape", help="Sample shape without "
                                               "the batch axis, e.g. 3,224,224; default: the data's."),
@@ -152,20 +155,36 @@ def summary(
             warn(f"dl train would refuse this config: {error}")
 
 
-def layers():
+def layers(name: Optional[str] = typer.Argument(None, metavar="NAME", help="One entry "
+                                                "(a layer, loss, optimizer, ...): its options "
+                                                "and its whole description.")):
     """Everything a config can name, with its options and a line of doc.
 
     Layers, losses, initializers, optimizers, schedules, datasets, preprocessing and
-    augmentation, one table each.
+    augmentation, one table each; dl layers NAME shows one entry.
     """
+    import inspect as introspect
+
     from .. import data, nn, optim, schedules  # noqa: F401  (fill the registries)
     from ..registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS,
-                            PREPROCESSORS, SCHEDULES)
+                            PREPROCESSORS, SCHEDULES, did_you_mean)
     from ..tables import registry_table
 
-    for registry in (LAYERS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES, DATASETS,
-                     PREPROCESSORS, AUGMENTATIONS):
-        out.print(registry_table(registry))
+    registries = (LAYERS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES, DATASETS, PREPROCESSORS,
+                  AUGMENTATIONS)
+    width = reading_width(out)
+    if name is None:
+        for registry in registries:
+            out.print(registry_table(registry), width=width)
+        return
+    holding = [r for r in registries if name in r]
+    if not holding:
+        every = sorted({n for r in registries for n in r.names()})
+        fail(f"NAME: no registered entry is called {name!r}{did_you_mean(name, every)}; "
+             f"dl layers lists them all")
+    for registry in holding:
+        out.print(registry_table(registry, only=name), width=width)
+        out.print(introspect.getdoc(registry.get(name)) or "", width=width, **AS_IS)
 
 
 def evaluate_run(
@@ -205,8 +224,9 @@ def evaluate_run(
     except (RunError, DataError, ShapeError, ConfigError, OSError) as error:
         fail(str(error))
     size = len(run.data(split).X)
-    out.print(metrics_table(escape(f"{run_dir.name}: {checkpoint} checkpoint (epoch "
-                                   f"{run.epoch}) on {split} ({size} samples)"), metrics))
+    out.print(f"{run_dir.name}: {checkpoint} checkpoint (epoch {run.epoch}) on {split} "
+              f"({size} samples)", **AS_IS)
+    out.print(metrics_table(metrics))
 
 
 def sample(
@@ -289,16 +309,31 @@ def diagnose(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run 
                   f"  try: {escape(finding.advice)}", highlight=False)
 
 
-def runs(root: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Folder to search "
-                                               "for runs (default: runs, where dl train "
-                                               "writes them).")):
-    """List runs: name, status, epochs, best validation metric, test metric.
+def runs(
+    root: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Folder to search for "
+                                          "runs (default: runs, where dl train writes them); "
+                                          "a sweep folder lists its trials."),
+    name: Optional[str] = typer.Option(None, "--name", help="Only the runs whose name "
+                                       "(the config's name) holds this text."),
+    sort: Optional[str] = typer.Option(None, "--sort", metavar="METRIC", help="Sort by this "
+                                       "metric at the best epoch (val/acc, test/loss, ...), "
+                                       "best first."),
+    last: Optional[int] = typer.Option(None, "--last", metavar="N", help="Only the N runs "
+                                       "started last."),
+    trials: bool = flag("--trials", help="List each sweep's trials instead of one row per "
+                        "sweep."),
+):
+    """List runs: started, duration, status, epochs, best validation metric, test metric.
 
-    Example: dl runs runs/digits-mlp
+    A sweep is one row (its best trial's scores); --trials, or dl runs SWEEP_DIR, lists
+    its trials.
+
+    Example: dl runs --name digits --sort val/acc --last 10
     """
-    from ..layout import find_runs
-    from ..tables import runs_table
+    from ..listing import rows, runs_table, select
 
+    if last is not None:
+        at_least("--last", last, 1)
     if root is None:
         root = Path("runs")
         if not root.exists():
@@ -308,11 +343,19 @@ def runs(root: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Fol
         fail(f"FOLDER: {root}: no such folder")
     if not root.is_dir():
         fail(f"FOLDER: {root} is a file; expected a folder of runs")
-    found = find_runs(root)
+    found = rows(root, trials)
     if not found:
         out.print(f"no runs under {root}", **AS_IS)
         return
-    out.print(runs_table(found, root))
+    if sort is not None and not any(sort in row.scores for row in found):
+        known = sorted({key for row in found for key in row.scores})
+        fail(f"--sort: no run under {root} has {sort!r}; its runs have "
+             f"{', '.join(known) or 'no metrics yet'}")
+    listed = select(found, name, last, sort)
+    if not listed:
+        out.print(f"no runs named *{name}* under {root}", **AS_IS)
+        return
+    out.print(runs_table(listed, root))
 
 
 def compare(run_dirs: List[Path] = typer.Argument(..., metavar="RUN_DIR",

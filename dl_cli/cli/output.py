@@ -1,7 +1,8 @@
 """What the commands print, and how they stop: consoles, errors, warnings, exit codes.
 
-Exit codes: 0 success; 1 a gradient check failed, a write failed, or a sweep in which no
-trial completed (or that --fail-fast stopped); 2 bad input (config, path, option, data file,
+Exit codes: 0 success; 1 a gradient check failed, a write failed, a sweep in which no
+trial completed (or that --fail-fast stopped), or a run whose Dask workers were all lost
+(the resume command is printed); 2 bad input (config, path, option, data file,
 checkpoint) or a sweep whose workers die as they start; 3 training diverged; 130
 interrupted (the resume command is printed; a Ctrl-C before training or a sweep starts
 says what it leaves behind, see ``interrupts.interrupted``).
@@ -27,11 +28,17 @@ EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
 # In a pipe or a file, tables are as wide as their content (Rich would cut them at 80
 # columns, breaking run paths and values); a terminal's width, or COLUMNS, still rules.
 PIPE_WIDTH = 1000
+READING_WIDTH = 100  # prose (dl layers' descriptions) in a pipe wraps here instead
 
 
 def console(stream) -> Console:
     piped = not stream.isatty() and "COLUMNS" not in os.environ
     return Console(stderr=stream is sys.stderr, emoji=False, width=PIPE_WIDTH if piped else None)
+
+
+def reading_width(shown: Console) -> int | None:
+    """The width to print prose at: the terminal's (None), or ``READING_WIDTH`` in a pipe."""
+    return READING_WIDTH if shown.width == PIPE_WIDTH else None
 
 
 out = console(sys.stdout)

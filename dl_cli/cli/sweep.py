@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from .interrupts import interrupts_held, writing
+from .completion import complete_override
 from .output import (AS_IS, at_least, at_most_blas, check_folder, err, fail, flag, out, run_folder,
                      warn)
 
@@ -16,19 +17,25 @@ from .output import (AS_IS, at_least, at_most_blas, check_folder, err, fail, fla
 def sweep(
     spec: Optional[Path] = typer.Argument(None, metavar="SPEC", help="Sweep spec YAML (see "
                                           "configs/sweep_digits.yaml); required unless --resume "
-                                          "is given."),
+                                          "is given. A train config instead makes a grid of "
+                                          "the overrides given as key=v1,v2,..."),
     overrides: Optional[List[str]] = typer.Argument(
-        None, metavar="KEY=VALUE", help="key=value overrides of the base config for every "
+        None, metavar="KEY=VALUE", autocompletion=complete_override,
+        help="key=value overrides of the base config for every "
                                         "trial (train.epochs=5); sweep.KEY=VALUE sets a key of "
                                         "the spec (sweep.trials=8 sweep.seed=1; a domain: "
                                         "'sweep.params.optimizer.lr={values: [0.01, 0.1]}')."),
-    workers: int = typer.Option(1, "--workers", "-w", help="Trials at once. 1 runs them in this "
-                                "process; N starts N worker processes (with --backend dask and no "
-                                "--address: a LocalCluster of N). Each trial uses the spec's "
-                                "threads: BLAS threads (default 1), so results do not depend on N; "
-                                "a warning says when N × threads exceed the cores."),
-    backend: str = typer.Option("local", help="local | dask | ray. dask and ray are extras: "
-                                "pip install 'dl-cli\\[dask]'."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Trials at once "
+                                          "(default 1; with --resume, as the sweep last ran). "
+                                          "1 runs them in this process; N starts N worker "
+                                          "processes (with --backend dask and no --address: "
+                                          "a LocalCluster of N). Each trial uses the spec's "
+                                          "threads: BLAS threads (default 1), so results do "
+                                          "not depend on N; a warning says when N × threads "
+                                          "exceed the cores."),
+    backend: Optional[str] = typer.Option(None, help="local | dask | ray (default local; with "
+                                          "--resume, as the sweep last ran). dask and ray are "
+                                          "extras: pip install 'dl-cli\\[dask]'."),
     address: Optional[str] = typer.Option(None, help="dask: the scheduler (tcp://host:8786) or its "
                                           "scheduler JSON file; ray: the cluster address."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the sweep in this folder: "
@@ -49,6 +56,9 @@ def sweep(
 ):
     """Grid, random or TPE search over any config keys, in parallel, resumable.
 
+    Quick grid without a spec: dl sweep CONFIG optimizer.lr=1e-3,1e-2
+    model.layers.0.units=64,128 trains the 4 combinations.
+
     Each trial is an ordinary run folder (trial-0007/) inside the sweep folder, which also
     holds ledger.jsonl (every trial's state), results.csv (one row per trial) and
     best.yaml (the winning config: dl train best.yaml). Exit 0 when a trial completed.
@@ -57,9 +67,10 @@ def sweep(
     """
     from ..sweep.executors import BackendError, make_backend, start_worker_server
 
+    workers, backend, address = placement(resume, workers, backend, address)
+    check_options(workers, backend, address, resume, retry_failed, sweep_dir)
     if backend == "local" and workers > 1 and not dry_run:
         start_worker_server()  # it imports while the trials are planned
-    check_options(workers, backend, address, resume, retry_failed, sweep_dir)
     if break_lock and resume is None:
         fail("--break-lock goes with --resume SWEEP_DIR")
     if resume is not None and spec is not None and "=" in str(spec) and not spec.exists():
@@ -79,7 +90,29 @@ def sweep(
         fail(str(error))
     raise typer.Exit(run_sweep(sweep_spec, base, configs, runner_backend, sweep_dir, resume,
                                note=f"{backend} × {workers}", retry_failed=retry_failed,
-                               fail_fast=fail_fast, break_lock=break_lock))
+                               fail_fast=fail_fast, placement={"executor": backend,
+                                                               "workers": workers,
+                                                               "address": address},
+                               break_lock=break_lock))
+
+
+def placement(resume: Optional[Path], workers: Optional[int], backend: Optional[str],
+              address: Optional[str]) -> tuple[int, str, Optional[str]]:
+    """Workers, backend and address: as given; for what is not given, on --resume, as
+    the sweep last ran (the address only on the same backend), else 1 worker in process."""
+    from ..layout import SweepLayout
+    from ..sweep.ledger import Ledger, SweepError
+
+    last = None
+    if resume is not None and SweepLayout(resume).is_sweep:
+        try:
+            last = Ledger(SweepLayout(resume).ledger).placement()
+        except SweepError:
+            last = None  # opening the sweep says what is wrong with its ledger
+    if last is None or backend not in (None, last["executor"]):
+        return (1 if workers is None else workers), backend or "local", address
+    return (last["workers"] if workers is None else workers, last["executor"],
+            last["address"] if address is None else address)
 
 
 MOST_WORKERS = 4096  # more trials at once than any machine or cluster here would run
@@ -131,6 +164,7 @@ def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
     from ..layout import SweepLayout
     from ..sweep.planning import resolve_plans
     from ..sweep.sampling import plan_round
+    from ..sweep.quick import is_train_config
     from ..sweep.spec import prepare
 
     if spec is None:
@@ -140,7 +174,10 @@ def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
         if not spec.exists():
             fail(f"{resume} is not a sweep folder (no spec.yaml)")
     try:
-        sweep_spec, base = prepare(spec, overrides)
+        if resume is None and is_train_config(spec):
+            sweep_spec, base = prepare_grid(spec, overrides)
+        else:
+            sweep_spec, base = prepare(spec, overrides)
         first = plan_round(sweep_spec, sweep_spec.params, 0)
         return sweep_spec, base, first, resolve_plans(sweep_spec, base, first)
     except ConfigError as error:
@@ -148,6 +185,23 @@ def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
             fail(str(error))
         fail("\n".join(line if line.startswith(str(spec)) else f"{spec}: {line}"
                        for line in error.errors))
+
+
+def prepare_grid(config: Path, overrides: list[str]):
+    """``sweep.spec.prepare`` of the grid a train config and its overrides describe
+    (``sweep.quick``), read from a spec file of its own like any other spec."""
+    import tempfile
+
+    import yaml
+
+    from ..sweep.quick import grid_spec
+    from ..sweep.spec import prepare
+
+    raw, spec_overrides = grid_spec(config, overrides)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "grid.yaml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        return prepare(path, spec_overrides)
 
 
 def print_plan(sweep_spec, first: list, configs: dict) -> None:
@@ -183,7 +237,7 @@ def check_folder_and_cores(sweep_spec, base: dict, sweep_dir: Optional[Path],
 
 def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optional[Path],
               resume: Optional[Path], note: str, retry_failed: bool, fail_fast: bool,
-              break_lock: bool = False) -> int:
+              placement: dict, break_lock: bool = False) -> int:
     """Open the sweep folder, run what is left of the sweep and print its leaderboard;
     return the exit code (``Outcome.exit_code``)."""
     from ..layout import SweepLayout
@@ -196,7 +250,7 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
     try:
         with interrupts_held():
             folder = open_sweep(sweep_spec, base, sweep_dir, resume, note=note,
-                                break_lock=break_lock)
+                                placement=placement, break_lock=break_lock)
             writing("sweep", folder)
     except (SweepError, OSError) as error:
         backend.close()
@@ -225,11 +279,20 @@ def run_sweep(sweep_spec, base: dict, configs: dict, backend, sweep_dir: Optiona
     out.print(leaderboard(outcome.table, sweep_spec))
     out.print(f"sweep folder: {folder}  (results.csv, ledger.jsonl, trial-*/)", **AS_IS)
     best = SweepLayout(folder).best
-    if best.exists():
+    if is_study(sweep_spec):  # it compares configurations; no one of them is the answer
+        if outcome.complete:
+            out.print(f"next: dl report {folder}", **AS_IS)
+    elif best.exists():
         out.print(f"best config: dl train {best}", **AS_IS)
     if outcome.interrupted or not outcome.complete:
         err.print(f"continue with: dl sweep --resume {folder}", **AS_IS)
     return outcome.exit_code
+
+
+def is_study(sweep_spec) -> bool:
+    """Whether the sweep is a study (a ``claim`` or ``report`` in its spec): what it
+    leads to is ``dl report``, not the one best config."""
+    return bool(sweep_spec.claim or sweep_spec.report)
 
 
 def sweep_record(base: dict, backend):

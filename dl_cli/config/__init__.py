@@ -5,16 +5,18 @@ cfg = load_config("configs/digits_mlp.yaml", ["optimizer.lr=1e-3", "model.layers
 text = dump_config(cfg)          # the fully resolved config; load_config reads it back unchanged
 ```
 
-Three steps, each a module of this package and usable alone:
+Four steps, each a module of this package and usable alone:
 
 1. ``yaml12.read_yaml`` parses the file by YAML 1.2's rules, safely: nothing in a config
    runs code (the sweep spec and the run folders are read the same way).
 2. ``overrides.apply_overrides`` sets dotted keys (``model.layers.0.units=256``) on the
    raw dict; values are parsed with the same YAML rules.
-3. ``validation.validate`` checks the raw dict against the dataclasses of ``schema`` and
+3. ``inferred.fill_token_sizes`` fills in the sizes a model of tokens may leave to its
+   data (an embedding's ``vocab``, the output layer's ``units``).
+4. ``validation.validate`` checks the raw dict against the dataclasses of ``schema`` and
    every component spec against its registry, and the rules across keys.
 
-``load_config`` runs all three and reports every mistake of all three in one
+``load_config`` runs all four and reports every mistake of all of them in one
 ``checks.ConfigError``, whose lines each start with the key path of the mistake.
 """
 
@@ -29,6 +31,7 @@ import yaml
 from .. import plugins
 from ..checks import ConfigError, Problems
 from ..schema import Config
+from .inferred import fill_token_sizes
 from .overrides import apply_overrides
 from .validation import validate
 from .yaml12 import ConfigDumper, read_yaml
@@ -40,7 +43,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     components built to check it, for its assembly (``training.assemble``)."""
     problems = Problems()
     raw = plugins.anchored(read_yaml(path, problems), Path(path).parent)
-    raw = apply_overrides(raw, overrides, problems)
+    raw = fill_token_sizes(apply_overrides(raw, overrides, problems))
     try:
         config = validate(raw, keep_components=True)
     except ConfigError as error:

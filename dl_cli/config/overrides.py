@@ -5,18 +5,24 @@ optimizer.lr=1e-3                 a key, at any depth; the value is read as YAML
 model.layers.0.units=256          list items by index
 model.layers.2=tanh               a whole value: a name, a number, a list, a mapping
 data.dataset.path=x.npz           under a bare name ("spiral"): it becomes {type: spiral}
+~schedule                         a key deleted: back to its default (Hydra's ~key)
 ```
+
+Hydra's ``+key=value`` and ``++key=value`` are refused with a hint: ``key=value``
+already adds a key or overrides it.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import typing
 from typing import Any, Iterable
 
 from ..checks import ConfigError, Problems, describe
 from ..schema import Config
 from ..nesting import MAX_DEPTH
+from .sections import field_types
 from .yaml12 import parse_yaml
 
 
@@ -45,6 +51,14 @@ def apply_overrides(raw: dict, overrides: Iterable[str], problems: Problems | No
 
 
 def apply_override(root: dict, override: str) -> None:
+    if override.startswith("+"):
+        plain = override.lstrip("+")
+        raise ConfigError([f"{plain.partition('=')[0] or override}: write {plain!r}, without "
+                           f"{override[:len(override) - len(plain)]}: key=value already adds "
+                           f"a key or overrides it"])
+    if override.startswith("~"):
+        delete_key(root, override)
+        return
     key, equals, value_text = override.partition("=")
     key = key.strip()
     if not equals:
@@ -77,6 +91,45 @@ def apply_override(root: dict, override: str) -> None:
                                f"{describe(child)} (override {override!r})"])
         container[slot] = child
         container = child
+
+
+def delete_key(root: dict, override: str) -> None:
+    """``~dotted.key``: remove the key (a list item by index), so that it takes its
+    default; a key neither the config nor the schema has is a ConfigError."""
+    key = override[1:].strip()
+    segments = key.split(".")
+    if "=" in key or "" in segments:
+        raise ConfigError([f"{override}: deleting a key is ~dotted.key, with no value "
+                           f"(~schedule)"])
+    container: Any = root
+    for depth, segment in enumerate(segments):
+        path = ".".join(segments[: depth + 1])
+        slot = list_index(container, segment, path) if isinstance(container, list) else segment
+        present = isinstance(container, list) or slot in container
+        if depth == len(segments) - 1:
+            if present:
+                del container[slot]
+            elif not in_schema(segments):
+                raise ConfigError([f"{key}: cannot delete it: the config has no such key"])
+            return
+        if not present or not isinstance(container[slot], (dict, list)):
+            if not in_schema(segments):
+                raise ConfigError([f"{key}: cannot delete it: the config has no {path}"])
+            return  # left out already: it has its default
+        container = container[slot]
+
+
+def in_schema(segments: list[str]) -> bool:
+    """Whether the schema has the dotted path; a section's own keys count whether or not
+    a config sets the section (``train.early_stopping.patience``)."""
+    section: Any = Config
+    for segment in segments:
+        if section is None or segment not in field_types(section):
+            return False
+        hint = field_types(section)[segment]
+        section = next((t for t in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(t)),
+                       None)
+    return True
 
 
 def default_at(segments: list[str]) -> Any:

@@ -7,8 +7,9 @@ constructor, the layers nested in blocks (``residual``, ``concat``) too, each mi
 under the key path of the option it names (``model.layers.3.drop_rate``). What was built
 is kept (``Components``), for the first assembly of the config to take.
 
-Across keys: every monitor names a metric the run reports (``monitor_problem``), and a
-schedule's floor lies below the optimizer's rate.
+Across keys: every monitor names a metric the run reports (``monitor_problem``), a
+schedule's floor lies below the optimizer's rate, and a run on workers (``parallel``)
+is neither k-fold nor diagnosed.
 """
 
 from __future__ import annotations
@@ -222,6 +223,20 @@ def check_schedule_floor(config: Config, reader: ConfigReader) -> None:
                         f"schedule would raise the rate; set min_lr below lr")
 
 
+def check_parallel(config: Config, reader: ConfigReader) -> None:
+    """Training on workers is one run with no per-layer statistics: k-fold runs and
+    diagnostics (which watch the layers of this process) train in this process."""
+    if config.parallel in (None, INVALID):
+        return
+    if config.validation is not INVALID and config.validation.kfold:
+        reader.problems.add("parallel", "k-fold runs train in this process; remove parallel "
+                                        "or validation.kfold")
+    if config.train is not INVALID and config.train.diagnostics is True:
+        reader.problems.add("parallel", "train.diagnostics watches the layers of this "
+                                        "process, but parallel trains on workers; remove "
+                                        "parallel or set train.diagnostics false")
+
+
 def validate(raw: Any, keep_components: bool = False) -> Config:
     """The typed ``Config`` for a raw dict, or one ConfigError listing every mistake.
     ``keep_components``: the config holds what was built to check it (``Config.components``)."""
@@ -233,6 +248,7 @@ def validate(raw: Any, keep_components: bool = False) -> Config:
     if config is not INVALID:
         check_monitors(config, reader)
         check_schedule_floor(config, reader)
+        check_parallel(config, reader)
     reader.problems.raise_if_any()
     if keep_components:
         config.components = reader.built

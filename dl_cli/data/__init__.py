@@ -3,7 +3,7 @@
 ```python
 splits = load(config.data, seed=0, dtype="float32")   # preprocessing fitted on train only
 splits.train.X, splits.train.y, splits.val, splits.test, splits.in_shape, splits.num_classes
-augment = build_augment(config.data.augment, splits.in_shape)   # None, or augment(X, rng)
+augment = build_augment(config.data.augment, splits.in_shape)   # None, or augment(X, draws)
 folds = kfold_indices(splits.train.y, k=5, seed=0)             # [(train_idx, val_idx), ...]
 ```
 

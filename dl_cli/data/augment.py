@@ -1,9 +1,12 @@
 """Data augmentation: random label-preserving changes to training batches, never to the
-validation or test data. Each works on the whole batch at once.
+validation or test data. Each works on the whole batch at once, and draws per sample
+(``draws.SampleDraws``): what happens to a sample depends on its key (its index and
+epoch), never on the batch it comes in, so a batch cut into parts over workers is
+changed as one process would change it.
 
 ```python
 augment = build_augment(["flip", {"type": "crop", "pad": 4}], in_shape=(3, 32, 32))
-X_batch = augment(X_batch, rng)          # a new array; the training set is untouched
+X_batch = augment(X_batch, SampleDraws(stream, sample_keys(epoch, idx)))  # a new array
 ```
 
 ``flip``, ``crop`` and ``translate`` need images ``(N, C, H, W)`` and move their pixels,
@@ -20,19 +23,21 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..registry import AUGMENTATIONS
 from ..checks import check_choice, check_float, check_int
+from ..draws import SampleDraws
+from ..registry import AUGMENTATIONS
 from .base import DataError
 
 
 class Augmentation:
     """``check(in_shape)`` refuses samples it cannot change (shape without the batch
-    axis); ``__call__(X, rng)`` returns a changed copy of the batch X."""
+    axis); ``__call__(X, draws)`` returns a changed copy of the batch X, drawing
+    through ``draws`` (one row of random values per sample)."""
 
     def check(self, in_shape: tuple[int, ...]) -> None:
         pass
 
-    def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, X: np.ndarray, draws: SampleDraws) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -45,7 +50,7 @@ class ImageAugmentation(Augmentation):
                              f"have shape {tuple(in_shape)}; only noise works on them")
 
 
-def shifted_crops(X: np.ndarray, pad: int, rng: np.random.Generator, mode: str = "constant") -> np.ndarray:
+def shifted_crops(X: np.ndarray, pad: int, draws: SampleDraws, mode: str = "constant") -> np.ndarray:
     """Pad every image of X ``(N, C, H, W)`` by ``pad`` on each side, then cut each back
     to ``H × W`` at its own random offset ``(dy, dx) ∈ [0, 2·pad]²``: a translation by
     ``(pad − dy, pad − dx)`` pixels.
@@ -56,7 +61,7 @@ def shifted_crops(X: np.ndarray, pad: int, rng: np.random.Generator, mode: str =
     N, C, H, W = X.shape
     padded = np.pad(X, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode=mode)
     windows = sliding_window_view(padded, (H, W), axis=(2, 3))
-    dy, dx = rng.integers(0, 2 * pad + 1, size=(2, N))
+    dy, dx = draws.integers(2 * pad + 1, (2,)).T
     return windows[np.arange(N), :, dy, dx]
 
 
@@ -67,8 +72,8 @@ class Flip(ImageAugmentation):
     def __init__(self, probability: float = 0.5):
         self.probability = check_float("probability", probability, 0.0, 1.0)
 
-    def __call__(self, X, rng):
-        flipped = rng.random(len(X)) < self.probability
+    def __call__(self, X, draws):
+        flipped = draws.uniform() < self.probability
         out = X.copy()
         out[flipped] = X[flipped, ..., ::-1]
         return out
@@ -89,8 +94,8 @@ class Crop(ImageAugmentation):
             raise ValueError(f"pad must be smaller than the image ({in_shape[1]}×{in_shape[2]}), "
                              f"got {self.pad}: most crops would be padding")
 
-    def __call__(self, X, rng):
-        return shifted_crops(X, self.pad, rng, self.mode)
+    def __call__(self, X, draws):
+        return shifted_crops(X, self.pad, draws, self.mode)
 
 
 @AUGMENTATIONS.register("translate")
@@ -106,8 +111,8 @@ class Translate(ImageAugmentation):
             raise ValueError(f"max_shift must be smaller than the image "
                              f"({in_shape[1]}×{in_shape[2]}), got {self.max_shift}")
 
-    def __call__(self, X, rng):
-        return shifted_crops(X, self.max_shift, rng)
+    def __call__(self, X, draws):
+        return shifted_crops(X, self.max_shift, draws)
 
 
 @AUGMENTATIONS.register("noise")
@@ -117,8 +122,8 @@ class Noise(Augmentation):
     def __init__(self, std: float = 0.1):
         self.std = check_float("std", std)
 
-    def __call__(self, X, rng):
-        return X + X.dtype.type(self.std) * rng.standard_normal(X.shape, dtype=X.dtype)
+    def __call__(self, X, draws):
+        return X + X.dtype.type(self.std) * draws.normal(X.shape[1:]).astype(X.dtype)
 
 
 class Pipeline:
@@ -127,9 +132,9 @@ class Pipeline:
     def __init__(self, steps: list[Augmentation]):
         self.steps = steps
 
-    def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def __call__(self, X: np.ndarray, draws: SampleDraws) -> np.ndarray:
         for step in self.steps:
-            X = step(X, rng)
+            X = step(X, draws)
         return X
 
 

@@ -76,3 +76,8 @@ class Dataset:
 
     def load(self, rng: np.random.Generator) -> RawData:
         raise NotImplementedError
+
+    def token_count(self) -> int | None:
+        """How many distinct tokens its samples are made of, for a data set of token
+        sequences (what a config may leave out: ``config.inferred``); None otherwise."""
+        return None

@@ -6,7 +6,9 @@ header cannot claim more memory than the file can hold. Malformed files raise ``
 naming the file and the line, column or array where the problem is.
 
 ``task: auto`` decides from the labels: integer labels (npz) or whole numbers >= 0 (csv)
-mean classification with ``max label + 1`` classes; anything else means regression.
+mean classification with ``max label + 1`` classes; words in a csv's label column
+(``setosa``) mean classification with the words, sorted, as class names; anything else
+means regression.
 Class labels are ``0 … K−1``, each with training samples: labels such as ±1 or 1..K are
 refused with the mapping to make (a ``names`` array in an npz states K, and so allows a
 class without samples); a test label that no training sample has is refused too.
@@ -219,10 +221,26 @@ class Npz(Dataset):
                        X_test=X_test, y_test=labels.get("y_test"))
 
 
+def text_labels(cells: np.ndarray) -> bool:
+    """Whether a label column holds words (``setosa``) rather than numbers."""
+    try:
+        cells.astype(np.float64)
+    except ValueError:
+        return True
+    return False
+
+
+def named_classes(X: np.ndarray, cells: np.ndarray) -> RawData:
+    """Classes named by text labels: indices in the names' sorted order, the names kept."""
+    names, labels = np.unique(np.char.strip(cells), return_inverse=True)
+    return RawData(X, labels.astype(np.int64), classes=len(names), names=names.tolist())
+
+
 @DATASETS.register("csv")
 class Csv(Dataset):
-    """A table of numbers, one sample per line; ``label`` (a header name, or a column index)
-    is the target and every other column a feature."""
+    """A table, one sample per line; ``label`` (a header name, or a column index) is the
+    target and every other column a feature (numbers). Labels that are words (``setosa``)
+    name classes, numbered in the words' sorted order."""
 
     def __init__(self, path: str, label: str | int = "label", header: bool = True,
                  delimiter: str = ",", task: str = "auto"):
@@ -265,8 +283,9 @@ class Csv(Dataset):
             raise DataError(f"{path}: label column {self.label} is out of range for {width} columns")
         return self.label % width
 
-    def locate_error(self, path: Path, names: list[str]) -> str | None:
-        """The first ragged row or non-numeric cell, as ``"line L, column C: ..."``."""
+    def locate_error(self, path: Path, names: list[str], skip: int | None = None) -> str | None:
+        """The first ragged row or non-numeric cell (outside column ``skip``, the label
+        column when its labels are text), as ``"line L, column C: ..."``."""
         width = len(names) if self.header else None
         for line, row in self.rows(path):
             if not row or (self.header and line == 1):
@@ -276,6 +295,8 @@ class Csv(Dataset):
             if len(row) != width:
                 return f"line {line}: {len(row)} cells where the table has {width}"
             for column, cell in enumerate(row, start=1):
+                if column - 1 == skip:
+                    continue
                 try:
                     float(cell)
                 except ValueError:
@@ -289,11 +310,13 @@ class Csv(Dataset):
         return next(itertools.islice(lines, row, None))
 
     def read_table(self, path: Path, names: list[str]) -> np.ndarray:
+        """The cells as text, one row per sample (numbers are read by ``numbers``)."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # empty files are reported below
                 table = np.loadtxt(path, delimiter=self.delimiter, skiprows=int(self.header),
-                                   comments=None, ndmin=2, encoding=ENCODING, quotechar='"')
+                                   comments=None, ndmin=2, encoding=ENCODING, quotechar='"',
+                                   dtype=str)
         except UnicodeDecodeError as err:
             raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
         except ValueError as err:
@@ -305,6 +328,13 @@ class Csv(Dataset):
                             f"names {len(names)}")
         return table
 
+    def numbers(self, path: Path, names: list[str], cells: np.ndarray, skip: int | None) -> np.ndarray:
+        """``cells`` as float64; a DataError naming the first cell that is not a number."""
+        try:
+            return cells.astype(np.float64)
+        except ValueError as err:
+            raise DataError(f"{path}: {self.locate_error(path, names, skip) or err}") from None
+
     def load(self, rng):
         path = existing_file(Path(self.path))
         names = self.header_names(path) if self.header else []
@@ -313,12 +343,20 @@ class Csv(Dataset):
         def where(row: int) -> str:
             return f"line {self.line_of(path, row)}"
 
-        check_finite(path, table, where)
         column = self.label_column(path, names, table.shape[1])
-        X, y = np.delete(table, column, axis=1), table[:, column]
-        if X.shape[1] == 0:
+        if table.shape[1] == 1:
             raise DataError(f"{path}: only the label column; a table needs at least one "
                             f"feature column besides it")
+        X = self.numbers(path, names, np.delete(table, column, axis=1), skip=column)
+        check_finite(path, X, where)
+        if self.task != "regression" and text_labels(table[:, column]):
+            empty = np.flatnonzero(np.char.strip(table[:, column]) == "")
+            if empty.size:
+                raise DataError(f"{path}: {where(empty[0])}: no label; every sample needs "
+                                f"its class")
+            return named_classes(X, table[:, column])
+        y = self.numbers(path, names, table[:, column], skip=None)
+        check_finite(path, y[:, None], where)
         task, reason = self.task, None
         if task == "auto":
             task = "classification" if np.all((y >= 0) & (y == np.round(y))) else "regression"

@@ -137,6 +137,9 @@ class Text(Dataset):
         except IsADirectoryError:
             raise DataError(f"{path}: is a folder, not a text file") from None
 
+    def token_count(self) -> int:
+        return len(char_vocab(self.read()))
+
     def load(self, rng):
         text = self.read()
         T, stride = self.steps, self.stride or self.steps
@@ -168,6 +171,9 @@ class Hello(Dataset):
     def __init__(self, samples: int = 1, one_hot: bool = False):
         self.samples = check_int("samples", samples)
         self.one_hot = check_bool("one_hot", one_hot)
+
+    def token_count(self) -> int:
+        return len(self.vocab)
 
     def load(self, rng):
         tokens = np.tile(encode(self.word, self.vocab), (self.samples, 1))

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..schema import Config
-from ..tables import flatten
+from ..config import flatten
 
 
 class LoggerError(RuntimeError):

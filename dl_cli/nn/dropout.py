@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..checks import FRACTION, require
+from ..draws import SampleDraws
 from ..registry import LAYERS
 from .layer import Example, Layer
 
@@ -17,8 +20,11 @@ class Dropout(Layer):
     expected activation equal to ``x``, so nothing changes at test time (equivalently, the
     weight-scaling rule: multiply by keep_prob at test time instead).
     Backward: ``dx = dout ⊙ mask / keep_prob``, the same scaled mask.
-    The masks come from the layer's own generator (``self.rng``, seeded in ``build``), so a
-    run is reproducible from its seed and gradcheck can replay a mask by restoring its state.
+    The mask of each sample is drawn per sample (``draws.SampleDraws`` on the layer's own
+    ``stream``, seeded in ``build``) under that sample's key: the model's ``sample_keys``
+    while training (the sample's index and epoch, so its mask is the same in a batch of one
+    process and in a worker's part of it), else keys from the layer's generator
+    (``self.rng``), which gradcheck restores to replay a mask.
     Typical drop rates: 0.5 for hidden units, 0.2 for inputs; mostly after affine layers.
     """
 
@@ -32,7 +38,8 @@ class Dropout(Layer):
         self.drop_rate = require("drop_rate", drop_rate, FRACTION)
 
     def build(self, in_shape, rng):
-        self.rng = self.new_rng(rng)
+        self.stream = int(rng.integers(2**63))
+        self.rng = np.random.default_rng(self.stream)
         return tuple(in_shape)
 
     def forward(self, x, train=True):
@@ -40,7 +47,10 @@ class Dropout(Layer):
             self.cache = None
             return x
         keep_prob = 1.0 - self.drop_rate
-        keep = self.rng.random(x.shape) < keep_prob
+        keys = self.sample_keys
+        if keys is None:
+            keys = self.rng.integers(2**63, size=len(x), dtype=np.uint64)
+        keep = SampleDraws(self.stream, keys).uniform(x.shape[1:]) < keep_prob
         scaled_mask = keep.astype(x.dtype) * x.dtype.type(1.0 / keep_prob)
         self.cache = scaled_mask
         return x * scaled_mask

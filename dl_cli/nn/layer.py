@@ -80,6 +80,10 @@ class Layer:
         self.decay: set[str] = set()
         self.cache = None
         self.rng: np.random.Generator | None = None  # only layers that draw at run time
+        # The keys of the batch's samples (draws.sample_keys), set by the model before a
+        # training forward: a layer that draws draws per sample, so that a sample's draws
+        # do not depend on the batch (or the part of a batch) it comes in.
+        self.sample_keys: np.ndarray | None = None
 
     # -- configuration -------------------------------------------------------------
     def config(self) -> dict:
@@ -142,10 +146,6 @@ class Layer:
 
     def new_zeros(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.zeros(shape, dtype=self.dtype)
-
-    def new_rng(self, rng: np.random.Generator) -> np.random.Generator:
-        """An independent generator for run-time draws, seeded from the build generator."""
-        return np.random.default_rng(rng.integers(2**63))
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")

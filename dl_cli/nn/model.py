@@ -53,6 +53,7 @@ class Model:
         self.params = self.chain.named("params")
         self.buffers = self.chain.named("buffers")
         self.decay = self.chain.named_decay()
+        self.drawing = [layer for _, layer in self.chain.walk("") if layer.rng is not None]
         # (name, layer, key) of every parameter, in the order of ``params``: where
         # ``backward`` collects the gradients each step without walking the layers again
         self.param_slots = [(f"{path}.{key}" if path else key, layer, key)
@@ -62,12 +63,16 @@ class Model:
     def layers(self) -> list[Layer]:
         return self.chain.layers
 
-    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+    def forward(self, x: np.ndarray, train: bool = False,
+                keys: np.ndarray | None = None) -> np.ndarray:
         """Scores for ``x``, which is first cast to the model's dtype (integer features
         too, so that no float64 product creeps into a float32 model), except the token
-        ids an embedding reads."""
+        ids an embedding reads. ``keys`` (N,) name the samples for the layers that draw
+        (``draws.sample_keys``); without them, those layers draw from their generators."""
         if x.dtype != self.dtype and not self.layers[0].takes_tokens:
             x = x.astype(self.dtype)
+        for layer in self.drawing:
+            layer.sample_keys = keys
         return self.chain.forward(x, train)
 
     def backward(self, dscores: np.ndarray) -> dict[str, np.ndarray]:
@@ -85,11 +90,15 @@ class Model:
                 total += 0.5 * self.l2 * float(np.vdot(w, w))
         return total
 
-    def loss(self, x: np.ndarray, y: np.ndarray, train: bool = True):
+    def loss(self, x: np.ndarray, y: np.ndarray, train: bool = True,
+             keys: np.ndarray | None = None):
         """Data loss plus penalty, and the gradients of every parameter (CS231n ``loss``)."""
-        scores = self.forward(x, train)
+        scores = self.forward(x, train, keys)
         data_loss, dscores = self.loss_fn(scores, y)
-        grads = self.backward(dscores)
+        return self.regularized(data_loss, self.backward(dscores))
+
+    def regularized(self, data_loss: float, grads: dict[str, np.ndarray]):
+        """``data_loss`` plus the penalty, and ``grads`` plus the penalty's gradient."""
         for name in self.decay:
             w = self.params[name]
             if self.l1:
@@ -108,7 +117,8 @@ class Model:
         return np.concatenate(parts) if parts else np.zeros((0, *self.out_shape), self.dtype)
 
     def rngs(self) -> dict[str, np.random.Generator]:
-        """The run-time generators of layers that draw (dropout masks), by layer path."""
+        """The run-time generators of layers that draw (dropout masks) when no sample
+        keys are given, by layer path."""
         return {path: layer.rng for path, layer in self.chain.walk("") if layer.rng is not None}
 
     @property

@@ -33,6 +33,13 @@ class BatchNorm(Layer):
     (the mean and variance depend on every x, hence the two correction terms).
     Backward (eval): μ and σ are constants, so ``dx = γ/σ · dout``.
     γ and β are not under weight decay.
+
+    Synchronized statistics (data-parallel training, ``distributed.batchnorm_sync``): when
+    a batch is cut into parts computed apart, ``sync`` joins the parts' statistics, so
+    every part is normalized by the whole batch's μ and σ², as one process would. Forward,
+    each part's count, mean and ``M2 = Σ(x − μ_part)²`` become the batch's (``sync.moments``);
+    backward, ``Σ dout`` and ``Σ dout·x̂`` over the batch (``sync.sums``) enter dx, while
+    the part's own sums are its share of dγ and dβ (the driver adds the shares).
     """
 
     examples = (
@@ -45,6 +52,7 @@ class BatchNorm(Layer):
         self.momentum = require("momentum", momentum, FRACTION)
         self.eps = float(require("eps", eps, number("in (0, 1]", lambda x: 0 < x <= 1),
                                  then=": it guards √(σ² + eps) against a zero variance"))
+        self.sync = None  # joins the statistics of the parts of a batch (see above)
 
     def build(self, in_shape, rng):
         if len(in_shape) not in (1, 3):
@@ -74,14 +82,20 @@ class BatchNorm(Layer):
         gamma = self._per_feature(self.params["gamma"], x.ndim)
         beta = self._per_feature(self.params["beta"], x.ndim)
         if train:
+            mean = x.mean(axis=axes, keepdims=True)
+            centered = x - mean
+            squares = centered * centered
+            if self.sync is None:
+                var = squares.mean(axis=axes, keepdims=True)
+            else:  # the whole batch's statistics, from those of each part
+                m, mean, m2 = self.sync.moments(m, mean.reshape(-1), squares.sum(axis=axes))
+                mean, var = self._per_feature(mean, x.ndim), self._per_feature(m2 / m, x.ndim)
+                centered = x - mean
             if m < 2:
                 raise ValueError(
                     "batchnorm needs at least 2 values per feature in training mode "
                     f"(got a batch of shape {x.shape})"
                 )
-            mean = x.mean(axis=axes, keepdims=True)
-            centered = x - mean
-            var = (centered * centered).mean(axis=axes, keepdims=True)
             self._update_running(mean.reshape(-1), var.reshape(-1) * (m / (m - 1)))
         else:
             mean = self._per_feature(self.buffers["running_mean"], x.ndim)
@@ -89,7 +103,7 @@ class BatchNorm(Layer):
             centered = x - mean
         inv_std = 1.0 / np.sqrt(var + self.eps)
         x_hat = centered * inv_std
-        self.cache = (x_hat, inv_std, train)
+        self.cache = (x_hat, inv_std, train, m)
         return gamma * x_hat + beta
 
     def _update_running(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
@@ -100,7 +114,7 @@ class BatchNorm(Layer):
             running += (1 - self.momentum) * batch_value.astype(running.dtype, copy=False)
 
     def backward(self, dout):
-        x_hat, inv_std, train = self.cache
+        x_hat, inv_std, train, m = self.cache
         axes = self._axes(dout)
         dbeta = dout.sum(axis=axes)
         dgamma = (dout * x_hat).sum(axis=axes)
@@ -108,7 +122,8 @@ class BatchNorm(Layer):
         scale = self._per_feature(self.params["gamma"], dout.ndim) * inv_std
         if not train:
             return scale * dout
-        m = dout.size // dout.shape[1]
+        if self.sync is not None:
+            dbeta, dgamma = self.sync.sums(dbeta, dgamma)
         return (scale / m) * (m * dout
                               - self._per_feature(dbeta, dout.ndim)
                               - x_hat * self._per_feature(dgamma, dout.ndim))

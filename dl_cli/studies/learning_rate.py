@@ -12,13 +12,13 @@ Each section is ``(study, out) -> markdown blocks`` and saves its figures into `
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
+from ..numbers import short
 from .figures import by_param, legend, new_figure, save
 from .measures import epochs_to_target, mean_curve, spread_across
 from .study import Group, Study, at_last_epoch, metric_of, on_test
-from .text import mean_std, short, table
+from .text import mean_std, table
 
 
 def per_param_table(study: Study, cell) -> str:
@@ -36,8 +36,7 @@ def batchnorm_section(study: Study, out: Path) -> list[str]:
     target = study.spec.report.get("target", 0.9)
     reached = epochs_to_target(study, target)
     kept = {label: [e for e in epochs if e is not None] for label, epochs in reached.items()}
-    means = {label: statistics.fmean(e) if e else None for label, e in kept.items()}
-    image = by_param(study, means, f"epochs to {study.spec.metric} ≥ {target:g}",
+    image = by_param(study, kept, f"epochs to {study.spec.metric} ≥ {target:g}",
                      f"epochs to reach {study.spec.metric} ≥ {target:g} (mean over the seeds "
                      f"that reach it; no point: none does)", out, "epochs_to_target.png",
                      diverged=True)
@@ -55,8 +54,8 @@ def reach_text(group: Group, epochs: list[int | None]) -> str:
 
 
 def optimizers_section(study: Study, out: Path) -> list[str]:
-    means = {g.label: g.mean(metric_of) for g in study.groups}
-    image = by_param(study, means, f"{study.spec.metric} (mean over seeds)",
+    values = {g.label: g.values(metric_of) for g in study.groups}
+    image = by_param(study, values, f"{study.spec.metric}",
                      f"{study.spec.metric} against the learning rate", out, "by_learning_rate.png")
     spread = spread_across(study)
     rows = [[variant, f"{value:.3f}"] for variant, value in sorted(spread.items(), key=lambda kv: kv[1])]
@@ -81,9 +80,8 @@ def schedules_section(study: Study, out: Path) -> list[str]:
 
 
 def clipping_section(study: Study, out: Path) -> list[str]:
-    means = {g.label: None if g.diverged == len(g.trials) else g.mean(metric_of)
-             for g in study.groups}
-    image = by_param(study, means, f"best {study.spec.metric} (trials that did not diverge)",
+    values = {g.label: g.values(metric_of) for g in study.groups}  # of the trials that did not diverge
+    image = by_param(study, values, f"best {study.spec.metric} (trials that did not diverge)",
                      f"{study.spec.metric} against the learning rate", out,
                      "by_learning_rate.png", log_y=True, diverged=True)
 

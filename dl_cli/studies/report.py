@@ -12,18 +12,21 @@ The report holds:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..layout import SweepLayout
+from ..numbers import short
 from ..storage import RunError
 from .architecture import (activations_section, bottleneck_section, cnn_vs_mlp_section,
                            depth_residual_section, init_section)
+from .distributed import distributed_section
 from .figures import curves_figure
 from .fitting import polynomial_section, regularization_section, weight_decay_section
 from .learning_rate import batchnorm_section, clipping_section, optimizers_section, schedules_section
 from .representation import autoencoder_vs_pca_section
 from .study import Group, ReportError, Study, at_last_epoch, load_study, metric_of, on_test
-from .text import short, table
+from .text import table
 
 SECTIONS = {"init": init_section, "activations": activations_section,
             "regularization": regularization_section, "batchnorm": batchnorm_section,
@@ -31,15 +34,25 @@ SECTIONS = {"init": init_section, "activations": activations_section,
             "polynomial": polynomial_section, "weight_decay": weight_decay_section,
             "depth_residual": depth_residual_section, "clipping": clipping_section,
             "cnn_vs_mlp": cnn_vs_mlp_section, "bottleneck": bottleneck_section,
-            "autoencoder_vs_pca": autoencoder_vs_pca_section}
+            "autoencoder_vs_pca": autoencoder_vs_pca_section, "distributed": distributed_section}
 
 
 LISTED_POINTS = 20  # a domain with more points is described by its kind and bounds
 
 
+def where_from(path: Path, folder: Path) -> str:
+    """``path`` as the report shows it, never absolute: from the working directory (the
+    project) when it lies below it, else from the sweep ``folder``."""
+    path, cwd = Path(path).resolve(), Path.cwd().resolve()
+    if path.is_relative_to(cwd):
+        return str(path.relative_to(cwd))
+    return os.path.relpath(path, Path(folder).resolve())
+
+
 def how_it_ran(study: Study) -> str:
     spec = study.spec
-    parts = [f"Sweep `{spec.name}` in `{study.folder}`, base config `{spec.base}`"]
+    parts = [f"Sweep `{spec.name}` (folder `{Path(study.folder).name}`), base config "
+             f"`{where_from(spec.base, study.folder)}`"]
     if spec.variants:
         parts.append(f"variants: {', '.join(spec.variants)}")
     for path, domain in spec.params.items():

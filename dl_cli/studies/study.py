@@ -22,13 +22,14 @@ import numpy as np
 
 from ..config import load_saved_config
 from ..layout import RunLayout, SweepLayout
+from ..numbers import short
 from ..plot import epoch_records
 from ..runs import Run
 from ..schema import Config
 from ..sweep.folder import saved_spec, trial_table
 from ..sweep.ledger import SweepError, TrialState
 from ..sweep.spec import SweepSpec
-from .text import mean_std, short
+from .text import mean_std
 
 
 class ReportError(RuntimeError):

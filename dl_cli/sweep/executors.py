@@ -27,9 +27,8 @@ from threadpoolctl import threadpool_limits
 
 from ..layout import RunLayout
 from ..locks import Lock, process_alive, process_start
-from ..nesting import json_value
 from ..runs import HELD_LOCKS, release_held_locks
-from ..solver import Interrupted, stop_training
+from ..solver import Interrupted, signal_name, stop_training
 
 BACKENDS = ("local", "dask", "ray")
 # What every local worker imports: preloaded once by the fork server, inherited by each worker.
@@ -69,7 +68,7 @@ def stop_worker(signum, frame) -> None:
     """SIGTERM outside training (inside it, the Solver's own handler stops cleanly): the
     trial's run lock is released at once, wherever its setup was, then it unwinds."""
     release_held_locks()
-    raise Interrupted(f"stopped by signal {signum}")
+    raise Interrupted(f"interrupted ({signal_name(signum)})")
 
 
 def worker_context():
@@ -213,48 +212,18 @@ def local_backend(workers: int, threads: int) -> Backend:
                    can_terminate=True, renew=pool)
 
 
-def scheduler_address(path: Path) -> str:
-    """The address in a Dask scheduler file: the JSON file ``dask scheduler
-    --scheduler-file PATH`` writes, ``{"address": "tcp://host:8786", ...}``."""
-    try:
-        info = json_value(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise BackendError(f"--address {path}: cannot read it ({error.strerror})") from None
-    except ValueError:  # not JSON, or not UTF-8 text
-        info = None
-    if not isinstance(info, dict) or not isinstance(info.get("address"), str):
-        raise BackendError(f"--address {path}: not a Dask scheduler file; expected the JSON "
-                           f"file that dask scheduler --scheduler-file writes (it holds the "
-                           f"scheduler's \"address\"), or an address such as tcp://host:8786")
-    return info["address"]
-
-
 def dask_backend(workers: int, address: str | None) -> Backend:
+    from ..distributed.cluster import ClusterError, connect
+
     try:
-        import distributed
-    except ImportError:
-        raise BackendError("the dask backend needs dask.distributed: "
-                           "pip install 'dl-cli[dask]'") from None
-    closers = []
-    try:
-        if address is None:
-            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                               processes=True, dashboard_address=None)
-            client = distributed.Client(cluster)
-            closers = [client.close, cluster.close]
-            where = f"a LocalCluster of {workers} processes"
-        elif Path(address).is_file():
-            client = distributed.Client(scheduler_address(Path(address)), timeout=30)
-            closers, where = [client.close], f"the scheduler of {address}"
-        else:
-            client = distributed.Client(address, timeout=30)
-            closers, where = [client.close], address
-    except (OSError, TimeoutError, ValueError) as error:
-        raise BackendError(f"cannot reach the Dask scheduler {address}: {error}") from None
+        cluster = connect(workers, address)
+    except ClusterError as error:
+        raise BackendError(str(error)) from None
+    client = cluster.client
     slots = sum(client.nthreads().values()) or workers
     # pure=False: a call with the same arguments is a new task, never a cached result.
     return Backend("dask", client.get_executor(pure=False), slots,
-                   f"Dask, {slots} worker threads at {where}", closers=closers)
+                   f"Dask, {slots} worker threads at {cluster.where}", closers=cluster.closers)
 
 
 def ray_backend(workers: int, address: str | None) -> Backend:

@@ -12,13 +12,12 @@ import yaml
 
 from .. import __version__
 from ..checks import ConfigError, describe
-from ..config import config_to_dict, dump_config
+from ..config import config_to_dict, dump_config, flatten
 from ..config.validation import validate
 from ..config.yaml12 import ConfigDumper, read_yaml
 from ..layout import RunLayout, SweepLayout, new_folder
 from ..locks import Lock, LockHeld
 from ..storage import RunError, refuse_links, write_text
-from ..tables import flatten
 from ..training import config_hash
 from .ledger import Ledger, SweepError, TrialState
 from .results import show
@@ -108,13 +107,15 @@ def check_files(folder: Path) -> None:
 
 
 def open_sweep(spec: SweepSpec, base: dict, sweep_dir: Path | None = None,
-               resume: Path | None = None, note: str = "", break_lock: bool = False) -> Path:
+               resume: Path | None = None, note: str = "", placement: dict | None = None,
+               break_lock: bool = False) -> Path:
     """A new sweep folder holding spec.yaml and base.yaml, or the folder to resume after
-    checking that neither the spec nor the base config changed (``break_lock``: take it
-    over from a driver on another machine)."""
+    checking that neither the spec nor the base config changed. ``placement`` (executor,
+    workers, address) goes into the ledger for a later resume to run the same way;
+    ``break_lock``: take the folder over from a driver on another machine."""
     base_cfg = validate(base)
     header = {"spec_hash": spec.spec_hash(), "base_hash": base_hash(base_cfg),
-              "version": __version__, "backend": note}
+              "version": __version__, "backend": note, **(placement or {})}
     if resume is not None:
         folder, layout = Path(resume), SweepLayout(resume)
         check_files(folder)

@@ -56,7 +56,8 @@ EVENTS = {
 }
 OPTIONAL = {"base_hash": "a string", "variant": "a string or null", "until": "a count or null",
             "metric": "a number or null", "epochs": "a count", "time_s": "a number",
-            "error": "a string or null", "fold_metrics": "a list or null", "rung": "a count"}
+            "error": "a string or null", "fold_metrics": "a list or null", "rung": "a count",
+            "executor": "a string", "workers": "a count", "address": "a string or null"}
 
 
 def event_problem(event) -> str | None:
@@ -199,6 +200,14 @@ class Ledger:
 
     def header(self) -> dict | None:
         return next((e for e in self.events() if e["event"] == "sweep"), None)
+
+    def placement(self) -> dict | None:
+        """Where the sweep last ran: ``{"executor", "workers", "address"}`` of its latest
+        start or resume that recorded them, or None."""
+        runs = [e for e in self.events() if e["event"] == "sweep" and "executor" in e]
+        if not runs:
+            return None
+        return {key: runs[-1].get(key) for key in ("executor", "workers", "address")}
 
     def rounds(self) -> dict[int, dict]:
         return {e["round"]: e["domains"] for e in self.events() if e["event"] == "round"}

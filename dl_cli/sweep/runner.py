@@ -12,7 +12,15 @@ resumed sweep replays the ledger and submits only what is not done. Ctrl-C once:
 trials, the running ones finish (drain); twice: the running trials save their state
 and stop (local worker processes get SIGTERM, an in-process trial is asked directly);
 three times (or a backend whose trials cannot be signalled, Dask or Ray): leave at
-once. A SIGTERM counts as two. Whatever happened, the ledger holds every completed result.
+once; ``request_stop()`` counts as one Ctrl-C, a SIGTERM as two. Whatever happened, the
+ledger holds every completed result.
+
+Observers (``SweepRunner(..., observers=[...])`` or ``runner.observers``) are called as
+``observer(event, payload)``, in order, on the driver's thread: ``submitted`` {trial,
+until} as a trial is handed to the executor (``until``: the rung's epochs, None to the
+end); ``recorded`` {trial, until, state} once its result is in the ledger (``state``: its
+TrialState); ``pruned`` {rung, kept, pruned} at each rung's verdict, with the
+configurations that go on and those pruned.
 """
 
 from __future__ import annotations
@@ -72,7 +80,7 @@ class SweepRunner:
     def __init__(self, spec: SweepSpec, base: dict, folder: Path, backend: Backend,
                  console: Console | None = None, retry_failed: bool = False,
                  fail_fast: bool = False, configs: dict[int, Config] | None = None,
-                 break_lock: bool = False):
+                 observers=(), break_lock: bool = False):
         """``configs``: trial configs already resolved (the first round's, by the command
         line that checked them), so that they are not resolved again. ``break_lock``:
         trials take their folders over from processes of other machines."""
@@ -90,10 +98,25 @@ class SweepRunner:
         self.breaks_in_a_row = 0  # worker pools replaced since a trial last ended
         self.live: Live | None = None
         self.cleared: set[int] = set()  # trials whose checkpoints were deleted (outranked)
+        self.observers = list(observers)  # observer(event, payload): see the module docstring
 
     @property
     def draining(self) -> bool:
         return self.interrupts > 0 or self.failed_fast or self.out_of_space
+
+    def request_stop(self) -> None:
+        """What one Ctrl-C does: the first, no new trials (drain); the second, stop the
+        running trials, which save their state; the third, leave at once."""
+        self.interrupts += 1
+        if self.interrupts == 1:
+            self._say("[yellow]Ctrl-C: no new trials; waiting for the running ones to "
+                      "finish (Ctrl-C again to stop them)[/]")
+        elif self.interrupts == 2 and self.backend.can_terminate:
+            self._say("[yellow]Ctrl-C: stopping the running trials (they save their state; "
+                      "Ctrl-C again to leave at once)[/]")
+        else:
+            self._say("[yellow]Ctrl-C: leaving now; running trials continue from their "
+                      "last checkpoint on resume[/]")
 
     def trials_left(self) -> tuple[int, int]:
         """(trials still to run, trials in all): every trial the spec plans; a trial in a
@@ -127,6 +150,10 @@ class SweepRunner:
     # -- bookkeeping ------------------------------------------------------------------
     def _log(self, event: str, **fields) -> None:
         self.ledger.append(event, **fields)
+
+    def _notify(self, event: str, **payload) -> None:
+        for observer in self.observers:
+            observer(event, payload)
 
     def _reset_failed(self) -> None:
         if not self.retry_failed:
@@ -241,6 +268,7 @@ class SweepRunner:
                     self._log("prune", trial=trial.index, rung=epochs)
         self._drop_outranked_checkpoints()
         pruned = [c for c in scores if c not in keep]
+        self._notify("pruned", rung=epochs, kept=sorted(keep), pruned=sorted(pruned))
         if pruned:
             self._say(f"rung {epochs} epochs: {len(keep)} of {len(scores)} configurations go on; "
                       f"pruned {', '.join(map(str, sorted(pruned)))}")
@@ -272,6 +300,7 @@ class SweepRunner:
             while queue and not self.draining and len(running) < self.backend.slots:
                 index, until = queue.popleft()
                 running[self._submit(index, until)] = (index, until)
+                self._notify("submitted", trial=index, until=until)
             done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
             for future in done:
                 index, until = running.pop(future)
@@ -349,6 +378,7 @@ class SweepRunner:
             metric = "-" if state.metric is None else f"{state.metric:.4f}"
             self._say(f"trial {index} {state.status}: {self.spec.metric} {metric} "
                       f"({state.epochs} epochs, {state.time_s:.1f} s) {escape(values)}")
+        self._notify("recorded", trial=index, until=until, state=state)
 
     def _finish(self) -> Outcome:
         try:
@@ -405,18 +435,6 @@ class SweepRunner:
             yield
             return
 
-        def on_interrupt(signum, frame):
-            self.interrupts += 1
-            if self.interrupts == 1:
-                self._say("[yellow]Ctrl-C: no new trials; waiting for the running ones to "
-                          "finish (Ctrl-C again to stop them)[/]")
-            elif self.interrupts == 2 and self.backend.can_terminate:
-                self._say("[yellow]Ctrl-C: stopping the running trials (they save their state; "
-                          "Ctrl-C again to leave at once)[/]")
-            else:
-                self._say("[yellow]Ctrl-C: leaving now; running trials continue from their "
-                          "last checkpoint on resume[/]")
-
         def on_terminate(signum, frame):  # as two Ctrl-Cs: stop the trials, which save
             self.interrupts = max(self.interrupts + 1, 2)
             if self.interrupts == 2 and self.backend.can_terminate:
@@ -426,7 +444,8 @@ class SweepRunner:
                 self._say("[yellow]SIGTERM: leaving now; running trials continue from their "
                           "last checkpoint on resume[/]")
 
-        previous = {signal.SIGINT: signal.signal(signal.SIGINT, on_interrupt),
+        previous = {signal.SIGINT: signal.signal(signal.SIGINT,
+                                                 lambda signum, frame: self.request_stop()),
                     signal.SIGTERM: signal.signal(signal.SIGTERM, on_terminate)}
         try:
             yield

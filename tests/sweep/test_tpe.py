@@ -1,18 +1,18 @@
-"""Model-based search (method: tpe) and the pruning rules (sha, median)."""
+"""Model-based search (method: tpe): Optuna's distributions of the domains, what the
+ledger tells its study, rounds as in one go on any number of workers, and the median
+rule across its rounds."""
 
 import csv
 import json
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from dl_cli.cli.app import app
 from dl_cli.sweep.domains import Domain
 from dl_cli.sweep.ledger import Ledger, TrialState
 from dl_cli.sweep.pruning import above_median
-from dl_cli.sweep.runner import SweepRunner
 from dl_cli.sweep.spec import SpecError, load_spec
 
 optuna = pytest.importorskip("optuna")
@@ -23,15 +23,6 @@ from dl_cli.sweep.tpe import distribution, from_value, plan_tpe_round, to_value,
 
 runner = CliRunner()
 
-BASE = {
-    "name": "spiral",
-    "seed": 3,
-    "data": {"dataset": {"type": "spiral", "classes": 3, "samples": 40, "noise": 0.2},
-             "split": {"val": 0.25, "test": 0.25}, "preprocess": ["standardize"]},
-    "model": {"layers": [{"type": "affine", "units": 16}, "relu", {"type": "affine", "units": 3}]},
-    "optimizer": {"type": "adam", "lr": 0.01},
-    "train": {"epochs": 3, "batch_size": 16},
-}
 # 16 configurations in rounds of 4: rounds 0-2 are TPE's random start (10 trials),
 # round 3 is proposed by its model of the 12 scored before it.
 TPE = {"method": "tpe", "trials": 16, "batch": 4, "seed": 0,
@@ -40,31 +31,12 @@ TPE = {"method": "tpe", "trials": 16, "batch": 4, "seed": 0,
                   "train.batch_size": {"range": [8, 32, 8]}}}
 
 
-def write_sweep(folder: Path, spec: dict, base: dict = BASE) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "base.yaml").write_text(yaml.safe_dump({**base, "runs_dir": str(folder / "runs")}))
-    path = folder / "sweep.yaml"
-    path.write_text(yaml.safe_dump({"base": str(folder / "base.yaml"), "name": "t", **spec}))
-    return path
-
-
-def sweep(spec: Path, folder: Path, *args: str):
-    return runner.invoke(app, ["sweep", str(spec), "--sweep-dir", str(folder), *args])
-
-
-def outcomes(folder: Path) -> list[tuple]:
+def tpe_outcomes(folder: Path) -> list[tuple]:
     """What must not depend on scheduling: each trial's params, metric, status, epochs."""
     with open(folder / "results.csv") as f:
         return [(r["trial"], r["round"], r["optimizer.lr"], r["model.layers.0.units"],
                  r["train.batch_size"], r["val/acc"], r["status"], r["epochs"])
                 for r in csv.DictReader(f)]
-
-
-def metric_lines(run_dir: Path) -> list[dict]:
-    lines = [json.loads(s) for s in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    for line in lines:
-        line.pop("time", None)
-    return lines
 
 
 # -- the sweep's domains as Optuna distributions -------------------------------------
@@ -90,7 +62,7 @@ def test_each_domain_maps_to_a_distribution_and_back():
     assert to_value(gridded, 1) == pytest.approx(1e-3) and from_value(gridded, gridded.point(3)) == 3
 
 
-def test_the_ledger_is_told_by_configuration_mean_pruned_rungs_and_failures(tmp_path):
+def test_the_ledger_is_told_by_configuration_mean_pruned_rungs_and_failures(tmp_path, write_sweep):
     spec = load_spec(write_sweep(tmp_path, {**TPE, "seeds": [0, 1]}))
     domains = spec.params
     params = {"optimizer.lr": 0.01, "model.layers.0.units": 16, "train.batch_size": 24}
@@ -109,7 +81,7 @@ def test_the_ledger_is_told_by_configuration_mean_pruned_rungs_and_failures(tmp_
 
 # -- deterministic rounds -------------------------------------------------------------
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory):
+def straight(tmp_path_factory, write_sweep, sweep):
     """A finished tpe sweep, in process."""
     tmp = tmp_path_factory.mktemp("tpe")
     spec = write_sweep(tmp, TPE)
@@ -127,34 +99,33 @@ def test_rounds_of_batch_continue_the_configuration_indices(straight):
     assert all(s.status == "completed" for s in trials.values())
 
 
-def test_two_workers_give_the_same_trials_and_metrics(straight, tmp_path):
+def test_two_workers_give_the_same_trials_and_metrics(straight, tmp_path, write_sweep, sweep,
+                                                      metric_lines):
     result = sweep(write_sweep(tmp_path, TPE), tmp_path / "sweep", "--workers", "2")
     assert result.exit_code == 0, result.output
-    assert outcomes(tmp_path / "sweep") == outcomes(straight)
+    assert tpe_outcomes(tmp_path / "sweep") == tpe_outcomes(straight)
     for t in range(16):
         assert metric_lines(tmp_path / "sweep" / f"trial-{t:04d}") == \
             metric_lines(straight / f"trial-{t:04d}")
 
 
-def test_a_resumed_sweep_asks_the_same_trials(straight, tmp_path, monkeypatch):
+def test_a_resumed_sweep_asks_the_same_trials(straight, tmp_path, write_sweep, observe_sweeps,
+                                              sweep):
     """Stopped in round 1 (two of its four trials done), resumed: round 1 comes from the
     ledger, rounds 2 and 3 from a fresh study told the ledger, as in one go."""
     spec = write_sweep(tmp_path, TPE)
-    original = SweepRunner._record
 
-    def stop_after_trial_5(self, index, until, result):
-        original(self, index, until, result)
-        if index == 5:
-            self.interrupts = 1  # as a Ctrl-C: the running trials finish, no new ones
+    def ctrl_c_after_trial_5(sweep_runner, event, payload):  # the running trials finish, no new ones
+        if event == "recorded" and payload["trial"] == 5:
+            sweep_runner.request_stop()
 
-    with monkeypatch.context() as patch:
-        patch.setattr(SweepRunner, "_record", stop_after_trial_5)
+    with observe_sweeps(ctrl_c_after_trial_5):
         assert sweep(spec, tmp_path / "sweep").exit_code == 130
     table = Ledger(tmp_path / "sweep" / "ledger.jsonl").table()
     assert sorted(table) == list(range(8)) and table[6].status == "pending"
     result = runner.invoke(app, ["sweep", "--resume", str(tmp_path / "sweep")])
     assert result.exit_code == 0, result.output
-    assert outcomes(tmp_path / "sweep") == outcomes(straight)
+    assert tpe_outcomes(tmp_path / "sweep") == tpe_outcomes(straight)
 
 
 def test_the_model_reads_the_scores_it_is_told(straight):
@@ -171,7 +142,7 @@ def test_the_model_reads_the_scores_it_is_told(straight):
 
 
 # -- the spec -------------------------------------------------------------------------
-def test_tpe_spec_keys(tmp_path):
+def test_tpe_spec_keys(tmp_path, write_sweep):
     spec = load_spec(write_sweep(tmp_path, {**TPE, "trials": 10, "seeds": [0, 1]}))
     assert (spec.rounds, spec.trial_count, spec.batch) == (3, 20, 4)
     assert load_spec(write_sweep(tmp_path, {k: v for k, v in TPE.items() if k != "batch"})).batch == 4
@@ -186,7 +157,7 @@ def test_tpe_spec_keys(tmp_path):
     assert "refine: coarse-to-fine refinement follows a random round" in str(caught.value)
 
 
-def test_the_dry_run_of_a_tpe_sweep_lists_its_first_round(tmp_path):
+def test_the_dry_run_of_a_tpe_sweep_lists_its_first_round(tmp_path, write_sweep):
     result = runner.invoke(app, ["sweep", str(write_sweep(tmp_path, TPE)), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "TPE search (Optuna): 16 configurations in 4 rounds of 4" in result.output
@@ -194,45 +165,7 @@ def test_the_dry_run_of_a_tpe_sweep_lists_its_first_round(tmp_path):
 
 
 # -- pruning rules --------------------------------------------------------------------
-def test_the_median_rule():
-    scores = {0: 0.3, 1: 0.9, 2: 0.8, 3: 0.1}
-    assert above_median(scores, {}, "max") == {1, 2}
-    assert above_median(scores, {}, "min") == {0, 3}
-    assert above_median(scores, {7: 0.95, 8: 0.97, 9: 0.99}, "max") == {1}  # median of 7: 0.9
-    assert above_median({0: float("nan"), 1: None, 2: 0.5}, {}, "max") == {2}
-    assert above_median({0: 0.5, 1: 0.5}, {}, "max") == {0, 1}  # equal to the median goes on
-
-
-PRUNE_BASE = {**BASE, "schedule": {"type": "cosine"}, "train": {"epochs": 4, "batch_size": 16}}
-LRS = {"optimizer.lr": {"values": [1.0e-7, 0.01, 0.03, 0.1]}}
-
-
-def test_a_median_sweep_stops_what_falls_below_the_median(tmp_path):
-    spec = write_sweep(tmp_path, {"method": "grid", "params": LRS,
-                                  "prune": {"rule": "median", "min_epochs": 1, "eta": 2}}, PRUNE_BASE)
-    result = sweep(spec, tmp_path / "sweep")
-    assert result.exit_code == 0, result.output
-    events = [e for e in Ledger(tmp_path / "sweep" / "ledger.jsonl").events()]
-    rung_1 = {e["trial"]: e["metric"] for e in events if e["event"] == "result" and e["until"] == 1}
-    middle = sorted(rung_1.values())[1:3]
-    below = {t for t, m in rung_1.items() if m < sum(middle) / 2}
-    assert 0 in below  # lr 1e-7 learns nothing
-    assert {e["trial"] for e in events if e["event"] == "prune" and e["rung"] == 1} == below
-
-
-def test_asha_is_read_as_sha_with_a_warning(tmp_path):
-    spec = write_sweep(tmp_path, {"method": "grid", "params": LRS,
-                                  "prune": {"rule": "asha", "min_epochs": 1, "eta": 2}}, PRUNE_BASE)
-    loaded = load_spec(spec)
-    assert loaded.prune.rule == "sha"
-    result = sweep(spec, tmp_path / "sweep")
-    assert result.exit_code == 0, result.output
-    assert "warning: prune.rule: asha is now called sha (synchronous successive halving); " \
-           "write rule: sha" in " ".join(result.output.split())
-    pruned = [e for e in Ledger(tmp_path / "sweep" / "ledger.jsonl").events() if e["event"] == "prune"]
-    assert [e["rung"] for e in pruned] == [1, 1, 2]  # the best half of each rung goes on
-
-
+FOUR_EPOCHS = {"schedule": {"type": "cosine"}, "train": {"epochs": 4, "batch_size": 16}}  # of tiny_config
 def test_the_tpe_benchmark_tables_both_methods_per_seed(tmp_path, capsys):
     from benchmarks import tpe_vs_random
 
@@ -248,11 +181,11 @@ def test_the_tpe_benchmark_tables_both_methods_per_seed(tmp_path, capsys):
     assert "table.md" in capsys.readouterr().out
 
 
-def test_each_variant_is_searched_by_a_study_of_its_own(tmp_path):
+def test_each_variant_is_searched_by_a_study_of_its_own(tmp_path, write_sweep, tiny_config, sweep):
     spec = write_sweep(tmp_path, {**TPE, "trials": 3, "batch": 2, "seeds": [0, 1],
                                   "variants": {"relu": {"model.layers.1": "relu"},
                                                "tanh": {"model.layers.1": "tanh"}}},
-                       {**BASE, "train": {"epochs": 1, "batch_size": 16}})
+                       tiny_config(train={"epochs": 1, "batch_size": 16}))
     result = sweep(spec, tmp_path / "sweep")
     assert result.exit_code == 0, result.output
     trials = Ledger(tmp_path / "sweep" / "ledger.jsonl").table().values()
@@ -264,13 +197,14 @@ def test_each_variant_is_searched_by_a_study_of_its_own(tmp_path):
     assert len(set(params.values())) == 6  # the studies are seeded apart
 
 
-def test_the_median_rule_of_a_later_round_reads_the_earlier_rounds(tmp_path):
+def test_the_median_rule_of_a_later_round_reads_the_earlier_rounds(tmp_path, write_sweep,
+                                                                   tiny_config, sweep):
     """Each rung of rounds 1 and 2 is decided against the median of every score at that
     rung so far: both of round 2's configurations are below the median of rung 1 once the
     better scores of rounds 0 and 1 count, though one of them is the better of the pair."""
     spec = write_sweep(tmp_path, {**TPE, "trials": 6, "batch": 2,
                                   "prune": {"rule": "median", "min_epochs": 1, "eta": 2}},
-                       PRUNE_BASE)
+                       tiny_config(**FOUR_EPOCHS))
     result = sweep(spec, tmp_path / "sweep")
     assert result.exit_code == 0, result.output
     ledger = Ledger(tmp_path / "sweep" / "ledger.jsonl")
