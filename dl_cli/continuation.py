@@ -68,13 +68,20 @@ def extended(cfg: Config, overrides: list[str]) -> Config:
     return longer
 
 
+def schedule_with_horizon(cfg: Config):
+    """The schedule of ``cfg`` holding the length of the run it was made for
+    (``Schedule.horizon``), so that more epochs, or fewer, leave its rates as they were;
+    None without a schedule."""
+    if cfg.schedule is None:
+        return None
+    spec = {"type": cfg.schedule} if isinstance(cfg.schedule, str) else dict(cfg.schedule)
+    return {**spec, **SCHEDULES.create(cfg.schedule).horizon(cfg.train.epochs)}
+
+
 def with_horizon(raw: dict, cfg: Config) -> dict:
-    """``raw`` (a config as a dict) with the schedule of ``cfg`` holding the length of
-    the run it was made for (``Schedule.horizon``), so that more epochs leave its rates
-    as they were."""
+    """``raw`` (a config as a dict) with ``schedule_with_horizon(cfg)``."""
     if cfg.schedule is not None:
-        spec = {"type": cfg.schedule} if isinstance(cfg.schedule, str) else dict(cfg.schedule)
-        raw["schedule"] = {**spec, **SCHEDULES.create(cfg.schedule).horizon(cfg.train.epochs)}
+        raw["schedule"] = schedule_with_horizon(cfg)
     return raw
 
 

@@ -384,13 +384,10 @@ class Solver:
         copy_into(self.model.params, state["params"])
         copy_into(self.model.buffers, state["buffers"])
         meta = state["meta"]
-        source = self.run.layout.checkpoint("last") if self.run else "checkpoint"
-        try:  # the epoch stopped midway: its batch order and its statistics so far
-            check_batch_order(state.get("perm"), meta["iteration"], len(self.splits.train.X),
-                              self.iters_per_epoch)
-            if self.diagnostics is not None and meta["iteration"] and state["diagnostics"]:
-                self.diagnostics.load_state_dict(state["diagnostics"])
+        try:
+            self._restore_epoch(state)
         except RunError as error:
+            source = self.run.layout.checkpoint("last") if self.run else "checkpoint"
             raise RunError(f"{source}: {error}; nothing was resumed and the run folder is "
                            f"unchanged") from None
         self.epoch, self.iteration, self.step_count = meta["epoch"], meta["iteration"], meta["step"]
@@ -414,6 +411,15 @@ class Solver:
             # midway counts from its resumption: checkpoints hold no times, so that the
             # same config and seed give the same bytes)
             self.elapsed = float(self.history[-1].get("time", 0.0)) if self.history else 0.0
+
+    def _restore_epoch(self, state: dict) -> None:
+        """The epoch a checkpoint stopped midway: its batch order (checked) and its
+        diagnostics so far; RunError when they do not fit."""
+        meta = state["meta"]
+        check_batch_order(state.get("perm"), meta["iteration"], len(self.splits.train.X),
+                          self.iters_per_epoch)
+        if self.diagnostics is not None and meta["iteration"] and state["diagnostics"]:
+            self.diagnostics.load_state_dict(state["diagnostics"])
 
     # -- plumbing --------------------------------------------------------------------
     def _log(self, record: dict) -> None:

@@ -2,7 +2,7 @@
 workers, a Dask LocalCluster and a local Ray. Every trial ends completed exactly once,
 with the results of an undisturbed sweep, and the ledger replays to them.
 
-docs/reliability.md, point 8b. Each test runs in about 10 to 30 s on two cores.
+docs/reliability.md, point 8c. Each test runs in about 10 to 30 s on two cores.
 """
 
 import csv

@@ -1,7 +1,7 @@
 """A sweep driver killed or sent SIGTERM: its worker processes never outlive it, a resume
 waits for them, and SIGTERM is answered as Ctrl-C is.
 
-docs/reliability.md, point 8a.
+docs/reliability.md, point 8b.
 """
 
 import json

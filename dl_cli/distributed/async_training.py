@@ -167,6 +167,7 @@ class AsyncSolver(Solver):
     def _meta(self) -> dict:
         return {**super()._meta(), "batches": list(self.batches)}
 
-    def restore(self, state: dict, best: dict | None) -> None:
-        super().restore(state, best)
+    def _restore_epoch(self, state: dict) -> None:
+        """An epoch stopped midway goes on from each worker's count of batches (the
+        server's ``batches``), not from a batch order: each worker draws its own."""
         self.batches = [int(b) for b in state["meta"]["batches"]]

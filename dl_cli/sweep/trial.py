@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import training
 from ..config.validation import validate
+from ..continuation import schedule_with_horizon
 from ..crossval import assemble_fold
 from ..layout import RunLayout
 from ..schedules import Schedule
@@ -87,7 +88,8 @@ def train_run(cfg: Config, run_dir: Path, until: int | None, fold: tuple[int, in
     if not last_rung:
         if parts.schedule is not None:
             parts.schedule = FixedHorizon(parts.schedule, cfg.train.epochs)
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=target))
+        cfg = dataclasses.replace(cfg, schedule=schedule_with_horizon(cfg),  # as recorded
+                                  train=dataclasses.replace(cfg.train, epochs=target))
     try:  # the test split is scored once, when the trial ends
         summary = training.train(cfg, run, parts, resuming=resuming, progress=False,
                                  score_test=last_rung)
