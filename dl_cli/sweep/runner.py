@@ -58,7 +58,8 @@ from .results import (best_configuration, best_yaml, configurations, counts, des
                       results_csv, trials_table)
 from .planning import refined, resolve_plan, trial_name
 from .sampling import TrialPlan, plan_round
-from .spec import Domain, SweepSpec, resolve
+from .base_config import resolve
+from .spec import Domain, SweepSpec
 from .trial import run_trial
 
 POOL_BROKE = "stopped because another worker process died"
