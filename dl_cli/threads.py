@@ -12,9 +12,9 @@ products run on BLAS's threads outside ``computing_on`` and on one thread inside
 
 The parts compute what the whole batch would, up to rounding: BLAS may sum the rows
 of a smaller block in another order, and the sums over the batch (weight and bias
-gradients) add the parts' partial sums in order. So results depend on ``n`` as they
-would on the number of BLAS threads, and on nothing else. Work under ``SMALL`` elements
-is not split: starting the parts would cost more than it saves.
+gradients) add the parts' partial sums in order (``summed_in_parts``). So results
+depend on ``n`` as they would on the number of BLAS threads, and on nothing else. Work
+under ``SMALL`` elements is not split: starting the parts would cost more than it saves.
 
 How many threads make sense: no more than the cores this process may run on
 (``cores``), and never more than BLAS runs (``blas_most``): asked for more, BLAS
@@ -104,6 +104,14 @@ def in_parts(n: int, work: Callable[[slice], T], size: int) -> list[T]:
     if _parts == 1 or size < SMALL:
         return [work(slice(0, n))]
     return each(split(n, _parts), work)
+
+
+def summed_in_parts(n: int, work: Callable[[slice], tuple], size: int) -> tuple:
+    """``in_parts`` for work that returns its part's share of sums over the batch (a
+    layer's weight and bias gradients): each share summed over the parts, in the parts'
+    order."""
+    per_part = in_parts(n, work, size)  # [(dW of the first part, db of the first part), ...]
+    return tuple(sum(across_parts) for across_parts in zip(*per_part))
 
 
 def each(items: list, work: Callable[..., T]) -> list[T]:

@@ -290,7 +290,7 @@ def run_study():
     from dl_cli.studies.study import load_study
     from dl_cli.sweep.executors import make_backend
     from dl_cli.sweep.folder import open_sweep
-    from dl_cli.sweep.spec import prepare
+    from dl_cli.sweep.base_config import prepare
 
     def run(name: str, folder: Path, variants: list[str] | None = None,
             params: dict | None = None, seeds: list[int] = (0,), overrides: list[str] = ()):

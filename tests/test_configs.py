@@ -8,7 +8,7 @@ import pytest
 
 from dl_cli import training
 from dl_cli.config import load_config
-from dl_cli.sweep.spec import prepare
+from dl_cli.sweep.base_config import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if not p.name.startswith("sweep"))

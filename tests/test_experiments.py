@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dl_cli.cli.app import app
-from dl_cli.sweep.spec import prepare
+from dl_cli.sweep.base_config import prepare
 
 pytest.importorskip("matplotlib")
 from dl_cli.studies.measures import (activation_std_at_init, epochs_to_target,  # noqa: E402

@@ -16,7 +16,8 @@ from typer.testing import CliRunner  # noqa: E402
 import yaml  # noqa: E402
 
 from dl_cli.cli.app import app  # noqa: E402
-from dl_cli.plot import hidden_by, place_values, plot_metric_vs_params  # noqa: E402
+from dl_cli.plot_parts import hidden_by, place_values  # noqa: E402
+from dl_cli.plot_trials import plot_metric_vs_params  # noqa: E402
 from dl_cli.studies.figures import (by_param_figure, learning_curves, moving_average,  # noqa: E402
                                     noisy)
 from dl_cli.studies.study import metric_of  # noqa: E402

@@ -17,7 +17,7 @@ from dl_cli.registry import (AUGMENTATIONS, DATASETS, INITIALIZERS, LAYERS, LOSS
                              PREPROCESSORS, SCHEDULES, Registry)
 from dl_cli.sweep.ledger import TrialState
 from dl_cli.sweep.results import leaderboard
-from dl_cli.sweep.spec import prepare
+from dl_cli.sweep.base_config import prepare
 from dl_cli.listing import rows, runs_table
 from dl_cli.tables import compare_table, gradcheck_summary, gradcheck_table, registry_table
 

@@ -16,7 +16,7 @@ from dl_cli.sweep.ledger import TrialState
 from dl_cli.sweep.spec import load_spec
 
 pytest.importorskip("matplotlib")
-from dl_cli.plot import plot_contour, plot_importance  # noqa: E402
+from dl_cli.plot_trials import plot_contour, plot_importance  # noqa: E402
 
 runner = CliRunner()
 

@@ -165,7 +165,7 @@ def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
     from ..sweep.planning import resolve_plans
     from ..sweep.sampling import plan_round
     from ..sweep.quick import is_train_config
-    from ..sweep.spec import prepare
+    from ..sweep.base_config import prepare
 
     if spec is None:
         if resume is None:
@@ -188,14 +188,14 @@ def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
 
 
 def prepare_grid(config: Path, overrides: list[str]):
-    """``sweep.spec.prepare`` of the grid a train config and its overrides describe
+    """``sweep.base_config.prepare`` of the grid a train config and its overrides describe
     (``sweep.quick``), read from a spec file of its own like any other spec."""
     import tempfile
 
     import yaml
 
     from ..sweep.quick import grid_spec
-    from ..sweep.spec import prepare
+    from ..sweep.base_config import prepare
 
     raw, spec_overrides = grid_spec(config, overrides)
     with tempfile.TemporaryDirectory() as folder:

@@ -299,9 +299,7 @@ class Conv2D(Layer):
                                   self.stride_hw, self.pad_hw)
             return D @ cols[:, columns].T, D.sum(axis=1)  # (F, KH·KW·C), (F,)
 
-        partial_sums = threads.in_parts(N, samples, cols.size)
-        dW_rows = sum(dW_part for dW_part, _ in partial_sums)
-        db = sum(db_part for _, db_part in partial_sums)
+        dW_rows, db = threads.summed_in_parts(N, samples, cols.size)
         self.grads = {
             "W": np.ascontiguousarray(dW_rows.reshape(F, KH, KW, -1).transpose(0, 3, 1, 2)),
             "b": db,

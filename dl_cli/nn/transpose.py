@@ -147,9 +147,7 @@ class Conv2DTranspose(Layer):
             return X @ cols.T, dout[part].sum(axis=(0, 2, 3))  # (C, KH·KW·F), (F,)
 
         KH, KW = self.kernel_hw
-        partial_sums = threads.in_parts(N, samples, dout.size * KH * KW)
-        dW_rows = sum(dW_part for dW_part, _ in partial_sums)
-        db = sum(db_part for _, db_part in partial_sums)
+        dW_rows, db = threads.summed_in_parts(N, samples, dout.size * KH * KW)
         self.grads = {
             "W": np.ascontiguousarray(dW_rows.reshape(C, KH, KW, -1).transpose(0, 3, 1, 2)),
             "b": db,

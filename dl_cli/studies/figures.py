@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..plot import epoch_axis, hidden_by, outside_legend, place_values
+from ..plot_parts import epoch_axis, hidden_by, outside_legend, place_values
 from .measures import mean_curve
 from .study import Group, Study
 from ..numbers import short
@@ -40,7 +40,7 @@ def new_figure(panels: int, title: str, height: float = 4.2) -> tuple[Figure, li
 
 
 def legend(ax) -> None:
-    """The panel's legend, outside its data (``plot.outside_legend``)."""
+    """The panel's legend, outside its data (``plot_parts.outside_legend``)."""
     outside_legend(ax, fontsize="small")
 
 

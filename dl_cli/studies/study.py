@@ -23,7 +23,7 @@ import numpy as np
 from ..config import load_saved_config
 from ..layout import RunLayout, SweepLayout
 from ..numbers import short
-from ..plot import epoch_records
+from ..plot_parts import epoch_records
 from ..runs import Run
 from ..schema import Config
 from ..sweep.folder import saved_spec, trial_table

@@ -17,7 +17,8 @@ from ..schema import Config
 from .ledger import TrialState
 from .results import configurations, describe_trial
 from .sampling import TrialPlan
-from .spec import Domain, SpecError, SweepSpec, resolve
+from .base_config import resolve
+from .spec import Domain, SpecError, SweepSpec
 
 
 def trial_name(spec: SweepSpec, index: int) -> str:

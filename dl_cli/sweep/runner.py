@@ -57,7 +57,8 @@ from .results import (best_configuration, best_yaml, configurations, counts, des
                       results_csv, trials_table)
 from .planning import refined, resolve_plan, trial_name
 from .sampling import TrialPlan, plan_round
-from .spec import Domain, SweepSpec, resolve
+from .base_config import resolve
+from .spec import Domain, SweepSpec
 from .trial import NO_SPACE, run_trial
 from .workers import died_abruptly, wait_for_earlier_workers
 

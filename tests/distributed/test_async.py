@@ -17,8 +17,6 @@ from dl_cli.distributed.replay import replay
 from dl_cli.solver import Interrupted
 from dl_cli.storage import load_npz
 
-from conftest import DIGITS_MLP, STEPS_PER_EPOCH
-
 ASYNC = ["parallel.mode=async", "parallel.workers=3", "train.epochs=6",
          "checkpoint.every_seconds=0"]
 
@@ -50,13 +48,13 @@ def assert_each_batch_applied_once(updates, workers):
 
 
 def test_async_training_reaches_95_percent_and_records_the_staleness_of_every_update(
-        cluster, tmp_path):
-    cfg = load_config(DIGITS_MLP, [*ASYNC, "train.epochs=30"])  # the config's, early stopping
+        cluster, tmp_path, digits_mlp, steps_per_epoch):
+    cfg = load_config(digits_mlp, [*ASYNC, "train.epochs=30"])  # the config's, early stopping
     run = training.start(cfg, tmp_path / "run")
     summary = training.train(cfg, run, progress=False, cluster=cluster)
     assert summary["test"]["test/acc"] >= 0.95
     updates = updates_of(tmp_path / "run")
-    assert len(updates) == summary["epochs"] * STEPS_PER_EPOCH  # a synchronous epoch's gradients
+    assert len(updates) == summary["epochs"] * steps_per_epoch  # a synchronous epoch's gradients
     assert_each_batch_applied_once(updates, 3)
     assert all(u["staleness"] >= 0 for u in updates) and {u["worker"] for u in updates} == {0, 1, 2}
     assert max(u["staleness"] for u in updates) >= 1  # three workers: some gradients are stale
@@ -66,9 +64,9 @@ def test_async_training_reaches_95_percent_and_records_the_staleness_of_every_up
     assert_replays(tmp_path / "run")
 
 
-def test_a_resumed_async_run_continues_its_record_and_still_replays(cluster, tmp_path,
-                                                                    observe_solvers):
-    cfg = load_config(DIGITS_MLP, [*ASYNC, "parallel.workers=2", "train.epochs=3"])
+def test_a_resumed_async_run_continues_its_record_and_still_replays(
+        cluster, tmp_path, observe_solvers, digits_mlp, steps_per_epoch):
+    cfg = load_config(digits_mlp, [*ASYNC, "parallel.workers=2", "train.epochs=3"])
     run_dir = tmp_path / "run"
 
     def ctrl_c_in_epoch_2(solver, event, payload):  # as epoch 1 ends
@@ -78,12 +76,12 @@ def test_a_resumed_async_run_continues_its_record_and_still_replays(cluster, tmp
     with observe_solvers(ctrl_c_in_epoch_2), pytest.raises(Interrupted):
         training.train(cfg, training.start(cfg, run_dir), progress=False, cluster=cluster)
     stopped = updates_of(run_dir)
-    assert STEPS_PER_EPOCH <= len(stopped) < 2 * STEPS_PER_EPOCH
+    assert steps_per_epoch <= len(stopped) < 2 * steps_per_epoch
     cfg, run = training.resume(run_dir)
     summary = training.train(cfg, run, resuming=True, progress=False, cluster=cluster)
     assert summary["status"] == "completed" and summary["epochs"] == 3
     updates = updates_of(run_dir)
-    assert updates[:len(stopped)] == stopped and len(updates) == 3 * STEPS_PER_EPOCH
+    assert updates[:len(stopped)] == stopped and len(updates) == 3 * steps_per_epoch
     assert_each_batch_applied_once(updates, 2)
     assert_replays(run_dir)
 
@@ -97,11 +95,11 @@ def test_each_worker_passes_over_its_shard_in_batches_of_a_fresh_order():
     np.testing.assert_array_equal(worker_batch(0, 1, 9, 4, 3)[0], rows[3][0])  # a function of its arguments
 
 
-def test_a_lost_worker_loop_starts_again_elsewhere_and_no_batch_is_lost(cluster, tmp_path,
-                                                                       observe_solvers):
+def test_a_lost_worker_loop_starts_again_elsewhere_and_no_batch_is_lost(
+        cluster, tmp_path, observe_solvers, digits_mlp, steps_per_epoch):
     """Worker 1's process is killed after epoch 1 (the server lives on worker 0): its
     loop starts again on another worker, at the batch the server expects from it."""
-    cfg = load_config(DIGITS_MLP, [*ASYNC, "parallel.workers=2", "train.epochs=3"])
+    cfg = load_config(digits_mlp, [*ASYNC, "parallel.workers=2", "train.epochs=3"])
     heard = []
 
     def kill_worker_1_after_epoch_1(solver, event, payload):
@@ -117,7 +115,7 @@ def test_a_lost_worker_loop_starts_again_elsewhere_and_no_batch_is_lost(cluster,
     assert summary["status"] == "completed" and summary["epochs"] == 3
     assert len(heard) == 1 and heard[0].startswith("lost worker 1")
     updates = updates_of(tmp_path / "run")
-    assert len(updates) == 3 * STEPS_PER_EPOCH
+    assert len(updates) == 3 * steps_per_epoch
     assert_each_batch_applied_once(updates, 2)
     assert {u["worker"] for u in updates if u["epoch"] == 3} == {0, 1}
     assert_replays(tmp_path / "run")

@@ -12,8 +12,6 @@ from dl_cli.distributed.shard_worker import Shard, ShardWorker, shards
 from dl_cli.draws import sample_keys
 from dl_cli.nn.normalization import BatchNorm
 
-from conftest import DIGITS_MLP
-
 
 def test_joined_moments_are_the_whole_batch_moments():
     x = np.random.default_rng(0).normal(3.0, 2.0, size=(50, 4))
@@ -52,8 +50,8 @@ def step(workers, model, idx, owner_rows):
     return sum(message[1] for message in messages), grads
 
 
-def test_synchronized_statistics_give_the_whole_batch_step_and_per_part_ones_do_not():
-    cfg = load_config(DIGITS_MLP, ["train.dtype=float64"])
+def test_synchronized_statistics_give_the_whole_batch_step_and_per_part_ones_do_not(digits_mlp):
+    cfg = load_config(digits_mlp, ["train.dtype=float64"])
     parts = training.assemble(cfg)
     model, train = parts.model, parts.splits.train
     workers = part_workers(cfg, parts)

@@ -5,8 +5,6 @@ the resume command, and the resumed run ends as an undisturbed one."""
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -17,8 +15,6 @@ from dl_cli.config import load_config
 from dl_cli.distributed.cluster import connect
 from dl_cli.distributed.dask_sync import DaskSource
 from dl_cli.solver import Solver
-
-from conftest import DIGITS_MLP, EXACT, ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -50,13 +46,14 @@ class KillingSource(DaskSource):
         self.killed.append(self.steps)
 
 
-def test_a_killed_worker_costs_a_recomputed_step_and_changes_no_number(cluster):
+def test_a_killed_worker_costs_a_recomputed_step_and_changes_no_number(cluster, digits_mlp,
+                                                                        exact):
     """On two of the cluster's three workers: a lost shard moves to the third, or to the
     process the nanny restarts."""
-    local_cfg = load_config(DIGITS_MLP, EXACT)
+    local_cfg = load_config(digits_mlp, exact)
     local = training.make_solver(local_cfg, training.assemble(local_cfg), None, progress=False)
     local.train()
-    cfg = load_config(DIGITS_MLP, [*EXACT, "parallel.workers=2"])
+    cfg = load_config(digits_mlp, [*exact, "parallel.workers=2"])
     parts = training.assemble(cfg)
     heard = []
     source = KillingSource(cluster.client, parts.model, parts.splits, cfg, 2,
@@ -76,21 +73,19 @@ def test_a_killed_worker_costs_a_recomputed_step_and_changes_no_number(cluster):
         np.testing.assert_allclose(value, local.model.params[name], rtol=1e-7, atol=1e-9)
 
 
-def started(*command):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", *map(str, command)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def dask_workers(address: str, count: int) -> list:
-    """``count`` worker processes without a nanny (none restarts them), once connected."""
+@pytest.fixture
+def dask_workers(start_python):
+    """``dask_workers(address, count)``: ``count`` worker processes without a nanny (none
+    restarts them), once connected to the scheduler at ``address``."""
     from distributed import Client
 
-    workers = [started("distributed.cli.dask_worker", address, "--no-nanny", "--nthreads", "1")
-               for _ in range(count)]
-    with Client(address) as client:
-        client.wait_for_workers(count, timeout=120)
-    return workers
+    def start(address: str, count: int) -> list:
+        workers = [start_python("distributed.cli.dask_worker", address, "--no-nanny",
+                                "--nthreads", "1") for _ in range(count)]
+        with Client(address) as client:
+            client.wait_for_workers(count, timeout=120)
+        return workers
+    return start
 
 
 def epochs_done(run_dir) -> int:
@@ -99,16 +94,18 @@ def epochs_done(run_dir) -> int:
     return sum(1 for line in lines if "lr" in json.loads(line))
 
 
-def test_every_worker_lost_stops_with_last_npz_exit_1_and_the_resume_command(tmp_path):
+def test_every_worker_lost_stops_with_last_npz_exit_1_and_the_resume_command(
+        tmp_path, digits_mlp, exact, start_python, dask_workers):
     """On a cluster whose workers have no nanny: killed, none comes back."""
-    overrides = [*EXACT, "train.epochs=3", "parallel.wait=2"]
+    overrides = [*exact, "train.epochs=3", "parallel.wait=2"]
     run_dir = tmp_path / "run"
     scheduler = connect(0, None)  # a scheduler alone; the workers come from dask_workers
     try:
         address = scheduler.client.scheduler.address
         workers = dask_workers(address, 2)
-        training_run = started("dl_cli", "train", DIGITS_MLP, *overrides, "--backend", "dask",
-                               "--workers", "2", "--address", address, "--run-dir", run_dir, "-q")
+        training_run = start_python("dl_cli", "train", digits_mlp, *overrides, "--backend",
+                                    "dask", "--workers", "2", "--address", address,
+                                    "--run-dir", run_dir, "-q")
         deadline = time.monotonic() + 120
         while epochs_done(run_dir) < 1 and training_run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -126,7 +123,8 @@ def test_every_worker_lost_stops_with_last_npz_exit_1_and_the_resume_command(tmp
         scheduler_file = tmp_path / "scheduler.json"  # as dask scheduler --scheduler-file writes it
         scheduler_file.write_text(json.dumps({"address": address}))
         workers = dask_workers(address, 2)
-        resumed = started("dl_cli", "train", "--resume", run_dir, "--address", scheduler_file, "-q")
+        resumed = start_python("dl_cli", "train", "--resume", run_dir, "--address",
+                               scheduler_file, "-q")
         _, stderr = resumed.communicate(timeout=180)
         for worker in workers:
             worker.kill()
@@ -134,7 +132,7 @@ def test_every_worker_lost_stops_with_last_npz_exit_1_and_the_resume_command(tmp
         scheduler.close()
     assert resumed.returncode == 0, stderr
     summary = json.loads((run_dir / "summary.json").read_text())
-    local_cfg = load_config(DIGITS_MLP, overrides)
+    local_cfg = load_config(digits_mlp, overrides)
     local = training.make_solver(local_cfg, training.assemble(local_cfg), None, progress=False)
     local_summary = local.train()
     assert summary["status"] == "completed" and summary["epochs"] == 3

@@ -10,8 +10,6 @@ from dl_cli.draws import sample_keys
 from dl_cli.storage import load_npz
 from dl_cli import training
 
-from conftest import DIGITS_MLP, EXACT, STEPS_PER_EPOCH, trained
-
 
 def metrics_of(summary: dict) -> dict:
     return {**{f"best {k}": v for k, v in summary["best"].items() if "/" in k},
@@ -20,12 +18,13 @@ def metrics_of(summary: dict) -> dict:
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_k_workers_give_the_losses_and_metrics_of_one_process(workers, cluster, local_run,
-                                                              tmp_path):
+def test_k_workers_give_the_losses_and_metrics_of_one_process(
+        workers, cluster, local_run, tmp_path, train_digits, exact, steps_per_epoch):
     local_losses, local_summary, local_dir = local_run
-    losses, summary = trained([*EXACT, f"parallel.workers={workers}"], tmp_path / "run", cluster)
-    assert len(losses) == len(local_losses) == 2 * STEPS_PER_EPOCH
-    np.testing.assert_allclose(losses[:STEPS_PER_EPOCH], local_losses[:STEPS_PER_EPOCH],
+    losses, summary = train_digits([*exact, f"parallel.workers={workers}"], tmp_path / "run",
+                                   cluster)
+    assert len(losses) == len(local_losses) == 2 * steps_per_epoch
+    np.testing.assert_allclose(losses[:steps_per_epoch], local_losses[:steps_per_epoch],
                                rtol=1e-10, atol=0)
     expected = metrics_of(local_summary)
     assert metrics_of(summary).keys() == expected.keys()
@@ -40,22 +39,23 @@ def test_k_workers_give_the_losses_and_metrics_of_one_process(workers, cluster, 
         np.testing.assert_allclose(last[name], local_last[name], rtol=1e-7, atol=1e-9, err_msg=name)
 
 
-def test_a_run_on_workers_writes_the_files_of_a_local_run(cluster, local_run, tmp_path):
+def test_a_run_on_workers_writes_the_files_of_a_local_run(cluster, local_run, tmp_path,
+                                                          train_digits, exact):
     _, _, local_dir = local_run
-    trained([*EXACT, "train.epochs=1", "parallel.workers=2"], tmp_path / "run", cluster)
+    train_digits([*exact, "train.epochs=1", "parallel.workers=2"], tmp_path / "run", cluster)
     files = {p.relative_to(tmp_path / "run") for p in (tmp_path / "run").rglob("*")}
     assert files == {p.relative_to(local_dir) for p in local_dir.rglob("*")}
     log = (tmp_path / "run/train.log").read_text()
     assert "training on 2 Dask workers of a LocalCluster of 3 processes (sync)" in log
 
 
-def test_parts_of_one_sample_train_with_the_batch_statistics(cluster):
+def test_parts_of_one_sample_train_with_the_batch_statistics(cluster, digits_mlp):
     """Batchnorm statistics are synchronized: a worker whose part of the batch is a
     single sample normalizes it by the whole batch's mean and variance (per-worker
     statistics would refuse it), and the step equals one process's."""
-    cfg = load_config(DIGITS_MLP, ["train.dtype=float64", "parallel.workers=3"])
+    cfg = load_config(digits_mlp, ["train.dtype=float64", "parallel.workers=3"])
     parts = training.assemble(cfg)
-    local = training.assemble(load_config(DIGITS_MLP, ["train.dtype=float64"]))
+    local = training.assemble(load_config(digits_mlp, ["train.dtype=float64"]))
     source = DaskSource(cluster.client, parts.model, parts.splits, cfg, workers=3)
     idx = np.array([0, 1, 500, 1000])  # parts of 2, 1 and 1 samples on shards 0, 1, 2
     assert [np.sum(source.owner[idx] == k) for k in range(3)] == [2, 1, 1]
@@ -69,8 +69,8 @@ def test_parts_of_one_sample_train_with_the_batch_statistics(cluster):
         np.testing.assert_allclose(parts.model.buffers[name], local.model.buffers[name], rtol=1e-12)
 
 
-def test_scores_come_back_in_the_order_asked(cluster):
-    cfg = load_config(DIGITS_MLP, ["train.dtype=float64", "parallel.workers=2"])
+def test_scores_come_back_in_the_order_asked(cluster, digits_mlp):
+    cfg = load_config(digits_mlp, ["train.dtype=float64", "parallel.workers=2"])
     parts = training.assemble(cfg)
     source = DaskSource(cluster.client, parts.model, parts.splits, cfg, workers=2)
     idx = np.array([900, 3, 540, 17, 1078])

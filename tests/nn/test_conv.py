@@ -4,7 +4,7 @@ notes' counts."""
 import numpy as np
 import pytest
 
-from dl_cli.nn import ShapeError, reference
+from dl_cli.nn import reference
 from dl_cli.nn.conv import as_pair, col2im, im2col
 from dl_cli.nn.model import Model
 from dl_cli.registry import LAYERS
@@ -26,13 +26,6 @@ CONV_CASES = [
 ]
 
 
-def build(spec, in_shape, dtype=np.float64, seed=0):
-    layer = LAYERS.create(spec)
-    layer.configure(dtype, "he_normal")
-    out_shape = layer.build(in_shape, np.random.default_rng(seed))
-    return layer, out_shape
-
-
 def conv_spec(kernel, stride, pad, filters=3):
     return {"type": "conv2d", "filters": filters, "kernel": kernel, "stride": stride, "pad": pad}
 
@@ -40,8 +33,8 @@ def conv_spec(kernel, stride, pad, filters=3):
 # -- outputs and gradients ----------------------------------------------------------
 
 @pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
-def test_conv_matches_the_reference(in_shape, kernel, stride, pad):
-    layer, out_shape = build(conv_spec(kernel, stride, pad), in_shape)
+def test_conv_matches_the_reference(in_shape, kernel, stride, pad, build_layer):
+    layer, out_shape = build_layer(conv_spec(kernel, stride, pad), in_shape)
     layer.params["b"][:] = np.random.default_rng(1).standard_normal(3)
     x = np.random.default_rng(2).standard_normal((2, *in_shape))
     out = layer.forward(x)
@@ -52,8 +45,8 @@ def test_conv_matches_the_reference(in_shape, kernel, stride, pad):
 
 
 @pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
-def test_conv_backward_matches_the_reference(in_shape, kernel, stride, pad):
-    layer, _ = build(conv_spec(kernel, stride, pad), in_shape)
+def test_conv_backward_matches_the_reference(in_shape, kernel, stride, pad, build_layer):
+    layer, _ = build_layer(conv_spec(kernel, stride, pad), in_shape)
     rng = np.random.default_rng(14)
     x = rng.standard_normal((2, *in_shape))
     dout = rng.standard_normal(layer.forward(x).shape)
@@ -76,8 +69,9 @@ def test_col2im_is_the_adjoint_of_im2col(in_shape, kernel, stride, pad):
 
 
 @pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
-def test_conv_gradients_match_numerical(in_shape, kernel, stride, pad, assert_gradients_match):
-    layer, _ = build(conv_spec(kernel, stride, pad, filters=2), in_shape)
+def test_conv_gradients_match_numerical(in_shape, kernel, stride, pad, build_layer,
+                                        assert_gradients_match):
+    layer, _ = build_layer(conv_spec(kernel, stride, pad, filters=2), in_shape)
     layer.params["b"][:] = [0.3, -0.2]
     assert_gradients_match(layer, np.random.default_rng(8).standard_normal((2, *in_shape)))
 
@@ -85,14 +79,10 @@ def test_conv_gradients_match_numerical(in_shape, kernel, stride, pad, assert_gr
 @pytest.mark.parametrize("spec,in_shape", [
     (conv_spec(3, 2, 1), (2, 5, 7)),
 ])
-def test_float32_stays_float32(spec, in_shape):
-    layer, _ = build(spec, in_shape, dtype=np.float32)
+def test_float32_stays_float32(spec, in_shape, build_layer, assert_stays_float32):
+    layer, _ = build_layer(spec, in_shape, dtype=np.float32)
     x = np.random.default_rng(10).standard_normal((2, *in_shape)).astype(np.float32)
-    out = layer.forward(x)
-    assert out.dtype == np.float32
-    assert layer.backward(np.ones_like(out)).dtype == np.float32
-    for name, grad in layer.grads.items():
-        assert grad.dtype == np.float32, name
+    assert_stays_float32(layer, x)
 
 
 # -- shape errors and bad options ---------------------------------------------------
@@ -106,11 +96,8 @@ def test_float32_stays_float32(spec, in_shape):
      "conv2d needs images (C, H, W) per sample, got the 1-D shape (10,)"),
     (conv_spec(3, 1, 0), (5, 5), "got the 2-D shape (5, 5)"),
 ])
-def test_shape_errors_say_what_is_wrong(spec, in_shape, message):
-    layer = LAYERS.create(spec)
-    with pytest.raises(ShapeError) as error:
-        layer.build(in_shape, np.random.default_rng(0))
-    assert message in str(error.value)
+def test_shape_errors_say_what_is_wrong(spec, in_shape, message, shape_error):
+    assert message in shape_error(spec, in_shape)
 
 
 @pytest.mark.parametrize("spec,option", [

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dl_cli import gradcheck
-from dl_cli.nn import ShapeError, reference
+from dl_cli.nn import reference
 from dl_cli.nn.model import Model
 from dl_cli.registry import LAYERS
 
@@ -22,13 +22,6 @@ POOL_CASES = [
 ]
 
 
-def build(spec, in_shape, dtype=np.float64, seed=0):
-    layer = LAYERS.create(spec)
-    layer.configure(dtype, "he_normal")
-    out_shape = layer.build(in_shape, np.random.default_rng(seed))
-    return layer, out_shape
-
-
 def pool_spec(kind, pool, stride):
     return {"type": kind, "pool": pool, "stride": stride}
 
@@ -37,8 +30,8 @@ def pool_spec(kind, pool, stride):
 
 @pytest.mark.parametrize("kind,reduce", [("maxpool", np.max), ("avgpool", np.mean)])
 @pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
-def test_pool_matches_the_reference(kind, reduce, in_shape, pool, stride):
-    layer, out_shape = build(pool_spec(kind, pool, stride), in_shape)
+def test_pool_matches_the_reference(kind, reduce, in_shape, pool, stride, build_layer):
+    layer, out_shape = build_layer(pool_spec(kind, pool, stride), in_shape)
     x = np.random.default_rng(3).standard_normal((2, *in_shape))
     out = layer.forward(x)
     assert out.shape == (2, *out_shape)
@@ -46,20 +39,23 @@ def test_pool_matches_the_reference(kind, reduce, in_shape, pool, stride):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("train,seed", [(True, 4), (False, 12)], ids=["train", "eval"])
 @pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
-def test_maxpool_gradient_goes_to_the_first_maximum_on_ties(in_shape, pool, stride):
-    layer, _ = build(pool_spec("maxpool", pool, stride), in_shape)
-    rng = np.random.default_rng(4)
+def test_maxpool_gradient_goes_to_the_first_maximum_on_ties(train, seed, in_shape, pool, stride,
+                                                           build_layer):
+    layer, _ = build_layer(pool_spec("maxpool", pool, stride), in_shape)
+    rng = np.random.default_rng(seed)
     x = rng.integers(0, 2, size=(2, *in_shape)).astype(np.float64)  # ties in most windows
-    out = layer.forward(x)
+    out = layer.forward(x, train=train)
     dout = rng.standard_normal(out.shape)
     np.testing.assert_allclose(layer.backward(dout), reference.maxpool_backward(x, dout, pool, stride),
                                rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("pool,stride", [(2, None), (3, 2)])
-def test_maxpool_routes_to_exactly_one_position_per_window(pool, stride):
-    layer, _ = build(pool_spec("maxpool", pool, stride), (1, 7, 7) if stride else (1, 6, 6))
+def test_maxpool_routes_to_exactly_one_position_per_window(pool, stride, build_layer):
+    layer, _ = build_layer(pool_spec("maxpool", pool, stride),
+                           (1, 7, 7) if stride else (1, 6, 6))
     x = np.zeros((1, 1, 7, 7) if stride else (1, 1, 6, 6))
     out = layer.forward(x)
     dx = layer.backward(np.ones_like(out))
@@ -70,8 +66,8 @@ def test_maxpool_routes_to_exactly_one_position_per_window(pool, stride):
 
 
 @pytest.mark.parametrize("pool,stride,size", [(2, None, 8), (3, 2, 9), (2, 3, 8)])
-def test_avgpool_spreads_the_gradient_equally(pool, stride, size):
-    layer, _ = build(pool_spec("avgpool", pool, stride), (1, size, size))
+def test_avgpool_spreads_the_gradient_equally(pool, stride, size, build_layer):
+    layer, _ = build_layer(pool_spec("avgpool", pool, stride), (1, size, size))
     x = np.random.default_rng(5).standard_normal((1, 1, size, size))
     dout = np.ones_like(layer.forward(x))
     dx = layer.backward(dout)
@@ -82,8 +78,8 @@ def test_avgpool_spreads_the_gradient_equally(pool, stride, size):
 
 
 @pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
-def test_avgpool_backward_matches_the_reference(in_shape, pool, stride):
-    layer, _ = build(pool_spec("avgpool", pool, stride), in_shape)
+def test_avgpool_backward_matches_the_reference(in_shape, pool, stride, build_layer):
+    layer, _ = build_layer(pool_spec("avgpool", pool, stride), in_shape)
     rng = np.random.default_rng(13)
     x = rng.standard_normal((2, *in_shape))
     dout = rng.standard_normal(layer.forward(x).shape)
@@ -96,19 +92,21 @@ def test_avgpool_backward_matches_the_reference(in_shape, pool, stride):
 
 @pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
 @pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
-def test_pool_gradients_match_numerical(kind, in_shape, pool, stride, assert_gradients_match):
+def test_pool_gradients_match_numerical(kind, in_shape, pool, stride, build_layer,
+                                        assert_gradients_match):
     # Max pooling has a kink where two window entries are equal; normal draws are
     # farther apart than ε = 1e-6, so the strict tolerance holds.
-    layer, _ = build(pool_spec(kind, pool, stride), in_shape)
+    layer, _ = build_layer(pool_spec(kind, pool, stride), in_shape)
     assert_gradients_match(layer, np.random.default_rng(9).standard_normal((2, *in_shape)))
 
 
 @pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
 @pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
-def test_pool_eval_backward_after_a_training_batch_of_the_same_size(kind, in_shape, pool, stride):
+def test_pool_eval_backward_after_a_training_batch_of_the_same_size(kind, in_shape, pool, stride,
+                                                                   build_layer):
     # Regression: maxpool's eval forward left the training batch's masks in the cache,
     # and backward routed the new batch's gradient to the old batch's maxima.
-    layer, _ = build(pool_spec(kind, pool, stride), in_shape)
+    layer, _ = build_layer(pool_spec(kind, pool, stride), in_shape)
     rng = np.random.default_rng(11)
     layer.forward(rng.standard_normal((2, *in_shape)), train=True)
     x = rng.standard_normal((2, *in_shape))
@@ -123,31 +121,16 @@ def test_pool_eval_backward_after_a_training_batch_of_the_same_size(kind, in_sha
                                    rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("in_shape,pool,stride", POOL_CASES)
-def test_maxpool_eval_backward_keeps_the_first_maximum_on_ties(in_shape, pool, stride):
-    layer, _ = build(pool_spec("maxpool", pool, stride), in_shape)
-    rng = np.random.default_rng(12)
-    x = rng.integers(0, 2, size=(2, *in_shape)).astype(np.float64)  # ties in most windows
-    out = layer.forward(x, train=False)
-    dout = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(layer.backward(dout), reference.maxpool_backward(x, dout, pool, stride),
-                               rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("spec,in_shape", [
     (pool_spec("maxpool", 2, None), (2, 4, 6)),
     (pool_spec("maxpool", 3, 2), (2, 5, 7)),
     (pool_spec("avgpool", 2, None), (2, 4, 6)),
     (pool_spec("avgpool", 3, 2), (2, 5, 7)),
 ])
-def test_float32_stays_float32(spec, in_shape):
-    layer, _ = build(spec, in_shape, dtype=np.float32)
+def test_float32_stays_float32(spec, in_shape, build_layer, assert_stays_float32):
+    layer, _ = build_layer(spec, in_shape, dtype=np.float32)
     x = np.random.default_rng(10).standard_normal((2, *in_shape)).astype(np.float32)
-    out = layer.forward(x)
-    assert out.dtype == np.float32
-    assert layer.backward(np.ones_like(out)).dtype == np.float32
-    for name, grad in layer.grads.items():
-        assert grad.dtype == np.float32, name
+    assert_stays_float32(layer, x)
 
 
 # -- shape errors, bad options, counts ----------------------------------------------
@@ -156,11 +139,8 @@ def test_float32_stays_float32(spec, in_shape):
     (pool_spec("maxpool", 3, None), (1, 2, 6), "pool height 3 is larger than the input height 2"),
     (pool_spec("avgpool", 2, None), (4, 4), "avgpool needs images (C, H, W) per sample"),
 ])
-def test_shape_errors_say_what_is_wrong(spec, in_shape, message):
-    layer = LAYERS.create(spec)
-    with pytest.raises(ShapeError) as error:
-        layer.build(in_shape, np.random.default_rng(0))
-    assert message in str(error.value)
+def test_shape_errors_say_what_is_wrong(spec, in_shape, message, shape_error):
+    assert message in shape_error(spec, in_shape)
 
 
 @pytest.mark.parametrize("spec,option", [

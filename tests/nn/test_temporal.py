@@ -9,19 +9,6 @@ from dl_cli.nn import Model, ShapeError
 from dl_cli.registry import LAYERS, LOSSES
 
 
-def build(spec, in_shape, dtype=np.float64, seed=0):
-    layer = LAYERS.create(spec)
-    layer.configure(dtype, "xavier_normal")
-    layer.build(in_shape, np.random.default_rng(seed))
-    return layer
-
-
-def randomize(layer, rng, scale=0.5):
-    """Nonzero values everywhere, biases and initial states included."""
-    for value in layer.params.values():
-        value[...] = scale * rng.standard_normal(value.shape)
-
-
 # -- embedding and temporal_affine --------------------------------------------------
 
 def test_embedding_model_gradients_from_integer_tokens():
@@ -38,8 +25,8 @@ def test_embedding_model_gradients_from_integer_tokens():
         assert check.passed, f"{check.layer} {check.param}: rel error {check.error:.2e}"
 
 
-def test_temporal_affine_is_the_same_affine_map_at_every_step():
-    layer = build({"type": "temporal_affine", "units": 4}, (3, 5))
+def test_temporal_affine_is_the_same_affine_map_at_every_step(sequence_layer, randomize):
+    layer = sequence_layer({"type": "temporal_affine", "units": 4}, (3, 5))
     randomize(layer, np.random.default_rng(12))
     x = np.random.default_rng(13).standard_normal((2, 3, 5))
     out = layer.forward(x)
@@ -49,8 +36,8 @@ def test_temporal_affine_is_the_same_affine_map_at_every_step():
     assert layer.macs((3, 5), (3, 4)) == 3 * 5 * 4
 
 
-def test_embedding_looks_up_rows():
-    layer = build({"type": "embedding", "vocab": 4, "dim": 3}, (2,))
+def test_embedding_looks_up_rows(sequence_layer):
+    layer = sequence_layer({"type": "embedding", "vocab": 4, "dim": 3}, (2,))
     tokens = np.array([[3, 0], [1, 3]])
     out = layer.forward(tokens)
     np.testing.assert_array_equal(out[1, 1], layer.params["W"][3])
@@ -64,17 +51,12 @@ CASES32 = [
 
 
 @pytest.mark.parametrize("spec,in_shape,tokens", CASES32, ids=[c[0]["type"] for c in CASES32])
-def test_float32_stays_float32(spec, in_shape, tokens):
-    layer = build(spec, in_shape, dtype=np.float32)
+def test_float32_stays_float32(spec, in_shape, tokens, sequence_layer, assert_stays_float32):
+    layer = sequence_layer(spec, in_shape, dtype=np.float32)
     rng = np.random.default_rng(15)
     x = (rng.integers(0, tokens, size=(2, *in_shape)) if tokens
          else rng.standard_normal((2, *in_shape)).astype(np.float32))
-    out = layer.forward(x)
-    assert out.dtype == np.float32
-    dx = layer.backward(np.ones_like(out))
-    assert dx.dtype == np.float32
-    for key, grad in layer.grads.items():
-        assert grad.dtype == np.float32, key
+    assert_stays_float32(layer, x)
 
 
 def test_temporal_loss_keeps_float32():
@@ -98,13 +80,13 @@ def test_bad_options_name_the_option(spec, match):
     ({"type": "temporal_affine", "units": 2}, (6,)),
     ({"type": "embedding", "vocab": 3, "dim": 2}, (4, 2)),
 ])
-def test_impossible_input_shapes_raise_shape_error(spec, in_shape):
+def test_impossible_input_shapes_raise_shape_error(spec, in_shape, sequence_layer):
     with pytest.raises(ShapeError, match="got"):
-        build(spec, in_shape)
+        sequence_layer(spec, in_shape)
 
 
-def test_embedding_rejects_out_of_range_and_float_tokens():
-    layer = build({"type": "embedding", "vocab": 4, "dim": 2}, (3,))
+def test_embedding_rejects_out_of_range_and_float_tokens(sequence_layer):
+    layer = sequence_layer({"type": "embedding", "vocab": 4, "dim": 2}, (3,))
     with pytest.raises(ValueError, match=r"\[0, 4\)"):
         layer.forward(np.array([[0, 4, 1]]))
     with pytest.raises(ValueError, match=r"\[0, 4\)"):
@@ -113,8 +95,8 @@ def test_embedding_rejects_out_of_range_and_float_tokens():
         layer.forward(np.array([[0.0, 1.0, 2.0]]))
 
 
-def test_embedding_gradient_accumulates_repeated_tokens():
-    layer = build({"type": "embedding", "vocab": 5, "dim": 3}, (6,))
+def test_embedding_gradient_accumulates_repeated_tokens(sequence_layer):
+    layer = sequence_layer({"type": "embedding", "vocab": 5, "dim": 3}, (6,))
     tokens = np.array([[1, 1, 4, 0, 1, 4], [4, 2, 1, 1, 0, 0]])
     dout = np.random.default_rng(17).standard_normal((2, 6, 3))
     layer.forward(tokens)
@@ -128,8 +110,8 @@ def test_embedding_gradient_accumulates_repeated_tokens():
     np.testing.assert_array_equal(dx, np.zeros(tokens.shape))
 
 
-def test_embedding_default_init_has_unit_variance():
-    layer = build({"type": "embedding", "vocab": 400, "dim": 50}, (3,))
+def test_embedding_default_init_has_unit_variance(sequence_layer):
+    layer = sequence_layer({"type": "embedding", "vocab": 400, "dim": 50}, (3,))
     assert layer.params["W"].std() == pytest.approx(1.0, abs=0.02)
 
 

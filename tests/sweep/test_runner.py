@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from dl_cli.cli.app import app
 from dl_cli.config import load_config
 from dl_cli.sweep.ledger import Ledger
-from dl_cli.sweep.spec import prepare
+from dl_cli.sweep.base_config import prepare
 
 runner = CliRunner()
 

@@ -5,7 +5,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dl_cli.cli.app import app
-from dl_cli.sweep.spec import SpecError, load_spec, prepare
+from dl_cli.sweep.base_config import prepare
+from dl_cli.sweep.spec import SpecError, load_spec
 
 runner = CliRunner()
 
