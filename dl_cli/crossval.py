@@ -28,7 +28,7 @@ from .loggers import start_loggers
 from .registry import PREPROCESSORS, Registry
 from .runs import Run
 from .schema import Config
-from .solver import Interrupted
+from .stopping import Interrupted
 from .storage import RunError, write_text
 from .training import Assembled, Finished, assemble, resume, start, train
 

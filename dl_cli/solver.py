@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import math
 import signal
-import threading
 import time
-import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -54,40 +52,8 @@ from .nn.model import Model
 from .optim import clip_grad_norm, clip_grad_value, global_norm
 from .runs import Run
 from .schema import CheckpointConfig, TrainConfig
+from .stopping import Diverged, Interrupted, improves, signal_name, stop_requests
 from .storage import RunError
-
-
-class Diverged(RuntimeError):
-    """The loss or a gradient became NaN or infinite."""
-
-
-class Interrupted(RuntimeError):
-    """SIGINT or SIGTERM asked training to stop; ``last.npz`` holds the state."""
-
-
-def improves(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
-    """Whether ``value`` beats ``best`` by more than ``min_delta``; NaN never does."""
-    if value is None or not math.isfinite(value):
-        return False
-    if best is None:
-        return True
-    return value > best + min_delta if mode == "max" else value < best - min_delta
-
-
-def signal_name(signum: int) -> str:
-    """How a stop is named to the user: ``Ctrl-C`` for SIGINT, else the signal's name."""
-    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-
-
-TRAINING: "weakref.WeakSet[Solver]" = weakref.WeakSet()  # training off the main thread
-
-
-def stop_training(signum: int) -> None:
-    """Ask every Solver training on another thread of this process (a sweep's in-process
-    trial) to stop after its current iteration, as a signal does on the main thread: it
-    saves ``last.npz`` and raises Interrupted."""
-    for solver in list(TRAINING):
-        solver.request_stop(signum)
 
 
 class Solver:
@@ -214,7 +180,7 @@ class Solver:
         started = time.perf_counter() - self.elapsed
         self._notify("start", epoch=self.epoch, step=self.step_count)
         try:
-            with self._signals(), self.computing():
+            with stop_requests(self), self.computing():
                 while self.epoch < self.cfg.epochs and self.status == "running":
                     self._run_epoch(started)
             self._save(force=True)
@@ -442,26 +408,3 @@ class Solver:
 
         return tqdm(total=self.iters_per_epoch, initial=self.iteration, leave=False,
                     desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch")
-
-    @contextmanager
-    def _signals(self):
-        """SIGINT/SIGTERM ask to stop after the current iteration (never mid-update);
-        a second SIGINT interrupts at once. Off the main thread, where no handler is
-        called, ``stop_training`` asks instead."""
-        if threading.current_thread() is not threading.main_thread():
-            TRAINING.add(self)
-            try:
-                yield
-            finally:
-                TRAINING.discard(self)
-            return
-
-        def on_signal(signum, frame):
-            self.request_stop(signum)
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)

@@ -31,7 +31,8 @@ from .runs import Run, new_run_dir
 from .schema import Config
 from .numbers import figure, scores_text
 from .progress import EpochLines
-from .solver import Interrupted, Solver
+from .solver import Solver
+from .stopping import Interrupted
 from .storage import RunError, refuse_links, write_text
 
 

@@ -222,7 +222,7 @@ def test_a_lone_last_sample_joins_the_previous_batch(tmp_path, write_config, spi
 def test_a_stop_request_ends_training_after_the_current_iteration(tmp_path, write_config, spiral):
     """As a first Ctrl-C: the iteration under way ends, then Interrupted; a second Ctrl-C
     (SIGINT) no longer waits, while another SIGTERM changes nothing."""
-    from dl_cli.solver import Interrupted
+    from dl_cli.stopping import Interrupted
 
     cfg = load_config(write_config(tmp_path, spiral))
     solver = training.make_solver(cfg, training.assemble(cfg), None, progress=False)

@@ -164,7 +164,7 @@ def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
     from ..layout import SweepLayout
     from ..sweep.planning import resolve_plans
     from ..sweep.sampling import plan_round
-    from ..sweep.quick import is_train_config
+    from ..sweep.quick import is_train_config, prepare_grid
     from ..sweep.base_config import prepare
 
     if spec is None:
@@ -185,23 +185,6 @@ def planned(spec: Optional[Path], overrides: list[str], resume: Optional[Path]):
             fail(str(error))
         fail("\n".join(line if line.startswith(str(spec)) else f"{spec}: {line}"
                        for line in error.errors))
-
-
-def prepare_grid(config: Path, overrides: list[str]):
-    """``sweep.base_config.prepare`` of the grid a train config and its overrides describe
-    (``sweep.quick``), read from a spec file of its own like any other spec."""
-    import tempfile
-
-    import yaml
-
-    from ..sweep.quick import grid_spec
-    from ..sweep.base_config import prepare
-
-    raw, spec_overrides = grid_spec(config, overrides)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "grid.yaml"
-        path.write_text(yaml.safe_dump(raw, sort_keys=False))
-        return prepare(path, spec_overrides)
 
 
 def print_plan(sweep_spec, first: list, configs: dict) -> None:

@@ -310,7 +310,7 @@ def training_errors(run):
     from ..distributed.source import WorkersLost
     from ..loggers import LoggerError
     from ..nn import ShapeError
-    from ..solver import Diverged, Interrupted
+    from ..stopping import Diverged, Interrupted
     from ..storage import RunError
 
     try:

@@ -21,7 +21,8 @@ import contextlib
 import time
 
 from ..checkpoints import copy_into
-from ..solver import Diverged, Interrupted, Solver
+from ..solver import Solver
+from ..stopping import Diverged, Interrupted
 from .cluster import free_workers
 from .parameter_server import ParameterServer, work
 from .shard_worker import Shard, shards

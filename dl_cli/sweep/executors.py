@@ -28,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from ..layout import RunLayout
 from ..locks import Lock, process_alive, process_start
 from ..runs import HELD_LOCKS, release_held_locks
-from ..solver import Interrupted, signal_name, stop_training
+from ..stopping import Interrupted, signal_name, stop_training
 
 BACKENDS = ("local", "dask", "ray")
 # What every local worker imports: preloaded once by the fork server, inherited by each worker.

@@ -60,3 +60,18 @@ def above_median(scores: dict[int, float | None], earlier: dict[int, float | Non
         return set()
     middle = statistics.median(reference)
     return {key for key, s in kept.items() if (s >= middle if goal == "max" else s <= middle)}
+
+
+def rung_scores(trials, epochs: int, min_epochs: int) -> dict[int, float | None]:
+    """Each configuration's mean metric at the rung of ``epochs`` over its trials among
+    ``trials`` (``ledger.TrialState``), for the configurations whose trials all reached
+    the rung (None: one of them diverged or failed)."""
+    groups: dict[int, list] = {}
+    for trial in trials:
+        groups.setdefault(trial.config, []).append(trial)
+    scores = {}
+    for config, group in groups.items():
+        if all(t.reached(epochs, min_epochs) for t in group):
+            values = [t.metric_at(epochs) for t in group]  # None: diverged or failed
+            scores[config] = None if None in values else sum(values) / len(values)
+    return scores

@@ -83,3 +83,19 @@ def grid_spec(config: Path, overrides: list[str]) -> tuple[dict, list[str]]:
     if changes:
         spec["overrides"] = changes
     return spec, spec_keys
+
+
+def prepare_grid(config: Path, overrides: list[str]):
+    """``base_config.prepare`` of the grid a train config and its overrides describe
+    (``grid_spec``), read from a spec file of its own like any other spec."""
+    import tempfile
+
+    import yaml
+
+    from .base_config import prepare
+
+    raw, spec_overrides = grid_spec(config, overrides)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "grid.yaml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        return prepare(path, spec_overrides)

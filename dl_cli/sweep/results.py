@@ -20,7 +20,7 @@ from rich.table import Table
 
 from ..layout import SweepLayout
 from ..tables import number
-from .ledger import TrialState
+from .ledger import FINAL, TrialState
 from .spec import SweepSpec
 
 STATUS_ORDER = {"completed": 0, "pruned": 1, "paused": 2, "running": 2, "interrupted": 2,
@@ -74,6 +74,22 @@ def best_configuration(table: dict[int, TrialState], spec: SweepSpec) -> ConfigR
     if ranked and ranked[0].status == "completed" and ranked[0].mean is not None:
         return ranked[0]
     return None
+
+
+def outranked(table: dict[int, TrialState], spec: SweepSpec) -> list[TrialState]:
+    """The trials of every configuration that can no longer become the best: all its
+    trials ended and none failed (a retry may change a failed one's score), and it was
+    pruned or diverged, or a configuration that ended the same way ranks above it. Ended
+    scores never change, so neither does that order."""
+    leader, found = None, []  # the best configuration whose trials all ended without failure
+    for result in configurations(table, spec):
+        if not all(t.status in FINAL and t.status != "failed" for t in result.trials):
+            continue
+        if leader is None and result.status == "completed" and result.mean is not None:
+            leader = result
+            continue
+        found.extend(result.trials)
+    return found
 
 
 def show(value) -> str:

@@ -25,14 +25,12 @@ configurations that go on and those pruned.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import signal
 import threading
-import traceback
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,22 +45,22 @@ from ..config import config_to_dict, dump_config
 from ..config.validation import validate
 from ..layout import RunLayout, SweepLayout
 from ..schema import Config
-from ..storage import RunError, write_text
-from .pruning import above_median, promote, rungs
+from ..stopping import signal_name
+from ..storage import write_text
+from .pruning import above_median, promote, rung_scores, rungs
 from .domains import parse_domain
 from .executors import Backend
 from .folder import SweepError, sweep_lock
 from .ledger import FINAL, Ledger, SweepWriteError, TrialState
-from .results import (best_configuration, best_yaml, configurations, counts, describe_trial,
+from .results import (best_configuration, best_yaml, counts, describe_trial, outranked,
                       results_csv, trials_table)
 from .planning import refined, resolve_plan, trial_name
 from .sampling import TrialPlan, plan_round
 from .base_config import resolve
 from .spec import Domain, SweepSpec
 from .trial import NO_SPACE, run_trial
-from .workers import died_abruptly, wait_for_earlier_workers
+from .workers import POOL_BROKE, trial_result, wait_for_earlier_workers
 
-POOL_BROKE = "stopped because another worker process died"
 BREAKS_IN_A_ROW = 3  # pools that broke with no trial ending in between: the workers cannot run
 
 
@@ -105,19 +103,21 @@ class SweepRunner:
     def draining(self) -> bool:
         return self.interrupts > 0 or self.failed_fast or self.out_of_space
 
-    def request_stop(self) -> None:
+    def request_stop(self, signum: int = signal.SIGINT) -> None:
         """What one Ctrl-C does: the first, no new trials (drain); the second, stop the
-        running trials, which save their state; the third, leave at once."""
-        self.interrupts += 1
+        running trials, which save their state; the third, leave at once. A SIGTERM
+        counts as two."""
+        self.interrupts = self.interrupts + 1 if signum == signal.SIGINT else max(self.interrupts + 1, 2)
+        name = signal_name(signum)
         if self.interrupts == 1:
-            self._say("[yellow]Ctrl-C: no new trials; waiting for the running ones to "
-                      "finish (Ctrl-C again to stop them)[/]")
+            self._say(f"[yellow]{name}: no new trials; waiting for the running ones to "
+                      f"finish (Ctrl-C again to stop them)[/]")
         elif self.interrupts == 2 and self.backend.can_terminate:
-            self._say("[yellow]Ctrl-C: stopping the running trials (they save their state; "
-                      "Ctrl-C again to leave at once)[/]")
+            self._say(f"[yellow]{name}: stopping the running trials (they save their state; "
+                      f"Ctrl-C again to leave at once)[/]")
         else:
-            self._say("[yellow]Ctrl-C: leaving now; running trials continue from their "
-                      "last checkpoint on resume[/]")
+            self._say(f"[yellow]{name}: leaving now; running trials continue from their "
+                      f"last checkpoint on resume[/]")
 
     def trials_left(self) -> tuple[int, int]:
         """(trials still to run, trials in all): every trial the spec plans; a trial in a
@@ -237,19 +237,6 @@ class SweepRunner:
                 return
             self._prune(plans, epochs)
 
-    def _rung_scores(self, trials: list[TrialState], epochs: int) -> dict[int, float | None]:
-        """Each configuration's mean metric at the rung of ``epochs``, over its trials
-        among ``trials``, for those that all reached it (None: one diverged or failed)."""
-        groups: dict[int, list[TrialState]] = {}
-        for trial in trials:
-            groups.setdefault(trial.config, []).append(trial)
-        scores = {}
-        for config, group in groups.items():
-            if all(t.reached(epochs, self.spec.prune.min_epochs) for t in group):
-                values = [t.metric_at(epochs) for t in group]  # None: diverged or failed
-                scores[config] = None if None in values else sum(values) / len(values)
-        return scores
-
     def _prune(self, plans: list[TrialPlan], epochs: int) -> None:
         """Keep the configurations of this rung the rule lets go on, prune the others'
         paused trials. Decided from the ledger alone, so a resumed sweep reaches the same
@@ -257,10 +244,11 @@ class SweepRunner:
         groups: dict[int, list[TrialState]] = {}
         for plan in plans:
             groups.setdefault(plan.config, []).append(self.table[plan.index])
-        scores = self._rung_scores([self.table[p.index] for p in plans], epochs)
+        min_epochs = self.spec.prune.min_epochs
+        scores = rung_scores([self.table[p.index] for p in plans], epochs, min_epochs)
         if self.spec.prune.rule == "median":
             earlier = [s for s in self.table.values() if s.round < plans[0].round]
-            keep = above_median(scores, self._rung_scores(earlier, epochs), self.spec.goal)
+            keep = above_median(scores, rung_scores(earlier, epochs, min_epochs), self.spec.goal)
         else:
             keep = promote(scores, self.spec.prune.eta, self.spec.goal)
         for config in scores:
@@ -305,7 +293,8 @@ class SweepRunner:
             done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
             for future in done:
                 index, until = running.pop(future)
-                outcome = self._outcome(future, index, until)
+                outcome = trial_result(future, until, self.layout.trial(index),
+                                       stopping=self.interrupts >= 2)
                 self._record(index, until, outcome)
                 if outcome.get("error") == POOL_BROKE and not self.draining:
                     queue.append((index, until))  # a bystander: it continues from last.npz
@@ -315,47 +304,17 @@ class SweepRunner:
                 return  # abandon: the ledger says running, a resume continues them
             self._refresh()
 
-    def _outcome(self, future: Future, index: int, until: int | None) -> dict:
-        try:
-            return future.result()
-        except CancelledError:
-            return {"status": "interrupted", "error": "cancelled", "until": until}
-        except BrokenProcessPool:
-            if self.interrupts >= 2:
-                return {"status": "interrupted", "until": until, "error": "stopped"}
-            if died_abruptly(self.layout.trial(index)):
-                return {"status": "failed", "until": until,
-                        "error": "the worker process died (killed, or out of memory)"}
-            return {"status": "interrupted", "until": until, "error": POOL_BROKE}
-        except Exception as error:
-            trial = RunLayout(self.layout.trial(index))
-            with contextlib.suppress(RunError, OSError):  # the result says what failed
-                trial.path.mkdir(parents=True, exist_ok=True)
-                write_text(trial.error, "".join(
-                    traceback.format_exception(type(error), error, error.__traceback__)))
-            return {"status": "failed", "until": until, "error": f"{type(error).__name__}: {error}"}
-
     def _drop_outranked_checkpoints(self) -> None:
         """With ``keep_checkpoints: best``, delete the checkpoints of every configuration
-        that can no longer become the best, as soon as it cannot: all its trials ended
-        and none failed (a retry may change a failed one's score), and it was pruned or
-        diverged, or a configuration that ended the same way ranks above it. Ended
-        scores never change, so neither does that order; a long sweep keeps only the
-        checkpoints that may still matter."""
+        that can no longer become the best (``results.outranked``) as soon as it cannot:
+        a long sweep keeps only the checkpoints that may still matter."""
         if self.spec.keep_checkpoints != "best":
             return
-        leader = None  # the best configuration whose trials all ended without failure
-        for result in configurations(self.table, self.spec):
-            if not all(t.status in FINAL and t.status != "failed" for t in result.trials):
-                continue
-            if leader is None and result.status == "completed" and result.mean is not None:
-                leader = result
-                continue
-            for trial in result.trials:
-                if trial.index not in self.cleared:
-                    for npz in RunLayout(self.layout.trial(trial.index)).checkpoint_files():
-                        npz.unlink()
-                    self.cleared.add(trial.index)
+        for trial in outranked(self.table, self.spec):
+            if trial.index not in self.cleared:
+                for npz in RunLayout(self.layout.trial(trial.index)).checkpoint_files():
+                    npz.unlink()
+                self.cleared.add(trial.index)
 
     def _record(self, index: int, until: int | None, result: dict) -> None:
         fields = {"metric": None, "epochs": 0, "time_s": 0.0, "error": None, **result}
@@ -432,22 +391,12 @@ class SweepRunner:
 
     @contextmanager
     def _signals(self):
+        """SIGINT and SIGTERM call ``request_stop`` while the sweep runs."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-
-        def on_terminate(signum, frame):  # as two Ctrl-Cs: stop the trials, which save
-            self.interrupts = max(self.interrupts + 1, 2)
-            if self.interrupts == 2 and self.backend.can_terminate:
-                self._say("[yellow]SIGTERM: stopping the running trials (they save their "
-                          "state)[/]")
-            else:
-                self._say("[yellow]SIGTERM: leaving now; running trials continue from their "
-                          "last checkpoint on resume[/]")
-
-        previous = {signal.SIGINT: signal.signal(signal.SIGINT,
-                                                 lambda signum, frame: self.request_stop()),
-                    signal.SIGTERM: signal.signal(signal.SIGTERM, on_terminate)}
+        previous = {signum: signal.signal(signum, lambda signum, frame: self.request_stop(signum))
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
         finally:

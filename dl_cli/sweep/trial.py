@@ -31,7 +31,7 @@ from ..layout import RunLayout
 from ..schedules import Schedule
 from ..runs import Run
 from ..schema import Config
-from ..solver import Diverged, Interrupted
+from ..stopping import Diverged, Interrupted
 from ..storage import RunError, write_text
 
 

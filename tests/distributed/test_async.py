@@ -14,7 +14,7 @@ from dl_cli import training
 from dl_cli.config import load_config
 from dl_cli.distributed.parameter_server import batches_per_pass, worker_batch
 from dl_cli.distributed.replay import replay
-from dl_cli.solver import Interrupted
+from dl_cli.stopping import Interrupted
 from dl_cli.storage import load_npz
 
 ASYNC = ["parallel.mode=async", "parallel.workers=3", "train.epochs=6",

@@ -138,7 +138,7 @@ def test_workers_that_die_as_they_start_stop_the_sweep_instead_of_looping(tmp_pa
 
 def test_a_worker_stopped_outside_training_releases_its_run_lock_first(tmp_path):
     from dl_cli.runs import Run
-    from dl_cli.solver import Interrupted
+    from dl_cli.stopping import Interrupted
     from dl_cli.sweep.executors import stop_worker
 
     run = Run(tmp_path / "trial-0000")
