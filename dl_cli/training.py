@@ -71,7 +71,7 @@ class Assembled:
 def assemble(cfg: Config, splits: Splits | None = None) -> Assembled:
     """Data (loaded from the config unless given), model, optimizer, schedule, augmentation."""
     if splits is None:
-        splits = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype)
+        splits = load(cfg.data, seed=cfg.seed, dtype=cfg.train.dtype, components=cfg.components)
     model = build_model(cfg, splits.in_shape)
     check_fits(model, splits)
     check_monitored_split(cfg, model, splits)

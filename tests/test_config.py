@@ -548,19 +548,27 @@ def test_validation_loads_no_data(example, tmp_path):
 
 def test_each_component_is_built_once_to_check_it_and_then_trained(tmp_path, monkeypatch):
     from dl_cli import training
+    from dl_cli.data.datasets import Blobs
+    from dl_cli.data.preprocess import Standardize
     from dl_cli.nn.affine import Affine
 
-    built = []
-    init = Affine.__init__
+    built, data_built = [], []
 
-    @functools.wraps(init)
-    def counted(self, *args, **kwargs):
-        built.append(self)
-        init(self, *args, **kwargs)
+    def counting(cls, into):
+        init = cls.__init__
 
-    monkeypatch.setattr(Affine, "__init__", counted)
+        @functools.wraps(init)
+        def counted(self, *args, **kwargs):
+            into.append(self)
+            init(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", counted)
+
+    counting(Affine, built)
+    counting(Blobs, data_built)
+    counting(Standardize, data_built)
     path = write(tmp_path, """\
-data: {dataset: {type: blobs, samples: 60}}
+data: {dataset: {type: blobs, samples: 60}, preprocess: [standardize]}
 model:
   layers:
     - {type: residual, layers: [{type: affine, units: 2}, relu]}
@@ -572,8 +580,9 @@ schedule: {type: step, every: 2}
     assert len(built) == 2  # the outer affine, and the one in the block, once each
     kept = {key: cfg.components.get(key) for key in ("model.layers.0", "model.layers.1",
                                                      "model.loss", "optimizer", "schedule")}
+    assert len(data_built) == 2  # the data set and its preprocessing step, once each
     parts = training.assemble(cfg)
-    assert len(built) == 2
+    assert len(built) == 2 and len(data_built) == 2
     assert parts.model.layers[0] is kept["model.layers.0"]
     assert parts.model.layers[1] is kept["model.layers.1"]
     assert parts.model.loss_fn is kept["model.loss"]

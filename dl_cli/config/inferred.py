@@ -48,6 +48,9 @@ def fill_token_sizes(raw: dict) -> dict:
     layers = model.get("layers") if isinstance(model, dict) else None
     if not isinstance(layers, list) or not layers:
         return raw
+    if (with_option(layers[0], "vocab", 0, EMBEDDINGS) is layers[0]
+            and with_option(layers[-1], "units", 0, OUTPUTS) is layers[-1]):
+        return raw  # nothing to fill in: the data set is not built for it
     count = token_count(raw)
     if count is None:
         return raw

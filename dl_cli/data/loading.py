@@ -163,18 +163,26 @@ def apply_steps(splits: list[Split], steps: list, fit: bool = True) -> None:
             raise DataError(f"data.preprocess.{i}: {error}") from None
 
 
-def load(data: DataConfig, seed: int = 0, dtype="float32", fitted: list | None = None) -> Splits:
+def load(data: DataConfig, seed: int = 0, dtype="float32", fitted: list | None = None,
+         components=None) -> Splits:
     """Load the configured dataset and return its preprocessed splits.
 
     ``seed`` fixes the synthetic data and the split (two independent streams).
     ``fitted``: the steps of ``data.preprocess`` fitted before, applied as they are.
+    ``components``: what validation built (``Config.components``), taken rather than
+    built again.
     """
     dtype = np.dtype(dtype)
     if dtype.kind != "f":
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")
+
+    def built(path: str, spec, registry: Registry):
+        return components.take(path, spec, registry) if components else registry.create(spec)
+
     name, options = Registry.split_spec(data.dataset)
-    dataset = DATASETS.create(data.dataset)
-    steps = fitted if fitted is not None else [PREPROCESSORS.create(s) for s in data.preprocess]
+    dataset = built("data.dataset", data.dataset, DATASETS)
+    steps = fitted if fitted is not None else [
+        built(f"data.preprocess.{i}", spec, PREPROCESSORS) for i, spec in enumerate(data.preprocess)]
     data_seed, split_seed = np.random.SeedSequence(seed).spawn(2)
 
     raw = dataset.load(np.random.default_rng(data_seed))
