@@ -32,6 +32,7 @@ from ..registry import DATASETS
 from ..checks import Rule, check_bool, check_choice, is_int, require
 from .base import TASKS, DataError, Dataset, RawData
 
+MOST_MISTAKES = 10  # of a table, named in one report; the others are counted
 ENCODING = "utf-8-sig"  # UTF-8, skipping a byte-order mark (spreadsheets write one)
 
 
@@ -283,17 +284,28 @@ class Csv(Dataset):
             raise DataError(f"{path}: label column {self.label} is out of range for {width} columns")
         return self.label % width
 
-    def locate_error(self, path: Path, names: list[str], skip: int | None = None) -> str | None:
-        """The first ragged row or non-numeric cell (outside column ``skip``, the label
-        column when its labels are text), as ``"line L, column C: ..."``."""
+    def mistakes(self, path: Path, names: list[str], skip: int | None = None) -> str | None:
+        """Every ragged row and non-numeric cell (outside column ``skip``, the label column
+        when its labels are text), one line each, ``"PATH: line L, column C: ..."``: the
+        first ``MOST_MISTAKES``, then how many more; None when there is none."""
         width = len(names) if self.header else None
+        found: list[str] = []
+        count = 0
+
+        def mistake(text: str) -> None:
+            nonlocal count
+            count += 1
+            if count <= MOST_MISTAKES:
+                found.append(f"{path}: {text}")
+
         for line, row in self.rows(path):
             if not row or (self.header and line == 1):
                 continue
             if width is None:
                 width = len(row)
             if len(row) != width:
-                return f"line {line}: {len(row)} cells where the table has {width}"
+                mistake(f"line {line}: {len(row)} cells where the table has {width}")
+                continue
             for column, cell in enumerate(row, start=1):
                 if column - 1 == skip:
                     continue
@@ -301,8 +313,10 @@ class Csv(Dataset):
                     float(cell)
                 except ValueError:
                     shown = cell if len(cell) <= 40 else cell[:37] + "..."
-                    return f"line {line}, column {column}: {shown!r} is not a number"
-        return None
+                    mistake(f"line {line}, column {column}: {shown!r} is not a number")
+        if count > MOST_MISTAKES:
+            found.append(f"{path}: {count - MOST_MISTAKES} more mistakes of these kinds")
+        return "\n".join(found) or None
 
     def line_of(self, path: Path, row: int) -> int:
         """The line number of data row ``row`` (blank lines and the header skipped)."""
@@ -320,7 +334,7 @@ class Csv(Dataset):
         except UnicodeDecodeError as err:
             raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
         except ValueError as err:
-            raise DataError(f"{path}: {self.locate_error(path, names) or err}") from None
+            raise DataError(self.mistakes(path, names) or f"{path}: {err}") from None
         if table.size == 0:
             raise DataError(f"{path}: no data rows")
         if self.header and table.shape[1] != len(names):
@@ -329,11 +343,11 @@ class Csv(Dataset):
         return table
 
     def numbers(self, path: Path, names: list[str], cells: np.ndarray, skip: int | None) -> np.ndarray:
-        """``cells`` as float64; a DataError naming the first cell that is not a number."""
+        """``cells`` as float64; a DataError naming every cell that is not a number."""
         try:
             return cells.astype(np.float64)
         except ValueError as err:
-            raise DataError(f"{path}: {self.locate_error(path, names, skip) or err}") from None
+            raise DataError(self.mistakes(path, names, skip) or f"{path}: {err}") from None
 
     def load(self, rng):
         path = existing_file(Path(self.path))

@@ -160,6 +160,27 @@ def test_malformed_csv_names_the_file_and_line(tmp_path, text, message, raw):
         raw({"type": "csv", "path": str(path)})
 
 
+def test_every_mistake_of_a_csv_is_in_one_report_up_to_ten(tmp_path, raw):
+    path = tmp_path / "broken.csv"
+    rows = ["a,b,label", *(f"{i},{i % 3},{i % 2}" for i in range(30))]
+    rows[3], rows[7], rows[9] = "3,x,1", "7,1", "y,z,0"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError) as caught:
+        raw({"type": "csv", "path": str(path)})
+    assert str(caught.value).splitlines() == [
+        f"{path}: line 4, column 2: 'x' is not a number",
+        f"{path}: line 8: 2 cells where the table has 3",
+        f"{path}: line 10, column 1: 'y' is not a number",
+        f"{path}: line 10, column 2: 'z' is not a number"]
+    path.write_text("a,b,label\n" + "x,1,0\n" * 25)
+    with pytest.raises(DataError) as caught:
+        raw({"type": "csv", "path": str(path)})
+    lines = str(caught.value).splitlines()
+    assert lines[:2] == [f"{path}: line 2, column 1: 'x' is not a number",
+                         f"{path}: line 3, column 1: 'x' is not a number"]
+    assert len(lines) == 11 and lines[-1] == f"{path}: 15 more mistakes of these kinds"
+
+
 def test_npz_without_samples_or_features_is_refused(tmp_path, raw):
     for name, X, message in [("empty", np.zeros((0, 4)), r"X \(0, 4\) holds no samples"),
                              ("flat", np.zeros((6, 0)), r"X \(6, 0\) has no features"),
