@@ -11,7 +11,6 @@ listing can show that run as unreadable and go on.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

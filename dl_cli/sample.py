@@ -33,7 +33,7 @@ from .registry import DATASETS, Registry
 from .nesting import NestingError, json_value
 from .runs import Run
 from .storage import RunError, read_text
-from .training import build_model
+from .components import build_model
 
 
 class SampleError(ValueError):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import __version__
 from .checkpoints import check_compatible, versions
+from .components import build_model, component
 from .config import dump_config, load_saved_config
 from .continuation import check_same_config, nothing_left, trained_config
 from .data import Splits, build_augment, load
@@ -26,7 +27,7 @@ from .inputs import Inputs
 from .layout import RunLayout, SweepLayout
 from .loggers import Guarded, Logger, start_loggers
 from .nn.model import Model
-from .registry import LAYERS, LOSSES, OPTIMIZERS, SCHEDULES, Registry
+from .registry import OPTIMIZERS, SCHEDULES
 from .runs import Run, new_run_dir
 from .schema import Config
 from .numbers import figure, scores_text
@@ -34,23 +35,6 @@ from .progress import EpochLines
 from .solver import Solver
 from .stopping import Interrupted
 from .storage import RunError, refuse_links, write_text
-
-
-def component(cfg: Config, path: str, spec, registry: Registry):
-    """The component at key ``path``: the one validation built to check it, when the
-    config still holds it (``Config.components``), else a new one."""
-    return cfg.components.take(path, spec, registry) if cfg.components else registry.create(spec)
-
-
-def build_model(cfg: Config, in_shape: tuple[int, ...], dtype: str | None = None) -> Model:
-    """The config's model for samples of ``in_shape``; a layer that does not fit its
-    input is a ShapeError that starts with its key path (``model.layers.3 (maxpool)``,
-    ``model.layers.2.layers.0 (affine)`` inside a residual block)."""
-    layers = [component(cfg, f"model.layers.{i}", spec, LAYERS)
-              for i, spec in enumerate(cfg.model.layers)]
-    return Model(layers, in_shape, loss=component(cfg, "model.loss", cfg.model.loss, LOSSES),
-                 init=cfg.model.init, l1=cfg.regularization.l1, l2=cfg.regularization.l2,
-                 dtype=dtype or cfg.train.dtype, seed=cfg.seed, path="model.layers")
 
 
 class Finished(RuntimeError):

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from dl_cli import crossval, data, nn, optim, schedules, training  # noqa: F401  (fill the registries)
+from dl_cli import components, crossval, data, nn, optim, schedules, training  # noqa: F401  (fill the registries)
 from dl_cli.cli.app import app
 from dl_cli.config import load_config
 from dl_cli.gradcheck import ZERO, Check, check_model
@@ -81,7 +81,7 @@ def test_the_bias_before_batchnorm_is_explained_on_a_real_model(tmp_path, write_
 
     cfg = load_config(path)
     splits = data.load(cfg.data, seed=cfg.seed, dtype="float64")
-    model = training.build_model(cfg, splits.in_shape, dtype="float64")
+    model = components.build_model(cfg, splits.in_shape, dtype="float64")
     checks = check_model(model, splits.train.X[:4], splits.train.y[:4], np.random.default_rng(0))
     (bias,) = [c for c in checks if c.layer == "0 affine" and c.param == "b"]
     worst = max(c.error for c in checks if c is not bias)

@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dl_cli import training
+from dl_cli.components import build_model
 from dl_cli.cli.app import app
 from dl_cli.checks import ConfigError
 from dl_cli.config import load_config
@@ -391,7 +392,7 @@ def test_build_model_names_a_misfit_layer_by_the_key_validation_uses(tmp_path, l
                                                                      write_config):
     path = write_config(tmp_path, {**spiral, "model": {"layers": layers}})
     with pytest.raises(ShapeError) as error:
-        training.build_model(load_config(path), (2,))
+        build_model(load_config(path), (2,))
     assert str(error.value).startswith(f"{key} (conv2d) with input shape (4): conv2d needs images")
     # a mistake in the options of the same layer is reported under the same key
     with pytest.raises(ConfigError) as invalid:

@@ -88,7 +88,7 @@ def check_config(cfg, samples: int, max_coords: int, rng):
     from ..data import DataError, load
     from ..nn import ShapeError
     from ..fit_checks import check_fits
-    from ..training import build_model
+    from ..components import build_model
 
     try:
         splits = load(cfg.data, seed=cfg.seed, dtype="float64")
@@ -129,7 +129,7 @@ def summary(
     from ..nn import ShapeError
     from ..tables import model_table
     from ..fit_checks import check_fits
-    from ..training import build_model
+    from ..components import build_model
 
     cfg = load_or_fail(config, overrides or [])
     splits = None

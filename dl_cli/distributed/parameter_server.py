@@ -137,7 +137,7 @@ def work(server, worker: int, shard: Shard, cfg, in_shape: tuple[int, ...],
     """A worker's loop (a long-running Dask task): pull, compute the gradient of its
     next batch, push; until the server stops. Returns the number of gradients pushed."""
     from ..data import build_augment
-    from ..training import build_model
+    from ..components import build_model
 
     model = build_model(cfg, in_shape)
     augment = build_augment(cfg.data.augment, in_shape, shard.train_X.dtype)

@@ -24,7 +24,8 @@ from ..data import build_augment
 from ..layout import RunLayout
 from ..optim import clip_grad_norm, clip_grad_value
 from ..runs import Run
-from ..training import assemble, build_model
+from ..components import build_model
+from ..training import assemble
 from .parameter_server import gradient
 from .shard_worker import Shard, shards
 from .source import augment_stream

@@ -54,7 +54,7 @@ class ShardWorker:
 
     def __init__(self, cfg, in_shape: tuple[int, ...], shard: Shard, augment_stream: int):
         from ..data import build_augment
-        from ..training import build_model
+        from ..components import build_model
 
         self.model = build_model(cfg, in_shape)
         self.augment = build_augment(cfg.data.augment, in_shape, shard.train_X.dtype)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..checks import check_bool, positive_int
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError

@@ -17,7 +17,7 @@ from ..config import config_to_dict
 from ..data import load
 from ..nn.model import Model
 from ..schema import Config
-from ..training import build_model
+from ..components import build_model
 from .study import Group, Study, Trial, finite, metric_of
 
 _data_cache: dict[str, object] = {}

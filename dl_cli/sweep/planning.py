@@ -57,7 +57,7 @@ def build_errors(configs: dict[int, Config]) -> list[str]:
     from ..data import DataError, load
     from ..memory import out_of_memory, too_large
     from ..nn import ShapeError
-    from ..training import build_model
+    from ..components import build_model
 
     shapes: dict[str, tuple] = {}
     errors = []
