@@ -7,9 +7,11 @@ not cover."""
 
 import functools
 import io
+import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import zipfile
 from contextlib import contextmanager
@@ -146,6 +148,29 @@ def text_run(tmp_path_factory, text_config, dl) -> Path:
     result = dl("train", folder / "text.yaml", "--run-dir", folder / "text-run", "-q")
     assert result.exit_code == 0, result.output
     return folder / "text-run"
+
+
+@pytest.fixture(scope="session")
+def fork_dl():
+    """``fork_dl(args, log, slow)``: ``dl ARGS`` in a forked child (the CLI in a process of
+    its own, to be killed, without paying the interpreter's start-up each time), its
+    output appended to ``log``; ``slow()`` runs in the child first (to make a step or a
+    write take longer, so that a kill lands inside it). Returns the child's PID."""
+    def fork(args: list, log: Path, slow=None) -> int:
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 70
+        try:
+            sys.stdout = sys.stderr = open(log, "a")
+            if slow is not None:
+                slow()
+            app([str(a) for a in args], prog_name="dl")
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        finally:
+            os._exit(code)
+    return fork
 
 
 @pytest.fixture(scope="session")

@@ -81,30 +81,17 @@ def edit_run_config(run_dir: Path, change, checkpoints: bool = False) -> None:
 
 
 # -- 1. kill -9 while checkpoints are written -------------------------------------------
-def fork_dl(args: list[str], log: Path) -> int:
-    """Run `dl ARGS` in a forked child (the CLI, in a process of its own, without paying
-    the interpreter's start-up twenty times); return its PID. The child writes its
-    checkpoints as on a slow disk, pausing before and after the bytes, so that kills land
-    inside writes whatever the file system."""
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 70
-    try:
-        sys.stdout = sys.stderr = open(log, "a")
-        savez = np.savez
+def slow_checkpoint_writes() -> None:
+    """Checkpoints written as on a slow disk, pausing before and after the bytes, so that
+    kills land inside writes whatever the file system."""
+    savez = np.savez
 
-        def slow_savez(file, **arrays):
-            time.sleep(0.005)
-            savez(file, **arrays)
-            time.sleep(0.005)
+    def slow_savez(file, **arrays):
+        time.sleep(0.005)
+        savez(file, **arrays)
+        time.sleep(0.005)
 
-        np.savez = slow_savez
-        app([str(a) for a in args], prog_name="dl")
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        os._exit(code)
+    np.savez = slow_savez
 
 
 def file_identity(path: Path):
@@ -126,7 +113,7 @@ def wait_for_new(path: Path, before, pid: int, log: Path) -> None:
 
 
 def test_kill_9_during_checkpoint_writes_loses_nothing(
-        tmp_path, write_config, tiny, dl, metric_lines):
+        tmp_path, write_config, tiny, dl, metric_lines, fork_dl):
     run_dir, log = tmp_path / "run", tmp_path / "dl.log"
     # One full batch of a small model per epoch: most of each epoch is spent writing the
     # two checkpoints, so most kills land in those writes.
@@ -146,7 +133,7 @@ def test_kill_9_during_checkpoint_writes_loses_nothing(
     killed_mid_write, previous_pid = 0, None
     for attempt in range(20):
         before = file_identity(last)
-        pid = fork_dl(start if attempt == 0 else resume, log)
+        pid = fork_dl(start if attempt == 0 else resume, log, slow_checkpoint_writes)
         wait_for_new(last, before, pid, log)
         # The new process took the lock and removed the temp files of the one killed before.
         if previous_pid is not None:

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 import yaml
 
-from dl_cli.cli.app import app
 from dl_cli.solver import Solver
 from dl_cli.storage import load_npz
 
@@ -36,31 +35,20 @@ def unsaved(tiny) -> dict:
     return {**tiny, "train": {"epochs": 2, "batch_size": 2, "log_every": 1}}
 
 
-def fork_slow_dl(args: list, log: Path) -> int:
-    """`dl ARGS` in a forked child whose training steps take 10 ms more each, so that a
-    test can kill it inside its first epoch; return its PID."""
-    pid = os.fork()
-    if pid:
-        return pid
-    code = 70
-    try:
-        sys.stdout = sys.stderr = open(log, "a")
-        step = Solver.step
-        Solver.step = lambda self, idx: (time.sleep(0.01), step(self, idx))[1]
-        app([str(a) for a in args], prog_name="dl")
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        os._exit(code)
+def slow_steps() -> None:
+    """Training steps that take 10 ms more each, so that a test can kill a run inside
+    its first epoch."""
+    step = Solver.step
+    Solver.step = lambda self, idx: (time.sleep(0.01), step(self, idx))[1]
 
 
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(
-        tmp_path, dl, metric_lines, unsaved, write_config):
+        tmp_path, dl, metric_lines, unsaved, write_config, fork_dl):
     config = write_config(tmp_path, unsaved)
     straight = tmp_path / "straight"
     assert dl("train", config, "--run-dir", straight, "-q").exit_code == 0
     run_dir, log = tmp_path / "run", tmp_path / "log.txt"
-    pid = fork_slow_dl(["train", config, "--run-dir", run_dir, "-q"], log)
+    pid = fork_dl(["train", config, "--run-dir", run_dir, "-q"], log, slow_steps)
     deadline = time.monotonic() + 60
     while not (run_dir / "metrics.jsonl").exists() or len(metric_lines(run_dir)) < 3:
         assert os.waitpid(pid, os.WNOHANG) == (0, 0), log.read_text()
@@ -213,7 +201,7 @@ def diagnosed(tiny) -> dict:
 
 
 def test_the_diagnostics_of_an_epoch_stopped_midway_are_those_of_an_uninterrupted_one(
-        tmp_path, monkeypatch, diagnosed, dl, interrupt_at, metric_lines, write_config):
+        tmp_path, diagnosed, dl, interrupt_at, metric_lines, write_config):
     config = write_config(tmp_path, diagnosed)
     straight = tmp_path / "straight"
     assert dl("train", config, "--run-dir", straight, "-q").exit_code == 0
@@ -226,7 +214,7 @@ def test_the_diagnostics_of_an_epoch_stopped_midway_are_those_of_an_uninterrupte
 
 
 def test_an_epoch_stopped_after_its_last_batch_resumes_at_its_end(
-        tmp_path, monkeypatch, diagnosed, dl, interrupt_at, metric_lines, write_config):
+        tmp_path, diagnosed, dl, interrupt_at, metric_lines, write_config):
     config = write_config(tmp_path, diagnosed)
     straight = tmp_path / "straight"
     assert dl("train", config, "--run-dir", straight, "-q").exit_code == 0
@@ -242,7 +230,7 @@ def test_an_epoch_stopped_after_its_last_batch_resumes_at_its_end(
 
 
 def test_forged_diagnostics_stop_the_resume(
-        tmp_path, monkeypatch, diagnosed, dl, interrupt_at, rewrite_checkpoint, write_config):
+        tmp_path, diagnosed, dl, interrupt_at, rewrite_checkpoint, write_config):
     config = write_config(tmp_path, diagnosed)
     run_dir = tmp_path / "run"
     with interrupt_at(34):
