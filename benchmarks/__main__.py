@@ -1,7 +1,7 @@
 """``python -m benchmarks``: every workload against its peers, one table.
 
     python -m benchmarks [--size full|tiny] [--repeats 7] [--frameworks dl,torch,sklearn]
-                         [--no-memory]
+                         [--no-memory] [--dtype float32|float64]
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ class TorchTrainer(EpochTrainer):
 
     def build(self) -> None:
         self.torch.manual_seed(self.seed)
-        self.module = self.make_module()
+        self.module = self.make_module().to(self.X.dtype)  # float64 data: float64 weights
         options = dict(self.optimizer)
         kind = options.pop("type")
         if kind == "adam":

@@ -45,6 +45,14 @@ def test_the_table_has_a_row_per_framework_and_the_ratios(tiny_results):
     assert "Machine: cpu test." in text
 
 
+def test_float64_runs_the_workloads_that_have_it_in_float64_everywhere():
+    results = harness.main(MODULES, TINY_ARGS + ["--frameworks", "dl,sklearn", "--dtype", "float64"])
+    assert [r.workload.name for r in results] == ["W1", "W2"]
+    assert all(r.workload.dtype == "float64" for r in results)
+    trainer = w2_cnn.workload("tiny", "float64").trainers["dl"]()
+    assert {p.dtype for p in trainer.model.params.values()} == {np.dtype(np.float64)}
+
+
 def test_pytorch_is_timed_on_the_same_workload_when_installed():
     pytest.importorskip("torch")
     with harness.blas_limit(1):  # both on one thread: quick even on a busy machine
