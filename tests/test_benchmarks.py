@@ -167,8 +167,10 @@ def test_the_first_layer_skips_the_input_gradient_and_nothing_else(layers, in_sh
 def test_the_sweep_benchmark_times_both_worker_counts_on_the_same_trials(capsys):
     from benchmarks import sweep_workers
 
-    timings = sweep_workers.main(["--repeats", "1", "--trials", "2", "train.epochs=1"])
-    (one,), (two,) = timings[1], timings[2]
+    timings = sweep_workers.main(["--repeats", "1", "--trials", "2", "--long",
+                                  "--long-epochs", "2", "train.epochs=1"])
+    assert sorted(timings) == ["long", "short"]
+    (one,), (two,) = timings["short"][1], timings["short"][2]
     assert one.metrics == two.metrics and sorted(one.metrics) == [0, 1]
     assert one.first_wait == pytest.approx(0.0, abs=0.05)  # in process: no worker to start
     for t in (one, two):
