@@ -195,7 +195,9 @@ class Conv2D(Layer):
     Forward: ``out[n, f, i, j] = b[f] + Σ_{c,u,v} W[f, c, u, v]·xpad[n, c, S·i + u, S·j + v]``,
     computed as ``filter_rows() @ cols`` with ``cols = im2col(x)``, one product.
     Backward, with ``dout`` as ``D (F, N·Ho·Wv)`` (zeros in the extra columns):
-    ``dW = D @ colsᵀ`` (the input correlated with the output gradient),
+    ``dW = D @ colsᵀ`` (the input correlated with the output gradient; computed as its
+    transpose ``cols @ Dᵀ``, ``(KH·KW·C, F)``, which OpenBLAS runs faster: the same
+    product with the long sum over the columns, but the wide matrix first),
     ``db = Σ_{n,i,j} dout``, and ``dx = col2im(Wᵀ @ D)``, which is the full convolution
     of dout with the 180°-rotated kernel (skipped, and None returned, with
     ``input_grad = False``, which a model sets on its first layer).
@@ -297,13 +299,13 @@ class Conv2D(Layer):
             if dx is not None:
                 dx[part] = col2im(self.filter_rows().T @ D, dx[part].shape, self.kernel_hw,
                                   self.stride_hw, self.pad_hw)
-            return D @ cols[:, columns].T, D.sum(axis=1)  # (F, KH·KW·C), (F,)
+            return cols[:, columns] @ D.T, D.sum(axis=1)  # dWᵀ (KH·KW·C, F), db (F,)
 
         partial_sums = threads.in_parts(N, samples, cols.size)
-        dW_rows = sum(dW_part for dW_part, _ in partial_sums)
+        dW_columns = sum(dW_part for dW_part, _ in partial_sums)
         db = sum(db_part for _, db_part in partial_sums)
         self.grads = {
-            "W": np.ascontiguousarray(dW_rows.reshape(F, KH, KW, -1).transpose(0, 3, 1, 2)),
+            "W": np.ascontiguousarray(dW_columns.reshape(KH, KW, -1, F).transpose(3, 2, 0, 1)),
             "b": db,
         }
         return dx
