@@ -27,6 +27,7 @@ from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
 Pair = tuple[int, int]
+CHUNK_BYTES = 1 << 20  # about the cache a core has to itself (L2)
 
 
 def as_pair(name: str, value, minimum: int) -> Pair:
@@ -150,6 +151,14 @@ def fill_columns(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair,
         x = padded
     windows = sliding_window_view(x, (KH, KW), axis=(2, 3))  # (N, C, Hp−KH+1, Wp−KW+1, KH, KW)
     fields[...] = windows[:, :, ::SH, ::SW].transpose(4, 5, 1, 0, 2, 3)  # from (N, C, Ho, Wo, KH, KW)
+
+
+def chunks(part: slice, per_sample: int, target: int = CHUNK_BYTES) -> list[slice]:
+    """``part``'s samples in runs of about ``target`` bytes, at ``per_sample`` bytes each
+    (at least one sample a run): a product on one run leaves its result in the cache
+    for the pass that reads it next (col2im's additions)."""
+    step = max(1, target // per_sample)
+    return [slice(i, min(i + step, part.stop)) for i in range(part.start, part.stop, step)]
 
 
 def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
@@ -296,9 +305,12 @@ class Conv2D(Layer):
             dwide[:, part, :, :Wo] = dout[part].transpose(1, 0, 2, 3)
             dwide[:, part, :, Wo:] = 0  # the wrapped-around columns
             D = dwide.reshape(F, -1)[:, columns]
-            if dx is not None:
-                dx[part] = col2im(self.filter_rows().T @ D, dx[part].shape, self.kernel_hw,
-                                  self.stride_hw, self.pad_hw)
+            if dx is not None:  # Wᵀ @ D and col2im a few samples at a time (``chunks``)
+                W_rows = self.filter_rows()
+                for run in chunks(part, cols.shape[0] * Ho * wide * cols.itemsize):
+                    D_run = dwide.reshape(F, -1)[:, run.start * Ho * wide:run.stop * Ho * wide]
+                    dx[run] = col2im(W_rows.T @ D_run, dx[run].shape, self.kernel_hw,
+                                     self.stride_hw, self.pad_hw)
             return cols[:, columns] @ D.T, D.sum(axis=1)  # dWᵀ (KH·KW·C, F), db (F,)
 
         partial_sums = threads.in_parts(N, samples, cols.size)
