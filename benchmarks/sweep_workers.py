@@ -3,7 +3,7 @@
 a user would run it.
 
     python -m benchmarks.sweep_workers [--repeats 5] [--trials 12] [--spec SPEC]
-                                       [--long [--long-epochs 300]] [key=value ...]
+                                       [--long [--long-epochs 350]] [key=value ...]
 
 The default is the 12-trial random sweep over ``configs/digits_mlp.yaml``
 (``configs/sweep_digits.yaml``), whose trials take well under a second, so that the
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[int, list[SweepTiming]
     parser.add_argument("--long", action="store_true",
                         help="also time the sweep with long trials (--long-epochs epochs each, "
                              "no early stopping), and report both ratios")
-    parser.add_argument("--long-epochs", type=int, default=300,
+    parser.add_argument("--long-epochs", type=int, default=350,
                         help="epochs of a long trial (default %(default)s)")
     parser.add_argument("overrides", nargs="*", help="key=value for the base config")
     args = parser.parse_args(argv)
