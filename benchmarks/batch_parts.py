@@ -1,8 +1,8 @@
-"""What cutting the batch over the cores gives: `dl`'s epochs of W1 (MLP) and W2 (CNN)
-with BLAS's own threads against the batch cut into one part per thread, BLAS on one
-(``dl_cli/threads.py``), in alternating, paired repetitions in one process.
+"""What cutting the batch over the cores gives: `dl`'s epochs of W1 (MLP), W2 (CNN) and
+W4 (ResNet) with BLAS's own threads against the batch cut into one part per thread, BLAS
+on one (``dl_cli/threads.py``), in alternating, paired repetitions in one process.
 
-    python -m benchmarks.batch_parts [--repeats 5] [--size full|tiny] [--workloads W1,W2]
+    python -m benchmarks.batch_parts [--repeats 5] [--size full|tiny] [--workloads W1,W2,W4]
 
 Prints each pair's two times and the median ratio (parts ÷ BLAS threads). `dl train`
 cuts the batches of convolutional models only: the W1 row shows why not of MLPs.
@@ -16,9 +16,9 @@ import time
 
 from dl_cli.threads import blas_threads
 
-from . import w1_mlp, w2_cnn
+from . import w1_mlp, w2_cnn, w4_resnet
 
-WORKLOADS = {"W1": w1_mlp, "W2": w2_cnn}
+WORKLOADS = {"W1": w1_mlp, "W2": w2_cnn, "W4": w4_resnet}
 
 
 def epoch_time(trainer, parts: int | None) -> float:

@@ -1,13 +1,18 @@
 """Time forward + backward of conv2d and pooling at the sizes of W2, in float32.
 
-    python -m benchmarks.bench_conv [--repeat 20] [--threads N]
+    python -m benchmarks.bench_conv [--repeat 20] [--threads N] [--parts N]
 
 Batches of 64: conv2d 1→32 filters 3×3 pad 1 on 28×28 (the first layer: no input
 gradient) and 32→64 on 14×14, then 2×2 max and average pooling of 32×28×28 maps. The
-median of ``--repeat`` runs is printed in milliseconds. Each convolution is also timed
-with the two im2col layouts ``dl_cli.nn.conv`` chose against: channel first
-``(C·KH·KW, N·Ho·Wo)`` (strided copies of ``Wo`` values at a time) and rows
-``(N·Ho·Wo, C·KH·KW)``. Not a test: timings depend on the machine and its BLAS.
+median of ``--repeat`` runs is printed in milliseconds, and for `dl`'s convolutions their
+GFLOP/s (2 per multiply-add, forward, weight gradient and, but for the first layer, input
+gradient) and the share of the float32 2048³ matrix product's peak, measured at the
+start on the same threads. ``--parts N`` runs `dl`'s layers inside
+``threads.computing_on(N)``, the batch cut in N parts, as `dl train` runs a
+convolutional model. Each convolution is also timed with the two im2col layouts
+``dl_cli.nn.conv`` chose against: channel first ``(C·KH·KW, N·Ho·Wo)`` (strided copies
+of ``Wo`` values at a time) and rows ``(N·Ho·Wo, C·KH·KW)``. Not a test: timings depend
+on the machine and its BLAS.
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 import dl_cli.nn  # noqa: F401  (registers the layers)
 from dl_cli.registry import LAYERS
 
-from .harness import blas_limit
+from dl_cli import threads
+
+from .harness import blas_limit, matmul_peak
 
 N = 64
 CONVS = [((1, 28, 28), 32, False), ((32, 14, 14), 64, True)]  # in shape, filters, input grad
@@ -102,10 +109,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0, help="BLAS threads (default: NumPy's)")
+    parser.add_argument("--parts", type=int, default=0,
+                        help="dl's layers with the batch in this many parts (default: whole)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     print(f"batch {N}, float32, forward + backward, median of {args.repeat}")
     with blas_limit(args.threads) if args.threads else contextlib.nullcontext():
+        peak = matmul_peak()
+        print(f"  float32 2048³ product: {peak:.0f} GFLOP/s")
+        in_parts = (lambda: threads.computing_on(args.parts)) if args.parts else contextlib.nullcontext
+        total_ms = total_flops = 0.0
         for in_shape, filters, input_grad in CONVS:
             conv = LAYERS.create({"type": "conv2d", "filters": filters, "kernel": 3, "pad": 1})
             conv.configure(np.float32, "he_normal")
@@ -114,10 +127,20 @@ def main(argv=None) -> None:
             x = rng.standard_normal((N, *in_shape), dtype=np.float32)
             W, b = conv.params["W"], conv.params["b"]
             label = f"conv2d {in_shape[0]}→{filters} on {in_shape[1]}×{in_shape[2]}"
-            for layout, step in [("dl (KH·KW·C, N·Ho·Wp)", layer_step(conv, x)),
-                                 ("channel first", channel_first_step(x, W, b, input_grad)),
+            flops = 2 * N * in_shape[1] * in_shape[2] * filters * 9 * in_shape[0] * (
+                3 if input_grad else 2)
+            with in_parts():
+                ms = median_ms(layer_step(conv, x), args.repeat)
+            total_ms, total_flops = total_ms + ms, total_flops + flops
+            rate = flops / ms / 1e6
+            print(f"  {label + ', dl (KH·KW·C, N·Ho·Wp)':50s} {ms:7.2f} ms  {rate:4.0f} GFLOP/s "
+                  f"{100 * rate / peak:3.0f}% of peak")
+            for layout, step in [("channel first", channel_first_step(x, W, b, input_grad)),
                                  ("rows", rows_step(x, W, b, input_grad))]:
                 print(f"  {label + ', ' + layout:50s} {median_ms(step, args.repeat):7.2f} ms")
+        rate = total_flops / total_ms / 1e6
+        print(f"  {'both convolutions, dl':50s} {total_ms:7.2f} ms  {rate:4.0f} GFLOP/s "
+              f"{100 * rate / peak:3.0f}% of peak")
         features = np.maximum(rng.standard_normal((N, 32, 28, 28), dtype=np.float32), 0)
         for spec in ("maxpool", "avgpool"):
             pool = LAYERS.create(spec)

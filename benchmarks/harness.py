@@ -63,8 +63,9 @@ class Workload:
     ``trainers`` maps a framework name to a factory of its Trainer; one ``run()`` of a
     trainer is the timed call, which stands for ``per_call`` reported units (``unit``,
     seconds times ``scale``) and does ``flops`` useful floating-point operations.
-    ``module`` names the Python module that builds the workload (``workload(size)``),
-    so a fresh process can rebuild it to measure memory.
+    ``module`` names the Python module that builds the workload (``workload(size)``, or
+    ``workload(size, dtype)`` where the module lists the float types it runs in
+    ``DTYPES``), so a fresh process can rebuild it to measure memory.
     """
 
     name: str
@@ -77,6 +78,7 @@ class Workload:
     per_call: float = 1.0
     scale: float = 1.0
     note: str = ""
+    dtype: str = "float32"
 
 
 @dataclass
@@ -96,15 +98,28 @@ class Result:
 
 
 # -- data and FLOPs ----------------------------------------------------------------------
-def synthetic_classes(n: int, shape: tuple[int, ...], classes: int, seed: int = 0):
-    """``n`` float32 samples of ``shape`` around one random centre per class, and their
-    int64 labels: learnable data of a real workload's size."""
+def synthetic_classes(n: int, shape: tuple[int, ...], classes: int, seed: int = 0,
+                      dtype: str = "float32"):
+    """``n`` samples of ``shape`` around one random centre per class, and their int64
+    labels: learnable data of a real workload's size. The values are drawn in float32
+    and then converted, so both float types train on the same numbers."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, classes, n)
     centres = rng.standard_normal((classes, *shape), dtype=np.float32)
     X = rng.standard_normal((n, *shape), dtype=np.float32)
     X += centres[y]
-    return X, y
+    return X.astype(dtype, copy=False), y
+
+
+def build_workload(module: str, size: str, dtype: str = "float32") -> Workload:
+    """The workload of ``module`` at ``size``, in ``dtype`` where it is not float32."""
+    built = importlib.import_module(module)
+    return built.workload(size) if dtype == "float32" else built.workload(size, dtype)
+
+
+def runs_in(module: str, dtype: str) -> bool:
+    """Whether ``module``'s workload runs in ``dtype`` (each runs in float32)."""
+    return dtype in getattr(importlib.import_module(module), "DTYPES", ("float32",))
 
 
 def training_flops(layers: list, in_shape: tuple[int, ...]) -> float:
@@ -133,12 +148,12 @@ def blas_limit(count: int):
     return threadpool_limits(count, user_api="blas")
 
 
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-    """The best float32 GFLOP/s of NumPy's ``size³`` matrix product: the BLAS ceiling
-    the achieved rates are compared with."""
+def matmul_peak(size: int = 2048, repeats: int = 5, dtype: str = "float32") -> float:
+    """The best GFLOP/s of NumPy's ``size³`` matrix product in ``dtype``: the BLAS
+    ceiling the achieved rates are compared with."""
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
     out = np.empty_like(a)
     np.matmul(a, b, out=out)
     best = min(timed(lambda: np.matmul(a, b, out=out)) for _ in range(repeats))
@@ -220,10 +235,11 @@ def _status_kib(key: str) -> int:
         return int(next(line.split()[1] for line in status if line.startswith(key + ":")))
 
 
-def probe_memory(module: str, size: str, framework: str, threads: int) -> float | None:
+def probe_memory(module: str, size: str, framework: str, threads: int,
+                 dtype: str = "float32") -> float | None:
     """Peak resident MiB that two training units add (run in a fresh process)."""
     blas_limit(threads)
-    trainer = importlib.import_module(module).workload(size).trainers[framework]()
+    trainer = build_workload(module, size, dtype).trainers[framework]()
     gc.collect()
     try:
         with open("/proc/self/clear_refs", "w") as clear_refs:
@@ -239,7 +255,7 @@ def probe_memory(module: str, size: str, framework: str, threads: int) -> float 
 def peak_memory(workload: Workload, framework: str) -> float | None:
     with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
         return pool.submit(probe_memory, workload.module, workload.size, framework,
-                           blas_threads()).result()
+                           blas_threads(), workload.dtype).result()
 
 
 # -- one workload -------------------------------------------------------------------------
@@ -320,8 +336,8 @@ def report(results: list[Result], peak: float, info: dict[str, str], repeats: in
         markdown(HEADER, body),
         "",
         f"Median of {repeats} paired repetitions after one warm-up each. Matmul peak "
-        f"(NumPy float32 square product, the better of the start and the end): "
-        f"{peak:.0f} GFLOP/s.",
+        f"(NumPy {results[0].workload.dtype if results else 'float32'} square product, "
+        f"the better of the start and the end): {peak:.0f} GFLOP/s.",
         f"Machine: {described}.",
         *notes,
     ])
@@ -340,6 +356,9 @@ def parse_args(argv, description: str, default_repeats: int = 7) -> argparse.Nam
                         help="BLAS threads for NumPy and PyTorch (default: NumPy's own)")
     parser.add_argument("--no-memory", action="store_true",
                         help="skip the peak-memory runs in fresh processes")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="float type of every framework (float64: the workloads that "
+                             "run in it, W1 and W2)")
     args = parser.parse_args(argv)
     args.frameworks = tuple(f for f in args.frameworks.split(",") if f)
     unknown = set(args.frameworks) - set(FRAMEWORKS)
@@ -355,16 +374,17 @@ def parse_args(argv, description: str, default_repeats: int = 7) -> argparse.Nam
 def main(modules: list[str], argv=None, description: str = "dl benchmarks") -> list[Result]:
     """Run the workloads of ``modules`` and print one table; return the results."""
     args = parse_args(sys.argv[1:] if argv is None else argv, description)
+    modules = [module for module in modules if runs_in(module, args.dtype)]
     with blas_limit(args.threads) if args.threads else contextlib.nullcontext():
         info = machine(args.frameworks)
         peak_size = 2048 if args.size == "full" else 256
-        peak = matmul_peak(peak_size)
+        peak = matmul_peak(peak_size, dtype=args.dtype)
         results = []
         for module in modules:
-            workload = importlib.import_module(module).workload(args.size)
+            workload = build_workload(module, args.size, args.dtype)
             print(f"running {workload.name}: {workload.title} ...", file=sys.stderr, flush=True)
             results.append(run(workload, args.repeats, args.frameworks, not args.no_memory))
-        peak = max(peak, matmul_peak(peak_size))  # measured before and after: the better
+        peak = max(peak, matmul_peak(peak_size, dtype=args.dtype))  # before and after: the better
     info["load after"] = load_average()
     print(report(results, peak, info, args.repeats))
     return results

@@ -87,7 +87,7 @@ class TorchTrainer(EpochTrainer):
     """PyTorch's usual loop: zero the gradients, forward, cross-entropy, backward, step.
 
     ``make_module()`` returns the ``torch.nn.Module``; ``optimizer`` is a `dl` optimizer
-    spec (``sgd`` or ``adam`` with their options), mapped to ``torch.optim``. PyTorch
+    spec (``sgd``, ``momentum`` or ``adam`` with their options), mapped to ``torch.optim``. PyTorch
     runs on as many threads as NumPy's BLAS.
     """
 
@@ -108,7 +108,7 @@ class TorchTrainer(EpochTrainer):
 
     def build(self) -> None:
         self.torch.manual_seed(self.seed)
-        self.module = self.make_module()
+        self.module = self.make_module().to(self.X.dtype)  # float64 data: float64 weights
         options = dict(self.optimizer)
         kind = options.pop("type")
         if kind == "adam":
@@ -116,6 +116,9 @@ class TorchTrainer(EpochTrainer):
             self.opt = self.torch.optim.Adam(self.module.parameters(), betas=betas, **options)
         elif kind == "sgd":
             self.opt = self.torch.optim.SGD(self.module.parameters(), **options)
+        elif kind == "momentum":  # dl's v ← μ·v − lr·g, w ← w + v: torch's SGD with momentum
+            self.opt = self.torch.optim.SGD(self.module.parameters(), lr=options["lr"],
+                                            momentum=options.get("momentum", 0.9))
         else:
             raise ValueError(f"no PyTorch counterpart for optimizer {kind!r}")
 

@@ -2,9 +2,10 @@
 0.01) in batches of 128 on 60,000 MNIST-sized samples; one timed unit is one epoch.
 
     python -m benchmarks.w1_mlp [--size tiny] [--repeats 7] [--frameworks dl,torch]
+                                [--dtype float32|float64]
 
 Against PyTorch CPU and scikit-learn's ``MLPClassifier`` (same layers, plain SGD,
-float32). The data are synthetic (one random centre per class plus noise): the
+float32, or float64 in all three with ``--dtype float64``). The data are synthetic (one random centre per class plus noise): the
 timing does not depend on what the pixels show.
 """
 
@@ -15,6 +16,7 @@ from .trainers import DLTrainer, SklearnTrainer, TorchTrainer
 
 SAMPLES = {"full": 60_000, "tiny": 512}
 IN_SHAPE, HIDDEN, CLASSES = (784,), (512, 256), 10
+DTYPES = ("float32", "float64")
 BATCH = 128
 OPTIMIZER = {"type": "sgd", "lr": 0.01}
 LAYERS = [{"type": "affine", "units": HIDDEN[0]}, "relu",
@@ -30,13 +32,14 @@ def torch_module():
                          nn.Linear(HIDDEN[1], CLASSES))
 
 
-def workload(size: str = "full") -> harness.Workload:
+def workload(size: str = "full", dtype: str = "float32") -> harness.Workload:
     n = SAMPLES[size]
-    X, y = harness.synthetic_classes(n, IN_SHAPE, CLASSES)
+    X, y = harness.synthetic_classes(n, IN_SHAPE, CLASSES, dtype=dtype)
     return harness.Workload(
         name="W1",
-        title=f"MLP 784-512-256-10, batch {BATCH}, {n:,} samples, SGD",
-        module=__name__, size=size, unit="s/epoch",
+        title=f"MLP 784-512-256-10, batch {BATCH}, {n:,} samples, SGD"
+              + ("" if dtype == "float32" else f", {dtype}"),
+        module=__name__, size=size, unit="s/epoch", dtype=dtype,
         flops=n * harness.training_flops(LAYERS, IN_SHAPE),
         trainers={
             "dl": lambda: DLTrainer(LAYERS, X, y, OPTIMIZER, BATCH),

@@ -4,8 +4,9 @@ one epoch:
     conv 3×3·32 pad 1 → relu → maxpool 2 → conv 3×3·64 pad 1 → relu → maxpool 2 → affine 10
 
     python -m benchmarks.w2_cnn [--size tiny] [--repeats 7] [--frameworks dl,torch]
+                                [--dtype float32|float64]
 
-Against PyTorch CPU (float32). Synthetic images, one random centre per class plus noise.
+Against PyTorch CPU (float32, or float64 in both with ``--dtype float64``). Synthetic images, one random centre per class plus noise.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .trainers import DLTrainer, TorchTrainer
 
 SAMPLES = {"full": 10_000, "tiny": 128}
 IN_SHAPE, CLASSES = (1, 28, 28), 10
+DTYPES = ("float32", "float64")
 BATCH = 64
 OPTIMIZER = {"type": "sgd", "lr": 0.01}
 LAYERS = [{"type": "conv2d", "filters": 32, "kernel": 3, "pad": 1}, "relu", "maxpool",
@@ -30,13 +32,14 @@ def torch_module():
                          nn.Flatten(), nn.Linear(64 * 7 * 7, CLASSES))
 
 
-def workload(size: str = "full") -> harness.Workload:
+def workload(size: str = "full", dtype: str = "float32") -> harness.Workload:
     n = SAMPLES[size]
-    X, y = harness.synthetic_classes(n, IN_SHAPE, CLASSES)
+    X, y = harness.synthetic_classes(n, IN_SHAPE, CLASSES, dtype=dtype)
     return harness.Workload(
         name="W2",
-        title=f"CNN conv32-pool-conv64-pool-affine, 1×28×28, batch {BATCH}, {n:,} samples, SGD",
-        module=__name__, size=size, unit="s/epoch",
+        title=f"CNN conv32-pool-conv64-pool-affine, 1×28×28, batch {BATCH}, {n:,} samples, SGD"
+              + ("" if dtype == "float32" else f", {dtype}"),
+        module=__name__, size=size, unit="s/epoch", dtype=dtype,
         flops=n * harness.training_flops(LAYERS, IN_SHAPE),
         trainers={
             "dl": lambda: DLTrainer(LAYERS, X, y, OPTIMIZER, BATCH),

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks import digits_mlp, harness, w1_mlp, w2_cnn, w3_lstm
+from benchmarks import digits_mlp, harness, w1_mlp, w2_cnn, w3_lstm, w4_resnet
 from benchmarks.__main__ import MODULES
 
 TINY_ARGS = ["--size", "tiny", "--repeats", "1", "--no-memory", "--threads", "1"]
@@ -20,9 +20,9 @@ def tiny_results():
 
 
 def test_every_workload_runs_on_dl_and_its_peers(tiny_results, capsys):
-    assert [r.workload.name for r in tiny_results] == ["W1", "W2", "W3", "digits"]
+    assert [r.workload.name for r in tiny_results] == ["W1", "W2", "W3", "W4", "digits"]
     ran = {r.workload.name: sorted(r.times) for r in tiny_results}
-    assert ran == {"W1": ["dl", "sklearn"], "W2": ["dl"], "W3": ["dl"],
+    assert ran == {"W1": ["dl", "sklearn"], "W2": ["dl"], "W3": ["dl"], "W4": ["dl"],
                    "digits": ["dl", "sklearn"]}
     for result in tiny_results:
         assert all(t > 0 for times in result.times.values() for t in times)
@@ -35,13 +35,22 @@ def test_the_table_has_a_row_per_framework_and_the_ratios(tiny_results):
     assert lines[0] == ("| workload | framework | time | dl ÷ peer (median of pairs, range) "
                         "| GFLOP/s | % of peak | peak memory | test accuracy |")
     body = [line.split("|") for line in lines[2:] if line.startswith("| ")]
-    assert [cells[2].strip() for cells in body] == ["dl", "sklearn", "dl", "dl", "dl", "sklearn"]
+    assert [cells[2].strip() for cells in body] == ["dl", "sklearn", "dl", "dl", "dl", "dl",
+                                                    "sklearn"]
     sklearn_w1 = body[1]
     ratio = float(sklearn_w1[4].split()[0])
     assert ratio == pytest.approx(tiny_results[0].ratios("sklearn")[0], abs=0.01)
-    digits_dl = body[4]
+    digits_dl = body[5]
     assert digits_dl[8].strip().endswith("%")  # test accuracy
     assert "Machine: cpu test." in text
+
+
+def test_float64_runs_the_workloads_that_have_it_in_float64_everywhere():
+    results = harness.main(MODULES, TINY_ARGS + ["--frameworks", "dl,sklearn", "--dtype", "float64"])
+    assert [r.workload.name for r in results] == ["W1", "W2"]
+    assert all(r.workload.dtype == "float64" for r in results)
+    trainer = w2_cnn.workload("tiny", "float64").trainers["dl"]()
+    assert {p.dtype for p in trainer.model.params.values()} == {np.dtype(np.float64)}
 
 
 def test_pytorch_is_timed_on_the_same_workload_when_installed():
@@ -96,6 +105,10 @@ def test_workload_flops_are_the_issue_networks():
     assert harness.training_flops(w2_cnn.LAYERS, w2_cnn.IN_SHAPE) == 2 * (3 * cnn - conv1)
     lstm, projection = 4 * 50 * (64 + 128) * 128, 4 * 50 * 64 * 128
     assert harness.training_flops(w3_lstm.LAYERS, (50, 64)) == 2 * (3 * (lstm + 1280) - projection)
+    stem, block1 = 32 * 32 * 32 * 27, 2 * 32 * 32 * 32 * 288
+    block2 = 16 * 16 * 64 * (288 + 576 + 32)  # two 3×3 convolutions, the 1×1 shortcut
+    resnet = stem + block1 + block2 + 64 * 10
+    assert harness.training_flops(w4_resnet.LAYERS, w4_resnet.IN_SHAPE) == 2 * (3 * resnet - stem)
 
 
 def arrays_in(value):
@@ -110,7 +123,7 @@ def arrays_in(value):
             yield from arrays_in(item)
 
 
-@pytest.mark.parametrize("module", [w1_mlp, w2_cnn, w3_lstm, digits_mlp])
+@pytest.mark.parametrize("module", [w1_mlp, w2_cnn, w3_lstm, w4_resnet, digits_mlp])
 def test_a_float32_training_step_makes_no_float64_array(module):
     """Every layer's output and input gradient, cache, parameters, gradients and the
     optimizer state stay float32 through Solver steps (a float64 array is a silent upcast)."""
@@ -154,8 +167,10 @@ def test_the_first_layer_skips_the_input_gradient_and_nothing_else(layers, in_sh
 def test_the_sweep_benchmark_times_both_worker_counts_on_the_same_trials(capsys):
     from benchmarks import sweep_workers
 
-    timings = sweep_workers.main(["--repeats", "1", "--trials", "2", "train.epochs=1"])
-    (one,), (two,) = timings[1], timings[2]
+    timings = sweep_workers.main(["--repeats", "1", "--trials", "2", "--long",
+                                  "--long-epochs", "2", "train.epochs=1"])
+    assert sorted(timings) == ["long", "short"]
+    (one,), (two,) = timings["short"][1], timings["short"][2]
     assert one.metrics == two.metrics and sorted(one.metrics) == [0, 1]
     assert one.first_wait == pytest.approx(0.0, abs=0.05)  # in process: no worker to start
     for t in (one, two):

@@ -27,6 +27,7 @@ from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
 Pair = tuple[int, int]
+CHUNK_BYTES = 1 << 20  # about the cache a core has to itself (L2)
 
 
 def as_pair(name: str, value, minimum: int) -> Pair:
@@ -133,8 +134,7 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair) -> np.ndarray:
 
 def fill_columns(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair,
                  fields: np.ndarray) -> None:
-    """im2col of x into ``fields``, its matrix seen as ``(KH, KW, C, N, Ho, Wv)``, or the
-    samples ``[:, :, :, n0:n1]`` of a larger batch's."""
+    """im2col of x into ``fields``, its matrix seen as ``(KH, KW, C, N, Ho, Wv)``."""
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x.shape
     if stride == (1, 1):
@@ -150,6 +150,14 @@ def fill_columns(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair,
         x = padded
     windows = sliding_window_view(x, (KH, KW), axis=(2, 3))  # (N, C, Hp−KH+1, Wp−KW+1, KH, KW)
     fields[...] = windows[:, :, ::SH, ::SW].transpose(4, 5, 1, 0, 2, 3)  # from (N, C, Ho, Wo, KH, KW)
+
+
+def chunks(part: slice, per_sample: int, target: int = CHUNK_BYTES) -> list[slice]:
+    """``part``'s samples in runs of about ``target`` bytes, at ``per_sample`` bytes of
+    columns each (at least one sample a run): the columns of a run, and the products
+    made from them, are read again while still in the cache."""
+    step = max(1, target // per_sample)
+    return [slice(i, min(i + step, part.stop)) for i in range(part.start, part.stop, step)]
 
 
 def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
@@ -193,9 +201,11 @@ class Conv2D(Layer):
     ``⌈H/S⌉ × ⌈W/S⌉`` outputs (``same_pad``: 1 for kernel 3, at stride 1 or 2).
 
     Forward: ``out[n, f, i, j] = b[f] + Σ_{c,u,v} W[f, c, u, v]·xpad[n, c, S·i + u, S·j + v]``,
-    computed as ``filter_rows() @ cols`` with ``cols = im2col(x)``, one product.
+    computed as ``filter_rows() @ cols`` with ``cols = im2col(x)``.
     Backward, with ``dout`` as ``D (F, N·Ho·Wv)`` (zeros in the extra columns):
-    ``dW = D @ colsᵀ`` (the input correlated with the output gradient),
+    ``dW = D @ colsᵀ`` (the input correlated with the output gradient; computed as its
+    transpose ``cols @ Dᵀ``, ``(KH·KW·C, F)``, which OpenBLAS runs faster: the same
+    product with the long sum over the columns, but the wide matrix first),
     ``db = Σ_{n,i,j} dout``, and ``dx = col2im(Wᵀ @ D)``, which is the full convolution
     of dout with the 180°-rotated kernel (skipped, and None returned, with
     ``input_grad = False``, which a model sets on its first layer).
@@ -203,11 +213,20 @@ class Conv2D(Layer):
     Reference: ``reference.conv_forward`` and ``reference.conv_backward``, the same sums
     as plain loops.
 
-    Inside ``threads.computing_on(n)`` each of ``n`` parts of the batch fills its own
-    columns of one shared im2col matrix and does its products on its own thread; ``dW``
-    and ``db`` add the parts' sums. A model with a convolution asks for its batches in
-    parts (``wants_batch_parts``): its elementwise work (im2col's copies, pooling) weighs
-    about as much as its products, and on one core it would leave the others idle.
+    The batch goes through these products a few samples at a time (``chunks``: runs
+    whose columns take about ``CHUNK_BYTES``), so that each run's columns are still in
+    the cache when the product reads them, and its products when they are copied out or
+    added back by col2im. The columns are not kept for backward, which makes them again
+    from the cached input: an im2col more per step, against the whole batch's columns
+    (the largest arrays of a convolutional network, 9·C values per output pixel)
+    held from forward to backward and read back from memory. ``dW`` and ``db`` add up
+    the runs' sums.
+
+    Inside ``threads.computing_on(n)`` each of ``n`` parts of the batch goes through its
+    runs on its own thread; ``dW`` and ``db`` add the parts' sums. A model with a
+    convolution asks for its batches in parts (``wants_batch_parts``): its elementwise
+    work (im2col's copies, pooling) weighs about as much as its products, and on one core
+    it would leave the others idle.
     """
 
     input_grad = True
@@ -266,42 +285,49 @@ class Conv2D(Layer):
         Ho, Wo = self.output_hw(H, W)
         F, (KH, KW) = self.filters, self.kernel_hw
         Wv = wide_width(W, self.kernel_hw, self.stride_hw, self.pad_hw)
-        cols = np.empty((KH * KW * C, N * Ho * Wv), x.dtype)
-        fields = cols.reshape(KH, KW, C, N, Ho, Wv)
         out = np.empty((N, F, Ho, Wo), dtype=np.result_type(x, self.params["W"]))
+        W_rows, b = self.filter_rows(), self.params["b"][:, None]
 
         def samples(part):
-            fill_columns(x[part], self.kernel_hw, self.stride_hw, self.pad_hw, fields[:, :, :, part])
-            product = self.filter_rows() @ cols[:, part.start * Ho * Wv:part.stop * Ho * Wv]
-            product += self.params["b"][:, None]
-            n = part.stop - part.start
-            np.copyto(out[part], product.reshape(F, n, Ho, Wv)[..., :Wo].transpose(1, 0, 2, 3))
+            for run in chunks(part, KH * KW * C * Ho * Wv * x.itemsize):
+                cols = im2col(x[run], self.kernel_hw, self.stride_hw, self.pad_hw)
+                product = W_rows @ cols
+                product += b
+                n = run.stop - run.start
+                np.copyto(out[run], product.reshape(F, n, Ho, Wv)[..., :Wo].transpose(1, 0, 2, 3))
 
-        threads.in_parts(N, samples, out.size + cols.size)
-        self.cache = (x.shape, cols)
+        threads.in_parts(N, samples, out.size + KH * KW * C * N * Ho * Wv)
+        self.cache = x
         return out
 
     def backward(self, dout):
-        x_shape, cols = self.cache
-        N, F, Ho, Wo = dout.shape
+        x = self.cache
+        N, C, H, W = x.shape
+        _, F, Ho, Wo = dout.shape
         KH, KW = self.kernel_hw
-        wide = cols.shape[1] // (N * Ho)
-        dwide = np.empty((F, N, Ho, wide), dout.dtype)
-        dx = np.empty(x_shape, dout.dtype) if self.input_grad else None
+        Wv = wide_width(W, self.kernel_hw, self.stride_hw, self.pad_hw)
+        dx = np.empty(x.shape, dout.dtype) if self.input_grad else None
+        W_rows = self.filter_rows()
 
         def samples(part):  # these samples' share of dW and db, and their dx
-            columns = slice(part.start * Ho * wide, part.stop * Ho * wide)
-            dwide[:, part, :, :Wo] = dout[part].transpose(1, 0, 2, 3)
-            dwide[:, part, :, Wo:] = 0  # the wrapped-around columns
-            D = dwide.reshape(F, -1)[:, columns]
-            if dx is not None:
-                dx[part] = col2im(self.filter_rows().T @ D, dx[part].shape, self.kernel_hw,
-                                  self.stride_hw, self.pad_hw)
-            return D @ cols[:, columns].T, D.sum(axis=1)  # (F, KH·KW·C), (F,)
+            dW_columns = np.zeros((KH * KW * C, F), dout.dtype)  # dWᵀ
+            db = np.zeros(F, dout.dtype)
+            for run in chunks(part, KH * KW * C * Ho * Wv * x.itemsize):
+                n = run.stop - run.start
+                cols = im2col(x[run], self.kernel_hw, self.stride_hw, self.pad_hw)
+                dwide = np.zeros((F, n, Ho, Wv), dout.dtype)  # zeros in the wrapped columns
+                dwide[..., :Wo] = dout[run].transpose(1, 0, 2, 3)
+                D = dwide.reshape(F, -1)
+                dW_columns += cols @ D.T
+                db += D.sum(axis=1)
+                if dx is not None:
+                    dx[run] = col2im(W_rows.T @ D, dx[run].shape, self.kernel_hw,
+                                     self.stride_hw, self.pad_hw)
+            return dW_columns, db
 
-        dW_rows, db = threads.summed_in_parts(N, samples, cols.size)
+        dW_columns, db = threads.summed_in_parts(N, samples, dout.size + KH * KW * C * N * Ho * Wv)
         self.grads = {
-            "W": np.ascontiguousarray(dW_rows.reshape(F, KH, KW, -1).transpose(0, 3, 1, 2)),
+            "W": np.ascontiguousarray(dW_columns.reshape(KH, KW, C, F).transpose(3, 2, 0, 1)),
             "b": db,
         }
         return dx

@@ -72,6 +72,12 @@ class BatchNorm(Layer):
         return (0,) if x.ndim == 2 else (0, 2, 3)
 
     @staticmethod
+    def _sum_of_products(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``Σ a·b`` per feature (over all axes but 1), without the product as an array."""
+        terms = "nc,nc->c" if a.ndim == 2 else "nchw,nchw->c"
+        return np.einsum(terms, a, b)
+
+    @staticmethod
     def _per_feature(v: np.ndarray, ndim: int) -> np.ndarray:
         """``(D,)`` reshaped to broadcast along axis 1 of an ``ndim`` array."""
         return v.reshape((1, -1) + (1,) * (ndim - 2))
@@ -84,11 +90,11 @@ class BatchNorm(Layer):
         if train:
             mean = x.mean(axis=axes, keepdims=True)
             centered = x - mean
-            squares = centered * centered
+            squares = self._sum_of_products(centered, centered)  # Σ(x − μ)²
             if self.sync is None:
-                var = squares.mean(axis=axes, keepdims=True)
+                var = self._per_feature(squares / m, x.ndim)
             else:  # the whole batch's statistics, from those of each part
-                m, mean, m2 = self.sync.moments(m, mean.reshape(-1), squares.sum(axis=axes))
+                m, mean, m2 = self.sync.moments(m, mean.reshape(-1), squares)
                 mean, var = self._per_feature(mean, x.ndim), self._per_feature(m2 / m, x.ndim)
                 centered = x - mean
             if m < 2:
@@ -102,9 +108,12 @@ class BatchNorm(Layer):
             var = self._per_feature(self.buffers["running_var"], x.ndim)
             centered = x - mean
         inv_std = 1.0 / np.sqrt(var + self.eps)
-        x_hat = centered * inv_std
+        x_hat = centered  # (x − μ)/σ, computed in place
+        x_hat *= inv_std
         self.cache = (x_hat, inv_std, train, m)
-        return gamma * x_hat + beta
+        out = x_hat * gamma
+        out += beta
+        return out
 
     def _update_running(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
         """Exponential moving averages, updated in place (the model holds these arrays)."""
@@ -117,13 +126,15 @@ class BatchNorm(Layer):
         x_hat, inv_std, train, m = self.cache
         axes = self._axes(dout)
         dbeta = dout.sum(axis=axes)
-        dgamma = (dout * x_hat).sum(axis=axes)
+        dgamma = self._sum_of_products(dout, x_hat)
         self.grads = {"gamma": dgamma, "beta": dbeta}
         scale = self._per_feature(self.params["gamma"], dout.ndim) * inv_std
         if not train:
             return scale * dout
         if self.sync is not None:
             dbeta, dgamma = self.sync.sums(dbeta, dgamma)
-        return (scale / m) * (m * dout
-                              - self._per_feature(dbeta, dout.ndim)
-                              - x_hat * self._per_feature(dgamma, dout.ndim))
+        # (scale/m)·(m·dout − dβ − x̂·dγ), as three passes over the batch
+        dx = dout * scale
+        dx -= x_hat * (scale / m * self._per_feature(dgamma, dout.ndim))
+        dx -= scale / m * self._per_feature(dbeta, dout.ndim)
+        return dx
