@@ -267,10 +267,12 @@ def test_gradcheck_on_a_batch_a_layer_refuses_exits_2_not_as_a_failed_check(tmp_
 
 
 def test_a_model_too_large_for_memory_exits_2_with_advice(tmp_path, monkeypatch):
-    def build_model(*args, **kwargs):
+    from dl_cli.nn.model import Model
+
+    def make_model(*args, **kwargs):
         raise MemoryError("Unable to allocate 23.8 GiB for an array with shape (64, 100000000)")
 
-    monkeypatch.setattr(training, "build_model", build_model)
+    monkeypatch.setattr(Model, "__init__", make_model)
     path = write(tmp_path, [{"type": "affine", "units": 3}])
     for command in (["summary", str(path)], ["train", str(path), "-q"]):
         result = runner.invoke(app, command, terminal_width=300)
