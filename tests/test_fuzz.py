@@ -164,12 +164,18 @@ def mutate(tree, path, action, value):
     return tree
 
 
-def check_config(data) -> None:
-    cfg = FUZZ_BASE
+def mutated(data, tree):
+    """``tree`` mutated one to three times: a node replaced by a plausible or odd value,
+    removed, or given an unexpected key."""
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
-        path = data.draw(st.sampled_from([p for p in paths_in(cfg) if p]), label="path")
+        path = data.draw(st.sampled_from([p for p in paths_in(tree) if p]), label="path")
         action = data.draw(st.sampled_from(["replace", "remove", "add"]), label="action")
-        cfg = mutate(cfg, path, action, data.draw(st.one_of(PLAUSIBLE, ODD_VALUES), label="value"))
+        tree = mutate(tree, path, action, data.draw(st.one_of(PLAUSIBLE, ODD_VALUES), label="value"))
+    return tree
+
+
+def check_config(data) -> None:
+    cfg = mutated(data, FUZZ_BASE)
     with tempfile.TemporaryDirectory() as folder, inside(folder):
         Path("cfg.yaml").write_text(yaml.safe_dump(cfg))
         clean(dl("train", "cfg.yaml", "-q"), allowed=(0, 2, 3))
@@ -190,11 +196,7 @@ SPEC = {"name": "fuzz", "method": "random", "trials": 3, "seed": 0, "metric": "v
 
 
 def check_sweep_spec(data) -> None:
-    spec = SPEC
-    for _ in range(data.draw(st.integers(1, 3), label="mutations")):
-        path = data.draw(st.sampled_from([p for p in paths_in(spec) if p]), label="path")
-        action = data.draw(st.sampled_from(["replace", "remove", "add"]), label="action")
-        spec = mutate(spec, path, action, data.draw(st.one_of(PLAUSIBLE, ODD_VALUES), label="value"))
+    spec = mutated(data, SPEC)
     with tempfile.TemporaryDirectory() as folder, inside(folder):
         Path("base.yaml").write_text(yaml.safe_dump(FUZZ_BASE))
         Path("sweep.yaml").write_text(yaml.safe_dump({"base": "base.yaml", **spec}))
