@@ -365,24 +365,30 @@ def interrupt_at(monkeypatch):
     return interrupting
 
 
+def observing_each(cls, monkeypatch):
+    """``with observing(observer): ...``: every ``cls`` made inside the block calls
+    ``observer(instance, event, payload)`` for each of its events (``cls.observers``)."""
+    @contextmanager
+    def observing(observer):
+        made = cls.__init__
+
+        def init(instance, *args, **kwargs):
+            made(instance, *args, **kwargs)
+            instance.observers.append(functools.partial(observer, instance))
+
+        with monkeypatch.context() as patch:
+            patch.setattr(cls, "__init__", init)
+            yield
+    return observing
+
+
 @pytest.fixture
 def observe_solvers(monkeypatch):
     """``with observe_solvers(observer): ...``: every Solver made inside the block (by ``dl
     train``, ``training.train``, a fold, an in-process trial) calls ``observer(solver, event,
     payload)`` for each of its events (see ``dl_cli.solver``); an observer may
     ``solver.request_stop()``, as a Ctrl-C."""
-    @contextmanager
-    def observing(observer):
-        made = Solver.__init__
-
-        def init(solver, *args, **kwargs):
-            made(solver, *args, **kwargs)
-            solver.observers.append(functools.partial(observer, solver))
-
-        with monkeypatch.context() as patch:
-            patch.setattr(Solver, "__init__", init)
-            yield
-    return observing
+    return observing_each(Solver, monkeypatch)
 
 
 @pytest.fixture
@@ -390,18 +396,7 @@ def observe_sweeps(monkeypatch):
     """``with observe_sweeps(observer): ...``: every SweepRunner made inside the block (by
     ``dl sweep``) calls ``observer(sweep_runner, event, payload)`` for each of its events (see
     ``dl_cli.sweep.runner``); an observer may ``sweep_runner.request_stop()``, as a Ctrl-C."""
-    @contextmanager
-    def observing(observer):
-        made = SweepRunner.__init__
-
-        def init(runner, *args, **kwargs):
-            made(runner, *args, **kwargs)
-            runner.observers.append(functools.partial(observer, runner))
-
-        with monkeypatch.context() as patch:
-            patch.setattr(SweepRunner, "__init__", init)
-            yield
-    return observing
+    return observing_each(SweepRunner, monkeypatch)
 
 
 def assert_all_passed(checks, title=""):

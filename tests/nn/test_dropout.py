@@ -6,24 +6,17 @@ import pytest
 from dl_cli.registry import LAYERS
 
 
-def built(spec, in_shape, dtype=np.float64, seed=0):
-    layer = LAYERS.create(spec)
-    layer.configure(dtype, "xavier_normal")
-    out_shape = layer.build(in_shape, np.random.default_rng(seed))
-    return layer, out_shape
-
-
-def test_dropout_is_identity_at_eval():
-    layer, _ = built({"type": "dropout", "drop_rate": 0.5}, (10,))
+def test_dropout_is_identity_at_eval(build_layer):
+    layer, _ = build_layer({"type": "dropout", "drop_rate": 0.5}, (10,))
     x = np.random.default_rng(0).standard_normal((4, 10))
     np.testing.assert_array_equal(layer.forward(x, train=False), x)
     dout = np.random.default_rng(1).standard_normal((4, 10))
     np.testing.assert_array_equal(layer.backward(dout), dout)
 
 
-def test_dropout_keeps_the_expected_activation_and_drops_the_right_fraction():
+def test_dropout_keeps_the_expected_activation_and_drops_the_right_fraction(build_layer):
     drop_rate = 0.3
-    layer, _ = built({"type": "dropout", "drop_rate": drop_rate}, (500,))
+    layer, _ = build_layer({"type": "dropout", "drop_rate": drop_rate}, (500,))
     x = 2.0 + np.random.default_rng(0).standard_normal((200, 500))
     out = layer.forward(x, train=True)
     n = x.size
@@ -35,18 +28,18 @@ def test_dropout_keeps_the_expected_activation_and_drops_the_right_fraction():
     np.testing.assert_allclose(out[kept], x[kept] / (1 - drop_rate))
 
 
-def test_dropout_backward_uses_the_forward_mask():
-    layer, _ = built({"type": "dropout", "drop_rate": 0.5}, (50,))
+def test_dropout_backward_uses_the_forward_mask(build_layer):
+    layer, _ = build_layer({"type": "dropout", "drop_rate": 0.5}, (50,))
     x = np.random.default_rng(0).standard_normal((8, 50))
     out = layer.forward(x, train=True)
     dx = layer.backward(np.ones_like(x))
     np.testing.assert_allclose(dx * x, out)
 
 
-def test_dropout_masks_come_from_the_layer_generator():
+def test_dropout_masks_come_from_the_layer_generator(build_layer):
     global_state = np.random.get_state()
-    a, _ = built("dropout", (20,), seed=7)
-    b, _ = built("dropout", (20,), seed=7)
+    a, _ = build_layer("dropout", (20,), seed=7)
+    b, _ = build_layer("dropout", (20,), seed=7)
     x = np.ones((5, 20))
     first = a.forward(x)
     np.testing.assert_array_equal(first, b.forward(x))     # same seed, same masks
@@ -54,16 +47,16 @@ def test_dropout_masks_come_from_the_layer_generator():
     assert np.random.get_state()[1].tolist() == global_state[1].tolist()
 
 
-def test_dropout_keeps_float32():
-    layer, _ = built("dropout", (30,), dtype=np.float32)
+def test_dropout_keeps_float32(build_layer):
+    layer, _ = build_layer("dropout", (30,), dtype=np.float32)
     x = np.ones((4, 30), dtype=np.float32)
     out = layer.forward(x, train=True)
     assert out.dtype == np.float32 and layer.cache.dtype == np.float32
     assert layer.backward(np.ones_like(x)).dtype == np.float32
 
 
-def test_dropout_gradient_check_replays_the_mask(assert_gradients_match):
-    layer, _ = built({"type": "dropout", "drop_rate": 0.4}, (3, 4))
+def test_dropout_gradient_check_replays_the_mask(assert_gradients_match, build_layer):
+    layer, _ = build_layer({"type": "dropout", "drop_rate": 0.4}, (3, 4))
     assert_gradients_match(layer, np.random.default_rng(0).standard_normal((5, 3, 4)))
 
 

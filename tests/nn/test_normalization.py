@@ -8,15 +8,8 @@ from dl_cli.nn import ShapeError
 from dl_cli.registry import LAYERS
 
 
-def built(spec, in_shape, dtype=np.float64, seed=0):
-    layer = LAYERS.create(spec)
-    layer.configure(dtype, "xavier_normal")
-    out_shape = layer.build(in_shape, np.random.default_rng(seed))
-    return layer, out_shape
-
-
-def test_batchnorm_params_buffers_and_decay():
-    layer, out_shape = built("batchnorm", (3, 4, 5))
+def test_batchnorm_params_buffers_and_decay(build_layer):
+    layer, out_shape = build_layer("batchnorm", (3, 4, 5))
     assert out_shape == (3, 4, 5)
     np.testing.assert_array_equal(layer.params["gamma"], np.ones(3))
     np.testing.assert_array_equal(layer.params["beta"], np.zeros(3))
@@ -25,8 +18,8 @@ def test_batchnorm_params_buffers_and_decay():
     assert layer.decay == set()
 
 
-def test_batchnorm_train_output_is_standardized_per_feature():
-    layer, _ = built("batchnorm", (3,))
+def test_batchnorm_train_output_is_standardized_per_feature(build_layer):
+    layer, _ = build_layer("batchnorm", (3,))
     layer.params["gamma"][:] = [2.0, 0.5, 1.5]
     layer.params["beta"][:] = [1.0, -1.0, 0.0]
     x = np.random.default_rng(0).normal([5, -3, 0.1], [3, 0.2, 10], size=(64, 3))
@@ -35,8 +28,8 @@ def test_batchnorm_train_output_is_standardized_per_feature():
     np.testing.assert_allclose(x_hat.std(axis=0), 1, rtol=1e-3)  # eps shrinks it slightly
 
 
-def test_batchnorm_running_update_uses_momentum_and_unbiased_variance():
-    layer, _ = built({"type": "batchnorm", "momentum": 0.75}, (4,))
+def test_batchnorm_running_update_uses_momentum_and_unbiased_variance(build_layer):
+    layer, _ = build_layer({"type": "batchnorm", "momentum": 0.75}, (4,))
     x = np.random.default_rng(0).standard_normal((6, 4))
     layer.forward(x, train=True)
     np.testing.assert_allclose(layer.buffers["running_mean"], 0.25 * x.mean(axis=0))
@@ -44,9 +37,9 @@ def test_batchnorm_running_update_uses_momentum_and_unbiased_variance():
                                0.75 + 0.25 * x.var(axis=0, ddof=1))
 
 
-def test_batchnorm_running_statistics_converge_to_the_data():
+def test_batchnorm_running_statistics_converge_to_the_data(build_layer):
     mean, std = np.array([1.0, -2.0, 3.0]), np.array([0.5, 2.0, 1.0])
-    layer, _ = built("batchnorm", (3,))
+    layer, _ = build_layer("batchnorm", (3,))
     rng = np.random.default_rng(0)
     for _ in range(300):
         layer.forward(rng.normal(mean, std, size=(64, 3)), train=True)
@@ -55,8 +48,8 @@ def test_batchnorm_running_statistics_converge_to_the_data():
     np.testing.assert_allclose(layer.buffers["running_var"], std**2, rtol=0.15)
 
 
-def test_batchnorm_eval_uses_running_statistics_and_changes_nothing():
-    layer, _ = built("batchnorm", (2, 3, 3))
+def test_batchnorm_eval_uses_running_statistics_and_changes_nothing(build_layer):
+    layer, _ = build_layer("batchnorm", (2, 3, 3))
     layer.buffers["running_mean"][:] = [1.0, -1.0]
     layer.buffers["running_var"][:] = [4.0, 0.25]
     layer.params["gamma"][:] = [3.0, 1.0]
@@ -74,8 +67,8 @@ def test_batchnorm_eval_uses_running_statistics_and_changes_nothing():
     np.testing.assert_array_equal(layer.buffers["running_var"], [4.0, 0.25])
 
 
-def test_batchnorm_eval_backward_matches_centered_differences():
-    layer, _ = built("batchnorm", (3,))
+def test_batchnorm_eval_backward_matches_centered_differences(build_layer):
+    layer, _ = build_layer("batchnorm", (3,))
     layer.forward(np.random.default_rng(0).normal(2, 3, size=(8, 3)), train=True)
     x = np.random.default_rng(1).standard_normal((4, 3))
     upstream = np.random.default_rng(2).standard_normal((4, 3))
@@ -86,12 +79,12 @@ def test_batchnorm_eval_backward_matches_centered_differences():
     assert gradcheck.rel_error(dx, numeric) < 1e-6
 
 
-def test_spatial_batchnorm_equals_batchnorm_on_channels_as_features():
+def test_spatial_batchnorm_equals_batchnorm_on_channels_as_features(build_layer):
     rng = np.random.default_rng(0)
     x = rng.normal(1.0, 2.0, size=(4, 3, 2, 5))
     dout = rng.standard_normal(x.shape)
-    spatial, _ = built("batchnorm", (3, 2, 5))
-    flat, _ = built("batchnorm", (3,))
+    spatial, _ = build_layer("batchnorm", (3, 2, 5))
+    flat, _ = build_layer("batchnorm", (3,))
     for layer in (spatial, flat):
         layer.params["gamma"][:] = [1.5, -0.5, 2.0]
         layer.params["beta"][:] = [0.1, 0.2, 0.3]
@@ -109,15 +102,15 @@ def test_spatial_batchnorm_equals_batchnorm_on_channels_as_features():
 
 
 @pytest.mark.parametrize("in_shape", [(5,), (3, 4, 4)])
-def test_batchnorm_gradients_match_centered_differences(in_shape, assert_gradients_match):
-    layer, _ = built("batchnorm", in_shape)
+def test_batchnorm_gradients_match_centered_differences(in_shape, assert_gradients_match, build_layer):
+    layer, _ = build_layer("batchnorm", in_shape)
     layer.params["gamma"][:] = np.random.default_rng(1).normal(1, 0.5, in_shape[0])
     layer.params["beta"][:] = np.random.default_rng(2).standard_normal(in_shape[0])
     assert_gradients_match(layer, np.random.default_rng(0).normal(1, 2, (6, *in_shape)))
 
 
-def test_batchnorm_keeps_float32():
-    layer, _ = built("batchnorm", (2, 3, 3), dtype=np.float32)
+def test_batchnorm_keeps_float32(build_layer):
+    layer, _ = build_layer("batchnorm", (2, 3, 3), dtype=np.float32)
     x = np.random.default_rng(0).standard_normal((4, 2, 3, 3)).astype(np.float32)
     assert layer.forward(x, train=True).dtype == np.float32
     assert layer.forward(x, train=False).dtype == np.float32
@@ -125,17 +118,17 @@ def test_batchnorm_keeps_float32():
     assert layer.buffers["running_var"].dtype == np.float32
 
 
-def test_batchnorm_needs_two_values_per_feature_to_train():
-    layer, _ = built("batchnorm", (3,))
+def test_batchnorm_needs_two_values_per_feature_to_train(build_layer):
+    layer, _ = build_layer("batchnorm", (3,))
     with pytest.raises(ValueError, match="at least 2 values"):
         layer.forward(np.ones((1, 3)), train=True)
     assert layer.forward(np.ones((1, 3)), train=False).shape == (1, 3)
 
 
-def test_batchnorm_rejects_bad_options_and_shapes():
+def test_batchnorm_rejects_bad_options_and_shapes(build_layer):
     with pytest.raises(ValueError, match="momentum"):
         LAYERS.create({"type": "batchnorm", "momentum": 1.5})
     with pytest.raises(ValueError, match="eps"):
         LAYERS.create({"type": "batchnorm", "eps": 0})
     with pytest.raises(ShapeError, match=r"\(7, 3\)"):
-        built("batchnorm", (7, 3))
+        build_layer("batchnorm", (7, 3))
