@@ -71,3 +71,12 @@ class EpochLines:
         seconds, self.clock = record["time"] - self.clock, record["time"]
         best = self.solver.best_epoch == record["epoch"]
         self.say(epoch_line(record, self.solver.cfg.epochs, seconds, best))
+
+
+def batch_bar(total: int, done: int, epoch: int, epochs: int):
+    """The bar of epoch ``epoch`` of ``epochs`` on a terminal: ``done`` of its ``total``
+    batches trained (tqdm, gone once the epoch ends)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, leave=False, desc=f"epoch {epoch}/{epochs}",
+                unit="batch")

@@ -34,10 +34,10 @@ optimizer, the checkpoints and the run folder are the same whichever it is.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -50,6 +50,7 @@ from .metrics import resolve_monitor, run_task, scored
 from .nn import ShapeError
 from .nn.model import Model
 from .optim import clip_grad_norm, clip_grad_value, global_norm
+from .progress import batch_bar
 from .runs import Run
 from .schema import CheckpointConfig, TrainConfig
 from .stopping import Diverged, Interrupted, improves, signal_name, stop_requests
@@ -114,15 +115,10 @@ class Solver:
         self._last_saved = -math.inf
         self._bar = None  # the batch bar of the epoch being trained, on a terminal
 
-    @contextmanager
     def computing(self):
         """Where steps run: a convolutional model's layers cut the batch into one part per
         BLAS thread, BLAS itself on one thread; other models leave the threads to BLAS."""
-        if self.parts is None:
-            yield
-            return
-        with threads.computing_on(self.parts):
-            yield
+        return threads.computing_on(self.parts) if self.parts else contextlib.nullcontext()
 
     def request_stop(self, signum: int = signal.SIGINT) -> None:
         """Ask training to stop after the current iteration, as SIGINT or SIGTERM does: it
@@ -402,9 +398,5 @@ class Solver:
             self._bar = None
 
     def _progress_bar(self):
-        if not self.progress:
-            return None
-        from tqdm import tqdm
-
-        return tqdm(total=self.iters_per_epoch, initial=self.iteration, leave=False,
-                    desc=f"epoch {self.epoch + 1}/{self.cfg.epochs}", unit="batch")
+        return (batch_bar(self.iters_per_epoch, self.iteration, self.epoch + 1, self.cfg.epochs)
+                if self.progress else None)
