@@ -4,8 +4,11 @@ im2col copies every receptive field of the input into one column of a matrix, so
 whole convolution is one matrix product with the flattened filters; col2im is its
 adjoint and carries the column gradients back to the pixels they came from.
 
-Columns are laid out ``(KH·KW·C, N·Ho·Wv)``: rows over the kernel offset ``(u, v)`` and
-then the channel, columns over the sample, the output row and ``Wv`` output columns.
+Columns are laid out sample first, ``(N, KH·KW·C, Ho·Wv)``: for each sample, rows over
+the kernel offset ``(u, v)`` and then the channel, columns over the output row and
+``Wv`` output columns. The products are then stacks of one product per sample
+(``np.matmul`` runs BLAS on each), and their results come out in the layout of the
+images, ``(N, F, Ho·Wv)``: no transposed copy on the way in or out.
 With stride 1, ``Wv`` is the padded width ``Wp`` rather than ``Wo``: the fields of
 output row i at kernel offset ``(u, v)`` are then one contiguous run of the flattened
 padded image, starting at ``(i + u)·Wp + v``, and so are those of a whole image, so
@@ -96,19 +99,19 @@ def wide_width(W: int, kernel: Pair, stride: Pair, pad: Pair) -> int:
     return (W + 2 * PW - KW) // SW + 1
 
 
-def flat_padded(C: int, N: int, H: int, W: int, kernel: Pair, pad: Pair, dtype) -> np.ndarray:
-    """Zeros ``(C, N, Hp·Wp + KW − 1)``: room for padded images, channel first and
-    flattened, and for the last field's run, which reads ``KW − 1`` values past the end."""
+def flat_padded(N: int, C: int, H: int, W: int, kernel: Pair, pad: Pair, dtype) -> np.ndarray:
+    """Zeros ``(N, C, Hp·Wp + KW − 1)``: room for padded images, flattened, and for the
+    last field's run, which reads ``KW − 1`` values past the end."""
     (_, KW), (PH, PW) = kernel, pad
-    return np.zeros((C, N, (H + 2 * PH) * (W + 2 * PW) + KW - 1), dtype)
+    return np.zeros((N, C, (H + 2 * PH) * (W + 2 * PW) + KW - 1), dtype)
 
 
 def image_of(flat: np.ndarray, H: int, W: int, pad: Pair) -> np.ndarray:
-    """The ``(C, N, H, W)`` view of the unpadded images inside a ``flat_padded`` array."""
-    C, N, _ = flat.shape
+    """The ``(N, C, H, W)`` view of the unpadded images inside a ``flat_padded`` array."""
+    N, C, _ = flat.shape
     PH, PW = pad
     Hp, Wp = H + 2 * PH, W + 2 * PW
-    return flat[:, :, :Hp * Wp].reshape(C, N, Hp, Wp)[:, :, PH:PH + H, PW:PW + W]
+    return flat[:, :, :Hp * Wp].reshape(N, C, Hp, Wp)[:, :, PH:PH + H, PW:PW + W]
 
 
 def run_starts(kernel: Pair, Wp: int) -> list[int]:
@@ -119,37 +122,37 @@ def run_starts(kernel: Pair, Wp: int) -> list[int]:
 
 
 def im2col(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair) -> np.ndarray:
-    """Every receptive field of x ``(N, C, H, W)`` as a column: ``(KH·KW·C, N·Ho·Wv)``.
+    """Every receptive field of x ``(N, C, H, W)`` as a column: ``(N, KH·KW·C, Ho·Wv)``.
 
     Rows run over ``(u, v, c)`` (kernel row, kernel column, channel), columns over
-    ``(n, i, j)`` (sample, output row, output column up to ``Wv``; see the module doc).
+    ``(i, j)`` (output row, output column up to ``Wv``; see the module doc).
     """
     (KH, KW), (SH, _), (PH, _) = kernel, stride, pad
     N, C, H, W = x.shape
     Ho, Wv = (H + 2 * PH - KH) // SH + 1, wide_width(W, kernel, stride, pad)
-    cols = np.empty((KH * KW * C, N * Ho * Wv), x.dtype)
-    fill_columns(x, kernel, stride, pad, cols.reshape(KH, KW, C, N, Ho, Wv))
+    cols = np.empty((N, KH * KW * C, Ho * Wv), x.dtype)
+    fill_columns(x, kernel, stride, pad, cols.reshape(N, KH, KW, C, Ho, Wv))
     return cols
 
 
 def fill_columns(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair,
                  fields: np.ndarray) -> None:
-    """im2col of x into ``fields``, its matrix seen as ``(KH, KW, C, N, Ho, Wv)``."""
+    """im2col of x into ``fields``, its columns seen as ``(N, KH, KW, C, Ho, Wv)``."""
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x.shape
     if stride == (1, 1):
-        flat = flat_padded(C, N, H, W, kernel, pad, x.dtype)
-        image_of(flat, H, W, pad)[...] = x.transpose(1, 0, 2, 3)
-        _, _, _, _, Ho, Wp = fields.shape
+        flat = flat_padded(N, C, H, W, kernel, pad, x.dtype)
+        image_of(flat, H, W, pad)[...] = x
+        Ho, Wp = fields.shape[-2:]
         for k, start in enumerate(run_starts(kernel, Wp)):
-            fields[k // KW, k % KW] = flat[:, :, start:start + Ho * Wp].reshape(C, N, Ho, Wp)
+            fields[:, k // KW, k % KW] = flat[:, :, start:start + Ho * Wp].reshape(N, C, Ho, Wp)
         return
     if PH or PW:
         padded = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
         padded[:, :, PH:PH + H, PW:PW + W] = x
         x = padded
     windows = sliding_window_view(x, (KH, KW), axis=(2, 3))  # (N, C, Hp−KH+1, Wp−KW+1, KH, KW)
-    fields[...] = windows[:, :, ::SH, ::SW].transpose(4, 5, 1, 0, 2, 3)  # from (N, C, Ho, Wo, KH, KW)
+    fields[...] = windows[:, :, ::SH, ::SW].transpose(0, 4, 5, 1, 2, 3)  # from (N, C, Ho, Wo, KH, KW)
 
 
 def chunks(part: slice, per_sample: int, target: int = CHUNK_BYTES) -> list[slice]:
@@ -166,28 +169,36 @@ def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pa
 
     One pass per kernel offset ``(u, v)``: with stride 1 the entries of that offset are
     added as one run per image of the flattened padded images; otherwise they form a
-    strided slice of the padded input. The sum is accumulated channel first, the
-    layout of the columns, and returned as its ``(N, C, H, W)`` view: the caller copies
-    it once, into the input gradient.
+    strided slice of the padded input. Returns the ``(N, C, H, W)`` view of the sum
+    inside the padded images: the caller copies it once, into the input gradient.
     """
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x_shape
     if stride == (1, 1):
-        dflat = flat_padded(C, N, H, W, kernel, pad, dcols.dtype)
-        by_offset = dcols.reshape(KH * KW, C, N, -1)
+        dflat = flat_padded(N, C, H, W, kernel, pad, dcols.dtype)
+        by_offset = dcols.reshape(N, KH * KW, C, -1)
         length = by_offset.shape[3]
         for k, start in enumerate(run_starts(kernel, W + 2 * PW)):
-            dflat[:, :, start:start + length] += by_offset[k]
-        dx = image_of(dflat, H, W, pad)
-    else:
-        Ho, Wo = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
-        dcols = dcols.reshape(KH, KW, C, N, Ho, Wo)
-        dpadded = np.zeros((C, N, H + 2 * PH, W + 2 * PW), dtype=dcols.dtype)
-        for u in range(KH):
-            for v in range(KW):
-                dpadded[:, :, u:u + SH * Ho:SH, v:v + SW * Wo:SW] += dcols[u, v]
-        dx = dpadded[:, :, PH:PH + H, PW:PW + W]
-    return dx.transpose(1, 0, 2, 3)
+            dflat[:, :, start:start + length] += by_offset[:, k]
+        return image_of(dflat, H, W, pad)
+    Ho, Wo = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
+    dcols = dcols.reshape(N, KH, KW, C, Ho, Wo)
+    dpadded = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dcols.dtype)
+    for u in range(KH):
+        for v in range(KW):
+            dpadded[:, :, u:u + SH * Ho:SH, v:v + SW * Wo:SW] += dcols[:, u, v]
+    return dpadded[:, :, PH:PH + H, PW:PW + W]
+
+
+def wide_rows(dout: np.ndarray, Wv: int) -> np.ndarray:
+    """An output gradient ``(N, F, Ho, Wo)`` as the products' ``(N, F, Ho·Wv)``, with
+    zeros in the ``Wv − Wo`` wrapped columns of each row (a view when there are none)."""
+    N, F, Ho, Wo = dout.shape
+    if Wv == Wo:
+        return dout.reshape(N, F, Ho * Wo)
+    wide = np.zeros((N, F, Ho, Wv), dout.dtype)
+    wide[..., :Wo] = dout
+    return wide.reshape(N, F, Ho * Wv)
 
 
 @LAYERS.register("conv2d")
@@ -202,10 +213,10 @@ class Conv2D(Layer):
 
     Forward: ``out[n, f, i, j] = b[f] + Σ_{c,u,v} W[f, c, u, v]·xpad[n, c, S·i + u, S·j + v]``,
     computed as ``filter_rows() @ cols`` with ``cols = im2col(x)``.
-    Backward, with ``dout`` as ``D (F, N·Ho·Wv)`` (zeros in the extra columns):
-    ``dW = D @ colsᵀ`` (the input correlated with the output gradient; computed as its
-    transpose ``cols @ Dᵀ``, ``(KH·KW·C, F)``, which OpenBLAS runs faster: the same
-    product with the long sum over the columns, but the wide matrix first),
+    Backward, with ``dout`` as ``D (N, F, Ho·Wv)`` (zeros in the extra columns):
+    ``dW = Σ_n D_n @ cols_nᵀ`` (the input correlated with the output gradient; computed
+    as its transpose ``cols_n @ D_nᵀ``, ``(KH·KW·C, F)``, which OpenBLAS runs faster: the
+    same product with the long sum over the columns, but the wide matrix first),
     ``db = Σ_{n,i,j} dout``, and ``dx = col2im(Wᵀ @ D)``, which is the full convolution
     of dout with the 180°-rotated kernel (skipped, and None returned, with
     ``input_grad = False``, which a model sets on its first layer).
@@ -291,10 +302,10 @@ class Conv2D(Layer):
         def samples(part):
             for run in chunks(part, KH * KW * C * Ho * Wv * x.itemsize):
                 cols = im2col(x[run], self.kernel_hw, self.stride_hw, self.pad_hw)
-                product = W_rows @ cols
+                product = np.matmul(W_rows, cols)  # (n, F, Ho·Wv)
                 product += b
                 n = run.stop - run.start
-                np.copyto(out[run], product.reshape(F, n, Ho, Wv)[..., :Wo].transpose(1, 0, 2, 3))
+                np.copyto(out[run], product.reshape(n, F, Ho, Wv)[..., :Wo])
 
         threads.in_parts(N, samples, out.size + KH * KW * C * N * Ho * Wv)
         self.cache = x
@@ -313,15 +324,12 @@ class Conv2D(Layer):
             dW_columns = np.zeros((KH * KW * C, F), dout.dtype)  # dWᵀ
             db = np.zeros(F, dout.dtype)
             for run in chunks(part, KH * KW * C * Ho * Wv * x.itemsize):
-                n = run.stop - run.start
                 cols = im2col(x[run], self.kernel_hw, self.stride_hw, self.pad_hw)
-                dwide = np.zeros((F, n, Ho, Wv), dout.dtype)  # zeros in the wrapped columns
-                dwide[..., :Wo] = dout[run].transpose(1, 0, 2, 3)
-                D = dwide.reshape(F, -1)
-                dW_columns += cols @ D.T
-                db += D.sum(axis=1)
+                D = wide_rows(dout[run], Wv)
+                dW_columns += np.matmul(cols, D.transpose(0, 2, 1)).sum(axis=0)
+                db += D.sum(axis=(0, 2))
                 if dx is not None:
-                    dx[run] = col2im(W_rows.T @ D, dx[run].shape, self.kernel_hw,
+                    dx[run] = col2im(np.matmul(W_rows.T, D), dx[run].shape, self.kernel_hw,
                                      self.stride_hw, self.pad_hw)
             return dW_columns, db
 

@@ -19,7 +19,7 @@ import numpy as np
 from .. import threads
 from ..checks import positive_int
 from ..registry import LAYERS
-from .conv import Pair, as_pair, col2im, im2col, image_shape, wide_width
+from .conv import Pair, as_pair, col2im, im2col, image_shape, wide_rows, wide_width
 from .layer import Example, Layer, ShapeError
 
 
@@ -107,23 +107,15 @@ class Conv2DTranspose(Layer):
         C = self.params["W"].shape[0]
         return self.params["W"].transpose(0, 2, 3, 1).reshape(C, -1)
 
-    def wide_input(self, x: np.ndarray, out_hw: Pair) -> np.ndarray:
-        """x as ``(C, N·H·Wv)``: conv2d's output layout for an input of ``out_hw``,
-        zeros in the ``Wv − W`` wide columns of each row (stride 1)."""
-        N, C, H, W = x.shape
-        Wv = wide_width(out_hw[1], self.kernel_hw, self.stride_hw, self.pad_hw)
-        wide = np.zeros((C, N, H, Wv), x.dtype) if Wv != W else np.empty((C, N, H, W), x.dtype)
-        wide[..., :W] = x.transpose(1, 0, 2, 3)
-        return wide.reshape(C, -1)
-
     def forward(self, x, train=True):
         N, _, H, W = x.shape
         out_hw = self.output_hw(H, W)
         out = np.empty((N, self.filters, *out_hw), dtype=np.result_type(x, self.params["W"]))
+        Wv = wide_width(out_hw[1], self.kernel_hw, self.stride_hw, self.pad_hw)
 
         def samples(part):
             n = part.stop - part.start
-            cols = self.filter_rows().T @ self.wide_input(x[part], out_hw)
+            cols = np.matmul(self.filter_rows().T, wide_rows(x[part], Wv))  # (n, KH·KW·F, H·Wv)
             out[part] = col2im(cols, (n, self.filters, *out_hw), self.kernel_hw,
                                self.stride_hw, self.pad_hw)
             out[part] += self.params["b"][:, None, None]
@@ -137,14 +129,17 @@ class Conv2DTranspose(Layer):
         N, C, H, W = x.shape
         dx = np.empty(x.shape, dout.dtype) if self.input_grad else None
 
+        Wv = wide_width(dout.shape[3], self.kernel_hw, self.stride_hw, self.pad_hw)
+
         def samples(part):  # these samples' share of dW and db, and their dx
             cols = im2col(dout[part], self.kernel_hw, self.stride_hw, self.pad_hw)
             if dx is not None:
                 n = part.stop - part.start
-                wide = (self.filter_rows() @ cols).reshape(C, n, H, -1)  # (C, n, H, Wv)
-                dx[part] = wide[..., :W].transpose(1, 0, 2, 3)
-            X = self.wide_input(x[part], dout.shape[2:])
-            return X @ cols.T, dout[part].sum(axis=(0, 2, 3))  # (C, KH·KW·F), (F,)
+                wide = np.matmul(self.filter_rows(), cols).reshape(n, C, H, Wv)
+                dx[part] = wide[..., :W]
+            X = wide_rows(x[part], Wv)  # (n, C, H·Wv)
+            dW_rows = np.matmul(X, cols.transpose(0, 2, 1)).sum(axis=0)  # (C, KH·KW·F)
+            return dW_rows, dout[part].sum(axis=(0, 2, 3))
 
         KH, KW = self.kernel_hw
         dW_rows, db = threads.summed_in_parts(N, samples, dout.size * KH * KW)
