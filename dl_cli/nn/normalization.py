@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import threads
 from ..checks import FRACTION, number, require
 from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
@@ -33,6 +34,12 @@ class BatchNorm(Layer):
     (the mean and variance depend on every x, hence the two correction terms).
     Backward (eval): μ and σ are constants, so ``dx = γ/σ · dout``.
     γ and β are not under weight decay.
+
+    Computed in passes over the batch, each of them on the parts of the batch at once
+    inside ``threads.computing_on`` (``threads.in_parts``; the parts' sums are added):
+    ``Σx``; ``x − μ`` with ``Σ(x − μ)²``; ``out = (γ/σ)·(x − μ) + β``. The cache holds
+    ``x − μ`` and ``1/σ`` rather than ``x̂``: backward takes ``Σ dout·x̂`` as
+    ``Σ dout·(x − μ) / σ``, scaled once per feature, and saves forward a pass.
 
     Synchronized statistics (data-parallel training, ``distributed.batchnorm_sync``): when
     a batch is cut into parts computed apart, ``sync`` joins the parts' statistics, so
@@ -83,20 +90,24 @@ class BatchNorm(Layer):
         return v.reshape((1, -1) + (1,) * (ndim - 2))
 
     def forward(self, x, train=True):
-        axes = self._axes(x)
+        axes, N = self._axes(x), len(x)
         m = x.size // x.shape[1]
-        gamma = self._per_feature(self.params["gamma"], x.ndim)
-        beta = self._per_feature(self.params["beta"], x.ndim)
+        centered = np.empty_like(x)  # x − μ, kept for backward
+
+        def center(part):  # writes x − μ for these samples; their share of Σ(x − μ)²
+            np.subtract(x[part], mean, out=centered[part])
+            return self._sum_of_products(centered[part], centered[part])
+
         if train:
-            mean = x.mean(axis=axes, keepdims=True)
-            centered = x - mean
-            squares = self._sum_of_products(centered, centered)  # Σ(x − μ)²
+            total, = threads.summed_in_parts(N, lambda part: (x[part].sum(axis=axes),), x.size)
+            mean = self._per_feature(total / m, x.ndim)
+            squares, = threads.summed_in_parts(N, lambda part: (center(part),), x.size)  # Σ(x − μ)²
             if self.sync is None:
                 var = self._per_feature(squares / m, x.ndim)
             else:  # the whole batch's statistics, from those of each part
                 m, mean, m2 = self.sync.moments(m, mean.reshape(-1), squares)
                 mean, var = self._per_feature(mean, x.ndim), self._per_feature(m2 / m, x.ndim)
-                centered = x - mean
+                threads.in_parts(N, center, x.size)
             if m < 2:
                 raise ValueError(
                     "batchnorm needs at least 2 values per feature in training mode "
@@ -106,13 +117,18 @@ class BatchNorm(Layer):
         else:
             mean = self._per_feature(self.buffers["running_mean"], x.ndim)
             var = self._per_feature(self.buffers["running_var"], x.ndim)
-            centered = x - mean
+            threads.in_parts(N, center, x.size)
         inv_std = 1.0 / np.sqrt(var + self.eps)
-        x_hat = centered  # (x − μ)/σ, computed in place
-        x_hat *= inv_std
-        self.cache = (x_hat, inv_std, train, m)
-        out = x_hat * gamma
-        out += beta
+        self.cache = (centered, inv_std, train, m)
+        scale = self._per_feature(self.params["gamma"], x.ndim) * inv_std
+        beta = self._per_feature(self.params["beta"], x.ndim)
+        out = np.empty_like(centered)
+
+        def normalize(part):  # γ·x̂ + β = (γ/σ)·(x − μ) + β
+            np.multiply(centered[part], scale, out=out[part])
+            out[part] += beta
+
+        threads.in_parts(N, normalize, x.size)
         return out
 
     def _update_running(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
@@ -123,18 +139,28 @@ class BatchNorm(Layer):
             running += (1 - self.momentum) * batch_value.astype(running.dtype, copy=False)
 
     def backward(self, dout):
-        x_hat, inv_std, train, m = self.cache
-        axes = self._axes(dout)
-        dbeta = dout.sum(axis=axes)
-        dgamma = self._sum_of_products(dout, x_hat)
+        centered, inv_std, train, m = self.cache
+        axes, N = self._axes(dout), len(dout)
+        per_feature = lambda v: self._per_feature(v, dout.ndim)  # noqa: E731
+        dbeta, dgamma = threads.summed_in_parts(
+            N, lambda part: (dout[part].sum(axis=axes),
+                             self._sum_of_products(dout[part], centered[part])), dout.size)
+        dgamma *= inv_std.reshape(-1)  # Σ dout·x̂ = Σ dout·(x − μ) / σ
         self.grads = {"gamma": dgamma, "beta": dbeta}
-        scale = self._per_feature(self.params["gamma"], dout.ndim) * inv_std
+        scale = per_feature(self.params["gamma"]) * inv_std
         if not train:
             return scale * dout
         if self.sync is not None:
             dbeta, dgamma = self.sync.sums(dbeta, dgamma)
-        # (scale/m)·(m·dout − dβ − x̂·dγ), as three passes over the batch
-        dx = dout * scale
-        dx -= x_hat * (scale / m * self._per_feature(dgamma, dout.ndim))
-        dx -= scale / m * self._per_feature(dbeta, dout.ndim)
+        dx = np.empty_like(dout)
+        # (scale/m)·(m·dout − dβ − x̂·dγ), with x̂ = (x − μ)/σ
+        centered_factor = scale / m * per_feature(dgamma) * inv_std
+        shift = scale / m * per_feature(dbeta)
+
+        def samples(part):
+            np.multiply(dout[part], scale, out=dx[part])
+            dx[part] -= centered[part] * centered_factor
+            dx[part] -= shift
+
+        threads.in_parts(N, samples, dout.size)
         return dx
