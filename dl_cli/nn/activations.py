@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import threads
 from ..checks import check_float
 from ..registry import LAYERS
 from .layer import Example, Layer
@@ -26,17 +27,28 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 @LAYERS.register("relu")
 class ReLU(Layer):
     """``max(0, x) = x·[x > 0]``; derivative ``[x > 0]``: 1 where x > 0, else 0 (dead
-    units learn nothing). Caches the boolean mask ``[x > 0]``."""
+    units learn nothing). Caches the boolean mask ``[x > 0]``. Inside
+    ``threads.computing_on`` the parts of a batch are done on threads: in convolutional
+    models its maps are as large as a convolution's output."""
 
     examples = (Example("relu", (6,)), Example("relu", (2, 3, 3)))
 
     def forward(self, x, train=True):
-        mask = x > 0
+        out, mask = np.empty_like(x), np.empty(x.shape, bool)
+
+        def samples(part):
+            np.greater(x[part], 0, out=mask[part])
+            np.multiply(x[part], mask[part], out=out[part])
+
+        threads.in_parts(len(x), samples, x.size)
         self.cache = mask
-        return x * mask
+        return out
 
     def backward(self, dout):
-        return dout * self.cache
+        mask, dx = self.cache, np.empty_like(dout)
+        threads.in_parts(len(dout), lambda part: np.multiply(dout[part], mask[part], out=dx[part]),
+                         dout.size)
+        return dx
 
 
 @LAYERS.register("leaky_relu")

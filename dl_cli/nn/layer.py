@@ -63,7 +63,7 @@ class Layer:
     batchnorm's gamma/beta). A layer whose elementwise work weighs as much as its
     products (conv2d) sets ``wants_batch_parts``: a model holding it trains inside
     ``threads.computing_on``, where the layers that call ``threads.in_parts`` (conv2d,
-    maxpool) cut each batch into parts on threads.
+    conv2d_transpose, maxpool, relu, batchnorm) cut each batch into parts on threads.
     """
 
     registered_name = "layer"
