@@ -9,7 +9,8 @@ upsample. With conv2d's filters ``W (F_c, C_c, KH, KW)`` as a matrix ``A`` (conv
 
 so its forward is conv2d's input gradient, ``col2im(Wᵀ-rows @ x)``, and its input
 gradient is conv2d's forward, ``W-rows @ im2col(dout)``. The columns use conv2d's layout
-(see ``conv.py``), wide rows and all, so both directions are one matrix product each.
+(see ``conv.py``), sample first and wide rows and all, so both directions are one
+matrix product per sample each.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ class Conv2DTranspose(Layer):
     ``kernel``, ``stride``, ``pad`` and ``output_padding`` are an int or a pair.
 
     Forward: ``out = col2im(rowsᵀ @ X) + b`` with ``rows`` the filters as
-    ``(C, KH·KW·F)`` and X the input as ``(C, N·H·Wv)`` (zeros in the wide columns).
-    Backward, with ``cols = im2col(dout)``: ``dx = rows @ cols`` (conv2d's forward of
-    dout with the same filters), ``dW = X @ colsᵀ``, ``db = Σ_{n,i,j} dout``.
+    ``(C, KH·KW·F)`` and X the input as ``(N, C, H·Wv)`` (zeros in the wide columns,
+    ``conv.wide_rows``). Backward, with ``cols = im2col(dout)``: ``dx = rows @ cols``
+    (conv2d's forward of dout with the same filters), ``dW = Σ_n X_n @ cols_nᵀ``,
+    ``db = Σ_{n,i,j} dout``.
     Parameters ``C·F·KH·KW + F``; multiply-adds ``H·W·C·F·KH·KW`` per sample.
     Reference: ``reference.conv_transpose_forward``, the scatter above as plain loops.
 
