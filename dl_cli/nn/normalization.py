@@ -153,14 +153,16 @@ class BatchNorm(Layer):
         if self.sync is not None:
             dbeta, dgamma = self.sync.sums(dbeta, dgamma)
         dx = np.empty_like(dout)
-        # (scale/m)·(m·dout − dβ − x̂·dγ), with x̂ = (x − μ)/σ
-        centered_factor = scale / m * per_feature(dgamma) * inv_std
-        shift = scale / m * per_feature(dbeta)
+        # scale·(dout − dβ/m − x̂·dγ/m), with x̂ = (x − μ)/σ: four passes, no temporary
+        per_centered = per_feature(dgamma) * inv_std / m  # x̂·dγ/m = (x − μ)·dγ/(m·σ)
+        mean_grad = per_feature(dbeta) / m
 
         def samples(part):
-            np.multiply(dout[part], scale, out=dx[part])
-            dx[part] -= centered[part] * centered_factor
-            dx[part] -= shift
+            grad = dx[part]
+            np.multiply(centered[part], -per_centered, out=grad)
+            grad += dout[part]
+            grad -= mean_grad
+            grad *= scale
 
         threads.in_parts(N, samples, dout.size)
         return dx
