@@ -133,7 +133,8 @@ def main(argv=None) -> None:
                 ms = median_ms(layer_step(conv, x), args.repeat)
             total_ms, total_flops = total_ms + ms, total_flops + flops
             rate = flops / ms / 1e6
-            print(f"  {label + ', dl (N, KH·KW·C, Ho·Wp)':50s} {ms:7.2f} ms  {rate:4.0f} GFLOP/s "
+            layout = f"dl (N, KH·KW·C, Ho·{'Wp' if conv.wide_columns(in_shape[0]) else 'Wo'})"
+            print(f"  {label + ', ' + layout:50s} {ms:7.2f} ms  {rate:4.0f} GFLOP/s "
                   f"{100 * rate / peak:3.0f}% of peak")
             for layout, step in [("channel first", channel_first_step(x, W, b, input_grad)),
                                  ("rows", rows_step(x, W, b, input_grad))]:

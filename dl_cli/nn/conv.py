@@ -15,7 +15,8 @@ padded image, starting at ``(i + u)·Wp + v``, and so are those of a whole image
 im2col copies and col2im adds runs of ``Ho·Wp`` values, one block of rows per offset.
 The ``Wp − Wo`` extra columns of each row read pixels that wrap around into the next
 row: their outputs are dropped and their gradients are zero. Other strides use
-``Wv = Wo`` and strided windows. The channel-first layout ``(C·KH·KW, N·Ho·Wo)`` would
+``Wv = Wo`` and strided windows, and so does stride 1 on a thin input, whose receptive
+fields hold fewer values than there are filters (``Conv2D.wide_columns``). The channel-first layout ``(C·KH·KW, N·Ho·Wo)`` would
 copy only ``Wo`` values at a time (``benchmarks/bench_conv.py`` times the layouts).
 """
 
@@ -91,10 +92,11 @@ def pad_option(pad) -> Pair | None:
                          f"same, got {pad!r}") from None
 
 
-def wide_width(W: int, kernel: Pair, stride: Pair, pad: Pair) -> int:
-    """``Wv``, the columns per output row in im2col's layout: ``Wp`` with stride 1, else ``Wo``."""
+def wide_width(W: int, kernel: Pair, stride: Pair, pad: Pair, wide: bool = True) -> int:
+    """``Wv``, the columns per output row in im2col's layout: ``Wp`` with stride 1 (unless
+    ``wide`` is False), else ``Wo``."""
     (_, KW), (_, SW), (_, PW) = kernel, stride, pad
-    if stride == (1, 1):
+    if stride == (1, 1) and wide:
         return W + 2 * PW
     return (W + 2 * PW - KW) // SW + 1
 
@@ -121,15 +123,17 @@ def run_starts(kernel: Pair, Wp: int) -> list[int]:
     return [u * Wp + v for u in range(KH) for v in range(KW)]
 
 
-def im2col(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair) -> np.ndarray:
+def im2col(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair,
+           wide: bool = True) -> np.ndarray:
     """Every receptive field of x ``(N, C, H, W)`` as a column: ``(N, KH·KW·C, Ho·Wv)``.
 
     Rows run over ``(u, v, c)`` (kernel row, kernel column, channel), columns over
-    ``(i, j)`` (output row, output column up to ``Wv``; see the module doc).
+    ``(i, j)`` (output row, output column up to ``Wv``; see the module doc, and
+    ``Conv2D.wide_columns`` for ``wide``).
     """
     (KH, KW), (SH, _), (PH, _) = kernel, stride, pad
     N, C, H, W = x.shape
-    Ho, Wv = (H + 2 * PH - KH) // SH + 1, wide_width(W, kernel, stride, pad)
+    Ho, Wv = (H + 2 * PH - KH) // SH + 1, wide_width(W, kernel, stride, pad, wide)
     cols = np.empty((N, KH * KW * C, Ho * Wv), x.dtype)
     fill_columns(x, kernel, stride, pad, cols.reshape(N, KH, KW, C, Ho, Wv))
     return cols
@@ -137,10 +141,11 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair) -> np.ndarray:
 
 def fill_columns(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair,
                  fields: np.ndarray) -> None:
-    """im2col of x into ``fields``, its columns seen as ``(N, KH, KW, C, Ho, Wv)``."""
+    """im2col of x into ``fields``, its columns seen as ``(N, KH, KW, C, Ho, Wv)``: runs of
+    the flattened padded images for wide columns, strided windows otherwise."""
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x.shape
-    if stride == (1, 1):
+    if stride == (1, 1) and fields.shape[-1] == W + 2 * PW:
         flat = flat_padded(N, C, H, W, kernel, pad, x.dtype)
         image_of(flat, H, W, pad)[...] = x
         Ho, Wp = fields.shape[-2:]
@@ -164,17 +169,18 @@ def chunks(part: slice, per_sample: int, target: int = CHUNK_BYTES) -> list[slic
 
 
 def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pair,
-           pad: Pair) -> np.ndarray:
+           pad: Pair, wide: bool = True) -> np.ndarray:
     """The adjoint of im2col: add each column entry onto the input pixel it was read from.
 
     One pass per kernel offset ``(u, v)``: with stride 1 the entries of that offset are
     added as one run per image of the flattened padded images; otherwise they form a
-    strided slice of the padded input. Returns the ``(N, C, H, W)`` view of the sum
+    strided slice of the padded input (and so with narrow columns, ``wide=False``).
+    Returns the ``(N, C, H, W)`` view of the sum
     inside the padded images: the caller copies it once, into the input gradient.
     """
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x_shape
-    if stride == (1, 1):
+    if stride == (1, 1) and wide:
         dflat = flat_padded(N, C, H, W, kernel, pad, dcols.dtype)
         by_offset = dcols.reshape(N, KH * KW, C, -1)
         length = by_offset.shape[3]
@@ -291,20 +297,40 @@ class Conv2D(Layer):
         """The filters as ``(F, KH·KW·C)``, columns in im2col's row order ``(u, v, c)``."""
         return self.params["W"].transpose(0, 2, 3, 1).reshape(self.filters, -1)
 
+    def wide_columns(self, C: int) -> bool:
+        """Whether im2col's columns are wide (``Wv = Wp``, stride 1) or narrow (``Wo``).
+
+        Wide columns let im2col and col2im copy whole runs of the padded images, at
+        the price of copying the product into the output (dropping the wrapped
+        columns) and the output gradient into the product's layout (adding them as
+        zeros): ``F`` values an output pixel, against im2col's ``KH·KW·C``. Narrow
+        columns copy rows of ``Wo`` values, but the product is the output and the
+        output gradient is read as it is. So a thin input, with fewer values in a
+        receptive field than filters (``KH·KW·C < F``: a first layer on 1 or 3
+        channels), takes narrow columns; stride 1 otherwise takes wide ones.
+        """
+        KH, KW = self.kernel_hw
+        return self.stride_hw == (1, 1) and KH * KW * C >= self.filters
+
     def forward(self, x, train=True):
         N, C, H, W = x.shape
         Ho, Wo = self.output_hw(H, W)
         F, (KH, KW) = self.filters, self.kernel_hw
-        Wv = wide_width(W, self.kernel_hw, self.stride_hw, self.pad_hw)
+        wide = self.wide_columns(C)
+        Wv = wide_width(W, self.kernel_hw, self.stride_hw, self.pad_hw, wide)
         out = np.empty((N, F, Ho, Wo), dtype=np.result_type(x, self.params["W"]))
         W_rows, b = self.filter_rows(), self.params["b"][:, None]
 
         def samples(part):
             for run in chunks(part, KH * KW * C * Ho * Wv * x.itemsize):
-                cols = im2col(x[run], self.kernel_hw, self.stride_hw, self.pad_hw)
+                cols = im2col(x[run], self.kernel_hw, self.stride_hw, self.pad_hw, wide)
+                n = run.stop - run.start
+                if Wv == Wo:  # the product is the output
+                    product = np.matmul(W_rows, cols, out=out[run].reshape(n, F, Ho * Wo))
+                    product += b
+                    continue
                 product = np.matmul(W_rows, cols)  # (n, F, Ho·Wv)
                 product += b
-                n = run.stop - run.start
                 np.copyto(out[run], product.reshape(n, F, Ho, Wv)[..., :Wo])
 
         threads.in_parts(N, samples, out.size + KH * KW * C * N * Ho * Wv)
@@ -316,7 +342,8 @@ class Conv2D(Layer):
         N, C, H, W = x.shape
         _, F, Ho, Wo = dout.shape
         KH, KW = self.kernel_hw
-        Wv = wide_width(W, self.kernel_hw, self.stride_hw, self.pad_hw)
+        wide = self.wide_columns(C)
+        Wv = wide_width(W, self.kernel_hw, self.stride_hw, self.pad_hw, wide)
         dx = np.empty(x.shape, dout.dtype) if self.input_grad else None
         W_rows = self.filter_rows()
 
@@ -324,13 +351,13 @@ class Conv2D(Layer):
             dW_columns = np.zeros((KH * KW * C, F), dout.dtype)  # dWᵀ
             db = np.zeros(F, dout.dtype)
             for run in chunks(part, KH * KW * C * Ho * Wv * x.itemsize):
-                cols = im2col(x[run], self.kernel_hw, self.stride_hw, self.pad_hw)
+                cols = im2col(x[run], self.kernel_hw, self.stride_hw, self.pad_hw, wide)
                 D = wide_rows(dout[run], Wv)
                 dW_columns += np.matmul(cols, D.transpose(0, 2, 1)).sum(axis=0)
                 db += D.sum(axis=(0, 2))
                 if dx is not None:
                     dx[run] = col2im(np.matmul(W_rows.T, D), dx[run].shape, self.kernel_hw,
-                                     self.stride_hw, self.pad_hw)
+                                     self.stride_hw, self.pad_hw, wide)
             return dW_columns, db
 
         dW_columns, db = threads.summed_in_parts(N, samples, dout.size + KH * KW * C * N * Ho * Wv)

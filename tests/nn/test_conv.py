@@ -58,14 +58,38 @@ def test_conv_backward_matches_the_reference(in_shape, kernel, stride, pad, buil
     np.testing.assert_allclose(layer.grads["b"], expected_db, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("wide", [True, False])
 @pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
-def test_col2im_is_the_adjoint_of_im2col(in_shape, kernel, stride, pad):
+def test_col2im_is_the_adjoint_of_im2col(in_shape, kernel, stride, pad, wide):
     kernel, stride, pad = as_pair("k", kernel, 1), as_pair("s", stride, 1), as_pair("p", pad, 0)
     rng = np.random.default_rng(6)
     x = rng.standard_normal((2, *in_shape))
-    cols = im2col(x, kernel, stride, pad)
+    cols = im2col(x, kernel, stride, pad, wide)
     c = rng.standard_normal(cols.shape)
-    assert np.vdot(cols, c) == pytest.approx(np.vdot(x, col2im(c, x.shape, kernel, stride, pad)))
+    dx = col2im(c, x.shape, kernel, stride, pad, wide)
+    assert np.vdot(cols, c) == pytest.approx(np.vdot(x, dx))
+
+
+@pytest.mark.parametrize("filters,wide", [(4, True), (12, False)])
+def test_thin_inputs_take_narrow_columns_with_the_same_results(filters, wide, build_layer):
+    """One channel and a 3×3 kernel: 9 values a receptive field, so 12 filters make the
+    columns narrow (``wide_columns``); the sums are the reference's either way."""
+    layer, _ = build_layer(conv_spec(3, 1, 1, filters=filters), (1, 5, 6))
+    assert layer.wide_columns(1) == wide
+    rng = np.random.default_rng(15)
+    layer.params["b"][:] = rng.standard_normal(filters)
+    x = rng.standard_normal((3, 1, 5, 6))
+    out = layer.forward(x)
+    np.testing.assert_allclose(out, reference.conv_forward(x, layer.params["W"],
+                                                           layer.params["b"], 1, 1),
+                               rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    expected_dx, expected_dW, expected_db = reference.conv_backward(
+        x, layer.params["W"], dout, 1, 1)
+    for got, expected in [(dx, expected_dx), (layer.grads["W"], expected_dW),
+                          (layer.grads["b"], expected_db)]:
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("in_shape,kernel,stride,pad", CONV_CASES)
