@@ -16,8 +16,9 @@ im2col copies and col2im adds runs of ``Ho·Wp`` values, one block of rows per o
 The ``Wp − Wo`` extra columns of each row read pixels that wrap around into the next
 row: their outputs are dropped and their gradients are zero. Other strides use
 ``Wv = Wo`` and strided windows, and so does stride 1 on a thin input, whose receptive
-fields hold fewer values than there are filters (``Conv2D.wide_columns``). The channel-first layout ``(C·KH·KW, N·Ho·Wo)`` would
-copy only ``Wo`` values at a time (``benchmarks/bench_conv.py`` times the layouts).
+fields hold fewer values than there are filters (``Conv2D.wide_columns``). The
+channel-first layout ``(C·KH·KW, N·Ho·Wo)`` would copy only ``Wo`` values at a time
+(``benchmarks/bench_conv.py`` times the layouts).
 """
 
 from __future__ import annotations
@@ -175,8 +176,8 @@ def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pa
     One pass per kernel offset ``(u, v)``: with stride 1 the entries of that offset are
     added as one run per image of the flattened padded images; otherwise they form a
     strided slice of the padded input (and so with narrow columns, ``wide=False``).
-    Returns the ``(N, C, H, W)`` view of the sum
-    inside the padded images: the caller copies it once, into the input gradient.
+    Returns the ``(N, C, H, W)`` view of the sum inside the padded images: the caller
+    copies it once, into the input gradient.
     """
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x_shape
@@ -325,13 +326,12 @@ class Conv2D(Layer):
             for run in chunks(part, KH * KW * C * Ho * Wv * x.itemsize):
                 cols = im2col(x[run], self.kernel_hw, self.stride_hw, self.pad_hw, wide)
                 n = run.stop - run.start
-                if Wv == Wo:  # the product is the output
-                    product = np.matmul(W_rows, cols, out=out[run].reshape(n, F, Ho * Wo))
-                    product += b
-                    continue
-                product = np.matmul(W_rows, cols)  # (n, F, Ho·Wv)
+                narrow = Wv == Wo  # the product is the output
+                product = np.matmul(W_rows, cols,  # (n, F, Ho·Wv)
+                                    out=out[run].reshape(n, F, Ho * Wo) if narrow else None)
                 product += b
-                np.copyto(out[run], product.reshape(n, F, Ho, Wv)[..., :Wo])
+                if not narrow:
+                    np.copyto(out[run], product.reshape(n, F, Ho, Wv)[..., :Wo])
 
         threads.in_parts(N, samples, out.size + KH * KW * C * N * Ho * Wv)
         self.cache = x

@@ -130,7 +130,6 @@ class Conv2DTranspose(Layer):
         x = self.cache
         N, C, H, W = x.shape
         dx = np.empty(x.shape, dout.dtype) if self.input_grad else None
-
         Wv = wide_width(dout.shape[3], self.kernel_hw, self.stride_hw, self.pad_hw)
 
         def samples(part):  # these samples' share of dW and db, and their dx
