@@ -14,6 +14,9 @@ Both follow one plan, so the time loop is the only Python loop:
   gradient ``da_t`` in one ``(T, N, G·H)`` array. BPTT sums each step's weight
   gradients, ``dWx = Σ_t x_tᵀ da_t`` and ``dWh = Σ_t h_{t−1}ᵀ da_t``; with the steps
   stacked into ``T·N`` rows each sum is one product, and so is ``dx = da Wxᵀ``.
+  The loop's product ``da_t Whᵀ`` reads a contiguous copy of ``Whᵀ``, made once per
+  call: OpenBLAS's SkylakeX kernels take a transposed right factor of this size at
+  1.5 times the time (``benchmarks/README.md``).
 
 ``initial_state="learned"`` adds parameters for the state before the first step (``h0``,
 and ``c0`` for the LSTM), shared by every sequence of the batch: its gradient is the sum
@@ -29,14 +32,6 @@ from ..registry import LAYERS
 from .layer import Example, Layer, ShapeError
 
 INITIAL_STATES = ("zero", "learned")
-
-
-def sigmoid_of_negated(z: np.ndarray) -> np.ndarray:
-    """``σ(a) = 1/(1 + e^(−a))`` in place, given ``z = −a``. A huge ``z`` overflows
-    ``e^z`` to inf and gives exactly 0 (callers silence the overflow warning)."""
-    np.exp(z, out=z)
-    z += 1
-    return np.reciprocal(z, out=z)
 
 
 class Recurrent(Layer):
@@ -188,7 +183,7 @@ class RNN(Recurrent):
 
     def backward(self, dout):
         x_rows, hs = self.cache
-        Wh = self.params["Wh"]
+        Wh_T = np.ascontiguousarray(self.params["Wh"].T)  # read every step: see the module doc
         steps = len(hs) - 1
         da = hs[1:] * hs[1:]
         np.subtract(1, da, out=da)  # tanh' = 1 − h_t² of every step; times dh_t in the loop
@@ -197,7 +192,7 @@ class RNN(Recurrent):
             self.add_gradient_from_above(dh, dout, t, steps)
             da[t] *= dh
             if t > 0 or self.initial_state == "learned":  # a zero h_0 needs no gradient
-                dh = da[t] @ Wh.T
+                dh = da[t] @ Wh_T
         return self.assign_grads(x_rows, hs[:-1], da, {"h0": dh})
 
 
@@ -233,10 +228,11 @@ class LSTM(Recurrent):
     early steps before the gates have learned anything (Gers et al., 2000; Jozefowicz
     et al., 2015).
 
-    Computed with one exponential per step for all four gates: the pre-activations are
-    negated (and the block input's doubled) through ``Wx``, ``Wh`` and ``b`` once per
-    call (``gate_scale``), so ``1/(1 + e^z)`` gives i, f, o and ``σ(2a_g)``, and
-    ``g = 2σ(2a_g) − 1 = tanh(a_g)`` (NumPy's float32 ``tanh`` costs more than ``exp``).
+    Computed with one ``tanh`` per step for all four gates: the pre-activations of i, f
+    and o are halved through ``Wx``, ``Wh`` and ``b`` once per call (``gate_scale``), so
+    one ``tanh`` of the ``(N, 4H)`` block gives g and ``tanh(a/2)`` for the others, and
+    ``σ(a) = (1 + tanh(a/2))/2`` (NumPy's float32 ``tanh`` costs half of ``1/(1 + e^−a)``,
+    an exponential, an addition and a reciprocal).
     Parameters ``4(D + H + 1)·H`` (+ 2H for h0, c0); multiply-adds ``4T·(D + H)·H``.
     Reference: ``reference.lstm_forward``, one sample and one step at a time, the gates
     by their definitions.
@@ -259,12 +255,12 @@ class LSTM(Recurrent):
         return b
 
     def gate_scale(self, dtype) -> np.ndarray:
-        """−1 on the columns of i, f, o and −2 on those of g: pre-activations times this
-        give every gate through one sigmoid of the negated value, ``tanh(a) = 2σ(2a) − 1``.
-        The subtraction costs relative precision where |a| is tiny: the block input g is
-        then exact to about one unit in the last place of 1 (6e-8 in float32), not of g."""
+        """½ on the columns of i, f, o and 1 on those of g: pre-activations times this give
+        every gate through one ``tanh``, with ``σ(a) = (1 + tanh(a/2))/2``. The addition
+        costs relative precision where σ is tiny: i, f and o are then exact to about one
+        unit in the last place of 1 (6e-8 in float32), not of the gate."""
         H = self.hidden
-        return np.repeat(np.array([-1, -1, -1, -2], dtype), H)
+        return np.repeat(np.array([0.5, 0.5, 0.5, 1], dtype), H)
 
     def forward(self, x, train=True):
         n, steps, _ = x.shape
@@ -277,27 +273,27 @@ class LSTM(Recurrent):
         tanh_cs = np.empty((steps, n, H), gates.dtype)
         product = np.empty((n, 4 * H), gates.dtype)
         block = np.empty((n, H), gates.dtype)
-        with np.errstate(over="ignore"):  # e^z = inf for huge z gives a gate of exactly 0
-            for t in range(steps):
-                gate = gates[t]
-                np.matmul(hs[t], Wh, out=product)
-                gate += product
-                sigmoid_of_negated(gate)  # i, f, o, and σ(2a) in the block input's place
-                i, f, o, g = gate[:, :H], gate[:, H:2 * H], gate[:, 2 * H:3 * H], gate[:, 3 * H:]
-                g *= 2
-                g -= 1
-                np.multiply(f, cs[t], out=cs[t + 1])
-                np.multiply(i, g, out=block)
-                cs[t + 1] += block
-                np.tanh(cs[t + 1], out=tanh_cs[t])
-                np.multiply(o, tanh_cs[t], out=hs[t + 1])
+        for t in range(steps):
+            gate = gates[t]
+            np.matmul(hs[t], Wh, out=product)
+            gate += product
+            np.tanh(gate, out=gate)  # tanh(a/2) in the places of i, f, o; g
+            sigmoids = gate[:, :3 * H]
+            sigmoids *= 0.5
+            sigmoids += 0.5
+            i, f, o, g = gate[:, :H], gate[:, H:2 * H], gate[:, 2 * H:3 * H], gate[:, 3 * H:]
+            np.multiply(f, cs[t], out=cs[t + 1])
+            np.multiply(i, g, out=block)
+            cs[t + 1] += block
+            np.tanh(cs[t + 1], out=tanh_cs[t])
+            np.multiply(o, tanh_cs[t], out=hs[t + 1])
         self.cache = (x_rows, hs, cs, gates, tanh_cs)
         return self.output(hs)
 
     def backward(self, dout):
         x_rows, hs, cs, gates, tanh_cs = self.cache
         steps, n, width = gates.shape
-        Wh = self.params["Wh"]
+        Wh_T = np.ascontiguousarray(self.params["Wh"].T)  # read every step: see the module doc
         by_gate = gates.reshape(steps, n, 4, self.hidden)
         i, f, o, g = (by_gate[:, :, k] for k in range(4))
         # Every factor of da that does not depend on the gradient, for all steps at once:
@@ -329,5 +325,5 @@ class LSTM(Recurrent):
             step[:, 3] *= dc
             dc *= f[t]
             if t > 0 or self.initial_state == "learned":  # zero initial states need no gradient
-                dh = da[t] @ Wh.T
+                dh = da[t] @ Wh_T
         return self.assign_grads(x_rows, hs[:-1], da, {"h0": dh, "c0": dc})
