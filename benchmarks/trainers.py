@@ -83,6 +83,14 @@ class DLTrainer(EpochTrainer):
         return float(np.mean(self.model.predict(test.X) == test.y))
 
 
+def dl_and_torch(layers: list, torch_module, X: np.ndarray, y: np.ndarray, optimizer: dict,
+                 batch_size: int) -> dict:
+    """A workload's ``dl`` and ``torch`` trainers, each built when the harness asks: the
+    same layers (``torch_module`` builds PyTorch's), data, optimizer and batch size."""
+    return {"dl": lambda: DLTrainer(layers, X, y, optimizer, batch_size),
+            "torch": lambda: TorchTrainer(torch_module, X, y, optimizer, batch_size)}
+
+
 class TorchTrainer(EpochTrainer):
     """PyTorch's usual loop: zero the gradients, forward, cross-entropy, backward, step.
 

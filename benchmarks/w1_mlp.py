@@ -12,7 +12,7 @@ timing does not depend on what the pixels show.
 from __future__ import annotations
 
 from . import harness
-from .trainers import DLTrainer, SklearnTrainer, TorchTrainer
+from .trainers import SklearnTrainer, dl_and_torch
 
 SAMPLES = {"full": 60_000, "tiny": 512}
 IN_SHAPE, HIDDEN, CLASSES = (784,), (512, 256), 10
@@ -41,11 +41,8 @@ def workload(size: str = "full", dtype: str = "float32") -> harness.Workload:
               + ("" if dtype == "float32" else f", {dtype}"),
         module=__name__, size=size, unit="s/epoch", dtype=dtype,
         flops=n * harness.training_flops(LAYERS, IN_SHAPE),
-        trainers={
-            "dl": lambda: DLTrainer(LAYERS, X, y, OPTIMIZER, BATCH),
-            "torch": lambda: TorchTrainer(torch_module, X, y, OPTIMIZER, BATCH),
-            "sklearn": lambda: SklearnTrainer(HIDDEN, X, y, OPTIMIZER, BATCH),
-        })
+        trainers={**dl_and_torch(LAYERS, torch_module, X, y, OPTIMIZER, BATCH),
+                  "sklearn": lambda: SklearnTrainer(HIDDEN, X, y, OPTIMIZER, BATCH)})
 
 
 if __name__ == "__main__":

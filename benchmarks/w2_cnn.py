@@ -12,7 +12,7 @@ Against PyTorch CPU (float32, or float64 in both with ``--dtype float64``). Synt
 from __future__ import annotations
 
 from . import harness
-from .trainers import DLTrainer, TorchTrainer
+from .trainers import dl_and_torch
 
 SAMPLES = {"full": 10_000, "tiny": 128}
 IN_SHAPE, CLASSES = (1, 28, 28), 10
@@ -41,10 +41,7 @@ def workload(size: str = "full", dtype: str = "float32") -> harness.Workload:
               + ("" if dtype == "float32" else f", {dtype}"),
         module=__name__, size=size, unit="s/epoch", dtype=dtype,
         flops=n * harness.training_flops(LAYERS, IN_SHAPE),
-        trainers={
-            "dl": lambda: DLTrainer(LAYERS, X, y, OPTIMIZER, BATCH),
-            "torch": lambda: TorchTrainer(torch_module, X, y, OPTIMIZER, BATCH),
-        })
+        trainers=dl_and_torch(LAYERS, torch_module, X, y, OPTIMIZER, BATCH))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ Against PyTorch CPU's ``nn.LSTM`` (float32). Synthetic sequences.
 from __future__ import annotations
 
 from . import harness
-from .trainers import DLTrainer, TorchTrainer
+from .trainers import dl_and_torch
 
 BATCHES = {"full": 16, "tiny": 2}
 STEPS, FEATURES, HIDDEN, CLASSES = 50, 64, 128, 10
@@ -46,10 +46,7 @@ def workload(size: str = "full") -> harness.Workload:
         title=f"LSTM T {STEPS}, D {FEATURES}, H {HIDDEN} → affine {CLASSES}, batch {BATCH}, SGD",
         module=__name__, size=size, unit="ms/batch", per_call=batches, scale=1000,
         flops=n * harness.training_flops(LAYERS, (STEPS, FEATURES)),
-        trainers={
-            "dl": lambda: DLTrainer(LAYERS, X, y, OPTIMIZER, BATCH),
-            "torch": lambda: TorchTrainer(torch_module, X, y, OPTIMIZER, BATCH),
-        })
+        trainers=dl_and_torch(LAYERS, torch_module, X, y, OPTIMIZER, BATCH))
 
 
 if __name__ == "__main__":

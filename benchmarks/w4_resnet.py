@@ -17,7 +17,7 @@ it). Synthetic images, one random centre per class plus noise.
 from __future__ import annotations
 
 from . import harness
-from .trainers import DLTrainer, TorchTrainer
+from .trainers import dl_and_torch
 
 SAMPLES = {"full": 10_000, "tiny": 256}
 IN_SHAPE, CLASSES = (3, 32, 32), 10
@@ -70,10 +70,7 @@ def workload(size: str = "full") -> harness.Workload:
               f"samples, SGD momentum",
         module=__name__, size=size, unit="s/epoch",
         flops=n * harness.training_flops(LAYERS, IN_SHAPE),
-        trainers={
-            "dl": lambda: DLTrainer(LAYERS, X, y, OPTIMIZER, BATCH),
-            "torch": lambda: TorchTrainer(torch_module, X, y, OPTIMIZER, BATCH),
-        })
+        trainers=dl_and_torch(LAYERS, torch_module, X, y, OPTIMIZER, BATCH))
 
 
 if __name__ == "__main__":

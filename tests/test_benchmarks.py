@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import digits_mlp, harness, w1_mlp, w2_cnn, w3_lstm, w4_resnet
+from benchmarks.trainers import DLTrainer
 from benchmarks.__main__ import MODULES
 
 TINY_ARGS = ["--size", "tiny", "--repeats", "1", "--no-memory", "--threads", "1"]
@@ -84,10 +85,9 @@ def test_digits_compares_test_accuracy_on_the_same_split(tiny_results):
 
 def test_dl_trains_through_the_solver_step_and_learns_the_synthetic_classes():
     X, y = harness.synthetic_classes(250, (20,), 3)
-    trainer = w1_mlp.DLTrainer([{"type": "affine", "units": 16}, "relu",
-                                {"type": "affine", "units": 3}], X, y,
-                               {"type": "sgd", "lr": 0.1}, batch_size=32, epochs=5,
-                               test=(X, y))
+    trainer = DLTrainer([{"type": "affine", "units": 16}, "relu",
+                         {"type": "affine", "units": 3}], X, y,
+                        {"type": "sgd", "lr": 0.1}, batch_size=32, epochs=5, test=(X, y))
     batches = []
     step = trainer.solver.step
     trainer.solver.step = lambda idx: batches.append(len(idx)) or step(idx)
