@@ -1,6 +1,6 @@
 """Fixtures shared by the tests: a small config and its file; a finished run, a run stopped
 midway, a text run and a finished sweep to read, or to copy and damage (with the tools to
-forge their files); a study of experiments/ on a small budget;
+forge their files); a study of experiments/ on a small budget; the memory a call allocates;
 Ctrl-C at a chosen moment of training or of a sweep; gradient checks of a layer in
 training mode through ``gradcheck``, and eval mode, which ``gradcheck.check_layer`` does
 not cover."""
@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import tracemalloc
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -240,6 +241,26 @@ def forge():
 
     write.npy = npy
     return write
+
+
+@pytest.fixture(scope="session")
+def traced_peak():
+    """``traced_peak(call, raises=None)``: what ``call()`` returns (or the exception of
+    type ``raises`` it must raise) and the most memory Python allocated meanwhile
+    (``tracemalloc``), as ``(result, peak bytes)``."""
+    def run(call, raises=None):
+        tracemalloc.start()
+        try:
+            if raises is None:
+                result = call()
+            else:
+                with pytest.raises(raises) as raised:
+                    call()
+                result = raised.value
+            return result, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    return run
 
 
 @pytest.fixture(scope="session")

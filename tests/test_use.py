@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -445,7 +444,8 @@ def test_predict_refuses_what_it_cannot_do(tmp_path, spiral_config):
     assert f"{text.path} is a character model: dl sample {text.path} --prime TEXT" in refused.output
 
 
-def test_a_huge_csv_is_streamed_in_batches_of_bounded_memory(tmp_path, spiral_config, tiny_config):
+def test_a_huge_csv_is_streamed_in_batches_of_bounded_memory(tmp_path, spiral_config, tiny_config,
+                                                             traced_peak):
     """40,000 rows, read 128 at a time, are predicted with less than 500 kB allocated at
     once (reading the rows whole takes 10 MB); the progress callback hears every byte."""
     run = dl.train(spiral_config(tmp_path, data={**tiny_config()["data"], "preprocess": []}))
@@ -467,12 +467,7 @@ def test_a_huge_csv_is_streamed_in_batches_of_bounded_memory(tmp_path, spiral_co
         heard[0] += amount
 
     batches = read_samples(path, run.inputs.shape, layout, rows=128, progress=hear)
-    tracemalloc.start()
-    try:
-        count = write_predictions(batches, run, Sink(), proba=True)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    count, peak = traced_peak(lambda: write_predictions(batches, run, Sink(), proba=True))
     assert count == len(rows)
     assert peak < 500_000, f"peak {peak:,} bytes"
     assert heard[0] == path.stat().st_size
