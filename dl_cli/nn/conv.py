@@ -9,12 +9,15 @@ the kernel offset ``(u, v)`` and then the channel, columns over the output row a
 ``Wv`` output columns. The products are then stacks of one product per sample
 (``np.matmul`` runs BLAS on each), and their results come out in the layout of the
 images, ``(N, F, Ho·Wv)``: no transposed copy on the way in or out.
-With stride 1, ``Wv`` is the padded width ``Wp`` rather than ``Wo``: the fields of
-output row i at kernel offset ``(u, v)`` are then one contiguous run of the flattened
-padded image, starting at ``(i + u)·Wp + v``, and so are those of a whole image, so
-im2col copies and col2im adds runs of ``Ho·Wp`` values, one block of rows per offset.
-The ``Wp − Wo`` extra columns of each row read pixels that wrap around into the next
-row: their outputs are dropped and their gradients are zero. Other strides use
+With stride 1, ``Wv`` is the row length ``Ws`` of the flattened padded image rather
+than ``Wo``: the fields of output row i at kernel offset ``(u, v)`` are then one
+contiguous run of it, starting at ``(i + u)·Ws + v``, and so are those of a whole image,
+so im2col copies and col2im adds runs of ``Ho·Ws`` values, one block of rows per
+offset. The ``Ws − Wo`` extra columns of each row read pixels that wrap around into
+the next row: their outputs are dropped and their gradients are zero. Rows share their
+padding: the ``PW`` zeros that end a padded row are the ones that start the next, so
+``Ws = W + PW`` rather than ``Wp = W + 2·PW`` (``row_length``), and a 3×3 kernel with
+pad 1 wastes one column a row instead of two. Other strides use
 ``Wv = Wo`` and strided windows, and so does stride 1 on a thin input, whose receptive
 fields hold fewer values than there are filters (``Conv2D.wide_columns``). The
 channel-first layout ``(C·KH·KW, N·Ho·Wo)`` would copy only ``Wo`` values at a time
@@ -93,35 +96,46 @@ def pad_option(pad) -> Pair | None:
                          f"same, got {pad!r}") from None
 
 
+def row_length(W: int, kernel: Pair, pad: Pair) -> int:
+    """``Ws``, the length of a row of the flattened padded images: ``W + PW``, each row's
+    ``PW`` left zeros serving as the right padding of the row before. A field that runs
+    past the end of its row reads the next row's first ``PW`` values, zeros, as the
+    padding it stands for. The ``Wo`` valid outputs fit in a row of ``Ws`` as long as the
+    kernel is wider than the pad (``KW > PW``); else rows are ``W + 2·PW``, unshared."""
+    (_, KW), (_, PW) = kernel, pad
+    return W + PW if KW > PW else W + 2 * PW
+
+
 def wide_width(W: int, kernel: Pair, stride: Pair, pad: Pair, wide: bool = True) -> int:
-    """``Wv``, the columns per output row in im2col's layout: ``Wp`` with stride 1 (unless
-    ``wide`` is False), else ``Wo``."""
+    """``Wv``, the columns per output row in im2col's layout: ``Ws`` (``row_length``) with
+    stride 1 (unless ``wide`` is False), else ``Wo``."""
     (_, KW), (_, SW), (_, PW) = kernel, stride, pad
     if stride == (1, 1) and wide:
-        return W + 2 * PW
+        return row_length(W, kernel, pad)
     return (W + 2 * PW - KW) // SW + 1
 
 
 def flat_padded(N: int, C: int, H: int, W: int, kernel: Pair, pad: Pair, dtype) -> np.ndarray:
-    """Zeros ``(N, C, Hp·Wp + KW − 1)``: room for padded images, flattened, and for the
-    last field's run, which reads ``KW − 1`` values past the end."""
-    (_, KW), (PH, PW) = kernel, pad
-    return np.zeros((N, C, (H + 2 * PH) * (W + 2 * PW) + KW - 1), dtype)
+    """Zeros ``(N, C, Hp·Ws + KW − 1)``: room for padded images, flattened in rows of
+    ``Ws`` (``row_length``), and for the last field's run, which reads ``KW − 1`` values
+    past the end."""
+    (_, KW), (PH, _) = kernel, pad
+    return np.zeros((N, C, (H + 2 * PH) * row_length(W, kernel, pad) + KW - 1), dtype)
 
 
-def image_of(flat: np.ndarray, H: int, W: int, pad: Pair) -> np.ndarray:
+def image_of(flat: np.ndarray, H: int, W: int, kernel: Pair, pad: Pair) -> np.ndarray:
     """The ``(N, C, H, W)`` view of the unpadded images inside a ``flat_padded`` array."""
     N, C, _ = flat.shape
     PH, PW = pad
-    Hp, Wp = H + 2 * PH, W + 2 * PW
-    return flat[:, :, :Hp * Wp].reshape(N, C, Hp, Wp)[:, :, PH:PH + H, PW:PW + W]
+    Hp, Ws = H + 2 * PH, row_length(W, kernel, pad)
+    return flat[:, :, :Hp * Ws].reshape(N, C, Hp, Ws)[:, :, PH:PH + H, PW:PW + W]
 
 
-def run_starts(kernel: Pair, Wp: int) -> list[int]:
-    """Where the run of kernel offset ``(u, v)`` starts in a flattened padded image,
-    offsets row by row."""
+def run_starts(kernel: Pair, Ws: int) -> list[int]:
+    """Where the run of kernel offset ``(u, v)`` starts in a flattened padded image with
+    rows of ``Ws``, offsets row by row."""
     KH, KW = kernel
-    return [u * Wp + v for u in range(KH) for v in range(KW)]
+    return [u * Ws + v for u in range(KH) for v in range(KW)]
 
 
 def im2col(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair,
@@ -146,12 +160,12 @@ def fill_columns(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair,
     the flattened padded images for wide columns, strided windows otherwise."""
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x.shape
-    if stride == (1, 1) and fields.shape[-1] == W + 2 * PW:
+    if stride == (1, 1) and fields.shape[-1] == row_length(W, kernel, pad):
         flat = flat_padded(N, C, H, W, kernel, pad, x.dtype)
-        image_of(flat, H, W, pad)[...] = x
-        Ho, Wp = fields.shape[-2:]
-        for k, start in enumerate(run_starts(kernel, Wp)):
-            fields[:, k // KW, k % KW] = flat[:, :, start:start + Ho * Wp].reshape(N, C, Ho, Wp)
+        image_of(flat, H, W, kernel, pad)[...] = x
+        Ho, Ws = fields.shape[-2:]
+        for k, start in enumerate(run_starts(kernel, Ws)):
+            fields[:, k // KW, k % KW] = flat[:, :, start:start + Ho * Ws].reshape(N, C, Ho, Ws)
         return
     if PH or PW:
         padded = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=x.dtype)
@@ -185,9 +199,9 @@ def col2im(dcols: np.ndarray, x_shape: tuple[int, ...], kernel: Pair, stride: Pa
         dflat = flat_padded(N, C, H, W, kernel, pad, dcols.dtype)
         by_offset = dcols.reshape(N, KH * KW, C, -1)
         length = by_offset.shape[3]
-        for k, start in enumerate(run_starts(kernel, W + 2 * PW)):
+        for k, start in enumerate(run_starts(kernel, row_length(W, kernel, pad))):
             dflat[:, :, start:start + length] += by_offset[:, k]
-        return image_of(dflat, H, W, pad)
+        return image_of(dflat, H, W, kernel, pad)
     Ho, Wo = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
     dcols = dcols.reshape(N, KH, KW, C, Ho, Wo)
     dpadded = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dcols.dtype)
@@ -299,7 +313,7 @@ class Conv2D(Layer):
         return self.params["W"].transpose(0, 2, 3, 1).reshape(self.filters, -1)
 
     def wide_columns(self, C: int) -> bool:
-        """Whether im2col's columns are wide (``Wv = Wp``, stride 1) or narrow (``Wo``).
+        """Whether im2col's columns are wide (``Wv = Ws``, stride 1) or narrow (``Wo``).
 
         Wide columns let im2col and col2im copy whole runs of the padded images, at
         the price of copying the product into the output (dropping the wrapped

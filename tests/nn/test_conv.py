@@ -10,10 +10,15 @@ from dl_cli.nn.model import Model
 from dl_cli.registry import LAYERS
 
 # (input shape C, H, W; kernel; stride; pad): non-square inputs, strides 1 and 2, pads,
-# 1×1 kernels, a kernel larger than the unpadded input, per-axis pairs, and strides that
-# leave the last rows or columns to no window (ResNet's k3 s2 p1 on an even size).
+# 1×1 kernels, a kernel larger than the unpadded input, per-axis pairs, strides that
+# leave the last rows or columns to no window (ResNet's k3 s2 p1 on an even size), and
+# at stride 1 rows that share their padding (k3 p1) or cannot (a pad as wide as the
+# kernel).
 CONV_CASES = [
     ((3, 5, 7), 3, 1, 0),
+    ((2, 5, 6), 3, 1, 1),
+    ((2, 4, 5), 1, 1, 1),
+    ((1, 5, 4), 2, 1, [1, 2]),
     ((3, 5, 7), 3, 2, 1),
     ((2, 6, 4), 1, 1, 0),
     ((2, 5, 7), 1, 2, 0),
@@ -68,6 +73,15 @@ def test_col2im_is_the_adjoint_of_im2col(in_shape, kernel, stride, pad, wide):
     c = rng.standard_normal(cols.shape)
     dx = col2im(c, x.shape, kernel, stride, pad, wide)
     assert np.vdot(cols, c) == pytest.approx(np.vdot(x, dx))
+
+
+@pytest.mark.parametrize("kernel,pad,row", [(3, 1, 7 + 1), (5, 2, 7 + 2), (1, 1, 7 + 2)])
+def test_rows_of_the_padded_images_share_their_padding(kernel, pad, row):
+    """With stride 1 the wide columns run over rows of W + P (the zeros that end a row
+    start the next), or W + 2P where the pad is as wide as the kernel."""
+    x = np.random.default_rng(3).standard_normal((1, 2, 4, 7))
+    cols = im2col(x, (kernel, kernel), (1, 1), (pad, pad))
+    assert cols.shape == (1, kernel * kernel * 2, (4 + 2 * pad - kernel + 1) * row)
 
 
 @pytest.mark.parametrize("filters,wide", [(4, True), (12, False)])
