@@ -11,7 +11,8 @@ for x, y in batches:
 The classes read top-down by increasing complexity: SGD, Momentum, Nesterov, Adagrad,
 RMSprop, Adam, AdamW. An optimizer keeps its state per parameter name (``"m/0.W"``: Adam's
 first moment of parameter ``0.W``), allocated on first use with the parameter's dtype, so
-float32 training stays float32. ``state_dict()`` holds only arrays (it goes into ``.npz``
+float32 training stays float32. The updates write their intermediate values into one
+work array per parameter, kept between steps (``work``), never into new arrays. ``state_dict()`` holds only arrays (it goes into ``.npz``
 checkpoints) and ``load_state_dict`` restores it exactly: training continues bit for bit.
 The learning rate each epoch comes from ``schedules.py``.
 """
@@ -43,6 +44,7 @@ class Optimizer:
         self.lr = self.base_lr
         self.t = 0
         self.state: dict[str, np.ndarray] = {}
+        self.work_arrays: dict[str, np.ndarray] = {}
 
     @property
     def lr(self) -> float:
@@ -70,6 +72,17 @@ class Optimizer:
         if key not in self.state:
             self.state[key] = np.zeros_like(w)
         return self.state[key]
+
+    def work(self, name: str, w: np.ndarray) -> np.ndarray:
+        """A work array shaped and typed like ``w``, the same one at every step: where an
+        update needs ``lr·g`` or ``g²``, it writes it here. Not state (its values do not
+        outlive the update, and it is not saved). A new array of a few MB every step
+        costs page faults: the system hands its memory back and forth, and the update of
+        W1's 784×512 float64 weights took three times as long that way
+        (``benchmarks/README.md``)."""
+        if name not in self.work_arrays:
+            self.work_arrays[name] = np.empty_like(w)
+        return self.work_arrays[name]
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the state arrays keyed ``"<slot>/<param>"``, and the step count ``"t"``."""
@@ -114,7 +127,7 @@ class SGD(Optimizer):
     """Gradient descent: ``w ← w − lr·g``."""
 
     def update(self, name, w, dw, decayed):
-        w -= self.lr * dw
+        w -= np.multiply(self.lr, dw, out=self.work(name, w))
 
 
 @OPTIMIZERS.register("momentum")
@@ -134,7 +147,7 @@ class Momentum(Optimizer):
     def update(self, name, w, dw, decayed):
         v = self.slot("velocity", name, w)
         v *= self.momentum
-        v -= self.lr * dw
+        v -= np.multiply(self.lr, dw, out=self.work(name, w))
         w += v
 
 
@@ -149,11 +162,11 @@ class Nesterov(Momentum):
 
     def update(self, name, w, dw, decayed):
         v = self.slot("velocity", name, w)
-        lr_dw = self.lr * dw
+        lr_dw = np.multiply(self.lr, dw, out=self.work(name, w))
         v *= self.momentum
         v -= lr_dw
-        w += self.momentum * v
         w -= lr_dw
+        w += np.multiply(self.momentum, v, out=lr_dw)
 
 
 @OPTIMIZERS.register("adagrad")
@@ -169,8 +182,8 @@ class Adagrad(Optimizer):
 
     def update(self, name, w, dw, decayed):
         s = self.slot("sum_sq", name, w)
-        s += dw * dw
-        w -= self.lr * dw / (np.sqrt(s) + self.eps)
+        s += np.multiply(dw, dw, out=self.work(name, w))
+        w -= scaled_step(self.lr, dw, s, self.eps, self.work(name, w))
 
 
 @OPTIMIZERS.register("rmsprop")
@@ -188,8 +201,10 @@ class RMSprop(Optimizer):
     def update(self, name, w, dw, decayed):
         s = self.slot("mean_sq", name, w)
         s *= self.decay_rate
-        s += (1 - self.decay_rate) * dw * dw
-        w -= self.lr * dw / (np.sqrt(s) + self.eps)
+        squared = np.multiply(dw, dw, out=self.work(name, w))
+        squared *= 1 - self.decay_rate
+        s += squared
+        w -= scaled_step(self.lr, dw, s, self.eps, self.work(name, w))
 
 
 @OPTIMIZERS.register("adam")
@@ -211,23 +226,24 @@ class Adam(Optimizer):
         self.eps = positive("eps", eps)
 
     def direction(self, name: str, w: np.ndarray, dw: np.ndarray) -> np.ndarray:
-        """Update the moments of ``name`` and return ``m̂/(√v̂ + ε)`` in a new array.
+        """Update the moments of ``name`` and return ``m̂/(√v̂ + ε)``, in the work array.
 
         With ``c₁ = 1 − β₁ᵗ`` and ``c₂ = 1 − β₂ᵗ`` it equals ``(√c₂/c₁)·m/(√v + ε√c₂)``:
         the corrections fold into two scalars, so m̂ and v̂ are never materialized.
         """
         m = self.slot("m", name, w)
         v = self.slot("v", name, w)
+        work = self.work(name, w)
         m *= self.beta1
-        m += (1 - self.beta1) * dw
+        m += np.multiply(1 - self.beta1, dw, out=work)
         v *= self.beta2
-        squared = dw * dw
+        squared = np.multiply(dw, dw, out=work)
         squared *= 1 - self.beta2
         v += squared
         root_c2 = math.sqrt(1 - self.beta2 ** self.t)
-        denominator = np.sqrt(v)
+        denominator = np.sqrt(v, out=work)
         denominator += self.eps * root_c2
-        step = np.divide(m, denominator, out=denominator)
+        step = np.divide(m, denominator, out=work)
         step *= root_c2 / (1 - self.beta1 ** self.t)
         return step
 
@@ -257,6 +273,16 @@ class AdamW(Adam):
             w *= 1 - self.lr * self.weight_decay
         step *= self.lr
         w -= step
+
+
+def scaled_step(lr: float, dw: np.ndarray, s: np.ndarray, eps: float,
+                work: np.ndarray) -> np.ndarray:
+    """``lr·g/(√s + ε)``, Adagrad's and RMSprop's step, computed in ``work``."""
+    step = np.sqrt(s, out=work)
+    step += eps
+    np.divide(dw, step, out=step)
+    step *= lr
+    return step
 
 
 # -- gradient clipping -----------------------------------------------------------------
