@@ -82,11 +82,17 @@ def kill_workers(proc: subprocess.Popen, folder: Path, moments: list[int], seed:
     rng, killed = random.Random(seed), []
     for moment in moments:
         wait_until(proc, folder, moment)
-        while not training(folder):
+        while True:
+            running = training(folder)
+            if running:
+                victim = rng.choice(running)
+                try:
+                    os.kill(victim, signal.SIGKILL)
+                    break
+                except ProcessLookupError:  # its trial ended since the look: choose again
+                    pass
             assert proc.poll() is None, proc.stdout.read()
             time.sleep(0.005)
-        victim = rng.choice(training(folder))
-        os.kill(victim, signal.SIGKILL)
         killed.append(victim)
     return killed
 
