@@ -4,19 +4,19 @@ NumPy runs an elementwise pass (a ufunc, a copy) on one core, while its BLAS run
 matrix product on all of its threads. Inside ``computing_on(n)``, BLAS is held to one
 thread and the layers whose elementwise work weighs as much as their products, or
 that are nothing but elementwise passes (conv2d's im2col, max pooling, ReLU,
-batchnorm), cut their batch into ``n`` parts instead, with
-``in_parts``: each part is done by a thread of its own, products and elementwise
-passes alike, since NumPy releases the GIL inside both. BLAS must stay on one thread
-meanwhile: after a product, its other threads keep spinning for more work for a while,
-on the very cores the parts need. The other layers compute on the whole batch: their
+batchnorm), cut their batch into ``n`` parts instead, with ``in_parts``: each part is
+done by a thread of its own, products and elementwise passes alike, since NumPy
+releases the GIL inside both. BLAS must stay on one thread meanwhile: after a product,
+its other threads keep spinning for more work for a while, on the very cores the parts
+need. The other layers compute on the whole batch: their
 products run on BLAS's threads outside ``computing_on`` and on one thread inside.
 
 The parts compute what the whole batch would, up to rounding: BLAS may sum the rows
 of a smaller block in another order, and the sums over the batch (weight and bias
 gradients, batchnorm's statistics) add the parts' partial sums in order
-(``summed_in_parts``). So results
-depend on ``n`` as they would on the number of BLAS threads, and on nothing else. Work
-under ``SMALL`` elements is not split: starting the parts would cost more than it saves.
+(``summed_in_parts``). So results depend on ``n`` as they would on the number of BLAS
+threads, and on nothing else. Work under ``SMALL`` elements is not split: starting the
+parts would cost more than it saves.
 
 How many threads make sense: no more than the cores this process may run on
 (``cores``), and never more than BLAS runs (``blas_most``): asked for more, BLAS

@@ -150,17 +150,17 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair,
     N, C, H, W = x.shape
     Ho, Wv = (H + 2 * PH - KH) // SH + 1, wide_width(W, kernel, stride, pad, wide)
     cols = np.empty((N, KH * KW * C, Ho * Wv), x.dtype)
-    fill_columns(x, kernel, stride, pad, cols.reshape(N, KH, KW, C, Ho, Wv))
+    fill_columns(x, kernel, stride, pad, cols.reshape(N, KH, KW, C, Ho, Wv), wide)
     return cols
 
 
 def fill_columns(x: np.ndarray, kernel: Pair, stride: Pair, pad: Pair,
-                 fields: np.ndarray) -> None:
+                 fields: np.ndarray, wide: bool) -> None:
     """im2col of x into ``fields``, its columns seen as ``(N, KH, KW, C, Ho, Wv)``: runs of
-    the flattened padded images for wide columns, strided windows otherwise."""
+    the flattened padded images for wide columns (stride 1), strided windows otherwise."""
     (KH, KW), (SH, SW), (PH, PW) = kernel, stride, pad
     N, C, H, W = x.shape
-    if stride == (1, 1) and fields.shape[-1] == row_length(W, kernel, pad):
+    if stride == (1, 1) and wide:
         flat = flat_padded(N, C, H, W, kernel, pad, x.dtype)
         image_of(flat, H, W, kernel, pad)[...] = x
         Ho, Ws = fields.shape[-2:]

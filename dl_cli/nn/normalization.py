@@ -141,21 +141,20 @@ class BatchNorm(Layer):
     def backward(self, dout):
         centered, inv_std, train, m = self.cache
         axes, N = self._axes(dout), len(dout)
-        per_feature = lambda v: self._per_feature(v, dout.ndim)  # noqa: E731
         dbeta, dgamma = threads.summed_in_parts(
             N, lambda part: (dout[part].sum(axis=axes),
                              self._sum_of_products(dout[part], centered[part])), dout.size)
         dgamma *= inv_std.reshape(-1)  # Σ dout·x̂ = Σ dout·(x − μ) / σ
         self.grads = {"gamma": dgamma, "beta": dbeta}
-        scale = per_feature(self.params["gamma"]) * inv_std
+        scale = self._per_feature(self.params["gamma"], dout.ndim) * inv_std
         if not train:
             return scale * dout
         if self.sync is not None:
             dbeta, dgamma = self.sync.sums(dbeta, dgamma)
         dx = np.empty_like(dout)
-        # scale·(dout − dβ/m − x̂·dγ/m), with x̂ = (x − μ)/σ: four passes, no temporary
-        per_centered = per_feature(dgamma) * inv_std / m  # x̂·dγ/m = (x − μ)·dγ/(m·σ)
-        mean_grad = per_feature(dbeta) / m
+        # scale·(dout − dβ/m − x̂·dγ/m) in four passes, no temporary: x̂·dγ/m = (x − μ)·dγ/(m·σ)
+        per_centered = self._per_feature(dgamma, dout.ndim) * inv_std / m
+        mean_grad = self._per_feature(dbeta, dout.ndim) / m
 
         def samples(part):
             grad = dx[part]
