@@ -16,9 +16,9 @@ from dl_cli.schema import TrainConfig
 from dl_cli.solver import Solver
 
 # (spec, input shape per sample): the layers that cut their batch, conv2d with stride 1
-# (wide columns, and narrow ones for a thin input) and 2, conv2d_transpose, maxpool with tiling and other windows, relu,
-# batchnorm over channels and over features; and affine, which computes on the whole
-# batch inside ``computing_on`` too
+# (wide columns, and narrow ones for a thin input) and 2, conv2d_transpose, maxpool
+# with tiling and other windows, relu, batchnorm over channels and over features; and
+# affine, which computes on the whole batch inside ``computing_on`` too
 SPLIT_LAYERS = [
     ({"type": "conv2d", "filters": 4, "kernel": 3, "pad": 1}, (3, 6, 7)),
     ({"type": "conv2d", "filters": 12, "kernel": 3, "pad": 1}, (1, 6, 7)),
