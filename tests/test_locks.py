@@ -129,7 +129,9 @@ def test_four_resumes_of_one_run_at_once_train_it_once(stopped_run, tmp_path, dl
     os.write(go_w, b"xxxx")
     os.close(go_w)
     codes = sorted(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children)
-    assert codes == [0, 2, 2, 2]
+    # one trains it; the others find it locked (2), or finished (0, nothing to do) when
+    # one of them starts only after the winner has ended: the metrics show one training
+    assert codes[0] == 0 and set(codes) <= {0, 2}
     lines = lambda run: [{k: v for k, v in json.loads(line).items() if k != "time"}
                          for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert lines(stopped_run) == lines(straight)
